@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
+    from p2pstack.host import Host
     from p2pstack.identity import Identity, PeerId, PublicKey
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RawConnection",
     "SecureConnection",
     "SecurityChannel",
+    "Service",
     "Transport",
 ]
 
@@ -245,3 +247,14 @@ class Muxer(Protocol):
     def new_connection(self, conn: SecureConnection, *, is_initiator: bool) -> MuxedConnection:
         """Wrap a secured connection. Does no I/O: the caller then runs ``run()``."""
         ...
+
+
+class Service(Protocol):
+    """A protocol service run by a host (ping, identify, kad, ...).
+
+    ``start`` is called once while the host starts, before it listens: register stream handlers
+    with ``host.set_stream_handler`` and start background tasks with ``host.start_soon``. The
+    host cancels those tasks when it closes.
+    """
+
+    async def start(self, host: Host) -> None: ...
