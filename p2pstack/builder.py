@@ -1,0 +1,84 @@
+"""``open_host``: assemble a host from transports, security channels, muxers and services.
+
+List order is preference: the first security channel and muxer are proposed first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from p2pstack.host import Host, HostConfig
+from p2pstack.identity import Identity
+from p2pstack.peerstore import Peerstore
+from p2pstack.upgrader import Upgrader
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport
+
+__all__ = ["open_host"]
+
+
+@asynccontextmanager
+async def open_host(
+    *,
+    transports: Sequence[Transport],
+    security: Sequence[SecurityChannel],
+    muxers: Sequence[Muxer],
+    identity: Identity | None = None,
+    services: Sequence[Service] = (),
+    listen: Sequence[Multiaddr | str] = (),
+    peerstore: Peerstore | None = None,
+    config: HostConfig | None = None,
+) -> AsyncIterator[Host]:
+    """Start a host; leaving the block closes every connection, listener and task.
+
+    Args:
+        transports: transports to dial and listen with (the first that handles an address wins).
+        security: security channels, most preferred first.
+        muxers: stream muxers, most preferred first.
+        identity: our key pair (a fresh Ed25519 one if omitted).
+        services: protocol services (``Ping()``, ``Identify()``, ...), started before listening.
+        listen: addresses to listen on (``/ip4/127.0.0.1/tcp/0``).
+        peerstore: a peerstore to share or pre-fill (a fresh one if omitted).
+        config: limits and timeouts.
+
+    Raises:
+        ValueError: an argument is invalid (no transport, no security channel, no muxer, a bad
+            listen address).
+        TransportError: a listen address could not be bound.
+
+    Example::
+
+        async with open_host(transports=[TcpTransport()], security=[Noise()],
+                             muxers=[Yamux()], services=[Ping()],
+                             listen=["/ip4/127.0.0.1/tcp/0"]) as host:
+            rtts = await host.service(Ping).ping(peer_id)
+    """
+    if not transports:
+        raise ValueError("open_host needs at least one transport")
+    config = config or HostConfig()
+    identity = identity or Identity.generate()
+    upgrader = Upgrader(identity, security, muxers, timeout=config.upgrade_timeout)
+    async with anyio.create_task_group() as tg:
+        host = Host(
+            identity=identity,
+            transports=transports,
+            upgrader=upgrader,
+            peerstore=peerstore or Peerstore(),
+            services=services,
+            config=config,
+            task_group=tg,
+        )
+        try:
+            await host._start(services, listen)
+            yield host
+        finally:
+            with anyio.CancelScope(shield=True):
+                await host._close()
+            tg.cancel_scope.cancel()

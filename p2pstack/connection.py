@@ -1,0 +1,173 @@
+"""Host-level connections and streams: a muxed connection bound to a peer, and a stream bound to
+the protocol multistream-select agreed on it
+(https://github.com/libp2p/specs/blob/master/connections/README.md#opening-new-streams-over-a-connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+
+from p2pstack.errors import P2PError
+from p2pstack.multistream import negotiate_outbound
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pstack.identity import PeerId, PublicKey
+    from p2pstack.interfaces import MuxedStream
+    from p2pstack.upgrader import UpgradedConnection
+
+__all__ = ["Connection", "Direction", "Stream"]
+
+Direction = Literal["inbound", "outbound"]
+
+
+class Stream:
+    """A negotiated stream to a peer: a ``ByteStream`` that also knows its protocol and can be
+    reset. Returned by ``Host.new_stream`` and handed to stream handlers."""
+
+    def __init__(
+        self, muxed: MuxedStream, protocol: str, connection: Connection, prefix: bytes = b""
+    ) -> None:
+        self._muxed = muxed
+        self._prefix = prefix
+        self.protocol = protocol
+        self.connection = connection
+
+    @property
+    def remote_peer(self) -> PeerId:
+        return self.connection.remote_peer
+
+    @property
+    def stream_id(self) -> int:
+        return self._muxed.stream_id
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Receive 1..max_bytes bytes. Raises ``anyio.EndOfStream`` at the end of the stream
+        and ``StreamReset`` if it was reset."""
+        if self._prefix:
+            data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
+            return data
+        return await self._muxed.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        """Send bytes; blocks under backpressure. Raises ``StreamReset`` if reset."""
+        await self._muxed.send(item)
+
+    async def send_eof(self) -> None:
+        """Half-close: the peer reads end of stream; we can still receive."""
+        await self._muxed.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the stream. Never raises."""
+        self.connection._forget(self)
+        await self._muxed.aclose()
+
+    async def reset(self) -> None:
+        """Abort the stream in both directions. Never raises."""
+        self.connection._forget(self)
+        await self._muxed.reset()
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.protocol} #{self.stream_id} to {self.remote_peer}>"
+
+
+class Connection:
+    """A secured, multiplexed connection to one peer, owned by a host."""
+
+    def __init__(
+        self, upgraded: UpgradedConnection, *, negotiate_timeout: float, opened_at: float
+    ) -> None:
+        self._secure = upgraded.secure
+        self._muxed = upgraded.muxed
+        self.direction: Direction = upgraded.direction
+        self.muxer_protocol = upgraded.muxer_protocol
+        self.security_protocol = upgraded.secure.security_protocol
+        self.opened_at = opened_at
+        self._negotiate_timeout = negotiate_timeout
+        self._streams: set[Stream] = set()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self.draining = False
+
+    @property
+    def remote_peer(self) -> PeerId:
+        return self._secure.remote_peer
+
+    @property
+    def local_peer(self) -> PeerId:
+        return self._secure.local_peer
+
+    @property
+    def remote_public_key(self) -> PublicKey:
+        return self._secure.remote_public_key
+
+    @property
+    def local_multiaddr(self) -> Multiaddr:
+        return self._secure.local_multiaddr
+
+    @property
+    def remote_multiaddr(self) -> Multiaddr:
+        return self._secure.remote_multiaddr
+
+    @property
+    def is_closed(self) -> bool:
+        return self._muxed.is_closed
+
+    @property
+    def streams(self) -> list[Stream]:
+        """The streams open on this connection."""
+        return list(self._streams)
+
+    async def new_stream(self, protocols: Sequence[str], *, timeout: float | None = None) -> Stream:
+        """Open a stream and negotiate the first of ``protocols`` the peer supports.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ProtocolNotSupported: the peer supports none of ``protocols``.
+            P2PTimeoutError: negotiation took longer than ``timeout`` (default: the host's).
+        """
+        muxed = await self._muxed.open_stream()
+        try:
+            proto, leftover = await negotiate_outbound(
+                muxed, protocols, timeout=self._negotiate_timeout if timeout is None else timeout
+            )
+        except (P2PError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            await muxed.reset()
+            raise
+        stream = Stream(muxed, proto, self, leftover)
+        self._track(stream)
+        return stream
+
+    async def aclose(self) -> None:
+        """Close the connection gracefully; its streams are reset. Never raises."""
+        await self._muxed.aclose()
+
+    async def wait_idle(self) -> None:
+        """Wait until no stream is open on this connection."""
+        await self._idle.wait()
+
+    def _track(self, stream: Stream) -> None:
+        self._streams.add(stream)
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+
+    def _forget(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+        if not self._streams:
+            self._idle.set()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self.direction} {self.remote_peer} {self.remote_multiaddr} "
+            f"{self.security_protocol} {self.muxer_protocol}>"
+        )

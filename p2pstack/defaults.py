@@ -1,0 +1,95 @@
+"""Default stacks (a composition root: the one core module allowed to import ``transports`` and
+``protocols``): name → instance tables for the CLI and a ready-made TCP + Noise + yamux/mplex host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from multiaddr import Multiaddr
+
+from p2pstack.builder import open_host
+from p2pstack.host import Host, HostConfig
+from p2pstack.identity import Identity
+from p2pstack.interfaces import Muxer, SecurityChannel, Service
+from protocols.identify import Identify
+from protocols.perf import Perf
+from protocols.ping import Ping
+from transports.memory import MemoryTransport
+from transports.mplex import Mplex
+from transports.noise import Noise
+from transports.plaintext import Plaintext
+from transports.tcp import TcpTransport
+from transports.yamux import Yamux
+
+__all__ = [
+    "MUXERS",
+    "SECURITY",
+    "default_services",
+    "make_muxers",
+    "make_security",
+    "open_default_host",
+]
+
+#: Security channels by the name the CLI uses.
+SECURITY: dict[str, Callable[[], SecurityChannel]] = {"noise": Noise, "plaintext": Plaintext}
+#: Stream muxers by the name the CLI uses.
+MUXERS: dict[str, Callable[[], Muxer]] = {"yamux": Yamux, "mplex": Mplex}
+
+
+def make_security(names: Sequence[str]) -> list[SecurityChannel]:
+    """Security channel instances in the given preference order (default: noise).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    out: list[SecurityChannel] = []
+    for name in names or ["noise"]:
+        if name not in SECURITY:
+            raise ValueError(f"unknown security channel {name!r} (choose from {', '.join(SECURITY)})")
+        out.append(SECURITY[name]())
+    return out
+
+
+def make_muxers(names: Sequence[str]) -> list[Muxer]:
+    """Muxer instances in the given preference order (default: yamux, then mplex).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    out: list[Muxer] = []
+    for name in names or ["yamux", "mplex"]:
+        if name not in MUXERS:
+            raise ValueError(f"unknown muxer {name!r} (choose from {', '.join(MUXERS)})")
+        out.append(MUXERS[name]())
+    return out
+
+
+def default_services() -> list[Service]:
+    """Identify, ping and perf."""
+    return [Identify(), Ping(), Perf()]
+
+
+@asynccontextmanager
+async def open_default_host(
+    *,
+    identity: Identity | None = None,
+    listen: Sequence[Multiaddr | str] = (),
+    security: Sequence[str] = (),
+    muxers: Sequence[str] = (),
+    services: Sequence[Service] | None = None,
+    config: HostConfig | None = None,
+) -> AsyncIterator[Host]:
+    """A host with TCP and memory transports, the named security channels and muxers, and the
+    default services."""
+    async with open_host(
+        identity=identity,
+        transports=[TcpTransport(), MemoryTransport()],
+        security=make_security(security),
+        muxers=make_muxers(muxers),
+        services=default_services() if services is None else services,
+        listen=listen,
+        config=config,
+    ) as host:
+        yield host

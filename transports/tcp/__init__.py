@@ -1,0 +1,5 @@
+"""The TCP transport (``/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>``)."""
+
+from transports.tcp._tcp import TcpConnection, TcpListener, TcpTransport
+
+__all__ = ["TcpConnection", "TcpListener", "TcpTransport"]

@@ -1,0 +1,3 @@
+from noise.functions.keypair import KeyPair
+
+class KeyPair25519(KeyPair): ...
