@@ -1,0 +1,205 @@
+"""The ping service: answers ``/ipfs/ping/1.0.0`` and measures round trips
+(https://github.com/libp2p/specs/blob/master/ping/ping.md).
+
+Both stream styles in use are served: js-libp2p opens one stream per ping and half-closes it,
+go-libp2p keeps one stream open and pings on it repeatedly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from p2pstack.errors import (
+    LocalProtocolError,
+    P2PError,
+    P2PTimeoutError,
+    RemoteProtocolError,
+)
+from p2pstack.interfaces import ByteStream
+from protocols.ping._wire import PAYLOAD_SIZE, PROTOCOL_ID, PayloadBuffer, check_echo
+
+if TYPE_CHECKING:
+    from p2pstack.host import Host, Stream
+    from p2pstack.identity import PeerId
+
+__all__ = ["Ping", "ping_round_trips", "serve_ping"]
+
+_log = logging.getLogger(__name__)
+
+
+async def serve_ping(stream: ByteStream, *, idle_timeout: float = 60.0) -> int:
+    """Echo 32-byte payloads until the peer ends its side of the stream.
+
+    Args:
+        stream: the negotiated ping stream.
+        idle_timeout: most seconds to wait for each payload.
+
+    Returns:
+        The number of payloads echoed.
+
+    Raises:
+        P2PTimeoutError: no complete payload arrived within ``idle_timeout``.
+        RemoteProtocolError: the stream ended inside a payload.
+    """
+    buf = PayloadBuffer()
+    echoed = 0
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout):
+                # Reading at most the missing part of one payload keeps the buffer bounded.
+                data = await stream.receive(PAYLOAD_SIZE - buf.pending)
+        except anyio.EndOfStream:
+            buf.finish()
+            return echoed
+        except TimeoutError:
+            raise P2PTimeoutError(f"ping: no payload within {idle_timeout} s") from None
+        buf.feed(data)
+        for payload in buf.pop_payloads():
+            await stream.send(payload)
+            echoed += 1
+
+
+async def _receive_exactly(stream: ByteStream, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        try:
+            buf += await stream.receive(size - len(buf))
+        except anyio.EndOfStream:
+            raise RemoteProtocolError(
+                f"ping stream ended after {len(buf)} of {size} echoed bytes"
+            ) from None
+    return bytes(buf)
+
+
+async def ping_round_trips(
+    stream: ByteStream,
+    payloads: list[bytes],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109 (a separate deadline for each round trip)
+    clock: Callable[[], float] = anyio.current_time,
+) -> list[float]:
+    """Send each payload, wait for its echo, and time the round trip.
+
+    Args:
+        stream: an open ping stream.
+        payloads: 32-byte payloads, sent one at a time.
+        timeout: most seconds for each round trip.
+        clock: monotonic seconds.
+
+    Returns:
+        One round-trip time in seconds per payload.
+
+    Raises:
+        LocalProtocolError: a payload is not 32 bytes long.
+        RemoteProtocolError: an echo differs from its payload, or the stream ended early.
+        P2PTimeoutError: an echo did not arrive within ``timeout``.
+    """
+    rtts: list[float] = []
+    for payload in payloads:
+        if len(payload) != PAYLOAD_SIZE:
+            raise LocalProtocolError(f"ping payload must be {PAYLOAD_SIZE} bytes")
+        started = clock()
+        try:
+            with anyio.fail_after(timeout):
+                await stream.send(payload)
+                echo = await _receive_exactly(stream, PAYLOAD_SIZE)
+        except TimeoutError:
+            raise P2PTimeoutError(f"ping: no echo within {timeout} s") from None
+        rtts.append(clock() - started)
+        check_echo(payload, echo)
+    return rtts
+
+
+class Ping:
+    """The ping service (``host.service(Ping)``).
+
+    Args:
+        random_bytes: source of the random payloads (injectable for deterministic tests).
+        idle_timeout: most seconds an inbound stream may wait for its next payload.
+        max_inbound_streams: most inbound ping streams served at once; more are reset
+            (js-libp2p allows 2 per peer, go one per peer; this is a host-wide bound).
+    """
+
+    def __init__(
+        self,
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        idle_timeout: float = 60.0,
+        max_inbound_streams: int = 64,
+    ) -> None:
+        self._random_bytes = random_bytes
+        self._idle_timeout = idle_timeout
+        self._max_inbound = max_inbound_streams
+        self._inbound = 0
+        self._host: Host | None = None
+
+    async def start(self, host: Host) -> None:
+        """Register the ``/ipfs/ping/1.0.0`` handler."""
+        self._host = host
+        host.set_stream_handler(PROTOCOL_ID, self._handle)
+
+    async def _handle(self, stream: Stream) -> None:
+        if self._inbound >= self._max_inbound:
+            _log.debug("ping: too many inbound streams, resetting one from %s", stream.remote_peer)
+            await stream.reset()
+            return
+        self._inbound += 1
+        try:
+            await serve_ping(stream, idle_timeout=self._idle_timeout)
+        finally:
+            self._inbound -= 1
+
+    async def ping(
+        self,
+        peer: PeerId,
+        *,
+        count: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109 (per-call bound, part of the service API)
+    ) -> list[float]:
+        """Ping ``peer`` ``count`` times over one stream (dialing it if needed).
+
+        Args:
+            peer: the peer to ping.
+            count: number of round trips.
+            timeout: most seconds for opening the stream and for each round trip.
+
+        Returns:
+            The round-trip times in seconds, in order.
+
+        Raises:
+            RemoteProtocolError: an echo did not match its payload.
+            P2PTimeoutError: the stream could not be opened, or an echo did not arrive, in time.
+            P2PError: dialing or negotiating the stream failed (``DialError``,
+                ``ProtocolNotSupported``, ...).
+        """
+        if self._host is None:
+            raise LocalProtocolError("Ping.ping() called before the service was started")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        try:
+            with anyio.fail_after(timeout):
+                stream = await self._host.new_stream(peer, [PROTOCOL_ID])
+        except TimeoutError:
+            raise P2PTimeoutError(f"ping: could not open a stream within {timeout} s") from None
+        payloads = [self._random_bytes(PAYLOAD_SIZE) for _ in range(count)]
+        try:
+            rtts = await ping_round_trips(stream, payloads, timeout=timeout)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stream.reset()
+            raise
+        # Half-close first so that the peer's echo loop ends cleanly, as js-libp2p expects.
+        # The round trips are measured; a peer that drops the stream now does not undo them.
+        with anyio.CancelScope(shield=True):
+            try:
+                await stream.send_eof()
+            except (P2PError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                _log.debug("ping: closing the stream to %s failed: %r", peer, exc)
+            finally:
+                await stream.aclose()
+        return rtts
