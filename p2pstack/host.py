@@ -30,7 +30,7 @@ from p2pstack.errors import (
 from p2pstack.events import ConnectionClosed, ConnectionOpened, HostEvent, LocalProtocolsChanged
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
 from p2pstack.multistream import negotiate_inbound
-from p2pstack.peerstore import ADDR_TTL_CONNECTED, ADDR_TTL_RECENT, Peerstore
+from p2pstack.peerstore import ADDR_TTL_CONNECTED, Peerstore
 
 if TYPE_CHECKING:
     from p2pstack.identity import Identity, PeerId
@@ -230,11 +230,10 @@ class Host:
         """
         transport_addr, peer = split_peer_id(parse_multiaddr(addr))
         if peer is not None:
-            if transport_addr is not None:
-                self.peerstore.add_addrs(peer, [transport_addr], ADDR_TTL_RECENT)
-            return await self.dial_peer(peer) if transport_addr is None else await self._dial(
-                peer, [transport_addr]
-            )
+            # The address is recorded for the peer only once the handshake proved who is there.
+            if transport_addr is None:
+                return await self.dial_peer(peer)
+            return await self._dial(peer, [transport_addr])
         if transport_addr is None:
             raise ValueError(f"nothing to dial in {addr}")
         return await self._dial_addrs(None, [transport_addr])

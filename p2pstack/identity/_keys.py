@@ -1,0 +1,204 @@
+"""Key pair base classes and their protobuf serialization, per the libp2p peer-ids spec
+(https://github.com/libp2p/specs/blob/master/peer-ids/peer-ids.md#keys).
+
+The concrete key types live in ``_keytypes``; this module holds what every key shares: the
+``KeyType`` enum, the deterministic ``PublicKey``/``PrivateKey`` protobuf envelope and the
+dispatch from a decoded protobuf to the right key class.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import hmac
+from typing import ClassVar
+
+from google.protobuf.message import DecodeError
+
+from p2pstack.errors import InvalidKeyError
+from p2pstack.identity.pb import keys_pb2
+
+__all__ = [
+    "MAX_PRIVATE_KEY_PROTOBUF_SIZE",
+    "MAX_PUBLIC_KEY_PROTOBUF_SIZE",
+    "KeyType",
+    "PrivateKey",
+    "PublicKey",
+]
+
+#: Largest serialized ``PublicKey`` accepted. An 8192-bit RSA key (the largest go and js accept)
+#: serializes to about 1.1 KiB; anything past 4 KiB is rejected before parsing.
+MAX_PUBLIC_KEY_PROTOBUF_SIZE = 4096
+#: Largest serialized ``PrivateKey`` accepted (an 8192-bit PKCS#1 RSA key is about 4.8 KiB).
+MAX_PRIVATE_KEY_PROTOBUF_SIZE = 16384
+
+
+class KeyType(enum.IntEnum):
+    """The ``KeyType`` enum of libp2p's ``crypto.proto``."""
+
+    RSA = 0
+    ED25519 = 1
+    SECP256K1 = 2
+    ECDSA = 3
+
+
+def _encode_key_message(
+    message: keys_pb2.PublicKey | keys_pb2.PrivateKey, key_type: KeyType, data: bytes
+) -> bytes:
+    # The spec requires a deterministic encoding: tag order (Type then Data), minimal varints,
+    # every field present. The protobuf runtime writes fields in tag order, and both are required.
+    message.Type = keys_pb2.KeyType.ValueType(int(key_type))
+    message.Data = data
+    return message.SerializeToString(deterministic=True)
+
+
+def _decode_key_message(
+    message: keys_pb2.PublicKey | keys_pb2.PrivateKey, data: bytes, limit: int
+) -> tuple[KeyType, bytes]:
+    if len(data) > limit:
+        raise InvalidKeyError(f"serialized key is {len(data)} bytes, over the {limit} limit")
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise InvalidKeyError(f"malformed key protobuf: {exc}") from exc
+    # Unknown enum values land in the unknown fields, which leaves the required Type unset.
+    if not message.HasField("Type") or not message.HasField("Data"):
+        raise InvalidKeyError("key protobuf lacks its Type or Data field")
+    try:
+        key_type = KeyType(message.Type)
+    except ValueError as exc:
+        raise InvalidKeyError(f"unsupported key type {message.Type}") from exc
+    return key_type, message.Data
+
+
+class PublicKey(abc.ABC):
+    """A public key of one of the four libp2p key types.
+
+    Equal and hashable by ``(key_type, to_bytes())``.
+    """
+
+    __slots__ = ()
+    _KEY_TYPE: ClassVar[KeyType]
+
+    @property
+    def key_type(self) -> KeyType:
+        """The libp2p key type."""
+        return self._KEY_TYPE
+
+    @abc.abstractmethod
+    def verify(self, data: bytes, signature: bytes) -> bool:
+        """Check a signature made by the matching private key over ``data``.
+
+        Returns:
+            ``True`` if the signature is valid. A malformed or wrong signature gives ``False``;
+            this method never raises for bad signature bytes.
+        """
+
+    @abc.abstractmethod
+    def to_bytes(self) -> bytes:
+        """The key's ``Data`` field per the peer-ids spec (raw 32 bytes for Ed25519, 33-byte
+        compressed point for secp256k1, DER SubjectPublicKeyInfo for ECDSA and RSA)."""
+
+    def to_protobuf(self) -> bytes:
+        """The deterministic serialized ``PublicKey{Type, Data}`` message, as hashed into peer
+        IDs."""
+        return _encode_key_message(keys_pb2.PublicKey(), self.key_type, self.to_bytes())
+
+    @staticmethod
+    def from_protobuf(data: bytes) -> PublicKey:
+        """Decode a serialized ``PublicKey`` message.
+
+        Args:
+            data: at most ``MAX_PUBLIC_KEY_PROTOBUF_SIZE`` bytes.
+
+        Raises:
+            InvalidKeyError: malformed message, unsupported type or invalid key data.
+        """
+        from p2pstack.identity import _keytypes
+
+        key_type, key_data = _decode_key_message(
+            keys_pb2.PublicKey(), data, MAX_PUBLIC_KEY_PROTOBUF_SIZE
+        )
+        return _keytypes.public_key_from_data(key_type, key_data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PublicKey):
+            return NotImplemented
+        return self.key_type == other.key_type and self.to_bytes() == other.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash((self.key_type, self.to_bytes()))
+
+    def __repr__(self) -> str:
+        raw = self.to_bytes().hex()
+        shown = raw if len(raw) <= 80 else f"{raw[:32]}...{raw[-32:]}"
+        return f"{type(self).__name__}({shown})"
+
+
+class PrivateKey(abc.ABC):
+    """A private key of one of the four libp2p key types.
+
+    Equal when the key material is equal (compared in constant time); hashable by its public
+    key. ``repr`` shows only the public key.
+    """
+
+    __slots__ = ()
+    _KEY_TYPE: ClassVar[KeyType]
+
+    @property
+    def key_type(self) -> KeyType:
+        """The libp2p key type."""
+        return self._KEY_TYPE
+
+    @property
+    @abc.abstractmethod
+    def public_key(self) -> PublicKey:
+        """The matching public key."""
+
+    @abc.abstractmethod
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` as the peer-ids spec prescribes for this key type.
+
+        Returns:
+            Ed25519: the 64-byte signature; secp256k1 and ECDSA: a DER ECDSA signature over
+            SHA-256 (low-S for secp256k1); RSA: RSASSA-PKCS1-v1_5 with SHA-256.
+        """
+
+    @abc.abstractmethod
+    def to_bytes(self) -> bytes:
+        """The key's ``Data`` field (Ed25519: 64 bytes seed + public key; secp256k1: 32-byte
+        scalar; ECDSA: SEC1 DER; RSA: PKCS#1 DER)."""
+
+    def to_protobuf(self) -> bytes:
+        """The serialized ``PrivateKey{Type, Data}`` message (the key file format)."""
+        return _encode_key_message(keys_pb2.PrivateKey(), self.key_type, self.to_bytes())
+
+    @staticmethod
+    def from_protobuf(data: bytes) -> PrivateKey:
+        """Decode a serialized ``PrivateKey`` message.
+
+        Args:
+            data: at most ``MAX_PRIVATE_KEY_PROTOBUF_SIZE`` bytes.
+
+        Raises:
+            InvalidKeyError: malformed message, unsupported type or invalid key data.
+        """
+        from p2pstack.identity import _keytypes
+
+        key_type, key_data = _decode_key_message(
+            keys_pb2.PrivateKey(), data, MAX_PRIVATE_KEY_PROTOBUF_SIZE
+        )
+        return _keytypes.private_key_from_data(key_type, key_data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PrivateKey):
+            return NotImplemented
+        return self.key_type == other.key_type and hmac.compare_digest(
+            self.to_bytes(), other.to_bytes()
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.public_key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(public_key={self.public_key!r})"
