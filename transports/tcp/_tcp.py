@@ -6,6 +6,7 @@ Connections are plain byte streams; security and multiplexing are added by the u
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 
@@ -207,7 +208,7 @@ class TcpTransport:
         except TimeoutError:
             raise TransportError(f"dial {addr} timed out after {self.dial_timeout} s") from None
         except (OSError, anyio.BrokenResourceError) as exc:
-            raise TransportError(f"dial {addr} failed: {exc}") from exc
+            raise TransportError(f"dial {addr} failed: {_os_reason(exc)}") from exc
         try:
             _set_nodelay(stream, self.nodelay)
             return TcpConnection(stream)
@@ -251,3 +252,13 @@ async def _resolve(name: str, port: int, family: socket.AddressFamily) -> str:
     if not infos:
         raise TransportError(f"{name} has no address of the requested family")
     return str(infos[0][4][0])
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The most specific reason in an OSError chain: anyio wraps each attempt's error (such as
+    "connection refused") in a generic "All connection attempts failed"."""
+    while isinstance(exc.__cause__, OSError):
+        exc = exc.__cause__
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
