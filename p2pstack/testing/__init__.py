@@ -1,0 +1,6 @@
+"""Public conformance suites a transport, muxer or other plug-in runs in its own tests."""
+
+from p2pstack.testing._muxer import FakeSecureConnection, check_muxer, fake_secure_pair
+from p2pstack.testing._transport import check_transport
+
+__all__ = ["FakeSecureConnection", "check_muxer", "check_transport", "fake_secure_pair"]

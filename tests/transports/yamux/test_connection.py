@@ -1,0 +1,288 @@
+"""The anyio yamux driver: pairs of connections over memory pipes, and a raw scripted peer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from p2pstack.errors import (
+    ConnectionClosedError,
+    MuxerError,
+    P2PTimeoutError,
+    RemoteProtocolError,
+    StreamReset,
+)
+from p2pstack.testing import FakeSecureConnection, fake_secure_pair
+from transports.yamux import (
+    INITIAL_WINDOW,
+    Flag,
+    FrameType,
+    Yamux,
+    YamuxConfig,
+    YamuxConnection,
+    decode_header,
+    encode_header,
+)
+
+pytestmark = pytest.mark.anyio
+
+QUIET = YamuxConfig(keepalive_interval=None)
+
+
+@asynccontextmanager
+async def yamux_pair(
+    config_a: YamuxConfig = QUIET, config_b: YamuxConfig = QUIET
+) -> AsyncIterator[tuple[YamuxConnection, YamuxConnection]]:
+    conn_a, conn_b = fake_secure_pair()
+    a = Yamux(config_a).new_connection(conn_a, is_initiator=True)
+    b = Yamux(config_b).new_connection(conn_b, is_initiator=False)
+    async with anyio.create_task_group() as group:
+        group.start_soon(a.run)
+        group.start_soon(b.run)
+        with anyio.fail_after(10):
+            yield a, b
+        await a.aclose()
+        await b.aclose()
+
+
+@asynccontextmanager
+async def yamux_and_raw_peer(
+    config: YamuxConfig = QUIET,
+) -> AsyncIterator[tuple[YamuxConnection, FakeSecureConnection, anyio.Event]]:
+    """A yamux listener and the raw other end of its connection; the event is set when
+    ``run()`` has returned."""
+    ours, raw = fake_secure_pair()
+    conn = Yamux(config).new_connection(ours, is_initiator=False)
+    finished = anyio.Event()
+
+    async def run() -> None:
+        await conn.run()
+        finished.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run)
+        with anyio.fail_after(10):
+            yield conn, raw, finished
+        await conn.aclose()
+
+
+async def read_frames_until(
+    raw: FakeSecureConnection, wanted: Callable[[FrameType, int, int, int], bool]
+) -> None:
+    """Parse frames from ``raw`` until one matches ``wanted(type, flags, stream_id, length)``."""
+    buffer = b""
+    while True:
+        buffer += await raw.receive()
+        while len(buffer) >= 12:
+            header = decode_header(buffer)
+            size = 12 + (header.length if header.type is FrameType.DATA else 0)
+            if len(buffer) < size:
+                break
+            buffer = buffer[size:]
+            if wanted(header.type, header.flags, header.stream_id, header.length):
+                return
+
+
+async def test_keepalive_timeout_closes_the_connection() -> None:
+    config = YamuxConfig(keepalive_interval=0.02, keepalive_timeout=0.1)
+    async with yamux_and_raw_peer(config) as (conn, raw, finished):
+        # The peer reads everything and answers nothing.
+        await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 1)
+        await finished.wait()
+        assert isinstance(conn.close_reason, P2PTimeoutError)
+        assert conn.is_closed
+
+
+async def test_keepalive_pings_are_answered_and_measure_rtt() -> None:
+    config = YamuxConfig(keepalive_interval=0.01, keepalive_timeout=5)
+    async with yamux_pair(config, config) as (a, b):
+        rtt = await a.ping()
+        assert 0 <= rtt < 5
+        assert a.rtt == rtt
+        stream = await a.open_stream()
+        await stream.send(b"alive")
+        assert await (await b.accept_stream()).receive() == b"alive"
+
+
+async def test_protocol_violation_sends_go_away_and_records_reason() -> None:
+    async with yamux_and_raw_peer() as (conn, raw, finished):
+        await raw.send(bytes.fromhex("01 00 0000 00000001 00000000"))
+        await finished.wait()
+        assert isinstance(conn.close_reason, RemoteProtocolError)
+        await read_frames_until(raw, lambda t, f, s, n: t is FrameType.GO_AWAY and n == 1)
+        with pytest.raises(ConnectionClosedError):
+            await conn.accept_stream()
+
+
+async def test_go_away_with_error_code_ends_the_connection() -> None:
+    async with yamux_and_raw_peer() as (conn, raw, finished):
+        await raw.send(encode_header(FrameType.GO_AWAY, 0, 0, 2))
+        await finished.wait()
+        assert isinstance(conn.close_reason, MuxerError)
+        assert "code 2" in str(conn.close_reason)
+
+
+async def test_normal_go_away_refuses_new_outbound_streams() -> None:
+    async with yamux_and_raw_peer() as (conn, raw, finished):
+        await raw.send(encode_header(FrameType.WINDOW_UPDATE, Flag.SYN, 1, 0))
+        stream = await conn.accept_stream()
+        # GoAway, then a ping: once the ping is answered the GoAway was processed.
+        await raw.send(encode_header(FrameType.GO_AWAY, 0, 0, 0))
+        await raw.send(encode_header(FrameType.PING, Flag.SYN, 0, 99))
+        await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 99)
+        with pytest.raises(ConnectionClosedError):
+            await conn.open_stream()
+        await stream.send(b"still works")
+        assert not finished.is_set()
+
+
+async def test_peer_closing_the_connection_resets_open_streams() -> None:
+    async with yamux_and_raw_peer() as (conn, raw, finished):
+        await raw.send(
+            encode_header(FrameType.WINDOW_UPDATE, Flag.SYN, 1, 0)
+            + encode_header(FrameType.DATA, Flag.SYN | Flag.FIN, 3, 4)
+            + b"done"
+        )
+        open_stream = await conn.accept_stream()
+        finished_stream = await conn.accept_stream()
+        await raw.aclose()
+        await finished.wait()
+        # EOF seen by the reader, or a write (the ACKs) failing first: both are network ends.
+        assert conn.close_reason is None or isinstance(conn.close_reason, anyio.BrokenResourceError)
+        with pytest.raises(StreamReset):
+            await open_stream.receive()
+        with pytest.raises(StreamReset):
+            await open_stream.send(b"x")
+        # Fully received data survives the connection.
+        assert await finished_stream.receive() == b"done"
+        with pytest.raises(anyio.EndOfStream):
+            await finished_stream.receive()
+
+
+async def test_accept_backlog_overflow_resets_new_streams() -> None:
+    async with yamux_pair(QUIET, YamuxConfig(keepalive_interval=None, accept_backlog=2)) as (
+        a,
+        b,
+    ):
+        streams = [await a.open_stream() for _ in range(3)]
+        for stream in streams:
+            await stream.send(b"x")
+        with pytest.raises(StreamReset):
+            await streams[2].receive()
+        for stream in streams[:2]:
+            inbound = await b.accept_stream()
+            assert inbound.stream_id == stream.stream_id
+            assert await inbound.receive() == b"x"
+
+
+async def test_open_stream_limit() -> None:
+    async with yamux_pair(YamuxConfig(keepalive_interval=None, max_streams=1)) as (a, _b):
+        await a.open_stream()
+        with pytest.raises(MuxerError, match="too many"):
+            await a.open_stream()
+
+
+async def test_send_blocks_on_zero_window_and_wakes_on_window_update() -> None:
+    async with yamux_pair() as (a, b):
+        out = await a.open_stream()
+        await out.send(bytes(INITIAL_WINDOW))
+        inbound = await b.accept_stream()
+        done = anyio.Event()
+
+        async def send_one_more() -> None:
+            await out.send(b"!")
+            done.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(send_one_more)
+            await anyio.wait_all_tasks_blocked()
+            assert not done.is_set(), "send() did not wait for the peer's window"
+            received = 0
+            while received < INITIAL_WINDOW // 2:
+                received += len(await inbound.receive())
+            await done.wait()
+        assert received <= INITIAL_WINDOW
+
+
+async def test_stream_aclose_delivers_reply_and_resets_late_writer() -> None:
+    async with yamux_pair() as (a, b):
+        out = await a.open_stream()
+        await out.send(b"request")
+        inbound = await b.accept_stream()
+        assert await inbound.receive() == b"request"
+        await inbound.send(b"response")
+        await inbound.aclose()
+        with pytest.raises(anyio.ClosedResourceError):
+            await inbound.receive()
+        assert await out.receive() == b"response"
+        with pytest.raises(anyio.EndOfStream):
+            await out.receive()
+        # Still writing to a stream the peer closed: the peer answers with RST.
+        with pytest.raises(StreamReset):
+            while True:
+                await out.send(bytes(16 * 1024))
+
+
+async def test_writes_are_coalesced() -> None:
+    sends: list[int] = []
+    conn_a, conn_b = fake_secure_pair()
+    original = conn_a.send
+
+    async def counting_send(item: bytes) -> None:
+        sends.append(len(item))
+        await original(item)
+
+    conn_a.send = counting_send  # type: ignore[method-assign]  # instrument one instance
+    a = Yamux(QUIET).new_connection(conn_a, is_initiator=True)
+    b = Yamux(QUIET).new_connection(conn_b, is_initiator=False)
+    async with anyio.create_task_group() as group:
+        group.start_soon(a.run)
+        group.start_soon(b.run)
+        await anyio.wait_all_tasks_blocked()
+        sends.clear()
+        for _ in range(20):
+            stream = await a.open_stream()
+            await stream.send(b"small")
+        with anyio.fail_after(5):
+            for _ in range(20):
+                assert await (await b.accept_stream()).receive() == b"small"
+        assert 1 <= len(sends) <= 2, sends
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_ten_thousand_streams() -> None:
+    config = YamuxConfig(keepalive_interval=None, max_streams=10_000, accept_backlog=10_000)
+    async with yamux_pair(config, config) as (a, b):
+        count = 10_000
+        streams = []
+        for _ in range(count):
+            stream = await a.open_stream()
+            await stream.send(b"x")
+            streams.append(stream)
+        with pytest.raises(MuxerError):
+            await a.open_stream()
+        for _ in range(count):
+            inbound = await b.accept_stream()
+            assert await inbound.receive() == b"x"
+            await inbound.aclose()
+        for stream in streams:
+            with pytest.raises(anyio.EndOfStream):
+                await stream.receive()
+            await stream.aclose()
+        # Every stream is finished on both sides: the limit is free again.
+        await a.open_stream()
+
+
+async def test_aclose_before_run_makes_run_return() -> None:
+    conn_a, _conn_b = fake_secure_pair()
+    conn = Yamux().new_connection(conn_a, is_initiator=True)
+    await conn.aclose()
+    with anyio.fail_after(5):
+        await conn.run()
+    assert conn.is_closed
+    with pytest.raises(ConnectionClosedError):
+        await conn.open_stream()

@@ -1,0 +1,359 @@
+"""The anyio driver of the yamux core: one reader task, one writer task that batches every
+queued frame into one send, keep-alive pings, and ``Yamux``, the ``/yamux/1.0.0`` muxer
+(https://github.com/libp2p/specs/blob/master/yamux/README.md)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import anyio
+
+from p2pstack.errors import (
+    ConnectionClosedError,
+    MuxerError,
+    P2PError,
+    P2PTimeoutError,
+)
+from p2pstack.interfaces import SecureConnection
+from transports.yamux._config import YamuxConfig
+from transports.yamux._core import YamuxConnectionCore
+from transports.yamux._events import (
+    DataReceived,
+    GoAwayReceived,
+    PingAnswered,
+    StreamEnded,
+    StreamOpened,
+    StreamResetReceived,
+    WindowUpdated,
+)
+from transports.yamux._frame import MAX_U32, PROTOCOL_ID, GoAwayCode
+from transports.yamux._stream import Signal, YamuxStream
+
+__all__ = ["Yamux", "YamuxConnection"]
+
+#: Control frames (ACKs, window updates, ping answers, RSTs) the reader may queue beyond
+#: ``max_write_buffer`` before it stops reading until the writer catches up.
+_CONTROL_SLACK = 64 * 1024
+
+_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, P2PError)
+
+
+class Yamux:
+    """The yamux stream muxer (``/yamux/1.0.0``), a ``Muxer``.
+
+    Args:
+        config: limits, windows, keep-alive and timeouts.
+    """
+
+    def __init__(self, config: YamuxConfig | None = None) -> None:
+        self.config = config or YamuxConfig()
+
+    @property
+    def protocol_id(self) -> str:
+        return PROTOCOL_ID
+
+    def new_connection(self, conn: SecureConnection, *, is_initiator: bool) -> YamuxConnection:
+        """Wrap ``conn``; no I/O happens until the caller runs ``run()``.
+
+        Args:
+            conn: the secured connection.
+            is_initiator: whether we dialed (odd stream IDs) or accepted (even ones).
+
+        Returns:
+            The muxed connection.
+        """
+        return YamuxConnection(conn, is_initiator=is_initiator, config=self.config)
+
+
+class YamuxConnection:
+    """A yamux session over a secure connection (a ``MuxedConnection``)."""
+
+    def __init__(self, conn: SecureConnection, *, is_initiator: bool, config: YamuxConfig) -> None:
+        self.secure_connection = conn
+        self._config = config
+        self._core = YamuxConnectionCore(is_initiator=is_initiator, config=config)
+        self._streams: dict[int, YamuxStream] = {}
+        self._backlog: deque[YamuxStream] = deque()
+        self._accept_signal = Signal()
+        self._writer_signal = Signal()
+        self._drained_signal = Signal()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._pings: dict[int, anyio.Event] = {}
+        self._next_ping = 0
+        self._rtt: float | None = None
+        self._remote_error: MuxerError | None = None
+        self._closed = False
+        self._close_reason: BaseException | None = None
+        self._run_scope: anyio.CancelScope | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def close_reason(self) -> BaseException | None:
+        """Why the connection ended; ``None`` for a local close, a GoAway(normal) or a plain end
+        of the underlying connection."""
+        return self._close_reason
+
+    @property
+    def rtt(self) -> float | None:
+        """The last measured round-trip time in seconds, or ``None``."""
+        return self._rtt
+
+    # -- MuxedConnection ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and dispatch frames until the connection ends. Never raises for remote or I/O
+        causes: they end up in ``close_reason``."""
+        if self._closed:
+            return
+        try:
+            async with anyio.create_task_group() as group:
+                self._run_scope = group.cancel_scope
+                group.start_soon(self._write_loop)
+                group.start_soon(self._measure_rtt)
+                if self._config.keepalive_interval is not None:
+                    group.start_soon(self._keepalive_loop, self._config.keepalive_interval)
+                await self._read_loop()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._terminate(None)
+
+    async def open_stream(self) -> YamuxStream:
+        """Open an outbound stream (its SYN goes out with the next write).
+
+        Raises:
+            ConnectionClosedError: the connection is closed or going away.
+            MuxerError: ``max_streams`` streams are open.
+        """
+        if self._closed or self._core.is_going_away:
+            raise ConnectionClosedError("yamux connection is closed or going away")
+        try:
+            stream_id = self._core.open_stream()
+        except P2PError as exc:
+            raise MuxerError(str(exc)) from exc
+        stream = self._streams[stream_id] = YamuxStream(self, stream_id)
+        self._writer_signal.set()
+        return stream
+
+    async def accept_stream(self) -> YamuxStream:
+        """Wait for the next inbound stream.
+
+        Raises:
+            ConnectionClosedError: the connection ended.
+        """
+        while not self._backlog:
+            if self._closed:
+                raise ConnectionClosedError("yamux connection is closed")
+            await self._accept_signal.wait()
+        return self._backlog.popleft()
+
+    async def aclose(self) -> None:
+        """Send GoAway(normal), close the secure connection, reset open streams and make
+        ``run()`` return. Idempotent, never raises."""
+        await self._terminate(None)
+
+    async def ping(self) -> float:
+        """Measure the round-trip time with a Ping, bounded by ``keepalive_timeout``.
+
+        Returns:
+            The round-trip time in seconds.
+
+        Raises:
+            P2PTimeoutError: no answer within ``keepalive_timeout``.
+            ConnectionClosedError: the connection ended first.
+        """
+        if self._closed:
+            raise ConnectionClosedError("yamux connection is closed")
+        opaque = self._next_ping
+        self._next_ping = (opaque + 1) & MAX_U32
+        answered = self._pings[opaque] = anyio.Event()
+        start = anyio.current_time()
+        self._core.ping(opaque)
+        self._writer_signal.set()
+        try:
+            with anyio.move_on_after(self._config.keepalive_timeout):
+                await answered.wait()
+        finally:
+            waiting = self._pings.pop(opaque, None) is not None
+        if waiting:  # the reader pops the entry when the answer arrives
+            if self._closed:
+                raise ConnectionClosedError("yamux connection closed during ping")
+            raise P2PTimeoutError("yamux ping was not answered in time")
+        self._rtt = anyio.current_time() - start
+        self._core.update_rtt(self._rtt)
+        return self._rtt
+
+    # -- used by YamuxStream -----------------------------------------------------------------
+
+    def consumed(self, stream_id: int, size: int) -> None:
+        self._core.consume(stream_id, size, anyio.current_time())
+        if self._core.pending_output:
+            self._writer_signal.set()
+
+    async def send_stream_data(self, stream: YamuxStream, data: bytes) -> None:
+        core, limit = self._core, self._config.max_write_buffer
+        offset, total = 0, len(data)
+        while offset < total:
+            stream.check_writable()
+            room = limit - core.pending_output
+            if room <= 0:
+                await self._drained_signal.wait()
+                continue
+            piece = data if not offset and total <= room else memoryview(data)[offset:][:room]
+            sent = core.send_data(stream.stream_id, piece)
+            if sent:
+                offset += sent
+                self._writer_signal.set()
+            else:
+                await stream.send_signal.wait()
+
+    def end_stream(self, stream: YamuxStream) -> None:
+        self._core.end_stream(stream.stream_id)
+        self._after_local_change(stream.stream_id)
+
+    def close_stream(self, stream: YamuxStream) -> None:
+        self._core.close_stream(stream.stream_id)
+        self._after_local_change(stream.stream_id)
+
+    def reset_stream(self, stream: YamuxStream) -> None:
+        self._core.reset_stream(stream.stream_id)
+        self._after_local_change(stream.stream_id)
+
+    def _after_local_change(self, stream_id: int) -> None:
+        if not self._core.has_stream(stream_id):
+            self._streams.pop(stream_id, None)
+        self._writer_signal.set()
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        core, conn, read_size = self._core, self.secure_connection, self._config.read_size
+        reason: BaseException | None = None
+        try:
+            while self._remote_error is None:
+                data = await conn.receive(read_size)
+                try:
+                    core.receive_data(data)
+                finally:
+                    self._dispatch()
+                if core.pending_output:
+                    self._writer_signal.set()
+                    while core.pending_output > self._config.max_write_buffer + _CONTROL_SLACK:
+                        await self._drained_signal.wait()
+            reason = self._remote_error
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            reason = self._remote_error
+        except _IO_ERRORS as exc:  # RemoteProtocolError from the core included
+            reason = exc
+        await self._terminate(reason)
+
+    def _dispatch(self) -> None:
+        core, streams = self._core, self._streams
+        while (event := core.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                if (stream := streams.get(event.stream_id)) is not None:
+                    stream.on_data(event.data)
+            elif isinstance(event, WindowUpdated):
+                if (stream := streams.get(event.stream_id)) is not None:
+                    stream.send_signal.set()
+            elif isinstance(event, StreamOpened):
+                self._on_stream_opened(event.stream_id)
+            elif isinstance(event, StreamEnded):
+                if (stream := streams.get(event.stream_id)) is not None:
+                    stream.on_fin()
+                    if not core.has_stream(event.stream_id):
+                        del streams[event.stream_id]
+            elif isinstance(event, StreamResetReceived):
+                if (stream := streams.pop(event.stream_id, None)) is not None:
+                    stream.on_reset()
+            elif isinstance(event, PingAnswered):
+                if (answered := self._pings.pop(event.opaque, None)) is not None:
+                    answered.set()
+            elif isinstance(event, GoAwayReceived) and event.code != GoAwayCode.NORMAL:
+                self._remote_error = MuxerError(f"yamux: peer sent GoAway with code {event.code}")
+
+    def _on_stream_opened(self, stream_id: int) -> None:
+        if len(self._backlog) >= self._config.accept_backlog:
+            self._core.reset_stream(stream_id)
+            return
+        stream = self._streams[stream_id] = YamuxStream(self, stream_id)
+        self._backlog.append(stream)
+        self._accept_signal.set()
+
+    async def _write_loop(self) -> None:
+        core, conn = self._core, self.secure_connection
+        reason: BaseException | None = None
+        try:
+            while True:
+                if not core.pending_output:
+                    await self._writer_signal.wait()
+                    continue
+                with anyio.fail_after(self._config.write_timeout):
+                    async with self._send_lock:
+                        # Taken under the lock so that a final flush in _terminate never
+                        # overtakes (or loses) bytes already taken here.
+                        if data := core.data_to_send():
+                            await conn.send(data)
+                self._drained_signal.set()
+        except TimeoutError:
+            reason = P2PTimeoutError("yamux: a write to the connection timed out")
+        except _IO_ERRORS as exc:
+            reason = exc
+        await self._terminate(reason, flush=False)
+
+    async def _measure_rtt(self) -> None:
+        # A first RTT sample lets window auto-tuning start early; no answer is not an error
+        # here (keep-alive decides about liveness).
+        try:
+            await self.ping()
+        except (P2PTimeoutError, ConnectionClosedError):
+            pass
+
+    async def _keepalive_loop(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self.ping()
+            except P2PTimeoutError as exc:
+                await self._terminate(exc, flush=False)
+                return
+            except ConnectionClosedError:
+                return
+
+    async def _terminate(self, reason: BaseException | None, *, flush: bool = True) -> None:
+        """End the connection once: record ``reason``, reset streams, wake every waiter, send
+        what is queued (GoAway included) within ``close_timeout``, close the secure connection
+        and cancel ``run()``'s tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_reason = reason
+        if reason is None:
+            self._core.go_away(GoAwayCode.NORMAL)
+        streams = list(self._streams.values())
+        self._streams.clear()
+        self._backlog.clear()
+        for stream in streams:
+            stream.on_connection_lost()
+        for answered in self._pings.values():
+            answered.set()
+        self._accept_signal.set()
+        self._drained_signal.set()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self._config.close_timeout):
+                try:
+                    if flush:
+                        async with self._send_lock:
+                            if data := self._core.data_to_send():
+                                await self.secure_connection.send(data)
+                except _IO_ERRORS:
+                    pass
+            with anyio.move_on_after(self._config.close_timeout):
+                try:
+                    await self.secure_connection.aclose()
+                except _IO_ERRORS:
+                    pass
+        if self._run_scope is not None:
+            self._run_scope.cancel()

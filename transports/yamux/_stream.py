@@ -1,0 +1,183 @@
+"""A yamux stream as an anyio-style byte stream (``MuxedStream``): receive buffer, half-close
+and reset on top of the connection driver
+(https://github.com/hashicorp/yamux/blob/master/spec.md#closing-a-stream)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+
+from p2pstack.errors import StreamReset
+
+if TYPE_CHECKING:
+    from transports.yamux._connection import YamuxConnection
+
+__all__ = ["YamuxStream"]
+
+
+class Signal:
+    """A re-armable wake-up: any number of tasks ``wait``; ``set`` wakes them all and re-arms.
+
+    Allocates an ``anyio.Event`` only when someone actually waits.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+    def set(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+
+class YamuxStream:
+    """One yamux stream (a ``MuxedStream``). Made by ``YamuxConnection``, not by users.
+
+    The receive buffer holds at most the window granted to the peer (256 KiB, or up to
+    ``YamuxConfig.max_window`` once auto-tuned): the peer may not send more.
+
+    ``aclose()`` sends FIN if not yet sent and stops reading: the stream is then done locally
+    without waiting for the peer. Data the peer still sends is dropped and answered with RST
+    (its writer sees ``StreamReset``), while data and FIN we sent before stay deliverable, so a
+    request/response exchange that closes early loses nothing.
+    """
+
+    def __init__(self, connection: YamuxConnection, stream_id: int) -> None:
+        self._conn = connection
+        self._id = stream_id
+        self._buffer: deque[bytes] = deque()
+        self._head = 0  # bytes of _buffer[0] already returned
+        self._recv_signal = Signal()
+        self.send_signal = Signal()
+        self.remote_fin = False
+        self._reset = False
+        self._send_broken = False
+        self.send_closed = False
+        self._closed = False
+
+    @property
+    def stream_id(self) -> int:
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"<YamuxStream {self._id}>"
+
+    # -- ByteStream --------------------------------------------------------------------------
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Wait for data; return 1 to ``max_bytes`` bytes. Cancel-safe.
+
+        Raises:
+            anyio.EndOfStream: the peer half-closed and the buffer is empty.
+            StreamReset: the stream was reset, or its connection ended before the peer's FIN.
+            anyio.ClosedResourceError: ``aclose`` was called.
+        """
+        while not self._buffer:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if self._reset:
+                raise StreamReset(f"yamux stream {self._id} was reset")
+            if self.remote_fin:
+                raise anyio.EndOfStream
+            await self._recv_signal.wait()
+        chunk = self._buffer[0]
+        head = self._head
+        if len(chunk) - head <= max_bytes:
+            self._buffer.popleft()
+            self._head = 0
+            data = chunk[head:] if head else chunk
+        else:
+            data = chunk[head : head + max_bytes]
+            self._head = head + max_bytes
+        self._conn.consumed(self._id, len(data))
+        return data
+
+    async def send(self, item: bytes) -> None:
+        """Send all of ``item``; waits while the peer's window or our write buffer is full.
+
+        Raises:
+            anyio.ClosedResourceError: after ``send_eof`` or ``aclose``.
+            StreamReset: the stream was reset or the connection ended.
+        """
+        self.check_writable()
+        if not isinstance(item, bytes):
+            item = bytes(item)  # the frame is queued by reference: it must not change
+        if item:
+            await self._conn.send_stream_data(self, item)
+
+    async def send_eof(self) -> None:
+        """Half-close: queue FIN; receiving still works. Idempotent.
+
+        Raises:
+            StreamReset: the stream was reset or the connection ended.
+        """
+        if self.send_closed or self._closed:
+            return
+        if self._reset or self._send_broken:
+            raise StreamReset(f"yamux stream {self._id} was reset")
+        self.send_closed = True
+        self._conn.end_stream(self)
+
+    async def aclose(self) -> None:
+        """Send FIN if needed and stop reading (see the class docstring). Never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.clear()
+        if not self._reset and not self._send_broken:
+            self.send_closed = True
+            self._conn.close_stream(self)
+        self._wake()
+
+    async def reset(self) -> None:
+        """Abort both directions; the peer sees RST. Idempotent, never raises."""
+        if self._reset or self._closed:
+            return
+        self._reset = True
+        self._buffer.clear()
+        self._conn.reset_stream(self)
+        self._wake()
+
+    # -- driver side -------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise the error ``send`` must raise now, if any."""
+        if self._closed or self.send_closed:
+            raise anyio.ClosedResourceError
+        if self._reset or self._send_broken:
+            raise StreamReset(f"yamux stream {self._id} was reset")
+
+    def on_data(self, data: bytes) -> None:
+        if not self._closed:
+            self._buffer.append(data)
+            self._recv_signal.set()
+
+    def on_fin(self) -> None:
+        self.remote_fin = True
+        self._recv_signal.set()
+
+    def on_reset(self) -> None:
+        self._reset = True
+        self._buffer.clear()
+        self._wake()
+
+    def on_connection_lost(self) -> None:
+        # Data fully received (FIN seen) stays readable; anything else is cut off.
+        if not self.remote_fin:
+            self._reset = True
+            self._buffer.clear()
+        self._send_broken = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._recv_signal.set()
+        self.send_signal.set()
