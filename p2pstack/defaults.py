@@ -47,7 +47,8 @@ def make_security(names: Sequence[str]) -> list[SecurityChannel]:
     out: list[SecurityChannel] = []
     for name in names or ["noise"]:
         if name not in SECURITY:
-            raise ValueError(f"unknown security channel {name!r} (choose from {', '.join(SECURITY)})")
+            choices = ", ".join(SECURITY)
+            raise ValueError(f"unknown security channel {name!r} (choose from {choices})")
         out.append(SECURITY[name]())
     return out
 

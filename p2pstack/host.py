@@ -212,7 +212,7 @@ class Host:
     def start_soon(
         self,
         fn: Callable[[Unpack[PosArgs]], Coroutine[Any, Any, object]],
-        *args: Unpack[PosArgs],
+        *args: *PosArgs,
         name: str | None = None,
     ) -> None:
         """Run ``fn(*args)`` in the host's task group; it is cancelled when the host closes."""

@@ -26,7 +26,7 @@ async def negotiate_outbound(
     protocols: Sequence[str],
     *,
     # The interface promises a bounded wait by default; callers may still nest fail_after.
-    timeout: float = 10.0,  # noqa: ASYNC109
+    timeout: float = 10.0,
 ) -> tuple[str, bytes]:
     """Propose ``protocols`` in order on ``stream`` as the dialer.
 
@@ -56,7 +56,7 @@ async def negotiate_inbound(
     stream: ByteStream,
     supports: Callable[[str], bool] | Collection[str],
     *,
-    timeout: float = 10.0,  # noqa: ASYNC109 (a bounded wait by default, as for the dialer)
+    timeout: float = 10.0,
 ) -> tuple[str, bytes]:
     """Answer a dialer's proposals on ``stream`` as the listener.
 

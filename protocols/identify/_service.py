@@ -223,7 +223,7 @@ class Identify:
         self,
         peer: PeerId,
         *,
-        timeout: float = 10.0,  # noqa: ASYNC109 (per-call bound, part of the service API)
+        timeout: float = 10.0,
     ) -> IdentifyInfo:
         """Ask ``peer`` (dialing it if needed) what it runs; update the peerstore and emit
         ``PeerIdentified``.
@@ -252,7 +252,7 @@ class Identify:
         self,
         conn: Connection,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 (per-call bound, part of the API)
+        timeout: float | None = None,
     ) -> IdentifyInfo:
         """Identify the peer at the other end of ``conn``, over that connection.
 

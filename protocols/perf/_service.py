@@ -190,7 +190,7 @@ class Perf:
         *,
         upload_bytes: int,
         download_bytes: int,
-        timeout: float = 300.0,  # noqa: ASYNC109 (per-call bound, part of the service API)
+        timeout: float = 300.0,
     ) -> PerfResult:
         """Upload ``upload_bytes`` to ``peer`` and download ``download_bytes`` from it.
 

@@ -80,7 +80,7 @@ async def ping_round_trips(
     stream: ByteStream,
     payloads: list[bytes],
     *,
-    timeout: float = 10.0,  # noqa: ASYNC109 (a separate deadline for each round trip)
+    timeout: float = 10.0,
     clock: Callable[[], float] = anyio.current_time,
 ) -> list[float]:
     """Send each payload, wait for its echo, and time the round trip.
@@ -159,7 +159,7 @@ class Ping:
         peer: PeerId,
         *,
         count: int = 1,
-        timeout: float = 10.0,  # noqa: ASYNC109 (per-call bound, part of the service API)
+        timeout: float = 10.0,
     ) -> list[float]:
         """Ping ``peer`` ``count`` times over one stream (dialing it if needed).
 

@@ -4,6 +4,7 @@ import hashlib
 import os
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from p2pstack.errors import (
@@ -145,7 +146,7 @@ async def test_events_and_graceful_close() -> None:
                 closed = await events.receive()
             assert isinstance(closed, ConnectionClosed)
             assert b.connections() == []
-            b.set_stream_handler("/new/1.0.0", lambda s: anyio.sleep(0))
+            b.set_stream_handler("/new/1.0.0", lambda s: anyio.lowlevel.checkpoint())
             changed = events.receive_nowait()
             assert isinstance(changed, LocalProtocolsChanged)
             assert "/new/1.0.0" in changed.protocols
