@@ -13,6 +13,7 @@ import attrs
 from google.protobuf.message import DecodeError
 from multiaddr import Multiaddr
 from multiaddr.exceptions import Error as MultiaddrLibError
+from multiaddr.protocols import P_P2P
 
 from p2pstack.errors import RemoteProtocolError
 from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
@@ -111,7 +112,9 @@ def _from_pb(pb: IdentifyPb) -> IdentifyMessage:
         agent_version=_text(pb.agentVersion) if pb.HasField("agentVersion") else None,
         public_key=pb.publicKey if pb.HasField("publicKey") else None,
         listen_addrs=tuple(dict.fromkeys(a for a in listen if a is not None)),
-        observed_addr=_parse_multiaddr(pb.observedAddr) if pb.HasField("observedAddr") else None,
+        observed_addr=_transport_part(_parse_multiaddr(pb.observedAddr))
+        if pb.HasField("observedAddr")
+        else None,
         protocols=tuple(dict.fromkeys(_text(p) for p in pb.protocols if p)),
         signed_peer_record=pb.signedPeerRecord if pb.HasField("signedPeerRecord") else None,
     )
@@ -203,3 +206,15 @@ def frame_identify(msg: IdentifyMessage, max_size: int = MAX_OUTBOUND_SIZE) -> b
             attrs.evolve(msg, listen_addrs=tuple(addrs), protocols=tuple(protocols))
         )
     return encode_uvarint(len(body)) + body
+
+
+def _transport_part(addr: Multiaddr | None) -> Multiaddr | None:
+    """The observed address without a trailing ``/p2p/<id>``: js-libp2p appends the observer's
+    view of our peer ID, which is not part of the address others can reach us at."""
+    if addr is None or addr.get_peer_id() is None:
+        return addr
+    try:
+        rest = addr.decapsulate_code(P_P2P)
+    except ValueError:
+        return None
+    return rest if str(rest) not in ("", "/") else None

@@ -206,3 +206,13 @@ def test_corrupted_message_only_raises_typed_error(
         decode_identify_stream(corrupted)
     except RemoteProtocolError:
         pass
+
+
+def test_observed_addr_drops_a_trailing_peer_id() -> None:
+    # js-libp2p sends the observed address with /p2p/<our id> appended.
+    peer = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+    with_id = Multiaddr(f"/ip4/127.0.0.1/tcp/4001/p2p/{peer}").to_bytes()
+    decoded = decode_identify(bytes([0x22, len(with_id)]) + with_id)
+    assert decoded.observed_addr == Multiaddr("/ip4/127.0.0.1/tcp/4001")
+    bare = Multiaddr(f"/p2p/{peer}").to_bytes()
+    assert decode_identify(bytes([0x22, len(bare)]) + bare).observed_addr is None
