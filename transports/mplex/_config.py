@@ -26,8 +26,16 @@ class MplexConfig:
             js-libp2p and go-mplex). A larger incoming message closes the connection with
             ``RemoteProtocolError``; our own writes are split into messages of at most this size.
         max_stream_buffer: bytes received on one stream and not yet read by the application
-            (default 4 MiB, js-libp2p's ``maxReadBufferLength``). mplex has no flow control, so
-            a stream that would go over this is reset instead of growing without bound.
+            (default 4 MiB, js-libp2p's ``maxReadBufferLength``): the hard cap. mplex has no flow
+            control, so a stream that would go over this is reset instead of growing without
+            bound.
+        backpressure_threshold: unread bytes on one stream at which the driver stops reading
+            the connection until the application catches up (default 1 MiB): TCP then pushes
+            back on the sender, as with go-mplex, instead of losing the stream. At most one
+            read plus one message more arrives after pausing, which the hard cap leaves room
+            for.
+        backpressure_timeout: seconds reading may stay paused for one slow stream (default
+            10); then that stream is reset so that the others move again.
         max_inbound_streams: streams the peer may have open towards us at once (default 1024);
             a ``NewStream`` beyond it is answered with a reset.
         max_outbound_streams: streams we may have open at once (default 1024); ``open_stream``
@@ -51,6 +59,8 @@ class MplexConfig:
 
     max_message_size: int = attrs.field(default=1 << 20, validator=_positive)
     max_stream_buffer: int = attrs.field(default=4 << 20, validator=_positive)
+    backpressure_threshold: int = attrs.field(default=1 << 20, validator=_positive)
+    backpressure_timeout: float = attrs.field(default=10.0, validator=_positive_float)
     max_inbound_streams: int = attrs.field(default=1024, validator=_positive)
     max_outbound_streams: int = attrs.field(default=1024, validator=_positive)
     accept_backlog: int = attrs.field(default=64, validator=_positive)

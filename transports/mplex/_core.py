@@ -130,6 +130,7 @@ class MplexConnectionCore:
         """
         self._config = config or MplexConfig()
         self._streams: dict[StreamKey, _Stream] = {}
+        self._congested: set[StreamKey] = set()
         self._next_id = 0
         self._inbound = 0
         self._outbound = 0
@@ -255,6 +256,8 @@ class MplexConnectionCore:
             self._abort(key, st, "stream receive buffer overflow")
         else:
             st.buffered += len(data)
+            if st.buffered >= self._config.backpressure_threshold:
+                self._congested.add(key)
             self._events.append(DataReceived(key, data))
 
     def _abort(self, key: StreamKey, st: _Stream, reason: str) -> None:
@@ -338,6 +341,7 @@ class MplexConnectionCore:
             return
         st.released = True
         st.buffered = 0
+        self._congested.discard(key)
         self.close_stream(key)
 
     def consumed(self, key: StreamKey, nbytes: int) -> None:
@@ -345,6 +349,14 @@ class MplexConnectionCore:
         st = self._streams.get(key)
         if st is not None:
             st.buffered = max(0, st.buffered - nbytes)
+            if st.buffered < self._config.backpressure_threshold:
+                self._congested.discard(key)
+
+    @property
+    def congested(self) -> list[StreamKey]:
+        """Streams holding at least ``backpressure_threshold`` unread bytes: the driver should
+        stop feeding ``receive_data`` until the application reads them down."""
+        return list(self._congested)
 
     def reset_all(self) -> list[StreamKey]:
         """Queue ``Reset`` for every open stream, forget them and end the connection.
@@ -395,6 +407,7 @@ class MplexConnectionCore:
             self._forget(key)
 
     def _forget(self, key: StreamKey) -> None:
+        self._congested.discard(key)
         if self._streams.pop(key, None) is not None:
             if key.local:
                 self._outbound -= 1

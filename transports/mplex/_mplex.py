@@ -102,6 +102,7 @@ class MplexConnection:
         self._streams: dict[StreamKey, MplexStream] = {}
         self._backlog: deque[MplexStream] = deque()
         self._accept_event = anyio.Event()
+        self._readers_caught_up = anyio.Event()
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._open_lock = anyio.Lock(fast_acquire=True)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -188,6 +189,29 @@ class MplexConnection:
                 await self._flush()
             elif core.pending_output:
                 self._schedule_flush()
+            if core.congested:
+                await self._wait_for_readers()
+
+    async def _wait_for_readers(self) -> None:
+        """Stop reading while a stream holds too much unread data (TCP then pushes back on
+        the sender); a stream that stays congested past ``backpressure_timeout`` is reset."""
+        core = self._core
+        with anyio.move_on_after(self._config.backpressure_timeout):
+            while core.congested:
+                self._readers_caught_up = anyio.Event()
+                await self._readers_caught_up.wait()
+            return
+        for key in core.congested:
+            stream = self._streams.pop(key, None)
+            if stream is not None:
+                stream._on_reset("stream not read for too long (mplex backpressure timeout)")
+            core.reset_stream(key)
+        await self._flush_quietly()
+
+    def _on_consumed(self) -> None:
+        """A stream's reader took data: wake the paused reader if nothing is congested."""
+        if not self._core.congested:
+            self._readers_caught_up.set()
 
     def _dispatch(self) -> None:
         core = self._core

@@ -88,6 +88,7 @@ class MplexStream:
             else:
                 self._head = head + n
         self._conn._core.consumed(self._key, len(data))
+        self._conn._on_consumed()
         return data
 
     async def send(self, item: bytes) -> None:
@@ -140,6 +141,7 @@ class MplexStream:
         self._chunks.clear()
         self._readable.set()
         self._conn._core.release(self._key)
+        self._conn._on_consumed()
         self._conn._streams.pop(self._key, None)
         await self._conn._flush_quietly()
 
@@ -149,6 +151,7 @@ class MplexStream:
             self._on_reset("stream reset locally")
             self._conn._core.reset_stream(self._key)
             self._conn._streams.pop(self._key, None)
+            self._conn._on_consumed()
             await self._conn._flush_quietly()
 
     # Called by the connection ---------------------------------------------------------------

@@ -435,3 +435,45 @@ async def test_traffic_keeps_idle_connection_alive() -> None:
                 assert await stream.receive() == b"a"
             await anyio.sleep(0.05)  # spreads the traffic over time; waits for no state change
         assert not conn.is_closed
+
+
+async def test_slow_reader_pauses_the_connection_instead_of_losing_the_stream() -> None:
+    # Above the backpressure threshold the reader stops reading the connection: the sender is
+    # held back by the transport, and the stream survives once its reader catches up.
+    config = attrs.evolve(UNPACED, backpressure_threshold=16, max_stream_buffer=1024)
+    async with raw_pair(config) as (conn, peer):
+        await peer.send(H("00 01 30") + H("08 01 31"))
+        with anyio.fail_after(5):
+            slow = await conn.accept_stream()
+            other = await conn.accept_stream()
+        await peer.send((H("02 10") + b"a" * 16) * 3)  # 48 bytes: over the threshold
+        await peer.send(H("0a 03") + b"xyz")
+        with anyio.move_on_after(0.3) as waited:
+            await other.receive()
+        assert waited.cancelled_caught, "the connection kept reading past the threshold"
+        received = b""
+        with anyio.fail_after(5):
+            while len(received) < 48:
+                received += await slow.receive()
+            assert await other.receive() == b"xyz"
+        assert received == b"a" * 48
+        assert not conn.is_closed
+
+
+async def test_stream_congested_past_the_timeout_is_reset() -> None:
+    config = attrs.evolve(
+        UNPACED, backpressure_threshold=16, max_stream_buffer=1024, backpressure_timeout=0.2
+    )
+    async with raw_pair(config) as (conn, peer):
+        await peer.send(H("00 01 30") + H("08 01 31"))
+        with anyio.fail_after(5):
+            slow = await conn.accept_stream()
+            other = await conn.accept_stream()
+        await peer.send(H("02 10") + b"a" * 16 + H("0a 03") + b"bcd")
+        with anyio.fail_after(5):
+            assert await peer.frame() == Frame(0, Flag.RESET_RECEIVER, b"")
+            assert await other.receive() == b"bcd"
+        with pytest.raises(StreamReset, match="backpressure"):
+            while True:
+                await slow.receive()
+        assert not conn.is_closed
