@@ -301,8 +301,12 @@ class Host:
                 with anyio.fail_after(self.config.dial_timeout):
                     raw = await transport.dial(addr)
             except TimeoutError:
-                errors.append((str(addr), P2PTimeoutError(f"dial timed out after "
-                                                           f"{self.config.dial_timeout:g} s")))
+                errors.append(
+                    (
+                        str(addr),
+                        P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s"),
+                    )
+                )
                 continue
             except (P2PError, OSError) as exc:
                 errors.append((str(addr), exc))

@@ -159,14 +159,10 @@ class Upgrader:
                     f"connection {_addr(raw)} closed during {direction} upgrade: "
                     f"{type(exc).__name__}"
                 ) from exc
-            if isinstance(exc, SecurityError | NegotiationError) or not isinstance(
-                exc, P2PError
-            ):
+            if isinstance(exc, SecurityError | NegotiationError) or not isinstance(exc, P2PError):
                 raise
             raise UpgradeError(f"{direction} upgrade of {_addr(raw)} failed: {exc}") from exc
-        muxed = self._muxers[muxer_id].new_connection(
-            secure, is_initiator=direction == "outbound"
-        )
+        muxed = self._muxers[muxer_id].new_connection(secure, is_initiator=direction == "outbound")
         return UpgradedConnection(
             secure=secure, muxed=muxed, muxer_protocol=muxer_id, direction=direction
         )

@@ -38,8 +38,12 @@ def offending_imports(path: Path) -> list[str]:
 
 
 def main() -> int:
-    bad = [line for root in ROOTS for p in sorted(Path(root).rglob("*.py"))
-           for line in offending_imports(p)]
+    bad = [
+        line
+        for root in ROOTS
+        for p in sorted(Path(root).rglob("*.py"))
+        for line in offending_imports(p)
+    ]
     for line in bad:
         print(f"private p2pstack import: {line}")
     if not bad:

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 import anyio
 
 from p2pstack.cli._parser import build_parser
-from p2pstack.defaults import open_default_host
-from p2pstack.errors import DialError, P2PError
+from p2pstack.defaults import MUXERS, SECURITY, open_default_host
+from p2pstack.errors import DialError, P2PError, ProtocolNotSupported
 from p2pstack.events import ConnectionClosed, ConnectionOpened
-from p2pstack.host import Host
 from p2pstack.identity import Identity, KeyType
 from protocols.identify import Identify
 from protocols.perf import Perf
@@ -51,7 +50,13 @@ async def _cmd_key(args: argparse.Namespace) -> int:
     try:
         identity.save(args.path, overwrite=args.force)
     except FileExistsError:
-        raise _UserError(f"key file already exists: {args.path} (use --force to overwrite)")
+        raise _UserError(
+            f"key file already exists: {args.path} (use --force to overwrite)"
+        ) from None
+    except OSError as exc:
+        # Name the file asked for, not the temporary file the key is first written to.
+        reason = (exc.strerror or str(exc)).lower()
+        raise _UserError(f"cannot write key file {args.path}: {reason}") from None
     print(identity.peer_id)
     return 0
 
@@ -69,15 +74,19 @@ async def _cmd_node(args: argparse.Namespace) -> int:
         security=args.security or [],
         muxers=args.muxer or [],
     ) as host:
-        addrs = [str(a) for a in host.addrs]
-        out.event(
-            "listening",
-            f"peer ID {host.peer_id}\n" + "\n".join(f"listening on {a}" for a in addrs),
-            peer_id=str(host.peer_id), addrs=addrs,
-        )
-        with host.subscribe() as events, anyio.open_signal_receiver(
-            signal.SIGINT, signal.SIGTERM
-        ) as signals:
+        # Signal handlers and the event subscription exist before "listening" is announced:
+        # whoever reads that line may connect or send SIGTERM at once.
+        with (
+            host.subscribe() as events,
+            anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+        ):
+            addrs = [str(a) for a in host.addrs]
+            out.event(
+                "listening",
+                f"peer ID {host.peer_id}\n" + "\n".join(f"listening on {a}" for a in addrs),
+                peer_id=str(host.peer_id),
+                addrs=addrs,
+            )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_report_connections, events, out)
                 async for _ in signals:
@@ -96,11 +105,12 @@ async def _report_connections(events: anyio.abc.ObjectReceiveStream[object], out
                 name,
                 f"{name} {conn.direction} {conn.remote_peer} {conn.remote_multiaddr} "
                 f"({conn.security_protocol}, {conn.muxer_protocol})",
-                peer_id=str(conn.remote_peer), addr=str(conn.remote_multiaddr),
-                direction=conn.direction, security=conn.security_protocol,
+                peer_id=str(conn.remote_peer),
+                addr=str(conn.remote_multiaddr),
+                direction=conn.direction,
+                security=conn.security_protocol,
                 muxer=conn.muxer_protocol,
             )
-
 
 
 async def _cmd_ping(args: argparse.Namespace) -> int:
@@ -116,8 +126,12 @@ async def _cmd_ping(args: argparse.Namespace) -> int:
             try:
                 rtt_ms = (await ping.ping(conn.remote_peer, timeout=args.timeout))[0] * 1000
             except (P2PError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
-                out.event("ping_failed", f"ping {seq}: failed: {_describe(exc)}", seq=seq,
-                          error=_describe(exc))
+                out.event(
+                    "ping_failed",
+                    f"ping {seq}: failed: {_describe(exc)}",
+                    seq=seq,
+                    error=_describe(exc),
+                )
                 continue
             rtts.append(rtt_ms)
             out.event("ping", f"ping {seq}: {rtt_ms:.3f} ms", seq=seq, rtt_ms=rtt_ms)
@@ -125,9 +139,14 @@ async def _cmd_ping(args: argparse.Namespace) -> int:
         stats = {"min_ms": min(rtts), "avg_ms": sum(rtts) / ok, "max_ms": max(rtts)} if ok else {}
         summary = f"{ok}/{args.count} pings succeeded" + (
             f", rtt min/avg/max = {stats['min_ms']:.3f}/{stats['avg_ms']:.3f}/"
-            f"{stats['max_ms']:.3f} ms" if ok else "")
+            f"{stats['max_ms']:.3f} ms"
+            if ok
+            else ""
+        )
         out.event("done", summary, peer_id=str(conn.remote_peer), count=args.count, ok=ok, **stats)
-        return 0 if ok == args.count else 1
+        if ok < args.count:
+            raise _UserError(f"{args.count - ok} of {args.count} pings failed")
+        return 0
 
 
 async def _cmd_identify(args: argparse.Namespace) -> int:
@@ -163,7 +182,10 @@ async def _cmd_perf(args: argparse.Namespace) -> int:
         with anyio.fail_after(args.timeout):
             conn = await host.connect(args.addr)
         result = await host.service(Perf).measure(
-            conn.remote_peer, upload_bytes=args.upload, download_bytes=args.download
+            conn.remote_peer,
+            upload_bytes=args.upload,
+            download_bytes=args.download,
+            timeout=args.timeout,
         )
         up_mbps = _mbps(result.upload_bytes, result.upload_seconds)
         down_mbps = _mbps(result.download_bytes, result.download_seconds)
@@ -202,15 +224,44 @@ class _UserError(Exception):
     """An expected failure: printed as one line."""
 
 
+#: Errors of a byte stream whose connection went away under us (anyio's conventions).
+_STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
+#: Failures reported as one line and exit status 1; anything else is a bug and shows a traceback.
+_EXPECTED = (P2PError, _UserError, ValueError, OSError, TimeoutError, *_STREAM_ERRORS)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, DialError) and len(exc.errors) == 1:
         addr, err = exc.errors[0]
-        return f"could not connect to {addr}: {_describe(err)}"
+        reason = _describe(err)
+        # Transports name the address themselves ("dial ADDR failed: refused"); say it once.
+        for prefix in (f"dial {addr} failed: ", f"dial {addr} "):
+            reason = reason.removeprefix(prefix)
+        return f"could not connect to {addr}: {reason}"
+    if isinstance(exc, ProtocolNotSupported):
+        return _describe_unsupported(exc)
     if isinstance(exc, TimeoutError) and not str(exc):
         return "timed out"
+    if isinstance(exc, anyio.EndOfStream):
+        return "the peer closed the connection"
+    if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError):
+        return "the connection was lost"
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+        reason = exc.strerror.lower()
+        return f"{exc.filename}: {reason}" if exc.filename is not None else reason
     return str(exc) or type(exc).__name__
+
+
+def _describe_unsupported(exc: ProtocolNotSupported) -> str:
+    """Say which layer failed: a peer without our security channel or muxer answers ``na``
+    during the upgrade, which reads like a missing application protocol otherwise."""
+    offered = ", ".join(exc.protocols)
+    layers = (("security channel", SECURITY), ("stream muxer", MUXERS))
+    for layer, factories in layers:
+        known = {factory().protocol_id for factory in factories.values()}
+        if exc.protocols and set(exc.protocols) <= known:
+            return f"no {layer} in common with the peer (we offered {offered})"
+    return str(exc)
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -239,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc = _leaf(group)
         if isinstance(exc, KeyboardInterrupt):
             return 130
-        if isinstance(exc, P2PError | _UserError | ValueError | OSError | TimeoutError):
+        if isinstance(exc, _EXPECTED):
             timeout = getattr(args, "timeout", None)
             message = _describe(exc)
             if isinstance(exc, TimeoutError) and message == "timed out" and timeout:

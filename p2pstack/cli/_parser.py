@@ -50,17 +50,26 @@ def _positive_float(text: str) -> float:
 
 def _stack_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--security", action="append", choices=sorted(SECURITY), metavar="NAME",
+        "--security",
+        action="append",
+        choices=sorted(SECURITY),
+        metavar="NAME",
         help="security channel: noise (default) or plaintext; repeat to give a preference order",
     )
     p.add_argument(
-        "--muxer", action="append", choices=sorted(MUXERS), metavar="NAME",
+        "--muxer",
+        action="append",
+        choices=sorted(MUXERS),
+        metavar="NAME",
         help="stream muxer: yamux or mplex (default: yamux, then mplex); repeat for an order",
     )
     p.add_argument("--key", metavar="PATH", help="key file (default: a fresh, ephemeral key)")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
     p.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
         help="give up after this long (default: 30)",
     )
 
@@ -79,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen = key_sub.add_parser("generate", help="create a new key file (owner-only permissions)")
     gen.add_argument("path", metavar="PATH")
     gen.add_argument(
-        "--type", default="ed25519", choices=["ed25519", "secp256k1", "ecdsa", "rsa"],
+        "--type",
+        default="ed25519",
+        choices=["ed25519", "secp256k1", "ecdsa", "rsa"],
         help="key type (default: ed25519)",
     )
     gen.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -90,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     node = sub.add_parser("node", help="run a node serving ping, identify and perf")
     _stack_options(node)
     node.add_argument(
-        "--listen", action="append", metavar="MULTIADDR",
+        "--listen",
+        action="append",
+        metavar="MULTIADDR",
         help="address to listen on, repeatable (default: /ip4/127.0.0.1/tcp/0)",
     )
 

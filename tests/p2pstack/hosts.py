@@ -19,9 +19,9 @@ from transports.yamux import Yamux
 ECHO = "/test/echo/1.0.0"
 
 
-def stack(security: str = "noise", muxer: str = "yamux") -> tuple[
-    list[SecurityChannel], list[Muxer]
-]:
+def stack(
+    security: str = "noise", muxer: str = "yamux"
+) -> tuple[list[SecurityChannel], list[Muxer]]:
     sec: SecurityChannel = Noise() if security == "noise" else Plaintext()
     mux: Muxer = Yamux() if muxer == "yamux" else Mplex()
     return [sec], [mux]
