@@ -7,7 +7,7 @@ Spec: https://github.com/libp2p/specs/blob/master/noise/README.md
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 import anyio
@@ -171,7 +171,14 @@ class Noise:
 
     A fresh X25519 static key is drawn for each connection: the spec allows it and it ties no
     two connections together.
+
+    Args:
+        random_bytes: where the X25519 keys come from (default ``os.urandom``). A deterministic
+            simulation passes a seeded source; never do that on a real network.
     """
+
+    def __init__(self, *, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+        self._random_bytes = random_bytes
 
     @property
     def protocol_id(self) -> str:
@@ -203,8 +210,8 @@ class Noise:
         core = NoiseHandshake(
             initiator=True,
             identity=identity,
-            static_key=os.urandom(DH_KEY_SIZE),
-            ephemeral_key=os.urandom(DH_KEY_SIZE),
+            static_key=self._random_bytes(DH_KEY_SIZE),
+            ephemeral_key=self._random_bytes(DH_KEY_SIZE),
             muxers=muxers,
             remote_peer=remote_peer,
         )
@@ -229,8 +236,8 @@ class Noise:
         core = NoiseHandshake(
             initiator=False,
             identity=identity,
-            static_key=os.urandom(DH_KEY_SIZE),
-            ephemeral_key=os.urandom(DH_KEY_SIZE),
+            static_key=self._random_bytes(DH_KEY_SIZE),
+            ephemeral_key=self._random_bytes(DH_KEY_SIZE),
             muxers=muxers,
         )
         return await _run_handshake(conn, core, identity)
