@@ -1,0 +1,247 @@
+"""py-libp2p 0.8.1 interop peer: TCP + Noise + yamux/mplex + identify + ping, echo and perf.
+
+Perf follows https://github.com/libp2p/specs/blob/master/perf/perf.md. The command line and the
+JSON-lines output contract are described in ../README.md. Runs in its own venv
+(.interop/py-venv, made by ../setup.sh), never in the project's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import stat
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.perf import PerfService
+from libp2p.rcmgr import Direction
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from peer_actions import Ctx, run_actions
+from peer_common import ECHO_PROTOCOL, Action, Config, PeerError, emit, muxer_of, read_chunk
+
+SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
+MUXERS: dict[str, tuple[TProtocol, Any]] = {
+    "yamux": (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
+    "mplex": (TProtocol(MPLEX_PROTOCOL_ID), Mplex),
+}
+
+
+# ------------------------------------------------------------------ command line
+
+
+ARITY = {"ping": 1, "identify": 0, "echo": 1, "streams": 2, "perf": 2, "idle": 1}
+
+
+def parse_action(text: str) -> Action:
+    name, *rest = text.split(":")
+    try:
+        nums = [int(x) for x in rest]
+    except ValueError:
+        raise PeerError(f"bad number in action {text}") from None
+    if ARITY.get(name) != len(nums) or any(n < 0 for n in nums):
+        raise PeerError(f"bad action {text}")
+    return Action(name, nums)
+
+
+def parse_command_line(argv: list[str]) -> Config:
+    p = argparse.ArgumentParser(description="py-libp2p interop peer")
+    p.add_argument("--listen")
+    p.add_argument("--muxer", action="append", choices=sorted(MUXERS))
+    p.add_argument("--dial")
+    p.add_argument("--actions", default="")
+    p.add_argument("--seed")
+    p.add_argument("--timeout", type=float, default=120.0)
+    a = p.parse_args(argv)
+    actions = [parse_action(x) for x in a.actions.split(",") if x]
+    if actions and a.dial is None:
+        raise PeerError("--actions needs --dial")
+    if a.listen is None and a.dial is None:
+        raise PeerError("need --listen and/or --dial")
+    muxers = a.muxer or ["yamux", "mplex"]
+    return Config(a.listen, a.dial, muxers, actions, a.seed, a.timeout)
+
+
+# ------------------------------------------------------------------ servers
+
+
+def guarded(
+    protocol: str, timeout: float, fn: Callable[[INetStream], Awaitable[None]]
+) -> Callable[[INetStream], Awaitable[None]]:
+    async def handler(stream: INetStream) -> None:
+        peer = str(stream.muxed_conn.peer_id)
+        try:
+            with trio.fail_after(timeout):
+                await fn(stream)
+        except Exception as exc:  # a bad remote must not take the peer down
+            emit("handler_error", protocol=protocol, peer_id=peer, message=repr(exc))
+            try:
+                await stream.reset()
+            except Exception:
+                pass
+
+    return handler
+
+
+async def serve_echo(stream: INetStream) -> None:
+    total = 0
+    while (data := await read_chunk(stream)) is not None:
+        total += len(data)
+        await stream.write(data)
+    await stream.close()
+    emit(
+        "served",
+        protocol=ECHO_PROTOCOL,
+        peer_id=str(stream.muxed_conn.peer_id),
+        bytes_in=total,
+        bytes_out=total,
+    )
+
+
+class InboundReporter(INotifee):
+    """Reports each inbound connection once its muxer is known."""
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        if getattr(conn, "direction", None) == Direction.INBOUND:
+            emit("inbound", peer_id=str(conn.muxed_conn.peer_id), muxer=muxer_of(conn))
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        pass
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        pass
+
+
+# ------------------------------------------------------------------ host
+
+
+def make_host(cfg: Config) -> Any:
+    if cfg.seed is None:
+        key_pair = create_new_key_pair()
+    else:
+        # Same derivation as the js peer: Ed25519 seed = SHA-256 of the decimal seed string.
+        key_pair = create_new_key_pair(hashlib.sha256(cfg.seed.encode()).digest())
+    noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
+    muxers = OrderedDict(MUXERS[m] for m in cfg.muxers)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        muxer_opt=muxers,
+        listen_addrs=[multiaddr.Multiaddr(cfg.listen)] if cfg.listen else None,
+        # One connection per peer: also skips a fixed 250 ms happy-eyeballs wait per dial.
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
+    )
+
+
+async def wait_for_shutdown() -> None:
+    """Return on SIGTERM/SIGINT, or on stdin EOF when stdin is a pipe, socket or tty."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def on_signal() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+
+            async def on_eof() -> None:
+                stdin = trio.lowlevel.FdStream(os.dup(0))
+                while await stdin.receive_some(4096):
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(on_signal)
+            mode = os.fstat(0).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(0):
+                nursery.start_soon(on_eof)
+
+
+async def serve(host: Any, cfg: Config) -> None:
+    host.set_stream_handler(ECHO_PROTOCOL, guarded(ECHO_PROTOCOL, cfg.timeout, serve_echo))
+    await PerfService(host).start()  # py-libp2p ships a perf server; use it as is
+    host.get_network().register_notifee(InboundReporter())
+    if cfg.listen:
+        emit("listening", peer_id=str(host.get_id()), addrs=[str(a) for a in host.get_addrs()])
+    if cfg.dial:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(cfg.dial))
+        start = time.perf_counter()
+        with trio.fail_after(cfg.timeout):
+            await host.connect(info)
+        conn = host.get_network().get_connections(info.peer_id)[0]
+        emit(
+            "connected",
+            peer_id=str(info.peer_id),
+            muxer=muxer_of(conn),
+            dial_ms=(time.perf_counter() - start) * 1000,
+        )
+        await run_actions(Ctx(host, info.peer_id, conn, cfg))
+        emit("done")
+    if cfg.listen:
+        await wait_for_shutdown()
+
+
+async def main(cfg: Config) -> None:
+    host = make_host(cfg)
+    listen = [multiaddr.Multiaddr(cfg.listen)] if cfg.listen else []
+    failure: Exception | None = None
+    # Shutting the host down is bounded too: cancelled SHUTDOWN_GRACE seconds after the work ends.
+    with trio.CancelScope() as shutdown:
+        async with host.run(listen_addrs=listen):
+            try:
+                await serve(host, cfg)
+            except Exception as exc:  # re-raised below, after the bounded shutdown
+                failure = exc
+            finally:
+                shutdown.deadline = trio.current_time() + SHUTDOWN_GRACE
+    if failure is not None:
+        raise failure
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The real errors inside (nested) exception groups."""
+    inner = getattr(exc, "exceptions", None)  # BaseExceptionGroup (a backport on 3.10)
+    if isinstance(inner, (list, tuple)):
+        return [leaf for sub in inner for leaf in leaves(sub)]
+    return [exc]
+
+
+def run() -> int:
+    try:
+        cfg = parse_command_line(sys.argv[1:])
+        trio.run(main, cfg)
+    except BaseException as exc:  # every failure becomes one error event and exit 1
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            return 0
+        traceback.print_exc()
+        emit("error", message="; ".join(repr(e) for e in leaves(exc)))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

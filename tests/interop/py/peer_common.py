@@ -1,0 +1,78 @@
+"""Shared pieces of the py-libp2p interop peer: constants, output, config, stream helpers.
+
+See peer.py (the entry point) and ../README.md (the contract).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from libp2p.abc import INetConn, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+
+ECHO_PROTOCOL = TProtocol("/p2pstack/echo/1.0.0")
+PERF_PROTOCOL = TProtocol("/perf/1.0.0")
+PING_PROTOCOL = TProtocol("/ipfs/ping/1.0.0")
+BLOCK = 64 * 1024  # write/read size for echo and perf payloads
+MAX_IDENTIFY_BYTES = 1 << 20  # bound on an identify response we will buffer
+# Echo block size over mplex: py-libp2p mplex hands each stream one 4 KiB chunk at a time and
+# its reader loop blocks until that chunk is read, so bigger in-flight blocks per stream let
+# many concurrent streams deadlock the connection (and get reset after 5 s).
+MPLEX_LOCKSTEP_BLOCK = 4096
+
+
+class PeerError(Exception):
+    """An action failed; reported as an error event."""
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@dataclass
+class Action:
+    name: str
+    args: list[int]
+
+
+@dataclass
+class Config:
+    listen: str | None
+    dial: str | None
+    muxers: list[str]
+    actions: list[Action] = field(default_factory=list)
+    seed: str | None = None
+    timeout: float = 120.0
+
+
+# ------------------------------------------------------------------ stream helpers
+
+
+async def read_chunk(stream: INetStream) -> bytes | None:
+    """One read; None at end of stream (py-libp2p raises StreamEOF, or returns b"")."""
+    try:
+        data = await stream.read(BLOCK)
+    except StreamEOF:
+        return None
+    return data or None
+
+
+async def write_zeros(stream: INetStream, count: int) -> None:
+    block = bytes(BLOCK)
+    while count > 0:
+        n = min(BLOCK, count)
+        await stream.write(block[:n])
+        count -= n
+
+
+def muxer_of(conn: INetConn) -> str | None:
+    get = getattr(conn, "get_negotiated_muxer_protocol", None)
+    if get is not None:
+        return get()
+    return getattr(conn.muxed_conn, "negotiated_muxer_protocol", None)
