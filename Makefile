@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint unit interop interop-setup clean
+.PHONY: setup demo test lint unit interop interop-setup bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ interop: $(STAMP) interop-setup
 
 test: $(STAMP) interop-setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) interop-setup
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .interop tests/interop/js/node_modules .mypy_cache .ruff_cache .pytest_cache
