@@ -13,16 +13,16 @@ The message is written with an unsigned-varint length prefix.
 from __future__ import annotations
 
 import attrs
+from google.protobuf.message import DecodeError
 
 from p2pstack.errors import RemoteProtocolError
 from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
+from transports.plaintext.plaintext_pb2 import Exchange as ExchangePb
 
 __all__ = ["MAX_EXCHANGE_SIZE", "Exchange", "ExchangeReader", "decode_exchange", "encode_exchange"]
 
 #: Largest ``Exchange`` accepted: a 4096-bit RSA key fits in ~550 bytes, so 8 KiB is generous.
 MAX_EXCHANGE_SIZE = 8192
-
-_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 
 
 @attrs.frozen(kw_only=True)
@@ -35,14 +35,7 @@ class Exchange:
 
 def encode_exchange(exchange: Exchange) -> bytes:
     """Encode ``exchange`` with its uvarint length prefix, ready to send."""
-    body = (
-        encode_uvarint(1 << 3 | _LEN)
-        + encode_uvarint(len(exchange.id))
-        + exchange.id
-        + encode_uvarint(2 << 3 | _LEN)
-        + encode_uvarint(len(exchange.pubkey))
-        + exchange.pubkey
-    )
+    body = ExchangePb(id=exchange.id, pubkey=exchange.pubkey).SerializeToString()
     return encode_uvarint(len(body)) + body
 
 
@@ -50,38 +43,14 @@ def decode_exchange(data: bytes) -> Exchange:
     """Decode an ``Exchange`` body (without its length prefix); unknown fields are skipped.
 
     Raises:
-        RemoteProtocolError: the bytes are not valid protobuf, or ``id``/``pubkey`` have the
-            wrong wire type.
+        RemoteProtocolError: the bytes are not a valid ``Exchange``.
     """
-    fields = {1: b"", 2: b""}
-    pos, end = 0, len(data)
+    message = ExchangePb()
     try:
-        while pos < end:
-            key, pos = decode_uvarint(data, pos)
-            field, wire_type = key >> 3, key & 7
-            if field == 0:
-                raise RemoteProtocolError("protobuf field number 0")
-            if wire_type == _LEN:
-                length, pos = decode_uvarint(data, pos)
-                if pos + length > end:
-                    raise RemoteProtocolError("protobuf field runs past the message")
-                value, pos = data[pos : pos + length], pos + length
-                if field in fields:
-                    fields[field] = value
-                continue
-            if field in fields:
-                raise RemoteProtocolError(f"Exchange field {field} has wire type {wire_type}")
-            if wire_type == _VARINT:
-                _, pos = decode_uvarint(data, pos)
-            elif wire_type in (_FIXED64, _FIXED32):
-                pos += 8 if wire_type == _FIXED64 else 4
-                if pos > end:
-                    raise RemoteProtocolError("protobuf fixed field runs past the message")
-            else:
-                raise RemoteProtocolError(f"unsupported protobuf wire type {wire_type}")
-    except IncompleteVarint:
-        raise RemoteProtocolError("protobuf message ends inside a varint") from None
-    return Exchange(id=fields[1], pubkey=fields[2])
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        raise RemoteProtocolError(f"invalid plaintext Exchange: {exc}") from None
+    return Exchange(id=message.id, pubkey=message.pubkey)
 
 
 class ExchangeReader:
