@@ -116,6 +116,8 @@ class Host:
         self._services = list(services)
         self._tg = task_group
         self._handlers: dict[str, StreamHandler] = {}
+        self._handler_limits: dict[str, int] = {}
+        self._handler_active: dict[str, int] = {}
         self._listeners: list[Listener] = []
         self._connections: dict[PeerId, list[Connection]] = {}
         self._pending_dials: dict[PeerId, anyio.Event] = {}
@@ -171,15 +173,31 @@ class Host:
 
     # -- handlers, events, tasks ---------------------------------------------------------------
 
-    def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None:
+    def set_stream_handler(
+        self, protocol_id: str, handler: StreamHandler, *, max_inbound: int | None = None
+    ) -> None:
         """Serve ``protocol_id`` with ``handler``. The handler runs in a host task; when it
-        returns the stream is closed; if it raises, the stream is reset."""
+        returns the stream is closed; if it raises, the stream is reset.
+
+        Args:
+            protocol_id: the protocol to serve.
+            handler: called with each negotiated inbound stream.
+            max_inbound: most streams of this protocol served at once (across all peers);
+                further ones are reset. ``None``: only the muxers' stream limits apply.
+        """
         self._handlers[protocol_id] = handler
+        if max_inbound is None:
+            self._handler_limits.pop(protocol_id, None)
+        else:
+            if max_inbound < 1:
+                raise ValueError("max_inbound must be at least 1")
+            self._handler_limits[protocol_id] = max_inbound
         if self._started:
             self.emit(LocalProtocolsChanged(protocols=self.protocols))
 
     def remove_stream_handler(self, protocol_id: str) -> None:
         """Stop serving ``protocol_id`` (streams already running are not affected)."""
+        self._handler_limits.pop(protocol_id, None)
         if self._handlers.pop(protocol_id, None) is not None and self._started:
             self.emit(LocalProtocolsChanged(protocols=self.protocols))
 
@@ -396,11 +414,21 @@ class Host:
             await muxed.reset()
             return
         handler = self._handlers.get(proto)
-        if handler is None:  # removed while negotiating
+        active = self._handler_active.get(proto, 0)
+        if handler is None or active >= self._handler_limits.get(proto, active + 1):
+            # Removed while negotiating, or at its limit of concurrent inbound streams.
             await muxed.reset()
             return
         stream = Stream(muxed, proto, conn, leftover)
         conn._track(stream)
+        self._handler_active[proto] = active + 1
+        try:
+            await self._run_handler(handler, stream)
+        finally:
+            self._handler_active[proto] -= 1
+
+    async def _run_handler(self, handler: StreamHandler, stream: Stream) -> None:
+        proto = stream.protocol
         try:
             await handler(stream)
         except NETWORK_ERRORS as exc:

@@ -176,3 +176,31 @@ async def test_large_transfer_hash_checked() -> None:
             payload = os.urandom(4 * 1024 * 1024)
             echoed = await echo_once(stream, payload)
             assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+
+
+async def test_handler_limit_resets_streams_beyond_it() -> None:
+    release = anyio.Event()
+    both_entered = anyio.Event()
+    entered: list[Stream] = []
+
+    async def hold(stream: Stream) -> None:
+        entered.append(stream)
+        if len(entered) == 2:
+            both_entered.set()
+        await release.wait()
+
+    async with memory_hosts(2) as (a, b):
+        b.set_stream_handler("/hold/1.0.0", hold, max_inbound=2)
+        with anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            held = [await a.new_stream(b.peer_id, ["/hold/1.0.0"]) for _ in range(2)]
+            await both_entered.wait()
+            with pytest.raises(StreamReset):
+                extra = await a.new_stream(b.peer_id, ["/hold/1.0.0"])
+                await extra.receive()
+            release.set()
+            for stream in held:  # the held streams end normally once released
+                with pytest.raises(anyio.EndOfStream):
+                    await stream.receive()
+        with pytest.raises(ValueError, match="at least 1"):
+            b.set_stream_handler("/hold/1.0.0", hold, max_inbound=0)
