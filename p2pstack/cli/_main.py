@@ -9,14 +9,17 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
 
 from p2pstack.cli._parser import build_parser
+from p2pstack.connection import Connection
 from p2pstack.defaults import MUXERS, SECURITY, open_default_host
 from p2pstack.errors import DialError, P2PError, ProtocolNotSupported
 from p2pstack.events import ConnectionClosed, ConnectionOpened
+from p2pstack.host import Host
 from p2pstack.identity import Identity, KeyType
 from protocols.identify import Identify
 from protocols.perf import Perf
@@ -113,13 +116,21 @@ async def _report_connections(events: anyio.abc.ObjectReceiveStream[object], out
             )
 
 
-async def _cmd_ping(args: argparse.Namespace) -> int:
-    out = _Output(args.json)
+@asynccontextmanager
+async def _connected(args: argparse.Namespace) -> AsyncIterator[tuple[Host, Connection]]:
+    """A client host (the command's --key, --security, --muxer) connected to ``args.addr``
+    within ``args.timeout``."""
     async with open_default_host(
         identity=_load_identity(args.key), security=args.security or [], muxers=args.muxer or []
     ) as host:
         with anyio.fail_after(args.timeout):
             conn = await host.connect(args.addr)
+        yield host, conn
+
+
+async def _cmd_ping(args: argparse.Namespace) -> int:
+    out = _Output(args.json)
+    async with _connected(args) as (host, conn):
         ping = host.service(Ping)
         rtts: list[float] = []
         for seq in range(args.count):
@@ -151,12 +162,8 @@ async def _cmd_ping(args: argparse.Namespace) -> int:
 
 async def _cmd_identify(args: argparse.Namespace) -> int:
     out = _Output(args.json)
-    async with open_default_host(
-        identity=_load_identity(args.key), security=args.security or [], muxers=args.muxer or []
-    ) as host:
-        with anyio.fail_after(args.timeout):
-            conn = await host.connect(args.addr)
-            info = await host.service(Identify).identify(conn.remote_peer, timeout=args.timeout)
+    async with _connected(args) as (host, conn):
+        info = await host.service(Identify).identify(conn.remote_peer, timeout=args.timeout)
         fields: dict[str, object] = {
             "peer_id": str(info.peer_id),
             "agent_version": info.agent_version,
@@ -176,11 +183,7 @@ async def _cmd_identify(args: argparse.Namespace) -> int:
 
 async def _cmd_perf(args: argparse.Namespace) -> int:
     out = _Output(args.json)
-    async with open_default_host(
-        identity=_load_identity(args.key), security=args.security or [], muxers=args.muxer or []
-    ) as host:
-        with anyio.fail_after(args.timeout):
-            conn = await host.connect(args.addr)
+    async with _connected(args) as (host, conn):
         result = await host.service(Perf).measure(
             conn.remote_peer,
             upload_bytes=args.upload,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -81,7 +82,7 @@ async def ping_round_trips(
     payloads: list[bytes],
     *,
     timeout: float = 10.0,
-    clock: Callable[[], float] = anyio.current_time,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
     """Send each payload, wait for its echo, and time the round trip.
 
@@ -89,7 +90,8 @@ async def ping_round_trips(
         stream: an open ping stream.
         payloads: 32-byte payloads, sent one at a time.
         timeout: most seconds for each round trip.
-        clock: monotonic seconds.
+        clock: monotonic seconds (default ``time.perf_counter``: loop clocks such as uvloop's
+            tick in milliseconds, too coarse for loopback round trips).
 
     Returns:
         One round-trip time in seconds per payload.
@@ -120,6 +122,8 @@ class Ping:
 
     Args:
         random_bytes: source of the random payloads (injectable for deterministic tests).
+        clock: monotonic seconds for round-trip times (default ``time.perf_counter``; a
+            simulation passes its virtual clock).
         idle_timeout: most seconds an inbound stream may wait for its next payload.
         max_inbound_streams: most inbound ping streams served at once; more are reset
             (js-libp2p allows 2 per peer, go one per peer; this is a host-wide bound).
@@ -129,10 +133,12 @@ class Ping:
         self,
         *,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.perf_counter,
         idle_timeout: float = 60.0,
         max_inbound_streams: int = 64,
     ) -> None:
         self._random_bytes = random_bytes
+        self._clock = clock
         self._idle_timeout = idle_timeout
         self._max_inbound = max_inbound_streams
         self._host: Host | None = None
@@ -179,7 +185,7 @@ class Ping:
             raise P2PTimeoutError(f"ping: could not open a stream within {timeout} s") from None
         payloads = [self._random_bytes(PAYLOAD_SIZE) for _ in range(count)]
         try:
-            rtts = await ping_round_trips(stream, payloads, timeout=timeout)
+            rtts = await ping_round_trips(stream, payloads, timeout=timeout, clock=self._clock)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stream.reset()
