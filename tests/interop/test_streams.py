@@ -68,10 +68,11 @@ async def test_they_dial_us(kind: str, muxer: str, our_host: OurHost, peer: Peer
                 connected = await remote.wait_for("connected", 60)
                 assert connected["muxer"] == MUXER_IDS[muxer]
                 conn = await opened_connection(host_events)
-                events = await remote.collect_until_done(240)
-                (echo,) = events["echo"]
+                echo = await remote.wait_for("echo", 240)
                 assert echo["bytes"] == BIG and echo["ok"] is True
-                (streams,) = events["streams"]
+                streams = await remote.wait_for("streams", 240)
                 assert streams["count"] == STREAMS and streams["ok"] is True
-                # everything went over the one connection the peer opened
+                # Everything went over the one connection the peer opened (checked before its
+                # "done": after that the peer may hang up).
                 assert host.connections(conn.remote_peer) == [conn]
+                await remote.wait_for("done", 60)
