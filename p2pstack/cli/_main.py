@@ -1,4 +1,4 @@
-"""The ``p2pstack`` commands: key, id, node, ping, identify, perf. Expected failures print one line
+"""The ``p2pstack`` commands: key, id, node, ping, identify, perf, sim. Expected failures print one line
 to stderr and exit 1; usage errors exit 2; an interrupt exits 130."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import anyio
 
 from p2pstack.cli._parser import build_parser
+from p2pstack.cli._sim import run_sim
 from p2pstack.connection import Connection
 from p2pstack.defaults import MUXERS, SECURITY, open_default_host
 from p2pstack.errors import DialError, P2PError, ProtocolNotSupported
@@ -274,6 +275,8 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "sim":  # runs its own virtual-time event loop
+        return run_sim(args)
     # uvloop (the optional "uvloop" extra) speeds up asyncio; anyio uses it when asked.
     backend_options = {"use_uvloop": importlib.util.find_spec("uvloop") is not None}
     result: int = anyio.run(_COMMANDS[args.command], args, backend_options=backend_options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from p2pstack.cli._sim import add_sim_parser
 from p2pstack.defaults import MUXERS, SECURITY
 
 __all__ = ["build_parser", "parse_size"]
@@ -121,4 +122,5 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--upload", type=parse_size, required=True, metavar="BYTES")
     perf.add_argument("--download", type=parse_size, required=True, metavar="BYTES")
     _stack_options(perf)
+    add_sim_parser(sub)
     return parser

@@ -1,0 +1,266 @@
+"""The scenario model of the deterministic simulator: nodes, network, bootstrap, services, a
+timeline of faults, and what to measure; loaded from TOML or built in Python
+(docs/simulation.md, "Scenario files")."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "BootstrapConfig",
+    "NetworkConfig",
+    "PingConfig",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+]
+T = TypeVar("T")
+
+#: Timeline actions and the fields each takes.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "partition": ("groups",),
+    "heal": (),
+    "crash": ("node",),
+    "restart": ("node", "keep_identity", "keep_peerstore"),
+    "drop": ("node", "peer"),
+    "nat": ("node", "reachable"),
+}
+#: Most nodes a scenario may have: bounds memory (about 0.3 MiB per node with Noise).
+MAX_NODES = 20_000
+
+
+class ScenarioError(ValueError):
+    """A scenario file or object is invalid (the message says where)."""
+
+
+@attrs.frozen(kw_only=True)
+class Action:
+    """One timeline entry: at virtual time ``at``, do ``action`` (see ``ACTIONS``)."""
+
+    at: float
+    action: str
+    node: int = 0
+    peer: int = 0
+    groups: tuple[tuple[int, ...], ...] = ()
+    keep_identity: bool = True
+    keep_peerstore: bool = True
+    reachable: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class NetworkConfig:
+    """Link properties and reachability. Latency is one-way seconds: fixed (``latency``) or
+    ``latency_dist`` in ``fixed | uniform | normal | lognormal`` with ``latency_b`` as the
+    second parameter (upper bound, deviation, sigma)."""
+
+    latency: float = 0.02
+    latency_dist: str = "fixed"
+    latency_b: float = 0.0
+    bandwidth: float | None = None
+    loss: float = 0.0
+    nat: tuple[int, ...] = ()
+    stall_timeout: float = 30.0
+    dial_timeout: float = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class BootstrapConfig:
+    """Each node dials ``peers`` random others, spread over ``spread`` seconds from ``at``;
+    every ``redial_interval`` seconds (0: never) it redials those it lost."""
+
+    peers: int = 3
+    at: float = 0.0
+    spread: float = 1.0
+    redial_interval: float = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class PingConfig:
+    """Every ``interval`` seconds (0: never) each node pings ``targets`` of its connected peers
+    (``0``: all of them) with ``timeout``."""
+
+    interval: float = 10.0
+    targets: int = 0
+    timeout: float = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """A whole simulation. ``security`` is ``noise`` or ``plaintext`` (fast, insecure);
+    ``services`` a subset of ``identify``, ``ping``."""
+
+    name: str = "scenario"
+    nodes: int = 10
+    duration: float = 60.0
+    seed: int = 0
+    security: str = "noise"
+    muxer: str = "yamux"
+    services: tuple[str, ...] = ("identify", "ping")
+    sample_interval: float = 1.0
+    network: NetworkConfig = NetworkConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    ping: PingConfig = PingConfig()
+    timeline: tuple[Action, ...] = ()
+
+    def validate(self) -> Scenario:
+        """Check cross-field rules.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ScenarioError: the first rule broken.
+        """
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ScenarioError(f"nodes must be in 1..{MAX_NODES}")
+        if self.duration <= 0 or self.sample_interval <= 0:
+            raise ScenarioError("duration and sample_interval must be positive")
+        if self.security not in ("noise", "plaintext"):
+            raise ScenarioError("security must be 'noise' or 'plaintext'")
+        if self.muxer not in ("yamux", "mplex"):
+            raise ScenarioError("muxer must be 'yamux' or 'mplex'")
+        if unknown := set(self.services) - {"identify", "ping"}:
+            raise ScenarioError(f"unknown services: {sorted(unknown)}")
+        if not 0.0 <= self.network.loss < 1.0:
+            raise ScenarioError("network.loss must be in [0, 1)")
+        if self.network.latency_dist not in ("fixed", "uniform", "normal", "lognormal"):
+            raise ScenarioError("network.latency_dist: fixed, uniform, normal or lognormal")
+        nodes = range(1, self.nodes + 1)
+        for i, act in enumerate(self.timeline):
+            where = f"timeline[{i}] ({act.action})"
+            if act.action not in ACTIONS:
+                raise ScenarioError(f"{where}: unknown action, choose from {sorted(ACTIONS)}")
+            if act.at < 0:
+                raise ScenarioError(f"{where}: 'at' must not be negative")
+            if "node" in ACTIONS[act.action] and act.node not in nodes:
+                raise ScenarioError(f"{where}: node must be in 1..{self.nodes}")
+            if act.peer and act.peer not in nodes:
+                raise ScenarioError(f"{where}: peer must be in 1..{self.nodes}")
+            if any(n not in nodes for g in act.groups for n in g):
+                raise ScenarioError(f"{where}: group members must be in 1..{self.nodes}")
+        if any(n not in nodes for n in self.network.nat):
+            raise ScenarioError(f"network.nat members must be in 1..{self.nodes}")
+        return self
+
+
+def _nodes(value: object, where: str) -> tuple[int, ...]:
+    """A node list: ``[1, 2, 3]`` or ``"1-3"`` or a mix (``[1, "5-7"]``)."""
+    items = value if isinstance(value, list) else [value]
+    out: list[int] = []
+    for item in items:
+        if isinstance(item, bool):
+            raise ScenarioError(f"{where}: expected node numbers")
+        if isinstance(item, int):
+            out.append(item)
+        elif isinstance(item, str) and "-" in item:
+            lo, _, hi = item.partition("-")
+            try:
+                out.extend(range(int(lo), int(hi) + 1))
+            except ValueError:
+                raise ScenarioError(f"{where}: bad range {item!r}") from None
+        else:
+            raise ScenarioError(f"{where}: expected node numbers or 'a-b' ranges")
+    return tuple(out)
+
+
+def _build(cls: type[T], data: object, where: str, **converted: object) -> T:
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{where}: expected a table")
+    fields = attrs.fields_dict(cls)  # type: ignore[arg-type]  # every model class is attrs
+    kwargs: dict[str, object] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ScenarioError(f"{where}: unknown key {key!r}")
+        if key in converted:
+            continue
+        expected = fields[key].type
+        kwargs[key] = _coerce(value, str(expected), f"{where}.{key}")
+    kwargs.update({k: v for k, v in converted.items() if k in data})
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
+def _coerce(value: object, expected: str, where: str) -> object:
+    """Check a TOML value against an annotation string of the model (``float``, ``int``, ...)."""
+    if "tuple[str" in expected:
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ScenarioError(f"{where}: expected a list of strings")
+        return tuple(value)
+    if "tuple[int" in expected:
+        return _nodes(value, where)
+    if expected.startswith("float"):
+        if value is None and "None" in expected:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(f"{where}: expected a number")
+        return float(value)
+    if expected == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{where}: expected an integer")
+        return value
+    if expected == "bool":
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where}: expected true or false")
+        return value
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where}: expected a string")
+    return value
+
+
+def parse_scenario(data: Mapping[str, object]) -> Scenario:
+    """Build a scenario from parsed TOML (a mapping).
+
+    Raises:
+        ScenarioError: unknown keys, wrong types or broken rules.
+    """
+    timeline_raw = data.get("timeline", [])
+    if not isinstance(timeline_raw, list):
+        raise ScenarioError("timeline: expected an array of tables ([[timeline]])")
+    timeline: list[Action] = []
+    for i, entry in enumerate(timeline_raw):
+        where = f"timeline[{i}]"
+        groups: tuple[tuple[int, ...], ...] = ()
+        if isinstance(entry, Mapping) and "groups" in entry:
+            raw_groups = entry["groups"]
+            if not isinstance(raw_groups, list):
+                raise ScenarioError(f"{where}.groups: expected a list of node lists")
+            groups = tuple(_nodes(g, f"{where}.groups") for g in raw_groups)
+        timeline.append(_build(Action, entry, where, groups=groups))
+    timeline.sort(key=lambda a: a.at)
+    top = {k: v for k, v in data.items() if k not in ("network", "bootstrap", "ping", "timeline")}
+    scenario = _build(Scenario, top, "scenario")
+    return attrs.evolve(
+        scenario,
+        timeline=tuple(timeline),
+        network=_build(NetworkConfig, data.get("network", {}), "network"),
+        bootstrap=_build(BootstrapConfig, data.get("bootstrap", {}), "bootstrap"),
+        ping=_build(PingConfig, data.get("ping", {}), "ping"),
+    ).validate()
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario TOML file.
+
+    Raises:
+        ScenarioError: the file is not valid TOML or not a valid scenario.
+        OSError: the file cannot be read.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    try:
+        return parse_scenario(data)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
