@@ -1,5 +1,5 @@
-"""The ``p2pstack`` commands: key, id, node, ping, identify, perf, sim. Expected failures print one line
-to stderr and exit 1; usage errors exit 2; an interrupt exits 130."""
+"""The ``p2pstack`` commands: key, id, node, ping, identify, perf, sim. Expected failures print
+one line to stderr and exit 1; usage errors exit 2; an interrupt exits 130."""
 
 from __future__ import annotations
 
