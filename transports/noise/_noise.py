@@ -111,7 +111,7 @@ class NoiseSecureConnection:
             while True:
                 if self._closed:
                     raise anyio.ClosedResourceError
-                data = self._state.read(max_bytes)
+                data = self._state.read_frame(max_bytes)
                 if data:
                     return data
                 if self._eof_received:

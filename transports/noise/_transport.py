@@ -109,16 +109,35 @@ class NoiseTransportState:
         """
         if self._broken:
             raise RemoteProtocolError("Noise session already failed")
-        if self._partial:
-            self._partial += data
-            buf: bytes | bytearray | memoryview = self._partial
+        with memoryview(data) as view:
+            pos = self._complete_partial(view) if self._partial else 0
+            if self._partial:  # still incomplete: all of ``data`` went into it
+                return
+            with view[pos:] as rest:
+                end = self._decrypt_frames(rest)
+                if end < len(rest):
+                    # Only the tail (< one frame) is copied; complete frames never are.
+                    self._partial = bytearray(rest[end:])
+
+    def _complete_partial(self, view: memoryview) -> int:
+        """Move bytes from the head of ``view`` into the buffered partial frame and decrypt it
+        once complete; return how many bytes of ``view`` were used."""
+        partial = self._partial
+        used = 0
+        if len(partial) < LENGTH_PREFIX_SIZE:
+            used = min(LENGTH_PREFIX_SIZE - len(partial), len(view))
+            partial += view[:used]
+            if len(partial) < LENGTH_PREFIX_SIZE:
+                return used
+        length: int = _LENGTH.unpack_from(partial)[0]
+        more = min(LENGTH_PREFIX_SIZE + length - len(partial), len(view) - used)
+        partial += view[used : used + more]
+        used += more
+        if len(partial) == LENGTH_PREFIX_SIZE + length:
             self._partial = bytearray()
-        else:
-            buf = data
-        with memoryview(buf) as view:
-            pos = self._decrypt_frames(view)
-            if pos < len(view):
-                self._partial = bytearray(view[pos:])
+            with memoryview(partial) as frame:
+                self._decrypt_frames(frame)
+        return used
 
     def _decrypt_frames(self, view: memoryview) -> int:
         """Decrypt each complete frame of ``view``; return the index just past the last one."""
@@ -171,6 +190,21 @@ class NoiseTransportState:
             parts.append(part)
             want -= len(part)
         return b"".join(parts)
+
+    def read_frame(self, max_bytes: int) -> bytes:
+        """Like ``read`` but never joins frames: up to ``max_bytes`` of the oldest decrypted
+        frame. A whole frame is returned without copying it, so a reader that takes large
+        chunks (a muxer) gets each decrypted byte without a second copy.
+
+        Raises:
+            ValueError: ``max_bytes`` is smaller than 1.
+        """
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
+        if not self._pending:
+            return b""
+        avail = len(self._plain[0]) - self._plain_offset
+        return self._take_from_first(min(avail, max_bytes))
 
     def _take_from_first(self, n: int) -> bytes:
         first = self._plain[0]

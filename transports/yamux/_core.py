@@ -7,8 +7,10 @@ It never touches sockets, anyio, clocks or randomness: the driver passes the cur
 
 Bounds: the event queue holds at most three events per frame of the last ``receive_data``
 call, so at most one per 4 input bytes (the driver drains it after each call); a partial
-header is < 12 bytes; a Data payload is delivered as it arrives, never buffered here. Output
-grows only by what the commands queue (``pending_output`` tells the driver when to wait).
+header is < 12 bytes; a Data payload is delivered as it arrives, never buffered here (as a view
+into the input when it is at least half of it, so buffered views pin at most twice the
+window). Output grows only by what the commands queue (``pending_output`` tells the driver
+when to wait).
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ __all__ = ["YamuxConnectionCore"]
 #: Auto-tuning doubles a stream's window when half of it was consumed within this many RTTs:
 #: the window, not the reader, is then what limits throughput.
 _GROWTH_RTTS = 2.0
+#: The smallest RTT auto-tuning assumes. A ping on an idle loopback or LAN link answers in tens
+#: of microseconds, but under load a window update waits behind the peer's reads, decryption and
+#: writes for milliseconds: judged by the idle RTT, a window that is the bottleneck would never
+#: grow. Growth still needs a reader that keeps up, and stays within ``max_window`` and
+#: ``max_connection_window``.
+_MIN_RTT = 0.005
 
 
 class _Stream:
@@ -230,7 +238,7 @@ class YamuxConnectionCore:
     def consume(self, stream_id: int, size: int, now: float) -> None:
         """Record that the reader took ``size`` bytes; grant window back when half of it was
         used, doubling the window (up to ``max_window``) when that happened within about two
-        round trips of the previous update.
+        round trips (at least 5 ms each) of the previous update.
 
         Args:
             stream_id: the stream read from (unknown or finished streams are ignored).
@@ -244,7 +252,8 @@ class YamuxConnectionCore:
         if stream.unacked < stream.recv_max // 2:
             return
         delta = stream.unacked
-        rtt, epoch = self._rtt, stream.epoch
+        epoch = stream.epoch
+        rtt = None if self._rtt is None else max(self._rtt, _MIN_RTT)
         if rtt is not None and epoch is not None and now - epoch < _GROWTH_RTTS * rtt:
             grow = min(stream.recv_max, self._config.max_window - stream.recv_max)
             if grow > 0 and self._window_total + grow <= self._config.max_connection_window:
@@ -304,7 +313,11 @@ class YamuxConnectionCore:
         while pos < size:
             if self._payload_left:
                 take = min(self._payload_left, size - pos)
-                self._deliver(data if take == size else bytes(view[pos : pos + take]))
+                piece = view[pos : pos + take]
+                # A view, not a copy: the stream copies once when its reader takes the bytes.
+                # Small pieces are copied so that a view never pins more than twice its size
+                # (a peer must not make 1 byte of window hold a whole read buffer).
+                self._deliver(data if take == size else piece if 2 * take >= size else bytes(piece))
                 pos += take
                 continue
             if self._partial or size - pos < HEADER_LEN:
@@ -320,7 +333,7 @@ class YamuxConnectionCore:
                 pos += HEADER_LEN
             self._handle(header)
 
-    def _deliver(self, chunk: bytes) -> None:
+    def _deliver(self, chunk: bytes | memoryview) -> None:
         self._payload_left -= len(chunk)
         stream_id = self._payload_id
         if stream_id in self._streams:

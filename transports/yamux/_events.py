@@ -26,10 +26,15 @@ class StreamOpened:
 
 @attrs.frozen(slots=True)
 class DataReceived:
-    """Payload bytes for a stream (part of one Data frame, or all of it)."""
+    """Payload bytes for a stream (part of one Data frame, or all of it).
+
+    ``data`` is a read-only view into the bytes given to ``receive_data`` when the payload is
+    at least half of them (a smaller piece is copied): the core copies no large payload, the
+    reader copies once when it takes the bytes.
+    """
 
     stream_id: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @attrs.frozen(slots=True)

@@ -54,7 +54,8 @@ class YamuxStream:
     def __init__(self, connection: YamuxConnection, stream_id: int) -> None:
         self._conn = connection
         self._id = stream_id
-        self._buffer: deque[bytes] = deque()
+        # Views into the connection's read buffers, or bytes; at most the granted window.
+        self._buffer: deque[bytes | memoryview] = deque()
         self._head = 0  # bytes of _buffer[0] already returned
         self._recv_signal = Signal()
         self.send_signal = Signal()
@@ -89,17 +90,42 @@ class YamuxStream:
             if self.remote_fin:
                 raise anyio.EndOfStream
             await self._recv_signal.wait()
-        chunk = self._buffer[0]
-        head = self._head
-        if len(chunk) - head <= max_bytes:
-            self._buffer.popleft()
-            self._head = 0
-            data = chunk[head:] if head else chunk
-        else:
-            data = chunk[head : head + max_bytes]
-            self._head = head + max_bytes
+        data = self._take(max_bytes)
         self._conn.consumed(self._id, len(data))
         return data
+
+    def _take(self, max_bytes: int) -> bytes:
+        """Remove up to ``max_bytes`` buffered bytes, joining pieces (frames arrive split at
+        Noise frame boundaries) with one copy; a whole ``bytes`` piece is returned as is."""
+        buffer, head = self._buffer, self._head
+        chunk = buffer[0]
+        avail = len(chunk) - head
+        if avail >= max_bytes or len(buffer) == 1:
+            take = min(avail, max_bytes)
+            if take == avail:
+                buffer.popleft()
+                self._head = 0
+            else:
+                self._head = head + take
+            if head == 0 and take == len(chunk) and isinstance(chunk, bytes):
+                return chunk
+            return bytes(chunk[head : head + take])
+        parts: list[bytes | memoryview] = []
+        want = max_bytes
+        while buffer and want:
+            chunk = buffer[0]
+            avail = len(chunk) - head
+            if avail <= want:
+                buffer.popleft()
+                parts.append(chunk[head:] if head else chunk)
+                want -= avail
+                head = 0
+            else:
+                parts.append(chunk[head : head + want])
+                head += want
+                want = 0
+        self._head = head
+        return b"".join(parts)
 
     async def send(self, item: bytes) -> None:
         """Send all of ``item``; waits while the peer's window or our write buffer is full.
@@ -156,7 +182,7 @@ class YamuxStream:
         if self._reset or self._send_broken:
             raise StreamReset(f"yamux stream {self._id} was reset")
 
-    def on_data(self, data: bytes) -> None:
+    def on_data(self, data: bytes | memoryview) -> None:
         if not self._closed:
             self._buffer.append(data)
             self._recv_signal.set()

@@ -121,3 +121,51 @@ def test_garbage_raises_only_remote_protocol_error(garbage: bytes) -> None:
         return
     # Without a valid tag nothing can decrypt; at most a partial frame is buffered.
     assert b.pending == 0
+
+
+def test_read_frame_hands_over_one_frame_without_joining() -> None:
+    a, b = pair()
+    data = bytes(range(256)) * 600  # 153600 bytes: three frames
+    b.receive_data(a.encrypt(data))
+    first = b.read_frame(10**9)
+    assert first == data[:MAX_PLAINTEXT_PER_FRAME]
+    assert b.read_frame(10) == data[MAX_PLAINTEXT_PER_FRAME : MAX_PLAINTEXT_PER_FRAME + 10]
+    rest = bytearray()
+    while chunk := b.read_frame(10**9):
+        assert len(chunk) <= MAX_PLAINTEXT_PER_FRAME
+        rest += chunk
+    assert bytes(rest) == data[MAX_PLAINTEXT_PER_FRAME + 10 :]
+    with pytest.raises(ValueError):
+        b.read_frame(0)
+
+
+def test_partial_frame_is_completed_from_the_next_chunk_byte_by_byte() -> None:
+    a, b = pair()
+    wire = bytes(a.encrypt(b"first")) + bytes(a.encrypt(b"second"))
+    # One byte at a time: the length prefix itself arrives split.
+    for i in range(len(wire)):
+        b.receive_data(wire[i : i + 1])
+    assert b.read(100) == b"firstsecond"
+    assert not b.has_partial_frame
+
+
+@settings(max_examples=50)
+@given(
+    messages=st.lists(st.binary(max_size=70_000), max_size=4),
+    cuts=st.lists(st.integers(min_value=0, max_value=300_000), max_size=10),
+    reads=st.integers(min_value=1, max_value=100_000),
+)
+def test_read_frame_round_trip_under_any_chunking(
+    messages: list[bytes], cuts: list[int], reads: int
+) -> None:
+    a, b = pair()
+    wire = b"".join(bytes(a.encrypt(m)) for m in messages)
+    points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
+    got = bytearray()
+    for start, stop in itertools.pairwise(points):
+        b.receive_data(memoryview(wire)[start:stop])
+        while chunk := b.read_frame(reads):
+            assert len(chunk) <= min(reads, MAX_PLAINTEXT_PER_FRAME)
+            got += chunk
+    assert bytes(got) == b"".join(messages)
+    assert not b.has_partial_frame

@@ -286,3 +286,22 @@ async def test_aclose_before_run_makes_run_return() -> None:
     assert conn.is_closed
     with pytest.raises(ConnectionClosedError):
         await conn.open_stream()
+
+
+async def test_receive_joins_frame_pieces_up_to_max_bytes() -> None:
+    async with yamux_pair() as (a, b):
+        stream = await a.open_stream()
+        for piece in (b"ab", b"cde", b"f"):
+            await stream.send(piece)
+        await stream.send_eof()
+        inbound = await b.accept_stream()
+        got = bytearray()
+        while True:
+            try:
+                chunk = await inbound.receive(4)
+            except anyio.EndOfStream:
+                break
+            assert isinstance(chunk, bytes)
+            assert 1 <= len(chunk) <= 4
+            got += chunk
+        assert bytes(got) == b"abcdef"

@@ -323,3 +323,36 @@ def test_garbage_raises_only_remote_protocol_error(data: bytes) -> None:
     except RemoteProtocolError:
         assert core.data_to_send().endswith(GO_AWAY_PROTOCOL_ERROR)
     events(core)
+
+
+def test_large_payload_inside_a_larger_read_is_a_view_small_one_a_copy() -> None:
+    core = listener_with_stream()
+    wire = h(FrameType.DATA, 0, 1, 3) + b"abc" + h(FrameType.DATA, 0, 1, 2) + b"de"
+    core.receive_data(wire)
+    got = events(core)
+    assert got == [DataReceived(1, b"abc"), DataReceived(1, b"de")]
+    assert all(isinstance(e, DataReceived) and isinstance(e.data, bytes) for e in got)
+    big = h(FrameType.DATA, 0, 1, 100) + bytes(100) + h(FrameType.DATA, 0, 1, 1) + b"x"
+    core.receive_data(big)
+    large, small = events(core)
+    # The 100-byte payload is most of the read: a view; the 1-byte one is copied.
+    assert isinstance(large, DataReceived) and isinstance(large.data, memoryview)
+    assert isinstance(small, DataReceived) and small.data == b"x"
+    assert isinstance(small.data, bytes)
+
+
+def test_auto_tuning_grows_even_when_the_idle_rtt_is_tiny() -> None:
+    # A loopback ping answers in microseconds, but under load an update takes milliseconds
+    # to travel: growth is judged against at least 5 ms per round trip.
+    core = listener_with_stream()
+    core.update_rtt(0.00005)
+    half = INITIAL_WINDOW // 2
+    deltas = []
+    # 128 KiB at 0 ms (no epoch yet), 128 KiB 3 ms later (grows to 512 KiB), then half of
+    # 512 KiB a whole second later (too slow: no growth).
+    for now, size in ((0.0, half), (0.003, half), (1.0, INITIAL_WINDOW)):
+        core.receive_data(h(FrameType.DATA, 0, 1, size) + bytes(size))
+        events(core)
+        core.consume(1, size, now)
+        deltas.append(int.from_bytes(core.data_to_send()[8:12], "big"))
+    assert deltas == [half, half + INITIAL_WINDOW, INITIAL_WINDOW]
