@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from p2pstack.cli._malloc import tune_allocator
 from p2pstack.cli._parser import build_parser
 from p2pstack.cli._sim import run_sim
 from p2pstack.connection import Connection
@@ -286,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``p2pstack`` console script."""
     args = build_parser().parse_args(argv)
+    tune_allocator()
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
