@@ -77,7 +77,7 @@ function parseAction (text) {
     if (!Number.isSafeInteger(n) || n < 0) throw new Error(`bad number in action ${text}`)
     return n
   })
-  const arity = { ping: 1, identify: 0, echo: 1, streams: 2, perf: 2, idle: 1 }[name]
+  const arity = { ping: 1, identify: 0, echo: 1, streams: 2, perf: 2, idle: 1, dials: 1, rate: 1 }[name]
   if (arity == null || arity !== nums.length) throw new Error(`bad action ${text}`)
   return { name, args: nums }
 }
@@ -282,7 +282,39 @@ async function actionIdle (ctx, [seconds]) {
   emit('idle', { seconds, still_connected: true, connection_id: before, rtt_ms_after: rtt })
 }
 
+// ---------------------------------------------------------------- benchmark actions
+
+/** Close every connection to the target, dial a new one (TCP + Noise + muxer) and optionally
+ * ping once over it; returns ms from dial start to the end of the ping (or of the upgrade). */
+async function freshDial (ctx, withPing) {
+  const signal = AbortSignal.timeout(ctx.cfg.timeoutMs)
+  await Promise.all(ctx.node.getConnections(ctx.peer).map(c => c.close({ signal })))
+  const start = performance.now()
+  const conn = await ctx.node.dial(ctx.target, { signal })
+  if (withPing) await ctx.node.services.ping.ping(ctx.peer, { signal })
+  const ms = performance.now() - start
+  ctx.conn = conn
+  return ms
+}
+
+/** dials:N = N x (fresh dial + upgrade + first ping), every latency reported. */
+async function actionDials (ctx, [count]) {
+  const ms = []
+  for (let i = 0; i < count; i++) ms.push(await freshDial(ctx, true))
+  emit('dials', { count, ms })
+}
+
+/** rate:N = N sequential fresh dials + upgrades, reported as handshakes per second. */
+async function actionRate (ctx, [count]) {
+  const start = performance.now()
+  for (let i = 0; i < count; i++) await freshDial(ctx, false)
+  const seconds = (performance.now() - start) / 1000
+  emit('rate', { count, seconds, per_second: seconds > 0 ? count / seconds : null })
+}
+
 const ACTIONS = {
+  dials: actionDials,
+  rate: actionRate,
   ping: actionPing,
   identify: actionIdentify,
   echo: actionEcho,
@@ -363,7 +395,7 @@ async function main () {
       encryption: conn.encryption ?? null,
       dial_ms: performance.now() - start
     })
-    const ctx = { node, conn, peer: conn.remotePeer, cfg }
+    const ctx = { node, conn, peer: conn.remotePeer, cfg, target }
     for (const action of cfg.actions) await ACTIONS[action.name](ctx, action.args)
     emit('done')
     if (cfg.listen == null) await stopAndExit(node, 0)

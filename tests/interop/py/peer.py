@@ -26,6 +26,7 @@ from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.io.utils import read_exactly
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.perf import PerfService
@@ -36,7 +37,16 @@ from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from peer_actions import Ctx, run_actions
-from peer_common import ECHO_PROTOCOL, Action, Config, PeerError, emit, muxer_of, read_chunk
+from peer_common import (
+    ECHO_PROTOCOL,
+    PING_PROTOCOL,
+    Action,
+    Config,
+    PeerError,
+    emit,
+    muxer_of,
+    read_chunk,
+)
 
 SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
 MUXERS: dict[str, tuple[TProtocol, Any]] = {
@@ -49,6 +59,9 @@ MUXERS: dict[str, tuple[TProtocol, Any]] = {
 
 
 ARITY = {"ping": 1, "identify": 0, "echo": 1, "streams": 2, "perf": 2, "idle": 1}
+# Benchmark actions (run here, not in peer_actions): each makes fresh connections to the target.
+BENCH_ARITY = {"dials": 1, "rate": 1}
+ARITY.update(BENCH_ARITY)
 
 
 def parse_action(text: str) -> Action:
@@ -199,10 +212,49 @@ async def serve(host: Any, cfg: Config) -> None:
             muxer=muxer_of(conn),
             dial_ms=(time.perf_counter() - start) * 1000,
         )
-        await run_actions(Ctx(host, info.peer_id, conn, cfg))
+        for action in cfg.actions:
+            if action.name in BENCH_ARITY:
+                await bench_action(host, info, action, cfg.timeout)
+            else:
+                one = Config(cfg.listen, cfg.dial, cfg.muxers, [action], cfg.seed, cfg.timeout)
+                await run_actions(Ctx(host, info.peer_id, conn, one))
         emit("done")
     if cfg.listen:
         await wait_for_shutdown()
+
+
+async def fresh_dial(host: Any, info: Any, ping: bool, timeout: float) -> float:
+    """Close every connection to the target, dial a new one (TCP + Noise + muxer), optionally
+    ping once over it; returns the seconds from dial start to the end of the ping/upgrade."""
+    with trio.fail_after(timeout):
+        await host.disconnect(info.peer_id)
+        start = time.perf_counter()
+        await host.connect(info)
+        if ping:
+            stream = await host.new_stream(info.peer_id, [PING_PROTOCOL])
+            payload = os.urandom(32)
+            await stream.write(payload)
+            if await read_exactly(stream, 32) != payload:
+                raise PeerError("ping: wrong payload back")
+        elapsed = time.perf_counter() - start
+        if ping:
+            await stream.close()
+    return elapsed
+
+
+async def bench_action(host: Any, info: Any, action: Action, timeout: float) -> None:
+    """dials:N = N x (fresh dial + upgrade + first ping), each latency reported;
+    rate:N = N sequential fresh dials + upgrades, reported as handshakes per second."""
+    (count,) = action.args
+    if action.name == "dials":
+        ms = [await fresh_dial(host, info, True, timeout) * 1000 for _ in range(count)]
+        emit("dials", count=count, ms=ms)
+        return
+    start = time.perf_counter()
+    for _ in range(count):
+        await fresh_dial(host, info, False, timeout)
+    seconds = time.perf_counter() - start
+    emit("rate", count=count, seconds=seconds, per_second=count / seconds if seconds else None)
 
 
 async def main(cfg: Config) -> None:
