@@ -6,6 +6,7 @@ import os
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from p2pstack.errors import (
     DialError,
@@ -14,7 +15,12 @@ from p2pstack.errors import (
     ServiceNotFound,
     StreamReset,
 )
-from p2pstack.events import ConnectionClosed, ConnectionOpened, LocalProtocolsChanged
+from p2pstack.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    HostEvent,
+    LocalProtocolsChanged,
+)
 from p2pstack.host import Host, Stream
 from p2pstack.identity import Identity
 from p2pstack.multiaddrs import with_peer_id
@@ -77,18 +83,36 @@ async def test_concurrent_first_dials_make_one_connection() -> None:
 
 async def test_simultaneous_dial_is_resolved_to_one_connection() -> None:
     async with memory_hosts(2) as (a, b):
-        with a.subscribe() as a_events, anyio.fail_after(20):
+        with a.subscribe() as a_events, b.subscribe() as b_events, anyio.fail_after(20):
+
+            async def next_event_of_either() -> None:
+                async with anyio.create_task_group() as tg:
+
+                    async def watch(events: MemoryObjectReceiveStream[HostEvent]) -> None:
+                        await events.receive()
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(watch, a_events)
+                    tg.start_soon(watch, b_events)
+
+            def settled() -> bool:
+                # One connection on each side, and the same one: opposite directions, and no
+                # upgrade still under way that could add another.
+                ca, cb = a.connections(b.peer_id), b.connections(a.peer_id)
+                return (
+                    len(ca) == len(cb) == 1
+                    and {ca[0].direction, cb[0].direction} == {"inbound", "outbound"}
+                    and a.statistics().pending_upgrades == b.statistics().pending_upgrades == 0
+                )
+
             async with anyio.create_task_group() as tg:
                 tg.start_soon(a.connect, b.addrs[0])
                 tg.start_soon(b.connect, a.addrs[0])
-            # both ends agree on the survivor: wait until each holds one connection
-            while len(a.connections(b.peer_id)) != 1 or len(b.connections(a.peer_id)) != 1:
-                await a_events.receive()
-            (ca,) = a.connections(b.peer_id)
-            (cb,) = b.connections(a.peer_id)
-            assert {ca.direction, cb.direction} == {"inbound", "outbound"}
+            while not settled():
+                await next_event_of_either()
             stream = await a.new_stream(b.peer_id, [ECHO])
             assert await echo_once(stream, b"still works") == b"still works"
+            assert settled()
 
 
 async def test_protocol_not_supported() -> None:
