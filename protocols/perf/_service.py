@@ -160,29 +160,20 @@ class Perf:
         self._idle_timeout = idle_timeout
         self._max_download = max_download_bytes
         self._max_inbound = max_inbound_streams
-        self._inbound = 0
         self._host: Host | None = None
 
     async def start(self, host: Host) -> None:
         """Register the ``/perf/1.0.0`` handler."""
         self._host = host
-        host.set_stream_handler(PROTOCOL_ID, self._handle)
+        host.set_stream_handler(PROTOCOL_ID, self._handle, max_inbound=self._max_inbound)
 
     async def _handle(self, stream: Stream) -> None:
-        if self._inbound >= self._max_inbound:
-            _log.debug("perf: too many inbound streams, resetting one from %s", stream.remote_peer)
-            await stream.reset()
-            return
-        self._inbound += 1
-        try:
-            await serve_perf(
-                stream,
-                buffer=self._buffer,
-                idle_timeout=self._idle_timeout,
-                max_download_bytes=self._max_download,
-            )
-        finally:
-            self._inbound -= 1
+        await serve_perf(
+            stream,
+            buffer=self._buffer,
+            idle_timeout=self._idle_timeout,
+            max_download_bytes=self._max_download,
+        )
 
     async def measure(
         self,
