@@ -7,7 +7,6 @@ only counted, so the hot loops do no allocation beyond what the stream itself do
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Perf", "run_perf_client", "serve_perf"]
 
-_log = logging.getLogger(__name__)
 
 #: Bytes per send and per receive. Large enough that per-call overhead is small next to the
 #: muxer's own framing (yamux splits into frames of at most its window anyway).
