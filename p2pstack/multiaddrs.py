@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from multiaddr import Multiaddr
 from multiaddr.exceptions import Error as MultiaddrLibError
-from multiaddr.protocols import P_P2P
+from multiaddr.protocols import P_MEMORY, P_P2P
 
 from p2pstack.errors import InvalidPeerIdError
 from p2pstack.identity import PeerId
 
-__all__ = ["parse_multiaddr", "split_peer_id", "with_peer_id"]
+__all__ = ["memory_id", "parse_multiaddr", "split_peer_id", "with_peer_id"]
 
 
 def parse_multiaddr(addr: Multiaddr | str) -> Multiaddr:
@@ -61,3 +61,14 @@ def with_peer_id(addr: Multiaddr, peer: PeerId) -> Multiaddr:
     if addr.get_peer_id() is not None:
         return addr
     return addr.encapsulate(f"/p2p/{peer.to_base58()}")
+
+
+def memory_id(addr: Multiaddr) -> int | None:
+    """The number of an in-process address ``/memory/<n>`` (a trailing ``/p2p/<id>`` is
+    ignored), or ``None`` for any other address."""
+    items = addr.items()
+    if len(items) == 2 and items[1][0].code == P_P2P:
+        items = items[:1]
+    if len(items) != 1 or items[0][0].code != P_MEMORY or items[0][1] is None:
+        return None
+    return int(items[0][1])

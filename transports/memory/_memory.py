@@ -13,9 +13,9 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from multiaddr import Multiaddr
-from multiaddr.protocols import P_MEMORY, P_P2P
 
 from p2pstack.errors import TransportError
+from p2pstack.multiaddrs import memory_id
 from p2pstack.streams import MemoryConnection, memory_connection_pair
 
 __all__ = [
@@ -31,16 +31,6 @@ __all__ = [
 DEFAULT_BACKLOG = 64
 #: Sends each direction of a connection buffers before ``send`` blocks.
 DEFAULT_MAX_CHUNKS = 64
-
-
-def _memory_id(addr: Multiaddr) -> int | None:
-    """The id of ``/memory/<id>`` (a trailing ``/p2p/<id>`` is ignored), else ``None``."""
-    items = addr.items()
-    if len(items) == 2 and items[1][0].code == P_P2P:
-        items = items[:1]
-    if len(items) != 1 or items[0][0].code != P_MEMORY or items[0][1] is None:
-        return None
-    return int(items[0][1])
 
 
 class MemoryNetwork:
@@ -161,11 +151,11 @@ class MemoryTransport:
 
     def can_dial(self, addr: Multiaddr) -> bool:
         """Whether ``addr`` is ``/memory/<id>`` (``/p2p/<id>`` ok)."""
-        return _memory_id(addr) is not None
+        return memory_id(addr) is not None
 
     def can_listen(self, addr: Multiaddr) -> bool:
         """Whether ``addr`` is ``/memory/<id>``; id 0 picks a free id."""
-        return _memory_id(addr) is not None
+        return memory_id(addr) is not None
 
     async def dial(self, addr: Multiaddr) -> MemoryConnection:
         """Connect to the listener at ``addr``.
@@ -174,7 +164,7 @@ class MemoryTransport:
             TransportError: not a memory address, nothing listens there, or its backlog is full.
         """
         await anyio.lowlevel.checkpoint()
-        ident = _memory_id(addr)
+        ident = memory_id(addr)
         if ident is None:
             raise TransportError(f"not a memory address: {addr}")
         listener = self.network._lookup(ident)
@@ -190,7 +180,7 @@ class MemoryTransport:
             TransportError: not a memory address, or the id is taken.
         """
         await anyio.lowlevel.checkpoint()
-        ident = _memory_id(addr)
+        ident = memory_id(addr)
         if ident is None:
             raise TransportError(f"cannot listen on {addr}: not a memory address")
         return self.network._bind(ident, self._backlog, self._max_chunks)

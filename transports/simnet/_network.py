@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 
 import anyio
 from multiaddr import Multiaddr
-from multiaddr.protocols import P_MEMORY, P_P2P
 
 from p2pstack.errors import TransportError
+from p2pstack.multiaddrs import memory_id
 from transports.simnet._link import LinkDirection, LinkSpec
 
 __all__ = [
@@ -36,14 +36,8 @@ DEFAULT_WINDOW = 256 * 1024
 DEFAULT_BACKLOG = 128
 
 
-def node_of(addr: Multiaddr) -> int | None:
-    """The node index of ``/memory/<n>`` (``/p2p/..`` allowed after it), else ``None``."""
-    items = addr.items()
-    if len(items) == 2 and items[1][0].code == P_P2P:
-        items = items[:1]
-    if len(items) != 1 or items[0][0].code != P_MEMORY or items[0][1] is None:
-        return None
-    return int(items[0][1])
+#: The node index of ``/memory/<n>`` (simnet's name for ``p2pstack.multiaddrs.memory_id``).
+node_of = memory_id
 
 
 class _Pipe:
