@@ -35,7 +35,9 @@ class YamuxConfig:
         max_message_size: largest Data payload we send in one frame. 1 KiB .. 16 MiB.
         max_write_buffer: outbound bytes queued before ``send`` waits for the socket. >= 64 KiB.
         read_size: bytes requested per read from the secure connection. >= 1 KiB.
-        keepalive_interval: seconds between keep-alive pings; ``None`` disables them.
+        keepalive_interval: seconds without any inbound frame after which a keep-alive ping
+            is sent (traffic, the peer's pings included, proves the connection alive);
+            ``None`` disables them.
         keepalive_timeout: seconds a ping may go unanswered before the connection is closed.
         write_timeout: seconds one write to the secure connection may block before the
             connection is closed.

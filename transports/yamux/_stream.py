@@ -10,33 +10,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from p2pstack.errors import StreamReset
+from p2pstack.sync import Signal
 
 if TYPE_CHECKING:
     from transports.yamux._connection import YamuxConnection
 
 __all__ = ["YamuxStream"]
-
-
-class Signal:
-    """A re-armable wake-up: any number of tasks ``wait``; ``set`` wakes them all and re-arms.
-
-    Allocates an ``anyio.Event`` only when someone actually waits.
-    """
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-
-    async def wait(self) -> None:
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
-
-    def set(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None
 
 
 class YamuxStream:

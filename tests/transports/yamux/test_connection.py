@@ -89,8 +89,9 @@ async def read_frames_until(
 async def test_keepalive_timeout_closes_the_connection() -> None:
     config = YamuxConfig(keepalive_interval=0.02, keepalive_timeout=0.1)
     async with yamux_and_raw_peer(config) as (conn, raw, finished):
-        # The peer reads everything and answers nothing.
-        await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 1)
+        # The peer reads everything and answers nothing: the first keep-alive ping (opaque 0)
+        # goes unanswered.
+        await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 0)
         await finished.wait()
         assert isinstance(conn.close_reason, P2PTimeoutError)
         assert conn.is_closed
@@ -105,6 +106,53 @@ async def test_keepalive_pings_are_answered_and_measure_rtt() -> None:
         stream = await a.open_stream()
         await stream.send(b"alive")
         assert await (await b.accept_stream()).receive() == b"alive"
+
+
+async def test_keepalive_waits_while_frames_arrive() -> None:
+    config = YamuxConfig(keepalive_interval=0.05, keepalive_timeout=5)
+    async with yamux_and_raw_peer(config) as (conn, raw, _finished):
+        pinged = anyio.Event()
+
+        async def watch() -> None:
+            await read_frames_until(
+                raw, lambda t, f, s, n: t is FrameType.PING and bool(f & Flag.SYN)
+            )
+            pinged.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            # Our own pings arrive every 10 ms, a fifth of the interval: no keep-alive needed.
+            for opaque in range(30):
+                await raw.send(encode_header(FrameType.PING, Flag.SYN, 0, 1000 + opaque))
+                await anyio.sleep(0.01)
+            assert not pinged.is_set()
+            # Silence: the keep-alive ping follows within about one interval.
+            with anyio.fail_after(2):
+                await pinged.wait()
+        assert not conn.is_closed
+
+
+async def test_rtt_is_measured_once_data_flows() -> None:
+    async with yamux_pair() as (a, b):
+        await anyio.sleep(0.05)
+        assert a.rtt is None and b.rtt is None  # no traffic, no probe
+        stream = await a.open_stream()
+        payload = bytes(1024 * 1024)
+
+        async def sink() -> None:
+            peer = await b.accept_stream()
+            got = 0
+            while got < len(payload):
+                got += len(await peer.receive())
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(sink)
+            await stream.send(payload)
+        for _ in range(200):  # the reader's window updates carry the probe
+            if b.rtt is not None:
+                break
+            await anyio.sleep(0.01)
+        assert b.rtt is not None and 0 <= b.rtt < 2
 
 
 async def test_protocol_violation_sends_go_away_and_records_reason() -> None:
