@@ -10,9 +10,11 @@ frame, so with thousands of connections (a simulation) those costs dominate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+from typing import cast
 
 import anyio
 
@@ -22,20 +24,44 @@ __all__ = ["FastLock", "Signal", "loop_clock"]
 class Signal:
     """A re-armable wake-up: any number of tasks ``wait``; ``set`` wakes them all and re-arms.
 
-    Allocates an ``anyio.Event`` only when someone actually waits.
+    Costs nothing until someone waits. On asyncio each waiter awaits a bare future of the loop
+    (the loop is found once per signal), skipping the per-wait loop lookups of
+    ``anyio.Event``; on other backends waiters share an ``anyio.Event``. Waiting is
+    cancellable like any anyio wait, and cancelling one waiter does not disturb the others.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ("_event", "_loop", "_waiters")
 
     def __init__(self) -> None:
         self._event: anyio.Event | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # None until the first wait; then the loop, or anyio.Event's path (_NOT_ASYNCIO).
 
     async def wait(self) -> None:
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = _running_asyncio_loop() or _NOT_ASYNCIO
+        if loop is _NOT_ASYNCIO:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        finally:
+            if future.cancelled() or not future.done():  # cancelled: forget this waiter
+                with contextlib.suppress(ValueError):  # (unless set() already took it)
+                    self._waiters.remove(future)
 
     def set(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
         if self._event is not None:
             self._event.set()
             self._event = None
@@ -99,6 +125,17 @@ class FastLock:
         self.release()
 
 
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # not on asyncio
+        return None
+
+
+#: Marks a signal whose waits go through anyio.Event (no asyncio loop is running).
+_NOT_ASYNCIO: asyncio.AbstractEventLoop = cast(asyncio.AbstractEventLoop, object())
+
+
 def loop_clock() -> Callable[[], float]:
     """The current event loop's clock as a plain function, for a driver to keep and call often.
 
@@ -106,7 +143,5 @@ def loop_clock() -> Callable[[], float]:
     simulation's virtual loop replaces) without looking the loop up on every call. Call it
     from inside the event loop the clock is for.
     """
-    try:
-        return asyncio.get_running_loop().time
-    except RuntimeError:  # not on asyncio (trio): anyio's clock is the one to use
-        return anyio.current_time
+    loop = _running_asyncio_loop()
+    return anyio.current_time if loop is None else loop.time

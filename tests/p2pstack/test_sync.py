@@ -106,3 +106,26 @@ async def test_loop_clock_reads_anyio_time() -> None:
     before = anyio.current_time()
     now = clock()
     assert before <= now <= anyio.current_time()
+
+
+async def test_signal_cancelled_waiter_does_not_disturb_the_others(anyio_backend: str) -> None:
+    signal = Signal()
+    woken: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await signal.wait()
+        woken.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiter, "a")
+            group.start_soon(waiter, "b")
+            await anyio.sleep(0.01)
+            for _ in range(100):  # waits that time out leave nothing behind
+                with anyio.move_on_after(0):
+                    await signal.wait()
+            if anyio_backend == "asyncio":
+                assert len(signal._waiters) == 2
+            signal.set()
+    assert sorted(woken) == ["a", "b"]
+    assert not signal._waiters
