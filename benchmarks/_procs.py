@@ -39,15 +39,7 @@ class Listener:
 
     def __init__(self, kind: str, muxer: str, timeout: float = 30.0) -> None:
         self.kind = kind
-        self.proc = subprocess.Popen(
-            [*COMMANDS[kind], "--listen", "/ip4/127.0.0.1/tcp/0", "--muxer", muxer],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=REPO,
-            text=True,
-            bufsize=1,
-        )
+        self.proc = _spawn(kind, "--listen", "/ip4/127.0.0.1/tcp/0", "--muxer", muxer)
         ev = self.next_event(timeout)
         if ev.get("event") != "listening":
             raise RuntimeError(f"{kind} listener said {ev}")
@@ -106,8 +98,13 @@ def dial(kind: str, addr: str, muxer: str, actions: str, timeout: float) -> list
 
 def spawn_dialer(kind: str, addr: str, muxer: str, actions: str) -> subprocess.Popen[str]:
     """A dialer whose stdin is a pipe (``conns`` waits for one line on it)."""
+    return _spawn(kind, "--dial", addr, "--muxer", muxer, "--actions", actions)
+
+
+def _spawn(kind: str, *args: str) -> subprocess.Popen[str]:
+    """Peer ``kind`` with ``args``, stdin and stdout piped as lines, stderr discarded."""
     return subprocess.Popen(
-        [*COMMANDS[kind], "--dial", addr, "--muxer", muxer, "--actions", actions],
+        [*COMMANDS[kind], *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -30,11 +30,8 @@ import anyio
 
 _BIN = Path(sys.executable).parent
 _ADDR = re.compile(r"/ip4/127\.0\.0\.1/tcp/\d+/p2p/\w+")
-#: glibc trims the heap and maps large blocks afresh by default, so every large transient
-#: buffer (a 256 KiB read, a 1 MiB ciphertext batch) page-faults on each of its 4 KiB pages.
 #: Environment key (read by nothing else) that carries the source tree to run from.
 _TREE = "P2PSTACK_PROFILE_TREE"
-_MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
 def _sizes(text: str) -> int:
@@ -48,8 +45,9 @@ def _sizes(text: str) -> int:
 def _environment(args: argparse.Namespace) -> dict[str, str]:
     """The children's environment: malloc tuning, another source tree, uvloop hidden."""
     env = dict(os.environ)
-    if getattr(args, "malloc_tuned", False):
-        env.update(_MALLOC_TUNING)
+    if not getattr(args, "malloc_tuned", False):
+        # The CLI tunes glibc's allocator itself (p2pstack.cli._malloc) unless told not to.
+        env["P2PSTACK_MALLOC_TUNING"] = "0"
     paths = []
     if getattr(args, "no_uvloop", False):
         # A sitecustomize that makes ``find_spec("uvloop")`` answer None: the CLI then runs
@@ -223,7 +221,7 @@ def main() -> None:
     thr.add_argument("--muxer", default="yamux", choices=["yamux", "mplex"])
     thr.add_argument("--size", default="256MiB")
     thr.add_argument("--runs", type=int, default=3)
-    thr.add_argument("--malloc-tuned", action="store_true", help="set glibc malloc thresholds")
+    thr.add_argument("--malloc-tuned", action="store_true", help="let the CLI tune glibc malloc")
     thr.add_argument("--py-spy", action="store_true", help="profile one run with py-spy")
     thr.add_argument("--no-uvloop", action="store_true", help="run the CLI on plain asyncio")
     thr.add_argument("--tree", help="run the CLI from this source tree (a before/after check)")

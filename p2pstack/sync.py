@@ -18,7 +18,7 @@ from typing import cast
 
 import anyio
 
-__all__ = ["FastLock", "Signal", "loop_clock"]
+__all__ = ["FastLock", "Signal", "loop_clock", "running_asyncio_loop"]
 
 
 class Signal:
@@ -41,7 +41,7 @@ class Signal:
     async def wait(self) -> None:
         loop = self._loop
         if loop is None:
-            loop = self._loop = _running_asyncio_loop() or _NOT_ASYNCIO
+            loop = self._loop = running_asyncio_loop() or _NOT_ASYNCIO
         if loop is _NOT_ASYNCIO:
             if self._event is None:
                 self._event = anyio.Event()
@@ -125,7 +125,9 @@ class FastLock:
         self.release()
 
 
-def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio event loop, or ``None`` on another backend (trio). For fast paths
+    that use the loop directly (timers, the clock) and fall back to anyio elsewhere."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:  # not on asyncio
@@ -143,5 +145,5 @@ def loop_clock() -> Callable[[], float]:
     simulation's virtual loop replaces) without looking the loop up on every call. Call it
     from inside the event loop the clock is for.
     """
-    loop = _running_asyncio_loop()
+    loop = running_asyncio_loop()
     return anyio.current_time if loop is None else loop.time

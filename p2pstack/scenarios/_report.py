@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from p2pstack.scenarios._runner import SimResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["summary_rows", "write_plots", "write_summary"]
 
@@ -55,6 +60,15 @@ def write_plots(result: SimResult, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def finish(fig: Figure, ax: Axes, what: str) -> Path:
+        ax.set_xlabel("virtual time (s)")
+        ax.set_title(f"{result.scenario.name}: {what} (seed {result.seed})")
+        ax.legend()
+        path = out_dir / f"{what}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
     m = result.metrics
     paths: list[Path] = []
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -63,12 +77,7 @@ def write_plots(result: SimResult, out_dir: Path) -> list[Path]:
     for t, action in m.faults:
         ax.axvline(t, color="grey", linestyle=":", linewidth=1)
         ax.annotate(action, (t, 0), rotation=90, fontsize=7, va="bottom")
-    ax.set_xlabel("virtual time (s)")
-    ax.set_title(f"{result.scenario.name}: connections (seed {result.seed})")
-    ax.legend()
-    paths.append(out_dir / "connections.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(finish(fig, ax, "connections"))
 
     fig, ax = plt.subplots(figsize=(8, 4))
     ok = [(t, rtt * 1000) for t, rtt in m.pings if rtt is not None]
@@ -77,11 +86,6 @@ def write_plots(result: SimResult, out_dir: Path) -> list[Path]:
     if failed:
         top = max((r for _, r in ok), default=1.0)
         ax.scatter(failed, [top * 1.1] * len(failed), s=6, marker="x", color="red", label="failed")
-    ax.set_xlabel("virtual time (s)")
     ax.set_ylabel("ms")
-    ax.set_title(f"{result.scenario.name}: pings (seed {result.seed})")
-    ax.legend()
-    paths.append(out_dir / "pings.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(finish(fig, ax, "pings"))
     return paths

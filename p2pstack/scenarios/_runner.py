@@ -275,19 +275,16 @@ class _Sim:
                     node.identity = None
                 if not act.keep_peerstore:
                     node.peerstore = None
-                await self.tg.start(self._run_node_task, node)
+                await self.tg.start(self.run_node, node)
             case _:
                 pass
-
-    async def _run_node_task(self, node: _Node, *, task_status: TaskStatus[None]) -> None:
-        await self.run_node(node, task_status=task_status)
 
     async def main(self) -> None:
         self.net = self._network()
         async with anyio.create_task_group() as tg:
             self.tg = tg
             for node in self.nodes.values():
-                await tg.start(self._run_node_task, node)
+                await tg.start(self.run_node, node)
             tg.start_soon(self.sampler)
             tg.start_soon(self.timeline)
             for node in self.nodes.values():

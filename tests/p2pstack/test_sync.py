@@ -22,7 +22,7 @@ async def test_fast_lock_excludes_and_serves_waiters_in_order() -> None:
             inside += 1
             assert inside == 1
             order.append(index)
-            await anyio.sleep(0.001)
+            await anyio.lowlevel.checkpoint()
             inside -= 1
 
     with anyio.fail_after(5):
@@ -64,9 +64,9 @@ async def test_fast_lock_handed_to_a_cancelled_waiter_is_passed_on() -> None:
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
             group.start_soon(first)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
             group.start_soon(second)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
             # Cancel ``first`` and hand it the lock before it runs: it must pass the lock on to
             # ``second`` rather than keep it.
             first_scope.cancel()
@@ -93,7 +93,7 @@ async def test_signal_wakes_every_waiter_and_rearms() -> None:
         async with anyio.create_task_group() as group:
             for _ in range(3):
                 group.start_soon(waiter)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
             signal.set()
         assert woken == 3
         with anyio.move_on_after(0.01) as scope:
@@ -120,7 +120,7 @@ async def test_signal_cancelled_waiter_does_not_disturb_the_others(anyio_backend
         async with anyio.create_task_group() as group:
             group.start_soon(waiter, "a")
             group.start_soon(waiter, "b")
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()
             for _ in range(100):  # waits that time out leave nothing behind
                 with anyio.move_on_after(0):
                     await signal.wait()

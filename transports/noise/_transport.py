@@ -169,24 +169,19 @@ class NoiseTransportState:
         return pos
 
     def read(self, max_bytes: int) -> bytes:
-        """Remove and return up to ``max_bytes`` of decrypted plaintext (``b""`` if none).
+        """Remove and return up to ``max_bytes`` of decrypted plaintext (``b""`` if none),
+        joining frames when one is not enough.
 
         Raises:
             ValueError: ``max_bytes`` is smaller than 1.
         """
-        if max_bytes < 1:
-            raise ValueError("max_bytes must be at least 1")
-        if not self._pending:
-            return b""
-        first = self._plain[0]
-        avail = len(first) - self._plain_offset
-        if avail >= max_bytes or len(self._plain) == 1:
-            return self._take_from_first(min(avail, max_bytes))
-        # Several decrypted frames: join as many as fit into one result.
-        parts = [self._take_from_first(avail)]
-        want = max_bytes - avail
-        while want and self._plain:
-            part = self._take_from_first(min(want, len(self._plain[0]) - self._plain_offset))
+        first = self.read_frame(max_bytes)
+        want = max_bytes - len(first)
+        if not want or not self._pending:
+            return first
+        parts = [first]
+        while want and self._pending:
+            part = self.read_frame(want)
             parts.append(part)
             want -= len(part)
         return b"".join(parts)

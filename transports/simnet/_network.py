@@ -19,6 +19,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
 from p2pstack.multiaddrs import memory_id
+from p2pstack.sync import loop_clock, running_asyncio_loop
 from transports.simnet._link import LinkDirection, LinkSpec
 
 __all__ = [
@@ -92,13 +93,6 @@ class _Pipe:
             self._writable = None
 
 
-def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # trio
-        return None
-
-
 class _Wire:
     """A connection between two nodes: two pipes and a broken flag (a reset)."""
 
@@ -110,8 +104,9 @@ class _Wire:
         self.a_to_b = _Pipe(LinkDirection(spec), a, b)
         self.b_to_a = _Pipe(LinkDirection(spec), b, a)
         self.broken = False
-        # The running asyncio loop, for timed wake-ups (None on other backends).
-        self.loop = _running_asyncio_loop()
+        # The running asyncio loop, for timed wake-ups (None on other backends), and its clock.
+        self.loop = running_asyncio_loop()
+        self.clock = loop_clock()
 
     def wake(self) -> None:
         for pipe in (self.a_to_b, self.b_to_a):
@@ -152,8 +147,7 @@ class SimConnection:
             anyio.BrokenResourceError: the connection was reset (crash, drop, loss, stall).
             anyio.ClosedResourceError: this end was closed.
         """
-        pipe, net, loop = self._in, self._wire.net, self._wire.loop
-        clock = loop.time if loop is not None else anyio.current_time
+        pipe, net, clock = self._in, self._wire.net, self._wire.clock
         stalled_since: float | None = None
         while True:
             if self._closed:
@@ -213,9 +207,7 @@ class SimConnection:
                 raise anyio.ClosedResourceError
         if self._wire.broken or pipe.reader_closed:
             raise anyio.BrokenResourceError
-        loop = self._wire.loop
-        now = loop.time() if loop is not None else anyio.current_time()
-        arrival = pipe.link.schedule(now, len(item), net.rng)
+        arrival = pipe.link.schedule(self._wire.clock(), len(item), net.rng)
         if arrival is None:
             self._wire.break_()
             raise anyio.BrokenResourceError
@@ -223,7 +215,7 @@ class SimConnection:
         pipe.queue.append((arrival, bytes(item)))
         pipe.inflight += len(item)
         if was_empty:
-            pipe.wake_reader_at(arrival, loop)
+            pipe.wake_reader_at(arrival, self._wire.loop)
         else:  # the reader sleeps until the head's arrival, or waits out a stall
             pipe.wake_reader()
         # No checkpoint when nothing blocked: a simulation sends millions of messages, and a
@@ -235,7 +227,7 @@ class SimConnection:
         if pipe.eof_sent or self._wire.broken:
             return
         pipe.eof_sent = True
-        arrival = pipe.link.schedule(anyio.current_time(), 0, self._wire.net.rng)
+        arrival = pipe.link.schedule(self._wire.clock(), 0, self._wire.net.rng)
         if arrival is None:
             self._wire.break_()
             return

@@ -176,8 +176,7 @@ class YamuxConnection:
         """
         if self._closed:
             raise ConnectionClosedError("yamux connection is closed")
-        opaque = self._next_ping
-        self._next_ping = (opaque + 1) & MAX_U32
+        opaque = self._new_opaque()
         answered = self._pings[opaque] = anyio.Event()
         start = self._clock()
         self._core.ping(opaque)
@@ -195,6 +194,12 @@ class YamuxConnection:
         self._core.update_rtt(self._rtt)
         return self._rtt
 
+    def _new_opaque(self) -> int:
+        """The opaque value of our next Ping."""
+        opaque = self._next_ping
+        self._next_ping = (opaque + 1) & MAX_U32
+        return opaque
+
     # -- used by YamuxStream -----------------------------------------------------------------
 
     def consumed(self, stream_id: int, size: int) -> None:
@@ -205,8 +210,7 @@ class YamuxConnection:
                 # Window auto-tuning needs an RTT; measure one when data first flows (a
                 # window update is going out), not for every connection that never moves
                 # bulk data.
-                self._rtt_probe = (self._next_ping, now)
-                self._next_ping = (self._next_ping + 1) & MAX_U32
+                self._rtt_probe = (self._new_opaque(), now)
                 self._core.ping(self._rtt_probe[0])
             self._writer_signal.set()
 
@@ -290,7 +294,7 @@ class YamuxConnection:
             elif isinstance(event, PingAnswered):
                 if (answered := self._pings.pop(event.opaque, None)) is not None:
                     answered.set()
-                elif (probe := self._rtt_probe) and event.opaque == probe[0] and not self._rtt:
+                elif (probe := self._rtt_probe) and event.opaque == probe[0] and self._rtt is None:
                     self._rtt = self._clock() - probe[1]
                     self._core.update_rtt(self._rtt)
             elif isinstance(event, GoAwayReceived) and event.code != GoAwayCode.NORMAL:
