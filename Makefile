@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/python tools/check_public_imports.py
 
 unit: $(STAMP)
-	$(BIN)/pytest -m "not interop" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not interop and not slow" $(PYTEST_ARGS)
 
 interop: $(STAMP) interop-setup
 	$(BIN)/pytest -m interop $(PYTEST_ARGS)

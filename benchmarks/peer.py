@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import anyio
 
 from p2pstack.connection import Connection, Stream
-from p2pstack.defaults import open_default_host
 from p2pstack.host import Host, HostConfig
+from p2pstack.roots.defaults import open_default_host
 from protocols.ping import Ping
 
 ECHO = "/p2pstack/echo/1.0.0"

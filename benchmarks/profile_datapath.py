@@ -46,7 +46,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     """The children's environment: malloc tuning, another source tree, uvloop hidden."""
     env = dict(os.environ)
     if not getattr(args, "malloc_tuned", False):
-        # The CLI tunes glibc's allocator itself (p2pstack.cli._malloc) unless told not to.
+        # The CLI tunes glibc's allocator itself (p2pstack.roots.cli._malloc) unless told not to.
         env["P2PSTACK_MALLOC_TUNING"] = "0"
     paths = []
     if getattr(args, "no_uvloop", False):
@@ -64,7 +64,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _spawn(args: list[str], env: dict[str, str], spy: Path | None) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "p2pstack.cli", *args]
+    cmd = [sys.executable, "-m", "p2pstack.roots.cli", *args]
     if spy is not None:
         cmd = [str(_BIN / "py-spy"), "record", "-r", "500", "-f", "raw", "-o", str(spy), "--", *cmd]
     # A file, not a pipe: a node prints an event per connection and must never block on it.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import anyio
 
-from p2pstack.defaults import open_default_host
+from p2pstack.roots.defaults import open_default_host
 from protocols.identify import Identify
 from protocols.ping import Ping
 

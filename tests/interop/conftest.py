@@ -12,9 +12,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from p2pstack.builder import open_host
 from p2pstack.connection import Connection
-from p2pstack.defaults import make_muxers
 from p2pstack.events import ConnectionOpened, HostEvent
 from p2pstack.host import Host, HostConfig
+from p2pstack.roots.defaults import make_muxers
 from protocols.identify import Identify
 from protocols.perf import Perf
 from protocols.ping import Ping

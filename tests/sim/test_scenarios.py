@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pstack.scenarios import (
+from p2pstack.roots.scenarios import (
     Action,
     BootstrapConfig,
     NetworkConfig,
@@ -25,7 +25,7 @@ from p2pstack.scenarios import (
     parse_scenario,
     run_scenario,
 )
-from p2pstack.scenarios.testing import SimulationFailed, replay_command, run_checked
+from p2pstack.roots.scenarios.testing import SimulationFailed, replay_command, run_checked
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "sim"
 SEED = int(os.environ.get("P2PSTACK_SIM_SEED", "11"))
@@ -114,7 +114,7 @@ def _cli(*args: str, env_hash: str | None) -> subprocess.CompletedProcess[str]:
     if env_hash is not None:
         env["PYTHONHASHSEED"] = env_hash
     return subprocess.run(
-        [sys.executable, "-m", "p2pstack.cli", "sim", *args],
+        [sys.executable, "-m", "p2pstack.roots.cli", "sim", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from p2pstack.cli._malloc import tune_allocator
+from p2pstack.roots.cli._malloc import tune_allocator
 
 
 def test_tuning_applies_on_glibc_and_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,8 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, metrics, summary and plots (docs/simulation.md)."""
 
-from p2pstack.scenarios._metrics import Metrics
-from p2pstack.scenarios._model import (
+from p2pstack.roots.scenarios._metrics import Metrics
+from p2pstack.roots.scenarios._model import (
     ACTIONS,
     Action,
     BootstrapConfig,
@@ -13,7 +13,7 @@ from p2pstack.scenarios._model import (
     load_scenario,
     parse_scenario,
 )
-from p2pstack.scenarios._runner import SimResult, run_scenario
+from p2pstack.roots.scenarios._runner import SimResult, run_scenario
 
 __all__ = [
     "ACTIONS",

@@ -34,7 +34,7 @@ def _ensure_hash_seed() -> None:
     if "PYTHONHASHSEED" in os.environ or "sim" not in sys.argv[1:]:
         return
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    os.execve(sys.executable, [sys.executable, "-m", "p2pstack.cli", *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, "-m", "p2pstack.roots.cli", *sys.argv[1:]], env)
 
 
 def run_sim(args: argparse.Namespace) -> int:
@@ -51,8 +51,8 @@ def run_sim(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from p2pstack.scenarios import load_scenario, run_scenario
-    from p2pstack.scenarios._report import summary_rows, write_plots, write_summary
+    from p2pstack.roots.scenarios import load_scenario, run_scenario
+    from p2pstack.roots.scenarios._report import summary_rows, write_plots, write_summary
 
     scenario = load_scenario(args.scenario)
     if args.plaintext:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
-from p2pstack.cli._sim import add_sim_parser
-from p2pstack.defaults import MUXERS, SECURITY
+from p2pstack.roots.cli._sim import add_sim_parser
+from p2pstack.roots.defaults import MUXERS, SECURITY
 
 __all__ = ["build_parser", "parse_size"]
 

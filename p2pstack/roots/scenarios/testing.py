@@ -7,8 +7,8 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from p2pstack.scenarios._model import Scenario, load_scenario
-from p2pstack.scenarios._runner import SimResult, run_scenario
+from p2pstack.roots.scenarios._model import Scenario, load_scenario
+from p2pstack.roots.scenarios._runner import SimResult, run_scenario
 
 __all__ = ["SimulationFailed", "replay_command", "run_checked"]
 

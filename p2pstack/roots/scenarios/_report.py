@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2pstack.scenarios._runner import SimResult
+from p2pstack.roots.scenarios._runner import SimResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

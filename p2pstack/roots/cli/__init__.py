@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from p2pstack.cli._main import main
+from p2pstack.roots.cli._main import main
 
 __all__ = ["main"]

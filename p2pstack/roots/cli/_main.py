@@ -14,15 +14,15 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from p2pstack.cli._malloc import tune_allocator
-from p2pstack.cli._parser import build_parser
-from p2pstack.cli._sim import run_sim
 from p2pstack.connection import Connection
-from p2pstack.defaults import MUXERS, SECURITY, open_default_host
 from p2pstack.errors import DialError, P2PError, ProtocolNotSupported
 from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.host import Host
 from p2pstack.identity import Identity, KeyType
+from p2pstack.roots.cli._malloc import tune_allocator
+from p2pstack.roots.cli._parser import build_parser
+from p2pstack.roots.cli._sim import run_sim
+from p2pstack.roots.defaults import MUXERS, SECURITY, open_default_host
 from protocols.identify import Identify
 from protocols.perf import Perf
 from protocols.ping import Ping

@@ -21,8 +21,8 @@ from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity, PeerId
 from p2pstack.interfaces import Muxer, SecurityChannel, Service
 from p2pstack.peerstore import Peerstore
-from p2pstack.scenarios._metrics import Metrics
-from p2pstack.scenarios._model import Action, Scenario
+from p2pstack.roots.scenarios._metrics import Metrics
+from p2pstack.roots.scenarios._model import Action, Scenario
 from p2pstack.sim import SeededRandom, TraceRecorder, VirtualClock, run_virtual
 from protocols.identify import Identify
 from protocols.ping import Ping
