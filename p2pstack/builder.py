@@ -43,7 +43,8 @@ async def open_host(
         security: security channels, most preferred first.
         muxers: stream muxers, most preferred first.
         identity: our key pair (a fresh Ed25519 one if omitted).
-        services: protocol services (``Ping()``, ``Identify()``, ...), started before listening.
+        services: protocol services (``Ping()``, ``Identify()``, ...), started in order before
+            listening; stopped in reverse order when the block exits, before connections close.
         listen: addresses to listen on (``/ip4/127.0.0.1/tcp/0``).
         peerstore: a peerstore to share or pre-fill (a fresh one if omitted).
         config: limits and timeouts.
@@ -76,8 +77,19 @@ async def open_host(
             task_group=tg,
         )
         try:
-            await host._start(services, listen)
-            yield host
+            async with anyio.create_task_group() as service_tg:
+                host._service_tg = service_tg
+                try:
+                    await host._start(listen)
+                    yield host
+                finally:
+                    # Services leave while their connections are still up (a graceful leave
+                    # is network work); then their tasks end; then the connections close.
+                    try:
+                        with anyio.CancelScope(shield=True):
+                            await host._stop_services()
+                    finally:
+                        service_tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await host._close()

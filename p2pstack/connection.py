@@ -98,6 +98,8 @@ class Connection:
         self._idle = anyio.Event()
         self._idle.set()
         self.draining = False
+        #: A limited connection (a relayed one) runs only handlers that opted in.
+        self.limited = False
 
     @property
     def remote_peer(self) -> PeerId:

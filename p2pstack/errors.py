@@ -22,31 +22,44 @@
     │   ├── InvalidPeerIdError
     │   └── InvalidSignatureError
     ├── ServiceNotFound               ``host.service(T)`` with no such service
-    └── P2PTimeoutError               a network wait ran past its deadline
+    ├── P2PTimeoutError               a network wait ran past its deadline
+    ├── ProtocolAlreadyRegistered     a second handler for one protocol, without ``replace``
+    ├── EventOverflow                 an event subscription fell behind its buffer
+    └── LimitedConnectionError        only a limited (relayed) connection, not allowed here
 
 Byte streams follow anyio's conventions on top of this tree: the end of a stream raises
 ``anyio.EndOfStream``; using a stream after closing it locally raises
 ``anyio.ClosedResourceError``.
+
+``NETWORK_ERRORS`` groups what "the network or the peer went away" can raise from a stream or
+connection: ``P2PError``, ``anyio.EndOfStream``, ``anyio.BrokenResourceError``,
+``anyio.ClosedResourceError`` and ``OSError`` (built on first use so that importing this
+module stays cheap).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 __all__ = [
+    "NETWORK_ERRORS",
     "ConnectionClosedError",
     "DialError",
+    "EventOverflow",
     "HandshakeError",
     "IdentityError",
     "InvalidKeyError",
     "InvalidPeerIdError",
     "InvalidSignatureError",
+    "LimitedConnectionError",
     "LocalProtocolError",
     "MuxerError",
     "NegotiationError",
     "P2PError",
     "P2PTimeoutError",
     "PeerIdMismatch",
+    "ProtocolAlreadyRegistered",
     "ProtocolError",
     "ProtocolNotSupported",
     "RemoteProtocolError",
@@ -56,6 +69,28 @@ __all__ = [
     "TransportError",
     "UpgradeError",
 ]
+
+if TYPE_CHECKING:
+    #: Errors a stream or connection can end with because of the network or the peer.
+    NETWORK_ERRORS: tuple[type[BaseException], ...]
+
+
+def __getattr__(name: str) -> object:
+    # ``NETWORK_ERRORS`` needs anyio's exception classes; importing anyio is deferred to the
+    # first use so that ``import p2pstack.errors`` stays cheap.
+    if name == "NETWORK_ERRORS":
+        import anyio
+
+        value = (
+            P2PError,
+            anyio.EndOfStream,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            OSError,
+        )
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class P2PError(Exception):
@@ -167,3 +202,20 @@ class ServiceNotFound(P2PError):
 
 class P2PTimeoutError(P2PError, TimeoutError):
     """A network wait ran past its deadline."""
+
+
+class ProtocolAlreadyRegistered(P2PError):
+    """A stream handler is already registered for this protocol (pass ``replace=True`` to
+    replace it on purpose)."""
+
+
+class EventOverflow(P2PError):
+    """An event subscription fell further behind than its buffer; it receives nothing more.
+
+    Subscribe with a larger ``max_buffer``, read faster, or opt into ``lossy=True``.
+    """
+
+
+class LimitedConnectionError(P2PError):
+    """The connection to the peer is limited (relayed) and the caller did not allow it
+    (``new_stream(..., allow_limited=True)``)."""

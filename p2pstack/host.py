@@ -7,52 +7,63 @@ Spec background: https://github.com/libp2p/specs/blob/master/connections/README.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 import anyio
 import attrs
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from multiaddr import Multiaddr
 
 from p2pstack import __version__
+from p2pstack._handlers import HandlerRegistry, StreamHandler
 from p2pstack.connection import Connection, Stream
 from p2pstack.errors import (
+    NETWORK_ERRORS,
     ConnectionClosedError,
     DialError,
+    LimitedConnectionError,
     P2PError,
     P2PTimeoutError,
     ServiceNotFound,
     TransportError,
 )
-from p2pstack.events import ConnectionClosed, ConnectionOpened, HostEvent, LocalProtocolsChanged
+from p2pstack.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    EventBus,
+    LocalAddrsChanged,
+    LocalProtocolsChanged,
+    PeerConnected,
+    PeerDisconnected,
+    PeerProtocolsChanged,
+)
+from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
-from p2pstack.multistream import negotiate_inbound
 from p2pstack.peerstore import ADDR_TTL_CONNECTED, Peerstore
+from p2pstack.topology import PeerCallback, Topology
 
 if TYPE_CHECKING:
-    from p2pstack.identity import Identity, PeerId
-    from p2pstack.interfaces import Listener, MuxedStream, RawConnection, Service, Transport
+    from p2pstack.identity import Identity
+    from p2pstack.interfaces import Listener, RawConnection, Service, Transport
     from p2pstack.upgrader import UpgradedConnection, Upgrader
 
-__all__ = ["Connection", "Host", "HostConfig", "HostStatistics", "Stream", "StreamHandler"]
+__all__ = [
+    "NETWORK_ERRORS",
+    "Connection",
+    "Host",
+    "HostConfig",
+    "HostStatistics",
+    "Stream",
+    "StreamHandler",
+]
 
 log = logging.getLogger("p2pstack.host")
 
-StreamHandler = Callable[[Stream], Awaitable[None]]
 S = TypeVar("S")
 PosArgs = TypeVarTuple("PosArgs")
-
-#: Errors a stream or connection can end with because of the network or the peer.
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    P2PError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-)
 
 
 @attrs.frozen(kw_only=True)
@@ -69,9 +80,10 @@ class HostConfig:
     max_connections: int = 4096
     #: Most inbound connections mid-upgrade at once; further ones are closed on arrival.
     max_pending_upgrades: int = 256
-    #: Events buffered per subscriber; a subscriber that falls further behind loses events
-    #: (counted in ``statistics().dropped_events``) rather than stalling the host.
+    #: Events an event subscription buffers by default (``host.events.subscribe``).
     event_buffer: int = 1024
+    #: Time each service's ``stop()`` is given when the host closes.
+    service_stop_timeout: float = 5.0
     #: Time given to connections to close gracefully when the host closes.
     close_timeout: float = 5.0
     #: How long the losing connection of a simultaneous dial may finish its streams.
@@ -82,17 +94,29 @@ class HostConfig:
 
 @attrs.frozen(kw_only=True)
 class HostStatistics:
-    """A snapshot of the host's state."""
+    """A snapshot of the host's state.
+
+    Attributes:
+        dropped_events: events dropped by lossy event subscriptions that were full.
+        handler_failures: stream handlers that raised a non-network error.
+        event_callback_failures: event callbacks that raised.
+    """
 
     connections: int
     streams: int
     pending_upgrades: int
     listeners: int
     dropped_events: int
+    handler_failures: int = 0
+    event_callback_failures: int = 0
 
 
 class Host:
-    """A libp2p node. Create it with ``p2pstack.open_host``; it closes when that block exits."""
+    """A libp2p node. Create it with ``p2pstack.open_host``; it closes when that block exits.
+
+    Attributes:
+        events: the event bus (``host.events.on``, ``host.events.subscribe``).
+    """
 
     def __init__(
         self,
@@ -112,18 +136,19 @@ class Host:
         self.upgrader = upgrader
         self.agent_version = config.agent_version
         self.protocol_version = config.protocol_version
+        self.events = EventBus(default_buffer=config.event_buffer)
         self._transports = list(transports)
         self._services = list(services)
+        self._started_services: list[Service] = []
         self._tg = task_group
-        self._handlers: dict[str, StreamHandler] = {}
-        self._handler_limits: dict[str, int] = {}
-        self._handler_active: dict[str, int] = {}
+        self._service_tg: TaskGroup | None = None
+        self._handlers = HandlerRegistry(self.events, negotiate_timeout=config.negotiate_timeout)
         self._listeners: list[Listener] = []
         self._connections: dict[PeerId, list[Connection]] = {}
+        self._connected: set[PeerId] = set()  # as published with PeerConnected
+        self._peer_protocols: dict[PeerId, frozenset[str]] = {}
         self._pending_dials: dict[PeerId, anyio.Event] = {}
         self._pending_upgrades = 0
-        self._subscribers: list[MemoryObjectSendStream[HostEvent]] = []
-        self._dropped_events = 0
         self._started = False
         self._closing = False
 
@@ -142,7 +167,7 @@ class Host:
     @property
     def protocols(self) -> list[str]:
         """Protocol IDs with a registered stream handler."""
-        return list(self._handlers)
+        return self._handlers.protocols
 
     def connections(self, peer: PeerId | None = None) -> list[Connection]:
         """Open connections, to ``peer`` or to everyone."""
@@ -162,70 +187,144 @@ class Host:
         raise ServiceNotFound(f"this host runs no {kind.__name__} service")
 
     def statistics(self) -> HostStatistics:
+        """A snapshot of the host's counters."""
         conns = self.connections()
+        bus = self.events.statistics()
         return HostStatistics(
             connections=len(conns),
             streams=sum(len(c.streams) for c in conns),
             pending_upgrades=self._pending_upgrades,
             listeners=len(self._listeners),
-            dropped_events=self._dropped_events,
+            dropped_events=bus.dropped_events,
+            handler_failures=self._handlers.handler_failures,
+            event_callback_failures=bus.callback_failures,
         )
 
-    # -- handlers, events, tasks ---------------------------------------------------------------
+    # -- handlers, events, topologies, tasks ---------------------------------------------------
 
     def set_stream_handler(
-        self, protocol_id: str, handler: StreamHandler, *, max_inbound: int | None = None
+        self,
+        protocol_id: str,
+        handler: StreamHandler,
+        *,
+        replace: bool = False,
+        max_inbound: int | None = None,
+        max_inbound_per_peer: int | None = None,
+        allow_limited: bool = False,
     ) -> None:
         """Serve ``protocol_id`` with ``handler``. The handler runs in a host task; when it
-        returns the stream is closed; if it raises, the stream is reset.
+        returns the stream is closed; if it raises, the stream is reset (a non-network error
+        is also logged, counted and published as ``StreamHandlerFailed``).
 
         Args:
             protocol_id: the protocol to serve.
             handler: called with each negotiated inbound stream.
+            replace: replace an existing handler for ``protocol_id`` instead of failing.
             max_inbound: most streams of this protocol served at once (across all peers);
                 further ones are reset. ``None``: only the muxers' stream limits apply.
+            max_inbound_per_peer: most streams of this protocol served at once per peer.
+            allow_limited: also serve streams on limited (relayed) connections.
+
+        Raises:
+            ProtocolAlreadyRegistered: ``protocol_id`` already has a handler and ``replace``
+                is false.
+            ValueError: a limit is less than 1.
         """
-        self._handlers[protocol_id] = handler
-        if max_inbound is None:
-            self._handler_limits.pop(protocol_id, None)
-        else:
-            if max_inbound < 1:
-                raise ValueError("max_inbound must be at least 1")
-            self._handler_limits[protocol_id] = max_inbound
+        self._handlers.add(
+            protocol_id,
+            handler,
+            replace=replace,
+            max_inbound=max_inbound,
+            max_inbound_per_peer=max_inbound_per_peer,
+            allow_limited=allow_limited,
+        )
         if self._started:
-            self.emit(LocalProtocolsChanged(protocols=self.protocols))
+            self.events.emit(LocalProtocolsChanged(protocols=self.protocols))
 
     def remove_stream_handler(self, protocol_id: str) -> None:
         """Stop serving ``protocol_id`` (streams already running are not affected)."""
-        self._handler_limits.pop(protocol_id, None)
-        if self._handlers.pop(protocol_id, None) is not None and self._started:
-            self.emit(LocalProtocolsChanged(protocols=self.protocols))
+        if self._handlers.remove(protocol_id) and self._started:
+            self.events.emit(LocalProtocolsChanged(protocols=self.protocols))
+
+    def set_peer_protocols(self, peer: PeerId, protocols: Iterable[str]) -> None:
+        """Record the protocols ``peer`` supports (identify calls this) and, if the peer is
+        connected, publish ``PeerProtocolsChanged`` when the list is new for this connected
+        period or differs from the last one.
+
+        Args:
+            peer: the peer.
+            protocols: every protocol it supports now.
+        """
+        listed = list(dict.fromkeys(protocols))
+        self.peerstore.set_protocols(peer, listed)
+        if peer not in self._connections:
+            return
+        new = frozenset(listed)
+        old = self._peer_protocols.get(peer)
+        if old == new:
+            return
+        self._peer_protocols[peer] = new
+        previous = old or frozenset()
+        self.events.emit(
+            PeerProtocolsChanged(
+                peer_id=peer, protocols=listed, added=new - previous, removed=previous - new
+            )
+        )
+
+    def register_topology(
+        self,
+        protocol_id: str,
+        *,
+        on_connect: PeerCallback | None = None,
+        on_disconnect: PeerCallback | None = None,
+    ) -> Topology:
+        """Follow the connected peers that support ``protocol_id``.
+
+        ``on_connect(peer)`` is called when a connected peer is known (through identify) to
+        support the protocol, including, at once, the peers already known when this is called;
+        ``on_disconnect(peer)`` when such a peer's last connection closes or it stops listing
+        the protocol. Both are called synchronously and must not block.
+
+        Args:
+            protocol_id: the protocol to follow.
+            on_connect: called with each peer that joins.
+            on_disconnect: called with each peer that leaves.
+
+        Returns:
+            The topology; ``close()`` it to stop.
+        """
+        topology = Topology(
+            self.events, protocol_id, on_connect=on_connect, on_disconnect=on_disconnect
+        )
+        topology._seed(list(self._peer_protocols.items()))
+        return topology
 
     @contextmanager
-    def subscribe(
-        self, max_buffer: int | None = None
-    ) -> Iterator[MemoryObjectReceiveStream[HostEvent]]:
-        """Receive host events while the block runs (``async for event in events``)."""
-        send, receive = anyio.create_memory_object_stream[HostEvent](
+    def subscribe(self, max_buffer: int | None = None) -> Iterator[MemoryObjectReceiveStream[Any]]:
+        """Deprecated: use ``host.events.subscribe()``. Every event, lossy (drops counted).
+
+        Args:
+            max_buffer: events buffered (``config.event_buffer`` if ``None``).
+
+        Returns:
+            A memory object stream of events, valid while the block runs.
+        """
+        send, receive = anyio.create_memory_object_stream[Any](
             max_buffer or self.config.event_buffer
         )
-        self._subscribers.append(send)
-        try:
-            with receive:
-                yield receive
-        finally:
-            self._subscribers.remove(send)
-            send.close()
 
-    def emit(self, event: HostEvent) -> None:
-        """Deliver ``event`` to every subscriber without blocking."""
-        for send in list(self._subscribers):
+        def deliver(event: object) -> None:
             try:
                 send.send_nowait(event)
             except anyio.WouldBlock:
-                self._dropped_events += 1
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscribers.remove(send)
+                self.events._dropped += 1
+
+        with self.events.on(object, deliver), send, receive:
+            yield receive
+
+    def emit(self, event: object) -> None:
+        """Deprecated: use ``host.events.emit(event)``."""
+        self.events.emit(event)
 
     def start_soon(
         self,
@@ -233,8 +332,13 @@ class Host:
         *args: *PosArgs,
         name: str | None = None,
     ) -> None:
-        """Run ``fn(*args)`` in the host's task group; it is cancelled when the host closes."""
-        self._tg.start_soon(fn, *args, name=name)
+        """Run ``fn(*args)`` as a service task. Service tasks are cancelled when the host
+        closes, after every service's ``stop()`` and before connections close. Once they are
+        cancelled, this does nothing (``fn`` is not called)."""
+        if self._service_tg is None:
+            log.debug("host closing: task %s not started", name or fn)
+            return
+        self._service_tg.start_soon(fn, *args, name=name)
 
     # -- dialing -------------------------------------------------------------------------------
 
@@ -256,30 +360,72 @@ class Host:
             raise ValueError(f"nothing to dial in {addr}")
         return await self._dial_addrs(None, [transport_addr])
 
-    async def dial_peer(self, peer: PeerId) -> Connection:
+    async def dial_peer(self, peer: PeerId | str) -> Connection:
         """An open connection to ``peer``, dialing its known addresses if there is none.
 
+        Args:
+            peer: the peer, as a ``PeerId`` or its text form.
+
         Raises:
+            InvalidPeerIdError: ``peer`` is a string that is not a peer ID.
             DialError: no open connection and every known address failed (or none is known).
         """
+        peer = _as_peer_id(peer)
         return await self._dial(peer, self.peerstore.addrs(peer))
 
     async def new_stream(
-        self, peer: PeerId, protocols: Sequence[str], *, timeout: float | None = None
+        self,
+        peer: PeerId | str,
+        protocols: str | Sequence[str],
+        *,
+        timeout: float | None = None,
+        allow_limited: bool = False,
     ) -> Stream:
         """Open a stream to ``peer`` speaking the first of ``protocols`` it supports, dialing
         the peer if needed.
 
+        Args:
+            peer: the peer, as a ``PeerId`` or its text form.
+            protocols: one protocol ID, or several in order of preference.
+            timeout: seconds for protocol negotiation (``config.negotiate_timeout`` if
+                ``None``); dialing has its own deadlines.
+            allow_limited: accept a limited (relayed) connection to the peer.
+
+        Returns:
+            The negotiated stream; close it (or ``async with`` it) when done.
+
         Raises:
-            DialError, ProtocolNotSupported, P2PTimeoutError, ConnectionClosedError.
+            InvalidPeerIdError: ``peer`` is a string that is not a peer ID.
+            DialError: no connection could be made (its ``errors`` list each address tried).
+            ConnectionClosedError: the connection closed while the stream was being opened
+                (after one retry on a fresh connection).
+            LimitedConnectionError: the connection is limited and ``allow_limited`` is false.
+            ProtocolNotSupported: the peer supports none of ``protocols``.
+            NegotiationError: the peer broke multistream-select.
+            P2PTimeoutError: negotiation took longer than ``timeout``.
+            StreamReset: the peer reset the stream during negotiation.
+            anyio.EndOfStream, anyio.BrokenResourceError: the stream ended or broke during
+                negotiation (all of the above are in ``p2pstack.errors.NETWORK_ERRORS``).
         """
+        peer = _as_peer_id(peer)
+        wanted = [protocols] if isinstance(protocols, str) else list(protocols)
         conn = await self.dial_peer(peer)
         try:
-            return await conn.new_stream(protocols, timeout=timeout)
+            return await self._open_on(conn, wanted, timeout, allow_limited)
         except ConnectionClosedError:
             # The connection died between lookup and use: one retry on a fresh one.
             conn = await self.dial_peer(peer)
-            return await conn.new_stream(protocols, timeout=timeout)
+            return await self._open_on(conn, wanted, timeout, allow_limited)
+
+    async def _open_on(
+        self, conn: Connection, protocols: list[str], timeout: float | None, allow_limited: bool
+    ) -> Stream:
+        if conn.limited and not allow_limited:
+            raise LimitedConnectionError(
+                f"the only connection to {conn.remote_peer} is limited (relayed); "
+                "pass allow_limited=True to use it"
+            )
+        return await conn.new_stream(protocols, timeout=timeout)
 
     async def disconnect(self, peer: PeerId) -> None:
         """Close every connection to ``peer``."""
@@ -307,6 +453,7 @@ class Host:
         finally:
             del self._pending_dials[peer]
             done.set()
+            self._settle_peer(peer)
 
     async def _dial_addrs(self, peer: PeerId | None, addrs: Sequence[Multiaddr]) -> Connection:
         errors: list[tuple[str, BaseException]] = []
@@ -349,8 +496,9 @@ class Host:
             opened_at=anyio.current_time(),
         )
         peer = conn.remote_peer
-        others = self._connections.setdefault(peer, [])
-        others.append(conn)
+        self._connections.setdefault(peer, []).append(conn)
+        first = peer not in self._connected
+        self._connected.add(peer)
         try:
             self.peerstore.set_public_key(peer, conn.remote_public_key)
         except P2PError:
@@ -358,8 +506,10 @@ class Host:
         if conn.direction == "outbound":
             self.peerstore.add_addrs(peer, [conn.remote_multiaddr], ADDR_TTL_CONNECTED)
         self._tg.start_soon(self._run_connection, conn, name=f"connection {peer}")
-        self.emit(ConnectionOpened(connection=conn))
         self._resolve_simultaneous(peer)
+        self.events.emit(ConnectionOpened(connection=conn))
+        if first:
+            self.events.emit(PeerConnected(peer_id=peer, connection=conn))
         return conn
 
     def _resolve_simultaneous(self, peer: PeerId) -> None:
@@ -389,12 +539,24 @@ class Host:
             tg.start_soon(self._accept_streams, conn)
             await conn._muxed.run()
             tg.cancel_scope.cancel()
-        conns = self._connections.get(conn.remote_peer, [])
+        peer = conn.remote_peer
+        conns = self._connections.get(peer, [])
         if conn in conns:
             conns.remove(conn)
         if not conns:
-            self._connections.pop(conn.remote_peer, None)
-        self.emit(ConnectionClosed(connection=conn, reason=conn._muxed.close_reason))
+            self._connections.pop(peer, None)
+        self.events.emit(ConnectionClosed(connection=conn, reason=conn._muxed.close_reason))
+        self._settle_peer(peer)
+
+    def _settle_peer(self, peer: PeerId) -> None:
+        """Publish ``PeerDisconnected`` once ``peer`` has no connection and none is being
+        dialed: the losing connection of a simultaneous dial may close before the winner is
+        up, and one peer must still make one connect and one disconnect."""
+        gone = peer not in self._connections and peer not in self._pending_dials
+        if gone and peer in self._connected:
+            self._connected.discard(peer)
+            self._peer_protocols.pop(peer, None)
+            self.events.emit(PeerDisconnected(peer_id=peer))
 
     async def _accept_streams(self, conn: Connection) -> None:
         while True:
@@ -402,51 +564,12 @@ class Host:
                 muxed = await conn._muxed.accept_stream()
             except ConnectionClosedError:
                 return
-            self._tg.start_soon(self._serve_stream, conn, muxed)
-
-    async def _serve_stream(self, conn: Connection, muxed: MuxedStream) -> None:
-        try:
-            proto, leftover = await negotiate_inbound(
-                muxed, self._handlers, timeout=self.config.negotiate_timeout
-            )
-        except NETWORK_ERRORS as exc:
-            log.debug("inbound stream from %s failed to negotiate: %r", conn.remote_peer, exc)
-            await muxed.reset()
-            return
-        handler = self._handlers.get(proto)
-        active = self._handler_active.get(proto, 0)
-        if handler is None or active >= self._handler_limits.get(proto, active + 1):
-            # Removed while negotiating, or at its limit of concurrent inbound streams.
-            await muxed.reset()
-            return
-        stream = Stream(muxed, proto, conn, leftover)
-        conn._track(stream)
-        self._handler_active[proto] = active + 1
-        try:
-            await self._run_handler(handler, stream)
-        finally:
-            self._handler_active[proto] -= 1
-
-    async def _run_handler(self, handler: StreamHandler, stream: Stream) -> None:
-        proto = stream.protocol
-        try:
-            await handler(stream)
-        except NETWORK_ERRORS as exc:
-            log.debug("%s handler ended with %r", proto, exc)
-            await stream.reset()
-            return
-        except Exception:
-            # A bug in one handler must not take down every connection of the host: it is
-            # logged with its traceback and only its stream is reset.
-            log.exception("stream handler for %s failed", proto)
-            await stream.reset()
-            return
-        await stream.aclose()
+            self._tg.start_soon(self._handlers.serve, conn, muxed)
 
     # -- listening and lifecycle ---------------------------------------------------------------
 
     async def listen(self, addrs: Iterable[Multiaddr | str]) -> list[Multiaddr]:
-        """Listen on more addresses.
+        """Listen on more addresses; publishes ``LocalAddrsChanged`` if any was bound.
 
         Returns:
             The addresses actually bound.
@@ -456,15 +579,19 @@ class Host:
             TransportError: no transport handles an address, or binding failed.
         """
         bound: list[Multiaddr] = []
-        for text in addrs:
-            addr = parse_multiaddr(text)
-            transport = next((t for t in self._transports if t.can_listen(addr)), None)
-            if transport is None:
-                raise TransportError(f"no transport can listen on {addr}")
-            listener = await transport.listen(addr)
-            self._listeners.append(listener)
-            bound.extend(listener.multiaddrs)
-            self._tg.start_soon(self._accept_loop, listener, name=f"listener {addr}")
+        try:
+            for text in addrs:
+                addr = parse_multiaddr(text)
+                transport = next((t for t in self._transports if t.can_listen(addr)), None)
+                if transport is None:
+                    raise TransportError(f"no transport can listen on {addr}")
+                listener = await transport.listen(addr)
+                self._listeners.append(listener)
+                bound.extend(listener.multiaddrs)
+                self._tg.start_soon(self._accept_loop, listener, name=f"listener {addr}")
+        finally:
+            if bound:
+                self.events.emit(LocalAddrsChanged(addrs=self.addrs))
         return bound
 
     async def _accept_loop(self, listener: Listener) -> None:
@@ -472,6 +599,7 @@ class Host:
             try:
                 raw = await listener.accept()
             except anyio.ClosedResourceError:
+                self._listener_closed(listener)
                 return
             except OSError as exc:  # e.g. out of file descriptors: back off, keep listening
                 log.warning("accept failed on %s: %s", listener.multiaddrs, exc)
@@ -485,6 +613,12 @@ class Host:
             self._pending_upgrades += 1
             self._tg.start_soon(self._upgrade_inbound, raw)
 
+    def _listener_closed(self, listener: Listener) -> None:
+        if self._closing or listener not in self._listeners:
+            return
+        self._listeners.remove(listener)
+        self.events.emit(LocalAddrsChanged(addrs=self.addrs))
+
     async def _upgrade_inbound(self, raw: RawConnection) -> None:
         try:
             upgraded = await self.upgrader.upgrade_inbound(raw)
@@ -495,18 +629,49 @@ class Host:
             self._pending_upgrades -= 1
         self._add_connection(upgraded)
 
-    async def _start(self, services: Sequence[Service], listen: Iterable[Multiaddr | str]) -> None:
-        for service in services:
+    async def _start(self, listen: Iterable[Multiaddr | str]) -> None:
+        """Start every service (in order), then listen."""
+        for service in self._services:
             await service.start(self)
+            self._started_services.append(service)
         self._started = True
         await self.listen(listen)
 
-    async def _close(self) -> None:
-        """Stop listening and close every connection gracefully (bounded by close_timeout)."""
+    async def _stop_services(self) -> None:
+        """Stop listening, then stop the started services in reverse order, each bounded by
+        ``service_stop_timeout``. Every service is stopped even if one fails; the failures are
+        raised afterwards."""
         self._closing = True
         for listener in self._listeners:
             await listener.aclose()
+        failures: list[Exception] = []
+        while self._started_services:
+            service = self._started_services.pop()
+            with anyio.move_on_after(self.config.service_stop_timeout) as scope:
+                try:
+                    await service.stop()
+                except Exception as exc:
+                    failures.append(exc)
+            if scope.cancelled_caught:
+                log.warning(
+                    "%s.stop() took more than %g s",
+                    type(service).__name__,
+                    self.config.service_stop_timeout,
+                )
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise ExceptionGroup("services failed to stop", failures)
+
+    async def _close(self) -> None:
+        """Close every connection gracefully (bounded by close_timeout)."""
+        self._closing = True
+        self._service_tg = None
         with anyio.move_on_after(self.config.close_timeout):
             async with anyio.create_task_group() as tg:
                 for conn in self.connections():
                     tg.start_soon(conn.aclose)
+
+
+def _as_peer_id(peer: PeerId | str) -> PeerId:
+    return PeerId.from_string(peer) if isinstance(peer, str) else peer

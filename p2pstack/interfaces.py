@@ -252,9 +252,20 @@ class Muxer(Protocol):
 class Service(Protocol):
     """A protocol service run by a host (ping, identify, kad, ...).
 
-    ``start`` is called once while the host starts, before it listens: register stream handlers
-    with ``host.set_stream_handler`` and start background tasks with ``host.start_soon``. The
-    host cancels those tasks when it closes.
+    Lifecycle:
+        * ``start(host)`` is called once while the host starts, in the order services were
+          given, before the host listens. Register stream handlers
+          (``host.set_stream_handler``), event callbacks and topologies here, and start
+          background work with ``host.start_soon``; do no slow network work in ``start``
+          itself (do it in a task), so that it does not delay listening.
+        * ``stop()`` is called once when the host closes, in reverse order, after the host
+          stopped listening but while connections are still open: the place for a graceful
+          leave (announcements, flushing state). Each ``stop`` is bounded by
+          ``HostConfig.service_stop_timeout``. Then the host cancels the tasks started with
+          ``host.start_soon`` and closes the connections. ``stop`` is called only if ``start``
+          returned.
     """
 
     async def start(self, host: Host) -> None: ...
+
+    async def stop(self) -> None: ...

@@ -2,7 +2,12 @@
 other their keys, addresses and protocols
 (https://github.com/libp2p/specs/blob/master/identify/README.md)."""
 
-from protocols.identify._service import Identify, IdentifyInfo, read_identify_stream
+from protocols.identify._service import (
+    Identify,
+    IdentifyInfo,
+    PeerIdentified,
+    read_identify_stream,
+)
 from protocols.identify._wire import (
     MAX_INBOUND_SIZE,
     MAX_MESSAGES,
@@ -25,6 +30,7 @@ __all__ = [
     "Identify",
     "IdentifyInfo",
     "IdentifyMessage",
+    "PeerIdentified",
     "decode_identify",
     "decode_identify_stream",
     "encode_identify",

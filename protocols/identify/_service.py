@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
-from anyio.streams.memory import MemoryObjectReceiveStream
 from multiaddr import Multiaddr
 
 from p2pstack.errors import (
+    NETWORK_ERRORS,
     IdentityError,
     LocalProtocolError,
-    P2PError,
     P2PTimeoutError,
     RemoteProtocolError,
 )
-from p2pstack.events import ConnectionOpened, HostEvent, LocalProtocolsChanged, PeerIdentified
+from p2pstack.events import (
+    ConnectionOpened,
+    LocalAddrsChanged,
+    LocalProtocolsChanged,
+    Unsubscribe,
+)
 from p2pstack.identity import PeerId, PeerRecord, PublicKey
 from p2pstack.interfaces import ByteStream
 from p2pstack.peerstore import ADDR_TTL_RECENT
@@ -39,19 +42,24 @@ from protocols.identify._wire import (
 if TYPE_CHECKING:
     from p2pstack.host import Connection, Host, Stream
 
-__all__ = ["Identify", "IdentifyInfo", "read_identify_stream"]
+__all__ = ["Identify", "IdentifyInfo", "PeerIdentified", "read_identify_stream"]
 
 _log = logging.getLogger(__name__)
 
 #: What a failed identify or push attempt can raise because of the network or the peer.
-_ATTEMPT_ERRORS = (
-    P2PError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-    TimeoutError,
-)
+_ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
+
+
+@attrs.frozen(kw_only=True)
+class PeerIdentified:
+    """Identify learned what a peer runs (published on ``host.events`` by the service)."""
+
+    peer_id: PeerId
+    protocols: Sequence[str]
+    listen_addrs: Sequence[Multiaddr]
+    agent_version: str
+    protocol_version: str
+    observed_addr: Multiaddr | None
 
 
 @attrs.frozen(kw_only=True)
@@ -135,40 +143,42 @@ class Identify:
         self._record_bytes = b""
         self._host: Host | None = None
         self._push_wanted: anyio.Event | None = None
+        self._handles: list[Unsubscribe] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self, host: Host) -> None:
-        """Register the identify (and push) handlers and start the background tasks."""
+        """Register the identify (and push) handlers and event callbacks."""
         self._host = host
         host.set_stream_handler(PROTOCOL_ID, self._handle_identify)
+        if self._on_connect:
+            self._handles.append(host.events.on(ConnectionOpened, self._connection_opened))
         if self._push_enabled:
             host.set_stream_handler(PUSH_PROTOCOL_ID, self._handle_push)
             self._push_wanted = anyio.Event()
             host.start_soon(self._run_pusher, name="identify push")
-        # Subscribe now, not in the task, so that no connection opened before it runs is missed.
-        stack = ExitStack()
-        events = stack.enter_context(host.subscribe())
-        host.start_soon(self._run_events, stack, events, name="identify events")
+            # A DHT switching mode changes our protocols; a new listener changes our addresses.
+            self._handles.append(host.events.on(LocalProtocolsChanged, self._want_push))
+            self._handles.append(host.events.on(LocalAddrsChanged, self._want_push))
+
+    async def stop(self) -> None:
+        """Stop reacting to events and pushing; the host cancels the pusher task."""
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
+        self._push_wanted = None
 
     def _require_host(self) -> Host:
         if self._host is None:
             raise LocalProtocolError("the Identify service has not been started")
         return self._host
 
-    async def _run_events(
-        self, stack: ExitStack, events: MemoryObjectReceiveStream[HostEvent]
-    ) -> None:
-        host = self._require_host()
-        with stack:
-            async for event in events:
-                match event:
-                    case ConnectionOpened(connection=conn) if self._on_connect:
-                        host.start_soon(self._identify_quietly, conn, name="identify")
-                    case LocalProtocolsChanged() if self._push_wanted is not None:
-                        self._push_wanted.set()
-                    case _:
-                        pass
+    def _connection_opened(self, event: ConnectionOpened) -> None:
+        self._require_host().start_soon(self._identify_quietly, event.connection, name="identify")
+
+    def _want_push(self, _event: object) -> None:
+        if self._push_wanted is not None:
+            self._push_wanted.set()
 
     async def _identify_quietly(self, conn: Connection) -> None:
         try:
@@ -366,7 +376,7 @@ class Identify:
         if addrs:
             store.add_addrs(peer, addrs, self._addr_ttl)
         if msg.protocols or not push:
-            store.set_protocols(peer, msg.protocols)
+            host.set_peer_protocols(peer, msg.protocols)
         if msg.agent_version is not None:
             store.set_metadata(peer, "agent_version", msg.agent_version)
         if msg.protocol_version is not None:
@@ -385,7 +395,7 @@ class Identify:
             ),
             signed_peer_record=record,
         )
-        host.emit(
+        host.events.emit(
             PeerIdentified(
                 peer_id=peer,
                 protocols=info.protocols,

@@ -148,6 +148,9 @@ class Ping:
         self._host = host
         host.set_stream_handler(PROTOCOL_ID, self._handle, max_inbound=self._max_inbound)
 
+    async def stop(self) -> None:
+        """Nothing to leave gracefully: the host closes the streams."""
+
     async def _handle(self, stream: Stream) -> None:
         await serve_ping(stream, idle_timeout=self._idle_timeout)
 

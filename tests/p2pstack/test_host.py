@@ -158,7 +158,9 @@ async def test_failing_handler_resets_only_its_stream() -> None:
 
 async def test_events_and_graceful_close() -> None:
     async with memory_hosts(1) as (b,):
-        with b.subscribe() as events:
+        with b.events.subscribe(
+            ConnectionOpened, ConnectionClosed, LocalProtocolsChanged
+        ) as events:
             async with memory_hosts(1) as (a,):
                 with anyio.fail_after(10):
                     await a.connect(b.addrs[0])

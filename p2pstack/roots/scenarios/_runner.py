@@ -16,7 +16,7 @@ from anyio.abc import TaskStatus
 
 from p2pstack.builder import open_host
 from p2pstack.errors import P2PError
-from p2pstack.events import ConnectionClosed, ConnectionOpened, PeerIdentified
+from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity, PeerId
 from p2pstack.interfaces import Muxer, SecurityChannel, Service
@@ -24,7 +24,7 @@ from p2pstack.peerstore import Peerstore
 from p2pstack.roots.scenarios._metrics import Metrics
 from p2pstack.roots.scenarios._model import Action, Scenario
 from p2pstack.sim import SeededRandom, TraceRecorder, VirtualClock, run_virtual
-from protocols.identify import Identify
+from protocols.identify import Identify, PeerIdentified
 from protocols.ping import Ping
 from transports.mplex import Mplex
 from transports.noise import Noise

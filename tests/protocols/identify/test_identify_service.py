@@ -12,7 +12,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.errors import RemoteProtocolError
-from p2pstack.events import HostEvent, PeerIdentified
+from p2pstack.events import HostEvent
 from p2pstack.host import Host, Stream
 from p2pstack.identity import Identity, PeerId, PeerRecord
 from p2pstack.interfaces import SecurityChannel, Service
@@ -21,6 +21,7 @@ from protocols.identify import (
     PUSH_PROTOCOL_ID,
     Identify,
     IdentifyMessage,
+    PeerIdentified,
     frame_identify,
 )
 from protocols.ping import Ping
@@ -179,7 +180,7 @@ async def test_bad_signed_records_are_ignored() -> None:
                 listen_addrs=(Multiaddr("/memory/7"),),
                 signed_peer_record=bad,
             )
-            b.set_stream_handler(PROTOCOL_ID, answer_with(msg))
+            b.set_stream_handler(PROTOCOL_ID, answer_with(msg), replace=True)
             with anyio.fail_after(10):
                 info = await a.service(Identify).identify(b.peer_id)
             assert info.signed_peer_record is None

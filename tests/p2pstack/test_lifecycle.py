@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import contextlib
+
+import anyio
+import pytest
+
+from p2pstack.connection import Stream
+from p2pstack.errors import ProtocolAlreadyRegistered, StreamReset
+from p2pstack.events import ConnectionClosed, StreamHandlerFailed
+from p2pstack.host import Host, HostConfig
+from tests.p2pstack.hosts import ECHO, echo_handler, echo_once, memory_hosts
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    """A service that records its lifecycle into a shared log."""
+
+    def __init__(self, name: str, log: list[str], *, slow_stop: bool = False) -> None:
+        self.name = name
+        self.log = log
+        self.slow_stop = slow_stop
+        self.host: Host | None = None
+        self.task_cancelled = False
+
+    async def start(self, host: Host) -> None:
+        self.host = host
+        self.log.append(f"start {self.name}")
+        host.start_soon(self._task)
+
+    async def _task(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.log.append(f"task {self.name} cancelled")
+
+    async def stop(self) -> None:
+        assert self.host is not None
+        connected = len(self.host.connections())
+        self.log.append(f"stop {self.name} with {connected} connections")
+        if self.slow_stop:
+            await anyio.sleep_forever()
+
+
+async def test_services_stop_in_reverse_before_tasks_and_connections_end() -> None:
+    log: list[str] = []
+    services = [Recorder("one", log), Recorder("two", log)]
+    async with memory_hosts(1) as (b,):
+        with b.events.subscribe(ConnectionClosed) as closed:
+            async with memory_hosts(2, services=[services, []]) as (a, _):
+                with anyio.fail_after(10):
+                    await a.connect(b.addrs[0])
+            with anyio.fail_after(10):
+                await closed.receive()
+    assert log[:4] == [
+        "start one",
+        "start two",
+        "stop two with 1 connections",
+        "stop one with 1 connections",
+    ]
+    assert sorted(log[4:]) == ["task one cancelled", "task two cancelled"]
+
+
+async def test_a_stop_that_hangs_is_bounded() -> None:
+    log: list[str] = []
+    config = HostConfig(service_stop_timeout=0.2)
+    with anyio.fail_after(10):
+        async with memory_hosts(
+            1, services=[[Recorder("slow", log, slow_stop=True)]], config=config
+        ):
+            pass
+    assert log[-1] == "task slow cancelled"
+
+
+async def test_registering_a_protocol_twice_is_an_error_unless_replacing() -> None:
+    async with memory_hosts(2) as (a, b):
+        with pytest.raises(ProtocolAlreadyRegistered):
+            b.set_stream_handler(ECHO, echo_handler)
+
+        async def shout(stream: Stream) -> None:
+            await stream.send((await stream.receive()).upper())
+
+        b.set_stream_handler(ECHO, shout, replace=True)
+        with anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            stream = await a.new_stream(b.peer_id, ECHO)
+            assert await echo_once(stream, b"hi") == b"HI"
+
+
+async def test_handler_failure_is_counted_and_published() -> None:
+    async def broken(stream: Stream) -> None:
+        raise RuntimeError("handler bug")
+
+    async with memory_hosts(2) as (a, b):
+        b.set_stream_handler("/broken/1.0.0", broken)
+        with b.events.subscribe(StreamHandlerFailed) as failures, anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            # The reset may overtake the negotiation's confirmation.
+            with contextlib.suppress(StreamReset):
+                await a.new_stream(str(b.peer_id), "/broken/1.0.0")
+            event = await failures.receive()
+        assert event.protocol == "/broken/1.0.0" and event.peer_id == a.peer_id
+        assert isinstance(event.error, RuntimeError)
+        assert b.statistics().handler_failures == 1
