@@ -3,6 +3,7 @@ and how the connection ends."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -477,3 +478,20 @@ async def test_stream_congested_past_the_timeout_is_reset() -> None:
             while True:
                 await slow.receive()
         assert not conn.is_closed
+
+
+async def test_send_takes_buffers_and_copies_mutable_ones() -> None:
+    async with mplex_pair() as (a, b):
+        stream = await a.open_stream()
+        buffer = bytearray(b"abc")
+        await stream.send(buffer)
+        buffer[:] = b"xyz"  # the caller may reuse its buffer once send returned
+        await stream.send(memoryview(b"0123")[1:3])
+        await stream.send_eof()
+        with anyio.fail_after(5):
+            peer = await b.accept_stream()
+            got = b""
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    got += await peer.receive()
+        assert got == b"abc12"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from p2pstack.errors import (
     RemoteProtocolError,
     StreamReset,
 )
+from p2pstack.interfaces import Buffer
 from p2pstack.testing import FakeSecureConnection, fake_secure_pair
 from transports.yamux import (
     INITIAL_WINDOW,
@@ -279,7 +281,7 @@ async def test_writes_are_coalesced() -> None:
     conn_a, conn_b = fake_secure_pair()
     original = conn_a.send
 
-    async def counting_send(item: bytes) -> None:
+    async def counting_send(item: Buffer) -> None:
         sends.append(len(item))
         await original(item)
 
@@ -353,3 +355,19 @@ async def test_receive_joins_frame_pieces_up_to_max_bytes() -> None:
             assert 1 <= len(chunk) <= 4
             got += chunk
         assert bytes(got) == b"abcdef"
+
+
+async def test_send_takes_buffers_and_copies_mutable_ones() -> None:
+    async with yamux_pair() as (a, b):
+        stream = await a.open_stream()
+        buffer = bytearray(b"abc")
+        await stream.send(buffer)
+        buffer[:] = b"xyz"  # the caller may reuse its buffer once send returned
+        await stream.send(memoryview(b"0123")[1:3])
+        await stream.send_eof()
+        peer = await b.accept_stream()
+        got = b""
+        with contextlib.suppress(anyio.EndOfStream):
+            while True:
+                got += await peer.receive()
+        assert got == b"abc12"
