@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
     from p2pstack.identity import PeerId, PublicKey
-    from p2pstack.interfaces import MuxedStream
+    from p2pstack.interfaces import Buffer, MuxedStream
     from p2pstack.upgrader import UpgradedConnection
 
 __all__ = ["Connection", "Direction", "Stream"]
@@ -53,7 +53,7 @@ class Stream:
             return data
         return await self._muxed.receive(max_bytes)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Send bytes; blocks under backpressure. Raises ``StreamReset`` if reset."""
         await self._muxed.send(item)
 

@@ -15,7 +15,7 @@ Connection layers (https://github.com/libp2p/specs/tree/master/connections)::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from p2pstack.identity import Identity, PeerId, PublicKey
 
 __all__ = [
+    "Buffer",
     "ByteStream",
     "Listener",
     "MuxedConnection",
@@ -36,6 +37,9 @@ __all__ = [
     "Transport",
 ]
 
+#: What ``ByteStream.send`` accepts: any contiguous bytes-like buffer.
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
 
 @runtime_checkable
 class ByteStream(Protocol):
@@ -45,8 +49,10 @@ class ByteStream(Protocol):
         * ``receive`` blocks until at least one byte is available and returns between 1 and
           ``max_bytes`` bytes; it never returns ``b""``. At the peer's end of stream it raises
           ``anyio.EndOfStream``. It is cancel-safe: a cancelled ``receive`` loses no data.
-        * ``send`` blocks while the peer's buffer or window is full (backpressure). After
-          ``send_eof`` or ``aclose`` it raises ``anyio.ClosedResourceError``.
+        * ``send`` takes any ``Buffer`` and blocks while the peer's buffer or window is full
+          (backpressure). Once it returns the caller may reuse the buffer: an implementation
+          that keeps a reference to a mutable one copies it. After ``send_eof`` or ``aclose``
+          it raises ``anyio.ClosedResourceError``.
         * ``send_eof`` half-closes: the peer sees end of stream, we may still receive.
         * ``aclose`` closes both directions and releases the stream; it never raises for a
           stream that is already closed or broken.
@@ -56,7 +62,7 @@ class ByteStream(Protocol):
 
     async def receive(self, max_bytes: int = 65536) -> bytes: ...
 
-    async def send(self, item: bytes) -> None: ...
+    async def send(self, item: Buffer) -> None: ...
 
     async def send_eof(self) -> None: ...
 

@@ -7,7 +7,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from multiaddr import Multiaddr
 
-from p2pstack.interfaces import RawConnection
+from p2pstack.interfaces import Buffer, RawConnection
 
 __all__ = ["MemoryConnection", "PrefixedConnection", "memory_connection_pair"]
 
@@ -54,7 +54,7 @@ class MemoryConnection:
         data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
         return data
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         if self._closed or self._eof_sent:
             raise anyio.ClosedResourceError
         if not item:
@@ -117,7 +117,7 @@ class PrefixedConnection:
             return data
         return await self.inner.receive(max_bytes)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         await self.inner.send(item)
 
     async def send_eof(self) -> None:

@@ -21,7 +21,7 @@ from anyio.abc import TaskGroup
 from multiaddr import Multiaddr
 
 from p2pstack.errors import ConnectionClosedError, StreamReset
-from p2pstack.interfaces import MuxedConnection, MuxedStream, Muxer, RawConnection
+from p2pstack.interfaces import Buffer, MuxedConnection, MuxedStream, Muxer, RawConnection
 from p2pstack.streams import memory_connection_pair
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class FakeSecureConnection:
     async def receive(self, max_bytes: int = 65536) -> bytes:
         return await self._raw.receive(max_bytes)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         await self._raw.send(item)
 
     async def send_eof(self) -> None:

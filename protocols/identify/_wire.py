@@ -16,7 +16,7 @@ from multiaddr.exceptions import Error as MultiaddrLibError
 from multiaddr.protocols import P_P2P
 
 from p2pstack.errors import RemoteProtocolError
-from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
+from p2pstack.framing import LpDecoder, encode_lp
 from protocols.identify.identify_pb2 import Identify as IdentifyPb
 
 __all__ = [
@@ -137,20 +137,12 @@ def decode_identify(data: bytes) -> IdentifyMessage:
 
 def _split_delimited(data: bytes) -> list[bytes] | None:
     """Cut ``data`` into uvarint-length-prefixed chunks, or ``None`` if it is not exactly that."""
-    chunks: list[bytes] = []
-    pos = 0
-    while pos < len(data):
-        if len(chunks) == MAX_MESSAGES:
-            return None
-        try:
-            length, pos = decode_uvarint(data, pos)
-        except (IncompleteVarint, RemoteProtocolError):
-            return None
-        if pos + length > len(data):
-            return None
-        chunks.append(data[pos : pos + length])
-        pos += length
-    return chunks or None
+    decoder = LpDecoder(MAX_INBOUND_SIZE, max_messages=MAX_MESSAGES)
+    try:
+        chunks = decoder.feed(data)
+    except RemoteProtocolError:
+        return None
+    return chunks if chunks and not decoder.buffered else None
 
 
 def decode_identify_stream(data: bytes) -> IdentifyMessage:
@@ -195,7 +187,7 @@ def frame_identify(msg: IdentifyMessage, max_size: int = MAX_OUTBOUND_SIZE) -> b
     body = encode_identify(msg)
     addrs: Sequence[Multiaddr] = msg.listen_addrs
     protocols: Sequence[str] = msg.protocols
-    while len(encode_uvarint(len(body))) + len(body) > max_size:
+    while len(encode_lp(body)) > max_size:
         if addrs:
             addrs = addrs[:-1]
         elif protocols:
@@ -205,7 +197,7 @@ def frame_identify(msg: IdentifyMessage, max_size: int = MAX_OUTBOUND_SIZE) -> b
         body = encode_identify(
             attrs.evolve(msg, listen_addrs=tuple(addrs), protocols=tuple(protocols))
         )
-    return encode_uvarint(len(body)) + body
+    return encode_lp(body)
 
 
 def _transport_part(addr: Multiaddr | None) -> Multiaddr | None:

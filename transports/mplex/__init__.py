@@ -30,6 +30,7 @@ streams waiting for ``accept_stream``; beyond either, the new stream is reset.
 from ._config import MplexConfig
 from ._core import (
     DataReceived,
+    IdleTimedOut,
     MplexConnectionCore,
     MplexEvent,
     StreamEnded,
@@ -48,6 +49,7 @@ __all__ = [
     "DataReceived",
     "Flag",
     "Frame",
+    "IdleTimedOut",
     "Mplex",
     "MplexConfig",
     "MplexConnection",

@@ -4,7 +4,9 @@
 The core takes bytes in (``receive_data``) and commands (``open_stream``, ``send_data``,
 ``close_stream``, ``reset_stream``), and gives bytes out (``data_to_send``) and events
 (``next_event``). It never touches sockets, anyio, time or randomness; the pacing of stream
-opens (``StreamOpenPacer``) takes the current time as an argument.
+opens (``StreamOpenPacer``) takes the current time as an argument, and the idle timeout is a
+``p2pstack.sansio.TimedCore`` timer (``start_timers(now)``, ``receive_data(data, now)``,
+``next_deadline`` / ``handle_timer(now)``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from p2pstack.errors import LocalProtocolError, MuxerError, RemoteProtocolError
 
 from ._config import MplexConfig
 from ._frame import Flag, Frame, encode_header, parse_frame
+from ._pacer import StreamOpenPacer
 
 __all__ = [
     "DataReceived",
+    "IdleTimedOut",
     "MplexConnectionCore",
     "MplexEvent",
     "StreamEnded",
@@ -95,7 +99,16 @@ class StreamWasReset:
     by_peer: bool
 
 
-MplexEvent = StreamOpened | StreamRejected | DataReceived | StreamEnded | StreamWasReset
+@attrs.frozen(slots=True)
+class IdleTimedOut:
+    """Nothing arrived for ``idle_timeout`` seconds: the core ended the connection."""
+
+    idle_timeout: float
+
+
+MplexEvent = (
+    StreamOpened | StreamRejected | DataReceived | StreamEnded | StreamWasReset | IdleTimedOut
+)
 
 
 @attrs.define(slots=True)
@@ -140,6 +153,7 @@ class MplexConnectionCore:
         self._events: deque[MplexEvent] = deque()
         self._error: RemoteProtocolError | None = None
         self._closed = False
+        self._last_receive: float | None = None  # None: no idle timer
         self.ignored_messages = 0
         """Messages for streams that are unknown or already finished (a normal race after a
         reset; counted for diagnostics)."""
@@ -177,8 +191,12 @@ class MplexConnectionCore:
 
     # ------------------------------------------------------------------ input
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float | None = None) -> None:
         """Feed bytes read from the connection; then drain ``next_event`` and ``data_to_send``.
+
+        Args:
+            data: the bytes read.
+            now: when they arrived (restarts the idle timer); ``None`` without timers.
 
         Raises:
             RemoteProtocolError: the peer broke the protocol (malformed varint, unknown flag,
@@ -187,6 +205,8 @@ class MplexConnectionCore:
         """
         if self._closed:
             raise LocalProtocolError("mplex connection is closed")
+        if now is not None and self._last_receive is not None:
+            self._last_receive = now
         if self._rbuf:
             self._rbuf += data
             buf: bytes | bytearray | memoryview = self._rbuf
@@ -209,6 +229,29 @@ class MplexConnectionCore:
     def next_event(self) -> MplexEvent | None:
         """The next event, or ``None`` when there is none."""
         return self._events.popleft() if self._events else None
+
+    # ------------------------------------------------------------------ timers
+
+    def start_timers(self, now: float) -> None:
+        """The connection runs from ``now``: arm the idle timeout (if ``idle_timeout`` is set)."""
+        if self._config.idle_timeout is not None:
+            self._last_receive = now
+
+    def next_deadline(self) -> float | None:
+        """When the idle timeout expires unless bytes arrive first, or ``None``."""
+        idle = self._config.idle_timeout
+        if self._last_receive is None or idle is None or self._closed:
+            return None
+        return self._last_receive + idle
+
+    def handle_timer(self, now: float) -> None:
+        """End the connection with ``IdleTimedOut`` if nothing arrived for ``idle_timeout``
+        seconds by ``now`` (the driver then closes the transport)."""
+        deadline = self.next_deadline()
+        idle = self._config.idle_timeout
+        if deadline is not None and idle is not None and now >= deadline:
+            self.connection_lost()
+            self._events.append(IdleTimedOut(idle))
 
     def _handle(self, frame: Frame) -> None:
         flag = frame.flag
@@ -417,29 +460,3 @@ class MplexConnectionCore:
     def _fail(self, exc: RemoteProtocolError) -> None:
         self._error = exc
         self.connection_lost()
-
-
-class StreamOpenPacer:
-    """Limits how many streams are opened within any sliding time window (sans-IO: the caller
-    passes the current time).
-
-    Args:
-        max_opens: opens allowed within any ``window`` seconds.
-        window: the window length in seconds; 0 disables pacing.
-    """
-
-    def __init__(self, max_opens: int, window: float) -> None:
-        if max_opens <= 0 or window < 0:
-            raise ValueError("max_opens must be positive and window non-negative")
-        self._window = window
-        self._times: deque[float] = deque(maxlen=max_opens)
-
-    def delay(self, now: float) -> float:
-        """Seconds to wait from ``now`` before the next open is allowed (0.0 if it is now)."""
-        if not self._window or len(self._times) < (self._times.maxlen or 0):
-            return 0.0
-        return max(0.0, self._times[0] + self._window - now)
-
-    def record(self, now: float) -> None:
-        """Record an open made at ``now`` (call after the ``NewStream`` was written)."""
-        self._times.append(now)

@@ -23,10 +23,13 @@ from p2pstack.errors import (
     RemoteProtocolError,
 )
 from p2pstack.interfaces import ByteStream, SecureConnection
+from p2pstack.sansio import TimerDriver
+from p2pstack.sync import loop_clock
 
 from ._config import MplexConfig
 from ._core import (
     DataReceived,
+    IdleTimedOut,
     MplexConnectionCore,
     StreamEnded,
     StreamKey,
@@ -113,7 +116,6 @@ class MplexConnection:
         self._dead = False
         self._transport_closed = False
         self._close_reason: BaseException | None = None
-        self._last_receive = 0.0
         self.rejected_streams = 0
         """Inbound streams reset because a limit (count or backlog) was reached."""
 
@@ -140,6 +142,9 @@ class MplexConnection:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                self._core.start_timers(anyio.current_time())
+                if self._core.next_deadline() is not None:
+                    tg.start_soon(TimerDriver(self._core, on_fire=self._on_timer).run)
                 reason = await self._read_loop()
                 self._terminate(reason)
                 tg.cancel_scope.cancel()
@@ -153,22 +158,13 @@ class MplexConnection:
             self._reader_scope = scope
             if self._dead:
                 scope.cancel()
-            idle = self._config.idle_timeout
-            if idle is None:
-                return await self._read_until_end()
-            # One cancel scope per idle period instead of one per read: reads only note the
-            # time, and when the period ends we look whether anything arrived meanwhile.
-            self._last_receive = anyio.current_time()
-            while True:
-                with anyio.CancelScope(deadline=self._last_receive + idle) as period:
-                    return await self._read_until_end()
-                if period.cancelled_caught and anyio.current_time() - self._last_receive >= idle:
-                    return P2PTimeoutError(f"mplex: nothing received for {idle} s")
+            return await self._read_until_end()
         return None
 
     async def _read_until_end(self) -> BaseException | None:
         conn, core, read_size = self._conn, self._core, self._config.read_size
-        track_idle = self._config.idle_timeout is not None
+        # The idle timer needs the arrival time of each read; nothing else here does.
+        clock = loop_clock() if self._config.idle_timeout is not None else None
         while True:
             try:
                 data = await conn.receive(read_size)
@@ -178,10 +174,8 @@ class MplexConnection:
                 return exc
             if core.is_closed:  # aclose() is under way: what arrives now is moot
                 return None
-            if track_idle:
-                self._last_receive = anyio.current_time()
             try:
-                core.receive_data(data)
+                core.receive_data(data, None if clock is None else clock())
             except RemoteProtocolError as exc:
                 return exc
             self._dispatch()
@@ -232,8 +226,15 @@ class MplexConnection:
                 stream = streams.pop(event.key, None)
                 if stream is not None:
                     stream._on_reset(event.reason)
+            elif isinstance(event, IdleTimedOut):
+                self._terminate(
+                    P2PTimeoutError(f"mplex: nothing received for {event.idle_timeout} s")
+                )
             else:  # StreamRejected
                 self.rejected_streams += 1
+
+    async def _on_timer(self) -> None:
+        self._dispatch()
 
     def _on_stream_opened(self, key: StreamKey) -> None:
         if len(self._backlog) >= self._config.accept_backlog:

@@ -15,6 +15,8 @@ from p2pstack.errors import StreamReset
 from ._core import StreamKey
 
 if TYPE_CHECKING:
+    from p2pstack.interfaces import Buffer
+
     from ._mplex import MplexConnection
 
 __all__ = ["MplexStream"]
@@ -91,7 +93,7 @@ class MplexStream:
         self._conn._on_consumed()
         return data
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Send ``item`` (split into messages of at most ``max_message_size``).
 
         Returns once the bytes were handed to the underlying connection. mplex has no flow

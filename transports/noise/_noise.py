@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import anyio
 
 from p2pstack.errors import HandshakeError, RemoteProtocolError, SecurityError
-from p2pstack.interfaces import RawConnection
+from p2pstack.interfaces import Buffer, RawConnection
 from p2pstack.sync import FastLock
 from transports.noise._framing import LENGTH_PREFIX_SIZE, MAX_FRAME_SIZE, FrameDecoder
 from transports.noise._handshake import DH_KEY_SIZE, HandshakeResult, NoiseHandshake
@@ -131,7 +131,7 @@ class NoiseSecureConnection:
                     await self.aclose()
                     raise
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Encrypt and send all of ``item`` (one write per ``SEND_BATCH`` bytes).
 
         Raises:
@@ -144,10 +144,9 @@ class NoiseSecureConnection:
             with memoryview(item) as view:
                 for start in range(0, len(view), SEND_BATCH):
                     wire = self._state.encrypt(view[start : start + SEND_BATCH])
-                    # A bytearray is a bytes-like buffer that every raw connection writes out
-                    # (sockets and memory pipes take buffers); passing it avoids copying each
-                    # batch once more. It is never touched again after this call.
-                    await self._raw.send(cast(bytes, wire))
+                    # The bytearray goes out as it is (``send`` takes any buffer): no copy of
+                    # each batch once more.
+                    await self._raw.send(wire)
 
     async def send_eof(self) -> None:
         """Half-close: the peer reads end of stream after our last frame; we may still receive."""

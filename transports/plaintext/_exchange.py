@@ -15,8 +15,8 @@ from __future__ import annotations
 import attrs
 from google.protobuf.message import DecodeError
 
-from p2pstack.errors import RemoteProtocolError
-from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
+from p2pstack.errors import LocalProtocolError, RemoteProtocolError
+from p2pstack.framing import LpDecoder, encode_lp
 from transports.plaintext.plaintext_pb2 import Exchange as ExchangePb
 
 __all__ = ["MAX_EXCHANGE_SIZE", "Exchange", "ExchangeReader", "decode_exchange", "encode_exchange"]
@@ -36,7 +36,7 @@ class Exchange:
 def encode_exchange(exchange: Exchange) -> bytes:
     """Encode ``exchange`` with its uvarint length prefix, ready to send."""
     body = ExchangePb(id=exchange.id, pubkey=exchange.pubkey).SerializeToString()
-    return encode_uvarint(len(body)) + body
+    return encode_lp(body)
 
 
 def decode_exchange(data: bytes) -> Exchange:
@@ -60,7 +60,7 @@ class ExchangeReader:
     """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._decoder = LpDecoder(MAX_EXCHANGE_SIZE, max_messages=1)
 
     def feed(self, data: bytes) -> Exchange | None:
         """Add received bytes; return the ``Exchange`` once complete, else ``None``.
@@ -68,23 +68,13 @@ class ExchangeReader:
         Raises:
             RemoteProtocolError: the length prefix is invalid or exceeds ``MAX_EXCHANGE_SIZE``,
                 or the message is malformed.
+            LocalProtocolError: called again after the ``Exchange`` was returned.
         """
-        self._buf += data
-        try:
-            length, pos = decode_uvarint(self._buf)
-        except IncompleteVarint:
-            # decode_uvarint itself rejects a prefix longer than 10 bytes.
-            return None
-        if length > MAX_EXCHANGE_SIZE:
-            raise RemoteProtocolError(f"Exchange of {length} bytes exceeds {MAX_EXCHANGE_SIZE}")
-        if len(self._buf) < pos + length:
-            return None
-        body = bytes(self._buf[pos : pos + length])
-        del self._buf[: pos + length]
-        return decode_exchange(body)
+        if self._decoder.done:
+            raise LocalProtocolError("the Exchange was already read")
+        bodies = self._decoder.feed(data)
+        return decode_exchange(bodies[0]) if bodies else None
 
     def take_remaining(self) -> bytes:
         """Remove and return the bytes received after the ``Exchange``."""
-        rest = bytes(self._buf)
-        self._buf.clear()
-        return rest
+        return self._decoder.take_remaining()

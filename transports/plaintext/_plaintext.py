@@ -19,7 +19,7 @@ from p2pstack.errors import (
     SecurityError,
 )
 from p2pstack.identity import PeerId, PublicKey
-from p2pstack.interfaces import RawConnection
+from p2pstack.interfaces import Buffer, RawConnection
 from transports.plaintext._exchange import Exchange, ExchangeReader, encode_exchange
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class PlaintextSecureConnection:
             return data
         return await self._raw.receive(max_bytes)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Send ``item`` unchanged; see ``ByteStream.send``."""
         await self._raw.send(item)
 

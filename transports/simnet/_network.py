@@ -18,6 +18,7 @@ import anyio
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
+from p2pstack.interfaces import Buffer
 from p2pstack.multiaddrs import memory_id
 from p2pstack.sync import loop_clock, running_asyncio_loop
 from transports.simnet._link import LinkDirection, LinkSpec
@@ -188,7 +189,7 @@ class SimConnection:
                 with anyio.move_on_after(timeout):
                     await pipe.wait_readable()
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Queue ``item`` for delivery at the time the link model gives. Yields only while
         the window is full.
 

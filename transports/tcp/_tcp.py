@@ -17,6 +17,7 @@ from multiaddr import Multiaddr
 from multiaddr.protocols import P_DNS, P_DNS4, P_DNS6, P_IP4, P_IP6, P_P2P, P_TCP
 
 from p2pstack.errors import TransportError
+from p2pstack.interfaces import Buffer
 
 __all__ = ["TcpConnection", "TcpListener", "TcpTransport"]
 
@@ -93,7 +94,7 @@ class TcpConnection:
         except OSError as exc:
             raise anyio.BrokenResourceError from exc
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Send all of ``item``, waiting while the kernel's send buffer is full.
 
         Raises:
@@ -103,7 +104,9 @@ class TcpConnection:
         if self._eof_sent:
             raise anyio.ClosedResourceError
         try:
-            await self._stream.send(item)
+            # anyio types ``send`` as taking ``bytes``, but its socket streams write any buffer
+            # (asyncio's transport copies what it cannot send at once, trio sends it all).
+            await self._stream.send(item)  # type: ignore[arg-type]
         except OSError as exc:
             raise anyio.BrokenResourceError from exc
 

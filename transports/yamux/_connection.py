@@ -1,5 +1,6 @@
 """The anyio driver of the yamux core: one reader task, one writer task that batches every
-queued frame into one send, keep-alive pings, and ``Yamux``, the ``/yamux/1.0.0`` muxer
+queued frame into one send, a ``TimerDriver`` for the core's keep-alive timers, and ``Yamux``,
+the ``/yamux/1.0.0`` muxer
 (https://github.com/libp2p/specs/blob/master/yamux/README.md)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from p2pstack.errors import (
     P2PTimeoutError,
 )
 from p2pstack.interfaces import SecureConnection
+from p2pstack.sansio import TimerDriver
 from p2pstack.sync import FastLock, Signal, loop_clock
 from transports.yamux._config import YamuxConfig
 from transports.yamux._core import YamuxConnectionCore
@@ -24,12 +26,13 @@ from transports.yamux._events import (
     DataReceived,
     GoAwayReceived,
     PingAnswered,
+    PingTimedOut,
     StreamEnded,
     StreamOpened,
     StreamResetReceived,
     WindowUpdated,
 )
-from transports.yamux._frame import MAX_U32, PROTOCOL_ID, GoAwayCode
+from transports.yamux._frame import PROTOCOL_ID, GoAwayCode
 from transports.yamux._stream import YamuxStream
 
 __all__ = ["Yamux", "YamuxConnection"]
@@ -84,13 +87,8 @@ class YamuxConnection:
         # anyio.current_time until run() swaps in the loop's clock (cheaper per call).
         self._clock: Callable[[], float] = anyio.current_time
         self._pings: dict[int, anyio.Event] = {}
-        self._next_ping = 0
-        self._rtt: float | None = None
-        # (opaque, sent at) of the Ping that measures the first RTT, sent once data flows.
-        self._rtt_probe: tuple[int, float] | None = None
-        # When a frame last arrived: keep-alive pings only a connection idle for an interval.
-        self._last_received = 0.0
         self._remote_error: MuxerError | None = None
+        self._timeout_error: P2PTimeoutError | None = None
         self._closed = False
         self._close_reason: BaseException | None = None
         self._run_scope: anyio.CancelScope | None = None
@@ -108,7 +106,7 @@ class YamuxConnection:
     @property
     def rtt(self) -> float | None:
         """The last measured round-trip time in seconds, or ``None``."""
-        return self._rtt
+        return self._core.rtt
 
     # -- MuxedConnection ---------------------------------------------------------------------
 
@@ -118,13 +116,13 @@ class YamuxConnection:
         if self._closed:
             return
         self._clock = loop_clock()
-        self._last_received = self._clock()
+        self._core.start_timers(self._clock())
         try:
             async with anyio.create_task_group() as group:
                 self._run_scope = group.cancel_scope
                 group.start_soon(self._write_loop)
-                if self._config.keepalive_interval is not None:
-                    group.start_soon(self._keepalive_loop, self._config.keepalive_interval)
+                if self._core.next_deadline() is not None:
+                    group.start_soon(TimerDriver(self._core, on_fire=self._on_timer).run)
                 await self._read_loop()
         finally:
             with anyio.CancelScope(shield=True):
@@ -176,10 +174,9 @@ class YamuxConnection:
         """
         if self._closed:
             raise ConnectionClosedError("yamux connection is closed")
-        opaque = self._new_opaque()
+        opaque = self._core.send_ping()
         answered = self._pings[opaque] = anyio.Event()
         start = self._clock()
-        self._core.ping(opaque)
         self._writer_signal.set()
         try:
             with anyio.move_on_after(self._config.keepalive_timeout):
@@ -190,28 +187,15 @@ class YamuxConnection:
             if self._closed:
                 raise ConnectionClosedError("yamux connection closed during ping")
             raise P2PTimeoutError("yamux ping was not answered in time")
-        self._rtt = self._clock() - start
-        self._core.update_rtt(self._rtt)
-        return self._rtt
-
-    def _new_opaque(self) -> int:
-        """The opaque value of our next Ping."""
-        opaque = self._next_ping
-        self._next_ping = (opaque + 1) & MAX_U32
-        return opaque
+        rtt = self._clock() - start
+        self._core.update_rtt(rtt)
+        return rtt
 
     # -- used by YamuxStream -----------------------------------------------------------------
 
     def consumed(self, stream_id: int, size: int) -> None:
-        now = self._clock()
-        self._core.consume(stream_id, size, now)
+        self._core.consume(stream_id, size, self._clock())
         if self._core.pending_output:
-            if self._rtt is None and self._rtt_probe is None:
-                # Window auto-tuning needs an RTT; measure one when data first flows (a
-                # window update is going out), not for every connection that never moves
-                # bulk data.
-                self._rtt_probe = (self._new_opaque(), now)
-                self._core.ping(self._rtt_probe[0])
             self._writer_signal.set()
 
     async def send_stream_data(self, stream: YamuxStream, data: bytes) -> None:
@@ -256,9 +240,8 @@ class YamuxConnection:
         try:
             while self._remote_error is None:
                 data = await conn.receive(read_size)
-                self._last_received = self._clock()
                 try:
-                    core.receive_data(data)
+                    core.receive_data(data, self._clock())
                 finally:
                     self._dispatch()
                 if core.pending_output:
@@ -294,9 +277,8 @@ class YamuxConnection:
             elif isinstance(event, PingAnswered):
                 if (answered := self._pings.pop(event.opaque, None)) is not None:
                     answered.set()
-                elif (probe := self._rtt_probe) and event.opaque == probe[0] and self._rtt is None:
-                    self._rtt = self._clock() - probe[1]
-                    self._core.update_rtt(self._rtt)
+            elif isinstance(event, PingTimedOut):
+                self._timeout_error = P2PTimeoutError("yamux ping was not answered in time")
             elif isinstance(event, GoAwayReceived) and event.code != GoAwayCode.NORMAL:
                 self._remote_error = MuxerError(f"yamux: peer sent GoAway with code {event.code}")
 
@@ -335,22 +317,12 @@ class YamuxConnection:
             reason = exc
         await self._terminate(reason, flush=False)
 
-    async def _keepalive_loop(self, interval: float) -> None:
-        # A ping goes out only after ``interval`` seconds in which nothing arrived: traffic
-        # (the peer's own pings included) already proves the connection alive, so two idle
-        # peers end up sending about one ping per interval between them, not two.
-        while True:
-            remaining = self._last_received + interval - self._clock()
-            if remaining > interval / 64:  # (a sliver left is due: float clocks never hit it)
-                await anyio.sleep(remaining)
-                continue
-            try:
-                await self.ping()
-            except P2PTimeoutError as exc:
-                await self._terminate(exc, flush=False)
-                return
-            except ConnectionClosedError:
-                return
+    async def _on_timer(self) -> None:
+        self._dispatch()
+        if self._timeout_error is not None:
+            await self._terminate(self._timeout_error, flush=False)
+        elif self._core.pending_output:
+            self._writer_signal.set()
 
     async def _terminate(self, reason: BaseException | None, *, flush: bool = True) -> None:
         """End the connection once: record ``reason``, reset streams, wake every waiter, send

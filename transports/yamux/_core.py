@@ -3,7 +3,10 @@
 https://github.com/libp2p/specs/blob/master/yamux/README.md).
 
 It never touches sockets, anyio, clocks or randomness: the driver passes the current time to
-``consume`` (window auto-tuning) and the measured round-trip time to ``update_rtt``.
+``receive_data`` and ``consume``, and runs the timers (keep-alive pings and their timeout) as a
+``p2pstack.sansio.TimedCore``: ``start_timers(now)``, then ``next_deadline`` /
+``handle_timer(now)``. The round-trip time that window auto-tuning needs is measured here too,
+by a probe Ping sent when data first flows.
 
 Bounds: the event queue holds at most three events per frame of the last ``receive_data``
 call, so at most one per 4 input bytes (the driver drains it after each call); a partial
@@ -23,6 +26,7 @@ from transports.yamux._events import (
     DataReceived,
     GoAwayReceived,
     PingAnswered,
+    PingTimedOut,
     StreamEnded,
     StreamOpened,
     StreamResetReceived,
@@ -40,6 +44,7 @@ from transports.yamux._frame import (
     decode_header,
     encode_header,
 )
+from transports.yamux._pings import PingSchedule, TimerAction
 
 __all__ = ["YamuxConnectionCore"]
 
@@ -103,7 +108,10 @@ class YamuxConnectionCore:
         self._payload_id = 0
         self._payload_fin = False
         self._window_total = 0
-        self._rtt: float | None = None
+        self._pings = PingSchedule(
+            interval=self._config.keepalive_interval, timeout=self._config.keepalive_timeout
+        )
+        self._now: float | None = None  # the time given with the input being parsed
         self._local_go_away = False
         self._remote_go_away = False
         self._failed = False
@@ -128,6 +136,11 @@ class YamuxConnectionCore:
     def has_stream(self, stream_id: int) -> bool:
         """Whether ``stream_id`` is a live (not forgotten) stream."""
         return stream_id in self._streams
+
+    @property
+    def rtt(self) -> float | None:
+        """The last measured (or ``update_rtt``-given) round-trip time in seconds."""
+        return self._pings.rtt
 
     def send_window(self, stream_id: int) -> int:
         """Bytes we may still send on the stream (0 for unknown streams)."""
@@ -253,7 +266,7 @@ class YamuxConnectionCore:
             return
         delta = stream.unacked
         epoch = stream.epoch
-        rtt = None if self._rtt is None else max(self._rtt, _MIN_RTT)
+        rtt = None if self._pings.rtt is None else max(self._pings.rtt, _MIN_RTT)
         if rtt is not None and epoch is not None and now - epoch < _GROWTH_RTTS * rtt:
             grow = min(stream.recv_max, self._config.max_window - stream.recv_max)
             if grow > 0 and self._window_total + grow <= self._config.max_connection_window:
@@ -264,13 +277,27 @@ class YamuxConnectionCore:
         stream.unacked = 0
         stream.recv_window += delta
         self._frame(FrameType.WINDOW_UPDATE, 0, stream_id, delta)
+        if (opaque := self._pings.probe(now)) is not None:
+            self.ping(opaque)  # auto-tuning needs an RTT: measure one now that data flows
 
     def update_rtt(self, rtt: float) -> None:
         """Set the round-trip time (seconds) that window auto-tuning compares against."""
-        self._rtt = rtt
+        self._pings.rtt = rtt
+
+    def send_ping(self) -> int:
+        """Queue a Ping with the next opaque value of the session's counter (the one
+        keep-alive and RTT probes use too, so the values never collide).
+
+        Returns:
+            The opaque value; the answer arrives as ``PingAnswered`` with it.
+        """
+        opaque = self._pings.new_opaque()
+        self.ping(opaque)
+        return opaque
 
     def ping(self, opaque: int) -> None:
-        """Queue a Ping with SYN; the answer arrives as ``PingAnswered(opaque)``.
+        """Queue a Ping with SYN carrying the caller's ``opaque``; the answer arrives as
+        ``PingAnswered(opaque)``. Prefer ``send_ping`` once timers run (no collisions).
 
         Raises:
             ValueError: ``opaque`` is not a u32.
@@ -285,10 +312,41 @@ class YamuxConnectionCore:
             self._local_go_away = True
             self._frame(FrameType.GO_AWAY, 0, 0, code)
 
+    # -- timers (p2pstack.sansio.TimedCore) --------------------------------------------------
+
+    def start_timers(self, now: float) -> None:
+        """The session runs from ``now``: arm keep-alive (if configured) and allow the RTT
+        probe. Without this call the core keeps no timers."""
+        self._pings.start(now)
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` is next due (a keep-alive ping or its timeout), or ``None``."""
+        return None if self._failed else self._pings.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        """Send the keep-alive Ping once ``keepalive_interval`` passed without input, or queue
+        ``PingTimedOut`` once it went unanswered for ``keepalive_timeout`` (the driver then
+        closes the connection; no timer is armed afterwards).
+
+        Args:
+            now: the current time, in the clock of the times given to the core.
+        """
+        action = self._pings.handle_timer(now)
+        opaque = self._pings.keepalive_opaque
+        if action is TimerAction.SEND_KEEPALIVE and opaque is not None:
+            self.ping(opaque)
+        elif action is TimerAction.TIMED_OUT:
+            self._events.append(PingTimedOut(opaque if opaque is not None else 0))
+
     # -- input -------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes, now: float | None = None) -> None:
         """Parse bytes read from the connection; events and replies are queued.
+
+        Args:
+            data: the bytes read.
+            now: when they arrived (postpones keep-alive, times Ping answers); ``None`` when
+                the core runs without timers.
 
         Raises:
             RemoteProtocolError: the peer broke the spec; GoAway(protocol error) is queued and
@@ -299,6 +357,9 @@ class YamuxConnectionCore:
             raise LocalProtocolError("yamux: the session already failed")
         if not isinstance(data, bytes):
             data = bytes(data)
+        if now is not None:
+            self._pings.received(now)
+        self._now = now
         try:
             self._parse(data)
         except RemoteProtocolError:
@@ -346,7 +407,7 @@ class YamuxConnectionCore:
             if header.flags & Flag.SYN:
                 # "The StreamID and Length value are echoed back" with ACK.
                 self._frame(FrameType.PING, Flag.ACK, header.stream_id, header.length)
-            elif header.flags & Flag.ACK:
+            elif header.flags & Flag.ACK and not self._pings.answered(header.length, self._now):
                 self._events.append(PingAnswered(header.length))
         elif header.type is FrameType.GO_AWAY:
             self._remote_go_away = True

@@ -9,6 +9,7 @@ __all__ = [
     "DataReceived",
     "GoAwayReceived",
     "PingAnswered",
+    "PingTimedOut",
     "StreamEnded",
     "StreamOpened",
     "StreamResetReceived",
@@ -67,6 +68,14 @@ class PingAnswered:
 
 
 @attrs.frozen(slots=True)
+class PingTimedOut:
+    """Our keep-alive ping carrying ``opaque`` went unanswered for ``keepalive_timeout``: the
+    connection is dead."""
+
+    opaque: int
+
+
+@attrs.frozen(slots=True)
 class GoAwayReceived:
     """The peer is going away: it accepts no new streams. ``code`` 0 normal, 1 protocol
     error, 2 internal error (other values are passed through)."""
@@ -81,5 +90,6 @@ YamuxEvent = (
     | StreamResetReceived
     | WindowUpdated
     | PingAnswered
+    | PingTimedOut
     | GoAwayReceived
 )

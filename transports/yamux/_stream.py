@@ -13,6 +13,7 @@ from p2pstack.errors import StreamReset
 from p2pstack.sync import Signal
 
 if TYPE_CHECKING:
+    from p2pstack.interfaces import Buffer
     from transports.yamux._connection import YamuxConnection
 
 __all__ = ["YamuxStream"]
@@ -106,7 +107,7 @@ class YamuxStream:
         self._head = head
         return b"".join(parts)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         """Send all of ``item``; waits while the peer's window or our write buffer is full.
 
         Raises:

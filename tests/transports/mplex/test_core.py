@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from p2pstack.errors import LocalProtocolError, MuxerError, RemoteProtocolError
 from transports.mplex import (
     DataReceived,
+    IdleTimedOut,
     MplexConfig,
     MplexConnectionCore,
     MplexEvent,
@@ -331,3 +332,24 @@ def test_pacer_never_exceeds_rate() -> None:
     # js-libp2p's rule: at most 5 NewStream within 1 s (with our margin, 1.25 s).
     for i in range(len(times) - 5):
         assert times[i + 5] - times[i] >= 1.25
+
+
+def test_idle_timer_restarts_on_input_and_ends_the_connection() -> None:
+    core = MplexConnectionCore(MplexConfig(idle_timeout=60.0))
+    assert core.next_deadline() is None  # no timers before start
+    core.start_timers(10.0)
+    assert core.next_deadline() == 70.0
+    core.receive_data(H("00 01 30"), now=50.0)
+    assert core.next_deadline() == 110.0
+    core.handle_timer(109.0)  # early: nothing happens
+    assert not core.is_closed
+    core.handle_timer(110.0)
+    assert core.is_closed
+    assert events(core)[-1] == IdleTimedOut(60.0)
+    assert core.next_deadline() is None
+
+
+def test_no_idle_timer_by_default() -> None:
+    core = MplexConnectionCore()
+    core.start_timers(0.0)
+    assert core.next_deadline() is None

@@ -3,6 +3,7 @@ and how the connection ends."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -19,6 +20,7 @@ from p2pstack.errors import (
     StreamReset,
 )
 from p2pstack.interfaces import MuxedConnection, Muxer, SecureConnection
+from p2pstack.sim import run_virtual
 from p2pstack.streams import MemoryConnection, memory_connection_pair
 from transports.mplex import (
     PROTOCOL_ID,
@@ -422,19 +424,26 @@ async def test_idle_timeout_ends_connection() -> None:
     assert isinstance(conn.close_reason, P2PTimeoutError)
 
 
-async def test_traffic_keeps_idle_connection_alive() -> None:
-    config = attrs.evolve(UNPACED, idle_timeout=0.3)
-    async with raw_pair(config) as (conn, peer):
-        await peer.send(H("00 01 30"))
-        with anyio.fail_after(5):
-            stream = await conn.accept_stream()
-        start = anyio.current_time()
-        while anyio.current_time() - start < 0.6:  # twice the idle timeout, with traffic
-            await peer.send(H("02 01 61"))
+def test_traffic_keeps_idle_connection_alive_and_silence_ends_it() -> None:
+    config = attrs.evolve(UNPACED, idle_timeout=30.0)
+
+    async def main() -> float:
+        async with raw_pair(config) as (conn, peer):
+            await peer.send(H("00 01 30"))
             with anyio.fail_after(5):
-                assert await stream.receive() == b"a"
-            await anyio.sleep(0.05)  # spreads the traffic over time; waits for no state change
-        assert not conn.is_closed
+                stream = await conn.accept_stream()
+            for _ in range(12):  # three minutes of traffic every 15 s
+                await peer.send(H("02 01 61"))
+                with anyio.fail_after(5):
+                    assert await stream.receive() == b"a"
+                await anyio.sleep(15)
+            assert not conn.is_closed
+            with anyio.fail_after(60), pytest.raises(StreamReset):
+                await stream.receive()  # silence since t = 165 s: closed at 195 s
+            assert isinstance(conn.close_reason, P2PTimeoutError)
+            return anyio.current_time()
+
+    assert run_virtual(main) == 195.0
 
 
 async def test_slow_reader_pauses_the_connection_instead_of_losing_the_stream() -> None:
@@ -477,3 +486,20 @@ async def test_stream_congested_past_the_timeout_is_reset() -> None:
             while True:
                 await slow.receive()
         assert not conn.is_closed
+
+
+async def test_send_takes_buffers_and_copies_mutable_ones() -> None:
+    async with mplex_pair() as (a, b):
+        stream = await a.open_stream()
+        buffer = bytearray(b"abc")
+        await stream.send(buffer)
+        buffer[:] = b"xyz"  # the caller may reuse its buffer once send returned
+        await stream.send(memoryview(b"0123")[1:3])
+        await stream.send_eof()
+        with anyio.fail_after(5):
+            peer = await b.accept_stream()
+            got = b""
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    got += await peer.receive()
+        assert got == b"abc12"

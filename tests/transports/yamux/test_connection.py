@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,8 @@ from p2pstack.errors import (
     RemoteProtocolError,
     StreamReset,
 )
+from p2pstack.interfaces import Buffer
+from p2pstack.sim import run_virtual
 from p2pstack.testing import FakeSecureConnection, fake_secure_pair
 from transports.yamux import (
     INITIAL_WINDOW,
@@ -34,7 +37,7 @@ QUIET = YamuxConfig(keepalive_interval=None)
 
 @asynccontextmanager
 async def yamux_pair(
-    config_a: YamuxConfig = QUIET, config_b: YamuxConfig = QUIET
+    config_a: YamuxConfig = QUIET, config_b: YamuxConfig = QUIET, *, limit: float = 10
 ) -> AsyncIterator[tuple[YamuxConnection, YamuxConnection]]:
     conn_a, conn_b = fake_secure_pair()
     a = Yamux(config_a).new_connection(conn_a, is_initiator=True)
@@ -42,7 +45,7 @@ async def yamux_pair(
     async with anyio.create_task_group() as group:
         group.start_soon(a.run)
         group.start_soon(b.run)
-        with anyio.fail_after(10):
+        with anyio.fail_after(limit):
             yield a, b
         await a.aclose()
         await b.aclose()
@@ -50,7 +53,7 @@ async def yamux_pair(
 
 @asynccontextmanager
 async def yamux_and_raw_peer(
-    config: YamuxConfig = QUIET,
+    config: YamuxConfig = QUIET, *, limit: float = 10
 ) -> AsyncIterator[tuple[YamuxConnection, FakeSecureConnection, anyio.Event]]:
     """A yamux listener and the raw other end of its connection; the event is set when
     ``run()`` has returned."""
@@ -64,7 +67,7 @@ async def yamux_and_raw_peer(
 
     async with anyio.create_task_group() as group:
         group.start_soon(run)
-        with anyio.fail_after(10):
+        with anyio.fail_after(limit):
             yield conn, raw, finished
         await conn.aclose()
 
@@ -86,73 +89,97 @@ async def read_frames_until(
                 return
 
 
-async def test_keepalive_timeout_closes_the_connection() -> None:
-    config = YamuxConfig(keepalive_interval=0.02, keepalive_timeout=0.1)
-    async with yamux_and_raw_peer(config) as (conn, raw, finished):
-        # The peer reads everything and answers nothing: the first keep-alive ping (opaque 0)
-        # goes unanswered.
-        await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 0)
-        await finished.wait()
-        assert isinstance(conn.close_reason, P2PTimeoutError)
-        assert conn.is_closed
+# Timing tests run on the simulator's virtual clock: real spec-sized intervals, exact times,
+# no real sleeping.
 
 
-async def test_keepalive_pings_are_answered_and_measure_rtt() -> None:
-    config = YamuxConfig(keepalive_interval=0.01, keepalive_timeout=5)
-    async with yamux_pair(config, config) as (a, b):
-        rtt = await a.ping()
-        assert 0 <= rtt < 5
-        assert a.rtt == rtt
-        stream = await a.open_stream()
-        await stream.send(b"alive")
-        assert await (await b.accept_stream()).receive() == b"alive"
+def test_keepalive_timeout_closes_the_connection() -> None:
+    config = YamuxConfig(keepalive_interval=30, keepalive_timeout=10)
+
+    async def main() -> tuple[float, float]:
+        async with yamux_and_raw_peer(config, limit=100) as (conn, raw, finished):
+            # The peer reads everything and answers nothing: the first keep-alive ping
+            # (opaque 0) goes unanswered.
+            await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 0)
+            pinged = anyio.current_time()
+            await finished.wait()
+            assert isinstance(conn.close_reason, P2PTimeoutError)
+            assert conn.is_closed
+            return pinged, anyio.current_time()
+
+    assert run_virtual(main) == (30.0, 40.0)
 
 
-async def test_keepalive_waits_while_frames_arrive() -> None:
-    config = YamuxConfig(keepalive_interval=0.05, keepalive_timeout=5)
-    async with yamux_and_raw_peer(config) as (conn, raw, _finished):
-        pinged = anyio.Event()
+def test_keepalive_pings_are_answered_and_measure_rtt() -> None:
+    config = YamuxConfig(keepalive_interval=30, keepalive_timeout=10)
 
-        async def watch() -> None:
-            await read_frames_until(
-                raw, lambda t, f, s, n: t is FrameType.PING and bool(f & Flag.SYN)
-            )
-            pinged.set()
+    async def main() -> None:
+        async with yamux_pair(config, config, limit=1000) as (a, b):
+            rtt = await a.ping()
+            assert 0 <= rtt < 5
+            assert a.rtt == rtt
+            await anyio.sleep(600)  # twenty intervals: the keep-alive answers keep it open
+            assert not a.is_closed and not b.is_closed
+            stream = await a.open_stream()
+            await stream.send(b"alive")
+            assert await (await b.accept_stream()).receive() == b"alive"
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(watch)
-            # Our own pings arrive every 10 ms, a fifth of the interval: no keep-alive needed.
-            for opaque in range(30):
-                await raw.send(encode_header(FrameType.PING, Flag.SYN, 0, 1000 + opaque))
-                await anyio.sleep(0.01)
-            assert not pinged.is_set()
-            # Silence: the keep-alive ping follows within about one interval.
-            with anyio.fail_after(2):
+    run_virtual(main)
+
+
+def test_keepalive_waits_while_frames_arrive() -> None:
+    config = YamuxConfig(keepalive_interval=30, keepalive_timeout=10)
+
+    async def main() -> float:
+        async with yamux_and_raw_peer(config, limit=1000) as (conn, raw, _finished):
+            pinged = anyio.Event()
+
+            async def watch() -> None:
+                await read_frames_until(
+                    raw, lambda t, f, s, n: t is FrameType.PING and bool(f & Flag.SYN)
+                )
+                pinged.set()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                # Our own pings arrive every 6 s, a fifth of the interval: no keep-alive.
+                for opaque in range(30):
+                    await raw.send(encode_header(FrameType.PING, Flag.SYN, 0, 1000 + opaque))
+                    await anyio.sleep(6)
+                assert not pinged.is_set()
+                # Silence since the last ping (t = 174): the keep-alive follows one interval on.
                 await pinged.wait()
-        assert not conn.is_closed
+                when = anyio.current_time()
+            assert not conn.is_closed
+            return when
+
+    assert run_virtual(main) == 204.0
 
 
-async def test_rtt_is_measured_once_data_flows() -> None:
-    async with yamux_pair() as (a, b):
-        await anyio.sleep(0.05)
-        assert a.rtt is None and b.rtt is None  # no traffic, no probe
-        stream = await a.open_stream()
-        payload = bytes(1024 * 1024)
+def test_rtt_is_measured_once_data_flows() -> None:
+    async def main() -> None:
+        async with yamux_pair() as (a, b):
+            await anyio.sleep(5)
+            assert a.rtt is None and b.rtt is None  # no traffic, no probe
+            stream = await a.open_stream()
+            payload = bytes(1024 * 1024)
 
-        async def sink() -> None:
-            peer = await b.accept_stream()
-            got = 0
-            while got < len(payload):
-                got += len(await peer.receive())
+            async def sink() -> None:
+                peer = await b.accept_stream()
+                got = 0
+                while got < len(payload):
+                    got += len(await peer.receive())
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(sink)
-            await stream.send(payload)
-        for _ in range(200):  # the reader's window updates carry the probe
-            if b.rtt is not None:
-                break
-            await anyio.sleep(0.01)
-        assert b.rtt is not None and 0 <= b.rtt < 2
+            async with anyio.create_task_group() as group:
+                group.start_soon(sink)
+                await stream.send(payload)
+            for _ in range(200):  # the reader's window updates carry the probe
+                if b.rtt is not None:
+                    break
+                await anyio.sleep(0.01)
+            assert b.rtt is not None and 0 <= b.rtt < 2
+
+    run_virtual(main)
 
 
 async def test_protocol_violation_sends_go_away_and_records_reason() -> None:
@@ -279,7 +306,7 @@ async def test_writes_are_coalesced() -> None:
     conn_a, conn_b = fake_secure_pair()
     original = conn_a.send
 
-    async def counting_send(item: bytes) -> None:
+    async def counting_send(item: Buffer) -> None:
         sends.append(len(item))
         await original(item)
 
@@ -353,3 +380,19 @@ async def test_receive_joins_frame_pieces_up_to_max_bytes() -> None:
             assert 1 <= len(chunk) <= 4
             got += chunk
         assert bytes(got) == b"abcdef"
+
+
+async def test_send_takes_buffers_and_copies_mutable_ones() -> None:
+    async with yamux_pair() as (a, b):
+        stream = await a.open_stream()
+        buffer = bytearray(b"abc")
+        await stream.send(buffer)
+        buffer[:] = b"xyz"  # the caller may reuse its buffer once send returned
+        await stream.send(memoryview(b"0123")[1:3])
+        await stream.send_eof()
+        peer = await b.accept_stream()
+        got = b""
+        with contextlib.suppress(anyio.EndOfStream):
+            while True:
+                got += await peer.receive()
+        assert got == b"abc12"

@@ -16,6 +16,7 @@ from transports.yamux import (
     FrameType,
     GoAwayReceived,
     PingAnswered,
+    PingTimedOut,
     StreamEnded,
     StreamOpened,
     StreamResetReceived,
@@ -356,3 +357,62 @@ def test_auto_tuning_grows_even_when_the_idle_rtt_is_tiny() -> None:
         core.consume(1, size, now)
         deltas.append(int.from_bytes(core.data_to_send()[8:12], "big"))
     assert deltas == [half, half + INITIAL_WINDOW, INITIAL_WINDOW]
+
+
+def test_keepalive_ping_after_an_idle_interval_then_timeout() -> None:
+    config = YamuxConfig(keepalive_interval=30.0, keepalive_timeout=10.0)
+    core = YamuxConnectionCore(is_initiator=True, config=config)
+    assert core.next_deadline() is None  # no timers before start
+    core.start_timers(100.0)
+    assert core.next_deadline() == 130.0
+    core.receive_data(bytes.fromhex("00 02 0001 00000000 00000009"), now=120.0)  # their ping
+    assert core.data_to_send() == bytes.fromhex("00 02 0002 00000000 00000009")
+    assert core.next_deadline() == 150.0  # any input postpones the keep-alive
+    core.handle_timer(150.0)
+    assert core.data_to_send() == bytes.fromhex("00 02 0001 00000000 00000000")
+    assert core.next_deadline() == 160.0  # now waiting for the answer
+    core.receive_data(bytes.fromhex("00 02 0002 00000000 00000000"), now=150.5)
+    assert events(core) == []  # our own keep-alive answer is not reported
+    assert core.rtt == 0.5
+    assert core.next_deadline() == 180.5
+    core.handle_timer(180.5)
+    assert core.data_to_send() == bytes.fromhex("00 02 0001 00000000 00000001")
+    core.handle_timer(190.5)
+    assert events(core) == [PingTimedOut(1)]
+    assert core.next_deadline() is None
+
+
+def test_no_keepalive_when_disabled_but_send_ping_shares_the_counter() -> None:
+    core = YamuxConnectionCore(is_initiator=True, config=YamuxConfig(keepalive_interval=None))
+    core.start_timers(0.0)
+    assert core.next_deadline() is None
+    assert [core.send_ping(), core.send_ping()] == [0, 1]
+    core.receive_data(bytes.fromhex("00 02 0002 00000000 00000001"), now=1.0)
+    assert events(core) == [PingAnswered(1)]  # not ours to time: reported to the driver
+
+
+def test_rtt_probe_goes_out_with_the_first_window_update_only() -> None:
+    core = YamuxConnectionCore(is_initiator=False, config=YamuxConfig(keepalive_interval=None))
+    core.start_timers(0.0)
+    core.receive_data(h(FrameType.WINDOW_UPDATE, Flag.SYN, 1, 0), now=0.0)
+    core.data_to_send()
+    half = INITIAL_WINDOW // 2
+    core.receive_data(h(FrameType.DATA, 0, 1, half) + bytes(half), now=1.0)
+    core.consume(1, half, now=2.0)
+    assert core.data_to_send() == h(FrameType.WINDOW_UPDATE, 0, 1, half) + h(
+        FrameType.PING, Flag.SYN, 0, 0
+    )
+    core.receive_data(h(FrameType.PING, Flag.ACK, 0, 0), now=2.25)
+    assert events(core) == [StreamOpened(1), DataReceived(1, bytes(half))]
+    assert core.rtt == 0.25
+    core.receive_data(h(FrameType.DATA, 0, 1, half) + bytes(half), now=3.0)
+    core.consume(1, half, now=4.0)
+    assert core.data_to_send() == h(FrameType.WINDOW_UPDATE, 0, 1, half)  # no second probe
+
+
+def test_a_failed_core_keeps_no_timer() -> None:
+    core = YamuxConnectionCore(is_initiator=True, config=YamuxConfig(keepalive_interval=5.0))
+    core.start_timers(0.0)
+    with pytest.raises(RemoteProtocolError):
+        core.receive_data(bytes.fromhex("01 00 0000 00000001 00000000"), now=1.0)
+    assert core.next_deadline() is None
