@@ -106,7 +106,18 @@ class ServerStatistics:
 
 
 class RequestServer:
-    """Serves one protocol; made by ``serve``. See the module docstring for the bounds."""
+    """Serves one protocol; made by ``serve``. See the module docstring for the bounds.
+
+    Args:
+        handler: ``handler(peer, request) -> response``.
+        max_per_peer: requests in progress from one peer.
+        max_total: requests in progress in all.
+        timeout: seconds for one whole exchange.
+        max_request_size: largest request body accepted.
+
+    Raises:
+        ValueError: a limit is not positive.
+    """
 
     def __init__(
         self,

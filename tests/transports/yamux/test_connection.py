@@ -70,6 +70,7 @@ async def yamux_and_raw_peer(
         with anyio.fail_after(limit):
             yield conn, raw, finished
         await conn.aclose()
+        await raw.aclose()
 
 
 async def read_frames_until(
