@@ -232,3 +232,17 @@ def test_same_seed_same_trace_with_nat_and_datagrams() -> None:
     first = _workload(7)
     assert _workload(7) == first
     assert _workload(8) != first
+
+
+@pytest.mark.anyio
+async def test_datagrams_on_a_real_clock_on_both_backends() -> None:
+    net = _net(LinkSpec(latency=Latency(a=0.001)))
+    box = net.add_nat(NatSpec.of_kind("port-restricted"), [1])
+    a = await net.transport(1).bind_datagram(Multiaddr("/ip4/0.0.0.0/udp/0"))
+    b = await net.transport(2).bind_datagram(Multiaddr("/ip4/0.0.0.0/udp/9"))
+    with anyio.fail_after(5):
+        await a.send_datagram(b"out", Multiaddr("/ip4/11.0.0.2/udp/9"))
+        data, sender = await b.receive()
+        assert (data, str(sender)) == (b"out", f"/ip4/{box.public[4]}/udp/49152")
+        await b.send_datagram(b"back", sender)
+        assert await a.receive() == (b"back", b.local_multiaddr)

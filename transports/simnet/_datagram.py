@@ -12,7 +12,9 @@ import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
+from p2pstack.sync import running_asyncio_loop
 from transports.simnet._addresses import Endpoint, format_endpoint, parse_endpoint
+from transports.simnet._link import LinkDirection
 
 if TYPE_CHECKING:
     from transports.simnet._network import SimNetwork
@@ -85,7 +87,7 @@ class SimDatagramSocket:
         if len(data) > MAX_DATAGRAM:
             raise TransportError(f"datagram of {len(data)} bytes is too large")
         self._sent += 1
-        self._net._send_datagram(self, bytes(data), (parsed[1], parsed[2]))
+        send_datagram(self._net, self, bytes(data), (parsed[1], parsed[2]))
         await anyio.lowlevel.checkpoint()
 
     async def receive(self) -> tuple[bytes, Multiaddr]:
@@ -145,3 +147,56 @@ class SimDatagramSocket:
         self._queue.clear()
         self._net._unbind(self)
         self._wake()
+
+
+@attrs.frozen
+class _Datagram:
+    """A datagram in flight: its sender, source as seen after the sender's NAT, destination,
+    payload, arrival time and sequence number (the tie-break between equal arrivals)."""
+
+    src: int
+    seen: Endpoint
+    dst: Endpoint
+    data: bytes
+    arrival: float
+    seq: int
+
+
+def send_datagram(net: SimNetwork, sock: SimDatagramSocket, data: bytes, dst: Endpoint) -> None:
+    """Put a datagram on its way: through the sender's NAT box now, onto the link, and through
+    the receiver's box when it arrives (or drop it, counting the cause in ``net``)."""
+    src, now = sock.node, anyio.current_time()
+    out = net.routing.egress("udp", src, sock.local, dst, now)
+    if out is None:
+        return net._dropped("nat")
+    hint = net.routing.hint(src, "udp", dst)
+    link = net._dgram_links.get((src, hint))
+    if link is None:
+        link = net._dgram_links[(src, hint)] = LinkDirection(net.link(src, hint))
+    arrival = link.schedule_datagram(now, len(data), net.rng, max_backlog=net.datagram_backlog)
+    if arrival is None:
+        return net._dropped("loss")
+    net._dgram_seq += 1
+    dgram = _Datagram(src, out[0], dst, data, arrival, net._dgram_seq)
+    loop = running_asyncio_loop()
+    if loop is None:  # trio: decided now, held by the socket until its arrival time
+        _arrives(net, dgram)
+    else:  # NAT boxes filter it at its arrival time, as hole punching needs
+        loop.call_at(arrival, _arrives, net, dgram)
+    return None
+
+
+def _arrives(net: SimNetwork, dgram: _Datagram) -> None:
+    landing = net.routing.ingress("udp", dgram.src, dgram.seen, dgram.dst, dgram.arrival)
+    if landing is None:
+        return net._dropped("nat")
+    node, internal, _ = landing
+    if not net.path_open(dgram.src, node):
+        return net._dropped("cut")
+    if not net.is_up(node):
+        return net._dropped("down")
+    sock = net._udp.get((node, internal[0].version, internal[1]))
+    if sock is None:
+        return net._dropped("port")
+    sock._deliver(dgram.arrival, dgram.seq, dgram.data, format_endpoint("udp", dgram.seen))
+    return None

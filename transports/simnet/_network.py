@@ -13,11 +13,9 @@ import random
 from collections.abc import Iterable
 
 import anyio
-import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
-from p2pstack.sync import running_asyncio_loop
 from transports.simnet._addresses import AddressPlan, Endpoint, IPAddress
 from transports.simnet._addresses import format_endpoint as _fmt
 from transports.simnet._datagram import SimDatagramSocket
@@ -49,19 +47,6 @@ class _PendingDial:
 #: A SYN that found a listener: the listener, its node, the endpoint there, the mappings that
 #: let it in.
 _Offer = tuple[SimListener, int, Endpoint, tuple[NatMapping, ...]]
-
-
-@attrs.frozen
-class _Datagram:
-    """A datagram in flight: its sender, source as seen after the sender's NAT, destination,
-    payload, arrival time and sequence number (the tie-break between equal arrivals)."""
-
-    src: int
-    seen: Endpoint
-    dst: Endpoint
-    data: bytes
-    arrival: float
-    seq: int
 
 
 class SimNetwork:
@@ -421,46 +406,5 @@ class SimNetwork:
         self._wires[mine._wire] = None
         return mine
 
-    # -- datagrams -----------------------------------------------------------------------------
-
     def _dropped(self, cause: str) -> None:
         self.datagram_drops[cause] = self.datagram_drops.get(cause, 0) + 1
-
-    def _send_datagram(self, sock: SimDatagramSocket, data: bytes, dst: Endpoint) -> None:
-        src, now = sock.node, anyio.current_time()
-        out = self.routing.egress("udp", src, sock.local, dst, now)
-        if out is None:
-            return self._dropped("nat")
-        hint = self.routing.hint(src, "udp", dst)
-        link = self._dgram_links.get((src, hint))
-        if link is None:
-            link = self._dgram_links[(src, hint)] = LinkDirection(self.link(src, hint))
-        arrival = link.schedule_datagram(
-            now, len(data), self.rng, max_backlog=self.datagram_backlog
-        )
-        if arrival is None:
-            return self._dropped("loss")
-        self._dgram_seq += 1
-        dgram = _Datagram(src, out[0], dst, data, arrival, self._dgram_seq)
-        loop = running_asyncio_loop()
-        if loop is None:  # trio: decided now, held by the socket until its arrival time
-            self._datagram_arrives(dgram)
-        else:  # NAT boxes filter it at its arrival time, as hole punching needs
-            loop.call_at(arrival, self._datagram_arrives, dgram)
-        return None
-
-    def _datagram_arrives(self, dgram: _Datagram) -> None:
-        src, seen, dst = dgram.src, dgram.seen, dgram.dst
-        landing = self.routing.ingress("udp", src, seen, dst, dgram.arrival)
-        if landing is None:
-            return self._dropped("nat")
-        node, internal, _ = landing
-        if not self.path_open(src, node):
-            return self._dropped("cut")
-        if not self.is_up(node):
-            return self._dropped("down")
-        sock = self._udp.get((node, internal[0].version, internal[1]))
-        if sock is None:
-            return self._dropped("port")
-        sock._deliver(dgram.arrival, dgram.seq, dgram.data, _fmt("udp", seen))
-        return None
