@@ -8,6 +8,8 @@ Time is passed in; the box never reads a clock (docs/simulation.md, "NAT boxes")
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from transports.simnet._addresses import Endpoint, IPAddress, Proto
@@ -58,7 +60,7 @@ class NatSpec:
             raise ValueError("timeouts and max_mappings must be positive")
 
     @classmethod
-    def of_kind(cls, kind: str, **overrides: object) -> NatSpec:
+    def of_kind(cls, kind: str, **overrides: Any) -> NatSpec:
         """A common box by name: ``full-cone``, ``restricted-cone``, ``port-restricted``
         (endpoint-independent mapping, filtering by endpoint, address, or address and port),
         ``symmetric`` (address-and-port-dependent both, no port preservation) or ``firewall``;
@@ -78,12 +80,14 @@ class NatSpec:
         if kind not in kinds:
             raise ValueError(f"unknown NAT kind {kind!r}, choose from {sorted(kinds)}")
         mapping, filtering, translate = kinds[kind]
-        fields: dict[str, object] = {"mapping": mapping, "filtering": filtering}
-        fields["translate"] = translate
-        if kind == "symmetric":  # typical symmetric boxes allocate ports, they do not keep them
-            fields["port_preservation"] = False
-        fields.update(overrides)
-        return cls(**fields)  # type: ignore[arg-type]  # attrs checks the values
+        # Typical symmetric boxes allocate ports rather than keep them.
+        base = cls(
+            mapping=mapping,
+            filtering=filtering,
+            translate=translate,
+            port_preservation=kind != "symmetric",
+        )
+        return attrs.evolve(base, **overrides)
 
 
 class NatMapping:
