@@ -6,12 +6,24 @@ import ipaddress
 import random
 
 import anyio
+import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
 from p2pstack.sim import run_virtual
-from transports.simnet import BEHAVIOURS, Endpoint, Latency, LinkSpec, NatBox, NatSpec, SimNetwork
+from transports.simnet import (
+    BEHAVIOURS,
+    Endpoint,
+    Latency,
+    LinkSpec,
+    NatBox,
+    NatMapping,
+    NatSpec,
+    SimNetwork,
+)
 
 EIM, ADM, APDM = BEHAVIOURS
 PUBLIC = {4: ipaddress.ip_address("11.255.255.254")}
@@ -229,3 +241,59 @@ def test_tcp_simultaneous_open_through_two_nats(kind: str, opens: bool) -> None:
         assert await b.receive() == b"punched"  # type: ignore[attr-defined]
 
     run_virtual(main)
+
+
+def test_boxes_are_added_before_nodes_use_their_addresses() -> None:
+    async def main() -> None:
+        net = _net()
+        await net.transport(1).listen(Multiaddr("/ip4/0.0.0.0/tcp/1"))
+        await net.transport(2).bind_datagram(Multiaddr("/ip4/0.0.0.0/udp/1"))
+        for node in (1, 2):
+            with pytest.raises(ValueError, match="already use"):
+                net.add_nat(NatSpec(), [node])
+        net.add_nat(NatSpec.of_kind("firewall"), [1])  # a firewall changes no address
+        with pytest.raises(ValueError, match="already behind"):
+            net.add_nat(NatSpec.of_kind("firewall"), [1, 3])
+
+    run_virtual(main)
+
+
+_REMOTES = st.tuples(st.sampled_from([R1[0], R2[0]]), st.sampled_from([80, 81]))
+_OPS = st.lists(
+    st.tuples(st.booleans(), _REMOTES, st.floats(0.0, 5.0, allow_nan=False)), max_size=30
+)
+
+
+@given(kind=st.sampled_from([t[0] for t in TABLE]), ops=_OPS)
+def test_filtering_admits_only_what_the_rules_allow(
+    kind: str, ops: list[tuple[bool, Endpoint, float]]
+) -> None:
+    spec = next(t[1] for t in TABLE if t[0] == kind)
+    spec = attrs.evolve(spec, udp_timeout=10.0)
+    box = _box(spec)
+    now = 0.0
+    tracked: NatMapping | None = None  # the first mapping, or its successor on that port
+    sent: dict[Endpoint, float] = {}  # remote -> last outbound through ``tracked``
+    for outbound, remote, step in ops:
+        now += step
+        if outbound:
+            mapping = box.outbound("udp", INSIDE, remote, now)
+            assert mapping is not None
+            if tracked is None or (mapping is not tracked and mapping.external == tracked.external):
+                tracked, sent = mapping, {}
+            if spec.mapping == EIM:
+                assert mapping is tracked
+            if mapping is tracked:
+                sent[remote] = now
+            continue
+        if tracked is None:
+            continue
+        admitted = box.inbound("udp", tracked.external, remote, now) is not None
+        live = now - max(sent.values()) < 10.0
+        if spec.filtering == EIM:
+            allowed = live
+        elif spec.filtering == ADM:
+            allowed = live and any(r[0] == remote[0] for r in sent)
+        else:
+            allowed = live and remote in sent
+        assert admitted == allowed

@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
@@ -20,6 +23,7 @@ from transports.simnet import (
     SimConnection,
     SimNetwork,
     SimTransport,
+    format_endpoint,
     node_of,
     parse_endpoint,
 )
@@ -316,3 +320,16 @@ def test_ip_dial_to_nobody_or_across_a_cut_retransmits_then_times_out() -> None:
         assert anyio.current_time() == pytest.approx(20.0 + 7.02, abs=0.05)
 
     _run(main)
+
+
+@given(
+    ip=st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    port=st.integers(0, 65535),
+    proto=st.sampled_from(["tcp", "udp"]),
+)
+def test_endpoint_round_trip(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int, proto: Literal["tcp", "udp"]
+) -> None:
+    addr = format_endpoint(proto, (ip, port))
+    assert parse_endpoint(addr) == (proto, ip, port)
+    assert parse_endpoint(Multiaddr(str(addr))) == (proto, ip, port)

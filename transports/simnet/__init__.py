@@ -2,7 +2,13 @@
 connections and UDP-like datagrams, latency, bandwidth, loss, partitions, NAT and firewall
 boxes, crashes and drops (docs/simulation.md)."""
 
-from transports.simnet._addresses import AddressPlan, Endpoint, IPAddress, parse_endpoint
+from transports.simnet._addresses import (
+    AddressPlan,
+    Endpoint,
+    IPAddress,
+    format_endpoint,
+    parse_endpoint,
+)
 from transports.simnet._datagram import MAX_DATAGRAM, DatagramStatistics, SimDatagramSocket
 from transports.simnet._link import Latency, LinkDirection, LinkSpec
 from transports.simnet._nat import BEHAVIOURS, NatBox, NatMapping, NatSpec
@@ -30,6 +36,7 @@ __all__ = [
     "SimListener",
     "SimNetwork",
     "SimTransport",
+    "format_endpoint",
     "node_of",
     "parse_endpoint",
 ]

@@ -135,9 +135,16 @@ class SimNetwork:
             The box (its ``public`` addresses, its live ``mappings(now)``).
 
         Raises:
-            ValueError: a node is already behind a box.
+            ValueError: a node is already behind a box, or (for a translating box) already
+                listens or has a socket on its public address.
         """
-        return self.routing.add_box(spec, nodes)
+        members = list(nodes)
+        if spec.translate:
+            busy = {listener.node for listener in self._listeners.values()}
+            busy.update(n for n, _, _ in self._udp)
+            if early := sorted(busy.intersection(members)):
+                raise ValueError(f"nodes {early} already use their public addresses")
+        return self.routing.add_box(spec, members)
 
     def addresses(self, node: int) -> tuple[IPAddress, ...]:
         """``node``'s own IP addresses (private behind a translating box), IPv4 first."""
