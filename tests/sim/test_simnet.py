@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
 from p2pstack.sim import run_virtual
 from p2pstack.testing import check_transport
-from transports.simnet import Latency, LinkSpec, SimConnection, SimNetwork, SimTransport, node_of
+from transports.simnet import (
+    AddressPlan,
+    Latency,
+    LinkSpec,
+    SimConnection,
+    SimNetwork,
+    SimTransport,
+    format_endpoint,
+    node_of,
+    parse_endpoint,
+)
 
 
 def _net(
@@ -181,3 +195,141 @@ async def test_runs_on_a_real_clock_on_both_backends() -> None:
         await b.aclose()
         with pytest.raises(anyio.BrokenResourceError):
             await a.send(b"to a closed end")
+
+
+# -- IP addresses ---------------------------------------------------------------------------------
+
+
+def test_address_plan_literals() -> None:
+    plan = AddressPlan()
+    assert plan.host(4, 1) == ipaddress.ip_address("11.0.0.1")
+    assert plan.host(4, 258) == ipaddress.ip_address("11.0.1.2")
+    assert plan.host(6, 3) == ipaddress.ip_address("2600::3")
+    assert plan.host(4, 3, private=True) == ipaddress.ip_address("10.0.0.3")
+    assert plan.host(6, 3, private=True) == ipaddress.ip_address("fd00::3")
+    assert plan.gateway(4, 1) == ipaddress.ip_address("11.255.255.254")
+    assert plan.host_index(ipaddress.ip_address("11.0.1.2")) == 258
+    assert plan.host_index(ipaddress.ip_address("12.0.0.1")) is None
+    v4_only = AddressPlan(ipv6=None)
+    assert v4_only.host(6, 1) is None and v4_only.pools(private=True).keys() == {4}
+    with pytest.raises(ValueError):
+        AddressPlan(ipv4="2600::/16")
+    with pytest.raises(ValueError):
+        AddressPlan(ipv4="11.0.0.0/30").host(4, 5)
+
+
+def test_parse_endpoint() -> None:
+    assert parse_endpoint(Multiaddr("/ip4/11.0.0.1/tcp/4001")) == (
+        "tcp",
+        ipaddress.ip_address("11.0.0.1"),
+        4001,
+    )
+    assert parse_endpoint(Multiaddr("/ip6/2600::1/udp/9")) == (
+        "udp",
+        ipaddress.ip_address("2600::1"),
+        9,
+    )
+    assert parse_endpoint(Multiaddr("/memory/3")) is None
+    assert parse_endpoint(Multiaddr("/ip4/1.2.3.4/tcp/1/ws")) is None
+
+
+def test_listen_addresses_and_deterministic_ports() -> None:
+    async def main() -> None:
+        net = _net()
+        t = net.transport(3)
+        assert net.addresses(3) == (
+            ipaddress.ip_address("11.0.0.3"),
+            ipaddress.ip_address("2600::3"),
+        )
+        assert t.can_listen(Multiaddr("/ip4/0.0.0.0/tcp/0"))
+        assert t.can_listen(Multiaddr("/ip6/2600::3/tcp/1"))
+        assert not t.can_listen(Multiaddr("/ip4/11.0.0.4/tcp/1"))
+        assert not t.can_listen(Multiaddr("/ip4/11.0.0.3/udp/1"))
+        first = await t.listen(Multiaddr("/ip4/0.0.0.0/tcp/0"))
+        second = await t.listen(Multiaddr("/ip6/::/tcp/0"))
+        fixed = await t.listen(Multiaddr("/ip4/11.0.0.3/tcp/4001"))
+        assert [str(a) for a in (*first.multiaddrs, *second.multiaddrs, *fixed.multiaddrs)] == [
+            "/ip4/11.0.0.3/tcp/49152",
+            "/ip6/2600::3/tcp/49153",
+            "/ip4/11.0.0.3/tcp/4001",
+        ]
+        with pytest.raises(TransportError, match="in use"):
+            await t.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+        await fixed.aclose()
+        await t.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))  # free again
+        with pytest.raises(TransportError):
+            await t.listen(Multiaddr("/ip4/11.0.0.4/tcp/4001"))
+
+    _run(main)
+
+
+def test_ipv4_only_network_has_no_ipv6() -> None:
+    async def main() -> None:
+        net = SimNetwork(random.Random(0), addresses=AddressPlan(ipv6=None))
+        t = net.transport(1)
+        assert net.addresses(1) == (ipaddress.ip_address("11.0.0.1"),)
+        assert not t.can_listen(Multiaddr("/ip6/::/tcp/0"))
+        await net.transport(2).listen(Multiaddr("/ip4/0.0.0.0/tcp/1"))
+        with pytest.raises(TransportError, match="no address"):
+            await t.dial(Multiaddr("/ip6/2600::2/tcp/1"))
+
+    _run(main)
+
+
+@pytest.mark.parametrize("listen", ["/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0"])
+def test_conformance_over_ip(listen: str) -> None:
+    async def main() -> None:
+        net = _net(latency=0.001)
+        await check_transport(net.transport(1), Multiaddr(listen))
+
+    _run(main)
+
+
+def test_ip_dial_round_trip_addresses_and_refusal() -> None:
+    async def main() -> None:
+        net = _net(latency=0.05)
+        listener = await net.transport(2).listen(Multiaddr("/ip6/::/tcp/4001"))
+        conn = await net.transport(1).dial(Multiaddr("/ip6/2600::2/tcp/4001"))
+        assert anyio.current_time() == pytest.approx(0.10)
+        accepted = await listener.accept()
+        assert str(conn.local_multiaddr) == "/ip6/2600::1/tcp/49152"
+        assert str(conn.remote_multiaddr) == "/ip6/2600::2/tcp/4001"
+        assert str(accepted.local_multiaddr) == "/ip6/2600::2/tcp/4001"
+        assert str(accepted.remote_multiaddr) == "/ip6/2600::1/tcp/49152"
+        await conn.send(b"v6")
+        assert await accepted.receive() == b"v6"
+        with pytest.raises(TransportError, match="refused"):  # nothing on that port: RST
+            await net.transport(1).dial(Multiaddr("/ip6/2600::2/tcp/4002"))
+        assert anyio.current_time() == pytest.approx(0.25)
+
+    _run(main)
+
+
+def test_ip_dial_to_nobody_or_across_a_cut_retransmits_then_times_out() -> None:
+    async def main() -> None:
+        net = _net(latency=0.01, connect_timeout=20.0)
+        await net.transport(2).listen(Multiaddr("/ip4/0.0.0.0/tcp/1"))
+        with pytest.raises(TransportError, match="unreachable"):
+            await net.transport(1).dial(Multiaddr("/ip4/12.0.0.1/tcp/1"))
+        assert 20.0 <= anyio.current_time() <= 21.0
+        net.partition([[1], [2]])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(net.transport(1).dial, Multiaddr("/ip4/11.0.0.2/tcp/1"))
+            await anyio.sleep(5)
+            net.heal()  # the next retransmission (1, 2, 4, 8 s after the first SYN) gets through
+        assert anyio.current_time() == pytest.approx(20.0 + 7.02, abs=0.05)
+
+    _run(main)
+
+
+@given(
+    ip=st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    port=st.integers(0, 65535),
+    proto=st.sampled_from(["tcp", "udp"]),
+)
+def test_endpoint_round_trip(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int, proto: Literal["tcp", "udp"]
+) -> None:
+    addr = format_endpoint(proto, (ip, port))
+    assert parse_endpoint(addr) == (proto, ip, port)
+    assert parse_endpoint(Multiaddr(str(addr))) == (proto, ip, port)

@@ -1,6 +1,7 @@
 """Sans-IO link model of the simulated network: when does a write of ``n`` bytes arrive, given
 latency (fixed or drawn from a distribution), bandwidth (serialisation per direction) and loss
-(seen by a reliable stream as retransmission delay, or a reset after too many losses)."""
+(seen by a reliable stream as retransmission delay, or a reset after too many losses; a
+datagram is simply lost)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,22 @@ class LinkDirection:
         arrival = max(start + delay, self._last_arrival)
         self._last_arrival = arrival
         return arrival
+
+    def schedule_datagram(
+        self, now: float, nbytes: int, rng: random.Random, *, max_backlog: int
+    ) -> float | None:
+        """The virtual time at which a datagram of ``nbytes`` sent at ``now`` arrives, or
+        ``None`` if it is lost: by the link's ``loss``, or because more than ``max_backlog``
+        bytes already wait for the wire (a full router queue). Datagrams may overtake each
+        other when latency varies; they do not wait for lost ones."""
+        spec = self.spec
+        start = max(now, self._wire_free_at)
+        if spec.bandwidth is not None:
+            if (start - now) * spec.bandwidth > max_backlog:
+                return None
+            start += nbytes / spec.bandwidth
+        self._wire_free_at = start
+        delay = spec.latency.sample(rng)
+        if spec.loss > 0.0 and rng.random() < spec.loss:
+            return None
+        return start + delay

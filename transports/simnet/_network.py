@@ -1,6 +1,6 @@
-"""The simulated network: nodes, links, partitions, NAT-like reachability, crashes and
-connection drops, and one ``SimTransport`` per node (``/memory/<node>`` addresses, the
-``memory`` protocol of https://github.com/multiformats/multiaddr/blob/master/protocols.csv).
+"""The simulated network: nodes with IPv4/IPv6 addresses, links, NAT and firewall boxes,
+partitions, crashes and connection drops; TCP-like connections and UDP-like datagrams between
+``/ip4|ip6/<a>/tcp|udp/<p>`` endpoints (``/memory/<n>`` still dials node *n* directly).
 
 Delivery happens by time, not by I/O: a write is stamped with its arrival time (``LinkDirection``)
 and the reader sleeps until then, so on a virtual-time loop a run is a function of its seed.
@@ -9,306 +9,61 @@ Semantics are in docs/simulation.md ("The virtual network").
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import anyio
 from multiaddr import Multiaddr
 
 from p2pstack.errors import TransportError
-from p2pstack.interfaces import Buffer
-from p2pstack.multiaddrs import memory_id
-from p2pstack.sync import loop_clock, running_asyncio_loop
+from transports.simnet._addresses import AddressPlan, Endpoint, IPAddress
+from transports.simnet._addresses import format_endpoint as _fmt
+from transports.simnet._datagram import SimDatagramSocket
 from transports.simnet._link import LinkDirection, LinkSpec
+from transports.simnet._nat import NatBox, NatMapping, NatSpec
+from transports.simnet._routing import Egress, Routing
+from transports.simnet._stream import SimConnection, _Wire, connection_pair
+from transports.simnet._transport import SimListener, SimTransport
 
-__all__ = [
-    "DEFAULT_BACKLOG",
-    "DEFAULT_WINDOW",
-    "SimConnection",
-    "SimListener",
-    "SimNetwork",
-    "SimTransport",
-]
+__all__ = ["DEFAULT_BACKLOG", "DEFAULT_WINDOW", "SimNetwork"]
 
 #: Bytes one direction of a connection holds in flight or unread before ``send`` blocks (a
 #: TCP send buffer plus receive window).
 DEFAULT_WINDOW = 256 * 1024
 #: Connections a listener holds before they are accepted; further dials are refused.
 DEFAULT_BACKLOG = 128
+#: First port handed out for port 0 and outgoing connections (the IANA dynamic range).
+EPHEMERAL_FIRST, EPHEMERAL_LAST = 49152, 65535
 
 
-#: The node index of ``/memory/<n>`` (simnet's name for ``p2pstack.multiaddrs.memory_id``).
-node_of = memory_id
+class _PendingDial:
+    """A dial in SYN-SENT: a crossing SYN (simultaneous open) hands it its connection."""
+
+    def __init__(self) -> None:
+        self.conn: SimConnection | None = None
+        self.event = anyio.Event()
 
 
-class _Pipe:
-    """One direction of a connection: writes in flight (with arrival times) and unread bytes."""
-
-    def __init__(self, link: LinkDirection, src: int, dst: int) -> None:
-        self.link = link
-        self.src = src
-        self.dst = dst
-        # (arrival time, data); ``None`` data is the sender's end of stream.
-        self.queue: deque[tuple[float, bytes | None]] = deque()
-        self.buffer = b""
-        self.inflight = 0
-        self.eof_sent = False
-        self.reader_closed = False
-        # Created only while someone waits: most writes find no waiter, and events are not
-        # free at a million writes per run.
-        self._readable: anyio.Event | None = None
-        self._writable: anyio.Event | None = None
-
-    async def wait_readable(self) -> None:
-        if self._readable is None:
-            self._readable = anyio.Event()
-        await self._readable.wait()
-
-    async def wait_writable(self) -> None:
-        if self._writable is None:
-            self._writable = anyio.Event()
-        await self._writable.wait()
-
-    def wake_reader(self) -> None:
-        if self._readable is not None:
-            self._readable.set()
-            self._readable = None
-
-    def wake_reader_at(self, when: float, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Wake a waiting reader when ``when`` (loop time) comes: one wake-up per delivery
-        instead of a wake-up now and a sleep until then. Without an asyncio loop (trio), the
-        reader is woken now and sleeps itself. A wake-up that finds nothing to read is
-        harmless: ``receive`` checks again."""
-        if self._readable is None:
-            return
-        if loop is None:
-            self.wake_reader()
-        else:
-            loop.call_at(when, self.wake_reader)
-
-    def wake_writer(self) -> None:
-        if self._writable is not None:
-            self._writable.set()
-            self._writable = None
-
-
-class _Wire:
-    """A connection between two nodes: two pipes and a broken flag (a reset)."""
-
-    def __init__(self, net: SimNetwork, a: int, b: int) -> None:
-        spec = net.link(a, b)
-        self.net = net
-        self.a = a
-        self.b = b
-        self.a_to_b = _Pipe(LinkDirection(spec), a, b)
-        self.b_to_a = _Pipe(LinkDirection(spec), b, a)
-        self.broken = False
-        # The running asyncio loop, for timed wake-ups (None on other backends), and its clock.
-        self.loop = running_asyncio_loop()
-        self.clock = loop_clock()
-
-    def wake(self) -> None:
-        for pipe in (self.a_to_b, self.b_to_a):
-            pipe.wake_reader()
-            pipe.wake_writer()
-
-    def break_(self) -> None:
-        if not self.broken:
-            self.broken = True
-            self.net._forget(self)
-            self.wake()
-
-
-class SimConnection:
-    """One end of a simulated connection (a ``RawConnection``)."""
-
-    def __init__(self, wire: _Wire, out: _Pipe, inp: _Pipe, local: Multiaddr, remote: Multiaddr):
-        self._wire = wire
-        self._out = out
-        self._in = inp
-        self._local = local
-        self._remote = remote
-        self._closed = False
-
-    @property
-    def local_multiaddr(self) -> Multiaddr:
-        return self._local
-
-    @property
-    def remote_multiaddr(self) -> Multiaddr:
-        return self._remote
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        """Wait for bytes that have arrived (see ``ByteStream``).
-
-        Raises:
-            anyio.EndOfStream: the peer half-closed.
-            anyio.BrokenResourceError: the connection was reset (crash, drop, loss, stall).
-            anyio.ClosedResourceError: this end was closed.
-        """
-        pipe, net, clock = self._in, self._wire.net, self._wire.clock
-        stalled_since: float | None = None
-        while True:
-            if self._closed:
-                raise anyio.ClosedResourceError
-            if self._wire.broken:
-                raise anyio.BrokenResourceError
-            if pipe.buffer:
-                data, pipe.buffer = pipe.buffer[:max_bytes], pipe.buffer[max_bytes:]
-                pipe.inflight -= len(data)
-                pipe.wake_writer()
-                return data
-            timeout: float | None = None
-            if pipe.queue:
-                now = clock()
-                arrival, data_or_eof = pipe.queue[0]
-                if arrival > now:
-                    # Nothing can arrive before the head (arrivals are ordered), and a reset or
-                    # close is seen when this wakes: a plain sleep is the cheapest wait.
-                    await anyio.sleep(arrival - now)
-                    continue
-                if net.path_open(pipe.src, pipe.dst):
-                    pipe.queue.popleft()
-                    if data_or_eof is None:
-                        raise anyio.EndOfStream
-                    pipe.buffer = data_or_eof
-                    continue
-                else:
-                    # Across a cut: the stream stalls; after ``stall_timeout`` it resets, as
-                    # TCP gives up retransmitting.
-                    stalled_since = now if stalled_since is None else stalled_since
-                    timeout = stalled_since + net.stall_timeout - now
-                    if timeout <= 0:
-                        self._wire.break_()
-                        continue
-            if timeout is None:
-                await pipe.wait_readable()
-            else:
-                with anyio.move_on_after(timeout):
-                    await pipe.wait_readable()
-
-    async def send(self, item: Buffer) -> None:
-        """Queue ``item`` for delivery at the time the link model gives. Yields only while
-        the window is full.
-
-        Raises:
-            anyio.ClosedResourceError: this end was closed or half-closed.
-            anyio.BrokenResourceError: the connection was reset or the peer closed its end.
-        """
-        pipe, net = self._out, self._wire.net
-        if self._closed or pipe.eof_sent:
-            raise anyio.ClosedResourceError
-        if not item:
-            return
-        while pipe.inflight >= net.window and not self._wire.broken:
-            await pipe.wait_writable()
-            if self._closed:
-                raise anyio.ClosedResourceError
-        if self._wire.broken or pipe.reader_closed:
-            raise anyio.BrokenResourceError
-        arrival = pipe.link.schedule(self._wire.clock(), len(item), net.rng)
-        if arrival is None:
-            self._wire.break_()
-            raise anyio.BrokenResourceError
-        was_empty = not pipe.queue
-        pipe.queue.append((arrival, bytes(item)))
-        pipe.inflight += len(item)
-        if was_empty:
-            pipe.wake_reader_at(arrival, self._wire.loop)
-        else:  # the reader sleeps until the head's arrival, or waits out a stall
-            pipe.wake_reader()
-        # No checkpoint when nothing blocked: a simulation sends millions of messages, and a
-        # yield per message would add a task switch to each. A sender still yields as soon
-        # as the window is full, so no task can monopolise the loop.
-
-    def _send_eof_nowait(self) -> None:
-        pipe = self._out
-        if pipe.eof_sent or self._wire.broken:
-            return
-        pipe.eof_sent = True
-        arrival = pipe.link.schedule(self._wire.clock(), 0, self._wire.net.rng)
-        if arrival is None:
-            self._wire.break_()
-            return
-        pipe.queue.append((arrival, None))
-        pipe.wake_reader()
-
-    async def send_eof(self) -> None:
-        self._send_eof_nowait()
-        await anyio.lowlevel.checkpoint()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._send_eof_nowait()
-        self._closed = True
-        self._in.reader_closed = True
-        self._in.queue.clear()
-        self._in.buffer = b""
-        self._wire.wake()
-        if self._out.reader_closed:
-            self._wire.net._forget(self._wire)
-        await anyio.lowlevel.checkpoint()
-
-
-class SimListener:
-    """The listener of one node (a ``Listener``)."""
-
-    def __init__(self, net: SimNetwork, node: int, backlog: int) -> None:
-        self._net = net
-        self._node = node
-        self._addr = Multiaddr(f"/memory/{node}")
-        self._send, self._recv = anyio.create_memory_object_stream[SimConnection](backlog)
-        self.closed = False
-
-    @property
-    def multiaddrs(self) -> Sequence[Multiaddr]:
-        return (self._addr,)
-
-    def _offer(self, conn: SimConnection) -> bool:
-        try:
-            self._send.send_nowait(conn)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return False
-        return True
-
-    async def accept(self) -> SimConnection:
-        """Raises: anyio.ClosedResourceError: the listener was closed."""
-        try:
-            return await self._recv.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise anyio.ClosedResourceError from None
-
-    async def aclose(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self._net._listeners.get(self._node) is self:
-            del self._net._listeners[self._node]
-        self._send.close()
-        while True:
-            try:
-                pending = self._recv.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-            pending._wire.break_()
-        self._recv.close()
-        await anyio.lowlevel.checkpoint()
+#: A SYN that found a listener: the listener, its node, the endpoint there, the mappings that
+#: let it in.
+_Offer = tuple[SimListener, int, Endpoint, tuple[NatMapping, ...]]
 
 
 class SimNetwork:
-    """Nodes, links and faults of one simulation.
+    """Nodes, addresses, links, NAT boxes and faults of one simulation.
 
     Args:
         rng: the seeded source of latency draws and losses.
         default_link: the link between nodes without a specific one.
         window: bytes in flight or unread per direction before ``send`` blocks.
         stall_timeout: seconds data may wait at a cut before its connection resets.
-        connect_timeout: seconds a dial to an unreachable node waits before it fails (the host's
-            own, usually shorter, dial timeout normally fires first).
+        connect_timeout: seconds a dial whose SYNs get no answer keeps retrying before it fails
+            (the host's own, usually shorter, dial timeout normally fires first).
         backlog: connections a listener holds before accepting.
+        addresses: the address plan (which families, which pools).
+        syn_rto: the first SYN retransmission timeout (RFC 6298: 1 s), doubling.
+        datagram_queue: datagrams a socket holds unread before dropping arrivals.
+        datagram_backlog: bytes of datagrams queued for a link's bandwidth before dropping.
     """
 
     def __init__(
@@ -320,6 +75,10 @@ class SimNetwork:
         stall_timeout: float = 30.0,
         connect_timeout: float = 75.0,
         backlog: int = DEFAULT_BACKLOG,
+        addresses: AddressPlan | None = None,
+        syn_rto: float = 1.0,
+        datagram_queue: int = 1024,
+        datagram_backlog: int = 256 * 1024,
     ) -> None:
         self.rng = rng
         self.default_link = default_link or LinkSpec()
@@ -327,11 +86,24 @@ class SimNetwork:
         self.stall_timeout = stall_timeout
         self.connect_timeout = connect_timeout
         self.backlog = backlog
+        self.routing = Routing(addresses or AddressPlan())
+        self.syn_rto = syn_rto
+        self.datagram_queue = datagram_queue
+        self.datagram_backlog = datagram_backlog
+        #: Datagrams dropped in the network, by cause (``loss``, ``nat``, ``cut``, ``down``,
+        #: ``port``); full receive queues are counted per socket.
+        self.datagram_drops: dict[str, int] = {}
         self._links: dict[tuple[int, int], LinkSpec] = {}
         self._group: dict[int, int] = {}
         self._down: dict[int, None] = {}
         self._no_inbound: dict[int, None] = {}
-        self._listeners: dict[int, SimListener] = {}
+        # Listeners by node (``/memory``) or (node, IP version, port).
+        self._listeners: dict[object, SimListener] = {}
+        self._udp: dict[tuple[int, int, int], SimDatagramSocket] = {}
+        self._next_port: dict[int, int] = {}
+        self._syn_sent: dict[tuple[int, Endpoint, Endpoint], _PendingDial] = {}
+        self._dgram_links: dict[tuple[int, int], LinkDirection] = {}
+        self._dgram_seq = 0
         self._wires: dict[_Wire, None] = {}
         self._changed = anyio.Event()
 
@@ -342,20 +114,45 @@ class SimNetwork:
         return self._links.get((min(a, b), max(a, b)), self.default_link)
 
     def set_link(self, a: int, b: int, spec: LinkSpec) -> None:
-        """Use ``spec`` for new connections between ``a`` and ``b``."""
+        """Use ``spec`` for new connections and datagrams between ``a`` and ``b``."""
         self._links[(min(a, b), max(a, b))] = spec
+        self._dgram_links.pop((a, b), None)
+        self._dgram_links.pop((b, a), None)
 
     def set_reachable(self, node: int, reachable: bool) -> None:
-        """Whether ``node`` accepts inbound connections (``False``: behind a NAT; dials to it
-        time out, its own dials work)."""
+        """Whether ``node`` accepts inbound connections (``False``: dials to it time out, its
+        own dials work). A coarse switch next to the NAT boxes of ``add_nat``."""
         if reachable:
             self._no_inbound.pop(node, None)
         else:
             self._no_inbound[node] = None
 
-    def transport(self, node: int) -> SimTransport:
-        """A transport for ``node``."""
-        return SimTransport(self, node)
+    def add_nat(self, spec: NatSpec, nodes: Iterable[int]) -> NatBox:
+        """Put ``nodes`` behind a new NAT or firewall box. Call before they listen or dial:
+        behind a translating box a node's addresses become private ones.
+
+        Returns:
+            The box (its ``public`` addresses, its live ``mappings(now)``).
+
+        Raises:
+            ValueError: a node is already behind a box, or (for a translating box) already
+                listens or has a socket on its public address.
+        """
+        members = list(nodes)
+        if spec.translate:
+            busy = {listener.node for listener in self._listeners.values()}
+            busy.update(n for n, _, _ in self._udp)
+            if early := sorted(busy.intersection(members)):
+                raise ValueError(f"nodes {early} already use their public addresses")
+        return self.routing.add_box(spec, members)
+
+    def addresses(self, node: int) -> tuple[IPAddress, ...]:
+        """``node``'s own IP addresses (private behind a translating box), IPv4 first."""
+        return self.routing.addresses(node)
+
+    def transport(self, node: int, *, reuse_port: bool = False) -> SimTransport:
+        """A transport for ``node`` (``reuse_port``: dial from the listening port)."""
+        return SimTransport(self, node, reuse_port=reuse_port)
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -375,13 +172,16 @@ class SimNetwork:
         return self._group.get(a, 0) == self._group.get(b, 0)
 
     def crash(self, node: int) -> None:
-        """The node's process dies: its connections reset, its listener goes, dials to it are
-        refused until ``restart``."""
+        """The node's process dies: its connections reset, its listeners and sockets go,
+        dials to it are refused until ``restart``."""
         self._down[node] = None
-        listener = self._listeners.pop(node, None)
-        if listener is not None:
-            listener.closed = True
-            listener._send.close()
+        for key, listener in list(self._listeners.items()):
+            if listener.node == node:
+                del self._listeners[key]
+                listener.closed = True
+                listener._send.close()
+        for sock in [s for (n, _, _), s in self._udp.items() if n == node]:
+            sock._close()
         self.drop(node)
 
     def restart(self, node: int) -> None:
@@ -419,6 +219,67 @@ class SimNetwork:
     def _forget(self, wire: _Wire) -> None:
         self._wires.pop(wire, None)
 
+    def _ephemeral(self, node: int) -> int:
+        """The next free port of ``node`` (deterministic: counts up, skipping bound ports)."""
+        port = self._next_port.get(node, EPHEMERAL_FIRST)
+        span = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1
+        for _ in range(span):
+            nxt = EPHEMERAL_FIRST + (port + 1 - EPHEMERAL_FIRST) % span
+            if not self._bound(node, port):
+                self._next_port[node] = nxt
+                return port
+            port = nxt
+        raise TransportError(f"node {node} has no free port")
+
+    def _bound(self, node: int, port: int) -> bool:
+        return any(
+            (node, v, port) in self._listeners or (node, v, port) in self._udp for v in (4, 6)
+        )
+
+    def _local_endpoint(self, node: int, ip: IPAddress | None, version: int, port: int) -> Endpoint:
+        own = self.routing.address(node, version)
+        if own is None or (ip is not None and ip != own and not ip.is_unspecified):
+            raise TransportError(f"node {node} has no address {ip or f'of IPv{version}'}")
+        return own, (port or self._ephemeral(node))
+
+    # -- listening and binding (called by SimTransport) ----------------------------------------
+
+    def _listen_tcp(self, node: int, ip: IPAddress, port: int) -> SimListener:
+        if not self.is_up(node):
+            raise TransportError(f"node {node} is down")
+        if port and (node, ip.version, port) in self._listeners:
+            raise TransportError(f"{_fmt('tcp', (ip, port))} is already in use")
+        local = self._local_endpoint(node, ip, ip.version, port)
+        listener = SimListener(self, node, (node, ip.version, local[1]), _fmt("tcp", local))
+        self._listeners[listener.key] = listener
+        return listener
+
+    def _listen_memory(self, node: int) -> SimListener:
+        if not self.is_up(node):
+            raise TransportError(f"node {node} is down")
+        if node in self._listeners:
+            raise TransportError(f"/memory/{node} is already in use")
+        listener = SimListener(self, node, node, Multiaddr(f"/memory/{node}"))
+        self._listeners[node] = listener
+        return listener
+
+    def _bind_udp(self, node: int, ip: IPAddress, port: int) -> SimDatagramSocket:
+        if not self.is_up(node):
+            raise TransportError(f"node {node} is down")
+        if port and (node, ip.version, port) in self._udp:
+            raise TransportError(f"{_fmt('udp', (ip, port))} is already in use")
+        local = self._local_endpoint(node, ip, ip.version, port)
+        sock = SimDatagramSocket(self, node, local, self.datagram_queue)
+        self._udp[(node, ip.version, local[1])] = sock
+        return sock
+
+    def _unbind(self, sock: SimDatagramSocket) -> None:
+        key = (sock.node, sock.local[0].version, sock.local[1])
+        if self._udp.get(key) is sock:
+            del self._udp[key]
+
+    # -- dialing -------------------------------------------------------------------------------
+
     async def _wait_reachable(self, src: int, dst: int, deadline: float) -> None:
         while not (self.path_open(src, dst) and dst not in self._no_inbound):
             remaining = deadline - anyio.current_time()
@@ -427,7 +288,7 @@ class SimNetwork:
             with anyio.move_on_after(remaining):
                 await self._changed.wait()
 
-    async def _dial(self, src: int, dst: int) -> SimConnection:
+    async def _dial_memory(self, src: int, dst: int) -> SimConnection:
         if dst not in self._listeners and dst not in self._down:
             await anyio.lowlevel.checkpoint()
             raise TransportError(f"dial /memory/{dst} failed: no such node listens")
@@ -438,53 +299,119 @@ class SimNetwork:
         listener = self._listeners.get(dst)
         if dst in self._down or listener is None or not self.is_up(src):
             raise TransportError(f"dial /memory/{dst} failed: connection refused")
-        wire = _Wire(self, src, dst)
         src_addr, dst_addr = Multiaddr(f"/memory/{src}"), Multiaddr(f"/memory/{dst}")
-        dialer = SimConnection(wire, wire.a_to_b, wire.b_to_a, src_addr, dst_addr)
-        accepted = SimConnection(wire, wire.b_to_a, wire.a_to_b, dst_addr, src_addr)
+        dialer, accepted = connection_pair(
+            self, src, dst, a_addrs=(src_addr, dst_addr), b_addrs=(dst_addr, src_addr)
+        )
         if not listener._offer(accepted):
             raise TransportError(f"dial /memory/{dst} failed: backlog full")
-        self._wires[wire] = None
+        self._wires[dialer._wire] = None
         return dialer
 
-
-class SimTransport:
-    """The ``Transport`` of node ``node`` of ``net``: dials ``/memory/<n>``, listens on its own
-    ``/memory/<node>`` (``/memory/0`` means the same)."""
-
-    def __init__(self, net: SimNetwork, node: int) -> None:
-        if node < 1:
-            raise ValueError("simulated node numbers start at 1 (/memory/0 means 'any')")
-        self.net = net
-        self.node = node
-
-    def can_dial(self, addr: Multiaddr) -> bool:
-        return node_of(addr) is not None
-
-    def can_listen(self, addr: Multiaddr) -> bool:
-        return node_of(addr) in (0, self.node)
-
-    async def dial(self, addr: Multiaddr) -> SimConnection:
-        """Connect after one simulated round trip.
-
-        Raises:
-            TransportError: no such node, refused (crashed, not listening, backlog full), or
-                unreachable (cut, NAT) for longer than the network's ``connect_timeout``.
-        """
-        dst = node_of(addr)
-        if dst is None:
-            raise TransportError(f"not a simulated address: {addr}")
-        return await self.net._dial(self.node, dst)
-
-    async def listen(self, addr: Multiaddr) -> SimListener:
-        """Raises: TransportError: not this node's address, node down, or already listening."""
+    async def _dial_tcp(self, src: int, dst: Endpoint, local_port: int | None) -> SimConnection:
         await anyio.lowlevel.checkpoint()
-        if not self.can_listen(addr):
-            raise TransportError(f"node {self.node} cannot listen on {addr}")
-        if not self.net.is_up(self.node):
-            raise TransportError(f"node {self.node} is down")
-        if self.node in self.net._listeners:
-            raise TransportError(f"/memory/{self.node} is already in use")
-        listener = SimListener(self.net, self.node, self.net.backlog)
-        self.net._listeners[self.node] = listener
-        return listener
+        if not self.is_up(src):
+            raise TransportError(f"node {src} is down")
+        local = self._local_endpoint(src, None, dst[0].version, local_port or 0)
+        key = (src, local, dst)
+        if key in self._syn_sent:
+            raise TransportError(f"a dial from {local} to {dst} is under way")
+        pending = self._syn_sent[key] = _PendingDial()
+        try:
+            return await self._syn_loop(src, local, dst, pending)
+        finally:
+            del self._syn_sent[key]
+
+    async def _syn_loop(
+        self, src: int, local: Endpoint, dst: Endpoint, pending: _PendingDial
+    ) -> SimConnection:
+        """Send SYNs (retransmitting with a doubling timeout) until one is answered."""
+        where = _fmt("tcp", dst)
+        deadline = anyio.current_time() + self.connect_timeout
+        rto = self.syn_rto
+        while True:
+            out = self.routing.egress("tcp", src, local, dst, anyio.current_time())
+            spec = self.link(src, self.routing.hint(src, "tcp", dst))
+            await anyio.sleep(spec.latency.sample(self.rng))  # the SYN travels
+            if pending.conn is not None:
+                return pending.conn
+            answer = None if out is None else self._syn_arrives(src, local, dst, out)
+            if answer is not None:
+                await anyio.sleep(spec.latency.sample(self.rng))  # SYN-ACK or RST
+                if isinstance(answer, str):
+                    raise TransportError(f"dial {where} failed: {answer}")
+                if isinstance(answer, SimConnection):
+                    return answer
+                return self._accepted(src, local, dst, out=out, landing=answer)
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise TransportError(f"dial {where} timed out: unreachable")
+            with anyio.move_on_after(min(rto, remaining)):
+                await pending.event.wait()
+            if pending.conn is not None:
+                return pending.conn
+            rto *= 2
+
+    def _syn_arrives(
+        self, src: int, local: Endpoint, dst: Endpoint, out: Egress
+    ) -> str | SimConnection | _Offer | None:
+        """A SYN reaches its destination: lost (``None``), refused (the reason), met by a
+        crossing SYN (simultaneous open: the connection), or offered to a listener."""
+        seen, out_flows = out
+        landing = self.routing.ingress("tcp", src, seen, dst, anyio.current_time())
+        if landing is None:
+            return None
+        node, internal, in_flows = landing
+        if not self.path_open(src, node) or node in self._no_inbound:
+            return None
+        if not self.is_up(node):
+            return "connection refused"
+        crossing = self._syn_sent.get((node, internal, seen))
+        if crossing is not None and crossing.conn is None:
+            mine, theirs = connection_pair(
+                self,
+                src,
+                node,
+                a_addrs=(_fmt("tcp", local), _fmt("tcp", dst)),
+                b_addrs=(_fmt("tcp", internal), _fmt("tcp", seen)),
+                flows=out_flows + in_flows,
+            )
+            self._wires[mine._wire] = None
+            crossing.conn = theirs
+            crossing.event.set()
+            return mine
+        listener = self._listeners.get((node, internal[0].version, internal[1]))
+        if listener is None:
+            return "connection refused"
+        return listener, node, internal, in_flows
+
+    def _accepted(
+        self,
+        src: int,
+        local: Endpoint,
+        dst: Endpoint,
+        *,
+        out: Egress | None,
+        landing: _Offer,
+    ) -> SimConnection:
+        """The SYN-ACK is back: both ends exist, the listener gets its end."""
+        assert out is not None
+        seen, out_flows = out
+        listener, node, internal, in_flows = landing
+        if listener.closed or not self.is_up(node) or not self.is_up(src):
+            raise TransportError(f"dial {_fmt('tcp', dst)} failed: connection refused")
+        mine, theirs = connection_pair(
+            self,
+            src,
+            node,
+            a_addrs=(_fmt("tcp", local), _fmt("tcp", dst)),
+            b_addrs=(_fmt("tcp", internal), _fmt("tcp", seen)),
+            flows=out_flows + in_flows,
+        )
+        if not listener._offer(theirs):
+            raise TransportError(f"dial {_fmt('tcp', dst)} failed: backlog full")
+        self._wires[mine._wire] = None
+        return mine
+
+    def _dropped(self, cause: str) -> None:
+        self.datagram_drops[cause] = self.datagram_drops.get(cause, 0) + 1

@@ -13,8 +13,10 @@ import attrs
 
 __all__ = [
     "ACTIONS",
+    "NAT_KINDS",
     "Action",
     "BootstrapConfig",
+    "NatBoxConfig",
     "NetworkConfig",
     "PingConfig",
     "Scenario",
@@ -33,6 +35,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "drop": ("node", "peer"),
     "nat": ("node", "reachable"),
 }
+#: NAT box kinds (``transports.simnet.NatSpec.of_kind``).
+NAT_KINDS = ("full-cone", "restricted-cone", "port-restricted", "symmetric", "firewall")
 #: Most nodes a scenario may have: bounds memory (about 0.3 MiB per node with Noise).
 MAX_NODES = 20_000
 
@@ -56,10 +60,23 @@ class Action:
 
 
 @attrs.frozen(kw_only=True)
+class NatBoxConfig:
+    """A NAT or firewall box (``[[network.nat_box]]``) in front of ``nodes``: ``kind`` in
+    ``NAT_KINDS``, mapping timeouts in seconds."""
+
+    kind: str = "port-restricted"
+    nodes: tuple[int, ...] = ()
+    udp_timeout: float = 120.0
+    tcp_timeout: float = 7440.0
+
+
+@attrs.frozen(kw_only=True)
 class NetworkConfig:
-    """Link properties and reachability. Latency is one-way seconds: fixed (``latency``) or
-    ``latency_dist`` in ``fixed | uniform | normal | lognormal`` with ``latency_b`` as the
-    second parameter (upper bound, deviation, sigma)."""
+    """Link properties, addressing and reachability. Latency is one-way seconds: fixed
+    (``latency``) or ``latency_dist`` in ``fixed | uniform | normal | lognormal`` with
+    ``latency_b`` as the second parameter (upper bound, deviation, sigma). Nodes listen and
+    dial over ``ip`` (``ip4`` or ``ip6``); ``nat`` lists nodes nobody can dial, ``nat_box``
+    puts nodes behind NAT or firewall boxes."""
 
     latency: float = 0.02
     latency_dist: str = "fixed"
@@ -67,6 +84,8 @@ class NetworkConfig:
     bandwidth: float | None = None
     loss: float = 0.0
     nat: tuple[int, ...] = ()
+    ip: str = "ip4"
+    nat_box: tuple[NatBoxConfig, ...] = ()
     stall_timeout: float = 30.0
     dial_timeout: float = 10.0
 
@@ -148,7 +167,24 @@ class Scenario:
                 raise ScenarioError(f"{where}: group members must be in 1..{self.nodes}")
         if any(n not in nodes for n in self.network.nat):
             raise ScenarioError(f"network.nat members must be in 1..{self.nodes}")
+        self._validate_addressing(nodes)
         return self
+
+    def _validate_addressing(self, nodes: range) -> None:
+        if self.network.ip not in ("ip4", "ip6"):
+            raise ScenarioError("network.ip must be 'ip4' or 'ip6'")
+        seen: set[int] = set()
+        for i, box in enumerate(self.network.nat_box):
+            where = f"network.nat_box[{i}]"
+            if box.kind not in NAT_KINDS:
+                raise ScenarioError(f"{where}: kind must be one of {list(NAT_KINDS)}")
+            if any(n not in nodes for n in box.nodes):
+                raise ScenarioError(f"{where}: nodes must be in 1..{self.nodes}")
+            if twice := seen.intersection(box.nodes):
+                raise ScenarioError(f"{where}: nodes {sorted(twice)} are behind another box")
+            if box.udp_timeout <= 0 or box.tcp_timeout <= 0:
+                raise ScenarioError(f"{where}: timeouts must be positive")
+            seen.update(box.nodes)
 
 
 def _nodes(value: object, where: str) -> tuple[int, ...]:
@@ -237,12 +273,21 @@ def parse_scenario(data: Mapping[str, object]) -> Scenario:
             groups = tuple(_nodes(g, f"{where}.groups") for g in raw_groups)
         timeline.append(_build(Action, entry, where, groups=groups))
     timeline.sort(key=lambda a: a.at)
+    network = data.get("network", {})
+    boxes: tuple[NatBoxConfig, ...] = ()
+    if isinstance(network, Mapping) and "nat_box" in network:
+        raw_boxes = network["nat_box"]
+        if not isinstance(raw_boxes, list):
+            raise ScenarioError("network.nat_box: expected an array of tables")
+        boxes = tuple(
+            _build(NatBoxConfig, box, f"network.nat_box[{i}]") for i, box in enumerate(raw_boxes)
+        )
     top = {k: v for k, v in data.items() if k not in ("network", "bootstrap", "ping", "timeline")}
     scenario = _build(Scenario, top, "scenario")
     return attrs.evolve(
         scenario,
         timeline=tuple(timeline),
-        network=_build(NetworkConfig, data.get("network", {}), "network"),
+        network=_build(NetworkConfig, network, "network", nat_box=boxes),
         bootstrap=_build(BootstrapConfig, data.get("bootstrap", {}), "bootstrap"),
         ping=_build(PingConfig, data.get("ping", {}), "ping"),
     ).validate()

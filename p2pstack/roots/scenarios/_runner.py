@@ -29,7 +29,7 @@ from protocols.ping import Ping
 from transports.mplex import Mplex
 from transports.noise import Noise
 from transports.plaintext import Plaintext
-from transports.simnet import Latency, LinkSpec, SimNetwork
+from transports.simnet import Latency, LinkSpec, NatSpec, SimNetwork
 from transports.yamux import Yamux
 
 __all__ = ["SimResult", "run_scenario"]
@@ -37,6 +37,8 @@ __all__ = ["SimResult", "run_scenario"]
 #: Wall-clock seconds the peer records' sequence numbers start from (identify needs a clock
 #: that looks like Unix time; virtual time is added to it).
 SIM_EPOCH = 1_700_000_000.0
+#: The TCP port every node listens on.
+LISTEN_PORT = 4001
 #: Errors a dial, ping or identify may end with because of the (simulated) network.
 _NET_ERRORS = (
     P2PError,
@@ -99,7 +101,19 @@ class _Sim:
         )
         for n in cfg.nat:
             net.set_reachable(n, False)
+        for box in cfg.nat_box:
+            spec = NatSpec.of_kind(
+                box.kind, udp_timeout=box.udp_timeout, tcp_timeout=box.tcp_timeout
+            )
+            net.add_nat(spec, box.nodes)
         return net
+
+    def _address(self, index: int) -> str:
+        """Node ``index``'s listen address as its peers dial it (private behind a NAT)."""
+        assert self.net is not None
+        version = 4 if self.sc.network.ip == "ip4" else 6
+        ip = next(ip for ip in self.net.addresses(index) if ip.version == version)
+        return f"/ip{version}/{ip}/tcp/{LISTEN_PORT}"
 
     def _identity(self, node: _Node) -> Identity:
         rng = self.rng.child(f"node/{node.index}/identity/{node.generation}")
@@ -140,7 +154,11 @@ class _Sim:
                 security=security,
                 muxers=muxers,
                 services=services,
-                listen=[f"/memory/{node.index}"],
+                listen=[
+                    f"/ip4/0.0.0.0/tcp/{LISTEN_PORT}"
+                    if self.sc.network.ip == "ip4"
+                    else f"/ip6/::/tcp/{LISTEN_PORT}"
+                ],
                 peerstore=node.peerstore,
                 config=config,
             ) as host:
@@ -162,6 +180,7 @@ class _Sim:
                     node=index,
                     peer=self.by_peer.get(conn.remote_peer, 0),
                     dir=conn.direction,
+                    addr=str(conn.remote_multiaddr),
                 )
             case ConnectionClosed(connection=conn, reason=reason):
                 self.trace.record(
@@ -184,7 +203,7 @@ class _Sim:
         host, other = node.host, self.nodes[target]
         if host is None or other.identity is None or host.connections(other.identity.peer_id):
             return
-        addr = f"/memory/{target}/p2p/{other.identity.peer_id}"
+        addr = f"{self._address(target)}/p2p/{other.identity.peer_id}"
         try:
             await host.connect(addr)
         except _NET_ERRORS as exc:
