@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_sim_parser", "run_sim"]
+__all__ = ["add_sim_arguments", "run_sim"]
 
 
-def add_sim_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``sim`` subcommand to the CLI's subparsers."""
-    sim = sub.add_parser("sim", help="run a deterministic network simulation scenario (TOML)")
+def add_sim_arguments(sim: argparse.ArgumentParser) -> None:
+    """Add the ``sim`` command's arguments to its subparser.
+
+    Args:
+        sim: the subparser.
+    """
     sim.add_argument("scenario", metavar="SCENARIO", help="scenario file (examples/sim/*.toml)")
     sim.add_argument("--seed", type=int, default=None, help="root seed (default: the file's)")
     sim.add_argument("--out", metavar="DIR", default=None, help="output directory")
