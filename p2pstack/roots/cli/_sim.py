@@ -1,6 +1,6 @@
 """``p2pstack sim SCENARIO [--seed N] [--out DIR]``: run a simulation scenario with a progress
-bar, write ``trace.jsonl``, ``summary.txt``/``.json`` and PNG plots, print the trace hash
-(docs/simulation.md)."""
+bar, write ``trace.jsonl``, ``metrics.json``, ``summary.txt`` and PNG plots, print the trace hash
+(docs/simulation.md). Ctrl-C stops the run early; what it measured is still written."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def _ensure_hash_seed() -> None:
 
 def run_sim(args: argparse.Namespace) -> int:
     """Run the ``sim`` command.
+
+    Args:
+        args: ``scenario``, ``seed``, ``out``, ``plaintext``, ``no_plots``, ``quiet``.
+
+    Returns:
+        0, or 130 when interrupted (the partial outputs are written).
 
     Raises:
         ScenarioError: the scenario file is invalid.
@@ -87,7 +93,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
     with progress, (out_dir / "trace.jsonl").open("w", encoding="utf-8") as trace_file:
         result = run_scenario(scenario, seed=seed, trace_file=trace_file, on_advance=on_advance)
-        progress.update(task, completed=scenario.duration)
+        progress.update(task, completed=min(result.virtual_seconds, scenario.duration))
         progress.refresh()
     write_summary(result, out_dir)
     if not args.no_plots:
@@ -97,4 +103,12 @@ def run_sim(args: argparse.Namespace) -> int:
         table.add_row(key, value)
     console.print(table)
     print(f"trace sha256 {result.trace_hash}", flush=True)
+    if result.interrupted:
+        print(
+            f"p2pstack: interrupted at virtual {result.virtual_seconds:.1f} s of "
+            f"{scenario.duration:g} s; partial results written to {out_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     return 0
