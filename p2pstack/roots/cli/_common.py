@@ -84,7 +84,8 @@ def load_identity(path: str | None) -> Identity:
 def run_async(
     command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
-    """Run an async command on anyio (uvloop when installed: the ``uvloop`` extra).
+    """Run an async command on anyio (uvloop when installed: the ``uvloop`` extra), with the
+    allocator tuned for moving data (``_malloc``).
 
     Args:
         command: the command's coroutine function.
@@ -95,6 +96,9 @@ def run_async(
     """
     import anyio
 
+    from p2pstack.roots.cli._malloc import tune_allocator
+
+    tune_allocator()
     backend_options = {"use_uvloop": importlib.util.find_spec("uvloop") is not None}
     result: int = anyio.run(command, args, backend_options=backend_options)
     return result

@@ -9,7 +9,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from p2pstack.roots.cli._malloc import tune_allocator
 from p2pstack.roots.cli._parser import build_parser
 from p2pstack.roots.cli._registry import load_runner
 
@@ -71,7 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = build_parser().parse_args(argv)
-    tune_allocator()
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     raise_fd_limit()

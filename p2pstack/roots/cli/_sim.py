@@ -60,9 +60,11 @@ def run_sim(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from p2pstack.roots.cli._malloc import tune_allocator
     from p2pstack.roots.scenarios import load_scenario, run_scenario
     from p2pstack.roots.scenarios._report import summary_rows, write_plots, write_summary
 
+    tune_allocator()
     scenario = load_scenario(args.scenario)
     if args.plaintext:
         scenario = attrs.evolve(scenario, security="plaintext")
