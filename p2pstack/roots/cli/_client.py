@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import attrs
@@ -20,22 +21,39 @@ from protocols.identify import Identify
 from protocols.perf import Perf
 from protocols.ping import Ping
 
-__all__ = ["client_config", "run_identify", "run_perf", "run_ping"]
+__all__ = ["client_config", "run_identify", "run_perf", "run_ping", "setup_timeouts"]
+
+
+#: HostConfig deadlines of closing rather than of connecting: never changed by ``--timeout``.
+TEARDOWN_TIMEOUTS = frozenset({"close_timeout", "drain_timeout", "service_stop_timeout"})
+
+
+def setup_timeouts() -> list[str]:
+    """The names of the HostConfig deadlines that bound setting up and using a connection: every
+    ``*_timeout`` field but the teardown ones (dial, upgrade and its stages, negotiation).
+
+    Returns:
+        Field names of :class:`~p2pstack.host.HostConfig`.
+    """
+    fields = attrs.fields(HostConfig)
+    return [
+        f.name for f in fields if f.name.endswith("_timeout") and f.name not in TEARDOWN_TIMEOUTS
+    ]
 
 
 def client_config(timeout: float) -> HostConfig:
-    """The client host's configuration: every connection-level deadline is ``--timeout``.
+    """The client host's configuration: every connection set-up deadline is ``--timeout``.
 
     Args:
         timeout: seconds.
 
     Returns:
-        A config whose dial, upgrade and stream negotiation deadlines are ``timeout`` (the
-        library's defaults would otherwise cut a slow upgrade at 15 s whatever ``--timeout``).
+        A config whose dial, upgrade (and upgrade stage) and stream negotiation deadlines are
+        ``timeout`` (the library's defaults would otherwise cut a slow upgrade at 15 s whatever
+        ``--timeout``).
     """
-    return attrs.evolve(
-        HostConfig(), dial_timeout=timeout, upgrade_timeout=timeout, negotiate_timeout=timeout
-    )
+    changes: dict[str, Any] = dict.fromkeys(setup_timeouts(), timeout)
+    return attrs.evolve(HostConfig(), **changes)
 
 
 @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -11,6 +12,7 @@ import attrs
 
 from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.host import HostConfig
+from p2pstack.roots.cli._client import setup_timeouts
 from p2pstack.roots.cli._common import Output, load_identity, run_async
 from p2pstack.roots.defaults import open_default_host
 
@@ -24,13 +26,17 @@ def node_config(timeout: float | None) -> HostConfig:
         timeout: the per-connection deadline in seconds, or None for the library's defaults.
 
     Returns:
-        A config whose upgrade deadline (security and muxer negotiation of each connection)
-        and per-stream protocol negotiation deadline are ``timeout``.
+        A config whose upgrade deadline (security and muxer negotiation of each connection) and
+        per-stream protocol negotiation deadline are ``timeout``; the other set-up deadlines
+        (dial, and the upgrade's early stages where the library has them, such as the time to
+        the first byte) keep the library's values, capped at ``timeout``.
     """
     config = HostConfig()
     if timeout is None:
         return config
-    return attrs.evolve(config, upgrade_timeout=timeout, negotiate_timeout=timeout)
+    changes: dict[str, Any] = {n: min(getattr(config, n), timeout) for n in setup_timeouts()}
+    changes.update(upgrade_timeout=timeout, negotiate_timeout=timeout)
+    return attrs.evolve(config, **changes)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import pytest
 from p2pstack.connection import Stream
 from p2pstack.host import HostConfig
 from p2pstack.identity import Identity
-from p2pstack.roots.cli._client import client_config
+from p2pstack.roots.cli._client import client_config, setup_timeouts
 from p2pstack.roots.cli._node import node_config
 from p2pstack.roots.defaults import open_default_host
 from tests.p2pstack.cli.conftest import RunningNode
@@ -78,11 +78,17 @@ def test_key_generate_writes_owner_only_even_with_an_open_umask(tmp_path: Path) 
 
 
 def test_timeouts_bound_every_connection_step() -> None:
+    names = setup_timeouts()
+    assert {"dial_timeout", "upgrade_timeout", "negotiate_timeout"} <= set(names)
+    assert not {"close_timeout", "drain_timeout"} & set(names)
     client = client_config(42.0)
-    assert (client.dial_timeout, client.upgrade_timeout, client.negotiate_timeout) == (42.0,) * 3
+    assert all(getattr(client, name) == 42.0 for name in names)
+    defaults = HostConfig()
     node = node_config(3.0)
     assert (node.upgrade_timeout, node.negotiate_timeout) == (3.0, 3.0)
-    assert node_config(None) == HostConfig()
+    assert all(getattr(node, name) == min(getattr(defaults, name), 3.0) for name in names)
+    assert node_config(60.0).upgrade_timeout == 60.0
+    assert node_config(None) == defaults
 
 
 def _seconds_until_closed(port: int, limit: float) -> float:
