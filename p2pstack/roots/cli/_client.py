@@ -12,7 +12,7 @@ import anyio
 import attrs
 
 from p2pstack.connection import Connection
-from p2pstack.errors import P2PError, StreamReset
+from p2pstack.errors import P2PError, RemoteProtocolError, StreamReset
 from p2pstack.host import Host, HostConfig
 from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.cli._errors import STREAM_ERRORS, describe, describe_connect_failure
@@ -167,7 +167,8 @@ def run_perf(args: argparse.Namespace) -> int:
         0.
 
     Raises:
-        UserError: the peer reset the perf stream (typically a size over its cap).
+        UserError: the peer ended or reset the perf stream early (typically a size over its
+            cap).
     """
     return run_async(_perf, args)
 
@@ -182,12 +183,14 @@ async def _perf(args: argparse.Namespace) -> int:
                 download_bytes=args.download,
                 timeout=args.timeout,
             )
-        except (StreamReset, *STREAM_ERRORS) as exc:
-            # The server cuts a request it will not serve by resetting or closing the stream:
+        except (StreamReset, RemoteProtocolError, *STREAM_ERRORS) as exc:
+            # A server cuts a request it will not serve short (ends or resets the stream):
             # name the likely cause rather than "yamux stream 1 was reset".
+            how = "it reset the stream" if isinstance(exc, StreamReset) else describe(exc)
             raise UserError(
-                f"the peer stopped the perf exchange ({describe(exc)}): upload {args.upload:,} "
-                f"or download {args.download:,} bytes may be over the server's cap"
+                f"the peer ended the perf exchange early ({how}): the upload of "
+                f"{args.upload:,} or the download of {args.download:,} bytes may be over the "
+                "server's cap"
             ) from exc
         up_mbps = _mbps(result.upload_bytes, result.upload_seconds)
         down_mbps = _mbps(result.download_bytes, result.download_seconds)
