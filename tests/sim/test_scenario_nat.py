@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from p2pstack.roots.scenarios import NatBoxConfig, ScenarioError, parse_scenario, run_scenario
+from p2pstack.roots.scenarios import (
+    NatBoxConfig,
+    PingWorkload,
+    ScenarioError,
+    parse_scenario,
+    run_scenario,
+)
 
 NAT_TOML = {
     "name": "nat",
@@ -84,7 +90,7 @@ def test_nodes_behind_nats_dial_out_and_are_seen_by_their_public_address() -> No
     assert {e["peer"] for e in failed} == {1, 2, 3}
     assert {e["node"] for e in failed} & {4, 5, 6}
     assert all(e["err"] == "DialError:P2PTimeoutError" for e in failed)
-    assert result.metrics.pings_between(0, 30)[0] > 0
+    assert result.workload(PingWorkload).pings_between(0, 30)[0] > 0
 
 
 @pytest.mark.parametrize("ip", ["ip4", "ip6"])

@@ -18,6 +18,7 @@ from p2pstack.roots.scenarios import (
     BootstrapConfig,
     NetworkConfig,
     PingConfig,
+    PingWorkload,
     Scenario,
     ScenarioError,
     SimResult,
@@ -36,7 +37,7 @@ SMALL = Scenario(
     duration=40.0,
     network=NetworkConfig(latency=0.01, latency_dist="uniform", latency_b=0.03),
     bootstrap=BootstrapConfig(peers=2, redial_interval=5.0),
-    ping=PingConfig(interval=5.0, timeout=2.0),
+    settings={"ping": PingConfig(interval=5.0, timeout=2.0)},
 )
 
 
@@ -47,7 +48,7 @@ def test_same_seed_same_trace_hash_other_seed_differs() -> None:
     assert first.trace_lines == again.trace_lines
     assert first.trace_hash == again.trace_hash
     assert other.trace_hash != first.trace_hash
-    assert first.metrics.pings_between(0, 40)[0] > 0
+    assert first.workload(PingWorkload).pings_between(0, 40)[0] > 0
 
 
 def test_plaintext_is_deterministic_too() -> None:
@@ -57,9 +58,10 @@ def test_plaintext_is_deterministic_too() -> None:
 
 def _check_partition(result: SimResult) -> None:
     m = result.metrics
-    ok_before, failed_before = m.pings_between(10, 30)
-    ok_during, failed_during = m.pings_between(55, 90)
-    ok_after, failed_after = m.pings_between(120, 150)
+    pings = result.workload(PingWorkload)
+    ok_before, failed_before = pings.pings_between(10, 30)
+    ok_during, failed_during = pings.pings_between(55, 90)
+    ok_after, failed_after = pings.pings_between(120, 150)
     assert ok_before > 0 and failed_before == 0
     assert failed_during > 0 or ok_during < ok_before  # cross-cut pings fail or vanish
     assert m.connections_at(85) < m.connections_at(29)  # stalled connections reset
@@ -99,7 +101,7 @@ def test_crash_and_restart() -> None:
 
 def test_a_failing_check_names_the_seed_and_the_replay_command() -> None:
     def impossible(result: SimResult) -> None:
-        assert result.metrics.pings == [], "pings happened"
+        assert result.workload(PingWorkload).pings == [], "pings happened"
 
     with pytest.raises(SimulationFailed) as info:
         run_checked(SMALL, seed=SEED, check=impossible, test_id="tests/sim/x.py::t")
@@ -140,8 +142,9 @@ def test_cli_runs_are_identical_across_processes(tmp_path: Path) -> None:
     assert "plaintext (INSECURE" in one.stdout
     assert (tmp_path / "a" / "connections.png").stat().st_size > 1000
     assert (tmp_path / "a" / "pings.png").stat().st_size > 1000
-    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert summary["trace sha256"] == _hash_line(one.stdout).split()[-1]
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["trace_sha256"] == _hash_line(one.stdout).split()[-1]
+    assert not (tmp_path / "a" / "summary.json").exists()
 
 
 @pytest.mark.parametrize("name", ["crash-restart", "partition-heal"])

@@ -11,7 +11,6 @@ M_TRIM_THRESHOLD of freed memory stays in the process. Set ``P2PSTACK_MALLOC_TUN
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -28,12 +27,10 @@ def tune_allocator() -> bool:
     """Apply the tuning on glibc Linux. Returns whether it was applied."""
     if os.environ.get("P2PSTACK_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # The process's own symbol table: libc is loaded already. (find_library would run
+        # ldconfig in a subprocess, tens of milliseconds at every start.)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -1,21 +1,34 @@
-"""Argument parsing for the ``p2pstack`` command line."""
+"""Argument parsing for the ``p2pstack`` command line, and the built-in commands' registry
+entries. Imports only the standard library (see ``_registry``)."""
 
 from __future__ import annotations
 
 import argparse
 import re
 
-from p2pstack.roots.cli._sim import add_sim_parser
-from p2pstack.roots.defaults import MUXERS, SECURITY
+from p2pstack.roots.cli._registry import COMMANDS, Command, register
+from p2pstack.roots.cli._sim import add_sim_arguments
 
-__all__ = ["build_parser", "parse_size"]
+__all__ = ["MUXER_NAMES", "SECURITY_NAMES", "build_parser", "parse_size"]
+
+#: The names of ``p2pstack.roots.defaults.SECURITY`` and ``MUXERS`` (kept equal by a test):
+#: spelled out here so that parsing does not import the transports.
+SECURITY_NAMES = ("noise", "plaintext")
+MUXER_NAMES = ("yamux", "mplex")
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_CLI = "p2pstack.roots.cli"
 
 
 def parse_size(text: str) -> int:
     """Parse a byte count: ``1048576``, ``64KiB``, ``10MB``, ``1GiB``, ``5M`` (= MiB).
+
+    Args:
+        text: the argument.
+
+    Returns:
+        The number of bytes.
 
     Raises:
         argparse.ArgumentTypeError: not a size.
@@ -49,43 +62,48 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--key",
+        metavar="PATH",
+        help="key file, readable by its owner only (default: a fresh, ephemeral key)",
+    )
+
+
 def _stack_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--security",
         action="append",
-        choices=sorted(SECURITY),
+        choices=sorted(SECURITY_NAMES),
         metavar="NAME",
         help="security channel: noise (default) or plaintext; repeat to give a preference order",
     )
     p.add_argument(
         "--muxer",
         action="append",
-        choices=sorted(MUXERS),
+        choices=sorted(MUXER_NAMES),
         metavar="NAME",
         help="stream muxer: yamux or mplex (default: yamux, then mplex); repeat for an order",
     )
-    p.add_argument("--key", metavar="PATH", help="key file (default: a fresh, ephemeral key)")
+    _key_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("addr", metavar="MULTIADDR", help="peer address ending in /p2p/<peer-id>")
+    _stack_options(p)
     p.add_argument(
         "--timeout",
         type=_positive_float,
         default=30.0,
         metavar="SECONDS",
-        help="give up after this long (default: 30)",
+        help="deadline of each step: the dial, the connection upgrade (security and muxer "
+        "negotiation) and each request (default: 30)",
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="p2pstack",
-        description="A libp2p node and tools: keys, a node that serves ping/identify/perf, "
-        "and clients for them.",
-    )
-    parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: debug)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    key = sub.add_parser("key", help="manage key files")
-    key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+def _configure_key(p: argparse.ArgumentParser) -> None:
+    key_sub = p.add_subparsers(dest="key_command", required=True, metavar="ACTION")
     gen = key_sub.add_parser("generate", help="create a new key file (owner-only permissions)")
     gen.add_argument("path", metavar="PATH")
     gen.add_argument(
@@ -96,31 +114,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    ident = sub.add_parser("id", help="print the peer ID of a key file")
-    ident.add_argument("--key", metavar="PATH", help="key file (default: a fresh, ephemeral key)")
 
-    node = sub.add_parser("node", help="run a node serving ping, identify and perf")
-    _stack_options(node)
-    node.add_argument(
+def _configure_node(p: argparse.ArgumentParser) -> None:
+    _stack_options(p)
+    p.add_argument(
         "--listen",
         action="append",
         metavar="MULTIADDR",
         help="address to listen on, repeatable (default: /ip4/127.0.0.1/tcp/0)",
     )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="per-connection deadline: each inbound or outbound connection must finish its "
+        "upgrade (security and muxer negotiation) within it, and each new stream its protocol "
+        "negotiation (default: the library's, 15 s for the upgrade and 10 s per stream)",
+    )
 
-    ping = sub.add_parser("ping", help="ping a peer")
-    ping.add_argument("addr", metavar="MULTIADDR", help="peer address ending in /p2p/<peer-id>")
-    ping.add_argument("--count", "-c", type=_positive_int, default=5, help="pings (default: 5)")
-    _stack_options(ping)
 
-    identify = sub.add_parser("identify", help="ask a peer who it is")
-    identify.add_argument("addr", metavar="MULTIADDR")
-    _stack_options(identify)
+def _configure_ping(p: argparse.ArgumentParser) -> None:
+    _client_options(p)
+    p.add_argument("--count", "-c", type=_positive_int, default=5, help="pings (default: 5)")
 
-    perf = sub.add_parser("perf", help="measure throughput to a peer with /perf/1.0.0")
-    perf.add_argument("addr", metavar="MULTIADDR")
-    perf.add_argument("--upload", type=parse_size, required=True, metavar="BYTES")
-    perf.add_argument("--download", type=parse_size, required=True, metavar="BYTES")
-    _stack_options(perf)
-    add_sim_parser(sub)
+
+def _configure_perf(p: argparse.ArgumentParser) -> None:
+    _client_options(p)
+    p.add_argument("--upload", type=parse_size, required=True, metavar="BYTES")
+    p.add_argument("--download", type=parse_size, required=True, metavar="BYTES")
+
+
+for _command in (
+    Command("key", "manage key files", _configure_key, f"{_CLI}._keys:run_key"),
+    Command("id", "print the peer ID of a key file", _key_option, f"{_CLI}._keys:run_id"),
+    Command(
+        "node", "run a node serving ping, identify and perf", _configure_node, f"{_CLI}._node:run"
+    ),
+    Command("ping", "ping a peer", _configure_ping, f"{_CLI}._client:run_ping"),
+    Command("identify", "ask a peer who it is", _client_options, f"{_CLI}._client:run_identify"),
+    Command(
+        "perf",
+        "measure throughput to a peer with /perf/1.0.0",
+        _configure_perf,
+        f"{_CLI}._client:run_perf",
+    ),
+    Command(
+        "sim",
+        "run a deterministic network simulation scenario (TOML)",
+        add_sim_arguments,
+        f"{_CLI}._sim:run_sim",
+    ),
+):
+    register(_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every registered command.
+
+    Returns:
+        The top-level parser; ``args.command`` names the chosen command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="p2pstack",
+        description="A libp2p node and tools: keys, a node that serves ping/identify/perf, "
+        "clients for them, and network simulation.",
+    )
+    parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.configure(sub.add_parser(command.name, help=command.help))
     return parser

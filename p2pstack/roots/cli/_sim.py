@@ -1,6 +1,6 @@
 """``p2pstack sim SCENARIO [--seed N] [--out DIR]``: run a simulation scenario with a progress
-bar, write ``trace.jsonl``, ``summary.txt``/``.json`` and PNG plots, print the trace hash
-(docs/simulation.md)."""
+bar, write ``trace.jsonl``, ``metrics.json``, ``summary.txt`` and PNG plots, print the trace hash
+(docs/simulation.md). Ctrl-C stops the run early; what it measured is still written."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_sim_parser", "run_sim"]
+__all__ = ["add_sim_arguments", "run_sim"]
 
 
-def add_sim_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``sim`` subcommand to the CLI's subparsers."""
-    sim = sub.add_parser("sim", help="run a deterministic network simulation scenario (TOML)")
+def add_sim_arguments(sim: argparse.ArgumentParser) -> None:
+    """Add the ``sim`` command's arguments to its subparser.
+
+    Args:
+        sim: the subparser.
+    """
     sim.add_argument("scenario", metavar="SCENARIO", help="scenario file (examples/sim/*.toml)")
     sim.add_argument("--seed", type=int, default=None, help="root seed (default: the file's)")
     sim.add_argument("--out", metavar="DIR", default=None, help="output directory")
@@ -40,6 +43,12 @@ def _ensure_hash_seed() -> None:
 def run_sim(args: argparse.Namespace) -> int:
     """Run the ``sim`` command.
 
+    Args:
+        args: ``scenario``, ``seed``, ``out``, ``plaintext``, ``no_plots``, ``quiet``.
+
+    Returns:
+        0, or 130 when interrupted (the partial outputs are written).
+
     Raises:
         ScenarioError: the scenario file is invalid.
         SimulationDeadlock: the simulation deadlocked.
@@ -51,9 +60,11 @@ def run_sim(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from p2pstack.roots.cli._malloc import tune_allocator
     from p2pstack.roots.scenarios import load_scenario, run_scenario
     from p2pstack.roots.scenarios._report import summary_rows, write_plots, write_summary
 
+    tune_allocator()
     scenario = load_scenario(args.scenario)
     if args.plaintext:
         scenario = attrs.evolve(scenario, security="plaintext")
@@ -84,7 +95,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
     with progress, (out_dir / "trace.jsonl").open("w", encoding="utf-8") as trace_file:
         result = run_scenario(scenario, seed=seed, trace_file=trace_file, on_advance=on_advance)
-        progress.update(task, completed=scenario.duration)
+        progress.update(task, completed=min(result.virtual_seconds, scenario.duration))
         progress.refresh()
     write_summary(result, out_dir)
     if not args.no_plots:
@@ -94,4 +105,12 @@ def run_sim(args: argparse.Namespace) -> int:
         table.add_row(key, value)
     console.print(table)
     print(f"trace sha256 {result.trace_hash}", flush=True)
+    if result.interrupted:
+        print(
+            f"p2pstack: interrupted at virtual {result.virtual_seconds:.1f} s of "
+            f"{scenario.duration:g} s; partial results written to {out_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     return 0

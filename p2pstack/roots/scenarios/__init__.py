@@ -1,6 +1,13 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
-virtual network and clock, metrics, summary and plots (docs/simulation.md)."""
+virtual network and clock, the workload registry with the built-in ``identify`` and ``ping``
+workloads, metrics, summary and plots (docs/simulation.md)."""
 
+from p2pstack.roots.scenarios._builtin import (
+    IdentifyConfig,
+    IdentifyWorkload,
+    PingConfig,
+    PingWorkload,
+)
 from p2pstack.roots.scenarios._metrics import Metrics
 from p2pstack.roots.scenarios._model import (
     ACTIONS,
@@ -8,26 +15,48 @@ from p2pstack.roots.scenarios._model import (
     BootstrapConfig,
     NatBoxConfig,
     NetworkConfig,
-    PingConfig,
     Scenario,
     ScenarioError,
     load_scenario,
     parse_scenario,
 )
 from p2pstack.roots.scenarios._runner import SimResult, run_scenario
+from p2pstack.roots.scenarios._workload import (
+    NET_ERRORS,
+    WORKLOADS,
+    MetricValue,
+    NodeInfo,
+    SimContext,
+    Workload,
+    WorkloadType,
+    error_name,
+    register_workload,
+)
 
 __all__ = [
     "ACTIONS",
+    "NET_ERRORS",
+    "WORKLOADS",
     "Action",
     "BootstrapConfig",
+    "IdentifyConfig",
+    "IdentifyWorkload",
+    "MetricValue",
     "Metrics",
     "NatBoxConfig",
     "NetworkConfig",
+    "NodeInfo",
     "PingConfig",
+    "PingWorkload",
     "Scenario",
     "ScenarioError",
+    "SimContext",
     "SimResult",
+    "Workload",
+    "WorkloadType",
+    "error_name",
     "load_scenario",
     "parse_scenario",
+    "register_workload",
     "run_scenario",
 ]

@@ -1,5 +1,5 @@
-"""The scenario model of the deterministic simulator: nodes, network, bootstrap, services, a
-timeline of faults, and what to measure; loaded from TOML or built in Python
+"""The scenario model of the deterministic simulator: nodes, network, bootstrap, workloads
+(``services`` and their tables), a timeline of faults; loaded from TOML or built in Python
 (docs/simulation.md, "Scenario files")."""
 
 from __future__ import annotations
@@ -7,9 +7,11 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
+
+from p2pstack.roots.scenarios._workload import WORKLOADS
 
 __all__ = [
     "ACTIONS",
@@ -18,7 +20,6 @@ __all__ = [
     "BootstrapConfig",
     "NatBoxConfig",
     "NetworkConfig",
-    "PingConfig",
     "Scenario",
     "ScenarioError",
     "load_scenario",
@@ -102,19 +103,11 @@ class BootstrapConfig:
 
 
 @attrs.frozen(kw_only=True)
-class PingConfig:
-    """Every ``interval`` seconds (0: never) each node pings ``targets`` of its connected peers
-    (``0``: all of them) with ``timeout``."""
-
-    interval: float = 10.0
-    targets: int = 0
-    timeout: float = 5.0
-
-
-@attrs.frozen(kw_only=True)
 class Scenario:
     """A whole simulation. ``security`` is ``noise`` or ``plaintext`` (fast, insecure);
-    ``services`` a subset of ``identify``, ``ping``."""
+    ``services`` names registered workloads (built in: ``identify``, ``ping``), run in that
+    order; ``settings`` holds their settings by name (the TOML table of the same name; a
+    workload without an entry uses its defaults)."""
 
     name: str = "scenario"
     nodes: int = 10
@@ -126,8 +119,23 @@ class Scenario:
     sample_interval: float = 1.0
     network: NetworkConfig = NetworkConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
-    ping: PingConfig = PingConfig()
+    settings: dict[str, Any] = attrs.field(factory=dict, hash=False)
     timeline: tuple[Action, ...] = ()
+
+    def workload_settings(self, name: str) -> Any:
+        """The settings of workload ``name``: ``settings[name]`` or the workload's defaults.
+
+        Args:
+            name: a registered workload.
+
+        Returns:
+            An instance of the workload's ``config_type``.
+
+        Raises:
+            KeyError: no such workload.
+        """
+        config = self.settings.get(name)
+        return WORKLOADS[name].config_type() if config is None else config
 
     def validate(self) -> Scenario:
         """Check cross-field rules.
@@ -146,8 +154,16 @@ class Scenario:
             raise ScenarioError("security must be 'noise' or 'plaintext'")
         if self.muxer not in ("yamux", "mplex"):
             raise ScenarioError("muxer must be 'yamux' or 'mplex'")
-        if unknown := set(self.services) - {"identify", "ping"}:
-            raise ScenarioError(f"unknown services: {sorted(unknown)}")
+        if unknown := set(self.services) - set(WORKLOADS):
+            raise ScenarioError(
+                f"unknown services: {sorted(unknown)} (choose from {sorted(WORKLOADS)})"
+            )
+        if len(set(self.services)) != len(self.services):
+            raise ScenarioError("services: each workload may be named once")
+        for name, config in self.settings.items():
+            workload = WORKLOADS.get(name)
+            if workload is None or not isinstance(config, workload.config_type):
+                raise ScenarioError(f"settings[{name!r}]: not the settings of a workload")
         if not 0.0 <= self.network.loss < 1.0:
             raise ScenarioError("network.loss must be in [0, 1)")
         if self.network.latency_dist not in ("fixed", "uniform", "normal", "lognormal"):
@@ -282,14 +298,22 @@ def parse_scenario(data: Mapping[str, object]) -> Scenario:
         boxes = tuple(
             _build(NatBoxConfig, box, f"network.nat_box[{i}]") for i, box in enumerate(raw_boxes)
         )
-    top = {k: v for k, v in data.items() if k not in ("network", "bootstrap", "ping", "timeline")}
+    tables = ("network", "bootstrap", "timeline", "settings", *WORKLOADS)
+    top = {k: v for k, v in data.items() if k not in tables}
     scenario = _build(Scenario, top, "scenario")
+    settings = {
+        name: _build(workload.config_type, data[name], name)
+        for name, workload in WORKLOADS.items()
+        if name in data
+    }
+    if "settings" in data:
+        raise ScenarioError("scenario: unknown key 'settings' (workload tables are top-level)")
     return attrs.evolve(
         scenario,
         timeline=tuple(timeline),
         network=_build(NetworkConfig, network, "network", nat_box=boxes),
         bootstrap=_build(BootstrapConfig, data.get("bootstrap", {}), "bootstrap"),
-        ping=_build(PingConfig, data.get("ping", {}), "ping"),
+        settings=settings,
     ).validate()
 
 

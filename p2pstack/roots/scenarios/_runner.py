@@ -1,21 +1,20 @@
-"""Runs a ``Scenario`` on the virtual network and clock: the real host, security, muxer and
-services per node, a timeline of faults, periodic pings and samples, all traced
-(docs/simulation.md, "Running")."""
+"""Runs a ``Scenario`` on the virtual network and clock: the real host, security and muxer per
+node, the scenario's workloads (their services and activity), a bootstrap, a timeline of
+faults and periodic samples, all traced (docs/simulation.md, "Running")."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator
-from typing import IO
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, TypeVar
 
 import anyio
 import attrs
 from anyio.abc import TaskStatus
 
 from p2pstack.builder import open_host
-from p2pstack.errors import P2PError
 from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity, PeerId
@@ -23,9 +22,14 @@ from p2pstack.interfaces import Muxer, SecurityChannel, Service
 from p2pstack.peerstore import Peerstore
 from p2pstack.roots.scenarios._metrics import Metrics
 from p2pstack.roots.scenarios._model import Action, Scenario
+from p2pstack.roots.scenarios._workload import (
+    NET_ERRORS,
+    WORKLOADS,
+    NodeInfo,
+    Workload,
+    error_name,
+)
 from p2pstack.sim import SeededRandom, TraceRecorder, VirtualClock, run_virtual
-from protocols.identify import Identify, PeerIdentified
-from protocols.ping import Ping
 from transports.mplex import Mplex
 from transports.noise import Noise
 from transports.plaintext import Plaintext
@@ -34,24 +38,17 @@ from transports.yamux import Yamux
 
 __all__ = ["SimResult", "run_scenario"]
 
-#: Wall-clock seconds the peer records' sequence numbers start from (identify needs a clock
-#: that looks like Unix time; virtual time is added to it).
-SIM_EPOCH = 1_700_000_000.0
 #: The TCP port every node listens on.
 LISTEN_PORT = 4001
-#: Errors a dial, ping or identify may end with because of the (simulated) network.
-_NET_ERRORS = (
-    P2PError,
-    TimeoutError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-)
+W = TypeVar("W")
 
 
 @attrs.frozen(kw_only=True)
 class SimResult:
-    """What a run produced."""
+    """What a run produced. ``metrics`` holds the runner's own series (connections, nodes up,
+    dial failures, faults); ``workloads`` each workload's instance with its measurements.
+    ``interrupted`` is True when the run was stopped (Ctrl-C) before its end: everything up to
+    ``virtual_seconds`` is still there."""
 
     scenario: Scenario
     seed: int
@@ -60,7 +57,26 @@ class SimResult:
     virtual_seconds: float
     wall_seconds: float
     metrics: Metrics
+    workloads: Mapping[str, Workload] = attrs.field(factory=dict)
+    interrupted: bool = False
     trace_lines: tuple[str, ...] = ()
+
+    def workload(self, kind: type[W]) -> W:
+        """The workload instance of type ``kind`` (``result.workload(PingWorkload)``).
+
+        Args:
+            kind: the workload class.
+
+        Returns:
+            The run's instance.
+
+        Raises:
+            LookupError: the scenario did not run such a workload.
+        """
+        for workload in self.workloads.values():
+            if isinstance(workload, kind):
+                return workload
+        raise LookupError(f"no {kind.__name__} in this run (services: {self.scenario.services})")
 
 
 class _Node:
@@ -88,6 +104,22 @@ class _Sim:
         self.net: SimNetwork | None = None
         self.tg: anyio.abc.TaskGroup | None = None
         self.ended = False
+        self.workloads: dict[str, Workload] = {
+            name: WORKLOADS[name].factory(scenario.workload_settings(name), self)
+            for name in scenario.services
+        }
+
+    # -- the context workloads see (SimContext) ------------------------------------------------
+
+    @property
+    def node_indexes(self) -> Sequence[int]:
+        return list(self.nodes)
+
+    def host(self, index: int) -> Host | None:
+        return self.nodes[index].host
+
+    def node_of(self, peer: PeerId) -> int:
+        return self.by_peer.get(peer, 0)
 
     # -- building nodes ------------------------------------------------------------------------
 
@@ -129,13 +161,8 @@ class _Sim:
             else Plaintext()
         )
         muxer: Muxer = Yamux() if self.sc.muxer == "yamux" else Mplex()
-        services: list[Service] = []
-        if "identify" in self.sc.services:
-            services.append(Identify(clock=lambda: SIM_EPOCH + anyio.current_time()))
-        if "ping" in self.sc.services:
-            services.append(
-                Ping(random_bytes=rng.child("ping").random_bytes, clock=anyio.current_time)
-            )
+        info = NodeInfo(node.index, node.generation, rng)
+        services = [s for w in self.workloads.values() for s in w.services(info)]
         return [security], [muxer], services
 
     async def run_node(self, node: _Node, *, task_status: TaskStatus[None]) -> None:
@@ -189,13 +216,10 @@ class _Sim:
                     peer=self.by_peer.get(conn.remote_peer, 0),
                     reason=type(reason).__name__ if reason is not None else None,
                 )
-            case PeerIdentified(peer_id=peer, protocols=protocols):
-                self.metrics.identified(anyio.current_time())
-                self.trace.record(
-                    "identified", node=index, peer=self.by_peer.get(peer, 0), protos=len(protocols)
-                )
             case _:
                 pass
+        for workload in self.workloads.values():
+            workload.on_event(index, event)
 
     # -- activity --------------------------------------------------------------------------------
 
@@ -206,11 +230,11 @@ class _Sim:
         addr = f"{self._address(target)}/p2p/{other.identity.peer_id}"
         try:
             await host.connect(addr)
-        except _NET_ERRORS as exc:
+        except NET_ERRORS as exc:
             if self.ended:
                 return
             self.metrics.dial_failed(anyio.current_time())
-            self.trace.record("dial_failed", node=node.index, peer=target, err=_err(exc))
+            self.trace.record("dial_failed", node=node.index, peer=target, err=error_name(exc))
 
     async def bootstrap(self, node: _Node) -> None:
         cfg = self.sc.bootstrap
@@ -224,36 +248,6 @@ class _Sim:
             if cfg.redial_interval <= 0:
                 return
             await anyio.sleep(cfg.redial_interval)
-
-    async def ping_loop(self, node: _Node) -> None:
-        cfg = self.sc.ping
-        rng = self.rng.child(f"ping/{node.index}")
-        await anyio.sleep(cfg.interval * (1.0 + rng.random()))
-        while True:
-            host = node.host
-            if host is not None:
-                peers = list(dict.fromkeys(c.remote_peer for c in host.connections()))
-                if cfg.targets and len(peers) > cfg.targets:
-                    peers = rng.sample(peers, cfg.targets)
-                for peer in peers:
-                    await self.ping(node.index, host, peer)
-            await anyio.sleep(cfg.interval)
-
-    async def ping(self, index: int, host: Host, peer: PeerId) -> None:
-        target = self.by_peer.get(peer, 0)
-        now = anyio.current_time()
-        try:
-            rtt = (await host.service(Ping).ping(peer, timeout=self.sc.ping.timeout))[0]
-        except _NET_ERRORS as exc:
-            if self.ended:  # the teardown reset the connection
-                return
-            self.metrics.ping(now, None)
-            self.trace.record("ping_failed", node=index, peer=target, err=_err(exc))
-            return
-        if self.ended:
-            return
-        self.metrics.ping(now, rtt)
-        self.trace.record("ping", node=index, peer=target, rtt=round(rtt, 9))
 
     async def sampler(self) -> None:
         assert self.net is not None
@@ -298,6 +292,15 @@ class _Sim:
             case _:
                 pass
 
+    def stop_recording(self, *, interrupted: bool) -> None:
+        """End the measured part of the run: trace ``end`` (or ``interrupted``), then ignore
+        what the teardown does."""
+        if not self.ended:
+            conns = self.net.connection_count if self.net is not None else 0
+            self.trace.record("interrupted" if interrupted else "end", conns=conns)
+        self.ended = True
+        self.trace.close()
+
     async def main(self) -> None:
         self.net = self._network()
         async with anyio.create_task_group() as tg:
@@ -309,25 +312,19 @@ class _Sim:
             for node in self.nodes.values():
                 if self.sc.bootstrap.peers > 0:
                     tg.start_soon(self.bootstrap, node)
-                if "ping" in self.sc.services and self.sc.ping.interval > 0:
-                    tg.start_soon(self.ping_loop, node)
-            await anyio.sleep(self.sc.duration - anyio.current_time())
-            self.trace.record("end", conns=self.net.connection_count)
-            self.ended = True
-            self.trace.close()
+                for workload in self.workloads.values():
+                    tg.start_soon(workload.run_node, node.index)
+            try:
+                await anyio.sleep(self.sc.duration - anyio.current_time())
+            except BaseException:  # an interrupt cancels the run: keep what it measured
+                self.stop_recording(interrupted=True)
+                raise
+            self.stop_recording(interrupted=False)
             # Reset every connection instead of closing each gracefully: at thousands of nodes
             # a graceful teardown costs more wall time than a minute of simulation.
             for index in self.nodes:
                 self.net.crash(index)
             tg.cancel_scope.cancel()
-
-
-def _err(exc: BaseException) -> str:
-    """A deterministic description of a failure: its type, and the inner type of a dial error."""
-    errors = getattr(exc, "errors", None)
-    if errors:
-        return f"{type(exc).__name__}:{type(errors[0][1]).__name__}"
-    return type(exc).__name__
 
 
 #: Cyclic-garbage collector thresholds during a run (CPython's defaults: 700, 10, 10). A
@@ -367,19 +364,37 @@ def run_scenario(
         on_advance: called with the virtual time each time the clock jumps (progress).
 
     Returns:
-        The trace hash, metrics and timings.
+        The trace hash, metrics and timings. A ``KeyboardInterrupt`` (Ctrl-C) stops the run
+        early: the result then has ``interrupted=True`` and what was measured until then.
 
     Raises:
         SimulationDeadlock: every task waited with no timer pending.
     """
     used_seed = scenario.seed if seed is None else seed
-    clock = VirtualClock(on_advance=on_advance)
+    sim: _Sim | None = None
+
+    def advance(now: float) -> None:
+        if on_advance is None:
+            return
+        try:
+            on_advance(now)
+        except KeyboardInterrupt:
+            assert sim is not None
+            sim.stop_recording(interrupted=True)
+            raise
+
+    clock = VirtualClock(on_advance=advance if on_advance is not None else None)
     trace = TraceRecorder(clock, sink=trace_file, keep=keep_trace)
     sim = _Sim(scenario, used_seed, trace)
     trace.record("start", name=scenario.name, seed=used_seed, nodes=scenario.nodes)
     started = time.perf_counter()  # wall time for the report only, never traced
+    interrupted = False
     with _lazy_collector():
-        run_virtual(sim.main, clock=clock)
+        try:
+            run_virtual(sim.main, clock=clock)
+        except KeyboardInterrupt:
+            interrupted = True
+            sim.stop_recording(interrupted=True)
     return SimResult(
         scenario=scenario,
         seed=used_seed,
@@ -388,5 +403,7 @@ def run_scenario(
         virtual_seconds=clock.now,
         wall_seconds=time.perf_counter() - started,
         metrics=sim.metrics,
+        workloads=dict(sim.workloads),
+        interrupted=interrupted,
         trace_lines=tuple(trace.lines),
     )

@@ -3,6 +3,7 @@ bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -19,6 +20,7 @@ __all__ = [
     "CLIENT_TIMEOUT",
     "NodeProcess",
     "assert_one_line_error",
+    "hanging_up_tcp_server",
     "json_node",
     "run_cli",
     "silent_tcp_server",
@@ -75,10 +77,13 @@ def assert_one_line_error(
 class NodeProcess:
     """A ``p2pstack node`` subprocess whose stdout lines are collected by a reader thread."""
 
-    def __init__(self, args: Sequence[str]) -> None:
+    def __init__(
+        self, args: Sequence[str], *, preexec_fn: Callable[[], object] | None = None
+    ) -> None:
         self.args = list(args)
         self.proc = subprocess.Popen(
             [SCRIPT, "node", *args],
+            preexec_fn=preexec_fn,  # noqa: PLW1509 (sets a limit; no locks)
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -180,6 +185,37 @@ def json_node(*args: str) -> Iterator[tuple[NodeProcess, dict[str, object]]]:
         yield node, first
     finally:
         node.kill()
+
+
+@contextmanager
+def hanging_up_tcp_server() -> Iterator[int]:
+    """A TCP listener on 127.0.0.1 that closes each connection as soon as the peer's first bytes
+    arrive, as a node at its connection limit does; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)  # wakes up to notice ``stop``
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    conn.recv(1024)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
 
 
 @contextmanager

@@ -67,6 +67,7 @@ def test_id_with_missing_key_file() -> None:
 def test_id_with_a_file_that_is_not_a_key(tmp_path: Path) -> None:
     path = tmp_path / "junk.key"
     path.write_bytes(b"not a key\n")
+    path.chmod(0o600)
     assert_one_line_error(run_cli("id", "--key", str(path)), str(path))
 
 
