@@ -72,10 +72,15 @@ async def test_topology_follows_identify_and_disconnects() -> None:
         joined: list[PeerId] = []
         left: list[PeerId] = []
         topology = a.register_topology(PING, on_connect=joined.append, on_disconnect=left.append)
-        with a.events.subscribe(PeerProtocolsChanged) as changes, anyio.fail_after(10):
+        with (
+            a.events.subscribe(PeerProtocolsChanged) as changes,
+            b.events.subscribe(PeerProtocolsChanged) as b_changes,
+            anyio.fail_after(10),
+        ):
             await a.connect(b.addrs[0])
             while not joined:
                 await changes.receive()
+            await b_changes.receive()  # b identified a too: b knows a accepts pushes
             assert joined == [b.peer_id] and topology.peers == {b.peer_id}
 
             # A topology registered later hears about the peers already known at once.
