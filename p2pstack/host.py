@@ -19,6 +19,7 @@ from multiaddr import Multiaddr
 
 from p2pstack import __version__
 from p2pstack._handlers import HandlerRegistry, StreamHandler
+from p2pstack._ifaddrs import expand_unspecified
 from p2pstack.connection import Connection, Stream
 from p2pstack.errors import (
     NETWORK_ERRORS,
@@ -168,13 +169,19 @@ class Host:
     # -- introspection -------------------------------------------------------------------------
 
     @property
-    def listen_addrs(self) -> list[Multiaddr]:
-        """The addresses actually bound, without ``/p2p/``."""
+    def bound_addrs(self) -> list[Multiaddr]:
+        """The addresses actually bound by the listeners (``0.0.0.0`` stays as it is)."""
         return [addr for listener in self._listeners for addr in listener.multiaddrs]
 
     @property
+    def listen_addrs(self) -> list[Multiaddr]:
+        """The addresses we can be dialed at, without ``/p2p/``: the bound ones, with
+        ``/ip4/0.0.0.0`` and ``/ip6/::`` expanded to the interfaces' addresses."""
+        return expand_unspecified(self.bound_addrs)
+
+    @property
     def addrs(self) -> list[Multiaddr]:
-        """The bound addresses with ``/p2p/<our id>``: what to give another node to dial us."""
+        """``listen_addrs`` with ``/p2p/<our id>``: what to give another node to dial us."""
         return [with_peer_id(addr, self.peer_id) for addr in self.listen_addrs]
 
     @property
