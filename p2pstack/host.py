@@ -447,9 +447,13 @@ class Host:
             )
         return await conn.new_stream(protocols, timeout=timeout)
 
-    async def disconnect(self, peer: PeerId) -> None:
-        """Close every connection to ``peer``."""
-        for conn in self.connections(peer):
+    async def disconnect(self, peer: PeerId | str) -> None:
+        """Close every connection to ``peer`` (a ``PeerId`` or its text form).
+
+        Raises:
+            InvalidPeerIdError: ``peer`` is a string that is not a peer ID.
+        """
+        for conn in self.connections(_as_peer_id(peer)):
             await conn.aclose()
 
     def _best_connection(self, peer: PeerId) -> Connection | None:
