@@ -21,6 +21,9 @@ __all__ = ["expand_unspecified", "interface_addresses"]
 _SIOCGIFADDR = 0x8915
 _IF_INET6 = Path("/proc/net/if_inet6")
 _UNSPECIFIED = {"/ip4/0.0.0.0/": 4, "/ip6/::/": 6}
+#: The binary forms of those prefixes (protocol code, then the all-zero address): a cheap test
+#: that spares formatting every address as text.
+_UNSPECIFIED_BYTES = (b"\x04" + bytes(4), b"\x29" + bytes(16))
 
 
 def _ipv4_by_ioctl() -> list[str]:
@@ -102,6 +105,9 @@ def expand_unspecified(
     """
     out: list[Multiaddr] = []
     for addr in addrs:
+        if not addr.to_bytes().startswith(_UNSPECIFIED_BYTES):
+            out.append(addr)
+            continue
         text = str(addr)
         prefix = next((p for p in _UNSPECIFIED if text.startswith(p)), None)
         if prefix is None:
@@ -113,4 +119,4 @@ def expand_unspecified(
         ips = interfaces[0] if family == 4 else interfaces[1]
         rest = text[len(prefix) :]
         out.extend(Multiaddr(f"/ip{family}/{ip}/{rest}") for ip in ips)
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)) if len(out) > 1 else out

@@ -136,3 +136,41 @@ async def test_new_stream_takes_a_peer_id_string() -> None:
             assert await echo_once(stream, b"x") == b"x"
             with pytest.raises(InvalidPeerIdError):
                 await a.new_stream("not-a-peer-id", ECHO)
+
+
+class Broken(Recorder):
+    def __init__(self, name: str, log: list[str], *, fail_in: str) -> None:
+        super().__init__(name, log)
+        self.fail_in = fail_in
+
+    async def start(self, host: Host) -> None:
+        await super().start(host)
+        if self.fail_in == "start":
+            raise RuntimeError(f"{self.name} cannot start")
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.fail_in == "stop":
+            raise RuntimeError(f"{self.name} cannot stop")
+
+
+async def test_a_failed_start_stops_the_services_already_started() -> None:
+    log: list[str] = []
+    services = [Recorder("one", log), Broken("two", log, fail_in="start"), Recorder("three", log)]
+    with anyio.fail_after(10), pytest.raises(Exception) as info:
+        async with memory_hosts(1, services=[services]):
+            pass
+    assert info.group_contains(RuntimeError, match="two cannot start")
+    assert "start three" not in log
+    assert "stop one with 0 connections" in log
+    assert not any(entry.startswith("stop two") for entry in log)
+
+
+async def test_a_failed_stop_is_raised_after_every_service_stopped() -> None:
+    log: list[str] = []
+    services = [Recorder("one", log), Broken("two", log, fail_in="stop")]
+    with anyio.fail_after(10), pytest.raises(Exception) as info:
+        async with memory_hosts(1, services=[services]):
+            pass
+    assert info.group_contains(RuntimeError, match="two cannot stop")
+    assert "stop one with 0 connections" in log
