@@ -243,7 +243,8 @@ class Host:
             max_inbound: most streams of this protocol served at once (across all peers);
                 further ones are reset. ``None``: only the muxers' stream limits apply.
             max_inbound_per_peer: most streams of this protocol served at once per peer.
-            allow_limited: also serve streams on limited (relayed) connections.
+            allow_limited: also serve streams on limited (relayed) connections; without it,
+                a limited connection's peer is told the protocol is not supported.
 
         Raises:
             ProtocolAlreadyRegistered: ``protocol_id`` already has a handler and ``replace``
