@@ -9,10 +9,11 @@ from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.connection import Stream
-from p2pstack.errors import LimitedConnectionError, ProtocolNotSupported
+from p2pstack.errors import DialError, LimitedConnectionError, PeerIdMismatch, ProtocolNotSupported
 from p2pstack.host import Host
-from p2pstack.identity import Identity
-from p2pstack.interfaces import Upgrader
+from p2pstack.identity import Identity, PeerId
+from p2pstack.interfaces import UpgradedConnection, Upgrader
+from p2pstack.multiaddrs import with_peer_id
 from p2pstack.testing import check_upgraded_transport
 from p2pstack.upgrader import DefaultUpgrader
 from transports.memory import MemoryNetwork, UpgradedMemoryTransport
@@ -119,3 +120,30 @@ async def test_a_transport_that_is_a_service_is_started_first_and_stopped_last()
     ) as host:
         assert len(host.listen_addrs) == 1
     assert log == ["start 0 listeners", "start service", "stop service", "stop"]
+
+
+class Careless(UpgradedMemoryTransport):
+    """A transport that does not check the peer it was asked for."""
+
+    async def dial(
+        self, addr: Multiaddr, *, remote_peer: PeerId | None, upgrader: Upgrader
+    ) -> UpgradedConnection:
+        return await super().dial(addr, remote_peer=None, upgrader=upgrader)
+
+
+async def test_the_host_checks_the_peer_of_an_upgraded_dial() -> None:
+    network = MemoryNetwork()
+    async with (
+        open_host(transports=[Careless(network)], security=[Noise()], muxers=[Yamux()]) as a,
+        open_host(
+            transports=[UpgradedMemoryTransport(network)],
+            security=[Noise()],
+            muxers=[Yamux()],
+            listen=["/memory/0"],
+        ) as b,
+    ):
+        wrong = Identity.generate().peer_id
+        with anyio.fail_after(10), pytest.raises(DialError) as info:
+            await a.connect(with_peer_id(b.listen_addrs[0], wrong))
+        assert isinstance(info.value.errors[0][1], PeerIdMismatch)
+        assert a.connections() == []
