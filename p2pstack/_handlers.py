@@ -95,6 +95,10 @@ class HandlerRegistry:
         """Unregister ``protocol_id``; whether it was registered."""
         return self._entries.pop(protocol_id, None) is not None
 
+    def _allowed_on_limited(self, protocol_id: str) -> bool:
+        entry = self._entries.get(protocol_id)
+        return entry is not None and entry.allow_limited
+
     def _refusal(self, proto: str, entry: _Entry | None, conn: Connection) -> str | None:
         if entry is None:
             return "handler removed while negotiating"
@@ -110,9 +114,11 @@ class HandlerRegistry:
 
     async def serve(self, conn: Connection, muxed: MuxedStream) -> None:
         """Negotiate an inbound stream and run its handler; reset it when refused or failed."""
+        # On a limited connection, protocols whose handler did not opt in are answered "na".
+        supports = self._allowed_on_limited if conn.limited else self._entries
         try:
             proto, leftover = await negotiate_inbound(
-                muxed, self._entries, timeout=self._negotiate_timeout
+                muxed, supports, timeout=self._negotiate_timeout
             )
         except NETWORK_ERRORS as exc:
             log.debug("inbound stream from %s failed to negotiate: %r", conn.remote_peer, exc)

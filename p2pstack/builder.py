@@ -14,12 +14,12 @@ import anyio
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
 from p2pstack.peerstore import Peerstore
-from p2pstack.upgrader import Upgrader
+from p2pstack.upgrader import DefaultUpgrader
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
-    from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport
+    from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport, UpgradedTransport
 
 __all__ = ["open_host"]
 
@@ -27,7 +27,7 @@ __all__ = ["open_host"]
 @asynccontextmanager
 async def open_host(
     *,
-    transports: Sequence[Transport],
+    transports: Sequence[Transport | UpgradedTransport],
     security: Sequence[SecurityChannel],
     muxers: Sequence[Muxer],
     identity: Identity | None = None,
@@ -39,7 +39,9 @@ async def open_host(
     """Start a host; leaving the block closes every connection, listener and task.
 
     Args:
-        transports: transports to dial and listen with (the first that handles an address wins).
+        transports: transports to dial and listen with (the first that handles an address wins):
+            raw ``Transport``s, upgraded by the host, or ``UpgradedTransport``s (QUIC, relay);
+            a transport that is also a ``Service`` is started before the services.
         security: security channels, most preferred first.
         muxers: stream muxers, most preferred first.
         identity: our key pair (a fresh Ed25519 one if omitted).
@@ -65,7 +67,14 @@ async def open_host(
         raise ValueError("open_host needs at least one transport")
     config = config or HostConfig()
     identity = identity or Identity.generate()
-    upgrader = Upgrader(identity, security, muxers, timeout=config.upgrade_timeout)
+    upgrader = DefaultUpgrader(
+        identity,
+        security,
+        muxers,
+        timeout=config.upgrade_timeout,
+        first_byte_timeout=config.first_byte_timeout,
+        security_timeout=config.security_timeout,
+    )
     async with anyio.create_task_group() as tg:
         host = Host(
             identity=identity,

@@ -6,23 +6,21 @@ the protocol multistream-select agreed on it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import anyio
 
-from p2pstack.errors import P2PError
+from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.interfaces import Direction
 from p2pstack.multistream import negotiate_outbound
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
     from p2pstack.identity import PeerId, PublicKey
-    from p2pstack.interfaces import Buffer, MuxedStream
-    from p2pstack.upgrader import UpgradedConnection
+    from p2pstack.interfaces import Buffer, ConnectionInfo, MuxedStream, UpgradedConnection
 
 __all__ = ["Connection", "Direction", "Stream"]
-
-Direction = Literal["inbound", "outbound"]
 
 
 class Stream:
@@ -82,44 +80,63 @@ class Stream:
 
 
 class Connection:
-    """A secured, multiplexed connection to one peer, owned by a host."""
+    """A secured, multiplexed connection to one peer, owned by a host.
+
+    Attributes:
+        info: the public description of the connection (peer, key, addresses, protocols,
+            direction, ``limited``).
+    """
 
     def __init__(
-        self, upgraded: UpgradedConnection, *, negotiate_timeout: float, opened_at: float
+        self,
+        upgraded: UpgradedConnection,
+        *,
+        local_peer: PeerId,
+        negotiate_timeout: float,
+        opened_at: float,
     ) -> None:
-        self._secure = upgraded.secure
+        self.info: ConnectionInfo = upgraded.info
         self._muxed = upgraded.muxed
-        self.direction: Direction = upgraded.direction
-        self.muxer_protocol = upgraded.muxer_protocol
-        self.security_protocol = upgraded.secure.security_protocol
+        self.local_peer = local_peer
         self.opened_at = opened_at
         self._negotiate_timeout = negotiate_timeout
         self._streams: set[Stream] = set()
         self._idle = anyio.Event()
         self._idle.set()
         self.draining = False
-        #: A limited connection (a relayed one) runs only handlers that opted in.
-        self.limited = False
 
     @property
     def remote_peer(self) -> PeerId:
-        return self._secure.remote_peer
-
-    @property
-    def local_peer(self) -> PeerId:
-        return self._secure.local_peer
+        return self.info.remote_peer
 
     @property
     def remote_public_key(self) -> PublicKey:
-        return self._secure.remote_public_key
+        return self.info.remote_public_key
 
     @property
     def local_multiaddr(self) -> Multiaddr:
-        return self._secure.local_multiaddr
+        return self.info.local_addr
 
     @property
     def remote_multiaddr(self) -> Multiaddr:
-        return self._secure.remote_multiaddr
+        return self.info.remote_addr
+
+    @property
+    def direction(self) -> Direction:
+        return self.info.direction
+
+    @property
+    def security_protocol(self) -> str:
+        return self.info.security
+
+    @property
+    def muxer_protocol(self) -> str:
+        return self.info.muxer
+
+    @property
+    def limited(self) -> bool:
+        """A limited (relayed) connection runs only handlers that opted in."""
+        return self.info.limited
 
     @property
     def is_closed(self) -> bool:
@@ -143,7 +160,7 @@ class Connection:
             proto, leftover = await negotiate_outbound(
                 muxed, protocols, timeout=self._negotiate_timeout if timeout is None else timeout
             )
-        except (P2PError, anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+        except NETWORK_ERRORS:
             await muxed.reset()
             raise
         stream = Stream(muxed, proto, self, leftover)

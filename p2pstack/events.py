@@ -237,14 +237,13 @@ class Subscription(Generic[E]):
             EventOverflow: the subscription overflowed (non-lossy only).
             anyio.EndOfStream: the subscription is closed and drained.
         """
+        # A checkpoint before taking the event: a cancellation here loses nothing.
+        await anyio.lowlevel.checkpoint()
         while True:
             try:
-                event = self.receive_nowait()
+                return self.receive_nowait()
             except anyio.WouldBlock:
                 await self._signal.wait()
-                continue
-            await anyio.lowlevel.checkpoint()
-            return event
 
     def close(self) -> None:
         """Unsubscribe; events already buffered can still be received. Idempotent."""

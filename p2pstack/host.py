@@ -19,6 +19,7 @@ from multiaddr import Multiaddr
 
 from p2pstack import __version__
 from p2pstack._handlers import HandlerRegistry, StreamHandler
+from p2pstack._ifaddrs import expand_unspecified
 from p2pstack.connection import Connection, Stream
 from p2pstack.errors import (
     NETWORK_ERRORS,
@@ -27,6 +28,7 @@ from p2pstack.errors import (
     LimitedConnectionError,
     P2PError,
     P2PTimeoutError,
+    PeerIdMismatch,
     ServiceNotFound,
     TransportError,
 )
@@ -41,14 +43,21 @@ from p2pstack.events import (
     PeerProtocolsChanged,
 )
 from p2pstack.identity import PeerId
+from p2pstack.interfaces import Service, UpgradedTransport
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
 from p2pstack.peerstore import ADDR_TTL_CONNECTED, Peerstore
 from p2pstack.topology import PeerCallback, Topology
 
 if TYPE_CHECKING:
     from p2pstack.identity import Identity
-    from p2pstack.interfaces import Listener, RawConnection, Service, Transport
-    from p2pstack.upgrader import UpgradedConnection, Upgrader
+    from p2pstack.interfaces import (
+        Listener,
+        RawConnection,
+        Transport,
+        UpgradedConnection,
+        UpgradedListener,
+        Upgrader,
+    )
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -72,8 +81,13 @@ class HostConfig:
 
     #: Time for one transport dial (TCP connect) to one address.
     dial_timeout: float = 10.0
-    #: Time for the whole upgrade (security and muxer negotiation and handshake).
+    #: Time for the whole upgrade (security and muxer negotiation and handshake), counted
+    #: from the start of the upgrade like the two stage deadlines below.
     upgrade_timeout: float = 15.0
+    #: Time until the remote's first byte of an upgrade: silent connections go fast.
+    first_byte_timeout: float = 3.0
+    #: Time until the security handshake of an upgrade is done.
+    security_timeout: float = 10.0
     #: Time for multistream-select on a new stream.
     negotiate_timeout: float = 10.0
     #: Most connections held at once; further inbound connections are closed on arrival.
@@ -122,7 +136,7 @@ class Host:
         self,
         *,
         identity: Identity,
-        transports: Sequence[Transport],
+        transports: Sequence[Transport | UpgradedTransport],
         upgrader: Upgrader,
         peerstore: Peerstore,
         services: Sequence[Service],
@@ -143,7 +157,7 @@ class Host:
         self._tg = task_group
         self._service_tg: TaskGroup | None = None
         self._handlers = HandlerRegistry(self.events, negotiate_timeout=config.negotiate_timeout)
-        self._listeners: list[Listener] = []
+        self._listeners: list[Listener | UpgradedListener] = []
         self._connections: dict[PeerId, list[Connection]] = {}
         self._connected: set[PeerId] = set()  # as published with PeerConnected
         self._peer_protocols: dict[PeerId, frozenset[str]] = {}
@@ -155,13 +169,19 @@ class Host:
     # -- introspection -------------------------------------------------------------------------
 
     @property
-    def listen_addrs(self) -> list[Multiaddr]:
-        """The addresses actually bound, without ``/p2p/``."""
+    def bound_addrs(self) -> list[Multiaddr]:
+        """The addresses actually bound by the listeners (``0.0.0.0`` stays as it is)."""
         return [addr for listener in self._listeners for addr in listener.multiaddrs]
 
     @property
+    def listen_addrs(self) -> list[Multiaddr]:
+        """The addresses we can be dialed at, without ``/p2p/``: the bound ones, with
+        ``/ip4/0.0.0.0`` and ``/ip6/::`` expanded to the interfaces' addresses."""
+        return expand_unspecified(self.bound_addrs)
+
+    @property
     def addrs(self) -> list[Multiaddr]:
-        """The bound addresses with ``/p2p/<our id>``: what to give another node to dial us."""
+        """``listen_addrs`` with ``/p2p/<our id>``: what to give another node to dial us."""
         return [with_peer_id(addr, self.peer_id) for addr in self.listen_addrs]
 
     @property
@@ -223,7 +243,8 @@ class Host:
             max_inbound: most streams of this protocol served at once (across all peers);
                 further ones are reset. ``None``: only the muxers' stream limits apply.
             max_inbound_per_peer: most streams of this protocol served at once per peer.
-            allow_limited: also serve streams on limited (relayed) connections.
+            allow_limited: also serve streams on limited (relayed) connections; without it,
+                a limited connection's peer is told the protocol is not supported.
 
         Raises:
             ProtocolAlreadyRegistered: ``protocol_id`` already has a handler and ``replace``
@@ -427,9 +448,13 @@ class Host:
             )
         return await conn.new_stream(protocols, timeout=timeout)
 
-    async def disconnect(self, peer: PeerId) -> None:
-        """Close every connection to ``peer``."""
-        for conn in self.connections(peer):
+    async def disconnect(self, peer: PeerId | str) -> None:
+        """Close every connection to ``peer`` (a ``PeerId`` or its text form).
+
+        Raises:
+            InvalidPeerIdError: ``peer`` is a string that is not a peer ID.
+        """
+        for conn in self.connections(_as_peer_id(peer)):
             await conn.aclose()
 
     def _best_connection(self, peer: PeerId) -> Connection | None:
@@ -458,27 +483,9 @@ class Host:
     async def _dial_addrs(self, peer: PeerId | None, addrs: Sequence[Multiaddr]) -> Connection:
         errors: list[tuple[str, BaseException]] = []
         for addr in addrs:
-            transport = next((t for t in self._transports if t.can_dial(addr)), None)
-            if transport is None:
-                errors.append((str(addr), TransportError("no transport can dial this address")))
-                continue
             try:
-                with anyio.fail_after(self.config.dial_timeout):
-                    raw = await transport.dial(addr)
-            except TimeoutError:
-                errors.append(
-                    (
-                        str(addr),
-                        P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s"),
-                    )
-                )
-                continue
+                upgraded = await self._dial_one(addr, peer)
             except (P2PError, OSError) as exc:
-                errors.append((str(addr), exc))
-                continue
-            try:
-                upgraded = await self.upgrader.upgrade_outbound(raw, remote_peer=peer)
-            except P2PError as exc:
                 errors.append((str(addr), exc))
                 continue
             return self._add_connection(upgraded)
@@ -487,11 +494,45 @@ class Host:
             raise DialError(f"no known addresses for {target}")
         raise DialError(f"could not connect to {target}", errors)
 
+    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> UpgradedConnection:
+        """Dial and upgrade one address (the upgrade has its own staged deadlines).
+
+        Raises:
+            TransportError, P2PTimeoutError, SecurityError, NegotiationError, UpgradeError,
+            OSError: this address failed.
+        """
+        transport = next((t for t in self._transports if t.can_dial(addr)), None)
+        if transport is None:
+            raise TransportError("no transport can dial this address")
+        if isinstance(transport, UpgradedTransport):
+            limit = self.config.dial_timeout + self.config.upgrade_timeout
+            try:
+                with anyio.fail_after(limit):
+                    upgraded = await transport.dial(addr, remote_peer=peer, upgrader=self.upgrader)
+            except TimeoutError as exc:
+                if isinstance(exc, P2PError):
+                    raise
+                raise P2PTimeoutError(f"dial timed out after {limit:g} s") from None
+            if peer is not None and upgraded.info.remote_peer != peer:
+                with anyio.CancelScope(shield=True):
+                    await upgraded.muxed.aclose()
+                raise PeerIdMismatch(str(peer), str(upgraded.info.remote_peer))
+            return upgraded
+        try:
+            with anyio.fail_after(self.config.dial_timeout):
+                raw = await transport.dial(addr)
+        except TimeoutError as exc:
+            if isinstance(exc, P2PError):
+                raise
+            raise P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s") from None
+        return await self.upgrader.upgrade_outbound(raw, remote_peer=peer)
+
     # -- connections -------------------------------------------------------------------------
 
     def _add_connection(self, upgraded: UpgradedConnection) -> Connection:
         conn = Connection(
             upgraded,
+            local_peer=self.peer_id,
             negotiate_timeout=self.config.negotiate_timeout,
             opened_at=anyio.current_time(),
         )
@@ -585,6 +626,12 @@ class Host:
                 transport = next((t for t in self._transports if t.can_listen(addr)), None)
                 if transport is None:
                     raise TransportError(f"no transport can listen on {addr}")
+                if isinstance(transport, UpgradedTransport):
+                    upgraded = await transport.listen(addr, upgrader=self.upgrader)
+                    self._listeners.append(upgraded)
+                    bound.extend(upgraded.multiaddrs)
+                    self._tg.start_soon(self._accept_upgraded, upgraded, name=f"listener {addr}")
+                    continue
                 listener = await transport.listen(addr)
                 self._listeners.append(listener)
                 bound.extend(listener.multiaddrs)
@@ -613,7 +660,26 @@ class Host:
             self._pending_upgrades += 1
             self._tg.start_soon(self._upgrade_inbound, raw)
 
-    def _listener_closed(self, listener: Listener) -> None:
+    async def _accept_upgraded(self, listener: UpgradedListener) -> None:
+        while True:
+            try:
+                upgraded = await listener.accept()
+            except anyio.ClosedResourceError:
+                self._listener_closed(listener)
+                return
+            except OSError as exc:
+                log.warning("accept failed on %s: %s", listener.multiaddrs, exc)
+                await anyio.sleep(0.1)
+                continue
+            if len(self.connections()) >= self.config.max_connections:
+                log.info(
+                    "refusing inbound connection from %s: at capacity", upgraded.info.remote_addr
+                )
+                await upgraded.muxed.aclose()
+                continue
+            self._add_connection(upgraded)
+
+    def _listener_closed(self, listener: Listener | UpgradedListener) -> None:
         if self._closing or listener not in self._listeners:
             return
         self._listeners.remove(listener)
@@ -630,8 +696,10 @@ class Host:
         self._add_connection(upgraded)
 
     async def _start(self, listen: Iterable[Multiaddr | str]) -> None:
-        """Start every service (in order), then listen."""
-        for service in self._services:
+        """Start the transports that are services, then every service (in order), then
+        listen."""
+        transports = [t for t in self._transports if isinstance(t, Service)]
+        for service in [*transports, *self._services]:
             await service.start(self)
             self._started_services.append(service)
         self._started = True

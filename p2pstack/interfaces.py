@@ -10,12 +10,19 @@ Connection layers (https://github.com/libp2p/specs/tree/master/connections)::
                                                  │
                                                  ▼
                               MuxedConnection ─► MuxedStream (one per protocol exchange)
+
+An ``Upgrader`` runs the middle of that path (``DefaultUpgrader``: multistream-select, security,
+muxer) and returns an ``UpgradedConnection``: a ``ConnectionInfo`` and the muxed connection. A
+transport that secures and multiplexes by itself (QUIC) or that needs the host (a relay) is an
+``UpgradedTransport`` and delivers ``UpgradedConnection``s directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, runtime_checkable
+
+import attrs
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -26,19 +33,32 @@ if TYPE_CHECKING:
 __all__ = [
     "Buffer",
     "ByteStream",
+    "ConnectionInfo",
+    "DatagramSender",
+    "Direction",
     "Listener",
     "MuxedConnection",
     "MuxedStream",
     "Muxer",
     "RawConnection",
+    "Role",
     "SecureConnection",
     "SecurityChannel",
     "Service",
     "Transport",
+    "UpgradedConnection",
+    "UpgradedListener",
+    "UpgradedTransport",
+    "Upgrader",
 ]
 
 #: What ``ByteStream.send`` accepts: any contiguous bytes-like buffer.
 Buffer: TypeAlias = bytes | bytearray | memoryview
+#: Who dialed: ``"outbound"`` we did, ``"inbound"`` the peer did.
+Direction = Literal["inbound", "outbound"]
+#: The side a handshake is run as. Normally the dialer initiates; in a simultaneous open (hole
+#: punching) both sides dialed, and one of them must run the handshake as responder.
+Role = Literal["initiator", "responder"]
 
 
 @runtime_checkable
@@ -255,6 +275,144 @@ class Muxer(Protocol):
         ...
 
 
+@attrs.frozen(kw_only=True)
+class ConnectionInfo:
+    """What is known about an established (secured, multiplexed) connection.
+
+    Attributes:
+        remote_peer: the authenticated peer.
+        remote_public_key: its public key, as proved in the security handshake.
+        local_addr: our end's address.
+        remote_addr: the peer's end's address.
+        security: the security protocol ID (``/noise``, ``/tls/1.0.0``, ...).
+        muxer: the muxer protocol ID (``/yamux/1.0.0``, ``/mplex/6.7.0``, ``quic``...).
+        direction: ``"outbound"`` if we dialed.
+        limited: the connection has limits on data or duration (a relayed connection); only
+            handlers that opted in run on it.
+        transport: a short name of the transport (``"tcp"``, ``"memory"``, ``"quic-v1"``).
+    """
+
+    remote_peer: PeerId
+    remote_public_key: PublicKey
+    local_addr: Multiaddr
+    remote_addr: Multiaddr
+    security: str
+    muxer: str
+    direction: Direction
+    limited: bool = False
+    transport: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class UpgradedConnection:
+    """An established connection handed to the host: its description and its muxer."""
+
+    info: ConnectionInfo
+    muxed: MuxedConnection
+
+
+class Upgrader(Protocol):
+    """Turns raw connections into secured, multiplexed ones (``DefaultUpgrader``).
+
+    Both calls close the raw connection on failure and bound their own time.
+    """
+
+    async def upgrade_outbound(
+        self, raw: RawConnection, *, remote_peer: PeerId | None, role: Role = "initiator"
+    ) -> UpgradedConnection:
+        """Upgrade a connection we dialed (``direction="outbound"``).
+
+        Args:
+            raw: the dialed connection.
+            remote_peer: the peer expected at the other end (``None``: whoever proves an ID).
+            role: ``"responder"`` runs the negotiations and handshake as the responding side
+                (simultaneous open); the connection stays outbound.
+
+        Raises:
+            NegotiationError: no common security channel or muxer.
+            SecurityError: the handshake failed, or ``PeerIdMismatch``.
+            P2PTimeoutError: a stage of the upgrade ran past its deadline.
+            UpgradeError: the connection broke during the upgrade.
+        """
+        ...
+
+    async def upgrade_inbound(
+        self, raw: RawConnection, *, role: Role = "responder"
+    ) -> UpgradedConnection:
+        """Upgrade a connection we accepted. Raises as ``upgrade_outbound`` does."""
+        ...
+
+
+class UpgradedListener(Protocol):
+    """A listener of an ``UpgradedTransport``: accepted connections are already upgraded."""
+
+    @property
+    def multiaddrs(self) -> Sequence[Multiaddr]: ...
+
+    async def accept(self) -> UpgradedConnection:
+        """Wait for the next upgraded inbound connection. Connections whose upgrade fails are
+        closed and skipped.
+
+        Raises:
+            anyio.ClosedResourceError: the listener was closed.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Stop listening. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class UpgradedTransport(Protocol):
+    """A transport that delivers secured, multiplexed connections (QUIC, a relay). The host
+    tells it apart from a ``Transport`` by ``delivers_upgraded``; if it is also a ``Service``,
+    the host starts it before the services and stops it after them.
+    """
+
+    @property
+    def delivers_upgraded(self) -> Literal[True]: ...
+
+    def can_dial(self, addr: Multiaddr) -> bool: ...
+
+    def can_listen(self, addr: Multiaddr) -> bool: ...
+
+    async def dial(
+        self, addr: Multiaddr, *, remote_peer: PeerId | None, upgrader: Upgrader
+    ) -> UpgradedConnection:
+        """Establish a connection to ``addr``; ``upgrader`` is the host's, for transports
+        that carry raw streams. The caller bounds the time.
+
+        Raises:
+            TransportError: the address could not be reached.
+            SecurityError, NegotiationError, UpgradeError, P2PTimeoutError: as the upgrader.
+        """
+        ...
+
+    async def listen(self, addr: Multiaddr, *, upgrader: Upgrader) -> UpgradedListener:
+        """Start listening on ``addr``.
+
+        Raises:
+            TransportError: the address could not be bound.
+        """
+        ...
+
+
+class DatagramSender(Protocol):
+    """A listener that can send raw datagrams from its shared UDP socket (hole punching sends
+    a few random bytes to open a NAT mapping from the port peers know)."""
+
+    async def send_datagram(self, data: bytes, addr: Multiaddr) -> None:
+        """Send ``data`` as one datagram to ``addr`` (``/ip4|ip6/../udp/..``).
+
+        Raises:
+            TransportError: ``addr`` is not a UDP address this socket can reach.
+            OSError: the send failed.
+        """
+        ...
+
+
+@runtime_checkable
 class Service(Protocol):
     """A protocol service run by a host (ping, identify, kad, ...).
 

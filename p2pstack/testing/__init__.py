@@ -2,5 +2,12 @@
 
 from p2pstack.testing._muxer import FakeSecureConnection, check_muxer, fake_secure_pair
 from p2pstack.testing._transport import check_transport
+from p2pstack.testing._upgraded import check_upgraded_transport
 
-__all__ = ["FakeSecureConnection", "check_muxer", "check_transport", "fake_secure_pair"]
+__all__ = [
+    "FakeSecureConnection",
+    "check_muxer",
+    "check_transport",
+    "check_upgraded_transport",
+    "fake_secure_pair",
+]

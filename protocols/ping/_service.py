@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from p2pstack.errors import (
+    NETWORK_ERRORS,
     LocalProtocolError,
-    P2PError,
     P2PTimeoutError,
     RemoteProtocolError,
 )
@@ -198,7 +198,7 @@ class Ping:
         with anyio.CancelScope(shield=True):
             try:
                 await stream.send_eof()
-            except (P2PError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            except NETWORK_ERRORS as exc:
                 _log.debug("ping: closing the stream to %s failed: %r", peer, exc)
             finally:
                 await stream.aclose()

@@ -135,3 +135,15 @@ def test_callback_never_loses_events_however_many() -> None:
 def test_max_buffer_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         EventBus().subscribe(max_buffer=0)
+
+
+async def test_a_cancelled_receive_loses_no_event() -> None:
+    bus = EventBus()
+    with bus.subscribe(Tick) as sub:
+        with anyio.move_on_after(0.05):
+            await sub.receive()  # nothing yet: cancelled while waiting
+        bus.emit(Tick(1))
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await sub.receive()  # cancelled at its first checkpoint
+        assert sub.receive_nowait() == Tick(1)

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from p2pstack.connection import Stream
-from p2pstack.errors import ProtocolAlreadyRegistered, StreamReset
+from p2pstack.errors import InvalidPeerIdError, ProtocolAlreadyRegistered, StreamReset
 from p2pstack.events import ConnectionClosed, StreamHandlerFailed
 from p2pstack.host import Host, HostConfig
 from tests.p2pstack.hosts import ECHO, echo_handler, echo_once, memory_hosts
@@ -103,3 +103,74 @@ async def test_handler_failure_is_counted_and_published() -> None:
         assert event.protocol == "/broken/1.0.0" and event.peer_id == a.peer_id
         assert isinstance(event.error, RuntimeError)
         assert b.statistics().handler_failures == 1
+
+
+async def test_max_inbound_per_peer_limits_each_peer_separately() -> None:
+    release = anyio.Event()
+
+    async def hold(stream: Stream) -> None:
+        await stream.send(b"in")
+        await release.wait()
+
+    async with memory_hosts(3) as (a, b, c):
+        b.set_stream_handler("/hold/1.0.0", hold, max_inbound_per_peer=1)
+        with anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            await c.connect(b.addrs[0])
+            held = await a.new_stream(b.peer_id, "/hold/1.0.0")
+            assert await held.receive() == b"in"
+            with pytest.raises(StreamReset):
+                extra = await a.new_stream(b.peer_id, "/hold/1.0.0")
+                await extra.receive()
+            other = await c.new_stream(b.peer_id, "/hold/1.0.0")  # another peer is not starved
+            assert await other.receive() == b"in"
+            release.set()
+
+
+async def test_new_stream_takes_a_peer_id_string() -> None:
+    async with memory_hosts(2) as (a, b):
+        with anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            stream = await a.new_stream(str(b.peer_id), ECHO)
+            assert stream.protocol == ECHO
+            assert await echo_once(stream, b"x") == b"x"
+            with pytest.raises(InvalidPeerIdError):
+                await a.new_stream("not-a-peer-id", ECHO)
+
+
+class Broken(Recorder):
+    def __init__(self, name: str, log: list[str], *, fail_in: str) -> None:
+        super().__init__(name, log)
+        self.fail_in = fail_in
+
+    async def start(self, host: Host) -> None:
+        await super().start(host)
+        if self.fail_in == "start":
+            raise RuntimeError(f"{self.name} cannot start")
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.fail_in == "stop":
+            raise RuntimeError(f"{self.name} cannot stop")
+
+
+async def test_a_failed_start_stops_the_services_already_started() -> None:
+    log: list[str] = []
+    services = [Recorder("one", log), Broken("two", log, fail_in="start"), Recorder("three", log)]
+    with anyio.fail_after(10), pytest.raises(Exception) as info:
+        async with memory_hosts(1, services=[services]):
+            pass
+    assert info.group_contains(RuntimeError, match="two cannot start")
+    assert "start three" not in log
+    assert "stop one with 0 connections" in log
+    assert not any(entry.startswith("stop two") for entry in log)
+
+
+async def test_a_failed_stop_is_raised_after_every_service_stopped() -> None:
+    log: list[str] = []
+    services = [Recorder("one", log), Broken("two", log, fail_in="stop")]
+    with anyio.fail_after(10), pytest.raises(Exception) as info:
+        async with memory_hosts(1, services=[services]):
+            pass
+    assert info.group_contains(RuntimeError, match="two cannot stop")
+    assert "stop one with 0 connections" in log

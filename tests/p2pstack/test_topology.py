@@ -12,7 +12,7 @@ from p2pstack.events import (
 )
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import Service
-from protocols.identify import Identify
+from protocols.identify import Identify, PeerIdentified
 from protocols.ping import PROTOCOL_ID as PING
 from protocols.ping import Ping
 from tests.p2pstack.hosts import memory_hosts
@@ -72,10 +72,15 @@ async def test_topology_follows_identify_and_disconnects() -> None:
         joined: list[PeerId] = []
         left: list[PeerId] = []
         topology = a.register_topology(PING, on_connect=joined.append, on_disconnect=left.append)
-        with a.events.subscribe(PeerProtocolsChanged) as changes, anyio.fail_after(10):
+        with (
+            a.events.subscribe(PeerProtocolsChanged) as changes,
+            b.events.subscribe(PeerProtocolsChanged) as b_changes,
+            anyio.fail_after(10),
+        ):
             await a.connect(b.addrs[0])
             while not joined:
                 await changes.receive()
+            await b_changes.receive()  # b identified a too: b knows a accepts pushes
             assert joined == [b.peer_id] and topology.peers == {b.peer_id}
 
             # A topology registered later hears about the peers already known at once.
@@ -114,3 +119,21 @@ async def test_peer_without_the_protocol_never_joins() -> None:
         assert isinstance(event, PeerProtocolsChanged) and event.peer_id == b.peer_id
         assert PING not in event.protocols
         assert joined == []
+
+
+async def test_identify_pushes_new_listen_addresses() -> None:
+    services: list[list[Service]] = [[Identify()], [Identify()]]
+    async with memory_hosts(2, services=services) as (a, b):
+        with (
+            a.events.subscribe(PeerIdentified) as identified,
+            b.events.subscribe(PeerProtocolsChanged) as b_changes,
+            anyio.fail_after(10),
+        ):
+            await a.connect(b.addrs[0])
+            await identified.receive()
+            await b_changes.receive()  # b identified a: it knows a accepts pushes
+            new = await b.listen(["/memory/0"])
+            pushed = await identified.receive()
+        assert pushed.peer_id == b.peer_id
+        assert new[0] in pushed.listen_addrs
+        assert new[0] in a.peerstore.addrs(b.peer_id)

@@ -8,6 +8,7 @@ from transports.memory._memory import (
     MemoryNetwork,
     MemoryTransport,
 )
+from transports.memory._upgraded import UpgradedMemoryListener, UpgradedMemoryTransport
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -16,4 +17,6 @@ __all__ = [
     "MemoryListener",
     "MemoryNetwork",
     "MemoryTransport",
+    "UpgradedMemoryListener",
+    "UpgradedMemoryTransport",
 ]
