@@ -13,8 +13,7 @@ from p2pstack.resources import (
     ScopeLimit,
     SubnetLimit,
 )
-
-from .helpers import addr, manager, peer
+from tests.p2pstack.resources.helpers import addr, manager, peer
 
 
 def test_system_inbound_limit_at_boundary_and_release() -> None:

@@ -5,8 +5,7 @@ import pytest
 from p2pstack.errors import ResourceLimitExceeded
 from p2pstack.identity import PeerId
 from p2pstack.resources import ConnectionScope, LimitedResourceManager, ScopeLimit
-
-from .helpers import addr, manager, peer
+from tests.p2pstack.resources.helpers import addr, manager, peer
 
 PING = "/ipfs/ping/1.0.0"
 
