@@ -17,6 +17,7 @@ Typical use by a host::
 """
 
 from p2pstack.errors import ConnectionDenied, ResourceLimitExceeded
+from p2pstack.resources._activity import ActivityWatcher
 from p2pstack.resources._gater import (
     AddressRange,
     BasicConnectionGater,
@@ -43,6 +44,7 @@ from p2pstack.resources._scopes import ConnectionScope, Direction, ScopeUsage, S
 __all__ = [
     "DEFAULT_SUBNET_LIMITS",
     "UNLIMITED",
+    "ActivityWatcher",
     "AddressRange",
     "BasicConnectionGater",
     "ConnectionDenied",
