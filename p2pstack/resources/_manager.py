@@ -94,11 +94,17 @@ class ResourceManager(Protocol):
         """
         ...
 
+    @property
+    def limits(self) -> Limits:
+        """The limits in force."""
+        ...
+
     def set_protocol_limits(
         self, protocol: str, *, total: ScopeLimit | None = None, per_peer: ScopeLimit | None = None
     ) -> None:
-        """Set the stream limits of ``protocol`` over all peers and for each peer (``None``
-        leaves that one unchanged)."""
+        """Override the limits of ``protocol`` over all peers (``total``) and for each peer
+        (``per_peer``); ``None`` drops that override (the ``Limits.protocol`` and
+        ``Limits.protocol_peer`` defaults apply). Live scopes follow the new limits."""
         ...
 
     def statistics(self) -> ResourceStatistics:
@@ -118,7 +124,7 @@ class LimitedResourceManager:
     def __init__(
         self, limits: Limits | None = None, *, gater: ConnectionGater | None = None
     ) -> None:
-        self.limits = (limits or Limits()).effective()
+        self._limits = (limits or Limits()).effective()
         self.gater: ConnectionGater = gater if gater is not None else BasicConnectionGater()
         self._system = Account("system", self.limits.system)
         self._transient = Account("transient", self.limits.transient)
@@ -168,19 +174,23 @@ class LimitedResourceManager:
     def set_protocol_limits(
         self, protocol: str, *, total: ScopeLimit | None = None, per_peer: ScopeLimit | None = None
     ) -> None:
-        limits = self.limits
+        totals = {k: v for k, v in self._limits.protocols.items() if k != protocol}
+        per_peers = {k: v for k, v in self._limits.protocol_peers.items() if k != protocol}
         if total is not None:
-            limits = attrs.evolve(limits, protocols={**limits.protocols, protocol: total})
+            totals[protocol] = total
         if per_peer is not None:
-            limits = attrs.evolve(
-                limits, protocol_peers={**limits.protocol_peers, protocol: per_peer}
-            )
-        self.update_limits(limits)
+            per_peers[protocol] = per_peer
+        self.update_limits(attrs.evolve(self._limits, protocols=totals, protocol_peers=per_peers))
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force (``system.connections`` capped by the descriptor budget)."""
+        return self._limits
 
     def update_limits(self, limits: Limits) -> None:
         """Replace the limits; live scopes are checked against the new ones from now on (what
         they already hold is kept even if over the new limits)."""
-        self.limits = limits.effective()
+        self._limits = limits.effective()
         self._system.limit = self.limits.system
         self._transient.limit = self.limits.transient
         for kind, table in self._tables.items():

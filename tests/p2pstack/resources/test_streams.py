@@ -77,10 +77,15 @@ def test_set_protocol_limits_applies_to_live_scopes() -> None:
     rm.set_protocol_limits(PING, per_peer=ScopeLimit(streams_inbound=1))
     with pytest.raises(ResourceLimitExceeded):
         conn.open_stream("inbound").set_protocol(PING)
-    rm.set_protocol_limits(PING, total=ScopeLimit(streams=1), per_peer=ScopeLimit())
+    rm.set_protocol_limits(PING, total=ScopeLimit(streams=1))
     with pytest.raises(ResourceLimitExceeded) as info:
         connected(rm).open_stream("outbound").set_protocol(PING)
     assert info.value.scope == "protocol"
+    assert dict(rm.limits.protocols) == {PING: ScopeLimit(streams=1)}
+    assert dict(rm.limits.protocol_peers) == {}
+    rm.set_protocol_limits(PING)  # back to the defaults (unlimited here)
+    conn.open_stream("inbound").set_protocol(PING)
+    assert rm.statistics().protocols[PING].streams_inbound == 2
 
 
 def test_service_limits() -> None:
