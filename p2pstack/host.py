@@ -27,6 +27,7 @@ from p2pstack.errors import (
     LimitedConnectionError,
     P2PError,
     P2PTimeoutError,
+    ResourceLimitExceeded,
     ServiceNotFound,
     TransportError,
 )
@@ -43,11 +44,13 @@ from p2pstack.events import (
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
 from p2pstack.peerstore import ADDR_TTL_CONNECTED, Peerstore
+from p2pstack.resources import ActivityWatcher, LimitedResourceManager, Limits, ResourceManager
 from p2pstack.topology import PeerCallback, Topology
 
 if TYPE_CHECKING:
     from p2pstack.identity import Identity
     from p2pstack.interfaces import Listener, RawConnection, Service, Transport
+    from p2pstack.resources import ConnectionScope
     from p2pstack.upgrader import UpgradedConnection, Upgrader
 
 __all__ = [
@@ -76,9 +79,11 @@ class HostConfig:
     upgrade_timeout: float = 15.0
     #: Time for multistream-select on a new stream.
     negotiate_timeout: float = 10.0
-    #: Most connections held at once; further inbound connections are closed on arrival.
+    #: Most connections held at once, inbound and outbound (also capped by the descriptor
+    #: budget from ``RLIMIT_NOFILE``). Used when ``open_host`` is given no resource manager.
     max_connections: int = 4096
-    #: Most inbound connections mid-upgrade at once; further ones are closed on arrival.
+    #: Most inbound connections mid-upgrade at once; when full, the oldest one that has sent
+    #: nothing is closed to admit a newcomer. Used when no resource manager is given.
     max_pending_upgrades: int = 256
     #: Events an event subscription buffers by default (``host.events.subscribe``).
     event_buffer: int = 1024
@@ -128,8 +133,10 @@ class Host:
         services: Sequence[Service],
         config: HostConfig,
         task_group: TaskGroup,
+        resource_manager: ResourceManager | None = None,
     ) -> None:
         self.identity = identity
+        self.resource_manager = resource_manager or default_resource_manager(config)
         self.peer_id: PeerId = identity.peer_id
         self.peerstore = peerstore
         self.config = config
@@ -142,7 +149,9 @@ class Host:
         self._started_services: list[Service] = []
         self._tg = task_group
         self._service_tg: TaskGroup | None = None
-        self._handlers = HandlerRegistry(self.events, negotiate_timeout=config.negotiate_timeout)
+        self._handlers = HandlerRegistry(
+            self.events, self.resource_manager, negotiate_timeout=config.negotiate_timeout
+        )
         self._listeners: list[Listener] = []
         self._connections: dict[PeerId, list[Connection]] = {}
         self._connected: set[PeerId] = set()  # as published with PeerConnected
@@ -221,8 +230,9 @@ class Host:
             handler: called with each negotiated inbound stream.
             replace: replace an existing handler for ``protocol_id`` instead of failing.
             max_inbound: most streams of this protocol served at once (across all peers);
-                further ones are reset. ``None``: only the muxers' stream limits apply.
-            max_inbound_per_peer: most streams of this protocol served at once per peer.
+                further ones are reset. ``None``: the resource manager's protocol limits.
+            max_inbound_per_peer: most streams of this protocol served at once per peer
+                (``None``: the resource manager's per-peer protocol limits).
             allow_limited: also serve streams on limited (relayed) connections.
 
         Raises:
@@ -463,38 +473,69 @@ class Host:
                 errors.append((str(addr), TransportError("no transport can dial this address")))
                 continue
             try:
-                with anyio.fail_after(self.config.dial_timeout):
-                    raw = await transport.dial(addr)
-            except TimeoutError:
-                errors.append(
-                    (
-                        str(addr),
-                        P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s"),
-                    )
-                )
-                continue
-            except (P2PError, OSError) as exc:
+                # The outbound cap, the gater's deny list: checked before a socket is used.
+                scope = self.resource_manager.open_connection("outbound", addr)
+            except ResourceLimitExceeded as exc:
                 errors.append((str(addr), exc))
                 continue
             try:
-                upgraded = await self.upgrader.upgrade_outbound(raw, remote_peer=peer)
-            except P2PError as exc:
+                upgraded = await self._dial_one(transport, addr, peer)
+            except (P2PError, OSError) as exc:
+                scope.done()
                 errors.append((str(addr), exc))
                 continue
-            return self._add_connection(upgraded)
+            except BaseException:
+                scope.done()
+                raise
+            refusal = await self._admit(upgraded, scope)
+            if refusal is None:
+                return self._add_connection(upgraded, scope)
+            errors.append((str(addr), refusal))
         target = str(peer) if peer is not None else ", ".join(map(str, addrs))
         if not addrs:
             raise DialError(f"no known addresses for {target}")
         raise DialError(f"could not connect to {target}", errors)
 
+    async def _dial_one(
+        self, transport: Transport, addr: Multiaddr, peer: PeerId | None
+    ) -> UpgradedConnection:
+        try:
+            with anyio.fail_after(self.config.dial_timeout):
+                raw = await transport.dial(addr)
+        except TimeoutError:
+            raise P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s") from None
+        return await self.upgrader.upgrade_outbound(raw, remote_peer=peer)
+
     # -- connections -------------------------------------------------------------------------
 
-    def _add_connection(self, upgraded: UpgradedConnection) -> Connection:
+    async def _admit(self, upgraded: UpgradedConnection, scope: ConnectionScope) -> P2PError | None:
+        """Attach the proven peer to the connection's scope (per-peer limit, bans); close the
+        connection if it is refused or was evicted meanwhile.
+
+        Returns:
+            ``None`` if the connection may be added, else why it was closed.
+        """
+        peer = upgraded.secure.remote_peer
+        try:
+            scope.set_peer(peer)
+            return None
+        except ResourceLimitExceeded as exc:
+            reason: P2PError = exc
+        except ValueError:  # the scope was released: evicted just as the upgrade finished
+            reason = P2PError("evicted from the pending-upgrade pool")
+        log.info("closing %s connection with %s: %s", upgraded.direction, peer, reason)
+        scope.done()
+        with anyio.move_on_after(self.config.close_timeout, shield=True):
+            await upgraded.muxed.aclose()
+        return reason
+
+    def _add_connection(self, upgraded: UpgradedConnection, scope: ConnectionScope) -> Connection:
         conn = Connection(
             upgraded,
             negotiate_timeout=self.config.negotiate_timeout,
             opened_at=anyio.current_time(),
         )
+        conn._scope = scope
         peer = conn.remote_peer
         self._connections.setdefault(peer, []).append(conn)
         first = peer not in self._connected
@@ -545,6 +586,8 @@ class Host:
             conns.remove(conn)
         if not conns:
             self._connections.pop(peer, None)
+        if conn._scope is not None:
+            conn._scope.done()
         self.events.emit(ConnectionClosed(connection=conn, reason=conn._muxed.close_reason))
         self._settle_peer(peer)
 
@@ -605,13 +648,19 @@ class Host:
                 log.warning("accept failed on %s: %s", listener.multiaddrs, exc)
                 await anyio.sleep(0.1)
                 continue
-            over_limit = len(self.connections()) >= self.config.max_connections
-            if over_limit or self._pending_upgrades >= self.config.max_pending_upgrades:
-                log.info("refusing inbound connection from %s: at capacity", raw.remote_multiaddr)
+            # When the pending-upgrade pool is full, the oldest connection that has sent
+            # nothing yet is evicted (its upgrade cancelled) to admit this one.
+            evict = anyio.CancelScope()
+            try:
+                scope = self.resource_manager.open_connection(
+                    "inbound", raw.remote_multiaddr, on_evict=evict.cancel
+                )
+            except ResourceLimitExceeded as exc:
+                log.info("refusing inbound connection from %s: %s", raw.remote_multiaddr, exc)
                 await raw.aclose()
                 continue
             self._pending_upgrades += 1
-            self._tg.start_soon(self._upgrade_inbound, raw)
+            self._tg.start_soon(self._upgrade_inbound, ActivityWatcher(raw, scope), scope, evict)
 
     def _listener_closed(self, listener: Listener) -> None:
         if self._closing or listener not in self._listeners:
@@ -619,15 +668,25 @@ class Host:
         self._listeners.remove(listener)
         self.events.emit(LocalAddrsChanged(addrs=self.addrs))
 
-    async def _upgrade_inbound(self, raw: RawConnection) -> None:
+    async def _upgrade_inbound(
+        self, raw: RawConnection, scope: ConnectionScope, evict: anyio.CancelScope
+    ) -> None:
+        upgraded: UpgradedConnection | None = None
         try:
-            upgraded = await self.upgrader.upgrade_inbound(raw)
+            with evict:
+                upgraded = await self.upgrader.upgrade_inbound(raw)
         except P2PError as exc:
             log.debug("inbound upgrade failed: %s", exc)
-            return
         finally:
             self._pending_upgrades -= 1
-        self._add_connection(upgraded)
+            if upgraded is None:
+                scope.done()
+        if upgraded is None:
+            if evict.cancelled_caught:
+                log.debug("evicted silent pending connection from %s", raw.remote_multiaddr)
+            return
+        if await self._admit(upgraded, scope) is None:
+            self._add_connection(upgraded, scope)
 
     async def _start(self, listen: Iterable[Multiaddr | str]) -> None:
         """Start every service (in order), then listen."""
@@ -671,6 +730,30 @@ class Host:
             async with anyio.create_task_group() as tg:
                 for conn in self.connections():
                     tg.start_soon(conn.aclose)
+
+
+def default_resource_manager(config: HostConfig) -> LimitedResourceManager:
+    """The resource manager a host uses when given none: ``Limits()`` with the system
+    connection cap and the pending-upgrade pool taken from ``config``.
+
+    Args:
+        config: the host's configuration.
+
+    Returns:
+        A fresh ``LimitedResourceManager``.
+    """
+    base = Limits()
+    return LimitedResourceManager(
+        attrs.evolve(
+            base,
+            system=attrs.evolve(base.system, connections=config.max_connections),
+            transient=attrs.evolve(
+                base.transient,
+                connections=None,
+                connections_inbound=config.max_pending_upgrades,
+            ),
+        )
+    )
 
 
 def _as_peer_id(peer: PeerId | str) -> PeerId:

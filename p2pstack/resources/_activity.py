@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
-    from p2pstack.interfaces import RawConnection
+    from p2pstack.interfaces import Buffer, RawConnection
     from p2pstack.resources._scopes import ConnectionScope
 
 __all__ = ["ActivityWatcher"]
@@ -42,7 +42,7 @@ class ActivityWatcher:
             self._scope = None
         return data
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         await self.inner.send(item)
 
     async def send_eof(self) -> None:
