@@ -79,13 +79,17 @@ async def test_scrape_host_statistics() -> None:
         with anyio.fail_after(10):
             await b.connect(a.addrs[0])
             stream = await b.new_stream(a.peer_id, [ECHO])
-            rm = LimitedResourceManager()
-            with start_metrics_server("127.0.0.1:0", host=a, resource_manager=rm) as server:
+            await stream.send(b"x")
+            assert await stream.receive() == b"x"  # a's handler runs: the stream is counted
+            with start_metrics_server("127.0.0.1:0", host=a) as server:
                 samples = await anyio.to_thread.run_sync(scrape, server)
             await stream.aclose()
     assert samples[("p2pstack_host_connections", ())] == 1
     assert samples[("p2pstack_host_listeners", ())] == 1
-    assert ("p2pstack_resource_peers", ()) in samples
+    # The host's own resource manager is exported with it.
+    assert samples[("p2pstack_resource_peers", ())] == 1
+    inbound = (("direction", "inbound"), ("protocol", ECHO))
+    assert samples[("p2pstack_resource_protocol_streams", inbound)] == 1
 
 
 @pytest.mark.parametrize(
