@@ -3,6 +3,7 @@ connection limits by direction, peer and source IP, bans, and stream scopes."""
 
 from __future__ import annotations
 
+import resource
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
@@ -215,3 +216,19 @@ async def test_outbound_stream_limit_raises_and_releases() -> None:
             await first.aclose()
             second = await a.new_stream(b.peer_id, ECHO)
             assert await echo_once(second, b"ok") == b"ok"
+
+
+async def test_descriptor_budget_refuses_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 80% of a soft limit of 86 descriptors, minus the 64 reserved: room for 4 connections.
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (86, 4096))
+    async with hosts(None, None, None) as (a, b, c):
+        assert a.resource_manager.limits.system.connections == 4
+        with anyio.fail_after(10):
+            await b.connect(a.addrs[0])
+            await c.connect(a.addrs[0])
+            silent = [await MemoryTransport().dial(a.listen_addrs[0]) for _ in range(3)]
+            for raw in silent[2:]:
+                await read_until_closed(raw)  # refused on arrival: the budget is spent
+            assert a.resource_manager.statistics().refusals == {"system/connections": 1}
+            for raw in silent:
+                await raw.aclose()
