@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import attrs
 
 from p2pstack.connection import Stream
-from p2pstack.errors import NETWORK_ERRORS, ProtocolAlreadyRegistered
+from p2pstack.errors import NETWORK_ERRORS, ProtocolAlreadyRegistered, ResourceLimitExceeded
 from p2pstack.events import EventBus, StreamHandlerFailed
 from p2pstack.multistream import negotiate_inbound
 
 if TYPE_CHECKING:
     from p2pstack.connection import Connection
-    from p2pstack.identity import PeerId
     from p2pstack.interfaces import MuxedStream
+    from p2pstack.resources import ResourceManager, StreamScope
 
 __all__ = ["HandlerRegistry", "StreamHandler"]
 
@@ -43,19 +43,23 @@ def _check_limit(name: str, value: int | None) -> None:
 
 
 class HandlerRegistry:
-    """Stream handlers by protocol ID, their concurrency counters, and the inbound stream path.
+    """Stream handlers by protocol ID and the inbound stream path. Concurrency limits are the
+    resource manager's stream scopes (per connection, peer, protocol, protocol per peer).
 
     Args:
         bus: where ``StreamHandlerFailed`` is published.
+        resources: the host's resource manager; ``max_inbound`` limits are set in it.
         negotiate_timeout: seconds multistream-select may take on an inbound stream.
     """
 
-    def __init__(self, bus: EventBus, *, negotiate_timeout: float) -> None:
+    def __init__(
+        self, bus: EventBus, resources: ResourceManager, *, negotiate_timeout: float
+    ) -> None:
         self._bus = bus
+        self._resources = resources
         self._negotiate_timeout = negotiate_timeout
         self._entries: dict[str, _Entry] = {}
-        self._active: dict[str, int] = {}
-        self._active_per_peer: dict[tuple[str, PeerId], int] = {}
+        self._limited: set[str] = set()  # protocols whose limits were set from max_inbound*
         self.handler_failures = 0
 
     @property
@@ -90,6 +94,24 @@ class HandlerRegistry:
             max_inbound_per_peer=max_inbound_per_peer,
             allow_limited=allow_limited,
         )
+        self._set_limits(protocol_id, max_inbound, max_inbound_per_peer)
+
+    def _set_limits(self, protocol_id: str, total: int | None, per_peer: int | None) -> None:
+        """Map ``max_inbound``/``max_inbound_per_peer`` onto the protocol's stream scopes."""
+        if total is None and per_peer is None:
+            if protocol_id in self._limited:  # a replaced handler drops the old limits
+                self._limited.discard(protocol_id)
+                self._resources.set_protocol_limits(protocol_id)
+            return
+        defaults = self._resources.limits
+        self._limited.add(protocol_id)
+        self._resources.set_protocol_limits(
+            protocol_id,
+            total=None if total is None else attrs.evolve(defaults.protocol, streams_inbound=total),
+            per_peer=None
+            if per_peer is None
+            else attrs.evolve(defaults.protocol_peer, streams_inbound=per_peer),
+        )
 
     def remove(self, protocol_id: str) -> bool:
         """Unregister ``protocol_id``; whether it was registered."""
@@ -99,49 +121,48 @@ class HandlerRegistry:
         entry = self._entries.get(protocol_id)
         return entry is not None and entry.allow_limited
 
-    def _refusal(self, proto: str, entry: _Entry | None, conn: Connection) -> str | None:
+    def _refusal(self, entry: _Entry | None, conn: Connection) -> str | None:
         if entry is None:
             return "handler removed while negotiating"
         if conn.limited and not entry.allow_limited:
             return "handler does not run on limited connections"
-        active = self._active.get(proto, 0)
-        if entry.max_inbound is not None and active >= entry.max_inbound:
-            return f"at its limit of {entry.max_inbound} inbound streams"
-        per_peer = self._active_per_peer.get((proto, conn.remote_peer), 0)
-        if entry.max_inbound_per_peer is not None and per_peer >= entry.max_inbound_per_peer:
-            return f"peer at its limit of {entry.max_inbound_per_peer} inbound streams"
         return None
 
     async def serve(self, conn: Connection, muxed: MuxedStream) -> None:
         """Negotiate an inbound stream and run its handler; reset it when refused or failed."""
         # On a limited connection, protocols whose handler did not opt in are answered "na".
         supports = self._allowed_on_limited if conn.limited else self._entries
+        """Negotiate an inbound stream and run its handler; reset it when refused (by a
+        resource limit too) or failed."""
+        scope: StreamScope | None = None
         try:
+            if conn._scope is not None:
+                scope = conn._scope.open_stream("inbound")
             proto, leftover = await negotiate_inbound(
                 muxed, supports, timeout=self._negotiate_timeout
             )
+            entry = self._entries.get(proto)
+            refusal = self._refusal(entry, conn)
+            if refusal is None and scope is not None:
+                scope.set_protocol(proto)
+        except ResourceLimitExceeded as exc:
+            log.debug("refusing inbound stream from %s: %s", conn.remote_peer, exc)
+            await muxed.reset()
+            return
         except NETWORK_ERRORS as exc:
             log.debug("inbound stream from %s failed to negotiate: %r", conn.remote_peer, exc)
             await muxed.reset()
             return
-        entry = self._entries.get(proto)
-        refusal = self._refusal(proto, entry, conn)
+        finally:
+            if scope is not None and scope.protocol is None:
+                scope.done()  # refused or failed before it was counted for its protocol
         if entry is None or refusal is not None:
             log.debug("refusing %s stream from %s: %s", proto, conn.remote_peer, refusal)
             await muxed.reset()
             return
-        stream = Stream(muxed, proto, conn, leftover)
+        stream = Stream(muxed, proto, conn, leftover, scope=scope)
         conn._track(stream)
-        key = (proto, conn.remote_peer)
-        self._active[proto] = self._active.get(proto, 0) + 1
-        self._active_per_peer[key] = self._active_per_peer.get(key, 0) + 1
-        try:
-            await self._run(entry.handler, stream)
-        finally:
-            self._active[proto] -= 1
-            remaining = self._active_per_peer.pop(key) - 1
-            if remaining:
-                self._active_per_peer[key] = remaining
+        await self._run(entry.handler, stream)
 
     async def _run(self, handler: StreamHandler, stream: Stream) -> None:
         proto = stream.protocol

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
     from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport, UpgradedTransport
+    from p2pstack.resources import ResourceManager
 
 __all__ = ["open_host"]
 
@@ -35,6 +36,7 @@ async def open_host(
     listen: Sequence[Multiaddr | str] = (),
     peerstore: Peerstore | None = None,
     config: HostConfig | None = None,
+    resource_manager: ResourceManager | None = None,
 ) -> AsyncIterator[Host]:
     """Start a host; leaving the block closes every connection, listener and task.
 
@@ -50,6 +52,9 @@ async def open_host(
         listen: addresses to listen on (``/ip4/127.0.0.1/tcp/0``).
         peerstore: a peerstore to share or pre-fill (a fresh one if omitted).
         config: limits and timeouts.
+        resource_manager: the limits on connections, streams and memory, shared with the
+            dialer and the services (``p2pstack.resources``); if omitted, a
+            ``LimitedResourceManager`` with ``Limits()`` and the caps of ``config``.
 
     Raises:
         ValueError: an argument is invalid (no transport, no security channel, no muxer, a bad
@@ -84,6 +89,7 @@ async def open_host(
             services=services,
             config=config,
             task_group=tg,
+            resource_manager=resource_manager,
         )
         try:
             async with anyio.create_task_group() as service_tg:

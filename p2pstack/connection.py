@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from p2pstack.identity import PeerId, PublicKey
     from p2pstack.interfaces import Buffer, ConnectionInfo, MuxedStream, UpgradedConnection
+    from p2pstack.resources import ConnectionScope, StreamScope
 
 __all__ = ["Connection", "Direction", "Stream"]
 
@@ -28,12 +29,19 @@ class Stream:
     reset. Returned by ``Host.new_stream`` and handed to stream handlers."""
 
     def __init__(
-        self, muxed: MuxedStream, protocol: str, connection: Connection, prefix: bytes = b""
+        self,
+        muxed: MuxedStream,
+        protocol: str,
+        connection: Connection,
+        prefix: bytes = b"",
+        *,
+        scope: StreamScope | None = None,
     ) -> None:
         self._muxed = muxed
         self._prefix = prefix
         self.protocol = protocol
         self.connection = connection
+        self._scope = scope  # its resource reservation, released when the stream ends
 
     @property
     def remote_peer(self) -> PeerId:
@@ -61,13 +69,18 @@ class Stream:
 
     async def aclose(self) -> None:
         """Close the stream. Never raises."""
-        self.connection._forget(self)
+        self._release()
         await self._muxed.aclose()
 
     async def reset(self) -> None:
         """Abort the stream in both directions. Never raises."""
-        self.connection._forget(self)
+        self._release()
         await self._muxed.reset()
+
+    def _release(self) -> None:
+        self.connection._forget(self)
+        if self._scope is not None:
+            self._scope.done()
 
     async def __aenter__(self) -> Stream:
         return self
@@ -104,6 +117,8 @@ class Connection:
         self._idle = anyio.Event()
         self._idle.set()
         self.draining = False
+        #: Its resource reservation (set by the host); streams are reserved in it.
+        self._scope: ConnectionScope | None = None
 
     @property
     def remote_peer(self) -> PeerId:
@@ -152,18 +167,30 @@ class Connection:
 
         Raises:
             ConnectionClosedError: the connection is closed.
+            ResourceLimitExceeded: a stream limit of the connection, the peer, the system or
+                the negotiated protocol (then the stream is reset).
             ProtocolNotSupported: the peer supports none of ``protocols``.
             P2PTimeoutError: negotiation took longer than ``timeout`` (default: the host's).
         """
-        muxed = await self._muxed.open_stream()
+        scope = self._scope.open_stream("outbound") if self._scope is not None else None
         try:
-            proto, leftover = await negotiate_outbound(
-                muxed, protocols, timeout=self._negotiate_timeout if timeout is None else timeout
-            )
-        except NETWORK_ERRORS:
-            await muxed.reset()
+            muxed = await self._muxed.open_stream()
+            try:
+                proto, leftover = await negotiate_outbound(
+                    muxed,
+                    protocols,
+                    timeout=self._negotiate_timeout if timeout is None else timeout,
+                )
+                if scope is not None:
+                    scope.set_protocol(proto)
+            except NETWORK_ERRORS:
+                await muxed.reset()
+                raise
+        except BaseException:
+            if scope is not None:
+                scope.done()
             raise
-        stream = Stream(muxed, proto, self, leftover)
+        stream = Stream(muxed, proto, self, leftover, scope=scope)
         self._track(stream)
         return stream
 

@@ -25,7 +25,9 @@
     ├── P2PTimeoutError               a network wait ran past its deadline
     ├── ProtocolAlreadyRegistered     a second handler for one protocol, without ``replace``
     ├── EventOverflow                 an event subscription fell behind its buffer
-    └── LimitedConnectionError        only a limited (relayed) connection, not allowed here
+    ├── LimitedConnectionError        only a limited (relayed) connection, not allowed here
+    └── ResourceLimitExceeded         a resource manager limit refused a connection/stream/memory
+        └── ConnectionDenied          the connection gater denies the peer or address (a limit of 0)
 
 Byte streams follow anyio's conventions on top of this tree: the end of a stream raises
 ``anyio.EndOfStream``; using a stream after closing it locally raises
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING
 __all__ = [
     "NETWORK_ERRORS",
     "ConnectionClosedError",
+    "ConnectionDenied",
     "DialError",
     "EventOverflow",
     "HandshakeError",
@@ -63,6 +66,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolNotSupported",
     "RemoteProtocolError",
+    "ResourceLimitExceeded",
     "SecurityError",
     "ServiceNotFound",
     "StreamReset",
@@ -219,3 +223,34 @@ class EventOverflow(P2PError):
 class LimitedConnectionError(P2PError):
     """The connection to the peer is limited (relayed) and the caller did not allow it
     (``new_stream(..., allow_limited=True)``)."""
+
+
+class ResourceLimitExceeded(P2PError):
+    """A resource manager limit refused a connection, a stream or a memory reservation.
+
+    Attributes:
+        scope: the kind of scope whose limit was hit: ``"system"``, ``"transient"``, ``"peer"``,
+            ``"ip"``, ``"protocol"``, ``"protocol-peer"``, ``"service"``, ``"service-peer"``,
+            ``"connection"``, ``"stream"`` or ``"gater"``.
+        resource: what ran out: ``"connections"``, ``"connections_inbound"``,
+            ``"connections_outbound"``, ``"streams"``, ``"streams_inbound"``,
+            ``"streams_outbound"`` or ``"memory"``.
+        limit: the limit that was reached.
+    """
+
+    def __init__(self, message: str, *, scope: str, resource: str, limit: int) -> None:
+        self.scope = scope
+        self.resource = resource
+        self.limit = limit
+        super().__init__(message)
+
+
+class ConnectionDenied(ResourceLimitExceeded):
+    """The connection gater denies this peer or address (banned, or in a denied range).
+
+    A denial is a limit of zero, so ``except ResourceLimitExceeded`` catches it too.
+    ``resource`` is ``"peer"`` or ``"address"``.
+    """
+
+    def __init__(self, message: str, *, resource: str) -> None:
+        super().__init__(message, scope="gater", resource=resource, limit=0)

@@ -29,6 +29,7 @@ from p2pstack.errors import (
     P2PError,
     P2PTimeoutError,
     PeerIdMismatch,
+    ResourceLimitExceeded,
     ServiceNotFound,
     TransportError,
 )
@@ -46,6 +47,7 @@ from p2pstack.identity import PeerId
 from p2pstack.interfaces import Service, UpgradedTransport
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
 from p2pstack.peerstore import ADDR_TTL_CONNECTED, Peerstore
+from p2pstack.resources import ActivityWatcher, LimitedResourceManager, Limits, ResourceManager
 from p2pstack.topology import PeerCallback, Topology
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
         UpgradedListener,
         Upgrader,
     )
+    from p2pstack.resources import ConnectionScope
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -90,9 +93,11 @@ class HostConfig:
     security_timeout: float = 10.0
     #: Time for multistream-select on a new stream.
     negotiate_timeout: float = 10.0
-    #: Most connections held at once; further inbound connections are closed on arrival.
+    #: Most connections held at once, inbound and outbound (also capped by the descriptor
+    #: budget from ``RLIMIT_NOFILE``). Used when ``open_host`` is given no resource manager.
     max_connections: int = 4096
-    #: Most inbound connections mid-upgrade at once; further ones are closed on arrival.
+    #: Most inbound connections mid-upgrade at once; when full, the oldest one that has sent
+    #: nothing is closed to admit a newcomer. Used when no resource manager is given.
     max_pending_upgrades: int = 256
     #: Events an event subscription buffers by default (``host.events.subscribe``).
     event_buffer: int = 1024
@@ -142,8 +147,10 @@ class Host:
         services: Sequence[Service],
         config: HostConfig,
         task_group: TaskGroup,
+        resource_manager: ResourceManager | None = None,
     ) -> None:
         self.identity = identity
+        self.resource_manager = resource_manager or default_resource_manager(config)
         self.peer_id: PeerId = identity.peer_id
         self.peerstore = peerstore
         self.config = config
@@ -156,7 +163,9 @@ class Host:
         self._started_services: list[Service] = []
         self._tg = task_group
         self._service_tg: TaskGroup | None = None
-        self._handlers = HandlerRegistry(self.events, negotiate_timeout=config.negotiate_timeout)
+        self._handlers = HandlerRegistry(
+            self.events, self.resource_manager, negotiate_timeout=config.negotiate_timeout
+        )
         self._listeners: list[Listener | UpgradedListener] = []
         self._connections: dict[PeerId, list[Connection]] = {}
         self._connected: set[PeerId] = set()  # as published with PeerConnected
@@ -241,8 +250,9 @@ class Host:
             handler: called with each negotiated inbound stream.
             replace: replace an existing handler for ``protocol_id`` instead of failing.
             max_inbound: most streams of this protocol served at once (across all peers);
-                further ones are reset. ``None``: only the muxers' stream limits apply.
-            max_inbound_per_peer: most streams of this protocol served at once per peer.
+                further ones are reset. ``None``: the resource manager's protocol limits.
+            max_inbound_per_peer: most streams of this protocol served at once per peer
+                (``None``: the resource manager's per-peer protocol limits).
             allow_limited: also serve streams on limited (relayed) connections; without it,
                 a limited connection's peer is told the protocol is not supported.
 
@@ -484,11 +494,24 @@ class Host:
         errors: list[tuple[str, BaseException]] = []
         for addr in addrs:
             try:
-                upgraded = await self._dial_one(addr, peer)
-            except (P2PError, OSError) as exc:
+                # The outbound cap, the gater's deny list: checked before a socket is used.
+                scope = self.resource_manager.open_connection("outbound", addr)
+            except ResourceLimitExceeded as exc:
                 errors.append((str(addr), exc))
                 continue
-            return self._add_connection(upgraded)
+            try:
+                upgraded = await self._dial_one(addr, peer)
+            except (P2PError, OSError) as exc:
+                scope.done()
+                errors.append((str(addr), exc))
+                continue
+            except BaseException:
+                scope.done()
+                raise
+            refusal = await self._admit(upgraded, scope)
+            if refusal is None:
+                return self._add_connection(upgraded, scope)
+            errors.append((str(addr), refusal))
         target = str(peer) if peer is not None else ", ".join(map(str, addrs))
         if not addrs:
             raise DialError(f"no known addresses for {target}")
@@ -529,13 +552,35 @@ class Host:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _add_connection(self, upgraded: UpgradedConnection) -> Connection:
+    async def _admit(self, upgraded: UpgradedConnection, scope: ConnectionScope) -> P2PError | None:
+        """Attach the proven peer to the connection's scope (per-peer limit, bans); close the
+        connection if it is refused or was evicted meanwhile.
+
+        Returns:
+            ``None`` if the connection may be added, else why it was closed.
+        """
+        peer = upgraded.info.remote_peer
+        try:
+            scope.set_peer(peer)
+            return None
+        except ResourceLimitExceeded as exc:
+            reason: P2PError = exc
+        except ValueError:  # the scope was released: evicted just as the upgrade finished
+            reason = P2PError("evicted from the pending-upgrade pool")
+        log.info("closing %s connection with %s: %s", upgraded.info.direction, peer, reason)
+        scope.done()
+        with anyio.move_on_after(self.config.close_timeout, shield=True):
+            await upgraded.muxed.aclose()
+        return reason
+
+    def _add_connection(self, upgraded: UpgradedConnection, scope: ConnectionScope) -> Connection:
         conn = Connection(
             upgraded,
             local_peer=self.peer_id,
             negotiate_timeout=self.config.negotiate_timeout,
             opened_at=anyio.current_time(),
         )
+        conn._scope = scope
         peer = conn.remote_peer
         self._connections.setdefault(peer, []).append(conn)
         first = peer not in self._connected
@@ -586,6 +631,8 @@ class Host:
             conns.remove(conn)
         if not conns:
             self._connections.pop(peer, None)
+        if conn._scope is not None:
+            conn._scope.done()
         self.events.emit(ConnectionClosed(connection=conn, reason=conn._muxed.close_reason))
         self._settle_peer(peer)
 
@@ -652,13 +699,19 @@ class Host:
                 log.warning("accept failed on %s: %s", listener.multiaddrs, exc)
                 await anyio.sleep(0.1)
                 continue
-            over_limit = len(self.connections()) >= self.config.max_connections
-            if over_limit or self._pending_upgrades >= self.config.max_pending_upgrades:
-                log.info("refusing inbound connection from %s: at capacity", raw.remote_multiaddr)
+            # When the pending-upgrade pool is full, the oldest connection that has sent
+            # nothing yet is evicted (its upgrade cancelled) to admit this one.
+            evict = anyio.CancelScope()
+            try:
+                scope = self.resource_manager.open_connection(
+                    "inbound", raw.remote_multiaddr, on_evict=evict.cancel
+                )
+            except ResourceLimitExceeded as exc:
+                log.info("refusing inbound connection from %s: %s", raw.remote_multiaddr, exc)
                 await raw.aclose()
                 continue
             self._pending_upgrades += 1
-            self._tg.start_soon(self._upgrade_inbound, raw)
+            self._tg.start_soon(self._upgrade_inbound, ActivityWatcher(raw, scope), scope, evict)
 
     async def _accept_upgraded(self, listener: UpgradedListener) -> None:
         while True:
@@ -671,13 +724,15 @@ class Host:
                 log.warning("accept failed on %s: %s", listener.multiaddrs, exc)
                 await anyio.sleep(0.1)
                 continue
-            if len(self.connections()) >= self.config.max_connections:
-                log.info(
-                    "refusing inbound connection from %s: at capacity", upgraded.info.remote_addr
-                )
-                await upgraded.muxed.aclose()
+            try:
+                scope = self.resource_manager.open_connection("inbound", upgraded.info.remote_addr)
+            except ResourceLimitExceeded as exc:
+                log.info("refusing inbound connection from %s: %s", upgraded.info.remote_addr, exc)
+                with anyio.move_on_after(self.config.close_timeout, shield=True):
+                    await upgraded.muxed.aclose()
                 continue
-            self._add_connection(upgraded)
+            if await self._admit(upgraded, scope) is None:
+                self._add_connection(upgraded, scope)
 
     def _listener_closed(self, listener: Listener | UpgradedListener) -> None:
         if self._closing or listener not in self._listeners:
@@ -685,15 +740,25 @@ class Host:
         self._listeners.remove(listener)
         self.events.emit(LocalAddrsChanged(addrs=self.addrs))
 
-    async def _upgrade_inbound(self, raw: RawConnection) -> None:
+    async def _upgrade_inbound(
+        self, raw: RawConnection, scope: ConnectionScope, evict: anyio.CancelScope
+    ) -> None:
+        upgraded: UpgradedConnection | None = None
         try:
-            upgraded = await self.upgrader.upgrade_inbound(raw)
+            with evict:
+                upgraded = await self.upgrader.upgrade_inbound(raw)
         except P2PError as exc:
             log.debug("inbound upgrade failed: %s", exc)
-            return
         finally:
             self._pending_upgrades -= 1
-        self._add_connection(upgraded)
+            if upgraded is None:
+                scope.done()
+        if upgraded is None:
+            if evict.cancelled_caught:
+                log.debug("evicted silent pending connection from %s", raw.remote_multiaddr)
+            return
+        if await self._admit(upgraded, scope) is None:
+            self._add_connection(upgraded, scope)
 
     async def _start(self, listen: Iterable[Multiaddr | str]) -> None:
         """Start the transports that are services, then every service (in order), then
@@ -739,6 +804,30 @@ class Host:
             async with anyio.create_task_group() as tg:
                 for conn in self.connections():
                     tg.start_soon(conn.aclose)
+
+
+def default_resource_manager(config: HostConfig) -> LimitedResourceManager:
+    """The resource manager a host uses when given none: ``Limits()`` with the system
+    connection cap and the pending-upgrade pool taken from ``config``.
+
+    Args:
+        config: the host's configuration.
+
+    Returns:
+        A fresh ``LimitedResourceManager``.
+    """
+    base = Limits()
+    return LimitedResourceManager(
+        attrs.evolve(
+            base,
+            system=attrs.evolve(base.system, connections=config.max_connections),
+            transient=attrs.evolve(
+                base.transient,
+                connections=None,
+                connections_inbound=config.max_pending_upgrades,
+            ),
+        )
+    )
 
 
 def _as_peer_id(peer: PeerId | str) -> PeerId:
