@@ -30,6 +30,8 @@ log = logging.getLogger("p2pstack.peerstore")
 # can make us hold; it need not match CPython's allocator exactly.
 _ITEM_OVERHEAD = 64
 _PEER_OVERHEAD = 512
+# A Multiaddr object costs far more than its bytes (measured with tracemalloc).
+_ADDR_OVERHEAD = 192
 # Least time between two full sweeps for expired peers when over a bound.
 _SWEEP_INTERVAL = 60.0
 
@@ -86,7 +88,7 @@ class _PeerData:
 
     def measure(self) -> int:
         size = _PEER_OVERHEAD + self.envelope_size
-        size += sum(len(a.to_bytes()) + _ITEM_OVERHEAD for a in self.addrs)
+        size += sum(len(a.to_bytes()) + _ADDR_OVERHEAD for a in self.addrs)
         size += sum(len(p) + _ITEM_OVERHEAD for p in self.protocols)
         size += sum(len(k) + len(v) + _ITEM_OVERHEAD for k, v in self.metadata.items())
         if self.public_key is not None:
@@ -233,16 +235,21 @@ class Peerstore:
 
     def add_addrs(self, peer: PeerId, addrs: Iterable[Multiaddr], ttl: float) -> None:
         """Add addresses (without ``/p2p/``), or extend their expiry to ``now + ttl``. Addresses
-        longer than ``max_addr_length`` are ignored; past ``max_addrs_per_peer`` the most
-        durable are kept."""
+        longer than ``max_addr_length`` are ignored; past ``max_addrs_per_peer`` or the per-peer
+        byte bound the most durable are kept (addresses come before protocols in that bound)."""
         data = self._entry(peer)
         expiry = self._clock() + ttl
         for addr in addrs:
             if len(addr.to_bytes()) <= self.limits.max_addr_length:
                 data.addrs[addr] = max(expiry, data.addrs.get(addr, expiry))
-        if len(data.addrs) > self.limits.max_addrs_per_peer:
-            newest = sorted(data.addrs.items(), key=lambda item: item[1], reverse=True)
-            data.addrs = dict(newest[: self.limits.max_addrs_per_peer])
+        ranked = sorted(data.addrs.items(), key=lambda item: item[1], reverse=True)
+        budget = self.limits.max_bytes_per_peer - _PEER_OVERHEAD
+        data.addrs = {}
+        for addr, exp in ranked[: self.limits.max_addrs_per_peer]:
+            budget -= len(addr.to_bytes()) + _ADDR_OVERHEAD
+            if budget < 0:
+                break
+            data.addrs[addr] = exp
         self._account(peer, data)
 
     def addrs(self, peer: PeerId) -> list[Multiaddr]:
@@ -314,11 +321,17 @@ class Peerstore:
     def set_metadata(self, peer: PeerId, key: str, value: str) -> None:
         """Store a short string (``agent_version``, ``protocol_version``); at most
         ``max_metadata_keys`` keys (of up to 64 characters) and ``max_metadata_value``
-        characters per value are kept."""
+        characters per value are kept, and nothing past the per-peer byte bound."""
         data = self._entry(peer)
         meta = data.metadata
         if len(key) <= 64 and (key in meta or len(meta) < self.limits.max_metadata_keys):
+            old = meta.get(key)
             meta[key] = value[: self.limits.max_metadata_value]
+            if data.measure() > self.limits.max_bytes_per_peer:
+                if old is None:
+                    del meta[key]
+                else:
+                    meta[key] = old
         self._account(peer, data)
 
     def metadata(self, peer: PeerId, key: str) -> str | None:
@@ -348,7 +361,8 @@ class Peerstore:
         held = self._live(peer)
         if held is not None and held.record is not None and held.record.seq >= peer_record.seq:
             return False
-        if len(raw) + _PEER_OVERHEAD > self.limits.max_bytes_per_peer:
+        rest = held.measure() - held.envelope_size if held is not None else _PEER_OVERHEAD
+        if rest + len(raw) > self.limits.max_bytes_per_peer:
             log.debug("peer record of %s too large to keep (%d bytes)", peer, len(raw))
             return False
         self._put_record(peer_record, envelope, len(raw))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tracemalloc
+
 import attrs
 import pytest
 from multiaddr import Multiaddr
@@ -166,3 +168,29 @@ def test_signed_record_rejections() -> None:
     many = [Multiaddr(f"/ip4/1.2.3.{i}/tcp/{i + 1}") for i in range(200)]
     assert not s.consume_signed_record(record(ALICE, 1, *many))  # over the per-peer bound
     assert ALICE.peer_id not in s
+
+
+def test_hostile_identify_sized_input_is_bounded_and_measured() -> None:
+    # What identify stores for a peer that sends ~58 KB of protocols, 100 addresses and a
+    # 5 KB agent string: each peer costs at most max_bytes_per_peer, and the accounting is
+    # close to what Python really holds.
+    limits = PeerstoreLimits(max_bytes_per_peer=16 * 1024, max_total_bytes=10**9)
+    s = Peerstore(limits=limits)
+    peers = [Identity.generate() for _ in range(40)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n, ident in enumerate(peers):
+            s.set_public_key(ident.peer_id, ident.public_key)
+            s.add_addrs(
+                ident.peer_id, [Multiaddr(f"/ip4/1.{n}.3.{i}/tcp/{i + 1}") for i in range(100)], 60
+            )
+            s.set_protocols(ident.peer_id, [f"/p/{n}/{i}/" + "x" * 200 for i in range(280)])
+            s.set_metadata(ident.peer_id, "agent_version", "a" * 5000)
+        real = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    accounted = s.statistics().approx_bytes
+    assert accounted <= len(peers) * limits.max_bytes_per_peer
+    assert real <= 1.5 * accounted
+    assert 0 < len(s.addrs(peers[0].peer_id)) < 100
