@@ -134,12 +134,16 @@ class ConnectionManagerStatistics:
 class ConnectionManager(Generic[C]):
     """Keeps the connection count between watermarks, closing the least valuable peers first.
 
+    The host tells it about each connection with ``opened`` and ``closed``; ``run`` trims.
+
     Args:
-        connections: the host's open connections (called on every check).
+        connections: the host's open connections (read when trimming).
         close: closes one connection (gracefully; errors are logged, not raised).
         local_peer: our peer ID (for the keep rule).
         config: watermarks and timings.
         clock: seconds, the clock ``opened_at`` is measured on; injectable.
+        on_protection_changed: called with ``(peer, protected)`` when a peer becomes protected
+            or stops being so (the host pins it in the peerstore).
     """
 
     def __init__(
@@ -150,8 +154,10 @@ class ConnectionManager(Generic[C]):
         local_peer: PeerId,
         config: ConnectionManagerConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_protection_changed: Callable[[PeerId, bool], None] | None = None,
     ) -> None:
         self.config = config or ConnectionManagerConfig()
+        self.on_protection_changed = on_protection_changed
         self.local_peer = local_peer
         self._connections = connections
         self._close = close
@@ -161,6 +167,8 @@ class ConnectionManager(Generic[C]):
         self._below_callbacks: list[Callable[[PeersBelowMinimum], None]] = []
         self._below_waiters: list[anyio.Event] = []
         self._was_below = False
+        self._count = 0
+        self._per_peer: dict[PeerId, int] = {}
         self._wake: anyio.Event | None = None
         self._last_trim = float("-inf")
         self._trims = 0
@@ -195,7 +203,10 @@ class ConnectionManager(Generic[C]):
 
     def protect(self, peer: PeerId, tag: str) -> None:
         """Never trim ``peer`` while any protection tag is set (each user picks its own tag)."""
+        first = peer not in self._protected
         self._protected.setdefault(peer, set()).add(tag)
+        if first and self.on_protection_changed is not None:
+            self.on_protection_changed(peer, True)
 
     def unprotect(self, peer: PeerId, tag: str) -> bool:
         """Remove one protection tag.
@@ -209,6 +220,8 @@ class ConnectionManager(Generic[C]):
         tags.discard(tag)
         if not tags:
             del self._protected[peer]
+            if self.on_protection_changed is not None:
+                self.on_protection_changed(peer, False)
             return False
         return True
 
@@ -250,17 +263,40 @@ class ConnectionManager(Generic[C]):
                     self._below_waiters.remove(event)
 
     def peer_count(self) -> int:
-        """Distinct peers with an open connection."""
-        return len({c.remote_peer for c in self._connections()})
+        """Distinct peers with an open connection (as told by ``opened``/``closed``)."""
+        return len(self._per_peer)
+
+    def connection_count(self) -> int:
+        """Open connections (as told by ``opened``/``closed``)."""
+        return self._count
 
     # -- notifications from the host -----------------------------------------------------------
 
-    def notify_changed(self) -> None:
-        """Tell the manager that a connection opened or closed (from the host, synchronously).
+    def opened(self, conn: C) -> None:
+        """Tell the manager a connection opened (synchronous, O(1)); wakes ``run`` if a trim
+        is due."""
+        self._count += 1
+        self._per_peer[conn.remote_peer] = self._per_peer.get(conn.remote_peer, 0) + 1
+        self._check_min()
+        if self._wake is not None and self._count > self.config.high_water:
+            self._wake.set()
 
-        Fires the below-minimum callbacks on the transition and wakes ``run`` if a trim is due.
-        """
-        count = self.peer_count()
+    def closed(self, conn: C) -> None:
+        """Tell the manager a connection closed (synchronous, O(1)); fires the below-minimum
+        callbacks when the peer count falls below ``min_peers``."""
+        peer = conn.remote_peer
+        left = self._per_peer.get(peer, 0) - 1
+        if left < 0:
+            return  # not told about its opening: ignore
+        self._count -= 1
+        if left:
+            self._per_peer[peer] = left
+        else:
+            del self._per_peer[peer]
+        self._check_min()
+
+    def _check_min(self) -> None:
+        count = len(self._per_peer)
         below = count < self.config.min_peers
         if below and not self._was_below:
             event = PeersBelowMinimum(peers=count, minimum=self.config.min_peers)
@@ -270,8 +306,6 @@ class ConnectionManager(Generic[C]):
         if below:
             for waiter in self._below_waiters:
                 waiter.set()
-        if self._wake is not None and len(self._connections()) > self.config.high_water:
-            self._wake.set()
 
     # -- trimming ------------------------------------------------------------------------------
 
@@ -329,20 +363,20 @@ class ConnectionManager(Generic[C]):
                 log.debug("closing %s failed: %r", conn.remote_peer, exc)
 
     async def run(self) -> None:
-        """Trim whenever the count exceeds ``high_water`` (woken by ``notify_changed``), at most
+        """Trim whenever the count exceeds ``high_water`` (woken by ``opened``), at most
         once per ``silence_period``; retry when peers in their grace period become trimmable.
         Runs until cancelled."""
         high = self.config.high_water
         while True:
             self._wake = anyio.Event()
-            if len(self._connections()) <= high:
+            if self._count <= high:
                 await self._wake.wait()
                 continue
             wait = self._last_trim + self.config.silence_period - self._clock()
             if wait > 0:
                 await anyio.sleep(wait)
             await self.trim()
-            if len(self._connections()) > high:
+            if self._count > high:
                 # What is left is protected or in its grace period: look again once it may
                 # have aged out, or sooner if more connections arrive.
                 with anyio.move_on_after(self.config.grace_period):
@@ -350,10 +384,9 @@ class ConnectionManager(Generic[C]):
 
     def statistics(self) -> ConnectionManagerStatistics:
         """A snapshot of counts."""
-        conns = self._connections()
         return ConnectionManagerStatistics(
-            connections=len(conns),
-            peers=len({c.remote_peer for c in conns}),
+            connections=self._count,
+            peers=len(self._per_peer),
             protected_peers=len(self._protected),
             tagged_peers=len(self._tags),
             trims=self._trims,

@@ -243,6 +243,10 @@ class Dialer(Generic[T]):
         """Peers being dialed right now."""
         return len(self._pending)
 
+    def is_dialing(self, peer: PeerId) -> bool:
+        """Whether a dial to ``peer`` is in progress."""
+        return peer in self._pending
+
     async def dial(
         self, peer: PeerId, addrs: Sequence[Multiaddr] | None = None, *, force: bool = False
     ) -> T:

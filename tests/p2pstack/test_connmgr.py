@@ -39,19 +39,22 @@ class FakeHost:
 
     async def close(self, conn: FakeConn) -> None:
         await anyio.lowlevel.checkpoint()
-        self.conns.remove(conn)
+        self.drop(conn)
         self.closed.append(conn)
         if self.closed_event is not None:
             self.closed_event.set()
-        if self.manager is not None:
-            self.manager.notify_changed()
 
     def open(self, peer: PeerId, at: float = 0.0) -> FakeConn:
         conn = FakeConn(peer, opened_at=at)
         self.conns.append(conn)
         if self.manager is not None:
-            self.manager.notify_changed()
+            self.manager.opened(conn)
         return conn
+
+    def drop(self, conn: FakeConn) -> None:
+        self.conns.remove(conn)
+        if self.manager is not None:
+            self.manager.closed(conn)
 
 
 def manager(
@@ -109,6 +112,8 @@ def test_keep_oldest_otherwise_and_empty_rejected() -> None:
 
 def test_tags_and_protection() -> None:
     cm = manager(FakeHost())
+    changes: list[tuple[PeerId, bool]] = []
+    cm.on_protection_changed = lambda p, on: changes.append((p, on))
     peer = PEERS[1]
     cm.tag_peer(peer, "kad", 5)
     cm.upsert_tag(peer, "gossip", lambda v: v + 3)
@@ -125,6 +130,7 @@ def test_tags_and_protection() -> None:
     assert not cm.is_protected(peer, "a")
     assert cm.unprotect(peer, "b") is False
     assert not cm.is_protected(peer)
+    assert changes == [(peer, True), (peer, False)]
     assert cm.statistics().tagged_peers == 1
 
 
@@ -208,17 +214,18 @@ def test_below_minimum_callbacks_fire_on_transition() -> None:
     host.open(PEERS[2])
     assert [e.peers for e in seen] == [1]  # 0 -> 1 is below: the first notify fires once
     host.open(PEERS[3])
-    host.conns.remove(a)
-    cm.notify_changed()
+    host.drop(a)
     assert len(seen) == 1  # 2 peers still connected
-    host.conns.pop()
-    cm.notify_changed()
+    host.drop(host.conns[-1])
     assert seen[-1] == PeersBelowMinimum(peers=1, minimum=2)
+    assert (cm.peer_count(), cm.connection_count()) == (1, 1)
     unregister()
     host.open(PEERS[4])
-    host.conns.clear()
-    cm.notify_changed()
+    for conn in list(host.conns):
+        host.drop(conn)
     assert len(seen) == 2
+    cm.closed(a)  # told twice: ignored
+    assert (cm.peer_count(), cm.connection_count()) == (0, 0)
 
 
 @pytest.mark.anyio

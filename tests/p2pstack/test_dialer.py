@@ -245,6 +245,9 @@ async def test_concurrent_dials_to_one_peer_share_one_attempt() -> None:
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(one)
+            await anyio.sleep(0.01)
+            assert dialer.is_dialing(PEER)
+    assert not dialer.is_dialing(PEER)
     assert len(net.started) == 1
     assert results[0] is results[1] is results[2]
     assert dialer.pending == 0
