@@ -13,12 +13,13 @@ import anyio
 
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
-from p2pstack.peerstore import Peerstore
+from p2pstack.peerstore import PeerStore, Peerstore
 from p2pstack.upgrader import Upgrader
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
+    from p2pstack.dialer import PeerRouting
     from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport
 
 __all__ = ["open_host"]
@@ -33,8 +34,9 @@ async def open_host(
     identity: Identity | None = None,
     services: Sequence[Service] = (),
     listen: Sequence[Multiaddr | str] = (),
-    peerstore: Peerstore | None = None,
+    peerstore: PeerStore | None = None,
     config: HostConfig | None = None,
+    peer_routing: PeerRouting | None = None,
 ) -> AsyncIterator[Host]:
     """Start a host; leaving the block closes every connection, listener and task.
 
@@ -48,6 +50,8 @@ async def open_host(
         listen: addresses to listen on (``/ip4/127.0.0.1/tcp/0``).
         peerstore: a peerstore to share or pre-fill (a fresh one if omitted).
         config: limits and timeouts.
+        peer_routing: asked for a peer's addresses when the peerstore has none (a DHT service
+            may instead set ``host.dialer.peer_routing`` in its ``start``).
 
     Raises:
         ValueError: an argument is invalid (no transport, no security channel, no muxer, a bad
@@ -75,6 +79,7 @@ async def open_host(
             services=services,
             config=config,
             task_group=tg,
+            peer_routing=peer_routing,
         )
         try:
             async with anyio.create_task_group() as service_tg:

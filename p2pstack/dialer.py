@@ -255,7 +255,8 @@ class Dialer(Generic[T]):
         Args:
             peer: whom to dial.
             addrs: addresses to try; the known ones (then peer routing) if ``None``.
-            force: dial even if ``peer`` is in backoff.
+            force: dial even if ``peer`` is in backoff, and do not count a failure towards it
+                (for addresses a user gave explicitly: a wrong one says nothing of the peer).
 
         Returns:
             The connection of the first attempt that succeeded.
@@ -281,7 +282,7 @@ class Dialer(Generic[T]):
         except DialError as exc:
             outcome.error = exc
             outcome.message = f"could not connect to {peer}" if exc.errors else str(exc)
-            if exc.errors:  # "nothing to dial" is no reason to back off
+            if exc.errors and not force:  # "nothing to dial" is no reason to back off
                 self._record_failure(peer)
             raise
         except BaseException:

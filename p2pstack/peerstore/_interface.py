@@ -93,6 +93,10 @@ class PeerStore(Protocol):
         """Never forget ``peer`` while any reason (``"connected"``, ``"protected"``) holds."""
         ...
 
+    def is_pinned(self, peer: PeerId) -> bool:
+        """Whether ``peer`` is pinned."""
+        ...
+
     def unpin(self, peer: PeerId, reason: str) -> None:
         """Drop one pin reason; once none is left, the peer's data may expire."""
         ...

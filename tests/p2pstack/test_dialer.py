@@ -172,6 +172,10 @@ def test_backoff_grows_and_clears_on_success() -> None:
         assert dialer.backoff_remaining(PEER) == pytest.approx(2.0)
         net.plan[addr(1)] = (0.1, True)
         assert (await dialer.dial(PEER, [addr(1)], force=True)).addr == addr(1)
+        net.plan[addr(1)] = (0.1, False)
+        with pytest.raises(DialError):
+            await dialer.dial(PEER, [addr(1)], force=True)
+        assert dialer.backoff_remaining(PEER) == 0.0  # forced failures do not count
 
     run_virtual(main)
 
