@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
+
 from p2pstack.errors import P2PError
 from p2pstack.identity import PeerId, PeerRecord, PublicKey
 from p2pstack.multiaddrs import parse_multiaddr
@@ -206,6 +208,25 @@ class FilePeerstore(Peerstore):
         body = header + ",".join(parts) + "]}"
         self._write_atomically(body.encode())
         return len(parts)
+
+    async def autosave(self, interval: float) -> None:
+        """Save every ``interval`` seconds until cancelled, then once more. A failed save is
+        logged and retried at the next interval (the store is a cache; the node goes on).
+
+        Run it as a task: ``host.start_soon(store.autosave, 300.0)``.
+        """
+        try:
+            while True:
+                await anyio.sleep(interval)
+                self._save_logged()
+        finally:
+            self._save_logged()
+
+    def _save_logged(self) -> None:
+        try:
+            self.save()
+        except PeerstoreFileError as exc:
+            log.warning("could not save the peerstore: %s", exc)
 
     def _write_atomically(self, data: bytes) -> None:
         directory = self.path.parent

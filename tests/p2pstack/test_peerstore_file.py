@@ -4,11 +4,13 @@ import json
 import logging
 from pathlib import Path
 
+import anyio
 import pytest
 from multiaddr import Multiaddr
 
 from p2pstack.identity import Identity, PeerRecord
 from p2pstack.peerstore import ADDR_TTL_PERMANENT, FilePeerstore, PeerstoreFileError
+from p2pstack.sim import run_virtual
 
 ALICE = Identity.generate()
 BOB = Identity.generate()
@@ -144,3 +146,37 @@ def test_bad_entries_are_skipped(tmp_path: Path) -> None:
     s2 = open_store(path, clocks)
     assert s2.skipped_entries == 2
     assert s2.protocols(ALICE.peer_id) == ["/a"]
+
+
+def test_autosave_saves_periodically_and_when_cancelled(tmp_path: Path) -> None:
+    path = tmp_path / "peers.json"
+    clocks = Clocks()
+    s = open_store(path, clocks)
+    sizes: list[int] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(s.autosave, 10.0)
+            s.set_protocols(ALICE.peer_id, ["/a"])
+            await anyio.sleep(5)
+            assert not path.exists()
+            await anyio.sleep(10)
+            sizes.append(len(open_store(path, clocks).peers()))
+            s.set_protocols(BOB.peer_id, ["/b"])
+            tg.cancel_scope.cancel()
+        sizes.append(len(open_store(path, clocks).peers()))
+
+    run_virtual(main)
+    assert sizes == [1, 2]
+
+
+def test_autosave_survives_a_failed_write(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = open_store(tmp_path / "missing-dir" / "peers.json", Clocks())
+
+    async def main() -> None:
+        with anyio.move_on_after(25):
+            await s.autosave(10.0)
+
+    with caplog.at_level(logging.WARNING, logger="p2pstack.peerstore"):
+        run_virtual(main)
+    assert caplog.text.count("could not save the peerstore") == 3
