@@ -13,12 +13,13 @@ import anyio
 
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
-from p2pstack.peerstore import Peerstore
+from p2pstack.peerstore import PeerStore, Peerstore
 from p2pstack.upgrader import DefaultUpgrader
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
+    from p2pstack.dialer import PeerRouting
     from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport, UpgradedTransport
     from p2pstack.resources import ResourceManager
 
@@ -34,9 +35,10 @@ async def open_host(
     identity: Identity | None = None,
     services: Sequence[Service] = (),
     listen: Sequence[Multiaddr | str] = (),
-    peerstore: Peerstore | None = None,
+    peerstore: PeerStore | None = None,
     config: HostConfig | None = None,
     resource_manager: ResourceManager | None = None,
+    peer_routing: PeerRouting | None = None,
 ) -> AsyncIterator[Host]:
     """Start a host; leaving the block closes every connection, listener and task.
 
@@ -55,6 +57,8 @@ async def open_host(
         resource_manager: the limits on connections, streams and memory, shared with the
             dialer and the services (``p2pstack.resources``); if omitted, a
             ``LimitedResourceManager`` with ``Limits()`` and the caps of ``config``.
+        peer_routing: asked for a peer's addresses when the peerstore has none (a DHT service
+            may instead set ``host.dialer.peer_routing`` in its ``start``).
 
     Raises:
         ValueError: an argument is invalid (no transport, no security channel, no muxer, a bad
@@ -90,6 +94,7 @@ async def open_host(
             config=config,
             task_group=tg,
             resource_manager=resource_manager,
+            peer_routing=peer_routing,
         )
         try:
             async with anyio.create_task_group() as service_tg:

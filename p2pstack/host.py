@@ -21,10 +21,11 @@ from p2pstack import __version__
 from p2pstack._handlers import HandlerRegistry, StreamHandler
 from p2pstack._ifaddrs import expand_unspecified
 from p2pstack.connection import Connection, Stream
+from p2pstack.connmgr import ConnectionManager, ConnectionManagerConfig, choose_connection_to_keep
+from p2pstack.dialer import Dialer, DialPolicy, PeerRouting
 from p2pstack.errors import (
     NETWORK_ERRORS,
     ConnectionClosedError,
-    DialError,
     LimitedConnectionError,
     P2PError,
     P2PTimeoutError,
@@ -46,7 +47,7 @@ from p2pstack.events import (
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import Service, UpgradedTransport
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
-from p2pstack.peerstore import ADDR_TTL_CONNECTED, Peerstore
+from p2pstack.peerstore import ADDR_TTL_CONNECTED, ADDR_TTL_RECENT, PeerStore
 from p2pstack.resources import ActivityWatcher, LimitedResourceManager, Limits, ResourceManager
 from p2pstack.topology import PeerCallback, Topology
 
@@ -107,6 +108,11 @@ class HostConfig:
     close_timeout: float = 5.0
     #: How long the losing connection of a simultaneous dial may finish its streams.
     drain_timeout: float = 10.0
+    #: Which addresses to dial, stagger between attempts, per-peer backoff.
+    dial_policy: DialPolicy = attrs.field(factory=DialPolicy)
+    #: Watermarks for trimming connections; ``None``: trim back to ``max_connections`` only
+    #: when it is exceeded (outbound dials are not refused).
+    connection_manager: ConnectionManagerConfig | None = None
     agent_version: str = f"p2pstack/{__version__}"
     protocol_version: str = "ipfs/0.1.0"
 
@@ -143,11 +149,12 @@ class Host:
         identity: Identity,
         transports: Sequence[Transport | UpgradedTransport],
         upgrader: Upgrader,
-        peerstore: Peerstore,
+        peerstore: PeerStore,
         services: Sequence[Service],
         config: HostConfig,
         task_group: TaskGroup,
         resource_manager: ResourceManager | None = None,
+        peer_routing: PeerRouting | None = None,
     ) -> None:
         self.identity = identity
         self.resource_manager = resource_manager or default_resource_manager(config)
@@ -170,10 +177,31 @@ class Host:
         self._connections: dict[PeerId, list[Connection]] = {}
         self._connected: set[PeerId] = set()  # as published with PeerConnected
         self._peer_protocols: dict[PeerId, frozenset[str]] = {}
-        self._pending_dials: dict[PeerId, anyio.Event] = {}
         self._pending_upgrades = 0
         self._started = False
         self._closing = False
+        #: Dials peers (``dialer.peer_routing`` may be set later, by a DHT service's start).
+        self.dialer: Dialer[Connection] = Dialer(
+            self._dial_one,
+            close=_close_connection,
+            addrs_of=peerstore.addrs,
+            policy=config.dial_policy,
+            peer_routing=peer_routing,
+            on_routed=lambda peer, addrs: peerstore.add_addrs(peer, addrs, ADDR_TTL_RECENT),
+            clock=anyio.current_time,
+        )
+        cap = config.max_connections
+        #: Tags, protection, trimming and the minimum peer count.
+        self.connmgr: ConnectionManager[Connection] = ConnectionManager(
+            connections=self.connections,
+            close=_close_connection,
+            local_peer=self.peer_id,
+            config=config.connection_manager
+            or ConnectionManagerConfig(low_water=cap, high_water=cap),
+            clock=anyio.current_time,
+            on_protection_changed=self._protection_changed,
+        )
+        task_group.start_soon(self.connmgr.run, name="connection manager")
 
     # -- introspection -------------------------------------------------------------------------
 
@@ -386,23 +414,26 @@ class Host:
             # The address is recorded for the peer only once the handshake proved who is there.
             if transport_addr is None:
                 return await self.dial_peer(peer)
-            return await self._dial(peer, [transport_addr])
+            # An address given explicitly is tried even if the peer is in dial backoff.
+            return await self._dial(peer, [transport_addr], force=True)
         if transport_addr is None:
             raise ValueError(f"nothing to dial in {addr}")
-        return await self._dial_addrs(None, [transport_addr])
+        return await self.dialer.dial_addrs(None, [transport_addr])
 
     async def dial_peer(self, peer: PeerId | str) -> Connection:
-        """An open connection to ``peer``, dialing its known addresses if there is none.
+        """An open connection to ``peer``, dialing its known addresses if there is none (or
+        those the peer-routing hook finds, if the peerstore has none).
 
         Args:
             peer: the peer, as a ``PeerId`` or its text form.
 
         Raises:
             InvalidPeerIdError: ``peer`` is a string that is not a peer ID.
-            DialError: no open connection and every known address failed (or none is known).
+            DialBackoff: the peer failed recently (a ``DialError``).
+            DialError: no open connection and every address failed (or none is known).
         """
         peer = _as_peer_id(peer)
-        return await self._dial(peer, self.peerstore.addrs(peer))
+        return await self._dial(peer, None)
 
     async def new_stream(
         self,
@@ -471,53 +502,42 @@ class Host:
         conns = [c for c in self.connections(peer) if not c.draining]
         return conns[0] if conns else None
 
-    async def _dial(self, peer: PeerId, addrs: Sequence[Multiaddr]) -> Connection:
-        while True:
-            existing = self._best_connection(peer)
-            if existing is not None:
-                return existing
-            pending = self._pending_dials.get(peer)
-            if pending is None:
-                break
-            await pending.wait()  # another task is dialing this peer: share its result
-            if self._best_connection(peer) is None:
-                break  # that dial failed: try ourselves, so that we get the errors
-        done = self._pending_dials[peer] = anyio.Event()
+    async def _dial(
+        self, peer: PeerId, addrs: Sequence[Multiaddr] | None, *, force: bool = False
+    ) -> Connection:
+        existing = self._best_connection(peer)
+        if existing is not None:
+            return existing
         try:
-            return await self._dial_addrs(peer, addrs)
+            conn = await self.dialer.dial(peer, addrs, force=force)
         finally:
-            del self._pending_dials[peer]
-            done.set()
             self._settle_peer(peer)
+        if conn.draining or conn.is_closed:
+            # A shared dial's connection may have lost a simultaneous-dial race since.
+            return self._best_connection(peer) or conn
+        return conn
 
-    async def _dial_addrs(self, peer: PeerId | None, addrs: Sequence[Multiaddr]) -> Connection:
-        errors: list[tuple[str, BaseException]] = []
-        for addr in addrs:
-            try:
-                # The outbound cap, the gater's deny list: checked before a socket is used.
-                scope = self.resource_manager.open_connection("outbound", addr)
-            except ResourceLimitExceeded as exc:
-                errors.append((str(addr), exc))
-                continue
-            try:
-                upgraded = await self._dial_one(addr, peer)
-            except (P2PError, OSError) as exc:
-                scope.done()
-                errors.append((str(addr), exc))
-                continue
-            except BaseException:
-                scope.done()
-                raise
-            refusal = await self._admit(upgraded, scope)
-            if refusal is None:
-                return self._add_connection(upgraded, scope)
-            errors.append((str(addr), refusal))
-        target = str(peer) if peer is not None else ", ".join(map(str, addrs))
-        if not addrs:
-            raise DialError(f"no known addresses for {target}")
-        raise DialError(f"could not connect to {target}", errors)
+    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> Connection:
+        """One attempt of the dialer: the outbound resource scope (the outbound cap, the
+        gater's deny list: checked before a socket is used), dial and upgrade, admission of
+        the proven peer; then the host adopts the connection.
 
-    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> UpgradedConnection:
+        Raises:
+            ResourceLimitExceeded, TransportError, P2PTimeoutError, SecurityError,
+            NegotiationError, UpgradeError, OSError: this address failed.
+        """
+        scope = self.resource_manager.open_connection("outbound", addr)
+        try:
+            upgraded = await self._dial_upgrade(addr, peer)
+        except BaseException:
+            scope.done()
+            raise
+        refusal = await self._admit(upgraded, scope)
+        if refusal is not None:
+            raise refusal
+        return self._add_connection(upgraded, scope)
+
+    async def _dial_upgrade(self, addr: Multiaddr, peer: PeerId | None) -> UpgradedConnection:
         """Dial and upgrade one address (the upgrade has its own staged deadlines).
 
         Raises:
@@ -585,6 +605,9 @@ class Host:
         self._connections.setdefault(peer, []).append(conn)
         first = peer not in self._connected
         self._connected.add(peer)
+        self.peerstore.pin(peer, "connected")
+        self.dialer.clear_backoff(peer)
+        self.connmgr.opened(conn)
         try:
             self.peerstore.set_public_key(peer, conn.remote_public_key)
         except P2PError:
@@ -599,19 +622,19 @@ class Host:
         return conn
 
     def _resolve_simultaneous(self, peer: PeerId) -> None:
-        """Keep one connection per peer when both sides dialed each other at once.
+        """Keep one connection per peer when there are several (both sides dialed each other
+        at once, or a direct connection joined a relayed one).
 
-        Both ends apply the same rule, so they agree without talking: of an inbound and an
-        outbound connection, keep the one dialed by the peer whose ID bytes sort lower. The
-        other finishes its open streams (bounded by ``drain_timeout``) and closes.
+        Both ends apply ``choose_connection_to_keep`` (direct over limited, then the dial of
+        the peer whose ID bytes sort lower), so they agree without talking. The others finish
+        their open streams (bounded by ``drain_timeout``) and close.
         """
         live = [c for c in self.connections(peer) if not c.draining]
-        if {c.direction for c in live} != {"inbound", "outbound"}:
+        if len(live) < 2:
             return
-        our_dial_wins = self.peer_id.to_bytes() < peer.to_bytes()
-        keep = "outbound" if our_dial_wins else "inbound"
+        keep = choose_connection_to_keep(self.peer_id, live)
         for conn in live:
-            if conn.direction != keep:
+            if conn is not keep:
                 conn.draining = True
                 self._tg.start_soon(self._drain, conn)
 
@@ -633,6 +656,7 @@ class Host:
             self._connections.pop(peer, None)
         if conn._scope is not None:
             conn._scope.done()
+        self.connmgr.closed(conn)
         self.events.emit(ConnectionClosed(connection=conn, reason=conn._muxed.close_reason))
         self._settle_peer(peer)
 
@@ -640,9 +664,10 @@ class Host:
         """Publish ``PeerDisconnected`` once ``peer`` has no connection and none is being
         dialed: the losing connection of a simultaneous dial may close before the winner is
         up, and one peer must still make one connect and one disconnect."""
-        gone = peer not in self._connections and peer not in self._pending_dials
+        gone = peer not in self._connections and not self.dialer.is_dialing(peer)
         if gone and peer in self._connected:
             self._connected.discard(peer)
+            self.peerstore.unpin(peer, "connected")
             self._peer_protocols.pop(peer, None)
             self.events.emit(PeerDisconnected(peer_id=peer))
 
@@ -804,6 +829,16 @@ class Host:
             async with anyio.create_task_group() as tg:
                 for conn in self.connections():
                     tg.start_soon(conn.aclose)
+
+    def _protection_changed(self, peer: PeerId, protected: bool) -> None:
+        if protected:
+            self.peerstore.pin(peer, "protected")
+        else:
+            self.peerstore.unpin(peer, "protected")
+
+
+async def _close_connection(conn: Connection) -> None:
+    await conn.aclose()
 
 
 def default_resource_manager(config: HostConfig) -> LimitedResourceManager:

@@ -13,7 +13,12 @@ import attrs
 import pytest
 
 from p2pstack.builder import open_host
-from p2pstack.errors import DialError, ResourceLimitExceeded, StreamReset
+from p2pstack.errors import (
+    ConnectionClosedError,
+    DialError,
+    ResourceLimitExceeded,
+    StreamReset,
+)
 from p2pstack.events import ConnectionClosed
 from p2pstack.host import Host, HostConfig, Stream
 from p2pstack.interfaces import Transport
@@ -152,7 +157,7 @@ async def test_banned_peer_is_refused_both_ways() -> None:
         with anyio.fail_after(10):
             with pytest.raises(DialError, match="banned"):
                 await a.connect(b.addrs[0])
-            with pytest.raises((DialError, StreamReset, anyio.EndOfStream)):
+            with pytest.raises((DialError, ConnectionClosedError, StreamReset, anyio.EndOfStream)):
                 await b.connect(a.addrs[0])
                 await b.new_stream(a.peer_id, ECHO)
             assert a.connections() == []
