@@ -130,7 +130,8 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="per-connection deadline: each inbound or outbound connection must finish its "
         "upgrade (security and muxer negotiation) within it, and each new stream its protocol "
-        "negotiation (default: the library's, 15 s for the upgrade and 10 s per stream)",
+        "negotiation; the upgrade's earlier stages (first byte, security handshake) keep their "
+        "shorter deadlines, capped at it (default: the library's deadlines)",
     )
 
 

@@ -292,14 +292,20 @@ class _Sim:
             case _:
                 pass
 
-    def stop_recording(self, *, interrupted: bool) -> None:
-        """End the measured part of the run: trace ``end`` (or ``interrupted``), then ignore
-        what the teardown does."""
-        if not self.ended:
-            conns = self.net.connection_count if self.net is not None else 0
-            self.trace.record("interrupted" if interrupted else "end", conns=conns)
+    def finish(self, *, interrupted: bool) -> None:
+        """End the measured part of the run: trace ``end`` (or ``interrupted``), ignore what the
+        teardown does, and reset every connection instead of closing each gracefully (at
+        thousands of nodes a graceful teardown costs more wall time than a minute of
+        simulation)."""
+        if self.ended:
+            return
+        conns = self.net.connection_count if self.net is not None else 0
+        self.trace.record("interrupted" if interrupted else "end", conns=conns)
         self.ended = True
         self.trace.close()
+        if self.net is not None:
+            for index in self.nodes:
+                self.net.crash(index)
 
     async def main(self) -> None:
         self.net = self._network()
@@ -317,13 +323,9 @@ class _Sim:
             try:
                 await anyio.sleep(self.sc.duration - anyio.current_time())
             except BaseException:  # an interrupt cancels the run: keep what it measured
-                self.stop_recording(interrupted=True)
+                self.finish(interrupted=True)
                 raise
-            self.stop_recording(interrupted=False)
-            # Reset every connection instead of closing each gracefully: at thousands of nodes
-            # a graceful teardown costs more wall time than a minute of simulation.
-            for index in self.nodes:
-                self.net.crash(index)
+            self.finish(interrupted=False)
             tg.cancel_scope.cancel()
 
 
@@ -380,7 +382,7 @@ def run_scenario(
             on_advance(now)
         except KeyboardInterrupt:
             assert sim is not None
-            sim.stop_recording(interrupted=True)
+            sim.finish(interrupted=True)
             raise
 
     clock = VirtualClock(on_advance=advance if on_advance is not None else None)
@@ -394,7 +396,7 @@ def run_scenario(
             run_virtual(sim.main, clock=clock)
         except KeyboardInterrupt:
             interrupted = True
-            sim.stop_recording(interrupted=True)
+            sim.finish(interrupted=True)
     return SimResult(
         scenario=scenario,
         seed=used_seed,
