@@ -42,3 +42,9 @@ bench: $(STAMP) interop-setup
 
 clean:
 	rm -rf $(VENV) .interop tests/interop/js/node_modules .mypy_cache .ruff_cache .pytest_cache
+
+# Coverage-guided fuzzing of the wire parsers (fuzz/README.md): FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)

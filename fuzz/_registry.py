@@ -1,0 +1,85 @@
+"""The fuzz targets by name: where each lives and what it exercises.
+
+Kept free of p2pstack imports so that the runner can list targets without loading the stack;
+``load`` imports a target's module on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CORPUS_DIR", "SELF_TESTS", "TARGETS", "TargetSpec", "load"]
+
+#: Checked-in seed inputs, one directory per target (written by ``python -m fuzz --write-seeds``).
+CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One fuzz target.
+
+    Attributes:
+        name: the name given on the command line.
+        entry: ``"module:function"`` of the target function.
+        summary: what it feeds and to which parser.
+        max_len: the longest input libFuzzer generates for it.
+    """
+
+    name: str
+    entry: str
+    summary: str
+    max_len: int = 4096
+
+    @property
+    def seed_dir(self) -> Path:
+        """The directory of checked-in seed inputs."""
+        return CORPUS_DIR / self.name
+
+
+def _spec(name: str, module: str, summary: str, max_len: int = 4096) -> TargetSpec:
+    return TargetSpec(name, f"fuzz.{module}:fuzz_{name}", summary, max_len)
+
+
+TARGETS: dict[str, TargetSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec("varint", "_wire", "unsigned varint decoding (p2pstack.varint)"),
+        _spec("multistream", "_wire", "multistream-select message codec, dialer and listener"),
+        _spec("yamux_frame", "_wire", "yamux 12-byte header decoding"),
+        _spec("yamux_core", "_wire", "yamux connection core fed the bytes of a peer"),
+        _spec("mplex_frame", "_wire", "mplex message framing (two varints and a payload)"),
+        _spec("mplex_core", "_wire", "mplex connection core fed the bytes of a peer"),
+        _spec("noise_frames", "_noise", "Noise length framing and transport decryption", 16384),
+        _spec("noise_payload", "_noise", "Noise handshake payload protobuf decoding"),
+        _spec("noise_handshake", "_noise", "Noise XX handshake messages, raw and encrypted"),
+        _spec("plaintext", "_identity", "plaintext/2.0.0 Exchange read by the real driver"),
+        _spec("identify", "_identity", "identify stream decoding and re-encoding", 16384),
+        _spec("keys", "_identity", "public/private key protobufs and peer IDs"),
+        _spec("envelope", "_identity", "signed envelopes holding peer records"),
+        _spec("peer_record", "_identity", "peer record protobuf decoding"),
+    )
+}
+
+#: Targets that exist to prove the runner reports crashes; never part of "all targets".
+SELF_TESTS: dict[str, TargetSpec] = {
+    "selftest_crash": TargetSpec(
+        "selftest_crash",
+        "fuzz._selftest:fuzz_selftest_crash",
+        "crashes on any input that starts with b'!' (checks that crashes are reported)",
+    ),
+}
+
+
+def load(name: str) -> Callable[[bytes], None]:
+    """Import and return the function of the target called ``name``.
+
+    Raises:
+        KeyError: no target has that name.
+    """
+    spec = TARGETS[name] if name in TARGETS else SELF_TESTS[name]
+    module_name, function = spec.entry.split(":")
+    target: Callable[[bytes], None] = getattr(importlib.import_module(module_name), function)
+    return target

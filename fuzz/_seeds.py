@@ -1,0 +1,213 @@
+"""The seed inputs of every target: the spec byte vectors of the unit tests, and a few complete
+messages built with the fixed keys of the targets (so the fuzzer starts past the signatures).
+
+``python -m fuzz --write-seeds`` rewrites ``fuzz/corpus/<target>/`` from this module. The core
+targets take a control byte first (see each target's docstring): ``0x00`` is "listener / inbound,
+everything in one call", ``0x01`` the other role.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from multiaddr import Multiaddr
+
+from fuzz import _noise
+from fuzz._registry import TARGETS
+from p2pstack.identity import Envelope, Identity, PeerRecord
+from protocols.identify import IdentifyMessage, encode_identify, frame_identify
+from transports.mplex import Flag as MFlag
+from transports.mplex import encode_header as mplex_header
+from transports.noise import SIGNATURE_PREFIX, NoiseTransportState, encode_payload
+from transports.plaintext import Exchange, encode_exchange
+from transports.yamux import Flag, FrameType
+from transports.yamux import encode_header as yamux_header
+
+__all__ = ["seeds", "write_seeds"]
+
+_HEADER = b"\x13/multistream/1.0.0\n"
+_NA = b"\x03na\n"
+_YAMUX = b"\x0d/yamux/1.0.0\n"
+_MPLEX = b"\x0d/mplex/6.7.0\n"
+_NOISE = b"\x07/noise\n"
+# Key vectors of the libp2p peer-ids spec (as in tests/p2pstack/identity/vectors.py).
+_ED25519_PUBLIC = bytes.fromhex(
+    "080112201ed1e8fae2c4a144b8be8fd4b47bf3d3b34b871c3cacf6010f0e42d474fce27e"
+)
+_SECP256K1_PUBLIC = bytes.fromhex(
+    "08021221037777e994e452c21604f91de093ce415f5432f701dd8cd1a7a6fea0e630bfca99"
+)
+_SECP256K1_PRIVATE = bytes.fromhex(
+    "0802122053DADF1D5A164D6B4ACDB15E24AA4C5B1D3461BDBD42ABEDB0A4404D56CED8FB"
+)
+
+
+def _wire_seeds() -> dict[str, dict[str, bytes]]:
+    syn = yamux_header(FrameType.WINDOW_UPDATE, Flag.SYN, 1, 0)
+    hello = yamux_header(FrameType.DATA, Flag.FIN, 1, 5) + b"hello"
+    ack = yamux_header(FrameType.WINDOW_UPDATE, Flag.ACK, 1, 0)
+    return {
+        "varint": {
+            "zero": b"\x00",
+            "max-one-byte": b"\x7f",
+            "128": b"\x80\x01",
+            "201": b"\xc9\x01",
+            "u64-max": b"\xff" * 9 + b"\x01",
+            "not-minimal": b"\x80\x00",
+        },
+        "multistream": {
+            "listener-noise-leftover": b"\x00" + _HEADER + _NOISE + b"\x00\x20handshake",
+            "listener-ls": b"\x00" + _HEADER + b"\x03ls\n" + _HEADER + _YAMUX,
+            "dialer-na-then-mplex": b"\x01" + _HEADER + _NA + _MPLEX,
+            "dialer-bytewise": b"\x03" + _HEADER + _YAMUX + b"rest",
+            "bad-header": b"\x00\x13/multistream/2.0.0\n",
+        },
+        "yamux_frame": {
+            "syn": bytes.fromhex("00 01 0001 00000001 00000000"),
+            "data": bytes.fromhex("00 00 0004 00000002 00000005"),
+            "ping-ack": bytes.fromhex("00 02 0002 00000000 0000002a"),
+            "go-away": bytes.fromhex("00 03 0000 00000000 00000001"),
+        },
+        "yamux_core": {
+            "inbound-stream": b"\x40" + syn + hello,
+            "inbound-bytewise": b"\x42" + syn + hello,
+            "ping-and-go-away": b"\x00"
+            + bytes.fromhex("00 02 0001 00000000 0000002a")
+            + yamux_header(FrameType.GO_AWAY, 0, 0, 0),
+            "our-stream": b"\x11"
+            + ack
+            + yamux_header(FrameType.DATA, 0, 1, 2)
+            + b"hi"
+            + yamux_header(FrameType.WINDOW_UPDATE, 0, 1, 1000)
+            + yamux_header(FrameType.WINDOW_UPDATE, Flag.RST, 1, 0),
+        },
+        "mplex_frame": {
+            "new-stream": bytes.fromhex("00 01 30"),
+            "message": bytes.fromhex("02 02 68 69"),
+            "close": bytes.fromhex("04 00"),
+            "id-17": bytes.fromhex("8a 01 01 78"),
+            "200-bytes": bytes.fromhex("11 c8 01") + b"a" * 200,
+        },
+        "mplex_core": {
+            "inbound-stream": b"\x41" + bytes.fromhex("00 01 30 02 02 68 69 04 00"),
+            "inbound-released": b"\x02" + bytes.fromhex("00 01 30 02 02 68 69 06 00"),
+            "our-stream": b"\x11"
+            + mplex_header(0, MFlag.MESSAGE_RECEIVER, 2)
+            + b"hi"
+            + mplex_header(0, MFlag.CLOSE_RECEIVER, 0)
+            + mplex_header(0, MFlag.RESET_RECEIVER, 0),
+        },
+    }
+
+
+def _noise_seeds() -> dict[str, dict[str, bytes]]:
+    initiator, responder = _noise.identities()
+    sender = NoiseTransportState(bytes(range(32)), bytes(range(32, 64)))
+    frames = bytes(sender.encrypt(b"hi")) + bytes(sender.encrypt(b"there"))
+    first = _noise.handshake_core(initiator=True, control=0).write_message()
+    listener = _noise.handshake_core(initiator=False, control=0)
+    listener.read_message(first[2:])
+    second = listener.write_message()
+    return {
+        "noise_frames": {
+            "structured": b"\x01\x05hello\x02hi",
+            "structured-bytewise": b"\x03\x05hello\x02hi",
+            "structured-flipped": b"\x11\x05hello\x02hi",
+            "raw-valid-frames": b"\x00" + frames,
+            "raw-short-frame": b"\x00\x00\x05hello",
+            "raw-bad-tag": b"\x00\x00\x20" + bytes(32),
+        },
+        "noise_payload": {
+            "with-muxer": b"\x0a\x01K\x12\x01S\x22\x0e\x12\x0c/yamux/1.0.0",
+            "key-and-sig": b"\x0a\x01K\x12\x01S",
+            "empty-extensions": b"\x22\x00",
+            "signed": _signed_payload(responder, _noise.STATIC_KEYS[2]),
+        },
+        "noise_handshake": {
+            "message-1": b"\x00" + first[2:],
+            "message-2": b"\x01" + second[2:],
+            "message-2-expected-peer": b"\x05" + second[2:],
+            "payload-2": b"\x02" + _signed_payload(responder, _noise.STATIC_KEYS[2]),
+            "payload-2-wrong-peer": b"\x0a" + _signed_payload(responder, _noise.STATIC_KEYS[2]),
+            "payload-3": b"\x03" + _signed_payload(initiator, _noise.STATIC_KEYS[0]),
+        },
+    }
+
+
+def _signed_payload(identity: Identity, static_private: bytes) -> bytes:
+    public = X25519PrivateKey.from_private_bytes(static_private).public_key()
+    static = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return encode_payload(
+        identity_key=identity.public_key.to_protobuf(),
+        identity_sig=identity.private_key.sign(SIGNATURE_PREFIX + static),
+        stream_muxers=("/yamux/1.0.0",),
+    )
+
+
+def _identity_seeds() -> dict[str, dict[str, bytes]]:
+    initiator, responder = _noise.identities()
+    exchange = encode_exchange(
+        Exchange(id=responder.peer_id.to_bytes(), pubkey=responder.public_key.to_protobuf())
+    )
+    record = PeerRecord(responder.peer_id, 7, (Multiaddr("/ip4/127.0.0.1/tcp/4001"),))
+    envelope = record.seal(responder.private_key).to_bytes()
+    message = IdentifyMessage(
+        protocol_version="ipfs/0.1.0",
+        agent_version="p2pstack/0.1.0",
+        public_key=responder.public_key.to_protobuf(),
+        listen_addrs=(Multiaddr("/ip4/127.0.0.1/tcp/4001"), Multiaddr("/ip6/::1/tcp/4001")),
+        observed_addr=Multiaddr(f"/ip4/1.2.3.4/tcp/5/p2p/{initiator.peer_id}"),
+        protocols=("/ipfs/id/1.0.0", "/ipfs/ping/1.0.0"),
+        signed_peer_record=envelope,
+    )
+    return {
+        "plaintext": {
+            "inbound": b"\x00" + exchange + b"rest",
+            "outbound-bytewise": b"\x03" + exchange + b"rest",
+            "spec-shape": b"\x00\x0c\x0a\x04\x00\x02ab\x12\x04\x08\x01\x12\x00",
+        },
+        "identify": {
+            "framed": frame_identify(message),
+            "unprefixed": encode_identify(message),
+            "two-messages": frame_identify(IdentifyMessage(protocols=("/a",)))
+            + frame_identify(IdentifyMessage(agent_version="go-libp2p")),
+        },
+        "keys": {
+            "ed25519-public": b"\x00" + _ED25519_PUBLIC,
+            "secp256k1-public": b"\x00" + _SECP256K1_PUBLIC,
+            "secp256k1-private": b"\x01" + _SECP256K1_PRIVATE,
+            "ed25519-private": b"\x01" + bytes.fromhex(_noise.RESPONDER_KEY_HEX),
+            "peer-id-bytes": b"\x00" + responder.peer_id.to_bytes(),
+            "peer-id-text": b"\x00" + str(responder.peer_id).encode(),
+        },
+        "envelope": {
+            "peer-record": envelope,
+            "other-domain": Envelope.seal(
+                initiator.private_key, "fuzz", b"/t", b"payload"
+            ).to_bytes(),
+        },
+        "peer_record": {"record": record.to_bytes()},
+    }
+
+
+def seeds() -> dict[str, dict[str, bytes]]:
+    """Every target's seeds, by target name, then by file name."""
+    return {**_wire_seeds(), **_noise_seeds(), **_identity_seeds()}
+
+
+def write_seeds() -> list[str]:
+    """Rewrite each target's seed directory from ``seeds()``.
+
+    Returns:
+        The files written, relative to the corpus directory.
+    """
+    written = []
+    for name, files in seeds().items():
+        directory = TARGETS[name].seed_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.iterdir():
+            old.unlink()
+        for file_name, data in files.items():
+            (directory / file_name).write_bytes(data)
+            written.append(f"{name}/{file_name}")
+    return written

@@ -1,0 +1,39 @@
+"""The fuzz targets on their seeds, and the targets' own ability to report a crash."""
+
+from __future__ import annotations
+
+import pytest
+
+from fuzz._registry import SELF_TESTS, TARGETS, load
+from fuzz._seeds import seeds
+
+
+def test_every_target_has_checked_in_seeds() -> None:
+    for spec in TARGETS.values():
+        assert spec.seed_dir.is_dir(), spec.name
+        assert any(spec.seed_dir.iterdir()), spec.name
+
+
+def test_checked_in_seeds_match_the_generator() -> None:
+    # Regenerate with `python -m fuzz --write-seeds` when this fails after a deliberate change.
+    expected = seeds()
+    assert sorted(expected) == sorted(TARGETS)
+    for name, files in expected.items():
+        on_disk = {p.name: p.read_bytes() for p in TARGETS[name].seed_dir.iterdir()}
+        assert on_disk == files, name
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_seeds_run_clean(name: str) -> None:
+    target = load(name)
+    for path in sorted(TARGETS[name].seed_dir.iterdir()):
+        target(path.read_bytes())
+    target(b"")
+
+
+def test_planted_crash_escapes_the_target() -> None:
+    target = load("selftest_crash")
+    target(b"fine")
+    with pytest.raises(ValueError, match="planted"):
+        target(b"!boom")
+    assert "selftest_crash" not in TARGETS and "selftest_crash" in SELF_TESTS
