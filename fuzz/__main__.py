@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,19 +121,23 @@ def _outcome(
     )
 
 
+def _run_one(spec: TargetSpec, work: Path, budget: list[str]) -> Outcome:
+    started = time.monotonic()
+    proc = run_target(spec, work, budget)
+    proc.wait()
+    return _outcome(spec, proc, work, started)
+
+
 def _run_all(specs: list[TargetSpec], work: Path, budget: list[str], jobs: int) -> list[Outcome]:
-    pending = list(specs)
-    running: list[tuple[TargetSpec, subprocess.Popen[bytes], float]] = []
+    # One thread per running worker: each waits for its subprocess, so a target that crashes
+    # early frees its slot at once.
     outcomes: list[Outcome] = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            spec = pending.pop(0)
-            running.append((spec, run_target(spec, work, budget), time.monotonic()))
-        spec, proc, started = running.pop(0)
-        proc.wait()
-        outcome = _outcome(spec, proc, work, started)
-        outcomes.append(outcome)
-        _report(outcome)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_one, spec, work, budget) for spec in specs]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            _report(outcome)
     return outcomes
 
 

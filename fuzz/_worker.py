@@ -7,9 +7,11 @@ the runner starts one worker per target. The stack is imported inside
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -31,8 +33,24 @@ def main(argv: list[str]) -> None:
     name = argv[1]
     with atheris.instrument_imports(include=INSTRUMENTED):
         target: Callable[[bytes], None] = load(name)
-    atheris.Setup([argv[0], *argv[2:]], target)
+    prefixes = [a.split("=", 1)[1] for a in argv if a.startswith("-artifact_prefix=")]
+    atheris.Setup([argv[0], *argv[2:]], _saving_crashes(target, prefixes[-1] if prefixes else ""))
     atheris.Fuzz()
+
+
+def _saving_crashes(target: Callable[[bytes], None], prefix: str) -> Callable[[bytes], None]:
+    """Wrap ``target`` so that a crashing input is written before the exception reaches
+    atheris: on a loaded machine libFuzzer's periodic SIGALRM can end the process while the
+    traceback is printed, before libFuzzer writes the input itself."""
+
+    def run(data: bytes) -> None:
+        try:
+            target(data)
+        except BaseException:
+            Path(f"{prefix}crash-{hashlib.sha1(data).hexdigest()}").write_bytes(data)
+            raise
+
+    return run
 
 
 if __name__ == "__main__":

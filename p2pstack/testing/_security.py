@@ -43,6 +43,8 @@ GARBAGE: tuple[tuple[str, bytes], ...] = (
     ("a long length prefix, then too few bytes", b"\xff\xff" + b"\x01" * 100),
     ("70,000 bytes of 0xff", b"\xff" * 70_000),
     ("a multistream header", b"\x13/multistream/1.0.0\n"),
+    # As a Noise message 1: an all-zero (low-order) X25519 ephemeral key.
+    ("a 2-byte length and 32 zero bytes", b"\x00\x20" + bytes(32)),
 )
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from fuzz.__main__ import main
 from fuzz._registry import SELF_TESTS, TARGETS, load
 from fuzz._seeds import seeds
 
@@ -37,3 +40,21 @@ def test_planted_crash_escapes_the_target() -> None:
     with pytest.raises(ValueError, match="planted"):
         target(b"!boom")
     assert "selftest_crash" not in TARGETS and "selftest_crash" in SELF_TESTS
+
+
+def test_replay_needs_no_atheris(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--replay", "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{name} " in out for name in TARGETS)
+
+
+def test_replay_reports_a_crashing_corpus_input(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus" / "selftest_crash"
+    corpus.mkdir(parents=True)
+    (corpus / "bad").write_bytes(b"!")
+    assert main(["selftest_crash", "--replay", "--work-dir", str(tmp_path)]) == 1
+
+
+def test_unknown_target_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no_such_target"]) == 2
+    assert "unknown targets: no_such_target" in capsys.readouterr().err

@@ -132,11 +132,18 @@ class NoiseHandshake:
         """Produce our next handshake message, framed with its 2-byte length.
 
         Raises:
+            HandshakeError: the peer's ephemeral key is a low-order point (the DH gives zeros).
             LocalProtocolError: it is not our turn to write.
         """
         self._expect(writing=True)
         payload = b"" if self._step == 0 else self._signed_payload()
-        message = self._noise.write_message(payload)
+        try:
+            message = self._noise.write_message(payload)
+        except _NOISE_ERRORS as exc:
+            # Message 1 is read without any DH, so a low-order ephemeral key from the initiator
+            # surfaces only here, when the responder computes ee (cryptography refuses the
+            # all-zero result; Noise section 12.1 allows aborting on it).
+            raise HandshakeError(f"cannot write Noise handshake message {self._step + 1}") from exc
         self._step += 1
         self._maybe_finish()
         return encode_frame(message)

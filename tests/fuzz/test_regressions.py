@@ -1,0 +1,47 @@
+"""Inputs that once made a fuzz target fail, as literal bytes: each must now run clean.
+
+Add every new crash here (target name, the crashing input from ``<work-dir>/artifacts``) before
+fixing it, so that the test fails first; say in a comment what was wrong.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from fuzz._registry import load
+from p2pstack.errors import HandshakeError
+from p2pstack.identity import Identity
+from p2pstack.streams import memory_connection_pair
+from transports.noise import Noise
+
+CRASHES = [
+    # The harness, not mplex: the peer opened stream 0, wrote and reset it in one chunk; the
+    # harness answered the StreamOpened event afterwards and wrote to the reset stream
+    # (LocalProtocolError, our misuse). Drivers must check is_open, as the harness now does.
+    # Noise: a message 1 whose ephemeral key is a low-order X25519 point (here all zeros) made
+    # the responder's write of message 2 raise ValueError from the DH (cryptography refuses the
+    # all-zero shared secret): an inbound handshake, and with it the host, died on 34 bytes.
+    pytest.param("noise_handshake", b"\x00" + bytes(32), id="noise-low-order-ephemeral-key"),
+    pytest.param(
+        "mplex_core",
+        b"\xf0\xc8\x02\x00\x03\x00\x00\x010\x02\x02hi\x06\x00",
+        id="mplex_core-write-to-stream-reset-in-the-same-chunk",
+    ),
+]
+
+
+@pytest.mark.parametrize(("target", "data"), CRASHES)
+def test_crash_input_runs_clean(target: str, data: bytes) -> None:
+    load(target)(data)
+
+
+@pytest.mark.anyio
+async def test_noise_responder_refuses_a_low_order_ephemeral_key() -> None:
+    ours, theirs = memory_connection_pair()
+    with anyio.fail_after(10):
+        await theirs.send(b"\x00\x20" + bytes(32))
+        with pytest.raises(HandshakeError):
+            await Noise().secure_inbound(ours, Identity.generate())
+        with pytest.raises(anyio.EndOfStream):  # the connection was closed
+            await theirs.receive()
