@@ -11,6 +11,7 @@ from fuzz._common import CHUNK_SIZES, check, chunks, split_control
 from fuzz._noise import identities
 from p2pstack.errors import IdentityError, RemoteProtocolError, SecurityError
 from p2pstack.identity import Envelope, PeerId, PeerRecord, PrivateKey, PublicKey
+from p2pstack.interfaces import Buffer
 from protocols.identify import decode_identify, decode_identify_stream, encode_identify
 from transports.plaintext import Plaintext
 
@@ -117,7 +118,7 @@ class ScriptedConnection:
             self._script.pop(0)
         return chunk
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         if self.closed:
             raise anyio.ClosedResourceError
 

@@ -47,6 +47,7 @@ TARGETS: dict[str, TargetSpec] = {
     spec.name: spec
     for spec in (
         _spec("varint", "_wire", "unsigned varint decoding (p2pstack.varint)"),
+        _spec("lp", "_wire", "length-prefixed message decoder (p2pstack.framing.LpDecoder)"),
         _spec("multistream", "_wire", "multistream-select message codec, dialer and listener"),
         _spec("yamux_frame", "_wire", "yamux 12-byte header decoding"),
         _spec("yamux_core", "_wire", "yamux connection core fed the bytes of a peer"),

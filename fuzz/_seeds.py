@@ -55,6 +55,12 @@ def _wire_seeds() -> dict[str, dict[str, bytes]]:
             "u64-max": b"\xff" * 9 + b"\x01",
             "not-minimal": b"\x80\x00",
         },
+        "lp": {
+            "two-messages": b"\x00\x05hello\x00",
+            "one-then-rest": b"\x10\x02hi\x03abc",
+            "bytewise": b"\x02\xc9\x01" + b"x" * 201,
+            "over-the-limit": b"\x00\xad\x02",
+        },
         "multistream": {
             "listener-noise-leftover": b"\x00" + _HEADER + _NOISE + b"\x00\x20handshake",
             "listener-ls": b"\x00" + _HEADER + b"\x03ls\n" + _HEADER + _YAMUX,

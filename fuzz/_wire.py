@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from fuzz._common import CHUNK_SIZES, check, chunks, split_control
 from p2pstack.errors import NegotiationError, RemoteProtocolError
+from p2pstack.framing import LpDecoder, encode_lp
 from p2pstack.multistream import DialerCore, ListenerCore, decode_message
-from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
+from p2pstack.varint import MAX_UVARINT_LEN, IncompleteVarint, decode_uvarint, encode_uvarint
 from transports import mplex, yamux
 
 __all__ = [
+    "fuzz_lp",
     "fuzz_mplex_core",
     "fuzz_mplex_frame",
     "fuzz_multistream",
@@ -26,6 +28,8 @@ _LISTENER_PROTOCOLS = frozenset(("/noise", "/yamux/1.0.0"))
 _YAMUX_HEADER = 12
 #: A small mplex message limit, so that the fuzzer reaches the size checks with short inputs.
 _MPLEX_MAX_MESSAGE = 256
+#: A small length-prefix bound, so that the size check is reached with short inputs.
+_LP_MAX_SIZE = 300
 
 
 def fuzz_varint(data: bytes) -> None:
@@ -35,6 +39,26 @@ def fuzz_varint(data: bytes) -> None:
     except (IncompleteVarint, RemoteProtocolError):
         return
     check(encode_uvarint(value) == data[:end], f"uvarint {value} was not minimally encoded")
+
+
+def fuzz_lp(data: bytes) -> None:
+    """Feed a length-prefixed message decoder in chunks (control bits 4-5: stop after 1-3
+    messages, or never); the messages, re-framed, and the bytes kept are exactly the input."""
+    control, wire = split_control(data)
+    limit = (control >> 4) & 3
+    decoder = LpDecoder(_LP_MAX_SIZE, max_messages=limit or None)
+    messages: list[bytes] = []
+    try:
+        for chunk in chunks(wire, CHUNK_SIZES[(control >> 1) & 7]):
+            messages += decoder.feed(chunk)
+            if not decoder.done:
+                held = decoder.buffered
+                check(held < _LP_MAX_SIZE + MAX_UVARINT_LEN, f"{held} bytes held")
+    except RemoteProtocolError:
+        return
+    check(not limit or len(messages) <= limit, "more messages than max_messages")
+    again = b"".join(encode_lp(m) for m in messages) + decoder.take_remaining()
+    check(again == wire, "messages and remaining bytes differ from the input")
 
 
 def fuzz_multistream(data: bytes) -> None:

@@ -11,6 +11,7 @@ from multiaddr import Multiaddr
 from p2pstack.errors import HandshakeError, StreamReset
 from p2pstack.identity import Identity, PeerId, PublicKey
 from p2pstack.interfaces import (
+    Buffer,
     MuxedConnection,
     MuxedStream,
     Muxer,
@@ -37,7 +38,7 @@ class _NeverClosed:
     async def receive(self, max_bytes: int = 65536) -> bytes:
         return await self._inner.receive(max_bytes)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         await self._inner.send(item)
 
     async def send_eof(self) -> None:
@@ -87,9 +88,9 @@ class BrokenSecureConnection:
     async def receive(self, max_bytes: int = 65536) -> bytes:
         return await self._inner.receive(max_bytes)
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         if self._defect == "corrupts large writes" and len(item) > 65536:
-            item = bytes([item[0] ^ 1]) + item[1:]
+            item = bytes([item[0] ^ 1]) + bytes(item[1:])
         await self._inner.send(item)
 
     async def send_eof(self) -> None:
@@ -156,7 +157,7 @@ class BrokenStream:
     def __init__(self, inner: MuxedStream, defect: str) -> None:
         self._inner = inner
         self._defect = defect
-        self._held: bytes | None = None
+        self._held: Buffer | None = None
 
     @property
     def stream_id(self) -> int:
@@ -176,7 +177,7 @@ class BrokenStream:
                 raise anyio.EndOfStream from None
             raise
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         if self._defect == "drops the last chunk":
             # Each write goes out when the next one comes; the last is never sent.
             held, self._held = self._held, item
