@@ -201,6 +201,8 @@ class Host:
             clock=anyio.current_time,
             on_protection_changed=self._protection_changed,
         )
+        # Discovery services hear "below the minimum peer count" on the bus like any event.
+        self.connmgr.on_below_min(self.events.emit)
         task_group.start_soon(self.connmgr.run, name="connection manager")
 
     # -- introspection -------------------------------------------------------------------------
@@ -466,6 +468,8 @@ class Host:
             NegotiationError: the peer broke multistream-select.
             P2PTimeoutError: negotiation took longer than ``timeout``.
             StreamReset: the peer reset the stream during negotiation.
+            ResourceLimitExceeded: our resource manager refused the stream (a stream limit of
+                the connection, peer, protocol or system scope).
             anyio.EndOfStream, anyio.BrokenResourceError: the stream ended or broke during
                 negotiation (all of the above are in ``p2pstack.errors.NETWORK_ERRORS``).
         """

@@ -8,7 +8,7 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
-from p2pstack.connmgr import ConnectionManagerConfig
+from p2pstack.connmgr import ConnectionManagerConfig, PeersBelowMinimum
 from p2pstack.dialer import DialBackoff, PeerRouting
 from p2pstack.errors import DialError
 from p2pstack.events import ConnectionClosed, PeerDisconnected
@@ -125,6 +125,17 @@ async def test_connection_manager_trims_the_least_valuable_peer() -> None:
         assert closed == [others[1].peer_id]
         assert {c.remote_peer for c in a.connections()} == {others[0].peer_id, others[2].peer_id}
         assert a.connmgr.statistics().trimmed_connections == 1
+
+
+async def test_peers_below_minimum_is_published_on_the_bus() -> None:
+    config = HostConfig(connection_manager=ConnectionManagerConfig(min_peers=1))
+    async with hosts(2, config=config) as (a, b):
+        with a.events.subscribe(PeersBelowMinimum) as below:
+            with anyio.fail_after(10):
+                await a.connect(b.addrs[0])
+                await a.disconnect(b.peer_id)
+                event = await below.receive()
+        assert (event.peers, event.minimum) == (0, 1)
 
 
 def test_host_config_defaults_keep_behaviour() -> None:
