@@ -22,6 +22,7 @@ from p2pstack.errors import (
     RemoteProtocolError,
 )
 from p2pstack.interfaces import ByteStream
+from protocols.ping._limits import PeerSlots
 from protocols.ping._wire import PAYLOAD_SIZE, PROTOCOL_ID, PayloadBuffer, check_echo
 
 if TYPE_CHECKING:
@@ -125,8 +126,15 @@ class Ping:
         clock: monotonic seconds for round-trip times (default ``time.perf_counter``; a
             simulation passes its virtual clock).
         idle_timeout: most seconds an inbound stream may wait for its next payload.
-        max_inbound_streams: most inbound ping streams served at once; more are reset
-            (js-libp2p allows 2 per peer, go one per peer; this is a host-wide bound).
+        max_inbound_streams: most inbound ping streams served at once, all peers together;
+            more are reset.
+        max_inbound_per_peer: most inbound ping streams one peer may hold at once; more are
+            reset, so that one peer cannot use up ``max_inbound_streams`` and make every
+            other peer's ping fail (js-libp2p allows 2 per peer, go-libp2p 1; 4 leaves room
+            for a few concurrent ``ping()`` calls, each of which opens its own stream).
+
+    Raises:
+        ValueError: a limit is less than 1.
     """
 
     def __init__(
@@ -136,11 +144,13 @@ class Ping:
         clock: Callable[[], float] = time.perf_counter,
         idle_timeout: float = 60.0,
         max_inbound_streams: int = 64,
+        max_inbound_per_peer: int = 4,
     ) -> None:
         self._random_bytes = random_bytes
         self._clock = clock
         self._idle_timeout = idle_timeout
         self._max_inbound = max_inbound_streams
+        self._peer_slots = PeerSlots(max_inbound_per_peer)
         self._host: Host | None = None
 
     async def start(self, host: Host) -> None:
@@ -152,7 +162,15 @@ class Ping:
         """Nothing to leave gracefully: the host closes the streams."""
 
     async def _handle(self, stream: Stream) -> None:
-        await serve_ping(stream, idle_timeout=self._idle_timeout)
+        peer = stream.remote_peer
+        if not self._peer_slots.acquire(peer):
+            _log.debug("ping: %s is at its limit of inbound streams; resetting", peer)
+            await stream.reset()
+            return
+        try:
+            await serve_ping(stream, idle_timeout=self._idle_timeout)
+        finally:
+            self._peer_slots.release(peer)
 
     async def ping(
         self,
