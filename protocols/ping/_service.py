@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 from p2pstack.errors import (
     NETWORK_ERRORS,
@@ -33,9 +34,17 @@ __all__ = ["Ping", "ping_round_trips", "serve_ping"]
 
 _log = logging.getLogger(__name__)
 
+#: Bytes read (and payloads echoed) per batch: 64 payloads.
+_BATCH_BYTES = 64 * PAYLOAD_SIZE
+
 
 async def serve_ping(stream: ByteStream, *, idle_timeout: float = 60.0) -> int:
     """Echo 32-byte payloads until the peer ends its side of the stream.
+
+    Payloads that arrive together are echoed in one write, and the task yields to the event
+    loop after each batch: a peer that pipelines thousands of payloads costs one batch at a
+    time, not one long stretch without yielding (muxed streams return buffered data without
+    waiting, so a loop of reads and writes could otherwise keep the loop to itself).
 
     Args:
         stream: the negotiated ping stream.
@@ -48,22 +57,24 @@ async def serve_ping(stream: ByteStream, *, idle_timeout: float = 60.0) -> int:
         P2PTimeoutError: no complete payload arrived within ``idle_timeout``.
         RemoteProtocolError: the stream ended inside a payload.
     """
-    buf = PayloadBuffer()
+    buf = PayloadBuffer(_BATCH_BYTES)
     echoed = 0
     while True:
         try:
             with anyio.fail_after(idle_timeout):
-                # Reading at most the missing part of one payload keeps the buffer bounded.
-                data = await stream.receive(PAYLOAD_SIZE - buf.pending)
+                # Reading at most the room left in the buffer keeps it bounded.
+                data = await stream.receive(_BATCH_BYTES - buf.pending)
         except anyio.EndOfStream:
             buf.finish()
             return echoed
         except TimeoutError:
             raise P2PTimeoutError(f"ping: no payload within {idle_timeout} s") from None
         buf.feed(data)
-        for payload in buf.pop_payloads():
-            await stream.send(payload)
-            echoed += 1
+        payloads = buf.pop_payloads()
+        if payloads:
+            await stream.send(b"".join(payloads))
+            echoed += len(payloads)
+        await anyio.lowlevel.checkpoint()
 
 
 async def _receive_exactly(stream: ByteStream, size: int) -> bytes:

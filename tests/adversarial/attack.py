@@ -12,7 +12,8 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import anyio
 import attrs
@@ -49,6 +50,8 @@ __all__ = [
     "secure_session",
     "source_addresses",
 ]
+
+T = TypeVar("T")
 
 #: The honest client's source address; attackers use 127.0.1.x.
 HONEST = "127.0.0.1"
@@ -196,6 +199,16 @@ async def secure_session(
     return stream, secure
 
 
+async def in_thread(attack: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attack`` on its own event loop in a worker thread and wait for it.
+
+    The node and the honest client share the test's event loop; an attacker there would add
+    its own work (encryption, framing) to every honest round trip. In a thread it competes only
+    for the interpreter lock, which is switched every few milliseconds.
+    """
+    return await anyio.to_thread.run_sync(anyio.run, attack)
+
+
 async def close_all(streams: Sequence[ByteStream]) -> None:
     """Close every stream, ignoring errors."""
     for stream in streams:
@@ -206,4 +219,4 @@ async def close_all(streams: Sequence[ByteStream]) -> None:
                 pass
 
 
-__all__ += ["close_all", "encode_frame", "read_frame"]
+__all__ += ["close_all", "encode_frame", "in_thread", "read_frame"]
