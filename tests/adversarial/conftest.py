@@ -44,7 +44,7 @@ class FloodScale:
 
 
 SCALES = {
-    "ci": FloodScale("ci", idle=300, trickle=300, complete=500, sources=50),
+    "ci": FloodScale("ci", idle=300, trickle=300, complete=200, sources=50),
     "full": FloodScale("full", idle=1500, trickle=1500, complete=500, sources=250),
 }
 
