@@ -160,6 +160,7 @@ class Perf:
         self._max_download = max_download_bytes
         self._max_upload = max_upload_bytes
         self._max_inbound = max_inbound_streams
+        self._max_per_peer = max_inbound_per_peer
         self._admission = PeerAdmission(
             per_peer=max_inbound_per_peer, per_minute=max_requests_per_minute
         )
@@ -174,7 +175,14 @@ class Perf:
         """Register the ``/perf/1.0.0`` handler if serving."""
         self._host = host
         if self._serve:
-            host.set_stream_handler(PROTOCOL_ID, self._handle, max_inbound=self._max_inbound)
+            # The host resets streams over the concurrency limits before the handler runs;
+            # the admission check also keeps each peer's request rate.
+            host.set_stream_handler(
+                PROTOCOL_ID,
+                self._handle,
+                max_inbound=self._max_inbound,
+                max_inbound_per_peer=self._max_per_peer,
+            )
 
     async def stop(self) -> None:
         """Nothing to leave gracefully: the host closes the streams."""

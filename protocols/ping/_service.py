@@ -23,7 +23,6 @@ from p2pstack.errors import (
     RemoteProtocolError,
 )
 from p2pstack.interfaces import ByteStream
-from protocols.ping._limits import PeerSlots
 from protocols.ping._wire import PAYLOAD_SIZE, PROTOCOL_ID, PayloadBuffer, check_echo
 
 if TYPE_CHECKING:
@@ -161,27 +160,26 @@ class Ping:
         self._clock = clock
         self._idle_timeout = idle_timeout
         self._max_inbound = max_inbound_streams
-        self._peer_slots = PeerSlots(max_inbound_per_peer)
+        if max_inbound_per_peer < 1:
+            raise ValueError("max_inbound_per_peer must be at least 1")
+        self._max_per_peer = max_inbound_per_peer
         self._host: Host | None = None
 
     async def start(self, host: Host) -> None:
         """Register the ``/ipfs/ping/1.0.0`` handler."""
         self._host = host
-        host.set_stream_handler(PROTOCOL_ID, self._handle, max_inbound=self._max_inbound)
+        host.set_stream_handler(
+            PROTOCOL_ID,
+            self._handle,
+            max_inbound=self._max_inbound,
+            max_inbound_per_peer=self._max_per_peer,
+        )
 
     async def stop(self) -> None:
         """Nothing to leave gracefully: the host closes the streams."""
 
     async def _handle(self, stream: Stream) -> None:
-        peer = stream.remote_peer
-        if not self._peer_slots.acquire(peer):
-            _log.debug("ping: %s is at its limit of inbound streams; resetting", peer)
-            await stream.reset()
-            return
-        try:
-            await serve_ping(stream, idle_timeout=self._idle_timeout)
-        finally:
-            self._peer_slots.release(peer)
+        await serve_ping(stream, idle_timeout=self._idle_timeout)
 
     async def ping(
         self,

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pstack.errors import LocalProtocolError, P2PTimeoutError, RemoteProtocolError
+from p2pstack.interfaces import Buffer
 from p2pstack.streams import memory_connection_pair
 from protocols.ping import (
     PAYLOAD_SIZE,
@@ -189,7 +190,7 @@ class _EagerStream:
         chunk, self._data = self._data[:max_bytes], self._data[max_bytes:]
         return chunk
 
-    async def send(self, item: bytes) -> None:
+    async def send(self, item: Buffer) -> None:
         self.sent += item
 
     async def send_eof(self) -> None:
