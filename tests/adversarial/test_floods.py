@@ -4,15 +4,14 @@ answers are never read. The attacker runs in a process of its own (``flood.py``)
 over a fresh connection every tenth time, must succeed during each flood (>= 99%, p99 within
 ``P99_BOUND``), and descriptors and memory must return to baseline after it.
 
-Several of these need work that lands separately: the resource manager (per-IP limits, and
-eviction of silent pending connections first) and a yamux driver that yields while it works
-through a long read of control frames. docs/reliability.md lists which fail until then and why.
+The idle floods rely on the resource manager's pending-upgrade pool evicting silent connections
+first, the per-IP tests on its per-IP limits. docs/reliability.md lists which floods still fail
+(trickling connections; intermittently, the yamux ping flood) and why.
 Flood sizes: ``--flood-scale`` (conftest.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ import anyio
 import attrs
 import pytest
 
+from p2pstack.resources import LimitedResourceManager, Limits
 from tests.adversarial.conftest import Arena, FloodScale
 from tests.adversarial.flood import run_flood
 from tests.adversarial.node import (
@@ -136,10 +136,7 @@ async def test_silent_connection_flood(
 @asynccontextmanager
 async def _per_ip_limited(arena: Arena) -> AsyncIterator[Arena]:
     """An arena whose node applies the per-IP limits to loopback too (the default exempts it)."""
-    # Looked up at run time: the resource manager is wired into the host by other work; until
-    # then this fails here (and only these tests fail). Make it a plain import once it lands.
-    resources = importlib.import_module("p2pstack.resources")
-    manager = resources.LimitedResourceManager(resources.Limits(exempt_loopback=False))
+    manager = LimitedResourceManager(Limits(exempt_loopback=False))
     async with open_node(resource_manager=manager) as node:
         await assert_healthy(node, arena.client)
         yield Arena(node, arena.client, measure(), arena.report)
