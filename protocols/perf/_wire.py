@@ -10,14 +10,39 @@ import struct
 
 import attrs
 
-from p2pstack.errors import RemoteProtocolError
+from p2pstack.errors import P2PError, RemoteProtocolError
 
-__all__ = ["PROTOCOL_ID", "REQUEST_SIZE", "PerfResult", "RequestReader", "encode_request"]
+__all__ = [
+    "PROTOCOL_ID",
+    "REQUEST_SIZE",
+    "PerfRefused",
+    "PerfResult",
+    "RequestReader",
+    "encode_request",
+]
 
 PROTOCOL_ID = "/perf/1.0.0"
 #: "the client sends the number of bytes it wants back as an unsigned 64-bit big-endian integer"
 REQUEST_SIZE = 8
 _U64 = struct.Struct(">Q")
+
+
+class PerfRefused(P2PError):
+    """A perf server refused a request. ``reason`` says why:
+
+    - ``"size"``: perf size over the server's cap. The server signals it by ending its side of
+      the stream with no data right after reading an over-cap request (or as soon as the upload
+      passes its cap), before the client's upload is done. An honest server never does that:
+      it sends only after the client's end of stream.
+    - ``"refused"``: the server reset the stream before sending anything: it is at its
+      concurrency or per-peer rate limit, or stopping.
+    - ``"busy"`` / ``"rate"``: server side only: this peer had too many requests running, or
+      was over its per-minute rate (the client sees ``"refused"``).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def encode_request(download_bytes: int) -> bytes:

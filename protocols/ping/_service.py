@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 from p2pstack.errors import (
     NETWORK_ERRORS,
@@ -32,9 +33,17 @@ __all__ = ["Ping", "ping_round_trips", "serve_ping"]
 
 _log = logging.getLogger(__name__)
 
+#: Bytes read (and payloads echoed) per batch: 64 payloads.
+_BATCH_BYTES = 64 * PAYLOAD_SIZE
+
 
 async def serve_ping(stream: ByteStream, *, idle_timeout: float = 60.0) -> int:
     """Echo 32-byte payloads until the peer ends its side of the stream.
+
+    Payloads that arrive together are echoed in one write, and the task yields to the event
+    loop after each batch: a peer that pipelines thousands of payloads costs one batch at a
+    time, not one long stretch without yielding (muxed streams return buffered data without
+    waiting, so a loop of reads and writes could otherwise keep the loop to itself).
 
     Args:
         stream: the negotiated ping stream.
@@ -47,22 +56,24 @@ async def serve_ping(stream: ByteStream, *, idle_timeout: float = 60.0) -> int:
         P2PTimeoutError: no complete payload arrived within ``idle_timeout``.
         RemoteProtocolError: the stream ended inside a payload.
     """
-    buf = PayloadBuffer()
+    buf = PayloadBuffer(_BATCH_BYTES)
     echoed = 0
     while True:
         try:
             with anyio.fail_after(idle_timeout):
-                # Reading at most the missing part of one payload keeps the buffer bounded.
-                data = await stream.receive(PAYLOAD_SIZE - buf.pending)
+                # Reading at most the room left in the buffer keeps it bounded.
+                data = await stream.receive(_BATCH_BYTES - buf.pending)
         except anyio.EndOfStream:
             buf.finish()
             return echoed
         except TimeoutError:
             raise P2PTimeoutError(f"ping: no payload within {idle_timeout} s") from None
         buf.feed(data)
-        for payload in buf.pop_payloads():
-            await stream.send(payload)
-            echoed += 1
+        payloads = buf.pop_payloads()
+        if payloads:
+            await stream.send(b"".join(payloads))
+            echoed += len(payloads)
+        await anyio.lowlevel.checkpoint()
 
 
 async def _receive_exactly(stream: ByteStream, size: int) -> bytes:
@@ -125,8 +136,15 @@ class Ping:
         clock: monotonic seconds for round-trip times (default ``time.perf_counter``; a
             simulation passes its virtual clock).
         idle_timeout: most seconds an inbound stream may wait for its next payload.
-        max_inbound_streams: most inbound ping streams served at once; more are reset
-            (js-libp2p allows 2 per peer, go one per peer; this is a host-wide bound).
+        max_inbound_streams: most inbound ping streams served at once, all peers together;
+            more are reset.
+        max_inbound_per_peer: most inbound ping streams one peer may hold at once; more are
+            reset, so that one peer cannot use up ``max_inbound_streams`` and make every
+            other peer's ping fail (js-libp2p allows 2 per peer, go-libp2p 1; 4 leaves room
+            for a few concurrent ``ping()`` calls, each of which opens its own stream).
+
+    Raises:
+        ValueError: a limit is less than 1.
     """
 
     def __init__(
@@ -136,17 +154,26 @@ class Ping:
         clock: Callable[[], float] = time.perf_counter,
         idle_timeout: float = 60.0,
         max_inbound_streams: int = 64,
+        max_inbound_per_peer: int = 4,
     ) -> None:
         self._random_bytes = random_bytes
         self._clock = clock
         self._idle_timeout = idle_timeout
         self._max_inbound = max_inbound_streams
+        if max_inbound_per_peer < 1:
+            raise ValueError("max_inbound_per_peer must be at least 1")
+        self._max_per_peer = max_inbound_per_peer
         self._host: Host | None = None
 
     async def start(self, host: Host) -> None:
         """Register the ``/ipfs/ping/1.0.0`` handler."""
         self._host = host
-        host.set_stream_handler(PROTOCOL_ID, self._handle, max_inbound=self._max_inbound)
+        host.set_stream_handler(
+            PROTOCOL_ID,
+            self._handle,
+            max_inbound=self._max_inbound,
+            max_inbound_per_peer=self._max_per_peer,
+        )
 
     async def stop(self) -> None:
         """Nothing to leave gracefully: the host closes the streams."""

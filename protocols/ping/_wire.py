@@ -19,21 +19,33 @@ PAYLOAD_SIZE = 32
 class PayloadBuffer:
     """Collects received bytes and hands out complete 32-byte payloads.
 
-    Holds fewer than ``2 * PAYLOAD_SIZE`` bytes after ``pop_payloads``: the driver reads at most
-    ``PAYLOAD_SIZE`` bytes at a time, so the buffer is bounded by construction.
+    Holds at most ``capacity`` bytes, and fewer than ``PAYLOAD_SIZE`` after ``pop_payloads``:
+    the driver reads at most ``capacity - pending`` bytes at a time, so the buffer is bounded
+    by construction.
+
+    Args:
+        capacity: most bytes held at once (at least ``PAYLOAD_SIZE``).
+
+    Raises:
+        ValueError: ``capacity`` is smaller than one payload.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 2 * PAYLOAD_SIZE) -> None:
+        if capacity < PAYLOAD_SIZE:
+            raise ValueError(f"capacity must be at least {PAYLOAD_SIZE}")
+        self.capacity = capacity
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> None:
         """Add received bytes.
 
         Raises:
-            LocalProtocolError: more than one payload was fed without draining (driver bug).
+            LocalProtocolError: more than ``capacity`` bytes would be held (driver bug).
         """
-        if len(self._buf) + len(data) > 2 * PAYLOAD_SIZE:
-            raise LocalProtocolError("ping buffer overfilled: read at most 32 bytes at a time")
+        if len(self._buf) + len(data) > self.capacity:
+            raise LocalProtocolError(
+                f"ping buffer overfilled: read at most {self.capacity} - pending bytes at a time"
+            )
         self._buf += data
 
     def pop_payloads(self) -> list[bytes]:

@@ -43,7 +43,7 @@ def our_host() -> OurHost:
             transports=[TcpTransport()],
             security=[Noise()],
             muxers=make_muxers(muxers),
-            services=[Identify(), Ping(), Perf()],
+            services=[Identify(), Ping(), Perf(serve=True)],
             listen=["/ip4/127.0.0.1/tcp/0"],
             config=HostConfig(upgrade_timeout=30.0),
         ) as host:

@@ -11,6 +11,7 @@ from p2pstack.errors import P2PTimeoutError, RemoteProtocolError
 from p2pstack.streams import memory_connection_pair
 from protocols.perf import (
     PROTOCOL_ID,
+    PerfRefused,
     RequestReader,
     encode_request,
     run_perf_client,
@@ -123,8 +124,11 @@ async def test_server_refuses_oversized_request() -> None:
     client, server = memory_connection_pair()
     await client.send(encode_request(1001))
     await client.send_eof()
-    with anyio.fail_after(5), pytest.raises(RemoteProtocolError, match="cap"):
+    with anyio.fail_after(5), pytest.raises(PerfRefused, match="cap") as e:
         await serve_perf(server, max_download_bytes=1000)
+    assert e.value.reason == "size"
+    with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+        await client.receive()  # the refusal: an end of stream with no data
 
 
 @pytest.mark.anyio
@@ -142,3 +146,37 @@ async def test_server_idle_timeout() -> None:
     await client.send(encode_request(5))
     with anyio.fail_after(5), pytest.raises(P2PTimeoutError):
         await serve_perf(server, idle_timeout=0.05)
+
+
+@pytest.mark.anyio
+async def test_server_refuses_long_upload_and_client_stops() -> None:
+    client, server = memory_connection_pair()
+    refused: list[PerfRefused] = []
+
+    async def run_server() -> None:
+        with pytest.raises(PerfRefused) as e:
+            await serve_perf(server, buffer=bytes(1024), max_upload_bytes=10_000)
+        refused.append(e.value)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_server)
+        with anyio.fail_after(5), pytest.raises(PerfRefused, match="over the server's cap") as e:
+            await run_perf_client(
+                client, upload_bytes=1 << 40, download_bytes=0, buffer=bytes(1024)
+            )
+    assert e.value.reason == "size"
+    assert refused[0].reason == "size"
+
+
+@pytest.mark.anyio
+async def test_empty_reply_to_a_download_request_is_a_size_refusal() -> None:
+    client, server = memory_connection_pair()
+
+    async def refusing_server() -> None:
+        await server.receive(8)
+        await server.send_eof()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(refusing_server)
+        with anyio.fail_after(5), pytest.raises(PerfRefused, match="over the server's cap"):
+            await run_perf_client(client, upload_bytes=0, download_bytes=5)

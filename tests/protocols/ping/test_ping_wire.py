@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pstack.errors import LocalProtocolError, P2PTimeoutError, RemoteProtocolError
+from p2pstack.interfaces import Buffer
 from p2pstack.streams import memory_connection_pair
 from protocols.ping import (
     PAYLOAD_SIZE,
@@ -172,3 +174,58 @@ async def test_wrong_payload_size_refused() -> None:
     client, _server = memory_connection_pair()
     with pytest.raises(LocalProtocolError):
         await ping_round_trips(client, [b"short"])
+
+
+class _EagerStream:
+    """A stream whose data is all buffered: receive and send never wait (as a muxed stream
+    behaves when its window holds many pipelined payloads)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.sent = bytearray()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if not self._data:
+            raise anyio.EndOfStream
+        chunk, self._data = self._data[:max_bytes], self._data[max_bytes:]
+        return chunk
+
+    async def send(self, item: Buffer) -> None:
+        self.sent += item
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_pipelined_payloads_are_echoed_in_batches_and_yield() -> None:
+    payloads = b"".join(bytes([i % 256]) * PAYLOAD_SIZE for i in range(10_000))
+    stream = _EagerStream(payloads)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        with anyio.fail_after(10):
+            echoed = await serve_ping(stream)
+        tg.cancel_scope.cancel()
+    assert echoed == 10_000
+    assert bytes(stream.sent) == payloads
+    # Other tasks ran while 10,000 pipelined payloads were served (one batch at a time).
+    assert ticks >= 10_000 // 64
+
+
+def test_buffer_capacity() -> None:
+    buf = PayloadBuffer(capacity=4 * PAYLOAD_SIZE)
+    buf.feed(bytes(4 * PAYLOAD_SIZE))
+    assert len(buf.pop_payloads()) == 4
+    with pytest.raises(ValueError, match="at least"):
+        PayloadBuffer(capacity=PAYLOAD_SIZE - 1)
