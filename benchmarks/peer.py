@@ -29,6 +29,8 @@ import anyio
 from p2pstack.connection import Connection, Stream
 from p2pstack.host import Host, HostConfig
 from p2pstack.roots.defaults import open_default_host
+from protocols.identify import Identify
+from protocols.perf import Perf
 from protocols.ping import Ping
 
 ECHO = "/p2pstack/echo/1.0.0"
@@ -261,8 +263,16 @@ def parse_actions(text: str) -> list[tuple[str, list[int]]]:
 
 async def main(args: argparse.Namespace) -> None:
     config = HostConfig(max_pending_upgrades=1024, max_connections=8192)
+    # The benchmark moves 512 MiB per exchange: its perf server runs without the size caps
+    # and rate limit that protect a public node.
+    perf = Perf(
+        serve=True, max_download_bytes=None, max_upload_bytes=None, max_requests_per_minute=None
+    )
     async with open_default_host(
-        listen=[args.listen] if args.listen else [], muxers=args.muxer or [], config=config
+        listen=[args.listen] if args.listen else [],
+        muxers=args.muxer or [],
+        config=config,
+        services=[Identify(), Ping(), perf],
     ) as host:
         host.set_stream_handler(ECHO, serve_echo)
         if args.dial:

@@ -9,7 +9,7 @@ https://github.com/libp2p/go-libp2p/blob/master/p2p/host/resource-manager/README
 Typical use by a host::
 
     scope = manager.open_connection("inbound", raw.remote_multiaddr, on_evict=cancel_upgrade)
-    ...                                   # first byte received: scope.mark_active()
+    ...                                   # ACTIVE_BYTES received: scope.mark_active()
     scope.set_peer(peer)                  # after the upgrade; may raise ResourceLimitExceeded
     stream = scope.open_stream("inbound")
     stream.set_protocol("/ipfs/ping/1.0.0")
@@ -17,7 +17,7 @@ Typical use by a host::
 """
 
 from p2pstack.errors import ConnectionDenied, ResourceLimitExceeded
-from p2pstack.resources._activity import ActivityWatcher
+from p2pstack.resources._activity import ACTIVE_BYTES, ActivityWatcher
 from p2pstack.resources._gater import (
     AddressRange,
     BasicConnectionGater,
@@ -42,6 +42,7 @@ from p2pstack.resources._manager import (
 from p2pstack.resources._scopes import ConnectionScope, Direction, ScopeUsage, StreamScope
 
 __all__ = [
+    "ACTIVE_BYTES",
     "DEFAULT_SUBNET_LIMITS",
     "UNLIMITED",
     "ActivityWatcher",

@@ -140,7 +140,8 @@ class ConnectionScope:
         direction: ``"inbound"`` or ``"outbound"``.
         remote_addr: the remote transport address.
         peer: the authenticated remote peer once ``set_peer`` succeeded.
-        active: the remote has sent at least one byte (see ``mark_active``).
+        active: the remote has sent enough to count as active (see ``mark_active`` and
+            ``ActivityWatcher``).
     """
 
     def __init__(

@@ -67,9 +67,15 @@ def make_muxers(names: Sequence[str]) -> list[Muxer]:
     return out
 
 
-def default_services() -> list[Service]:
-    """Identify, ping and perf."""
-    return [Identify(), Ping(), Perf()]
+def default_services(*, serve_perf: bool = False) -> list[Service]:
+    """Identify, ping and perf.
+
+    Args:
+        serve_perf: also serve ``/perf/1.0.0`` (with ``Perf``'s per-peer size caps and rate
+            limit). Off by default: answering perf costs real bandwidth, so a library host
+            opts in; ``p2pstack node`` does.
+    """
+    return [Identify(), Ping(), Perf(serve=serve_perf)]
 
 
 @asynccontextmanager
@@ -81,15 +87,16 @@ async def open_default_host(
     muxers: Sequence[str] = (),
     services: Sequence[Service] | None = None,
     config: HostConfig | None = None,
+    serve_perf: bool = False,
 ) -> AsyncIterator[Host]:
     """A host with TCP and memory transports, the named security channels and muxers, and the
-    default services."""
+    default services (``serve_perf``: see ``default_services``)."""
     async with open_host(
         identity=identity,
         transports=[TcpTransport(), MemoryTransport()],
         security=make_security(security),
         muxers=make_muxers(muxers),
-        services=default_services() if services is None else services,
+        services=default_services(serve_perf=serve_perf) if services is None else services,
         listen=listen,
         config=config,
     ) as host:

@@ -59,6 +59,7 @@ async def _serve(args: argparse.Namespace) -> int:
         security=args.security or [],
         muxers=args.muxer or [],
         config=node_config(args.timeout),
+        serve_perf=True,  # interop tests and users measure against a node: capped per peer
     ) as host:
         # Signal handlers and the event subscription exist before "listening" is announced:
         # whoever reads that line may connect or send SIGTERM at once.

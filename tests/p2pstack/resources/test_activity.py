@@ -3,18 +3,35 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from p2pstack.resources import ActivityWatcher
+from p2pstack.resources import ACTIVE_BYTES, ActivityWatcher
 from p2pstack.streams import memory_connection_pair
 from tests.p2pstack.resources.helpers import addr, manager
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_first_received_byte_marks_the_scope_active() -> None:
+async def test_active_after_active_bytes_received() -> None:
     rm = manager()
     scope = rm.open_connection("inbound", addr("127.0.0.1"))
     ours, theirs = memory_connection_pair()
     watched = ActivityWatcher(ours, scope)
+    assert ACTIVE_BYTES == 48
+    with anyio.fail_after(5):
+        for _ in range(ACTIVE_BYTES - 1):  # a trickler: one byte at a time
+            await theirs.send(b"t")
+            assert await watched.receive() == b"t"
+        assert not scope.active
+        await theirs.send(b"t")
+        await watched.receive()
+        assert scope.active
+        await watched.aclose()
+
+
+async def test_first_received_byte_marks_the_scope_active_when_asked() -> None:
+    rm = manager()
+    scope = rm.open_connection("inbound", addr("127.0.0.1"))
+    ours, theirs = memory_connection_pair()
+    watched = ActivityWatcher(ours, scope, active_bytes=1)
     assert watched.remote_multiaddr == ours.remote_multiaddr
     with anyio.fail_after(5):
         await watched.send(b"hello")
