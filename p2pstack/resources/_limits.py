@@ -93,12 +93,15 @@ class Limits:
     stream: ScopeLimit = ScopeLimit(memory=16 * MiB)
     #: Each protocol, over all peers (unless ``protocols`` overrides it).
     protocol: ScopeLimit = ScopeLimit(streams=4096, streams_inbound=2048)
-    #: Each protocol, for one peer (unless ``protocol_peers`` overrides it).
-    protocol_peer: ScopeLimit = ScopeLimit(streams=256, streams_inbound=64, streams_outbound=128)
+    #: Each protocol, for one peer (unless ``protocol_peers`` overrides it). As large as the
+    #: peer scope by default: an application protocol may well run 100 streams to one peer
+    #: at once (the interop echo test does); a service that costs more per stream sets its
+    #: own (``set_stream_handler(max_inbound_per_peer=)``: ping 4, perf 2).
+    protocol_peer: ScopeLimit = ScopeLimit(streams=512, streams_inbound=256, streams_outbound=512)
     #: Each service, over all peers (unless ``services`` overrides it).
     service: ScopeLimit = ScopeLimit(streams=4096, streams_inbound=2048)
     #: Each service, for one peer (unless ``service_peers`` overrides it).
-    service_peer: ScopeLimit = ScopeLimit(streams=256, streams_inbound=64, streams_outbound=128)
+    service_peer: ScopeLimit = ScopeLimit(streams=512, streams_inbound=256, streams_outbound=512)
     protocols: Mapping[str, ScopeLimit] = attrs.field(factory=dict, converter=_frozen_map)
     protocol_peers: Mapping[str, ScopeLimit] = attrs.field(factory=dict, converter=_frozen_map)
     services: Mapping[str, ScopeLimit] = attrs.field(factory=dict, converter=_frozen_map)

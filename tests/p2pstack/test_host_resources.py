@@ -237,3 +237,29 @@ async def test_descriptor_budget_refuses_cleanly(monkeypatch: pytest.MonkeyPatch
             assert a.resource_manager.statistics().refusals == {"system/connections": 1}
             for raw in silent:
                 await raw.aclose()
+
+
+async def test_default_limits_serve_100_streams_of_one_protocol_from_one_peer() -> None:
+    # An application protocol may run many streams to one peer at once (the interop echo test
+    # opens 100): the default per-peer protocol limit must not refuse them.
+    release, all_served = anyio.Event(), anyio.Event()
+    served = 0
+
+    async def hold(stream: Stream) -> None:
+        nonlocal served
+        served += 1
+        if served == 100:
+            all_served.set()
+        await release.wait()
+
+    async with hosts(None, None) as (a, b):
+        a.set_stream_handler("/hold/1.0.0", hold)
+        with anyio.fail_after(20):
+            await b.connect(a.addrs[0])
+            held = [await b.new_stream(a.peer_id, "/hold/1.0.0") for _ in range(100)]
+            await all_served.wait()
+            release.set()
+            for stream in held:
+                with pytest.raises(anyio.EndOfStream):
+                    await stream.receive()
+                await stream.aclose()
