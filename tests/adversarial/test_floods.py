@@ -4,9 +4,10 @@ answers are never read. The attacker runs in a process of its own (``flood.py``)
 over a fresh connection every tenth time, must succeed during each flood (>= 99%, p99 within
 ``P99_BOUND``), and descriptors and memory must return to baseline after it.
 
-The idle floods rely on the resource manager's pending-upgrade pool evicting silent connections
-first, the per-IP tests on its per-IP limits. docs/reliability.md lists which floods still fail
-(trickling connections; intermittently, the yamux ping flood) and why.
+The idle and trickling floods rely on the resource manager's pending-upgrade pool evicting
+connections that have not sent ``ACTIVE_BYTES`` first, the per-IP tests on its per-IP limits.
+docs/reliability.md has the figures, and what is still open (the yamux ping flood is close to its
+latency bound).
 Flood sizes: ``--flood-scale`` (conftest.py).
 """
 
