@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from p2pstack.errors import (
     ConnectionClosedError,
@@ -40,6 +41,13 @@ __all__ = ["Yamux", "YamuxConnection"]
 #: Control frames (ACKs, window updates, ping answers, RSTs) the reader may queue beyond
 #: ``max_write_buffer`` before it stops reading until the writer catches up.
 _CONTROL_SLACK = 64 * 1024
+#: A read that held more frames than this was mostly small (control) frames: the next read asks
+#: for at most ``_SMALL_READ`` bytes and other tasks run first, so that a flood of pings or
+#: window updates cannot hold the event loop for a whole ``read_size`` read (a 256 KiB read of
+#: 12-byte pings is about 21,000 frames, 0.5 s of work). Bulk data, a few frames per read, is
+#: not affected.
+_MANY_FRAMES = 512
+_SMALL_READ = 16 * 1024
 
 _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, P2PError)
 
@@ -237,9 +245,11 @@ class YamuxConnection:
     async def _read_loop(self) -> None:
         core, conn, read_size = self._core, self.secure_connection, self._config.read_size
         reason: BaseException | None = None
+        size = read_size
         try:
             while self._remote_error is None:
-                data = await conn.receive(read_size)
+                data = await conn.receive(size)
+                before = core.frames_received
                 try:
                     core.receive_data(data, self._clock())
                 finally:
@@ -248,6 +258,11 @@ class YamuxConnection:
                     self._writer_signal.set()
                     while core.pending_output > self._config.max_write_buffer + _CONTROL_SLACK:
                         await self._drained_signal.wait()
+                if core.frames_received - before > _MANY_FRAMES:
+                    size = min(read_size, _SMALL_READ)
+                    await checkpoint()
+                else:
+                    size = read_size
             reason = self._remote_error
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             reason = self._remote_error

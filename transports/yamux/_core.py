@@ -115,6 +115,8 @@ class YamuxConnectionCore:
         self._local_go_away = False
         self._remote_go_away = False
         self._failed = False
+        #: Frame headers parsed so far (the driver reads less after a read full of them).
+        self.frames_received = 0
 
     # -- state -------------------------------------------------------------------------------
 
@@ -403,6 +405,7 @@ class YamuxConnectionCore:
                 self._remote_fin(stream_id)
 
     def _handle(self, header: Header) -> None:
+        self.frames_received += 1
         if header.type is FrameType.PING:
             if header.flags & Flag.SYN:
                 # "The StreamID and Length value are echoed back" with ACK.

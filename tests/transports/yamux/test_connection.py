@@ -397,3 +397,32 @@ async def test_send_takes_buffers_and_copies_mutable_ones() -> None:
             while True:
                 got += await peer.receive()
         assert got == b"abc12"
+
+
+async def test_a_read_full_of_small_frames_makes_the_next_read_small() -> None:
+    # A flood of pings must not hold the event loop for a whole 256 KiB read: after a read of
+    # many frames the driver yields and asks for less; after a normal read, for the full size.
+    ours, raw = fake_secure_pair()
+    sizes: list[int] = []
+    inner = ours.receive
+
+    async def recording(max_bytes: int = 65536) -> bytes:
+        sizes.append(max_bytes)
+        return await inner(max_bytes)
+
+    ours.receive = recording  # type: ignore[method-assign]
+    conn = Yamux(QUIET).new_connection(ours, is_initiator=False)
+    async with anyio.create_task_group() as group:
+        group.start_soon(conn.run)
+        with anyio.fail_after(10):
+            flood = b"".join(encode_header(FrameType.PING, Flag.SYN, 0, i) for i in range(2000))
+            await raw.send(flood)
+            await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 1999)
+            await raw.send(encode_header(FrameType.PING, Flag.SYN, 0, 5000))
+            await read_frames_until(raw, lambda t, f, s, n: t is FrameType.PING and n == 5000)
+        await conn.aclose()
+        await raw.aclose()
+    full = YamuxConfig().read_size
+    assert sizes[0] == full
+    small = sizes.index(16 * 1024)
+    assert full in sizes[small + 1 :]  # back to full reads once the frames are few again
