@@ -13,10 +13,8 @@ import enum
 import hmac
 from typing import ClassVar
 
-from google.protobuf.message import DecodeError
-
-from p2pstack.errors import InvalidKeyError
-from p2pstack.identity.pb import keys_pb2
+from p2pstack.errors import InvalidKeyError, RemoteProtocolError
+from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
 
 __all__ = [
     "MAX_PRIVATE_KEY_PROTOBUF_SIZE",
@@ -42,21 +40,78 @@ class KeyType(enum.IntEnum):
     ECDSA = 3
 
 
-def _encode_key_message(
-    message: keys_pb2.PublicKey | keys_pb2.PrivateKey, key_type: KeyType, data: bytes
-) -> bytes:
-    # The spec requires a deterministic encoding: tag order (Type then Data), minimal varints,
-    # every field present. The protobuf runtime writes fields in tag order, and both are required.
-    message.Type = keys_pb2.KeyType.ValueType(int(key_type))
-    message.Data = data
-    return message.SerializeToString(deterministic=True)
+#: The ``Type`` values with a key class (all below 0x80, so each is one varint byte).
+_KEY_TYPES = frozenset(int(t) for t in KeyType)
 
 
-def _decode_key_message(
-    message: keys_pb2.PublicKey | keys_pb2.PrivateKey, data: bytes, limit: int
-) -> tuple[KeyType, bytes]:
+def _encode_key_message(key_type: KeyType, data: bytes) -> bytes:
+    """The deterministic ``PublicKey``/``PrivateKey{Type, Data}`` message (both share one
+    layout), written by hand so that computing a peer ID needs no protobuf runtime.
+
+    The spec requires a deterministic encoding: tag order (Type then Data), minimal varints,
+    every field present (both are ``required``). Field 1 ``Type`` is a varint (tag byte 0x08),
+    field 2 ``Data`` length-delimited bytes (tag byte 0x12); the tests check the result against
+    the generated module byte for byte.
+
+    Args:
+        key_type: the ``Type`` field.
+        data: the ``Data`` field.
+
+    Returns:
+        The serialized message.
+    """
+    return b"".join(
+        (b"\x08", encode_uvarint(int(key_type)), b"\x12", encode_uvarint(len(data)), data)
+    )
+
+
+def _decode_canonical(data: bytes) -> tuple[KeyType, bytes] | None:
+    """The fields of ``data`` when it is exactly the deterministic encoding of a known key
+    type (what :func:`_encode_key_message` writes, and what the protobuf runtime would decode
+    to the same two fields), else None. This fast path lets a peer ID be validated without
+    loading the protobuf runtime; anything else goes through the generated parser.
+
+    Args:
+        data: a serialized key message.
+
+    Returns:
+        ``(key_type, data_field)``, or None for any other byte string.
+    """
+    if len(data) < 4 or data[0] != 0x08 or data[2] != 0x12 or data[1] not in _KEY_TYPES:
+        return None
+    try:
+        length, pos = decode_uvarint(data, 3)
+    except (IncompleteVarint, RemoteProtocolError):
+        return None
+    if pos + length != len(data):
+        return None
+    return KeyType(data[1]), data[pos:]
+
+
+def _decode_key_message(private: bool, data: bytes, limit: int) -> tuple[KeyType, bytes]:
+    """Parse a ``PublicKey`` (or, with ``private``, a ``PrivateKey``) message.
+
+    Args:
+        private: which of the two messages ``data`` holds.
+        data: the serialized message.
+        limit: the largest size accepted.
+
+    Returns:
+        ``(key_type, data_field)``.
+
+    Raises:
+        InvalidKeyError: over ``limit``, malformed, a field missing or an unknown key type.
+    """
     if len(data) > limit:
         raise InvalidKeyError(f"serialized key is {len(data)} bytes, over the {limit} limit")
+    canonical = _decode_canonical(data)
+    if canonical is not None:
+        return canonical
+    from google.protobuf.message import DecodeError
+
+    from p2pstack.identity.pb import keys_pb2
+
+    message = keys_pb2.PrivateKey() if private else keys_pb2.PublicKey()
     try:
         message.ParseFromString(data)
     except DecodeError as exc:
@@ -102,7 +157,7 @@ class PublicKey(abc.ABC):
     def to_protobuf(self) -> bytes:
         """The deterministic serialized ``PublicKey{Type, Data}`` message, as hashed into peer
         IDs."""
-        return _encode_key_message(keys_pb2.PublicKey(), self.key_type, self.to_bytes())
+        return _encode_key_message(self.key_type, self.to_bytes())
 
     @staticmethod
     def from_protobuf(data: bytes) -> PublicKey:
@@ -116,9 +171,7 @@ class PublicKey(abc.ABC):
         """
         from p2pstack.identity import _keytypes
 
-        key_type, key_data = _decode_key_message(
-            keys_pb2.PublicKey(), data, MAX_PUBLIC_KEY_PROTOBUF_SIZE
-        )
+        key_type, key_data = _decode_key_message(False, data, MAX_PUBLIC_KEY_PROTOBUF_SIZE)
         return _keytypes.public_key_from_data(key_type, key_data)
 
     def __eq__(self, other: object) -> bool:
@@ -171,7 +224,7 @@ class PrivateKey(abc.ABC):
 
     def to_protobuf(self) -> bytes:
         """The serialized ``PrivateKey{Type, Data}`` message (the key file format)."""
-        return _encode_key_message(keys_pb2.PrivateKey(), self.key_type, self.to_bytes())
+        return _encode_key_message(self.key_type, self.to_bytes())
 
     @staticmethod
     def from_protobuf(data: bytes) -> PrivateKey:
@@ -185,9 +238,7 @@ class PrivateKey(abc.ABC):
         """
         from p2pstack.identity import _keytypes
 
-        key_type, key_data = _decode_key_message(
-            keys_pb2.PrivateKey(), data, MAX_PRIVATE_KEY_PROTOBUF_SIZE
-        )
+        key_type, key_data = _decode_key_message(True, data, MAX_PRIVATE_KEY_PROTOBUF_SIZE)
         return _keytypes.private_key_from_data(key_type, key_data)
 
     def __eq__(self, other: object) -> bool:

@@ -9,7 +9,11 @@ from collections.abc import Callable
 from typing import Self
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+
+# ``cryptography.hazmat.primitives.serialization`` is imported inside the DER key types' methods:
+# that package loads the library's SSH and PKCS#12 code too, which Ed25519 (the default key type,
+# and all ``p2pstack id`` needs) never uses.
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -42,7 +46,6 @@ RSA_MIN_BITS = 2048
 RSA_MAX_BITS = 8192
 #: ECDSA curves go and js accept inside a libp2p ECDSA key.
 _ECDSA_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
-_DER = serialization.Encoding.DER
 _LOAD_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm)
 
 
@@ -150,7 +153,11 @@ class Secp256k1PublicKey(PublicKey):
 
     def __init__(self, key: ec.EllipticCurvePublicKey) -> None:
         self._key = key
-        self._raw = key.public_bytes(_DER.X962, serialization.PublicFormat.CompressedPoint)
+        from cryptography.hazmat.primitives import serialization
+
+        self._raw = key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -218,11 +225,17 @@ class EcdsaPublicKey(PublicKey):
         if not isinstance(key.curve, _ECDSA_CURVES):
             raise InvalidKeyError(f"unsupported ECDSA curve {key.curve.name}")
         self._key = key
-        self._raw = key.public_bytes(_DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        from cryptography.hazmat.primitives import serialization
+
+        self._raw = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Parse DER SubjectPublicKeyInfo. Raises ``InvalidKeyError``."""
+        from cryptography.hazmat.primitives import serialization
+
         try:
             key = serialization.load_der_public_key(data)
         except _LOAD_ERRORS as exc:
@@ -252,6 +265,8 @@ class EcdsaPrivateKey(PrivateKey):
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Parse SEC1 or PKCS#8 DER. Raises ``InvalidKeyError``."""
+        from cryptography.hazmat.primitives import serialization
+
         try:
             key = serialization.load_der_private_key(data, password=None)
         except _LOAD_ERRORS as exc:
@@ -268,8 +283,12 @@ class EcdsaPrivateKey(PrivateKey):
         return _ecdsa_sign(self._key, data)
 
     def to_bytes(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.private_bytes(
-            _DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
         )
 
 
@@ -287,11 +306,17 @@ class RsaPublicKey(PublicKey):
     def __init__(self, key: rsa.RSAPublicKey) -> None:
         _check_rsa_size(key.key_size)
         self._key = key
-        self._raw = key.public_bytes(_DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        from cryptography.hazmat.primitives import serialization
+
+        self._raw = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Parse DER SubjectPublicKeyInfo. Raises ``InvalidKeyError``."""
+        from cryptography.hazmat.primitives import serialization
+
         try:
             key = serialization.load_der_public_key(data)
         except _LOAD_ERRORS as exc:
@@ -324,6 +349,8 @@ class RsaPrivateKey(PrivateKey):
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Parse PKCS#1 or PKCS#8 DER. Raises ``InvalidKeyError``."""
+        from cryptography.hazmat.primitives import serialization
+
         try:
             key = serialization.load_der_private_key(data, password=None)
         except _LOAD_ERRORS as exc:
@@ -340,8 +367,12 @@ class RsaPrivateKey(PrivateKey):
         return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
     def to_bytes(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.private_bytes(
-            _DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
         )
 
 

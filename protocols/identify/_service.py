@@ -371,6 +371,10 @@ class Identify:
         key = self._public_key(conn, msg)
         record = self._peer_record(peer, msg)
         store.set_public_key(peer, key)
+        if record is not None and msg.signed_peer_record is not None:
+            # Kept whole (not only its addresses) so that kad and gossipsub PX can pass it on;
+            # the peerstore keeps the highest seq and bounds its size per peer.
+            store.consume_signed_record(msg.signed_peer_record, self._addr_ttl)
         # Addresses from a valid signed record are certified by the peer: prefer them.
         addrs = tuple(record.addrs) if record is not None else msg.listen_addrs
         if addrs:

@@ -12,7 +12,7 @@ import anyio
 import attrs
 
 from p2pstack.connection import Connection
-from p2pstack.errors import P2PError, RemoteProtocolError, StreamReset
+from p2pstack.errors import NETWORK_ERRORS, RemoteProtocolError, StreamReset
 from p2pstack.host import Host, HostConfig
 from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.cli._errors import STREAM_ERRORS, describe, describe_connect_failure
@@ -69,7 +69,7 @@ async def _connected(args: argparse.Namespace) -> AsyncIterator[tuple[Host, Conn
         try:
             with anyio.fail_after(args.timeout):
                 conn = await host.connect(args.addr)
-        except (*STREAM_ERRORS, P2PError) as exc:
+        except NETWORK_ERRORS as exc:
             message = describe_connect_failure(exc)
             if message is None:
                 raise
@@ -100,7 +100,7 @@ async def _ping(args: argparse.Namespace) -> int:
         for seq in range(args.count):
             try:
                 rtt_ms = (await ping.ping(conn.remote_peer, timeout=args.timeout))[0] * 1000
-            except (P2PError, TimeoutError, *STREAM_ERRORS) as exc:
+            except NETWORK_ERRORS as exc:
                 out.event(
                     "ping_failed",
                     f"ping {seq}: failed: {describe(exc)}",

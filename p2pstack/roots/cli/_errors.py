@@ -6,9 +6,9 @@ from __future__ import annotations
 import anyio
 
 from p2pstack.errors import (
+    NETWORK_ERRORS,
     DialError,
     NegotiationError,
-    P2PError,
     ProtocolNotSupported,
     UpgradeError,
 )
@@ -16,10 +16,12 @@ from p2pstack.roots.cli._common import UserError
 
 __all__ = ["EXPECTED", "STREAM_ERRORS", "describe", "describe_connect_failure"]
 
-#: Errors of a byte stream whose connection went away under us (anyio's conventions).
+#: A byte stream ended under us (anyio's conventions): narrower than ``NETWORK_ERRORS``, for
+#: the places that tell "the peer hung up" from other network failures.
 STREAM_ERRORS = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
-#: Failures reported as one line and exit status 1; anything else is a bug and shows a traceback.
-EXPECTED = (P2PError, UserError, ValueError, OSError, TimeoutError, *STREAM_ERRORS)
+#: Failures reported as one line and exit status 1 (the network's, ``TimeoutError`` among them as
+#: an ``OSError``, and the user's); anything else is a bug and shows a traceback.
+EXPECTED = (*NETWORK_ERRORS, UserError, ValueError)
 
 #: What a peer closing the connection during the upgrade usually means.
 _CLOSED_DURING_UPGRADE = (

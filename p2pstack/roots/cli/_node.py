@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -13,8 +14,12 @@ import attrs
 from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.host import HostConfig
 from p2pstack.roots.cli._client import setup_timeouts
-from p2pstack.roots.cli._common import Output, load_identity, run_async
+from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.defaults import open_default_host
+
+if TYPE_CHECKING:
+    from p2pstack.host import Host
+    from p2pstack.metrics import MetricsServer
 
 __all__ = ["node_config", "run"]
 
@@ -43,12 +48,50 @@ def run(args: argparse.Namespace) -> int:
     """Run the node until SIGINT or SIGTERM.
 
     Args:
-        args: ``key``, ``listen``, ``security``, ``muxer``, ``timeout``, ``json``.
+        args: ``key``, ``listen``, ``security``, ``muxer``, ``timeout``, ``metrics``, ``json``.
 
     Returns:
         0 once stopped by a signal.
+
+    Raises:
+        UserError: ``--metrics`` is not ``host:port`` or prometheus-client is not installed.
     """
+    if args.metrics is not None:
+        check_metrics_option(args.metrics)
     return run_async(_serve, args)
+
+
+def check_metrics_option(addr: str) -> None:
+    """Fail before the node starts if ``--metrics ADDR`` cannot be served.
+
+    Args:
+        addr: the option's value.
+
+    Raises:
+        UserError: ``addr`` is not ``host:port``, or prometheus-client is not installed.
+    """
+    from p2pstack.metrics import parse_listen_addr
+
+    try:
+        parse_listen_addr(addr)
+    except ValueError as exc:
+        raise UserError(f"--metrics: {exc}") from None
+    try:
+        import prometheus_client  # noqa: F401  (only whether it is there)
+    except ImportError:
+        raise UserError(
+            "--metrics needs prometheus-client: pip install 'p2pstack[metrics]'"
+        ) from None
+
+
+def _start_metrics(
+    addr: str | None, host: Host
+) -> contextlib.AbstractContextManager[MetricsServer | None]:
+    if addr is None:
+        return contextlib.nullcontext()
+    from p2pstack.metrics import start_metrics_server
+
+    return start_metrics_server(addr, resource_manager=host.resource_manager, host=host)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -66,14 +109,15 @@ async def _serve(args: argparse.Namespace) -> int:
         with (
             host.subscribe() as events,
             anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+            _start_metrics(args.metrics, host) as metrics,
         ):
             addrs = [str(a) for a in host.addrs]
-            out.event(
-                "listening",
-                f"peer ID {host.peer_id}\n" + "\n".join(f"listening on {a}" for a in addrs),
-                peer_id=str(host.peer_id),
-                addrs=addrs,
-            )
+            text = [f"peer ID {host.peer_id}", *(f"listening on {a}" for a in addrs)]
+            extra: dict[str, object] = {}
+            if metrics is not None:
+                text.append(f"metrics at {metrics.url}")
+                extra["metrics"] = metrics.url
+            out.event("listening", "\n".join(text), peer_id=str(host.peer_id), addrs=addrs, **extra)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_report_connections, events, out)
                 async for _ in signals:

@@ -133,6 +133,13 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
         "negotiation; the upgrade's earlier stages (first byte, security handshake) keep their "
         "shorter deadlines, capped at it (default: the library's deadlines)",
     )
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics (connections, streams, memory, limits hit) at "
+        "http://HOST:PORT/metrics; port 0 picks a free one, reported in the listening event "
+        "(needs the 'metrics' extra: pip install 'p2pstack[metrics]')",
+    )
 
 
 def _configure_ping(p: argparse.ArgumentParser) -> None:

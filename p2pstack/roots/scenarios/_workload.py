@@ -14,10 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import anyio
 import attrs
 
-from p2pstack.errors import P2PError
+from p2pstack.errors import NETWORK_ERRORS
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
@@ -37,14 +36,9 @@ __all__ = [
     "register_workload",
 ]
 
-#: Errors a dial or a request may end with because of the (simulated) network.
-NET_ERRORS = (
-    P2PError,
-    TimeoutError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-)
+#: Errors a dial or a request may end with because of the (simulated) network: the public
+#: :data:`p2pstack.errors.NETWORK_ERRORS` (``TimeoutError`` is an ``OSError``, so included).
+NET_ERRORS: tuple[type[BaseException], ...] = NETWORK_ERRORS
 
 #: A value of ``metrics.json``: a number, a string (names, hashes), a flag, or None (no data).
 MetricValue = int | float | str | bool | None

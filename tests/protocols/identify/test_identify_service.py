@@ -113,6 +113,21 @@ async def test_identify_explicitly(security: Callable[[], SecurityChannel]) -> N
 
 
 @pytest.mark.anyio
+async def test_identify_stores_the_signed_record() -> None:
+    async with host_pair([Identify(identify_on_connect=False)], [Identify()]) as (a, b):
+        assert a.peerstore.signed_record(b.peer_id) is None
+        with anyio.fail_after(10):
+            info = await a.service(Identify).identify(b.peer_id)
+        envelope = a.peerstore.signed_record(b.peer_id)
+        assert envelope is not None
+        assert envelope.public_key == b.identity.public_key
+        stored = a.peerstore.peer_record(b.peer_id)
+        assert stored is not None
+        assert stored == info.signed_peer_record
+        assert stored.addrs == tuple(b.listen_addrs)
+
+
+@pytest.mark.anyio
 async def test_push_on_protocol_change() -> None:
     async with host_pair([Identify()], [Identify()], connect=False) as (a, b):
         with a.subscribe() as a_events, b.subscribe() as b_events, anyio.fail_after(10):
@@ -187,6 +202,8 @@ async def test_bad_signed_records_are_ignored() -> None:
             assert info.agent_version == "x/1"
             assert info.listen_addrs == (Multiaddr("/memory/7"),)
         assert Multiaddr("/memory/99") not in a.peerstore.addrs(b.peer_id)
+        assert a.peerstore.signed_record(b.peer_id) is None
+        assert a.peerstore.signed_record(other.peer_id) is None
 
 
 @pytest.mark.anyio
