@@ -28,6 +28,7 @@ import anyio
 
 from p2pstack.connection import Connection, Stream
 from p2pstack.host import Host, HostConfig
+from p2pstack.resources import NullResourceManager
 from p2pstack.roots.defaults import open_default_host
 from protocols.identify import Identify
 from protocols.perf import Perf
@@ -268,11 +269,14 @@ async def main(args: argparse.Namespace) -> None:
     perf = Perf(
         serve=True, max_download_bytes=None, max_upload_bytes=None, max_requests_per_minute=None
     )
+    # The scale check holds 1,000 connections and 10,000 streams from one peer: far past the
+    # per-peer limits that protect a public node, so the benchmark peers count but never refuse.
     async with open_default_host(
         listen=[args.listen] if args.listen else [],
         muxers=args.muxer or [],
         config=config,
         services=[Identify(), Ping(), perf],
+        resource_manager=NullResourceManager(),
     ) as host:
         host.set_stream_handler(ECHO, serve_echo)
         if args.dial:

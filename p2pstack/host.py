@@ -634,11 +634,18 @@ class Host:
         their open streams (bounded by ``drain_timeout``) and close.
         """
         live = [c for c in self.connections(peer) if not c.draining]
-        if len(live) < 2:
+        both_directions = {c.direction for c in live} == {"inbound", "outbound"}
+        direct_and_limited = len({c.limited for c in live}) == 2
+        if not (both_directions or direct_and_limited):
+            # Several connections we dialed on purpose (``connect`` to a bare address opens a
+            # new one each time) are all kept.
             return
         keep = choose_connection_to_keep(self.peer_id, live)
         for conn in live:
-            if conn is not keep:
+            if conn is not keep and (conn.direction, conn.limited) != (
+                keep.direction,
+                keep.limited,
+            ):
                 conn.draining = True
                 self._tg.start_soon(self._drain, conn)
 

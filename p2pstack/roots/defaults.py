@@ -13,6 +13,7 @@ from p2pstack.builder import open_host
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
 from p2pstack.interfaces import Muxer, SecurityChannel, Service
+from p2pstack.resources import ResourceManager
 from protocols.identify import Identify
 from protocols.perf import Perf
 from protocols.ping import Ping
@@ -88,6 +89,7 @@ async def open_default_host(
     services: Sequence[Service] | None = None,
     config: HostConfig | None = None,
     serve_perf: bool = False,
+    resource_manager: ResourceManager | None = None,
 ) -> AsyncIterator[Host]:
     """A host with TCP and memory transports, the named security channels and muxers, and the
     default services (``serve_perf``: see ``default_services``)."""
@@ -99,5 +101,6 @@ async def open_default_host(
         services=default_services(serve_perf=serve_perf) if services is None else services,
         listen=listen,
         config=config,
+        resource_manager=resource_manager,
     ) as host:
         yield host

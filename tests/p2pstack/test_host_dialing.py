@@ -138,6 +138,19 @@ async def test_peers_below_minimum_is_published_on_the_bus() -> None:
         assert (event.peers, event.minimum) == (0, 1)
 
 
+async def test_connections_dialed_on_purpose_to_one_peer_are_all_kept() -> None:
+    # connect() to an address without /p2p/ opens a new connection each time (the benchmark
+    # holds 1,000 this way); only an inbound/outbound or direct/relayed mix is resolved.
+    async with hosts(2) as (a, b):
+        bare = str(b.addrs[0]).split("/p2p/")[0]
+        with anyio.fail_after(10):
+            first = await a.connect(bare)
+            second = await a.connect(bare)
+        assert first is not second
+        assert set(a.connections(b.peer_id)) == {first, second}
+        assert not first.draining and not second.draining
+
+
 def test_host_config_defaults_keep_behaviour() -> None:
     config = HostConfig()
     assert config.connection_manager is None
