@@ -12,17 +12,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 import anyio
-import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from multiaddr import Multiaddr
 
-from p2pstack import __version__
 from p2pstack._handlers import HandlerRegistry, StreamHandler
 from p2pstack._ifaddrs import expand_unspecified
 from p2pstack.connection import Connection, Stream
 from p2pstack.connmgr import ConnectionManager, ConnectionManagerConfig, choose_connection_to_keep
-from p2pstack.dialer import Dialer, DialPolicy, PeerRouting
+from p2pstack.dialer import Dialer, PeerRouting
 from p2pstack.errors import (
     NETWORK_ERRORS,
     ConnectionClosedError,
@@ -44,11 +42,12 @@ from p2pstack.events import (
     PeerDisconnected,
     PeerProtocolsChanged,
 )
+from p2pstack.hostconfig import HostConfig, HostStatistics, default_resource_manager
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import Service, UpgradedTransport
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
 from p2pstack.peerstore import ADDR_TTL_CONNECTED, ADDR_TTL_RECENT, PeerStore
-from p2pstack.resources import ActivityWatcher, LimitedResourceManager, Limits, ResourceManager
+from p2pstack.resources import ActivityWatcher, ResourceManager
 from p2pstack.topology import PeerCallback, Topology
 
 if TYPE_CHECKING:
@@ -77,63 +76,6 @@ log = logging.getLogger("p2pstack.host")
 
 S = TypeVar("S")
 PosArgs = TypeVarTuple("PosArgs")
-
-
-@attrs.frozen(kw_only=True)
-class HostConfig:
-    """Host limits and timeouts (seconds). Derive variants with ``attrs.evolve``."""
-
-    #: Time for one transport dial (TCP connect) to one address.
-    dial_timeout: float = 10.0
-    #: Time for the whole upgrade (security and muxer negotiation and handshake), counted
-    #: from the start of the upgrade like the two stage deadlines below.
-    upgrade_timeout: float = 15.0
-    #: Time until the remote's first byte of an upgrade: silent connections go fast.
-    first_byte_timeout: float = 3.0
-    #: Time until the security handshake of an upgrade is done.
-    security_timeout: float = 10.0
-    #: Time for multistream-select on a new stream.
-    negotiate_timeout: float = 10.0
-    #: Most connections held at once, inbound and outbound (also capped by the descriptor
-    #: budget from ``RLIMIT_NOFILE``). Used when ``open_host`` is given no resource manager.
-    max_connections: int = 4096
-    #: Most inbound connections mid-upgrade at once; when full, the oldest one that has sent
-    #: nothing is closed to admit a newcomer. Used when no resource manager is given.
-    max_pending_upgrades: int = 256
-    #: Events an event subscription buffers by default (``host.events.subscribe``).
-    event_buffer: int = 1024
-    #: Time each service's ``stop()`` is given when the host closes.
-    service_stop_timeout: float = 5.0
-    #: Time given to connections to close gracefully when the host closes.
-    close_timeout: float = 5.0
-    #: How long the losing connection of a simultaneous dial may finish its streams.
-    drain_timeout: float = 10.0
-    #: Which addresses to dial, stagger between attempts, per-peer backoff.
-    dial_policy: DialPolicy = attrs.field(factory=DialPolicy)
-    #: Watermarks for trimming connections; ``None``: trim back to ``max_connections`` only
-    #: when it is exceeded (outbound dials are not refused).
-    connection_manager: ConnectionManagerConfig | None = None
-    agent_version: str = f"p2pstack/{__version__}"
-    protocol_version: str = "ipfs/0.1.0"
-
-
-@attrs.frozen(kw_only=True)
-class HostStatistics:
-    """A snapshot of the host's state.
-
-    Attributes:
-        dropped_events: events dropped by lossy event subscriptions that were full.
-        handler_failures: stream handlers that raised a non-network error.
-        event_callback_failures: event callbacks that raised.
-    """
-
-    connections: int
-    streams: int
-    pending_upgrades: int
-    listeners: int
-    dropped_events: int
-    handler_failures: int = 0
-    event_callback_failures: int = 0
 
 
 class Host:
@@ -850,30 +792,6 @@ class Host:
 
 async def _close_connection(conn: Connection) -> None:
     await conn.aclose()
-
-
-def default_resource_manager(config: HostConfig) -> LimitedResourceManager:
-    """The resource manager a host uses when given none: ``Limits()`` with the system
-    connection cap and the pending-upgrade pool taken from ``config``.
-
-    Args:
-        config: the host's configuration.
-
-    Returns:
-        A fresh ``LimitedResourceManager``.
-    """
-    base = Limits()
-    return LimitedResourceManager(
-        attrs.evolve(
-            base,
-            system=attrs.evolve(base.system, connections=config.max_connections),
-            transient=attrs.evolve(
-                base.transient,
-                connections=None,
-                connections_inbound=config.max_pending_upgrades,
-            ),
-        )
-    )
 
 
 def _as_peer_id(peer: PeerId | str) -> PeerId:
