@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 import anyio
 import attrs
 
+from p2pstack.errors import NETWORK_ERRORS
+
 if TYPE_CHECKING:
     from p2pstack.identity import PeerId
 
@@ -359,7 +361,7 @@ class ConnectionManager(Generic[C]):
         with anyio.move_on_after(self.config.close_timeout):
             try:
                 await self._close(conn)
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            except NETWORK_ERRORS as exc:
                 log.debug("closing %s failed: %r", conn.remote_peer, exc)
 
     async def run(self) -> None:

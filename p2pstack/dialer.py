@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 import anyio
 import attrs
 
-from p2pstack.errors import DialError, P2PError
+from p2pstack.errors import NETWORK_ERRORS, DialError, P2PError
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -44,14 +44,7 @@ T = TypeVar("T")
 
 #: What a failed attempt may raise and still count as "this address did not work". Anything
 #: else is a bug and propagates.
-ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (
-    P2PError,
-    OSError,
-    TimeoutError,
-    anyio.EndOfStream,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-)
+ATTEMPT_ERRORS: tuple[type[BaseException], ...] = NETWORK_ERRORS  # TimeoutError is an OSError
 
 #: Ranks addresses: returns them in the order to try (and may drop some).
 Ranker = Callable[[Sequence["Multiaddr"]], list["Multiaddr"]]

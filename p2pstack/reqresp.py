@@ -27,6 +27,7 @@ import anyio
 import attrs
 
 from p2pstack.errors import (
+    NETWORK_ERRORS,
     P2PError,
     P2PTimeoutError,
     RemoteProtocolError,
@@ -56,8 +57,6 @@ DEFAULT_MAX_SIZE = 64 * 1024
 
 #: ``handler(peer, request) -> response``: runs once per accepted request.
 RequestHandler = Callable[["PeerId", bytes], Awaitable[bytes]]
-
-_NETWORK_ERRORS = (P2PError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 class RequestError(P2PError):
@@ -179,7 +178,7 @@ class RequestServer:
                 response = await self._handler(peer, data)
                 await write_lp(stream, response)
                 await stream.send_eof()
-            except (*_NETWORK_ERRORS, anyio.EndOfStream):
+            except NETWORK_ERRORS:
                 self._failed += 1
                 await stream.reset()
                 return

@@ -23,6 +23,7 @@ from multiaddr import Multiaddr
 from p2pstack.errors import ConnectionClosedError, StreamReset
 from p2pstack.interfaces import Buffer, MuxedConnection, MuxedStream, Muxer, RawConnection
 from p2pstack.streams import memory_connection_pair
+from p2pstack.testing._io import read_all, receive_exactly
 
 if TYPE_CHECKING:
     from p2pstack.identity import Identity, PeerId, PublicKey
@@ -126,40 +127,15 @@ def _payload(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-async def _read_all(stream: MuxedStream, limit: int) -> bytes:
-    """Read until end of stream; fail if more than ``limit`` bytes arrive or ``b""`` is seen."""
-    chunks = bytearray()
-    while True:
-        try:
-            chunk = await stream.receive()
-        except anyio.EndOfStream:
-            return bytes(chunks)
-        if not chunk:
-            raise AssertionError("receive() returned b'' instead of raising EndOfStream")
-        chunks += chunk
-        if len(chunks) > limit:
-            raise AssertionError(f"received more than the {limit} bytes that were sent")
-
-
-async def _receive_exactly(stream: MuxedStream, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = await stream.receive(size - len(data))
-        if not chunk or len(chunk) > size - len(data):
-            raise AssertionError(f"receive({size - len(data)}) returned {len(chunk)} bytes")
-        data += chunk
-    return bytes(data)
-
-
 async def _check_open_accept_and_data(a: MuxedConnection, b: MuxedConnection) -> None:
     out = await a.open_stream()
     # Sending before the peer accepts must work (yamux: data may follow the SYN immediately).
     await out.send(b"hello")
     inbound = await b.accept_stream()
-    if await _receive_exactly(inbound, 5) != b"hello":
+    if await receive_exactly(inbound, 5) != b"hello":
         raise AssertionError("the accepted stream did not deliver the bytes sent first")
     await inbound.send(b"world!")
-    if await _receive_exactly(out, 6) != b"world!":
+    if await receive_exactly(out, 6) != b"world!":
         raise AssertionError("data from the accepting side did not arrive")
     # A cancelled receive must lose nothing (cancel-safety in the ByteStream contract).
     with anyio.CancelScope() as scope:
@@ -168,13 +144,13 @@ async def _check_open_accept_and_data(a: MuxedConnection, b: MuxedConnection) ->
     await inbound.send(b"abcdef")
     if len(first := await out.receive(2)) > 2:
         raise AssertionError("receive(max_bytes) returned more than max_bytes")
-    if first + await _receive_exactly(out, 6 - len(first)) != b"abcdef":
+    if first + await receive_exactly(out, 6 - len(first)) != b"abcdef":
         raise AssertionError("data was lost or reordered after a cancelled receive")
     # The other direction: the listener side opens a stream too.
     back = await b.open_stream()
     await back.send(b"ping")
     accepted = await a.accept_stream()
-    if await _receive_exactly(accepted, 4) != b"ping":
+    if await receive_exactly(accepted, 4) != b"ping":
         raise AssertionError("a stream opened by the listener side did not deliver data")
     for stream in (out, inbound, back, accepted):
         await stream.aclose()
@@ -191,12 +167,12 @@ async def _check_half_close(a: MuxedConnection, b: MuxedConnection) -> None:
     else:
         raise AssertionError("send() after send_eof() did not raise ClosedResourceError")
     inbound = await b.accept_stream()
-    if await _read_all(inbound, 7) != b"request":
+    if await read_all(inbound, 7) != b"request":
         raise AssertionError("half-closed stream did not deliver data then EndOfStream")
     # The other direction is still open after the peer's half-close.
     await inbound.send(b"response")
     await inbound.send_eof()
-    if await _read_all(out, 8) != b"response":
+    if await read_all(out, 8) != b"response":
         raise AssertionError("reply after the peer's half-close did not arrive")
     await out.aclose()
     await inbound.aclose()
@@ -207,7 +183,7 @@ async def _check_reset(a: MuxedConnection, b: MuxedConnection) -> None:
     out = await a.open_stream()
     await out.send(b"x")
     inbound = await b.accept_stream()
-    await _receive_exactly(inbound, 1)
+    await receive_exactly(inbound, 1)
     await out.reset()
     await out.reset()  # idempotent
     try:
@@ -248,7 +224,7 @@ async def _check_many_streams(a: MuxedConnection, b: MuxedConnection) -> None:
         data = _payload(index, size)
         async with anyio.create_task_group() as group:
             group.start_soon(_send_and_close, stream, data, 16 * 1024)
-            echoed = await _read_all(stream, size)
+            echoed = await read_all(stream, size)
         if echoed != data:
             raise AssertionError(f"stream {index}: echoed data differs ({len(echoed)} bytes)")
         await stream.aclose()
@@ -292,7 +268,7 @@ async def _check_large_transfer(a: MuxedConnection, b: MuxedConnection) -> None:
         # One send larger than any window or frame, then many ordinary ones.
         await stream.send(data[: 1024 * 1024])
         await _send_and_close(stream, data[1024 * 1024 :], 64 * 1024)
-        reply = await _read_all(stream, 32)
+        reply = await read_all(stream, 32)
     if reply != hashlib.sha256(data).digest():
         raise AssertionError("large transfer: the receiver's SHA-256 does not match")
 
@@ -301,7 +277,7 @@ async def _check_connection_close(a: MuxedConnection, b: MuxedConnection) -> Non
     out = await a.open_stream()
     await out.send(b"x")
     inbound = await b.accept_stream()
-    await _receive_exactly(inbound, 1)
+    await receive_exactly(inbound, 1)
     await a.aclose()
     await a.aclose()  # idempotent
     if not a.is_closed:

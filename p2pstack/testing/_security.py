@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 
 from p2pstack.errors import HandshakeError, P2PError, PeerIdMismatch
-from p2pstack.interfaces import ByteStream, RawConnection, SecureConnection, SecurityChannel
+from p2pstack.interfaces import RawConnection, SecureConnection, SecurityChannel
 from p2pstack.streams import memory_connection_pair
+from p2pstack.testing._io import read_all, receive_exactly
 
 if TYPE_CHECKING:
     from p2pstack.identity import Identity, PeerId
@@ -119,28 +120,6 @@ async def _close(*conns: SecureConnection) -> None:
         await conn.aclose()
 
 
-async def _receive_exactly(stream: ByteStream, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = await stream.receive(size - len(data))
-        _require(0 < len(chunk) <= size - len(data), f"receive() returned {len(chunk)} bytes")
-        data += chunk
-    return bytes(data)
-
-
-async def _read_all(stream: ByteStream, limit: int) -> bytes:
-    """Read until end of stream; fail on ``b""`` or on more than ``limit`` bytes."""
-    data = bytearray()
-    while True:
-        try:
-            chunk = await stream.receive()
-        except anyio.EndOfStream:
-            return bytes(data)
-        _require(chunk != b"", "receive() returned b'' instead of raising EndOfStream")
-        data += chunk
-        _require(len(data) <= limit, f"received more than the {limit} bytes sent")
-
-
 def _check_identities(
     conn: SecureConnection, local: Identity, remote: Identity, protocol: str, side: str
 ) -> None:
@@ -206,7 +185,7 @@ async def _check_peer_id_mismatch(make: _Make, ids: Sequence[Identity]) -> None:
         return
     # The listener may finish first (plaintext); the dialer must then have closed the pipe.
     try:
-        await _read_all(inb, 0)
+        await read_all(inb, 0)
     except (anyio.BrokenResourceError, P2PError):
         pass
     await inb.aclose()
@@ -214,11 +193,11 @@ async def _check_peer_id_mismatch(make: _Make, ids: Sequence[Identity]) -> None:
 
 async def _check_data(make: _Make, ids: Sequence[Identity]) -> None:
     out, inb = await _secured_pair(make, ids, first_bytes=b"early")
-    _require(await _receive_exactly(inb, 5) == b"early", "bytes sent right after the handshake")
+    _require(await receive_exactly(inb, 5) == b"early", "bytes sent right after the handshake")
     await inb.send(b"abcdef")
     first = await out.receive(3)
     _require(0 < len(first) <= 3, f"receive(3) returned {len(first)} bytes")
-    rest = await _receive_exactly(out, 6 - len(first))
+    rest = await receive_exactly(out, 6 - len(first))
     _require(first + rest == b"abcdef", "data from the inbound side was altered")
     await _bulk_both_ways(out, inb)
     await _close(out, inb)
@@ -237,7 +216,7 @@ async def _bulk_both_ways(a: SecureConnection, b: SecureConnection) -> None:
             await conn.send(bytes(data[start : start + 64 * 1024]))
 
     async def receive(conn: SecureConnection, sender: SecureConnection) -> None:
-        got = await _receive_exactly(conn, BULK_SIZE)
+        got = await receive_exactly(conn, BULK_SIZE)
         expected = hashlib.sha256(payloads[id(sender)]).digest()
         _require(hashlib.sha256(got).digest() == expected, "bulk data arrived altered")
 
@@ -258,10 +237,10 @@ async def _check_half_close(make: _Make, ids: Sequence[Identity]) -> None:
         pass
     else:
         raise AssertionError("send() after send_eof() did not raise ClosedResourceError")
-    _require(await _read_all(inb, 7) == b"request", "half-close did not deliver data then EOF")
+    _require(await read_all(inb, 7) == b"request", "half-close did not deliver data then EOF")
     await inb.send(b"response")
     await inb.send_eof()
-    _require(await _read_all(out, 8) == b"response", "no reply after the peer's half-close")
+    _require(await read_all(out, 8) == b"response", "no reply after the peer's half-close")
     await _close(out, inb)
 
 
@@ -281,7 +260,7 @@ async def _check_close(make: _Make, ids: Sequence[Identity]) -> None:
         else:
             raise AssertionError(f"{what}() after aclose() did not raise ClosedResourceError")
     try:
-        await _read_all(inb, 0)
+        await read_all(inb, 0)
     except anyio.BrokenResourceError:
         pass
     await inb.aclose()
