@@ -18,7 +18,8 @@ js-libp2p's kad-dht:
 - ``ADD_PROVIDER(key, providerPeers)``: only entries naming the sender itself are recorded, and
   only with addresses (js drops address-less ones). No response.
 - ``GET_PROVIDERS(key)``: ``providerPeers`` we hold for ``key`` plus ``closerPeers``.
-- ``PING``: echoed ("Nodes should respond to this message but it is currently never sent").
+- ``PING``: answered with ``PING`` ("Nodes should respond to this message but it is currently
+  never sent"), echoing its key and cluster level but none of the peers or record it may carry.
 
 Every response echoes the request's ``key`` and ``clusterLevel`` (go and js do). Peers without a
 known address are left out of ``closerPeers`` and ``providerPeers``, as go and js do: a peer the
@@ -40,6 +41,7 @@ from p2pstack.errors import InvalidPeerIdError, RemoteProtocolError
 from p2pstack.identity import PeerId
 from p2pstack.varint import IncompleteVarint, decode_uvarint
 from protocols.kad._keyspace import key_of
+from protocols.kad._store import DEFAULT_MAX_ADDRS_PER_PROVIDER
 from protocols.kad._types import (
     KadError,
     KadMessage,
@@ -55,10 +57,13 @@ if TYPE_CHECKING:
     from protocols.kad._table import RoutingTable
     from protocols.kad._validation import Validators
 
-__all__ = ["MAX_PROVIDER_KEY_SIZE", "RequestHandler", "check_multihash"]
+__all__ = ["MAX_PROVIDER_ADDRS", "MAX_PROVIDER_KEY_SIZE", "RequestHandler", "check_multihash"]
 
 #: Longest provider key accepted (go-libp2p-kad-dht's limit; a sha2-512 multihash is 66 bytes).
 MAX_PROVIDER_KEY_SIZE = 80
+
+#: Addresses of one ADD_PROVIDER sender kept (the rest dropped), as many as the store keeps.
+MAX_PROVIDER_ADDRS = DEFAULT_MAX_ADDRS_PER_PROVIDER
 
 
 def check_multihash(key: bytes) -> None:
@@ -149,7 +154,7 @@ class RequestHandler:
         if kind == MessageType.GET_PROVIDERS:
             return self._get_providers(request, sender.peer_id, now)
         if kind == MessageType.PING:
-            return request
+            return _reply(request)
         raise KadProtocolError(f"unknown DHT message type {kind!r}")
 
     # -- peer routing --------------------------------------------------------------------------
@@ -219,7 +224,7 @@ class RequestHandler:
         own = [entry for entry in request.provider_peers if entry.peer_id == sender]
         if not own:
             raise KadProtocolError("ADD_PROVIDER names no provider entry for the sender itself")
-        addrs = _unique(addr for entry in own for addr in entry.addrs)
+        addrs = _unique(addr for entry in own for addr in entry.addrs)[:MAX_PROVIDER_ADDRS]
         if not addrs:
             raise KadProtocolError("ADD_PROVIDER entry without addresses")
         provider = KadPeer(peer_id=sender, addrs=addrs)

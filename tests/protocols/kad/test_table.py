@@ -322,3 +322,15 @@ def test_invariants_under_random_operations(ops: list[tuple[str, int]]) -> None:
             bucket = buckets[table.bucket_of(checked)]
             assert bucket[0] == checked and len(bucket) == 3
             assert candidate not in table
+
+
+def test_closest_on_a_large_table_matches_brute_force() -> None:
+    table = new_table(k=1000)
+    for seed in range(1000):
+        table.add(make_peer(seed), 0.0)
+    peers = table.peers()
+    assert len(table.buckets()) > 8
+    points = [key_of(bytes([byte])) for byte in range(32)] + [peer_key(p) for p in peers[::40]]
+    for point in [*points, peer_key(LOCAL)]:
+        for count in (1, 7, 41):
+            assert table.closest(point, count) == brute_force(peers, point, count)
