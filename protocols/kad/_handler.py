@@ -12,9 +12,10 @@ js-libp2p's kad-dht:
   key inlined in the peer ID, that key, as the spec allows) plus ``closerPeers``.
 - ``PUT_VALUE(key, record)``: ``record.key`` must equal ``key`` and pass its namespace's
   validator; when a record is already held under the key, the one the namespace's selector
-  prefers is kept. The response echoes the request, also when the older record was kept (go
-  answers an outdated record with an error, js echoes every PUT_VALUE; a peer holding a newer
-  record is not misbehaving, so its stream is not reset).
+  prefers is kept. The response echoes the request's key and record (go and js clients check
+  that the echoed value is theirs), also when the older record was kept (go answers an outdated
+  record with an error, js echoes every PUT_VALUE; a peer holding a newer record is not
+  misbehaving, so its stream is not reset).
 - ``ADD_PROVIDER(key, providerPeers)``: only entries naming the sender itself are recorded, and
   only with addresses (js drops address-less ones). No response.
 - ``GET_PROVIDERS(key)``: ``providerPeers`` we hold for ``key`` plus ``closerPeers``.
@@ -202,12 +203,8 @@ class RequestHandler:
             raise KadProtocolError("PUT_VALUE record key differs from the message key")
         self.validators.validate(record.key, record.value)
         held = self.records.get(record.key, now)
-        if (
-            held is not None
-            and held.value != record.value
-            and self.validators.select(record.key, [record.value, held.value]) != 0
-        ):
-            return request  # keep the record the namespace prefers
+        if held is not None and not self._prefers(record, held):
+            return _reply(request, record=record)  # keep the record the namespace prefers
         try:
             self.records.put(Record(key=record.key, value=record.value), now)
         except (KadProtocolError, RecordValidationError):
@@ -215,7 +212,17 @@ class RequestHandler:
         except KadError as exc:
             # StoreFull: a peer flooding new keys must not crash the host; its stream is reset.
             raise KadProtocolError(f"record not stored: {exc}") from exc
-        return request
+        return _reply(request, record=record)
+
+    def _prefers(self, new: Record, held: Record) -> bool:
+        """Whether the validated ``new`` record should replace ``held``: the selector picks
+        it, or ``held`` no longer passes (an expired IPNS record makes the selector fail)."""
+        if new.value == held.value:
+            return True
+        try:
+            return self.validators.select(new.key, [new.value, held.value]) == 0
+        except RecordValidationError:
+            return True
 
     # -- providers -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,6 +57,8 @@ class Newest:
             raise RecordValidationError("bad value")
 
     def select(self, key: bytes, values: Sequence[bytes]) -> int:
+        if b"bad" in values:
+            raise RecordValidationError("cannot compare with a bad value")
         return max(range(len(values)), key=lambda index: values[index])
 
 
@@ -160,8 +163,10 @@ def test_find_node_on_empty_table() -> None:
 def test_put_value_stores_and_echoes() -> None:
     node = Node()
     record = Record(key=b"/test/a", value=b"v1", time_received="2020-01-01T00:00:00Z")
-    request = KadMessage(type=MessageType.PUT_VALUE, key=b"/test/a", record=record)
+    request = KadMessage(type=MessageType.PUT_VALUE, key=b"/test/a", record=record, cluster_level=1)
     assert node.ask(request) == request
+    padded = attrs.evolve(request, closer_peers=(KadPeer(LOCAL),), provider_peers=(KadPeer(LOCAL),))
+    assert node.ask(padded) == request, "the request's record is echoed, not its peers"
     stored = node.records.get(b"/test/a", 11.0)
     assert stored is not None and stored.value == b"v1"
 
@@ -221,6 +226,13 @@ def test_put_value_keeps_the_record_select_prefers() -> None:
     assert stored_value(node) == b"2"
     put(node, b"3")
     assert stored_value(node) == b"3"
+
+
+def test_put_value_replaces_a_held_record_that_no_longer_validates() -> None:
+    node = Node()
+    node.records.put(Record(b"/newest/x", b"bad"), 0.0)
+    put(node, b"1")
+    assert stored_value(node) == b"1"
 
 
 def test_put_value_bad_requests() -> None:
