@@ -1,10 +1,10 @@
 """Per-stream bookkeeping of a muxer's receive-buffer memory in a ``MemoryBudget`` (a
 connection's resource scope): reserve in steps, release when the buffer empties or the stream
-ends, and keep a floor reserved for a receive window grown beyond its initial size.
+ends, and keep a stream's whole receive window reserved once it grew beyond its initial size.
 
 Reservations are made per step of ``quantum`` bytes (64 KiB by default), never per byte or per
 read call, so that the data path pays for one ``reserve_memory`` per step of buffer growth at
-most; a stream whose window was grown holds the growth reserved and buffers within it without
+most; a stream whose window was grown holds that window reserved and buffers within it without
 any call at all.
 """
 
@@ -80,7 +80,7 @@ class BufferReservation:
 
     Attributes:
         reserved: bytes currently reserved in ``budget`` for this stream.
-        floor: bytes kept reserved whatever the buffer holds (the growth of a receive window).
+        floor: bytes kept reserved whatever the buffer holds (a grown receive window).
     """
 
     __slots__ = ("_budget", "_quantum", "floor", "reserved")
@@ -115,23 +115,23 @@ class BufferReservation:
             self.reserved = self.floor
             self._budget.release_memory(extra)
 
-    def raise_floor(self, amount: int) -> bool:
-        """Keep ``amount`` more bytes reserved for good (a receive window grows by it).
+    def hold(self, total: int) -> bool:
+        """Keep at least ``total`` bytes reserved until ``close()`` (a receive window grows to
+        ``total``: whatever the peer may then send is covered without further calls).
 
         Returns:
-            ``True`` if reserved; ``False`` if the budget refused (or is closed): the floor is
-            unchanged and the window should not grow.
+            ``True`` if reserved; ``False`` if the budget refused (or is closed): nothing
+            changed and the window should not grow.
         """
         from p2pstack.errors import ResourceLimitExceeded
 
-        floor = self.floor + amount
-        if floor > self.reserved:
+        if total > self.reserved:
             try:
-                self._budget.reserve_memory(floor - self.reserved)
+                self._budget.reserve_memory(total - self.reserved)
             except (ResourceLimitExceeded, ValueError):
                 return False
-            self.reserved = floor
-        self.floor = floor
+            self.reserved = total
+        self.floor = max(self.floor, total)
         return True
 
     def close(self) -> None:

@@ -4,6 +4,8 @@ more than was reserved, and the memory checks ``check_muxer`` runs on muxers tha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 
 from p2pstack.errors import ResourceLimitExceeded
@@ -48,6 +50,7 @@ class CountingBudget:
             raise ValueError("negative reservation")
         if self.limit is not None and self.reserved + amount > self.limit:
             self.refusals += 1
+            self._changed()
             raise ResourceLimitExceeded(
                 f"test budget at memory limit ({self.limit})",
                 scope="connection",
@@ -72,7 +75,14 @@ class CountingBudget:
 
     async def wait_for(self, predicate: str, value: int) -> None:
         """Wait until ``reserved`` is ``">="`` / ``"=="`` ``value`` (bound it with a timeout)."""
-        while not (self.reserved >= value if predicate == ">=" else self.reserved == value):
+        await self.wait_until(
+            lambda: self.reserved >= value if predicate == ">=" else self.reserved == value
+        )
+
+    async def wait_until(self, check: Callable[[], bool]) -> None:
+        """Wait until ``check()`` is true, checking after every reservation, refusal and
+        release (bound it with a timeout)."""
+        while not check():
             await self.changed.wait()
 
 

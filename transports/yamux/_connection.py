@@ -91,8 +91,8 @@ class YamuxConnection:
     """A yamux session over a secure connection (a ``MuxedConnection``).
 
     With a ``memory`` budget each stream reserves what it buffers (in 64 KiB steps, released
-    when its buffer empties or it ends) and the growth of its window beyond 256 KiB (released
-    when it ends). A refused buffer reservation resets that stream (counted in
+    when its buffer empties or it ends), and once its window grows beyond 256 KiB the whole
+    window (released when it ends). A refused buffer reservation resets that stream (counted in
     ``memory_resets``); a refused growth keeps the window as it is (``windows_not_grown``).
 
     Attributes:
@@ -237,11 +237,11 @@ class YamuxConnection:
         memory = None if self._memory is None else self._memory.stream()
         return YamuxStream(self, stream_id, memory)
 
-    def _may_grow_window(self, stream_id: int, grow: int) -> bool:
+    def _may_grow_window(self, stream_id: int, window: int) -> bool:
         stream = self._streams.get(stream_id)
         if stream is None or stream.memory is None:
             return True
-        if stream.memory.raise_floor(grow):
+        if stream.memory.hold(window):
             return True
         self.windows_not_grown += 1
         return False

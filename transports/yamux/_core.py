@@ -95,8 +95,8 @@ class YamuxConnectionCore:
         is_initiator: the dialer uses odd stream IDs, the listener even ones.
         config: limits (``max_streams``, ``max_window``, ``max_connection_window``,
             ``max_message_size`` are used here).
-        may_grow_window: asked ``(stream_id, grow)`` before a stream's receive window grows by
-            ``grow`` bytes (the driver reserves memory for it); ``False`` keeps the window.
+        may_grow_window: asked ``(stream_id, window)`` before a stream's receive window grows
+            to ``window`` bytes (the driver reserves memory for it); ``False`` keeps the window.
     """
 
     def __init__(
@@ -282,10 +282,11 @@ class YamuxConnectionCore:
         rtt = None if self._pings.rtt is None else max(self._pings.rtt, _MIN_RTT)
         if rtt is not None and epoch is not None and now - epoch < _GROWTH_RTTS * rtt:
             grow = min(stream.recv_max, self._config.max_window - stream.recv_max)
+            ask = self._may_grow_window
             if (
                 grow > 0
                 and self._window_total + grow <= self._config.max_connection_window
-                and (self._may_grow_window is None or self._may_grow_window(stream_id, grow))
+                and (ask is None or ask(stream_id, stream.recv_max + grow))
             ):
                 stream.recv_max += grow
                 self._window_total += grow
