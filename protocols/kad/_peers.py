@@ -100,9 +100,20 @@ class PeerKeeper:
         self._poke()
 
     def remove(self, peer: PeerId) -> None:
-        """Drop ``peer`` from the table (if there)."""
-        if self._table.remove(peer):
-            self._host.events.emit(KadPeerRemoved(peer))
+        """Drop ``peer`` from the table (if there); a replacement waiting on its bucket's
+        liveness check takes its place."""
+        if peer not in self._table:
+            return
+        before = set(self._table.peers())
+        self._table.remove(peer)
+        self._publish_changes(before)
+
+    def _publish_changes(self, before: set[PeerId]) -> None:
+        after = set(self._table.peers())
+        for gone in before - after:
+            self._host.events.emit(KadPeerRemoved(gone))
+        for added in after - before:
+            self._host.events.emit(KadPeerAdded(added))
 
     def start_checks(self) -> None:
         """Ping the least-recently-seen peers the table wants checked (one task each)."""
@@ -116,10 +127,6 @@ class PeerKeeper:
             self._counters.liveness_failures += 1
         before = set(self._table.peers())
         self._table.on_check(peer, alive, anyio.current_time())
-        after = set(self._table.peers())
-        for gone in before - after:
-            self._host.events.emit(KadPeerRemoved(gone))
-        for added in after - before:
-            self._host.events.emit(KadPeerAdded(added))
+        self._publish_changes(before)
         self.start_checks()
         self._poke()

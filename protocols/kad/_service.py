@@ -89,7 +89,9 @@ class Kad:
     ) -> None:
         self.config = config or KadConfig()
         cfg = self.config
-        self.validators = validators or Validators(passthrough=cfg.passthrough_namespaces)
+        if validators is None:
+            validators = Validators(passthrough=cfg.passthrough_namespaces)
+        self.validators = validators
         self._sqlite: _Closable | None = None
         if cfg.storage is not None and (records is None or providers is None):
             from protocols.kad._sqlite import SqliteStore  # sqlite3 only when it is used
@@ -98,10 +100,15 @@ class Kad:
                 cfg.storage, record_ttl=cfg.record_ttl, provider_ttl=cfg.provider_ttl
             )
             self._sqlite = sqlite
-            records = records or sqlite.records
-            providers = providers or sqlite.providers
-        self.records: RecordStore = records or MemoryRecordStore(ttl=cfg.record_ttl)
-        self.providers: ProviderStore = providers or MemoryProviderStore(ttl=cfg.provider_ttl)
+            # (``is None``, not ``or``: an empty store is falsy.)
+            records = sqlite.records if records is None else records
+            providers = sqlite.providers if providers is None else providers
+        if records is None:
+            records = MemoryRecordStore(ttl=cfg.record_ttl)
+        if providers is None:
+            providers = MemoryProviderStore(ttl=cfg.provider_ttl)
+        self.records: RecordStore = records
+        self.providers: ProviderStore = providers
         self._rng = rng or random.Random()
         self._counters = Counters()
         self._server_mode = False
