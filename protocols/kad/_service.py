@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 from multiaddr import Multiaddr
@@ -22,34 +23,17 @@ from p2pstack.multiaddrs import parse_multiaddr
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sansio import TimerDriver
 from protocols.kad import _ops
-from protocols.kad._config import KadConfig, has_public_addr
-from protocols.kad._events import (
-    Counters,
-    KadModeChanged,
-    KadStatistics,
-)
+from protocols.kad._config import KadConfig, has_public_addr, open_stores
+from protocols.kad._events import Counters, KadModeChanged, KadStatistics, snapshot
 from protocols.kad._handler import RequestHandler
 from protocols.kad._keyspace import key_of
 from protocols.kad._maintenance import Maintenance
 from protocols.kad._peers import PeerKeeper
-from protocols.kad._query import QueryDriver, in_lookup
+from protocols.kad._query import DhtPeerRouting, QueryDriver
 from protocols.kad._server import InboundServer
-from protocols.kad._store import (
-    MemoryProviderStore,
-    MemoryRecordStore,
-    ProviderStore,
-    RecordStore,
-    StoreFull,
-)
+from protocols.kad._store import ProviderStore, RecordStore, StoreFull
 from protocols.kad._table import RoutingTable
-from protocols.kad._types import (
-    KadError,
-    KadMessage,
-    KadPeer,
-    MessageType,
-    NotFound,
-    Record,
-)
+from protocols.kad._types import KadError, KadMessage, KadPeer, MessageType, Record
 from protocols.kad._validation import Validators
 from protocols.kad._wire import format_time_received
 
@@ -92,23 +76,7 @@ class Kad:
         if validators is None:
             validators = Validators(passthrough=cfg.passthrough_namespaces)
         self.validators = validators
-        self._sqlite: _Closable | None = None
-        if cfg.storage is not None and (records is None or providers is None):
-            from protocols.kad._sqlite import SqliteStore  # sqlite3 only when it is used
-
-            sqlite = SqliteStore(
-                cfg.storage, record_ttl=cfg.record_ttl, provider_ttl=cfg.provider_ttl
-            )
-            self._sqlite = sqlite
-            # (``is None``, not ``or``: an empty store is falsy.)
-            records = sqlite.records if records is None else records
-            providers = sqlite.providers if providers is None else providers
-        if records is None:
-            records = MemoryRecordStore(ttl=cfg.record_ttl)
-        if providers is None:
-            providers = MemoryProviderStore(ttl=cfg.provider_ttl)
-        self.records: RecordStore = records
-        self.providers: ProviderStore = providers
+        self.records, self.providers, self._sqlite = open_stores(cfg, records, providers)
         self._rng = rng or random.Random()
         self._counters = Counters()
         self._server_mode = False
@@ -173,7 +141,7 @@ class Kad:
             self._handles.append(host.events.on(LocalAddrsChanged, lambda _e: self._apply_mode()))
         self._apply_mode()
         if host.dialer.peer_routing is None:
-            host.dialer.peer_routing = _KadRouting(self)
+            host.dialer.peer_routing = DhtPeerRouting(self.find_peer)
         if cfg.bootstrap:
             host.start_soon(self._bootstrap_quietly, name="kad bootstrap")
 
@@ -187,7 +155,7 @@ class Kad:
             if self._server_mode:
                 host.remove_stream_handler(self.config.protocol_id)
                 self._server_mode = False
-            if isinstance(host.dialer.peer_routing, _KadRouting):
+            if isinstance(host.dialer.peer_routing, DhtPeerRouting):
                 host.dialer.peer_routing = None
         if self._sqlite is not None:
             self._sqlite.close()
@@ -249,10 +217,13 @@ class Kad:
         if "expire" in due:
             self.providers.expire(anyio.current_time())
             self.records.expire(anyio.current_time())
-        if "providers" in due and self._provided:
-            host.start_soon(self._republish_providers, name="kad provider republish")
-        if "records" in due and self._published:
-            host.start_soon(self._republish_records, name="kad record republish")
+        jobs: list[Callable[[], Awaitable[int]]] = []
+        if "providers" in due:
+            jobs += [partial(self.provide, key) for key in self._provided]
+        if "records" in due:
+            jobs += [partial(self.put_value, k, v) for k, v in self._published.items()]
+        if jobs:
+            host.start_soon(self._republish, jobs, name="kad republish")
 
     async def _refresh(self, key: bytes) -> None:
         try:
@@ -262,43 +233,25 @@ class Kad:
         _, table, _ = self._require()
         table.mark_refreshed(key_of(key), anyio.current_time())
 
-    async def _republish_providers(self) -> None:
-        for key in list(self._provided):
+    async def _republish(self, jobs: list[Callable[[], Awaitable[int]]]) -> None:
+        # One at a time: republishing is background work and must not flood the network.
+        for job in jobs:
             try:
-                await self.provide(key)
+                await job()
             except _ATTEMPT_ERRORS as exc:
-                _log.debug("provider republish of %r failed: %r", key, exc)
-
-    async def _republish_records(self) -> None:
-        for key, value in list(self._published.items()):
-            try:
-                await self.put_value(key, value)
-            except _ATTEMPT_ERRORS as exc:
-                _log.debug("record republish of %r failed: %r", key, exc)
+                _log.debug("DHT republish failed: %r", exc)
 
     # -- public API -----------------------------------------------------------------------------
 
     def statistics(self) -> KadStatistics:
         """A snapshot of the service's counters and sizes."""
-        c = self._counters
-        return KadStatistics(
+        return snapshot(
+            self._counters,
             mode=self.mode,
             routing_table_size=0 if self._table is None else len(self._table),
             records=len(self.records),
             provider_keys=len(self.providers),
             inbound_streams=0 if self._inbound is None else self._inbound.active,
-            inbound_requests=c.inbound_requests,
-            inbound_rejected=c.inbound_rejected,
-            inbound_bad=c.inbound_bad,
-            inbound_timeouts=c.inbound_timeouts,
-            outbound_requests=c.outbound_requests,
-            outbound_failures=c.outbound_failures,
-            outbound_timeouts=c.outbound_timeouts,
-            bad_values=c.bad_values,
-            lookups=c.lookups,
-            lookups_timed_out=c.lookups_timed_out,
-            liveness_checks=c.liveness_checks,
-            liveness_failures=c.liveness_failures,
         )
 
     async def bootstrap(self, peers: Iterable[Multiaddr | str] = ()) -> int:
@@ -445,22 +398,3 @@ class Kad:
         local = self.providers.get(key, anyio.current_time())
         async for provider in _ops.iterate_providers(host, queries, local, key, limit):
             yield provider
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-class _KadRouting:
-    """The host dialer's peer-routing hook: finds addresses of peers it knows nothing about."""
-
-    def __init__(self, kad: Kad) -> None:
-        self._kad = kad
-
-    async def find_peer(self, peer: PeerId) -> Sequence[Multiaddr]:
-        if in_lookup.get():
-            return []  # a lookup's own dial: do not start a lookup inside it
-        try:
-            return (await self._kad.find_peer(peer)).addrs
-        except NotFound:
-            return []
