@@ -5,13 +5,19 @@ republishing of this node's records and provider records."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from protocols.kad._config import KadConfig
     from protocols.kad._table import RoutingTable
 
-__all__ = ["Maintenance"]
+__all__ = ["MAX_REPUBLISHED", "Maintenance", "remember"]
+
+#: Records (and, separately, provider keys) this node republishes, at most; beyond it the
+#: oldest are forgotten (they still live out their TTL on the peers that hold them).
+MAX_REPUBLISHED = 10_000
+
+T = TypeVar("T")
 
 #: Seconds to wait before asking again a table that left its deadline due (never spin).
 _RETRY = 1.0
@@ -68,3 +74,12 @@ class Maintenance:
         """The periodic jobs due now: ``expire``, ``providers``, ``records``."""
         due, self._due = self._due, set()
         return due
+
+
+def remember(republished: dict[bytes, T], key: bytes, value: T) -> None:
+    """Note ``key`` for republishing (newest last), forgetting the oldest beyond
+    :data:`MAX_REPUBLISHED`."""
+    republished.pop(key, None)
+    republished[key] = value
+    while len(republished) > MAX_REPUBLISHED:
+        del republished[next(iter(republished))]

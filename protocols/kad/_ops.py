@@ -40,6 +40,7 @@ __all__ = [
     "find_peer",
     "get_value",
     "iterate_providers",
+    "lookup_check",
     "provide",
     "put_value",
     "stream_providers",
@@ -72,6 +73,20 @@ async def find_peer(queries: QueryDriver, target: PeerId) -> KadPeer:
         if peer.peer_id == target:
             return peer
     raise NotFound(f"no DHT peer knows the addresses of {target}")
+
+
+async def lookup_check(queries: QueryDriver, local: PeerId, peer: PeerId) -> None:
+    """Ask ``peer`` for the peers closest to ``local``; if it answers it is a working server and
+    enters the routing table (the driver's ``on_server``). Failures are logged only."""
+    try:
+        answer = await queries.request(
+            peer, KadMessage(type=MessageType.FIND_NODE, key=local.to_bytes())
+        )
+    except _ATTEMPT_ERRORS as exc:
+        _log.debug("DHT peer %s failed its lookup check: %r", peer, exc)
+        return
+    if answer is not None:
+        queries.learn(answer.closer_peers)
 
 
 async def put_value(queries: QueryDriver, key: bytes, value: bytes) -> int:

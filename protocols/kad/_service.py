@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -26,8 +26,7 @@ from protocols.kad import _ops
 from protocols.kad._config import KadConfig, has_public_addr, open_stores
 from protocols.kad._events import Counters, KadModeChanged, KadStatistics, snapshot
 from protocols.kad._handler import RequestHandler
-from protocols.kad._keyspace import key_of
-from protocols.kad._maintenance import Maintenance
+from protocols.kad._maintenance import Maintenance, remember
 from protocols.kad._peers import PeerKeeper
 from protocols.kad._query import DhtPeerRouting, QueryDriver
 from protocols.kad._server import InboundServer
@@ -81,7 +80,7 @@ class Kad:
         self._counters = Counters()
         self._server_mode = False
         self._published: dict[bytes, bytes] = {}  # records we put: republished
-        self._provided: set[bytes] = set()  # keys we provide: republished
+        self._provided: dict[bytes, None] = {}  # keys we provide: republished
         self._handles: list[Unsubscribe] = []
         self._host: Host | None = None
         self._table: RoutingTable | None = None
@@ -105,7 +104,12 @@ class Kad:
         self._maintenance = Maintenance(table, cfg, now)
         self._timers = TimerDriver(self._maintenance, on_fire=self._on_timer)
         peers = self._peers = PeerKeeper(
-            host=host, table=table, config=cfg, counters=self._counters, poke=self._poke
+            host=host,
+            table=table,
+            config=cfg,
+            counters=self._counters,
+            poke=self._poke,
+            check_peer=self._lookup_check,
         )
         handler = RequestHandler(
             local=host.peer_id,
@@ -143,7 +147,7 @@ class Kad:
         if host.dialer.peer_routing is None:
             host.dialer.peer_routing = DhtPeerRouting(self.find_peer)
         if cfg.bootstrap:
-            host.start_soon(self._bootstrap_quietly, name="kad bootstrap")
+            host.start_soon(self._quietly, [self.bootstrap], name="kad bootstrap")
 
     async def stop(self) -> None:
         """Stop serving and reacting to events; close a store this service opened."""
@@ -210,36 +214,36 @@ class Kad:
         host, _, _ = self._require()
         work = self._maintenance
         assert work is not None
-        for key in work.take_refresh():
-            host.start_soon(self._refresh, key, name="kad refresh")
+        # A refresh lookup that completes restarts its bucket's period (QueryDriver's on_done);
+        # one that fails waits a full period (the table restarted it when it queued the key).
+        refresh = [partial(self.get_closest_peers, key) for key in work.take_refresh()]
+        if refresh:
+            host.start_soon(self._quietly, refresh, name="kad refresh")
         self._require_peers().start_checks()
         due = work.take_due()
         if "expire" in due:
             self.providers.expire(anyio.current_time())
             self.records.expire(anyio.current_time())
-        jobs: list[Callable[[], Awaitable[int]]] = []
+        jobs: list[Callable[[], Awaitable[object]]] = []
         if "providers" in due:
             jobs += [partial(self.provide, key) for key in self._provided]
         if "records" in due:
             jobs += [partial(self.put_value, k, v) for k, v in self._published.items()]
         if jobs:
-            host.start_soon(self._republish, jobs, name="kad republish")
+            host.start_soon(self._quietly, jobs, name="kad republish")
 
-    async def _refresh(self, key: bytes) -> None:
-        try:
-            await self.get_closest_peers(key)
-        except _ATTEMPT_ERRORS as exc:
-            _log.debug("DHT bucket refresh failed: %r", exc)
-        _, table, _ = self._require()
-        table.mark_refreshed(key_of(key), anyio.current_time())
+    async def _lookup_check(self, peer: PeerId) -> None:
+        host, _, queries = self._require()
+        await _ops.lookup_check(queries, host.peer_id, peer)
 
-    async def _republish(self, jobs: list[Callable[[], Awaitable[int]]]) -> None:
-        # One at a time: republishing is background work and must not flood the network.
+    async def _quietly(self, jobs: Sequence[Callable[[], Awaitable[object]]]) -> None:
+        # Background work (bootstrap, refresh, republish): one job at a time so as not to flood
+        # the network; a failure is logged and the next job runs.
         for job in jobs:
             try:
                 await job()
             except _ATTEMPT_ERRORS as exc:
-                _log.debug("DHT republish failed: %r", exc)
+                _log.info("DHT background %s failed: %r", getattr(job, "__name__", job), exc)
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -280,12 +284,6 @@ class Kad:
         await queries.lookup(local, message, extra_seeds=[self.peer_info(p) for p in reached])
         return len(table)
 
-    async def _bootstrap_quietly(self) -> None:
-        try:
-            await self.bootstrap()
-        except _ATTEMPT_ERRORS as exc:
-            _log.warning("DHT bootstrap failed: %r", exc)
-
     async def find_peer(self, peer: PeerId) -> KadPeer:
         """The addresses of ``peer``: from our connection to it, else from a lookup.
 
@@ -325,7 +323,7 @@ class Kad:
         _, _, queries = self._require()
         self.validators.validate(key, value)
         self._store_locally(Record(key, value, format_time_received(time.time())))
-        self._published[key] = value
+        remember(self._published, key, value)
         return await _ops.put_value(queries, key, value)
 
     async def get_value(self, key: bytes, *, quorum: int | None = None) -> bytes:
@@ -382,7 +380,7 @@ class Kad:
         host, _, queries = self._require()
         me = self.peer_info(host.peer_id)
         self.providers.add(key, me, anyio.current_time())
-        self._provided.add(key)
+        remember(self._provided, key, None)
         return await _ops.provide(queries, key, me)
 
     async def find_providers(self, key: bytes, *, limit: int = 20) -> AsyncIterator[KadPeer]:

@@ -3,7 +3,7 @@ never stalls a lookup past its deadline."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -165,8 +165,20 @@ async def test_a_flood_of_streams_from_one_peer_is_bounded() -> None:
             assert await streams[0].receive()
 
 
-async def _never_answer(stream: Stream) -> None:
-    await anyio.sleep_forever()
+def answer_once_then_hang() -> Callable[[Stream], Awaitable[None]]:
+    """A DHT handler that answers its first request (the lookup check that admits it to a
+    routing table) and then never answers again."""
+    answered = [False]
+
+    async def handle(stream: Stream) -> None:
+        request = await read_message(stream, KadMessageDecoder(), [])
+        if not answered[0]:
+            answered[0] = True
+            await stream.send(frame(KadMessage(type=request.type, key=request.key)))
+            return
+        await anyio.sleep_forever()
+
+    return handle
 
 
 @pytest.mark.anyio
@@ -184,7 +196,7 @@ async def test_a_peer_that_never_answers_costs_one_request_timeout() -> None:
             listen=["/memory/0"],
         ) as silent,
     ):
-        silent.set_stream_handler(PROTOCOL_ID, _never_answer)
+        silent.set_stream_handler(PROTOCOL_ID, answer_once_then_hang())
         with anyio.fail_after(10):
             await connect_until_in_table(a, good)
             with a.events.subscribe(KadPeerAdded) as added:

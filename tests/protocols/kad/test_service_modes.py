@@ -12,6 +12,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.errors import ProtocolNotSupported
+from p2pstack.host import Stream
 from p2pstack.identity import Identity
 from protocols.identify import Identify
 from protocols.kad import (
@@ -28,6 +29,7 @@ from protocols.kad._cid import cid_to_key
 from protocols.kad._client import read_message
 from protocols.kad._config import has_public_addr
 from protocols.kad._keyspace import bucket_index
+from protocols.kad._maintenance import MAX_REPUBLISHED, remember
 from protocols.kad._ping import is_alive
 from protocols.kad._wire import KadMessageDecoder, frame
 from protocols.ping import Ping
@@ -211,3 +213,47 @@ async def test_records_and_providers_survive_a_restart_with_sqlite(tmp_path: Pat
                 assert kad(again).records.get(b"/test/kept", anyio.current_time()) is not None
                 providers = kad(again).providers.get(KEY, anyio.current_time())
                 assert [p.peer_id for p in providers] == [other.peer_id]
+
+
+@pytest.mark.anyio
+async def test_a_peer_listing_the_protocol_enters_the_table_only_after_answering() -> None:
+    config = attrs.evolve(TEST_CONFIG, request_timeout=0.3)
+    arrived = anyio.Event()
+
+    async def hang(stream: Stream) -> None:
+        arrived.set()
+        await anyio.sleep_forever()
+
+    net = MemoryNetwork()
+    async with (
+        open_kad_host(net, config) as a,
+        open_kad_host(net, config) as b,
+        open_host(
+            transports=[MemoryTransport(net)],
+            security=[Plaintext()],
+            muxers=[Yamux()],
+            services=[Identify()],
+            listen=["/memory/0"],
+        ) as mute,
+    ):
+        mute.set_stream_handler(PROTOCOL_ID, hang)
+        with anyio.fail_after(10):
+            await connect_until_in_table(a, b)  # each answered the other's lookup check
+            with a.events.subscribe(KadPeerAdded) as added:
+                await a.connect(mute.addrs[0])
+                await arrived.wait()  # identify listed kad: a sent its lookup check
+                with anyio.move_on_after(3 * config.request_timeout):
+                    event = await added.receive()
+                    pytest.fail(f"a peer that never answers entered the table: {event}")
+        assert mute.peer_id not in kad(a).routing_table
+        assert kad(a).statistics().outbound_timeouts >= 1
+
+
+def test_republished_keys_are_bounded() -> None:
+    republished: dict[bytes, None] = {}
+    for i in range(MAX_REPUBLISHED + 5):
+        remember(republished, str(i).encode(), None)
+    remember(republished, b"10", None)  # refreshed: now the newest
+    assert len(republished) == MAX_REPUBLISHED
+    assert b"0" not in republished and b"5" in republished
+    assert list(republished)[-1] == b"10"
