@@ -38,9 +38,13 @@ Defaults (``KadConfig``) and where they differ from go-libp2p-kad-dht and js-lib
   several requests per stream answered in order, a stream idle for ``idle_timeout=60 s`` is
   reset (go: 1 min). Malformed, oversized or invalid requests reset their stream and are counted
   in ``statistics()``; they never reach the rest of the host.
-- Routing table: only peers that advertise the protocol (identify) or answer our requests enter
-  it; a peer whose request fails or times out leaves it (as in go); a full bucket keeps its
-  least-recently-seen peer unless a ``/ipfs/ping/1.0.0`` liveness check of it fails.
+- Routing table: a peer enters it when it answers one of our requests, when identify lists the
+  protocol and it then answers a FIND_NODE (go's "lookup check"; it also opens a DHT stream to
+  the peer, which is what makes py-libp2p add us), or when a peer identify lists as a server
+  opens a DHT stream to us. A peer whose request fails or times out leaves it (as in go); a full
+  bucket keeps its least-recently-seen peer unless a ``/ipfs/ping/1.0.0`` check of it fails. A
+  table under 10 peers rejoins through ``bootstrap`` every ``refresh_interval`` (go: "fix low
+  peers").
 - Storage in memory, bounded; ``storage="path.sqlite"`` keeps records and providers across
   restarts.
 """

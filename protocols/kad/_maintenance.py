@@ -39,6 +39,7 @@ class Maintenance:
             "expire": config.provider_expiry_interval,
             "providers": config.provider_republish,
             "records": config.record_republish,
+            "rejoin": config.refresh_interval,
         }
         self._next = {name: now + every for name, every in self._intervals.items()}
         self._due: set[str] = set()
@@ -71,7 +72,7 @@ class Maintenance:
         return keys
 
     def take_due(self) -> set[str]:
-        """The periodic jobs due now: ``expire``, ``providers``, ``records``."""
+        """The periodic jobs due now: ``expire``, ``providers``, ``records``, ``rejoin``."""
         due, self._due = self._due, set()
         return due
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
@@ -30,11 +29,10 @@ from protocols.kad._maintenance import Maintenance, remember
 from protocols.kad._peers import PeerKeeper
 from protocols.kad._query import DhtPeerRouting, QueryDriver
 from protocols.kad._server import InboundServer
-from protocols.kad._store import ProviderStore, RecordStore, StoreFull
+from protocols.kad._store import ProviderStore, RecordStore
 from protocols.kad._table import RoutingTable
 from protocols.kad._types import KadError, KadMessage, KadPeer, MessageType, Record
 from protocols.kad._validation import Validators
-from protocols.kad._wire import format_time_received
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
@@ -44,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["Kad"]
 
 _log = logging.getLogger(__name__)
+
+#: A routing table smaller than this rejoins through ``config.bootstrap`` every refresh interval.
+_LOW_TABLE = 10
 
 _ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
 
@@ -211,7 +212,7 @@ class Kad:
     # -- timers: liveness checks, refresh, republish, expiry ------------------------------------
 
     async def _on_timer(self) -> None:
-        host, _, _ = self._require()
+        host, table, _ = self._require()
         work = self._maintenance
         assert work is not None
         # A refresh lookup that completes restarts its bucket's period (QueryDriver's on_done);
@@ -229,6 +230,8 @@ class Kad:
             jobs += [partial(self.provide, key) for key in self._provided]
         if "records" in due:
             jobs += [partial(self.put_value, k, v) for k, v in self._published.items()]
+        if "rejoin" in due and self.config.bootstrap and len(table) < _LOW_TABLE:
+            jobs.append(self.bootstrap)  # (go's "fix low peers")
         if jobs:
             host.start_soon(self._quietly, jobs, name="kad republish")
 
@@ -322,7 +325,7 @@ class Kad:
         """
         _, _, queries = self._require()
         self.validators.validate(key, value)
-        self._store_locally(Record(key, value, format_time_received(time.time())))
+        _ops.store_locally(self.records, Record(key, value), anyio.current_time())
         remember(self._published, key, value)
         return await _ops.put_value(queries, key, value)
 
@@ -342,30 +345,9 @@ class Kad:
             RecordValidationError: the key has no known namespace.
         """
         _, _, queries = self._require()
-        self.validators.validator(key)
-        local = self.records.get(key, anyio.current_time())
-        if local is not None:
-            try:
-                self.validators.validate(key, local.value)
-            except KadError:
-                local = None
-        best, changed = await _ops.get_value(
-            queries,
-            self.validators,
-            self._counters,
-            key,
-            quorum=quorum or self.config.quorum,
-            local=local,
-        )
-        if changed and local is not None:
-            self._store_locally(Record(key, best, format_time_received(time.time())))
-        return best
-
-    def _store_locally(self, record: Record) -> None:
-        try:
-            self.records.put(record, anyio.current_time())
-        except StoreFull as exc:
-            _log.info("local record store full, %r kept only remotely: %s", record.key, exc)
+        quorum = quorum or self.config.quorum
+        args = (queries, self.validators, self._counters, self.records)
+        return await _ops.get_value(*args, key, quorum=quorum, now=anyio.current_time())
 
     async def provide(self, key: bytes) -> int:
         """Announce this host as a provider of ``key`` (a CID's multihash bytes) to the k
