@@ -4,7 +4,7 @@ never stalls a lookup past its deadline."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import pytest
@@ -213,3 +213,35 @@ async def test_a_peer_that_never_answers_costs_one_request_timeout() -> None:
                 await kad(a).get_value(b"/test/missing")
             assert anyio.current_time() - started < 3.0
         assert kad(a).statistics().outbound_timeouts >= 1
+
+
+@pytest.mark.anyio
+async def test_a_lookup_among_silent_peers_ends_at_its_deadline() -> None:
+    config = KadConfig(passthrough_namespaces=("test",), request_timeout=5.0, query_timeout=0.5)
+    net = MemoryNetwork()
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(open_kad_host(net, config))
+        silent_hosts = [
+            await stack.enter_async_context(
+                open_host(
+                    transports=[MemoryTransport(net)],
+                    security=[Plaintext()],
+                    muxers=[Yamux()],
+                    services=[Identify()],
+                    listen=["/memory/0"],
+                )
+            )
+            for _ in range(3)
+        ]
+        with anyio.fail_after(10):
+            for silent in silent_hosts:
+                silent.set_stream_handler(PROTOCOL_ID, answer_once_then_hang())
+                with a.events.subscribe(KadPeerAdded) as added:
+                    await a.connect(silent.addrs[0])
+                    await added.receive()  # it answered the lookup check
+            started = anyio.current_time()
+            result = await kad(a).get_closest_peers(b"anything")
+            elapsed = anyio.current_time() - started
+        assert result.timed_out and result.closest == []
+        assert 0.5 <= elapsed < 2.0
+        assert kad(a).statistics().lookups_timed_out == 1

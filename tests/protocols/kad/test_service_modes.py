@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
@@ -14,6 +15,7 @@ from p2pstack.builder import open_host
 from p2pstack.errors import ProtocolNotSupported
 from p2pstack.host import Stream
 from p2pstack.identity import Identity
+from p2pstack.interfaces import Service
 from protocols.identify import Identify
 from protocols.kad import (
     PROTOCOL_ID,
@@ -138,32 +140,38 @@ def _same_bucket_identities(local: Identity) -> tuple[Identity, Identity]:
 
 
 @pytest.mark.anyio
-async def test_a_full_bucket_evicts_its_least_recently_seen_peer_only_when_it_is_dead() -> None:
-    config = attrs.evolve(TEST_CONFIG, k=1, liveness_timeout=2.0)
+async def test_a_full_bucket_evicts_its_least_recently_seen_peer_when_its_ping_fails() -> None:
+    config = attrs.evolve(TEST_CONFIG, k=1, liveness_timeout=0.5)
     local = Identity.generate()
     old, new = _same_bucket_identities(local)
     net = MemoryNetwork()
 
-    def host(identity: Identity, cfg: KadConfig = TEST_CONFIG) -> object:
+    async def mute_ping(stream: Stream) -> None:
+        await anyio.sleep_forever()  # reachable, but its ping never answers: dead to a
+
+    def host(identity: Identity, cfg: KadConfig, services: list[Service]) -> Any:
         return open_host(
             identity=identity,
             transports=[MemoryTransport(net)],
             security=[Plaintext()],
             muxers=[Yamux()],
-            services=[Identify(), Ping(), Kad(cfg)],
+            services=[Identify(), Kad(cfg), *services],
             listen=["/memory/0"],
         )
 
-    async with host(local, config) as a:  # type: ignore[attr-defined]
+    async with (
+        host(local, config, [Ping()]) as a,
+        host(old, TEST_CONFIG, []) as b,
+        host(new, TEST_CONFIG, [Ping()]) as c,
+    ):
+        b.set_stream_handler("/ipfs/ping/1.0.0", mute_ping)
         with anyio.fail_after(20):
-            async with host(old) as b:  # type: ignore[attr-defined]
-                await connect_until_in_table(a, b)
-            assert old.peer_id in kad(a).routing_table  # gone, but not known to be gone yet
+            await connect_until_in_table(a, b)
             with a.events.subscribe(KadPeerAdded, KadPeerRemoved) as events:
-                async with host(new) as c:  # type: ignore[attr-defined]
-                    await c.connect(a.addrs[0])
-                    seen = [await events.receive(), await events.receive()]
-        assert KadPeerRemoved(old.peer_id) in seen and KadPeerAdded(new.peer_id) in seen
+                await c.connect(a.addrs[0])
+                seen = {await events.receive(), await events.receive()}
+        assert seen == {KadPeerRemoved(old.peer_id), KadPeerAdded(new.peer_id)}
+        assert list(kad(a).routing_table.peers()) == [new.peer_id]
         stats = kad(a).statistics()
         assert stats.liveness_checks == 1 and stats.liveness_failures == 1
 
