@@ -199,11 +199,25 @@ async def get_value(
     outdated = [p for p, v in values.items() if v != best]
     if result is not None:
         outdated += [p.peer_id for p in result.closest if p.peer_id in without]
-    if outdated:
-        await queries.store_at(outdated, put_message(key, best))
-    if local is not None and local.value != best:
-        store_locally(records, Record(key, best), now)
+    await _correct(queries, records, Record(key, best), outdated, local=local, now=now)
     return best
+
+
+async def _correct(
+    queries: QueryDriver,
+    records: RecordStore,
+    best: Record,
+    outdated: Sequence[PeerId],
+    *,
+    local: Record | None,
+    now: float,
+) -> None:
+    # The spec: "update any peers that returned older values, or which are among the closest
+    # peers which did not return any value". Our own outdated copy is replaced too.
+    if outdated:
+        await queries.store_at(outdated, put_message(best.key, best.value))
+    if local is not None and local.value != best.value:
+        store_locally(records, best, now)
 
 
 async def provide(queries: QueryDriver, key: bytes, me: KadPeer) -> int:
