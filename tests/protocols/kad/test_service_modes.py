@@ -13,6 +13,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.errors import ProtocolNotSupported
+from p2pstack.events import LocalAddrsChanged
 from p2pstack.host import Stream
 from p2pstack.identity import Identity
 from p2pstack.interfaces import Service
@@ -22,9 +23,11 @@ from protocols.kad import (
     Kad,
     KadConfig,
     KadMessage,
+    KadModeChanged,
     KadPeerAdded,
     KadPeerRemoved,
     MessageType,
+    _service,
     peer_key,
 )
 from protocols.kad._cid import cid_to_key
@@ -83,6 +86,23 @@ async def test_auto_mode_is_a_client_without_a_public_address() -> None:
         [Multiaddr("/ip4/127.0.0.1/tcp/1"), Multiaddr("/ip4/10.1.2.3/tcp/1")]
     )
     assert not has_public_addr([Multiaddr("/memory/1")])
+
+
+@pytest.mark.anyio
+async def test_auto_mode_serves_once_a_public_address_appears(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with open_kad_host(MemoryNetwork(), attrs.evolve(TEST_CONFIG, mode="auto")) as host:
+        assert kad(host).mode == "client"
+        monkeypatch.setattr(_service, "has_public_addr", lambda addrs: True)
+        with host.events.subscribe(KadModeChanged) as changes:
+            host.events.emit(LocalAddrsChanged(addrs=host.addrs))
+            assert await changes.receive() == KadModeChanged("server")
+            assert PROTOCOL_ID in host.protocols
+            monkeypatch.setattr(_service, "has_public_addr", lambda addrs: False)
+            host.events.emit(LocalAddrsChanged(addrs=host.addrs))
+            assert await changes.receive() == KadModeChanged("client")
+            assert PROTOCOL_ID not in host.protocols
 
 
 def test_config_rejects_nonsense() -> None:
