@@ -27,7 +27,7 @@ from protocols.kad._events import Counters, KadModeChanged, KadStatistics, snaps
 from protocols.kad._handler import RequestHandler
 from protocols.kad._maintenance import Maintenance, remember
 from protocols.kad._peers import PeerKeeper
-from protocols.kad._query import DhtPeerRouting, QueryDriver
+from protocols.kad._query import DhtPeerRouting, QueryDriver, with_dialable_addrs
 from protocols.kad._server import InboundServer
 from protocols.kad._store import ProviderStore, RecordStore
 from protocols.kad._table import RoutingTable
@@ -375,6 +375,7 @@ class Kad:
             NotFound: there was no peer to ask and no local provider.
         """
         host, _, queries = self._require()
-        local = self.providers.get(key, anyio.current_time())
+        now = anyio.current_time()
+        local = [with_dialable_addrs(p) for p in self.providers.get(key, now)]
         async for provider in _ops.iterate_providers(host, queries, local, key, limit):
             yield provider

@@ -28,6 +28,7 @@ from protocols.kad import (
 )
 from protocols.kad._cid import cid_to_key
 from protocols.kad._client import read_message
+from protocols.kad._query import dialable_addrs
 from protocols.kad._wire import KadMessageDecoder, frame
 from tests.protocols.kad._network import (
     TEST_CONFIG,
@@ -245,3 +246,18 @@ async def test_a_lookup_among_silent_peers_ends_at_its_deadline() -> None:
         assert result.timed_out and result.closest == []
         assert 0.5 <= elapsed < 2.0
         assert kad(a).statistics().lookups_timed_out == 1
+
+
+def test_addresses_from_answers_are_made_dialable() -> None:
+    me = PeerId.from_string("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA")
+    other = "12D3KooWEzL7GR1M9ELSN78z1SDYigXD5cEZfvA2mPZbc2WuvSYd"
+    peer = KadPeer(
+        me,
+        (
+            Multiaddr(f"/ip4/10.0.0.1/tcp/4001/p2p/{me}"),  # py-libp2p's form
+            Multiaddr("/ip4/10.0.0.1/tcp/4001"),  # the same, once
+            Multiaddr(f"/ip4/10.0.0.2/tcp/4001/p2p/{other}"),  # someone else's: dropped
+            Multiaddr(f"/p2p/{me}"),  # nothing to dial: dropped
+        ),
+    )
+    assert dialable_addrs(peer) == (Multiaddr("/ip4/10.0.0.1/tcp/4001"),)
