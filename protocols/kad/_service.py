@@ -53,6 +53,10 @@ class Kad:
     """The Kademlia DHT service (``services=[..., Kad(KadConfig(...))]``, then
     ``host.service(Kad)``).
 
+    It publishes ``KadPeerAdded`` / ``KadPeerRemoved`` (and ``KadModeChanged``) on
+    ``host.events``, counts everything in ``statistics()``, and, if the host's dialer has no
+    peer routing yet, becomes it: dialing a peer with no known address then asks the DHT.
+
     Args:
         config: settings (``KadConfig()`` if ``None``).
         validators: record validators by namespace (``/pk`` and ``/ipns`` plus
