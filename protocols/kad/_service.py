@@ -361,10 +361,13 @@ class Kad:
             The number of peers the announcement was delivered to.
 
         Raises:
+            KadError: the host listens on no address (a provider record needs one).
             NotFound: there is no peer to ask.
         """
         host, _, queries = self._require()
         me = self.peer_info(host.peer_id)
+        if not me.addrs:  # go, js and our handler drop provider records without addresses
+            raise KadError("provide needs a listen address to announce (the host has none)")
         self.providers.add(key, me, anyio.current_time())
         remember(self._provided, key, None)
         return await _ops.provide(queries, key, me)
@@ -376,8 +379,11 @@ class Kad:
             Each provider once; its addresses are also put into the peerstore.
 
         Raises:
+            ValueError: ``limit`` is less than 1.
             NotFound: there was no peer to ask and no local provider.
         """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         host, _, queries = self._require()
         now = anyio.current_time()
         local = [with_dialable_addrs(p) for p in self.providers.get(key, now)]
