@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,7 @@ async def test_records_and_providers_survive_a_restart_with_sqlite(tmp_path: Pat
                     frame(KadMessage(type=MessageType.ADD_PROVIDER, key=KEY, provider_peers=(me,)))
                     + frame(KadMessage(type=MessageType.GET_PROVIDERS, key=KEY))
                 )
-                answer = await read_message(stream, KadMessageDecoder(), [])
+                answer = await read_message(stream, KadMessageDecoder(), deque())
                 assert [p.peer_id for p in answer.provider_peers] == [other.peer_id]
                 await stream.aclose()
             async with open_kad_host(net, config) as again:
