@@ -1,0 +1,62 @@
+"""libp2p publish/subscribe (https://github.com/libp2p/specs/tree/master/pubsub): the RPC and its
+wire format, message IDs and signing policies, the seen-cache and gossipsub message cache,
+bounded outbound queues, and the sans-IO floodsub router core.
+"""
+
+from protocols.pubsub._types import (
+    FLOODSUB_PROTOCOL_ID,
+    GOSSIPSUB_V10_PROTOCOL_ID,
+    GOSSIPSUB_V11_PROTOCOL_ID,
+    GOSSIPSUB_V12_PROTOCOL_ID,
+    RPC,
+    ControlGraft,
+    ControlIDontWant,
+    ControlIHave,
+    ControlIWant,
+    ControlMessage,
+    ControlPrune,
+    Message,
+    PeerInfo,
+    PubsubError,
+    PubsubProtocolError,
+    SubOpts,
+    ValidationError,
+)
+from protocols.pubsub._wire import (
+    DEFAULT_MAX_RPC_SIZE,
+    MAX_BACKOFF,
+    RpcDecoder,
+    decode_message,
+    decode_rpc,
+    encode_message,
+    encode_rpc,
+    frame_rpc,
+)
+
+__all__ = [
+    "DEFAULT_MAX_RPC_SIZE",
+    "FLOODSUB_PROTOCOL_ID",
+    "GOSSIPSUB_V10_PROTOCOL_ID",
+    "GOSSIPSUB_V11_PROTOCOL_ID",
+    "GOSSIPSUB_V12_PROTOCOL_ID",
+    "MAX_BACKOFF",
+    "RPC",
+    "ControlGraft",
+    "ControlIDontWant",
+    "ControlIHave",
+    "ControlIWant",
+    "ControlMessage",
+    "ControlPrune",
+    "Message",
+    "PeerInfo",
+    "PubsubError",
+    "PubsubProtocolError",
+    "RpcDecoder",
+    "SubOpts",
+    "ValidationError",
+    "decode_message",
+    "decode_rpc",
+    "encode_message",
+    "encode_rpc",
+    "frame_rpc",
+]
