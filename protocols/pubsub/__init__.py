@@ -3,6 +3,34 @@ wire format, message IDs and signing policies, the seen-cache and gossipsub mess
 bounded outbound queues, and the sans-IO floodsub router core.
 """
 
+from protocols.pubsub._floodsub import (
+    DEFAULT_MAX_PEER_TOPICS,
+    FloodsubConfig,
+    FloodsubRouter,
+    Outgoing,
+    Received,
+    RpcResult,
+    SubscriptionChange,
+)
+from protocols.pubsub._mcache import DEFAULT_HISTORY_GOSSIP, DEFAULT_HISTORY_LENGTH, MessageCache
+from protocols.pubsub._message import (
+    SEQNO_LENGTH,
+    SIGN_PREFIX,
+    MessageIdFn,
+    SignaturePolicy,
+    content_message_id,
+    default_message_id,
+    make_message,
+    signed_bytes,
+    validate_message,
+)
+from protocols.pubsub._queue import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_CONTROL,
+    OutboundQueue,
+    QueueStats,
+)
+from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
 from protocols.pubsub._types import (
     FLOODSUB_PROTOCOL_ID,
     GOSSIPSUB_V10_PROTOCOL_ID,
@@ -34,29 +62,55 @@ from protocols.pubsub._wire import (
 )
 
 __all__ = [
+    "DEFAULT_HISTORY_GOSSIP",
+    "DEFAULT_HISTORY_LENGTH",
+    "DEFAULT_MAX_PEER_TOPICS",
+    "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_MAX_QUEUED_CONTROL",
     "DEFAULT_MAX_RPC_SIZE",
+    "DEFAULT_SEEN_MAX",
+    "DEFAULT_SEEN_TTL",
     "FLOODSUB_PROTOCOL_ID",
     "GOSSIPSUB_V10_PROTOCOL_ID",
     "GOSSIPSUB_V11_PROTOCOL_ID",
     "GOSSIPSUB_V12_PROTOCOL_ID",
     "MAX_BACKOFF",
     "RPC",
+    "SEQNO_LENGTH",
+    "SIGN_PREFIX",
     "ControlGraft",
     "ControlIDontWant",
     "ControlIHave",
     "ControlIWant",
     "ControlMessage",
     "ControlPrune",
+    "FloodsubConfig",
+    "FloodsubRouter",
     "Message",
+    "MessageCache",
+    "MessageIdFn",
+    "OutboundQueue",
+    "Outgoing",
     "PeerInfo",
     "PubsubError",
     "PubsubProtocolError",
+    "QueueStats",
+    "Received",
     "RpcDecoder",
+    "RpcResult",
+    "SeenCache",
+    "SignaturePolicy",
     "SubOpts",
+    "SubscriptionChange",
     "ValidationError",
+    "content_message_id",
     "decode_message",
     "decode_rpc",
+    "default_message_id",
     "encode_message",
     "encode_rpc",
     "frame_rpc",
+    "make_message",
+    "signed_bytes",
+    "validate_message",
 ]
