@@ -61,6 +61,11 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("keys", "_identity", "public/private key protobufs and peer IDs"),
         _spec("envelope", "_identity", "signed envelopes holding peer records"),
         _spec("peer_record", "_identity", "peer record protobuf decoding"),
+        _spec(
+            "pubsub_rpc",
+            "_pubsub",
+            "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
+        ),
     )
 }
 

@@ -1,6 +1,7 @@
 """libp2p publish/subscribe (https://github.com/libp2p/specs/tree/master/pubsub): the RPC and its
 wire format, message IDs and signing policies, the seen-cache and gossipsub message cache,
-bounded outbound queues, and the sans-IO floodsub router core.
+bounded outbound queues, and the sans-IO floodsub and gossipsub (without scoring yet) router
+cores.
 """
 
 from protocols.pubsub._floodsub import (
@@ -12,6 +13,8 @@ from protocols.pubsub._floodsub import (
     RpcResult,
     SubscriptionChange,
 )
+from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
+from protocols.pubsub._gossipsub import GossipResult, GossipsubRouter
 from protocols.pubsub._mcache import DEFAULT_HISTORY_GOSSIP, DEFAULT_HISTORY_LENGTH, MessageCache
 from protocols.pubsub._message import (
     SEQNO_LENGTH,
@@ -86,12 +89,17 @@ __all__ = [
     "ControlPrune",
     "FloodsubConfig",
     "FloodsubRouter",
+    "GossipResult",
+    "GossipsubConfig",
+    "GossipsubRouter",
     "Message",
     "MessageCache",
     "MessageIdFn",
     "OutboundQueue",
+    "Outbox",
     "Outgoing",
     "PeerInfo",
+    "PeerState",
     "PubsubError",
     "PubsubProtocolError",
     "QueueStats",

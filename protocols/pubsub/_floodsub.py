@@ -280,15 +280,18 @@ class FloodsubRouter:
             if message.from_ == self.local:
                 duplicates += 1  # our own message, back after the seen-cache forgot it
                 continue
+            # Duplicates first, as go does: an ID already seen costs no signature check. An ID
+            # is marked seen only once its message verified, so a forged copy cannot shadow it.
+            msg_id = self.config.message_id(message)
+            if self.seen.has(msg_id, now):
+                duplicates += 1
+                continue
             try:
                 validate_message(message, self.config.policy)
             except ValidationError as exc:
                 invalid.append((message, exc))
                 continue
-            msg_id = self.config.message_id(message)
-            if not self.seen.add(msg_id, now):
-                duplicates += 1
-                continue
+            self.seen.add(msg_id, now)
             received.append(Received(msg_id, message, peer, message.topic in self._topics))
         return RpcResult(tuple(received), tuple(changes), duplicates, tuple(invalid))
 
