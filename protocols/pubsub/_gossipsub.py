@@ -144,6 +144,7 @@ class GossipsubRouter:
             Its subscriptions, as unsubscriptions.
         """
         state = self.peers.pop(peer, None)
+        self.broken_promises.pop(peer, None)
         for peers in (*self.mesh.values(), *self.fanout.values()):
             peers.discard(peer)
         topics = sorted(state.topics) if state else []

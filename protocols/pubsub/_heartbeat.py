@@ -24,8 +24,10 @@ def _handle_graft(
 ) -> None:
     mesh = router.mesh.get(topic)
     if mesh is None:
-        # Unknown topic: refuse without PX, so as not to reveal peers (go does the same).
-        router.prune_peer(out, peer, topic, now, router.config.prune_backoff, px=False)
+        # Unknown topic: refuse without PX, so as not to reveal peers, and without keeping a
+        # backoff entry (go does the same), so that GRAFTs for made-up topics cost no memory.
+        backoff = router.config.prune_backoff if router.peers[peer].does_px else None
+        out.prune(peer, topic, backoff)
         return
     if peer in mesh:
         return
@@ -43,8 +45,9 @@ def _handle_prune(
     router: GossipsubRouter, peer: PeerId, prune: ControlPrune, now: float
 ) -> tuple[PeerInfo, ...]:
     mesh = router.mesh.get(prune.topic)
-    if mesh is not None:
-        mesh.discard(peer)
+    if mesh is None:
+        return ()  # not our topic (go ignores it too): no backoff entry, no PX
+    mesh.discard(peer)
     backoff = router.config.prune_backoff if prune.backoff is None else float(prune.backoff)
     router.backoff.setdefault(prune.topic, {})[peer] = now + backoff
     if not router.config.do_px:
@@ -57,11 +60,14 @@ def _handle_ihave(
 ) -> None:
     cfg = router.config
     state = router.peers[peer]
+    if not control.ihave:
+        return
+    # Counted per RPC, as go counts max_ihave_messages.
+    state.ihaves += 1
+    if state.ihaves > cfg.max_ihave_messages or state.asked >= cfg.max_ihave_length:
+        return
     wanted: list[bytes] = []
     for ihave in control.ihave:
-        state.ihaves += 1
-        if state.ihaves > cfg.max_ihave_messages or state.asked >= cfg.max_ihave_length:
-            return
         if ihave.topic not in router.mesh:
             continue
         for msg_id in ihave.message_ids:

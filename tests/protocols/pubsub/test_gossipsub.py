@@ -75,6 +75,7 @@ def test_graft_refusals() -> None:
     )
     (prune,) = _control(unknown.out, peers[0]).prune
     assert (prune.topic, prune.peers, prune.backoff) == ("x", (), 60)
+    assert "x" not in router.backoff  # made-up topics leave no state behind
 
     router.subscribe("t", 0.0)
     for peer in peers:
@@ -104,6 +105,38 @@ def test_prune_sets_backoff_and_heartbeat_respects_it() -> None:
     assert router.heartbeat(5.5) == []  # slack: one heartbeat more
     out = router.heartbeat(6.0)
     assert _control(out, peer).graft == (ControlGraft("t"),)
+
+
+def test_prune_of_a_topic_we_are_not_in_is_ignored() -> None:
+    router = _router(do_px=True)
+    (peer,) = _peers(router, 1)
+    offered = PeerInfo(Identity.generate().peer_id)
+    prune = RPC(control=ControlMessage(prune=(ControlPrune("t", (offered,), backoff=5),)))
+    assert router.handle_rpc(peer, prune, 0.0).px == ()
+    assert router.backoff == {}
+
+
+def test_graft_flood_on_made_up_topics_keeps_no_state() -> None:
+    router = _router()
+    (peer,) = _peers(router, 1)
+    grafts = tuple(ControlGraft(f"topic-{i}") for i in range(1000))
+    result = router.handle_rpc(peer, RPC(control=ControlMessage(graft=grafts)), 0.0)
+    (rpc,) = [r for _, r in result.out]
+    assert rpc.control is not None and len(rpc.control.prune) == 1000
+    assert router.backoff == {} and router.mesh == {}
+
+
+def test_ihave_messages_are_capped_per_heartbeat() -> None:
+    router = _router(max_ihave_messages=2)
+    (peer,) = _peers(router, 1)
+    router.subscribe("t", 0.0)
+    for n in range(2):
+        ihave = RPC(control=ControlMessage(ihave=(ControlIHave("t", [bytes([n])]),) * 3))
+        assert _control(router.handle_rpc(peer, ihave, 0.0).out, peer).iwant
+    late = RPC(control=ControlMessage(ihave=(ControlIHave("t", [b"z"]),)))
+    assert router.handle_rpc(peer, late, 0.0).out == []
+    router.heartbeat(1.0)
+    assert _control(router.handle_rpc(peer, late, 1.0).out, peer).iwant
 
 
 def test_v10_peers_get_prune_without_backoff() -> None:
