@@ -13,6 +13,8 @@ RPCs that pass it on.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 import attrs
 
 from p2pstack.identity import PeerId, PrivateKey
@@ -34,6 +36,7 @@ __all__ = [
     "Received",
     "RpcResult",
     "SubscriptionChange",
+    "screen_messages",
 ]
 
 #: The most topics one peer may be subscribed to, as we track them (state per peer is bounded).
@@ -53,6 +56,8 @@ class FloodsubConfig:
         seen_ttl: seconds a message ID is remembered.
         seen_max: the most message IDs remembered.
         max_peer_topics: the most subscriptions tracked per peer; more is a protocol error.
+        relay_unsubscribed: take and forward messages on topics we are not subscribed to (js's
+            ``canRelayMessage``); off, they are ignored unchecked, as go does.
     """
 
     policy: SignaturePolicy = SignaturePolicy.STRICT_SIGN
@@ -60,6 +65,7 @@ class FloodsubConfig:
     seen_ttl: float = DEFAULT_SEEN_TTL
     seen_max: int = DEFAULT_SEEN_MAX
     max_peer_topics: int = DEFAULT_MAX_PEER_TOPICS
+    relay_unsubscribed: bool = False
 
 
 @attrs.frozen
@@ -95,14 +101,70 @@ class RpcResult:
     Attributes:
         received: the new messages, in order (validate, then ``forward`` and deliver).
         changes: the subscription changes it announced.
-        duplicates: messages already seen.
+        duplicates: messages already seen (or our own, back again).
         invalid: messages that broke the signing policy, with the error.
+        ignored: messages on topics we are not subscribed to (without ``relay_unsubscribed``).
     """
 
     received: tuple[Received, ...] = ()
     changes: tuple[SubscriptionChange, ...] = ()
     duplicates: int = 0
     invalid: tuple[tuple[Message, ValidationError], ...] = ()
+    ignored: int = 0
+
+
+def screen_messages(
+    messages: tuple[Message, ...],
+    *,
+    source: PeerId,
+    local: PeerId,
+    topics: Container[str],
+    seen: SeenCache,
+    policy: SignaturePolicy,
+    message_id: MessageIdFn,
+    relay: bool,
+    now: float,
+) -> RpcResult:
+    """Sort the messages of an RPC into new, duplicate, ignored and invalid ones; mark the new
+    ones seen.
+
+    Duplicates are found first, as go does: an ID already seen costs no signature check. An ID
+    is marked seen only once its message verified, so a forged copy cannot shadow the real one.
+
+    Args:
+        messages: the RPC's messages.
+        source: who sent them.
+        local: our peer ID (our own messages coming back are duplicates).
+        topics: the topics we are subscribed to.
+        seen: the seen-cache.
+        policy: the signing policy.
+        message_id: the message-ID function.
+        relay: take messages on topics outside ``topics`` too.
+        now: the current time.
+
+    Returns:
+        The result (without subscription changes).
+    """
+    received: list[Received] = []
+    invalid: list[tuple[Message, ValidationError]] = []
+    duplicates = ignored = 0
+    for message in messages:
+        subscribed = message.topic in topics
+        if not subscribed and not relay:
+            ignored += 1
+            continue
+        msg_id = message_id(message)
+        if message.from_ == local or seen.has(msg_id, now):
+            duplicates += 1
+            continue
+        try:
+            validate_message(message, policy)
+        except ValidationError as exc:
+            invalid.append((message, exc))
+            continue
+        seen.add(msg_id, now)
+        received.append(Received(msg_id, message, source, subscribed))
+    return RpcResult(tuple(received), (), duplicates, tuple(invalid), ignored)
 
 
 class FloodsubRouter:
@@ -273,27 +335,18 @@ class FloodsubRouter:
         """
         self._peers.setdefault(peer, set())
         changes = self._apply_subscriptions(peer, rpc.subscriptions)
-        received: list[Received] = []
-        invalid: list[tuple[Message, ValidationError]] = []
-        duplicates = 0
-        for message in rpc.publish:
-            if message.from_ == self.local:
-                duplicates += 1  # our own message, back after the seen-cache forgot it
-                continue
-            # Duplicates first, as go does: an ID already seen costs no signature check. An ID
-            # is marked seen only once its message verified, so a forged copy cannot shadow it.
-            msg_id = self.config.message_id(message)
-            if self.seen.has(msg_id, now):
-                duplicates += 1
-                continue
-            try:
-                validate_message(message, self.config.policy)
-            except ValidationError as exc:
-                invalid.append((message, exc))
-                continue
-            self.seen.add(msg_id, now)
-            received.append(Received(msg_id, message, peer, message.topic in self._topics))
-        return RpcResult(tuple(received), tuple(changes), duplicates, tuple(invalid))
+        result = screen_messages(
+            rpc.publish,
+            source=peer,
+            local=self.local,
+            topics=self._topics,
+            seen=self.seen,
+            policy=self.config.policy,
+            message_id=self.config.message_id,
+            relay=self.config.relay_unsubscribed,
+            now=now,
+        )
+        return attrs.evolve(result, changes=tuple(changes))
 
     def forward(self, received: Received) -> list[Outgoing]:
         """Pass a validated message on to every subscribed peer but its source and publisher.

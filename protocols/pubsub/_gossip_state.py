@@ -65,6 +65,8 @@ class GossipsubConfig:
         seen_ttl: seconds a message ID is remembered.
         seen_max: the most message IDs remembered.
         max_peer_topics: the most topics tracked per peer.
+        relay_unsubscribed: take messages on topics we are not subscribed to (forwarded to
+            nobody by gossipsub, which has no mesh for them; off, as go does).
     """
 
     d: int = 6
@@ -95,6 +97,7 @@ class GossipsubConfig:
     seen_ttl: float = DEFAULT_SEEN_TTL
     seen_max: int = DEFAULT_SEEN_MAX
     max_peer_topics: int = 1024
+    relay_unsubscribed: bool = False
 
 
 @attrs.define

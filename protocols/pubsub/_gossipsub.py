@@ -17,10 +17,10 @@ import attrs
 
 from p2pstack.identity import PeerId, PrivateKey
 from protocols.pubsub import _heartbeat
-from protocols.pubsub._floodsub import Received, RpcResult, SubscriptionChange
+from protocols.pubsub._floodsub import Received, RpcResult, SubscriptionChange, screen_messages
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._mcache import MessageCache
-from protocols.pubsub._message import SignaturePolicy, make_message, validate_message
+from protocols.pubsub._message import SignaturePolicy, make_message
 from protocols.pubsub._seen import SeenCache
 from protocols.pubsub._types import (
     RPC,
@@ -28,7 +28,6 @@ from protocols.pubsub._types import (
     PeerInfo,
     PubsubProtocolError,
     SubOpts,
-    ValidationError,
 )
 
 __all__ = ["GossipResult", "GossipsubRouter"]
@@ -312,32 +311,26 @@ class GossipsubRouter:
         return changes
 
     def _receive_messages(self, peer: PeerId, rpc: RPC, now: float, out: Outbox) -> RpcResult:
-        received: list[Received] = []
-        invalid: list[tuple[Message, ValidationError]] = []
-        duplicates = 0
-        for message in rpc.publish:
-            if message.from_ == self.local:
-                duplicates += 1
+        result = screen_messages(
+            rpc.publish,
+            source=peer,
+            local=self.local,
+            topics=self.mesh,
+            seen=self.seen,
+            policy=self.config.policy,
+            message_id=self.config.message_id,
+            relay=self.config.relay_unsubscribed,
+            now=now,
+        )
+        for received in result.received:
+            self.promises.pop(received.msg_id, None)
+            if len(received.message.data) < self.config.idontwant_threshold:
                 continue
-            # Duplicates first, as go does: an ID already seen costs no signature check. An ID
-            # is marked seen only once its message verified, so a forged copy cannot shadow it.
-            msg_id = self.config.message_id(message)
-            if self.seen.has(msg_id, now):
-                duplicates += 1
-                continue
-            try:
-                validate_message(message, self.config.policy)
-            except ValidationError as exc:
-                invalid.append((message, exc))
-                continue
-            self.seen.add(msg_id, now)
-            self.promises.pop(msg_id, None)
-            received.append(Received(msg_id, message, peer, message.topic in self.mesh))
-            if len(message.data) >= self.config.idontwant_threshold:
-                for other in self.mesh.get(message.topic, ()):
-                    if other != peer and self.peers[other].does_idontwant:
-                        out.idontwant(other, msg_id)
-        return RpcResult(tuple(received), (), duplicates, tuple(invalid))
+            # v1.2: tell the mesh at once (before validation, as the spec allows).
+            for other in self.mesh.get(received.message.topic, ()):
+                if other != peer and self.peers[other].does_idontwant:
+                    out.idontwant(other, received.msg_id)
+        return result
 
     def handle_rpc(self, peer: PeerId, rpc: RPC, now: float) -> GossipResult:
         """Take an RPC received from ``peer``.

@@ -84,17 +84,34 @@ def test_forwarding_excludes_source_and_publisher() -> None:
     source, third = Identity.generate().peer_id, Identity.generate().peer_id
     for peer in (publisher.peer_id, source, third):
         router.handle_rpc(peer, RPC(subscriptions=(SubOpts(True, "t"),)), 0.0)
+    router.subscribe("t")
     message = make_message("t", b"x", private_key=publisher.private_key, seqno=1)
     result = router.handle_rpc(source, RPC(publish=(message,)), 0.0)
     (received,) = result.received
-    assert not received.local
+    assert received.local
     assert router.forward(received) == [(third, RPC(publish=(message,)))]
     again = router.handle_rpc(third, RPC(publish=(message,)), 1.0)
     assert (again.received, again.duplicates) == ((), 1)
 
 
+@pytest.mark.parametrize("relay", [False, True])
+def test_messages_on_other_topics(relay: bool) -> None:
+    router = _router(relay_unsubscribed=relay)
+    source, subscriber = Identity.generate().peer_id, Identity.generate().peer_id
+    router.handle_rpc(subscriber, RPC(subscriptions=(SubOpts(True, "other"),)), 0.0)
+    message = make_message("other", b"x", private_key=Identity.generate().private_key)
+    result = router.handle_rpc(source, RPC(publish=(message,)), 0.0)
+    if relay:
+        (received,) = result.received
+        assert not received.local
+        assert router.forward(received) == [(subscriber, RPC(publish=(message,)))]
+    else:
+        assert (result.received, result.ignored) == ((), 1)
+
+
 def test_invalid_and_own_messages_are_not_received() -> None:
     router = _router()
+    router.subscribe("t")
     peer = Identity.generate().peer_id
     good = make_message("t", b"x", private_key=Identity.generate().private_key, seqno=1)
     bad = attrs.evolve(good, data=b"y")
