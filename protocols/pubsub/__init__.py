@@ -4,15 +4,7 @@ bounded outbound queues, and the sans-IO floodsub and gossipsub (without scoring
 cores.
 """
 
-from protocols.pubsub._floodsub import (
-    DEFAULT_MAX_PEER_TOPICS,
-    FloodsubConfig,
-    FloodsubRouter,
-    Outgoing,
-    Received,
-    RpcResult,
-    SubscriptionChange,
-)
+from protocols.pubsub._floodsub import DEFAULT_MAX_PEER_TOPICS, FloodsubConfig, FloodsubRouter
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._gossipsub import GossipResult, GossipsubRouter
 from protocols.pubsub._mcache import DEFAULT_HISTORY_GOSSIP, DEFAULT_HISTORY_LENGTH, MessageCache
@@ -33,6 +25,14 @@ from protocols.pubsub._queue import (
     OutboundQueue,
     QueueStats,
 )
+from protocols.pubsub._routing import (
+    Outgoing,
+    Received,
+    RpcResult,
+    SubscriptionChange,
+    ensure_fits,
+    screen_messages,
+)
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
 from protocols.pubsub._types import (
     FLOODSUB_PROTOCOL_ID,
@@ -47,6 +47,7 @@ from protocols.pubsub._types import (
     ControlMessage,
     ControlPrune,
     Message,
+    MessageTooLarge,
     PeerInfo,
     PubsubError,
     PubsubProtocolError,
@@ -95,6 +96,7 @@ __all__ = [
     "Message",
     "MessageCache",
     "MessageIdFn",
+    "MessageTooLarge",
     "OutboundQueue",
     "Outbox",
     "Outgoing",
@@ -117,8 +119,10 @@ __all__ = [
     "default_message_id",
     "encode_message",
     "encode_rpc",
+    "ensure_fits",
     "frame_rpc",
     "make_message",
+    "screen_messages",
     "signed_bytes",
     "validate_message",
 ]

@@ -13,8 +13,6 @@ RPCs that pass it on.
 
 from __future__ import annotations
 
-from collections.abc import Container
-
 import attrs
 
 from p2pstack.identity import PeerId, PrivateKey
@@ -23,27 +21,32 @@ from protocols.pubsub._message import (
     SignaturePolicy,
     default_message_id,
     make_message,
-    validate_message,
+)
+from protocols.pubsub._routing import (
+    Outgoing,
+    Received,
+    RpcResult,
+    SubscriptionChange,
+    ensure_fits,
+    screen_messages,
 )
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
-from protocols.pubsub._types import RPC, Message, PubsubProtocolError, SubOpts, ValidationError
+from protocols.pubsub._types import (
+    RPC,
+    Message,
+    PubsubProtocolError,
+    SubOpts,
+)
+from protocols.pubsub._wire import DEFAULT_MAX_RPC_SIZE
 
 __all__ = [
     "DEFAULT_MAX_PEER_TOPICS",
     "FloodsubConfig",
     "FloodsubRouter",
-    "Outgoing",
-    "Received",
-    "RpcResult",
-    "SubscriptionChange",
-    "screen_messages",
 ]
 
 #: The most topics one peer may be subscribed to, as we track them (state per peer is bounded).
 DEFAULT_MAX_PEER_TOPICS = 1024
-
-#: An RPC to send to a peer.
-Outgoing = tuple[PeerId, RPC]
 
 
 @attrs.frozen(kw_only=True)
@@ -56,6 +59,7 @@ class FloodsubConfig:
         seen_ttl: seconds a message ID is remembered.
         seen_max: the most message IDs remembered.
         max_peer_topics: the most subscriptions tracked per peer; more is a protocol error.
+        max_rpc_size: the largest RPC sent or accepted, in bytes (a published message must fit).
         relay_unsubscribed: take and forward messages on topics we are not subscribed to (js's
             ``canRelayMessage``); off, they are ignored unchecked, as go does.
     """
@@ -65,106 +69,8 @@ class FloodsubConfig:
     seen_ttl: float = DEFAULT_SEEN_TTL
     seen_max: int = DEFAULT_SEEN_MAX
     max_peer_topics: int = DEFAULT_MAX_PEER_TOPICS
+    max_rpc_size: int = DEFAULT_MAX_RPC_SIZE
     relay_unsubscribed: bool = False
-
-
-@attrs.frozen
-class SubscriptionChange:
-    """A peer subscribed to or unsubscribed from a topic."""
-
-    peer: PeerId
-    topic: str
-    subscribed: bool
-
-
-@attrs.frozen
-class Received:
-    """A message seen for the first time, not yet validated by the topic's validators.
-
-    Attributes:
-        msg_id: its ID.
-        message: the message.
-        source: the peer it came from (not necessarily its publisher, ``message.from_``).
-        local: whether we are subscribed to its topic (deliver it to the application).
-    """
-
-    msg_id: bytes
-    message: Message
-    source: PeerId
-    local: bool
-
-
-@attrs.frozen
-class RpcResult:
-    """What one received RPC did.
-
-    Attributes:
-        received: the new messages, in order (validate, then ``forward`` and deliver).
-        changes: the subscription changes it announced.
-        duplicates: messages already seen (or our own, back again).
-        invalid: messages that broke the signing policy, with the error.
-        ignored: messages on topics we are not subscribed to (without ``relay_unsubscribed``).
-    """
-
-    received: tuple[Received, ...] = ()
-    changes: tuple[SubscriptionChange, ...] = ()
-    duplicates: int = 0
-    invalid: tuple[tuple[Message, ValidationError], ...] = ()
-    ignored: int = 0
-
-
-def screen_messages(
-    messages: tuple[Message, ...],
-    *,
-    source: PeerId,
-    local: PeerId,
-    topics: Container[str],
-    seen: SeenCache,
-    policy: SignaturePolicy,
-    message_id: MessageIdFn,
-    relay: bool,
-    now: float,
-) -> RpcResult:
-    """Sort the messages of an RPC into new, duplicate, ignored and invalid ones; mark the new
-    ones seen.
-
-    Duplicates are found first, as go does: an ID already seen costs no signature check. An ID
-    is marked seen only once its message verified, so a forged copy cannot shadow the real one.
-
-    Args:
-        messages: the RPC's messages.
-        source: who sent them.
-        local: our peer ID (our own messages coming back are duplicates).
-        topics: the topics we are subscribed to.
-        seen: the seen-cache.
-        policy: the signing policy.
-        message_id: the message-ID function.
-        relay: take messages on topics outside ``topics`` too.
-        now: the current time.
-
-    Returns:
-        The result (without subscription changes).
-    """
-    received: list[Received] = []
-    invalid: list[tuple[Message, ValidationError]] = []
-    duplicates = ignored = 0
-    for message in messages:
-        subscribed = message.topic in topics
-        if not subscribed and not relay:
-            ignored += 1
-            continue
-        msg_id = message_id(message)
-        if message.from_ == local or seen.has(msg_id, now):
-            duplicates += 1
-            continue
-        try:
-            validate_message(message, policy)
-        except ValidationError as exc:
-            invalid.append((message, exc))
-            continue
-        seen.add(msg_id, now)
-        received.append(Received(msg_id, message, source, subscribed))
-    return RpcResult(tuple(received), (), duplicates, tuple(invalid), ignored)
 
 
 class FloodsubRouter:
@@ -286,10 +192,14 @@ class FloodsubRouter:
 
         Returns:
             The message, its ID, and the RPCs to every peer subscribed to the topic.
+
+        Raises:
+            MessageTooLarge: the message does not fit in ``max_rpc_size``.
         """
         message = make_message(
             topic, data, policy=self.config.policy, private_key=self._key, seqno=self._seqno
         )
+        ensure_fits(message, self.config.max_rpc_size)
         self._seqno = (self._seqno + 1) % (1 << 64)
         msg_id = self.config.message_id(message)
         self.seen.add(msg_id, now)

@@ -25,6 +25,7 @@ from protocols.pubsub._types import (
     PeerInfo,
     SubOpts,
 )
+from protocols.pubsub._wire import DEFAULT_MAX_RPC_SIZE
 
 __all__ = ["GossipsubConfig", "Outbox", "PeerState"]
 
@@ -65,6 +66,7 @@ class GossipsubConfig:
         seen_ttl: seconds a message ID is remembered.
         seen_max: the most message IDs remembered.
         max_peer_topics: the most topics tracked per peer.
+        max_rpc_size: the largest RPC sent or accepted, in bytes (a published message must fit).
         relay_unsubscribed: take messages on topics we are not subscribed to (forwarded to
             nobody by gossipsub, which has no mesh for them; off, as go does).
     """
@@ -97,6 +99,7 @@ class GossipsubConfig:
     seen_ttl: float = DEFAULT_SEEN_TTL
     seen_max: int = DEFAULT_SEEN_MAX
     max_peer_topics: int = 1024
+    max_rpc_size: int = DEFAULT_MAX_RPC_SIZE
     relay_unsubscribed: bool = False
 
 

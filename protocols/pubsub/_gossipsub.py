@@ -17,10 +17,17 @@ import attrs
 
 from p2pstack.identity import PeerId, PrivateKey
 from protocols.pubsub import _heartbeat
-from protocols.pubsub._floodsub import Received, RpcResult, SubscriptionChange, screen_messages
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._mcache import MessageCache
 from protocols.pubsub._message import SignaturePolicy, make_message
+from protocols.pubsub._routing import (
+    Outgoing,
+    Received,
+    RpcResult,
+    SubscriptionChange,
+    ensure_fits,
+    screen_messages,
+)
 from protocols.pubsub._seen import SeenCache
 from protocols.pubsub._types import (
     RPC,
@@ -31,8 +38,6 @@ from protocols.pubsub._types import (
 )
 
 __all__ = ["GossipResult", "GossipsubRouter"]
-
-Outgoing = tuple[PeerId, RPC]
 
 
 @attrs.frozen
@@ -107,8 +112,6 @@ class GossipsubRouter:
         self.seen = SeenCache(cfg.seen_ttl, cfg.seen_max)
         self.heartbeats = 0
         self._next_heartbeat = now + cfg.heartbeat_interval
-
-    # -- peers and subscriptions ---------------------------------------------------------------
 
     def topic_peers(self, topic: str) -> list[PeerId]:
         """The peers subscribed to ``topic``, in the order they were added."""
@@ -221,8 +224,6 @@ class GossipsubRouter:
             offered = tuple(PeerInfo(p) for p in others[: self.config.prune_peers])
         out.prune(peer, topic, backoff, offered)
 
-    # -- publishing and forwarding -------------------------------------------------------------
-
     def publish(self, topic: str, data: bytes, now: float) -> tuple[Message, bytes, list[Outgoing]]:
         """Publish ``data`` on ``topic``: to every subscribed peer (flood publishing), else to
         the mesh, else to the topic's fanout (made of D peers when missing).
@@ -234,11 +235,15 @@ class GossipsubRouter:
 
         Returns:
             The message, its ID and the RPCs.
+
+        Raises:
+            MessageTooLarge: the message does not fit in ``max_rpc_size``.
         """
         cfg = self.config
         message = make_message(
             topic, data, policy=cfg.policy, private_key=self._key, seqno=self._seqno
         )
+        ensure_fits(message, cfg.max_rpc_size)
         self._seqno = (self._seqno + 1) % (1 << 64)
         msg_id = cfg.message_id(message)
         self.seen.add(msg_id, now)
@@ -284,8 +289,6 @@ class GossipsubRouter:
             if received.msg_id not in self.peers[peer].dont_send:
                 out.message(peer, message)
         return out.rpcs()
-
-    # -- receiving -----------------------------------------------------------------------------
 
     def _apply_subscriptions(
         self, peer: PeerId, subs: tuple[SubOpts, ...]
@@ -355,8 +358,6 @@ class GossipsubRouter:
         if rpc.control is not None and not self.peers[peer].is_floodsub:
             px = _heartbeat.handle_control(self, peer, rpc.control, now, out)
         return GossipResult(attrs.evolve(result, changes=tuple(changes)), out.rpcs(), px)
-
-    # -- time ----------------------------------------------------------------------------------
 
     def next_deadline(self) -> float:
         """When the next heartbeat is due."""

@@ -26,6 +26,7 @@ __all__ = [
     "ControlMessage",
     "ControlPrune",
     "Message",
+    "MessageTooLarge",
     "PeerInfo",
     "PubsubError",
     "PubsubProtocolError",
@@ -46,6 +47,10 @@ class PubsubError(P2PError):
 class PubsubProtocolError(PubsubError, RemoteProtocolError):
     """A peer sent bytes that are not a valid pubsub RPC (malformed protobuf, oversized, bad peer
     ID, invalid UTF-8 in a topic, a message without a topic)."""
+
+
+class MessageTooLarge(PubsubError, ValueError):
+    """A message to publish would not fit in an RPC of the configured size."""
 
 
 class ValidationError(PubsubError, RemoteProtocolError):

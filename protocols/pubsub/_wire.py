@@ -43,6 +43,7 @@ __all__ = [
     "encode_message",
     "encode_rpc",
     "frame_rpc",
+    "message_size",
     "message_to_pb",
 ]
 
@@ -89,6 +90,30 @@ def message_to_pb(message: Message) -> pb.Message:
     if message.key is not None:
         out.key = message.key
     return out
+
+
+def _field_size(length: int) -> int:
+    # one tag byte (fields 1-6), the varint length, the bytes
+    return 1 + (max(length.bit_length(), 1) + 6) // 7 + length
+
+
+def message_size(message: Message) -> int:
+    """The length of ``encode_message(message)``, computed without encoding (the outbound
+    queues size every message they hold).
+
+    Args:
+        message: the message.
+
+    Returns:
+        Its encoded size in bytes.
+    """
+    size = _field_size(len(message.topic.encode())) + _field_size(len(message.data))
+    for field in (message.seqno, message.signature, message.key):
+        if field is not None:
+            size += _field_size(len(field))
+    if message.from_ is not None:
+        size += _field_size(len(message.from_.to_bytes()))
+    return size
 
 
 def encode_message(message: Message) -> bytes:

@@ -9,9 +9,18 @@ import attrs
 import pytest
 
 from p2pstack.identity import Identity, PeerId
-from protocols.pubsub import RPC, Message, PubsubProtocolError, SubOpts, decode_rpc, encode_rpc
-from protocols.pubsub._floodsub import FloodsubConfig, FloodsubRouter, Outgoing, SubscriptionChange
+from protocols.pubsub import (
+    RPC,
+    Message,
+    MessageTooLarge,
+    PubsubProtocolError,
+    SubOpts,
+    decode_rpc,
+    encode_rpc,
+)
+from protocols.pubsub._floodsub import FloodsubConfig, FloodsubRouter
 from protocols.pubsub._message import SignaturePolicy, make_message
+from protocols.pubsub._routing import Outgoing, SubscriptionChange
 
 
 def _router(identity: Identity | None = None, **config: object) -> FloodsubRouter:
@@ -240,3 +249,15 @@ def test_line_forwards_end_to_end() -> None:
     net.run()
     assert all(net.delivered[node][msg_id] == 1 for node in range(1, 5))
     assert net.sent - before == 4  # one RPC per hop: never back to the source
+
+
+def test_publish_size_bound() -> None:
+    router = _router(max_rpc_size=1000)
+    peer = Identity.generate().peer_id
+    router.handle_rpc(peer, RPC(subscriptions=(SubOpts(True, "t"),)), 0.0)
+    message, _, out = router.publish("t", b"x" * 800, 0.0)
+    assert len(encode_rpc(out[0][1])) <= 1000
+    with pytest.raises(MessageTooLarge):
+        router.publish("t", b"x" * 1000, 0.0)
+    again, _, _ = router.publish("t", b"y", 0.0)
+    assert again.seqno_int == message.seqno_int + 1  # type: ignore[operator]

@@ -19,6 +19,7 @@ from protocols.pubsub import (
     ControlIWant,
     ControlMessage,
     ControlPrune,
+    MessageTooLarge,
     PeerInfo,
     SubOpts,
     decode_rpc,
@@ -26,7 +27,8 @@ from protocols.pubsub import (
     make_message,
 )
 from protocols.pubsub._gossip_state import GossipsubConfig
-from protocols.pubsub._gossipsub import GossipsubRouter, Outgoing
+from protocols.pubsub._gossipsub import GossipsubRouter
+from protocols.pubsub._routing import Outgoing
 
 V11 = GOSSIPSUB_V11_PROTOCOL_ID
 
@@ -340,3 +342,10 @@ def test_gossip_recovers_a_message_the_mesh_missed() -> None:
     net.send(0, out)
     net.run(3.0)
     assert net.delivered[2][msg_id] == 1
+
+
+def test_publish_size_bound() -> None:
+    router = _router(max_rpc_size=500)
+    with pytest.raises(MessageTooLarge):
+        router.publish("t", b"x" * 500, 0.0)
+    assert len(router.mcache) == 0 and len(router.seen) == 0

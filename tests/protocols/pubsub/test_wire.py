@@ -28,6 +28,7 @@ from protocols.pubsub import (
     encode_rpc,
     frame_rpc,
 )
+from protocols.pubsub._wire import message_size
 
 PEER = Identity.generate().peer_id
 OTHER = Identity.generate().peer_id
@@ -174,6 +175,13 @@ def test_round_trip(rpc: RPC) -> None:
 @given(messages)
 def test_message_round_trip(message: Message) -> None:
     assert decode_message(encode_message(message)) == message
+    assert message_size(message) == len(encode_message(message))
+
+
+def test_message_size_of_large_fields() -> None:
+    for length in (0, 127, 128, 16383, 16384, 70000):
+        message = Message(topic="é" * 3, data=b"x" * length, from_=PEER, seqno=b"\x00" * 8)
+        assert message_size(message) == len(encode_message(message)), length
 
 
 @given(st.binary(max_size=200))
