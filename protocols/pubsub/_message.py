@@ -29,6 +29,7 @@ __all__ = [
     "SignaturePolicy",
     "content_message_id",
     "default_message_id",
+    "js_message_id",
     "make_message",
     "signed_bytes",
     "validate_message",
@@ -76,6 +77,29 @@ def default_message_id(message: Message) -> bytes:
     """
     if message.from_ is None or message.seqno is None:
         return content_message_id(message)
+    return message.from_.to_bytes() + message.seqno
+
+
+def js_message_id(message: Message) -> bytes:
+    """The ID js-libp2p gossipsub gives signed messages by default (``msgIdFnStrictSign``): the
+    publisher's public key as a protobuf followed by ``seqno``. For an Ed25519 or secp256k1
+    publisher that is ``default_message_id`` without the 2-byte identity-multihash prefix, so
+    nodes that mix the two functions never recognise each other's IHAVE, IDONTWANT and IWANT
+    IDs; use this one in topics shared with js nodes. Falls back to ``content_message_id``.
+
+    Args:
+        message: the message.
+
+    Returns:
+        The ID.
+    """
+    if message.from_ is None or message.seqno is None:
+        return content_message_id(message)
+    key = _inlined_key(message.from_)
+    if key is not None:
+        return key.to_protobuf() + message.seqno
+    if message.key is not None:
+        return message.key + message.seqno
     return message.from_.to_bytes() + message.seqno
 
 

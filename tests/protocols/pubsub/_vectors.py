@@ -2,7 +2,9 @@
 the ``Message`` protobuf written field by field from the spec (from, data, seqno, topic), signed
 over ``b"libp2p-pubsub:"`` + those bytes with the js key. seqno 7, data ``b"hello pubsub"``, topic
 ``test-topic``. Ed25519 from the seed 0x07 * 32 (deterministic); secp256k1 and RSA from fresh keys
-(only their public key is kept: the RSA peer ID is a hash, so such messages carry ``key``)."""
+(only their public key is kept: the RSA peer ID is a hash, so such messages carry ``key``).
+
+Then whole RPCs made by js-libp2p gossipsub itself."""
 
 from __future__ import annotations
 
@@ -80,3 +82,27 @@ VECTORS = (
         ),
     ),
 )
+
+
+# An RPC written by @libp2p/gossipsub 17.1.1 itself (its protons ``RPC.encode``), holding a message
+# signed by its ``buildRawMessage`` with the Ed25519 key of seed 0x09 * 32 (js always sends
+# ``key``), two subscription changes and one control message of each kind; ``JS_MESSAGE_ID`` is
+# what its default ``msgIdFnStrictSign`` gives for that message.
+JS_RPC = bytes.fromhex(
+    "0a0c080112086a732d746f7069630a07080012036f6c6412b3010a26002408011220fd1724385aa0c75b64fb"
+    "78cd602fa1d991fdebf76b13c58ed702eac835e9f618120d68656c6c6f2066726f6d206a731a0818eced5aeb"
+    "72e3c122086a732d746f7069632a40b72e593e9aaa11b2f2945c6452c277ef951ba34eac562433ac153ae0b7"
+    "bfb6bd94ff78c3b3abdb19a5f78319f8a76547b1d6cfb7ee2f598f2cc9ca63bc59c308322408011220fd1724"
+    "385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f6181a610a110a086a732d746f70696312"
+    "02010212010312030a01041a0a0a086a732d746f70696322350a036f6c64122c0a26002408011220ed4928c6"
+    "28d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d112020707183c2a040a020506"
+)
+JS_FROM = "12D3KooWSrKnMZUcSxK8G7wmBbXdU8nFEfWGhLu6H8xjn8LmCSJb"
+JS_PX_PEER = "12D3KooWRndVhVZPCiQwHBBBdg769GyrPUW13zxwqQyf9r3ANaba"
+JS_SEQNO = bytes.fromhex("18eced5aeb72e3c1")
+JS_MESSAGE_ID = bytes.fromhex(
+    "08011220fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f61818eced5aeb72e3c1"
+)
+# A StrictNoSign message (only data and topic) and its js ID (``msgIdFnStrictNoSign``: SHA-256).
+JS_NOSIGN_RPC = bytes.fromhex("1215120d68656c6c6f2066726f6d206a732204616e6f6e")
+JS_NOSIGN_ID = bytes.fromhex("b3ce21484fc2cc73c31c2bd7b232ba0d6890418aa0b95f77c05160b777ef4c39")

@@ -8,17 +8,43 @@ import attrs
 import pytest
 
 from p2pstack.identity import Identity, KeyType, PeerId, PrivateKey, PublicKey, generate_private_key
-from protocols.pubsub import Message, ValidationError, decode_message, encode_message
+from protocols.pubsub import (
+    ControlGraft,
+    ControlIDontWant,
+    ControlIHave,
+    ControlIWant,
+    ControlMessage,
+    ControlPrune,
+    Message,
+    PeerInfo,
+    SubOpts,
+    ValidationError,
+    decode_message,
+    decode_rpc,
+    encode_message,
+    encode_rpc,
+)
 from protocols.pubsub._message import (
     SIGN_PREFIX,
     SignaturePolicy,
     content_message_id,
     default_message_id,
+    js_message_id,
     make_message,
     signed_bytes,
     validate_message,
 )
-from tests.protocols.pubsub._vectors import VECTORS, SignedVector
+from tests.protocols.pubsub._vectors import (
+    JS_FROM,
+    JS_MESSAGE_ID,
+    JS_NOSIGN_ID,
+    JS_NOSIGN_RPC,
+    JS_PX_PEER,
+    JS_RPC,
+    JS_SEQNO,
+    VECTORS,
+    SignedVector,
+)
 
 STRICT = SignaturePolicy.STRICT_SIGN
 NO_SIGN = SignaturePolicy.STRICT_NO_SIGN
@@ -125,3 +151,38 @@ def test_vector_public_keys_match_peer_ids() -> None:
         assert PeerId.from_string(vector.peer_id).matches(
             PublicKey.from_protobuf(vector.public_key)
         )
+
+
+def test_js_gossipsub_rpc_decodes_and_reencodes_byte_for_byte() -> None:
+    rpc = decode_rpc(JS_RPC)
+    assert encode_rpc(rpc) == JS_RPC
+    assert rpc.subscriptions == (SubOpts(True, "js-topic"), SubOpts(False, "old"))
+    (message,) = rpc.publish
+    assert (str(message.from_), message.seqno, message.topic) == (JS_FROM, JS_SEQNO, "js-topic")
+    assert message.data == b"hello from js" and message.key is not None
+    validate_message(message, STRICT)
+    assert js_message_id(message) == JS_MESSAGE_ID
+    assert message.from_ is not None
+    assert default_message_id(message) == message.from_.to_bytes() + JS_SEQNO
+    assert default_message_id(message)[2:] == JS_MESSAGE_ID  # go's ID: the same, prefixed
+    assert rpc.control == ControlMessage(
+        ihave=(ControlIHave("js-topic", [b"\x01\x02", b"\x03"]),),
+        iwant=(ControlIWant([b"\x04"]),),
+        graft=(ControlGraft("js-topic"),),
+        prune=(ControlPrune("old", (PeerInfo(PeerId.from_string(JS_PX_PEER), b"\x07\x07"),), 60),),
+        idontwant=(ControlIDontWant([b"\x05\x06"]),),
+    )
+
+
+def test_js_strict_no_sign_message() -> None:
+    rpc = decode_rpc(JS_NOSIGN_RPC)
+    assert encode_rpc(rpc) == JS_NOSIGN_RPC
+    (message,) = rpc.publish
+    validate_message(message, NO_SIGN)
+    assert default_message_id(message) == js_message_id(message) == JS_NOSIGN_ID
+
+
+def test_js_message_id_of_hashed_peer_ids_uses_the_key() -> None:
+    (rsa,) = [v for v in VECTORS if v.label == "rsa"]
+    message = _received(rsa, with_key=True)
+    assert js_message_id(message) == rsa.public_key + b"\x00" * 7 + b"\x07"
