@@ -7,7 +7,12 @@ cores.
 from protocols.pubsub._floodsub import DEFAULT_MAX_PEER_TOPICS, FloodsubConfig, FloodsubRouter
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._gossipsub import GossipResult, GossipsubRouter
-from protocols.pubsub._mcache import DEFAULT_HISTORY_GOSSIP, DEFAULT_HISTORY_LENGTH, MessageCache
+from protocols.pubsub._mcache import (
+    DEFAULT_HISTORY_GOSSIP,
+    DEFAULT_HISTORY_LENGTH,
+    DEFAULT_MCACHE_MAX,
+    MessageCache,
+)
 from protocols.pubsub._message import (
     SEQNO_LENGTH,
     SIGN_PREFIX,
@@ -73,6 +78,7 @@ __all__ = [
     "DEFAULT_MAX_QUEUED_BYTES",
     "DEFAULT_MAX_QUEUED_CONTROL",
     "DEFAULT_MAX_RPC_SIZE",
+    "DEFAULT_MCACHE_MAX",
     "DEFAULT_SEEN_MAX",
     "DEFAULT_SEEN_TTL",
     "FLOODSUB_PROTOCOL_ID",

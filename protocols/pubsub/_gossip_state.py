@@ -8,6 +8,7 @@ from __future__ import annotations
 import attrs
 
 from p2pstack.identity import PeerId
+from protocols.pubsub._mcache import DEFAULT_MCACHE_MAX
 from protocols.pubsub._message import MessageIdFn, SignaturePolicy, default_message_id
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL
 from protocols.pubsub._types import (
@@ -45,6 +46,7 @@ class GossipsubConfig:
         gossip_factor: the share of non-mesh peers gossip goes to (when above ``d_lazy``).
         history_length: message-cache windows served to IWANT.
         history_gossip: message-cache windows advertised in IHAVE.
+        max_cached_messages: the most messages the message cache holds.
         prune_backoff: seconds a pruned peer may not GRAFT again.
         unsubscribe_backoff: the backoff sent when we leave a topic.
         backoff_slack: extra seconds we wait before grafting a peer after its backoff.
@@ -81,6 +83,7 @@ class GossipsubConfig:
     gossip_factor: float = 0.25
     history_length: int = 5
     history_gossip: int = 3
+    max_cached_messages: int = DEFAULT_MCACHE_MAX
     prune_backoff: float = 60.0
     unsubscribe_backoff: float = 10.0
     backoff_slack: float = 1.0

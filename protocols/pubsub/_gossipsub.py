@@ -108,7 +108,7 @@ class GossipsubRouter:
         self.backoff: dict[str, dict[PeerId, float]] = {}
         self.promises: dict[bytes, tuple[PeerId, float]] = {}
         self.broken_promises: dict[PeerId, int] = {}
-        self.mcache = MessageCache(cfg.history_length, cfg.history_gossip)
+        self.mcache = MessageCache(cfg.history_length, cfg.history_gossip, cfg.max_cached_messages)
         self.seen = SeenCache(cfg.seen_ttl, cfg.seen_max)
         self.heartbeats = 0
         self._next_heartbeat = now + cfg.heartbeat_interval

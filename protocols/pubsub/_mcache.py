@@ -2,9 +2,9 @@
 recent messages in history windows, one per heartbeat, answering IWANT from all of them and
 advertising in IHAVE only the IDs of the newest ``gossip`` windows.
 
-Pure: the heartbeat calls ``shift``. Memory is bounded by what the router puts in during
-``history`` heartbeats (the router accepts each message once, bounded by the seen-cache and the
-peers' queues).
+Pure: the heartbeat calls ``shift``. Memory is bounded twice: by what the router accepts during
+``history`` heartbeats, and by ``max_messages`` (beyond it new messages are still forwarded by
+the mesh but not cached for gossip, so a flood of valid messages cannot grow the cache).
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from collections import deque
 from p2pstack.identity import PeerId
 from protocols.pubsub._types import Message
 
-__all__ = ["DEFAULT_HISTORY_GOSSIP", "DEFAULT_HISTORY_LENGTH", "MessageCache"]
+__all__ = ["DEFAULT_HISTORY_GOSSIP", "DEFAULT_HISTORY_LENGTH", "DEFAULT_MCACHE_MAX", "MessageCache"]
 
 #: go's ``GossipSubHistoryLength``: windows kept for IWANT.
 DEFAULT_HISTORY_LENGTH = 5
 #: go's ``GossipSubHistoryGossip``: windows advertised in IHAVE.
 DEFAULT_HISTORY_GOSSIP = 3
+#: The most messages cached by default (5 heartbeats at 20,000 messages/s).
+DEFAULT_MCACHE_MAX = 100_000
 
 
 class MessageCache:
@@ -28,18 +30,23 @@ class MessageCache:
     Args:
         history: windows kept (messages are served for ``history`` heartbeats).
         gossip: windows whose IDs ``gossip_ids`` returns (``gossip <= history``).
+        max_messages: the most messages held.
 
     Raises:
-        ValueError: ``gossip`` is not within 1..``history``.
+        ValueError: ``gossip`` is not within 1..``history``, or ``max_messages`` < 1.
     """
 
-    __slots__ = ("_gossip", "_messages", "_requests", "_windows", "_windows_max")
+    __slots__ = ("_gossip", "_max", "_messages", "_requests", "_windows", "_windows_max")
 
     def __init__(
-        self, history: int = DEFAULT_HISTORY_LENGTH, gossip: int = DEFAULT_HISTORY_GOSSIP
+        self,
+        history: int = DEFAULT_HISTORY_LENGTH,
+        gossip: int = DEFAULT_HISTORY_GOSSIP,
+        max_messages: int = DEFAULT_MCACHE_MAX,
     ) -> None:
-        if not 1 <= gossip <= history:
-            raise ValueError("need 1 <= gossip <= history")
+        if not 1 <= gossip <= history or max_messages < 1:
+            raise ValueError("need 1 <= gossip <= history and max_messages >= 1")
+        self._max = max_messages
         self._gossip = gossip
         self._messages: dict[bytes, Message] = {}
         self._requests: dict[bytes, dict[PeerId, int]] = {}
@@ -55,9 +62,9 @@ class MessageCache:
             message: the message.
 
         Returns:
-            ``False`` when the ID was already cached (nothing changes).
+            ``False`` when the ID was already cached or the cache is full (nothing changes).
         """
-        if msg_id in self._messages:
+        if msg_id in self._messages or len(self._messages) >= self._max:
             return False
         self._messages[msg_id] = message
         self._windows[0].append((msg_id, message.topic))

@@ -80,6 +80,16 @@ def test_message_cache_windows() -> None:
     assert not cache.put(b"3", _msg("a", 3))
 
 
+def test_message_cache_bound() -> None:
+    cache = MessageCache(max_messages=2)
+    assert cache.put(b"1", _msg("a", 1)) and cache.put(b"2", _msg("a", 2))
+    assert not cache.put(b"3", _msg("a", 3))
+    assert cache.gossip_ids("a") == [b"1", b"2"]
+    for _ in range(5):
+        cache.shift()
+    assert cache.put(b"3", _msg("a", 3))  # room again once old windows went
+
+
 def test_message_cache_counts_requests_per_peer() -> None:
     cache = MessageCache()
     cache.put(b"x", _msg("a", 0))
