@@ -155,6 +155,7 @@ class _Pending:
     idontwant: list[bytes] = attrs.Factory(list)
 
     def rpc(self) -> RPC:
+        """The RPC holding everything queued for the peer (one IWANT and one IDONTWANT)."""
         control = ControlMessage(
             ihave=tuple(self.ihave),
             iwant=(ControlIWant(tuple(self.iwant)),) if self.iwant else (),

@@ -178,13 +178,13 @@ class GossipsubRouter:
         out = Outbox()
         for peer in self.peers:
             out.subscription(peer, SubOpts(True, topic))
-        mesh = set(list(self.fanout.pop(topic, set()))[: self.config.d])
+        mesh = set(self.ordered(self.fanout.pop(topic, set()))[: self.config.d])
         self.fanout_published.pop(topic, None)
         candidates = self.graftable(topic, now, mesh)
         self.rng.shuffle(candidates)
         mesh.update(candidates[: self.config.d - len(mesh)])
         self.mesh[topic] = mesh
-        for peer in mesh:
+        for peer in self.ordered(mesh):
             out.graft(peer, topic)
         return out.rpcs()
 
@@ -204,7 +204,7 @@ class GossipsubRouter:
         out = Outbox()
         for peer in self.peers:
             out.subscription(peer, SubOpts(False, topic))
-        for peer in mesh:
+        for peer in self.ordered(mesh):
             self.prune_peer(out, peer, topic, now, self.config.unsubscribe_backoff, px=False)
         return out.rpcs()
 
@@ -261,11 +261,13 @@ class GossipsubRouter:
             self.fanout_published[topic] = now
             targets = fanout | {p for p in subscribed if self.peers[p].is_floodsub}
         out = Outbox()
-        for peer in self._ordered(targets):
+        for peer in self.ordered(targets):
             out.message(peer, message)
         return message, msg_id, out.rpcs()
 
-    def _ordered(self, peers: set[PeerId]) -> list[PeerId]:
+    def ordered(self, peers: set[PeerId]) -> list[PeerId]:
+        """``peers`` in the order they were added: never iterate a set of peers where the order
+        reaches the output, as set order follows string hashing, which differs per process."""
         return [peer for peer in self.peers if peer in peers]
 
     def forward(self, received: Received, now: float) -> list[Outgoing]:
@@ -285,7 +287,7 @@ class GossipsubRouter:
         targets |= {p for p in self.topic_peers(message.topic) if self.peers[p].is_floodsub}
         targets -= {received.source, message.from_}
         out = Outbox()
-        for peer in self._ordered(targets):
+        for peer in self.ordered(targets):
             if received.msg_id not in self.peers[peer].dont_send:
                 out.message(peer, message)
         return out.rpcs()
@@ -330,7 +332,7 @@ class GossipsubRouter:
             if len(received.message.data) < self.config.idontwant_threshold:
                 continue
             # v1.2: tell the mesh at once (before validation, as the spec allows).
-            for other in self.mesh.get(received.message.topic, ()):
+            for other in self.ordered(self.mesh.get(received.message.topic, set())):
                 if other != peer and self.peers[other].does_idontwant:
                     out.idontwant(other, received.msg_id)
         return result

@@ -150,7 +150,7 @@ def _maintain_mesh(
         inbound_kept = [p for p in reversed(keep) if not router.peers[p].outbound]
         for add, drop in zip(outbound[: max(shortfall, 0)], inbound_kept, strict=False):
             keep[keep.index(drop)] = add
-        for peer in set(mesh) - set(keep):
+        for peer in [p for p in peers if p not in keep]:
             mesh.discard(peer)
             router.prune_peer(out, peer, topic, now, cfg.prune_backoff, px=True)
     outbound_count = sum(router.peers[p].outbound for p in mesh)

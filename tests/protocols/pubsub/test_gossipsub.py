@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
+import subprocess
+import sys
 from collections import Counter, deque
 
 import pytest
 
-from p2pstack.identity import Identity, PeerId
+from p2pstack.identity import Ed25519PrivateKey, Identity, PeerId
 from protocols.pubsub import (
     GOSSIPSUB_V10_PROTOCOL_ID,
     GOSSIPSUB_V11_PROTOCOL_ID,
@@ -34,7 +38,10 @@ V11 = GOSSIPSUB_V11_PROTOCOL_ID
 
 
 def _router(seed: int = 0, **config: object) -> GossipsubRouter:
-    identity = Identity.generate()
+    return _router_of(Identity.generate(), seed, **config)
+
+
+def _router_of(identity: Identity, seed: int, **config: object) -> GossipsubRouter:
     return GossipsubRouter(
         identity.peer_id,
         rng=random.Random(seed),
@@ -266,7 +273,13 @@ class Network:
     def __init__(
         self, count: int, edges: set[tuple[int, int]], seed: int, **config: object
     ) -> None:
-        self.routers = [_router(seed * 1000 + i, **config) for i in range(count)]
+        # Keys from the seed too, so that a run is reproducible across processes.
+        keys = [Ed25519PrivateKey.from_seed(bytes([seed % 256, i]) * 16) for i in range(count)]
+        self.routers = [
+            _router_of(Identity.from_private_key(key), seed * 1000 + i, **config)
+            for i, key in enumerate(keys)
+        ]
+        self.transcript = hashlib.sha256()
         self.index = {r.local: i for i, r in enumerate(self.routers)}
         self.wire: deque[tuple[int, PeerId, bytes]] = deque()
         self.delivered: list[Counter[bytes]] = [Counter() for _ in range(count)]
@@ -279,7 +292,9 @@ class Network:
     def send(self, sender: int, out: list[Outgoing]) -> None:
         for peer, rpc in out:
             self.sent_messages += len(rpc.publish)
-            self.wire.append((self.index[peer], self.routers[sender].local, encode_rpc(rpc)))
+            data = encode_rpc(rpc)
+            self.transcript.update(bytes([sender, self.index[peer]]) + data)
+            self.wire.append((self.index[peer], self.routers[sender].local, data))
 
     def run(self, seconds: float) -> None:
         end = self.now + seconds
@@ -349,3 +364,35 @@ def test_publish_size_bound() -> None:
     with pytest.raises(MessageTooLarge):
         router.publish("t", b"x" * 500, 0.0)
     assert len(router.mcache) == 0 and len(router.seen) == 0
+
+
+def transcript(seed: int) -> str:
+    """Every RPC of a 20-node run (meshes forming, one message per node, gossip), hashed."""
+    net = Network(20, _graph(20, 8, random.Random(seed)), seed, flood_publish=False)
+    for i, router in enumerate(net.routers):
+        net.send(i, router.subscribe("t", net.now))
+    net.run(3.0)
+    for i, router in enumerate(net.routers):
+        net.send(i, router.publish("t", b"m%d" % i, net.now)[2])
+    net.run(3.0)
+    return net.transcript.hexdigest()
+
+
+def test_runs_are_identical_across_processes() -> None:
+    # Set iteration order follows string hashing, which PYTHONHASHSEED changes between
+    # processes: the simulator needs the same run from the same seed in any process.
+    code = "from tests.protocols.pubsub.test_gossipsub import transcript; print(transcript(7))"
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
+    assert transcript(7) in digests
