@@ -474,7 +474,7 @@ class Host:
         """
         scope = self.resource_manager.open_connection("outbound", addr)
         try:
-            upgraded = await self._dial_upgrade(addr, peer)
+            upgraded = await self._dial_upgrade(addr, peer, scope)
         except BaseException:
             scope.done()
             raise
@@ -483,7 +483,9 @@ class Host:
             raise refusal
         return self._add_connection(upgraded, scope)
 
-    async def _dial_upgrade(self, addr: Multiaddr, peer: PeerId | None) -> UpgradedConnection:
+    async def _dial_upgrade(
+        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
+    ) -> UpgradedConnection:
         """Dial and upgrade one address (the upgrade has its own staged deadlines).
 
         Raises:
@@ -514,7 +516,7 @@ class Host:
             if isinstance(exc, P2PError):
                 raise
             raise P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s") from None
-        return await self.upgrader.upgrade_outbound(raw, remote_peer=peer)
+        return await self.upgrader.upgrade_outbound(raw, remote_peer=peer, memory=scope)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -724,7 +726,7 @@ class Host:
         upgraded: UpgradedConnection | None = None
         try:
             with evict:
-                upgraded = await self.upgrader.upgrade_inbound(raw)
+                upgraded = await self.upgrader.upgrade_inbound(raw, memory=scope)
         except P2PError as exc:
             log.debug("inbound upgrade failed: %s", exc)
         finally:

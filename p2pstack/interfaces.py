@@ -37,6 +37,8 @@ __all__ = [
     "DatagramSender",
     "Direction",
     "Listener",
+    "MemoryBudget",
+    "MemoryBudgetedMuxer",
     "MuxedConnection",
     "MuxedStream",
     "Muxer",
@@ -264,14 +266,58 @@ class MuxedConnection(Protocol):
         ...
 
 
+class MemoryBudget(Protocol):
+    """Memory accounting that a muxer reserves its receive buffers in. A connection's resource
+    scope (``p2pstack.resources.ConnectionScope``) is one; ``p2pstack.resources.BufferReservation``
+    does the per-stream bookkeeping. Both calls are synchronous and never block."""
+
+    def reserve_memory(self, amount: int) -> None:
+        """Reserve ``amount`` more bytes.
+
+        Raises:
+            ResourceLimitExceeded: over a memory limit; nothing was reserved.
+            ValueError: ``amount`` is negative, or the budget is closed (its connection is gone).
+        """
+        ...
+
+    def release_memory(self, amount: int) -> None:
+        """Give back ``amount`` bytes reserved earlier (at most what is reserved). Never
+        raises, also after the budget was closed."""
+        ...
+
+
 class Muxer(Protocol):
-    """A stream multiplexer (``/yamux/1.0.0``, ``/mplex/6.7.0``): a factory of connections."""
+    """A stream multiplexer (``/yamux/1.0.0``, ``/mplex/6.7.0``): a factory of connections.
+
+    A muxer that can account its buffers in the resource manager also accepts a keyword-only
+    ``memory`` argument (``MemoryBudgetedMuxer``); ``DefaultUpgrader`` passes the connection's
+    scope to those and calls the others without it.
+    """
 
     @property
     def protocol_id(self) -> str: ...
 
     def new_connection(self, conn: SecureConnection, *, is_initiator: bool) -> MuxedConnection:
         """Wrap a secured connection. Does no I/O: the caller then runs ``run()``."""
+        ...
+
+
+class MemoryBudgetedMuxer(Muxer, Protocol):
+    """A ``Muxer`` whose connections reserve their receive buffers in a ``MemoryBudget``."""
+
+    def new_connection(
+        self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryBudget | None = None
+    ) -> MuxedConnection:
+        """Wrap a secured connection. Does no I/O: the caller then runs ``run()``.
+
+        Args:
+            conn: the secured connection.
+            is_initiator: whether we dialed it.
+            memory: where buffered inbound data is reserved (``None``: not accounted). When a
+                reservation is refused the stream is reset (its reader sees ``StreamReset``);
+                everything reserved is released as the application reads, when streams end
+                and when the connection ends.
+        """
         ...
 
 
@@ -318,7 +364,12 @@ class Upgrader(Protocol):
     """
 
     async def upgrade_outbound(
-        self, raw: RawConnection, *, remote_peer: PeerId | None, role: Role = "initiator"
+        self,
+        raw: RawConnection,
+        *,
+        remote_peer: PeerId | None,
+        role: Role = "initiator",
+        memory: MemoryBudget | None = None,
     ) -> UpgradedConnection:
         """Upgrade a connection we dialed (``direction="outbound"``).
 
@@ -327,6 +378,8 @@ class Upgrader(Protocol):
             remote_peer: the peer expected at the other end (``None``: whoever proves an ID).
             role: ``"responder"`` runs the negotiations and handshake as the responding side
                 (simultaneous open); the connection stays outbound.
+            memory: the connection's memory budget (its resource scope), handed to a muxer
+                that accounts its buffers (``MemoryBudgetedMuxer``).
 
         Raises:
             NegotiationError: no common security channel or muxer.
@@ -337,9 +390,9 @@ class Upgrader(Protocol):
         ...
 
     async def upgrade_inbound(
-        self, raw: RawConnection, *, role: Role = "responder"
+        self, raw: RawConnection, *, role: Role = "responder", memory: MemoryBudget | None = None
     ) -> UpgradedConnection:
-        """Upgrade a connection we accepted. Raises as ``upgrade_outbound`` does."""
+        """Upgrade a connection we accepted. Arguments and errors as ``upgrade_outbound``."""
         ...
 
 

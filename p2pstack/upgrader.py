@@ -7,10 +7,11 @@ and https://github.com/libp2p/specs/blob/master/connections/inlined-muxer-negoti
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import anyio
 
@@ -26,6 +27,8 @@ from p2pstack.errors import (
 from p2pstack.interfaces import (
     ConnectionInfo,
     Direction,
+    MemoryBudget,
+    MemoryBudgetedMuxer,
     Muxer,
     RawConnection,
     Role,
@@ -41,7 +44,13 @@ if TYPE_CHECKING:
 
     from p2pstack.identity import Identity, PeerId, PublicKey
 
-__all__ = ["DefaultUpgrader", "UpgradedConnection", "Upgrader", "transport_name"]
+__all__ = [
+    "DefaultUpgrader",
+    "UpgradedConnection",
+    "Upgrader",
+    "takes_memory_budget",
+    "transport_name",
+]
 
 log = logging.getLogger("p2pstack.upgrader")
 
@@ -133,6 +142,10 @@ class DefaultUpgrader:
     the muxer agreed within ``timeout``. A connection that stays silent is dropped fast; a
     slow honest one still completes.
 
+    A ``memory`` budget given to an upgrade (the host passes the connection's resource scope)
+    goes to the muxer if it accepts one (``MemoryBudgetedMuxer``: its ``new_connection`` has a
+    ``memory`` parameter); other muxers are called as before.
+
     Args:
         identity: our key pair.
         security: security channels, most preferred first.
@@ -159,6 +172,9 @@ class DefaultUpgrader:
         self._identity = identity
         self._security = {s.protocol_id: s for s in security}
         self._muxers = {m.protocol_id: m for m in muxers}
+        self._budgeted: dict[str, MemoryBudgetedMuxer] = {
+            m.protocol_id: m for m in muxers if takes_memory_budget(m)
+        }
         self.security_ids = [s.protocol_id for s in security]
         self.muxer_ids = [m.protocol_id for m in muxers]
         self.timeout = timeout
@@ -166,7 +182,12 @@ class DefaultUpgrader:
         self.security_timeout = security_timeout
 
     async def upgrade_outbound(
-        self, raw: RawConnection, *, remote_peer: PeerId | None, role: Role = "initiator"
+        self,
+        raw: RawConnection,
+        *,
+        remote_peer: PeerId | None,
+        role: Role = "initiator",
+        memory: MemoryBudget | None = None,
     ) -> UpgradedConnection:
         """Upgrade a connection we dialed.
 
@@ -175,6 +196,7 @@ class DefaultUpgrader:
             remote_peer: the peer expected at the other end (``None``: anyone).
             role: ``"responder"`` runs negotiations and handshake as the responding side
                 (simultaneous open); the connection stays outbound.
+            memory: where the muxer reserves its receive buffers (the connection's scope).
 
         Returns:
             The connection's description and its muxed connection (not yet running).
@@ -187,16 +209,22 @@ class DefaultUpgrader:
                 the message says so (a peer at its connection limit does that).
         In every case the raw connection is closed.
         """
-        return await self._guarded(raw, "outbound", role, remote_peer)
+        return await self._guarded(raw, "outbound", role, remote_peer, memory)
 
     async def upgrade_inbound(
-        self, raw: RawConnection, *, role: Role = "responder"
+        self, raw: RawConnection, *, role: Role = "responder", memory: MemoryBudget | None = None
     ) -> UpgradedConnection:
-        """Upgrade a connection we accepted. Returns and raises as ``upgrade_outbound``."""
-        return await self._guarded(raw, "inbound", role, None)
+        """Upgrade a connection we accepted. Arguments, returns and raises as
+        ``upgrade_outbound``."""
+        return await self._guarded(raw, "inbound", role, None, memory)
 
     async def _guarded(
-        self, raw: RawConnection, direction: Direction, role: Role, remote_peer: PeerId | None
+        self,
+        raw: RawConnection,
+        direction: Direction,
+        role: Role,
+        remote_peer: PeerId | None,
+        memory: MemoryBudget | None,
     ) -> UpgradedConnection:
         stages = _Stages(self.first_byte_timeout, self.security_timeout, self.timeout)
         try:
@@ -211,7 +239,12 @@ class DefaultUpgrader:
             if error is exc:
                 raise
             raise error from exc
-        muxed = self._muxers[muxer_id].new_connection(secure, is_initiator=role == "initiator")
+        initiator = role == "initiator"
+        budgeted = self._budgeted.get(muxer_id)
+        if memory is not None and budgeted is not None:
+            muxed = budgeted.new_connection(secure, is_initiator=initiator, memory=memory)
+        else:
+            muxed = self._muxers[muxer_id].new_connection(secure, is_initiator=initiator)
         info = ConnectionInfo(
             remote_peer=secure.remote_peer,
             remote_public_key=secure.remote_public_key,
@@ -270,6 +303,16 @@ class DefaultUpgrader:
 
 #: Deprecated name of ``DefaultUpgrader`` (``p2pstack.interfaces.Upgrader`` is the interface).
 Upgrader = DefaultUpgrader
+
+
+def takes_memory_budget(muxer: Muxer) -> TypeGuard[MemoryBudgetedMuxer]:
+    """Whether ``muxer.new_connection`` accepts ``memory=`` (a ``MemoryBudgetedMuxer``); muxers
+    written before that parameter existed keep working without it."""
+    try:
+        params = inspect.signature(muxer.new_connection).parameters
+    except (TypeError, ValueError):  # no signature to inspect (a C callable)
+        return False
+    return "memory" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _check_peer(secure: SecureConnection, remote_peer: PeerId | None) -> None:

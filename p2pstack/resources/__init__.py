@@ -14,6 +14,10 @@ Typical use by a host::
     stream = scope.open_stream("inbound")
     stream.set_protocol("/ipfs/ping/1.0.0")
     stream.done(); scope.done()
+
+A muxer reserves its receive buffers in the connection's scope (``DefaultUpgrader`` passes it as
+``memory=`` to a ``p2pstack.interfaces.MemoryBudgetedMuxer``) through one ``MuxerMemory`` per
+connection and one ``BufferReservation`` per stream.
 """
 
 from p2pstack.errors import ConnectionDenied, ResourceLimitExceeded
@@ -39,21 +43,25 @@ from p2pstack.resources._manager import (
     ResourceManager,
     ResourceStatistics,
 )
+from p2pstack.resources._reservation import DEFAULT_QUANTUM, BufferReservation, MuxerMemory
 from p2pstack.resources._scopes import ConnectionScope, Direction, ScopeUsage, StreamScope
 
 __all__ = [
     "ACTIVE_BYTES",
+    "DEFAULT_QUANTUM",
     "DEFAULT_SUBNET_LIMITS",
     "UNLIMITED",
     "ActivityWatcher",
     "AddressRange",
     "BasicConnectionGater",
+    "BufferReservation",
     "ConnectionDenied",
     "ConnectionGater",
     "ConnectionScope",
     "Direction",
     "LimitedResourceManager",
     "Limits",
+    "MuxerMemory",
     "NullResourceManager",
     "ResourceLimitExceeded",
     "ResourceManager",

@@ -23,7 +23,9 @@ from multiaddr import Multiaddr
 from p2pstack.errors import ConnectionClosedError, StreamReset
 from p2pstack.interfaces import Buffer, MuxedConnection, MuxedStream, Muxer, RawConnection
 from p2pstack.streams import memory_connection_pair
+from p2pstack.testing._budget import CountingBudget, check_memory_follows_reads
 from p2pstack.testing._io import read_all, receive_exactly
+from p2pstack.upgrader import takes_memory_budget
 
 if TYPE_CHECKING:
     from p2pstack.identity import Identity, PeerId, PublicKey
@@ -330,12 +332,41 @@ def _as_assertion(name: str, exc: Exception) -> AssertionError:
     return failure
 
 
-async def _run_one(
-    make_muxer: Callable[[], Muxer], name: str, check: _Check, time_limit: float
-) -> None:
+def _connect(
+    muxer_a: Muxer, muxer_b: Muxer, budgets: tuple[CountingBudget, CountingBudget] | None
+) -> tuple[MuxedConnection, MuxedConnection]:
     conn_a, conn_b = fake_secure_pair()
-    a = make_muxer().new_connection(conn_a, is_initiator=True)
-    b = make_muxer().new_connection(conn_b, is_initiator=False)
+    if budgets is not None and takes_memory_budget(muxer_a) and takes_memory_budget(muxer_b):
+        return (
+            muxer_a.new_connection(conn_a, is_initiator=True, memory=budgets[0]),
+            muxer_b.new_connection(conn_b, is_initiator=False, memory=budgets[1]),
+        )
+    return (
+        muxer_a.new_connection(conn_a, is_initiator=True),
+        muxer_b.new_connection(conn_b, is_initiator=False),
+    )
+
+
+def _budget_failure(name: str, budgets: tuple[CountingBudget, CountingBudget]) -> str | None:
+    for side, budget in zip("ab", budgets, strict=True):
+        if budget.errors:
+            return f"check_muxer[{name}]: side {side} misused its memory budget: {budget.errors}"
+        if budget.reserved:
+            return (
+                f"check_muxer[{name}]: side {side} still holds {budget.reserved} bytes of its "
+                "memory budget after the connection closed"
+            )
+    return None
+
+
+async def _run_one(
+    make_muxer: Callable[[], Muxer],
+    name: str,
+    check: _Check,
+    time_limit: float,
+    budgets: tuple[CountingBudget, CountingBudget] | None = None,
+) -> None:
+    a, b = _connect(make_muxer(), make_muxer(), budgets)
     finished = {"a": anyio.Event(), "b": anyio.Event()}
     failure: BaseException | None = None
 
@@ -361,6 +392,8 @@ async def _run_one(
         if scope.cancelled_caught and failure is None:
             failure = AssertionError(f"check_muxer[{name}]: run() did not return after aclose()")
         group.cancel_scope.cancel()
+    if failure is None and budgets is not None and (text := _budget_failure(name, budgets)):
+        failure = AssertionError(text)
     if failure is not None:
         raise failure from failure.__cause__
 
@@ -373,7 +406,10 @@ async def check_muxer(make_muxer: Callable[[], Muxer], *, time_limit: float = 30
     accept from both sides, data both ways, ``receive(max_bytes)`` and cancel-safety,
     half-close, reset, 100 concurrent 64 KiB echo streams, an 8 MiB hash-checked transfer, and
     connection close (open streams reset, ``accept_stream``/``open_stream`` raise
-    ``ConnectionClosedError``, ``run()`` returns).
+    ``ConnectionClosedError``, ``run()`` returns). A ``MemoryBudgetedMuxer`` runs every check
+    again with a ``CountingBudget`` per side (no release of more than was reserved, nothing
+    left reserved once the connection closed), and a check that buffered data is reserved
+    and released once read.
 
     Args:
         make_muxer: builds a fresh ``Muxer`` (called twice per check, once per side).
@@ -384,3 +420,17 @@ async def check_muxer(make_muxer: Callable[[], Muxer], *, time_limit: float = 30
     """
     for name, check in _CHECKS:
         await _run_one(make_muxer, name, check, time_limit)
+    if not takes_memory_budget(make_muxer()):
+        return
+    for name, check in _CHECKS:  # again, each side reserving in a CountingBudget
+        await _run_one(make_muxer, f"{name}, with memory budgets", check, time_limit, _budgets())
+    budgets = _budgets()
+
+    async def follows_reads(a: MuxedConnection, b: MuxedConnection) -> None:
+        await check_memory_follows_reads(a, b, budgets[1])
+
+    await _run_one(make_muxer, "memory released as read", follows_reads, time_limit, budgets)
+
+
+def _budgets() -> tuple[CountingBudget, CountingBudget]:
+    return CountingBudget(), CountingBudget()

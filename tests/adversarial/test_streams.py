@@ -9,18 +9,27 @@ import struct
 from collections.abc import Awaitable, Callable
 
 import anyio
+import attrs
 import pytest
 from multiaddr import Multiaddr
 
 from p2pstack.errors import P2PError
 from p2pstack.host import Host, Stream
 from p2pstack.identity import PeerId
+from p2pstack.resources import LimitedResourceManager, Limits
 from protocols.identify import PROTOCOL_ID as IDENTIFY
 from protocols.ping import PAYLOAD_SIZE, Ping
 from protocols.ping import PROTOCOL_ID as PING
 from tests.adversarial.attack import in_thread, secure_session
 from tests.adversarial.conftest import Arena
-from tests.adversarial.node import NODE_CONFIG, HonestPings, open_client
+from tests.adversarial.node import (
+    NODE_CONFIG,
+    HonestPings,
+    assert_healthy,
+    measure,
+    open_client,
+    open_node,
+)
 from tests.adversarial.test_muxers import YAMUX, syn
 from transports.yamux import Flag as YamuxFlag
 
@@ -189,3 +198,74 @@ def _reset_ids(data: bytes | bytearray) -> set[int]:
 def _pings_text(pings: HonestPings) -> str:
     total = len(pings.rtts) + len(pings.failures)
     return f"honest pings {len(pings.rtts)}/{total} ok, p99 {pings.p99() * 1000:.0f} ms"
+
+
+SINK = "/test/sink/1.0.0"
+
+
+#: The node's per-connection memory limit in the test below (the default is 32 MiB): small, so
+#: that what the node buffers stays well inside the suite's RSS bound.
+CONNECTION_MEMORY = 4 << 20
+
+
+async def test_data_on_streams_nobody_reads_hits_the_memory_limit(arena: Arena) -> None:
+    """A peer fills the windows of 64 streams whose handler never reads: the node reserves what
+    it buffers in the connection's memory scope, resets the streams beyond its limit, keeps
+    serving honest peers, and holds no reservation once the attacker left."""
+    defaults = Limits()
+    limits = attrs.evolve(
+        defaults, connection=attrs.evolve(defaults.connection, memory=CONNECTION_MEMORY)
+    )
+    async with open_node(resource_manager=LimitedResourceManager(limits)) as node:
+        await assert_healthy(node, arena.client)
+        await _fill_unread_streams(Arena(node, arena.client, measure(), arena.report))
+
+
+async def _fill_unread_streams(arena: Arena) -> None:
+    node, (addr, peer) = arena.node, _target(arena)
+    release = anyio.Event()
+
+    async def slow_application(stream: Stream) -> None:
+        with anyio.move_on_after(ATTACK_SECONDS + 5):
+            await release.wait()  # never reads
+
+    node.set_stream_handler(SINK, slow_application)
+    sent = {"complete": 0, "reset": 0}
+    limits = node.resource_manager.limits
+
+    async def attack() -> None:
+        async with open_client() as attacker:
+            await attacker.connect(addr)
+            held = await _open_many(attacker, peer, SINK, 64)
+            for stream in held:
+                try:
+                    with anyio.fail_after(2):
+                        await stream.send(bytes(240_000))  # within the 256 KiB window
+                    sent["complete"] += 1
+                except (P2PError, TimeoutError):
+                    sent["reset"] += 1
+            await anyio.sleep(ATTACK_SECONDS / 2)
+            for stream in held:
+                await stream.reset()
+
+    pings = await _with_honest_pings(arena, lambda: in_thread(attack))
+    release.set()
+    # The attacker's connection closes asynchronously, like the sockets in
+    # assert_back_to_baseline; check until its reservations are gone (bounded).
+    for _ in range(200):  # 10 s
+        if not node.resource_manager.statistics().usage["system"].memory:
+            break
+        await anyio.sleep(0.05)
+    stats = node.resource_manager.statistics()
+    refused = sum(n for cause, n in stats.refusals.items() if cause.endswith("/memory"))
+    arena.report.add(
+        "data on streams nobody reads",
+        sent="64 streams x 240,000 bytes (within each 256 KiB window), handler never reads",
+        expected=f"buffers reserved up to the connection's memory limit "
+        f"({(limits.connection.memory or 0) >> 20} MiB), streams beyond it reset",
+        observed=f"{refused} reservations refused; " + _pings_text(pings),
+        seconds=ATTACK_SECONDS,
+    )
+    assert refused >= 1
+    assert stats.usage["system"].memory == 0  # every reservation released
+    await arena.check()

@@ -9,6 +9,7 @@ never leave half a message on the wire.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 import anyio
@@ -22,7 +23,8 @@ from p2pstack.errors import (
     P2PTimeoutError,
     RemoteProtocolError,
 )
-from p2pstack.interfaces import ByteStream, SecureConnection
+from p2pstack.interfaces import ByteStream, MemoryBudget, SecureConnection
+from p2pstack.resources import MuxerMemory
 from p2pstack.sansio import TimerDriver
 from p2pstack.sync import loop_clock
 
@@ -43,6 +45,8 @@ __all__ = ["PROTOCOL_ID", "Mplex", "MplexConnection"]
 
 PROTOCOL_ID = "/mplex/6.7.0"
 
+log = logging.getLogger("transports.mplex")
+
 # The reader stops reading and writes itself once this many control bytes (resets of rejected
 # or overflowing streams) wait to be sent, so a peer cannot grow our output without bound.
 _MAX_PENDING_CONTROL = 64 << 10
@@ -53,7 +57,7 @@ _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, P2P
 
 @attrs.frozen(kw_only=True)
 class Mplex:
-    """The ``/mplex/6.7.0`` stream muxer (a ``Muxer``).
+    """The ``/mplex/6.7.0`` stream muxer (a ``MemoryBudgetedMuxer``).
 
     Attributes:
         config: limits and timing shared by every connection it makes.
@@ -65,18 +69,22 @@ class Mplex:
     def protocol_id(self) -> str:
         return PROTOCOL_ID
 
-    def new_connection(self, conn: SecureConnection, *, is_initiator: bool) -> MplexConnection:
+    def new_connection(
+        self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryBudget | None = None
+    ) -> MplexConnection:
         """Wrap a secured connection. Does no I/O: the caller then runs ``run()``.
 
         Args:
             conn: the secured connection.
             is_initiator: whether we dialed it (mplex numbers streams per side, so this is
                 informational).
+            memory: where buffered inbound data is reserved (the connection's resource
+                scope); ``None``: only ``max_stream_buffer`` bounds the buffers.
 
         Returns:
             The multiplexed connection.
         """
-        return MplexConnection(conn, is_initiator=is_initiator, config=self.config)
+        return MplexConnection(conn, is_initiator=is_initiator, config=self.config, memory=memory)
 
 
 class MplexConnection:
@@ -84,18 +92,27 @@ class MplexConnection:
 
     Bounds: see ``MplexConfig``; inbound streams waiting for ``accept_stream`` are at most
     ``accept_backlog``; bytes waiting to be written are at most what blocked senders passed in,
-    plus ``64 KiB`` of control messages.
+    plus ``64 KiB`` of control messages. With a ``memory`` budget each stream reserves what it
+    buffers (in 64 KiB steps, released when its buffer empties or it ends); a refused
+    reservation resets that stream (counted in ``memory_resets``).
     """
 
     def __init__(
-        self, conn: ByteStream, *, is_initiator: bool, config: MplexConfig | None = None
+        self,
+        conn: ByteStream,
+        *,
+        is_initiator: bool,
+        config: MplexConfig | None = None,
+        memory: MemoryBudget | None = None,
     ) -> None:
         """Args:
         conn: the secured byte stream to multiplex.
         is_initiator: whether we dialed the connection (informational for mplex).
         config: limits and timing (default ``MplexConfig()``).
+        memory: where stream buffers are reserved (``None``: not accounted).
         """
         self._conn = conn
+        self._memory = None if memory is None else MuxerMemory(memory)
         self.is_initiator = is_initiator
         self._config = config or MplexConfig()
         self._core = MplexConnectionCore(self._config)
@@ -118,6 +135,8 @@ class MplexConnection:
         self._close_reason: BaseException | None = None
         self.rejected_streams = 0
         """Inbound streams reset because a limit (count or backlog) was reached."""
+        self.memory_resets = 0
+        """Streams reset because their buffer could not be reserved in ``memory``."""
 
     @property
     def is_closed(self) -> bool:
@@ -242,10 +261,24 @@ class MplexConnection:
             self._core.reset_stream(key)
             self.rejected_streams += 1
             return
-        stream = MplexStream(self, key)
+        stream = self._new_stream(key)
         self._streams[key] = stream
         self._backlog.append(stream)
         self._accept_event.set()
+
+    def _new_stream(self, key: StreamKey) -> MplexStream:
+        memory = None if self._memory is None else self._memory.stream()
+        return MplexStream(self, key, memory)
+
+    def _memory_refused(self, stream: MplexStream, exc: Exception) -> None:
+        """``stream``'s buffer could not be reserved: reset it (the peer sees a reset, our
+        reader a ``StreamReset`` naming the limit)."""
+        self.memory_resets += 1
+        log.debug("mplex stream %s reset: %s", stream.key, exc)
+        self._streams.pop(stream.key, None)
+        self._core.reset_stream(stream.key)
+        stream._on_reset(f"mplex stream {stream.stream_id} was reset: {exc}")
+        self._schedule_flush()
 
     def _forget_if_done(self, stream: MplexStream) -> None:
         if not self._core.is_open(stream.key):
@@ -268,7 +301,7 @@ class MplexConnection:
                 await anyio.sleep(delay)  # pacing towards the peer's rate limit
             self._check_alive()
             key = self._core.open_stream()
-            stream = MplexStream(self, key)
+            stream = self._new_stream(key)
             self._streams[key] = stream
             try:
                 await self._flush()
@@ -361,6 +394,8 @@ class MplexConnection:
         self._dead = True
         self._close_reason = reason
         self._core.connection_lost()
+        if self._memory is not None:
+            self._memory.close()  # see YamuxConnection._terminate: the budget ends here
         self._break_streams(
             "mplex connection closed" if reason is None else f"mplex connection lost: {reason}"
         )

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from p2pstack.errors import StreamReset
+from p2pstack.errors import ResourceLimitExceeded, StreamReset
 
 from ._core import StreamKey
 
 if TYPE_CHECKING:
     from p2pstack.interfaces import Buffer
+    from p2pstack.resources import BufferReservation
 
     from ._mplex import MplexConnection
 
@@ -23,11 +24,19 @@ __all__ = ["MplexStream"]
 
 
 class MplexStream:
-    """One mplex stream (a ``MuxedStream``). Created by ``MplexConnection`` only."""
+    """One mplex stream (a ``MuxedStream``). Created by ``MplexConnection`` only.
 
-    def __init__(self, conn: MplexConnection, key: StreamKey) -> None:
+    With a memory budget, buffered bytes are reserved in it (``memory``) as they arrive and
+    released as they are read; a refused reservation resets the stream.
+    """
+
+    def __init__(
+        self, conn: MplexConnection, key: StreamKey, memory: BufferReservation | None = None
+    ) -> None:
         self._conn = conn
         self._key = key
+        self.memory = memory
+        self._buffered = 0  # bytes in _chunks (counted only with a memory budget)
         self._chunks: deque[bytes] = deque()
         self._head = 0  # bytes of _chunks[0] already returned
         self._eof = False  # the peer closed its side
@@ -89,6 +98,10 @@ class MplexStream:
                 self._head = 0
             else:
                 self._head = head + n
+        if (memory := self.memory) is not None:
+            self._buffered -= len(data)
+            if not self._chunks:
+                memory.drained()
         self._conn._core.consumed(self._key, len(data))
         self._conn._on_consumed()
         return data
@@ -140,7 +153,7 @@ class MplexStream:
             return
         self._closed = True
         self._send_closed = True
-        self._chunks.clear()
+        self._drop_buffer()
         self._readable.set()
         self._conn._core.release(self._key)
         self._conn._on_consumed()
@@ -159,9 +172,19 @@ class MplexStream:
     # Called by the connection ---------------------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
-        if not self._closed and self._recv_error is None:
-            self._chunks.append(data)
-            self._readable.set()
+        if self._closed or self._recv_error is not None:
+            return
+        if (memory := self.memory) is not None:
+            buffered = self._buffered + len(data)
+            if buffered > memory.reserved:
+                try:
+                    memory.cover(buffered)
+                except (ResourceLimitExceeded, ValueError) as exc:
+                    self._conn._memory_refused(self, exc)
+                    return
+            self._buffered = buffered
+        self._chunks.append(data)
+        self._readable.set()
 
     def _on_eof(self) -> None:
         self._eof = True
@@ -170,13 +193,20 @@ class MplexStream:
     def _on_reset(self, reason: str) -> None:
         # The spec: "any data queued or in flight should be dropped".
         self._recv_error = self._send_error = reason
-        self._chunks.clear()
+        self._drop_buffer()
         self._readable.set()
 
     def _on_connection_lost(self, reason: str) -> None:
         # A stream whose peer already closed keeps what it received: the data is complete.
         if not self._eof:
             self._recv_error = reason
-            self._chunks.clear()
+            self._drop_buffer()
         self._send_error = reason
         self._readable.set()
+
+    def _drop_buffer(self) -> None:
+        self._chunks.clear()
+        self._head = 0
+        if self.memory is not None:
+            self._buffered = 0
+            self.memory.close()

@@ -5,6 +5,7 @@ the ``/yamux/1.0.0`` muxer
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from p2pstack.errors import (
     P2PError,
     P2PTimeoutError,
 )
-from p2pstack.interfaces import SecureConnection
+from p2pstack.interfaces import MemoryBudget, SecureConnection
+from p2pstack.resources import MuxerMemory
 from p2pstack.sansio import TimerDriver
 from p2pstack.sync import FastLock, Signal, loop_clock
 from transports.yamux._config import YamuxConfig
@@ -38,6 +40,8 @@ from transports.yamux._stream import YamuxStream
 
 __all__ = ["Yamux", "YamuxConnection"]
 
+log = logging.getLogger("transports.yamux")
+
 #: Control frames (ACKs, window updates, ping answers, RSTs) the reader may queue beyond
 #: ``max_write_buffer`` before it stops reading until the writer catches up.
 _CONTROL_SLACK = 64 * 1024
@@ -53,7 +57,7 @@ _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, P2P
 
 
 class Yamux:
-    """The yamux stream muxer (``/yamux/1.0.0``), a ``Muxer``.
+    """The yamux stream muxer (``/yamux/1.0.0``), a ``MemoryBudgetedMuxer``.
 
     Args:
         config: limits, windows, keep-alive and timeouts.
@@ -66,26 +70,54 @@ class Yamux:
     def protocol_id(self) -> str:
         return PROTOCOL_ID
 
-    def new_connection(self, conn: SecureConnection, *, is_initiator: bool) -> YamuxConnection:
+    def new_connection(
+        self, conn: SecureConnection, *, is_initiator: bool, memory: MemoryBudget | None = None
+    ) -> YamuxConnection:
         """Wrap ``conn``; no I/O happens until the caller runs ``run()``.
 
         Args:
             conn: the secured connection.
             is_initiator: whether we dialed (odd stream IDs) or accepted (even ones).
+            memory: where buffered inbound data and window growth are reserved (the
+                connection's resource scope); ``None``: only the windows bound the buffers.
 
         Returns:
             The muxed connection.
         """
-        return YamuxConnection(conn, is_initiator=is_initiator, config=self.config)
+        return YamuxConnection(conn, is_initiator=is_initiator, config=self.config, memory=memory)
 
 
 class YamuxConnection:
-    """A yamux session over a secure connection (a ``MuxedConnection``)."""
+    """A yamux session over a secure connection (a ``MuxedConnection``).
 
-    def __init__(self, conn: SecureConnection, *, is_initiator: bool, config: YamuxConfig) -> None:
+    With a ``memory`` budget each stream reserves what it buffers (in 64 KiB steps, released
+    when its buffer empties or it ends), and once its window grows beyond 256 KiB the whole
+    window (released when it ends). A refused buffer reservation resets that stream (counted in
+    ``memory_resets``); a refused growth keeps the window as it is (``windows_not_grown``).
+
+    Attributes:
+        memory_resets: streams reset because their buffer could not be reserved.
+        windows_not_grown: window growths skipped because they could not be reserved.
+    """
+
+    def __init__(
+        self,
+        conn: SecureConnection,
+        *,
+        is_initiator: bool,
+        config: YamuxConfig,
+        memory: MemoryBudget | None = None,
+    ) -> None:
         self.secure_connection = conn
         self._config = config
-        self._core = YamuxConnectionCore(is_initiator=is_initiator, config=config)
+        self._memory = None if memory is None else MuxerMemory(memory)
+        self._core = YamuxConnectionCore(
+            is_initiator=is_initiator,
+            config=config,
+            may_grow_window=None if memory is None else self._may_grow_window,
+        )
+        self.memory_resets = 0
+        self.windows_not_grown = 0
         self._streams: dict[int, YamuxStream] = {}
         self._backlog: deque[YamuxStream] = deque()
         self._accept_signal = Signal()
@@ -149,7 +181,7 @@ class YamuxConnection:
             stream_id = self._core.open_stream()
         except P2PError as exc:
             raise MuxerError(str(exc)) from exc
-        stream = self._streams[stream_id] = YamuxStream(self, stream_id)
+        stream = self._streams[stream_id] = self._new_stream(stream_id)
         self._writer_signal.set()
         return stream
 
@@ -198,6 +230,31 @@ class YamuxConnection:
         rtt = self._clock() - start
         self._core.update_rtt(rtt)
         return rtt
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def _new_stream(self, stream_id: int) -> YamuxStream:
+        memory = None if self._memory is None else self._memory.stream()
+        return YamuxStream(self, stream_id, memory)
+
+    def _may_grow_window(self, stream_id: int, window: int) -> bool:
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.memory is None:
+            return True
+        if stream.memory.hold(window):
+            return True
+        self.windows_not_grown += 1
+        return False
+
+    def memory_refused(self, stream: YamuxStream, exc: Exception) -> None:
+        """``stream``'s buffer could not be reserved: reset it (the peer sees RST, our
+        reader a ``StreamReset`` naming the limit)."""
+        self.memory_resets += 1
+        log.debug("yamux stream %d reset: %s", stream.stream_id, exc)
+        self._core.reset_stream(stream.stream_id)
+        self._streams.pop(stream.stream_id, None)
+        stream.on_reset(exc)
+        self._writer_signal.set()
 
     # -- used by YamuxStream -----------------------------------------------------------------
 
@@ -301,7 +358,7 @@ class YamuxConnection:
         if len(self._backlog) >= self._config.accept_backlog:
             self._core.reset_stream(stream_id)
             return
-        stream = self._streams[stream_id] = YamuxStream(self, stream_id)
+        stream = self._streams[stream_id] = self._new_stream(stream_id)
         self._backlog.append(stream)
         self._accept_signal.set()
 
@@ -354,6 +411,10 @@ class YamuxConnection:
         self._backlog.clear()
         for stream in streams:
             stream.on_connection_lost()
+        if self._memory is not None:
+            # Data of streams the peer finished stays readable, but the connection's budget
+            # ends with it: every reservation is given back now.
+            self._memory.close()
         for answered in self._pings.values():
             answered.set()
         self._accept_signal.set()

@@ -19,6 +19,7 @@ when to wait).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from p2pstack.errors import LocalProtocolError, RemoteProtocolError
 from transports.yamux._config import YamuxConfig
@@ -94,10 +95,19 @@ class YamuxConnectionCore:
         is_initiator: the dialer uses odd stream IDs, the listener even ones.
         config: limits (``max_streams``, ``max_window``, ``max_connection_window``,
             ``max_message_size`` are used here).
+        may_grow_window: asked ``(stream_id, window)`` before a stream's receive window grows
+            to ``window`` bytes (the driver reserves memory for it); ``False`` keeps the window.
     """
 
-    def __init__(self, *, is_initiator: bool, config: YamuxConfig | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        is_initiator: bool,
+        config: YamuxConfig | None = None,
+        may_grow_window: Callable[[int, int], bool] | None = None,
+    ) -> None:
         self._config = config or YamuxConfig()
+        self._may_grow_window = may_grow_window
         self._next_id = 1 if is_initiator else 2
         self._streams: dict[int, _Stream] = {}
         self._events: deque[YamuxEvent] = deque()
@@ -252,8 +262,9 @@ class YamuxConnectionCore:
 
     def consume(self, stream_id: int, size: int, now: float) -> None:
         """Record that the reader took ``size`` bytes; grant window back when half of it was
-        used, doubling the window (up to ``max_window``) when that happened within about two
-        round trips (at least 5 ms each) of the previous update.
+        used, doubling the window (up to ``max_window``, and if ``may_grow_window`` agrees)
+        when that happened within about two round trips (at least 5 ms each) of the previous
+        update.
 
         Args:
             stream_id: the stream read from (unknown or finished streams are ignored).
@@ -271,7 +282,12 @@ class YamuxConnectionCore:
         rtt = None if self._pings.rtt is None else max(self._pings.rtt, _MIN_RTT)
         if rtt is not None and epoch is not None and now - epoch < _GROWTH_RTTS * rtt:
             grow = min(stream.recv_max, self._config.max_window - stream.recv_max)
-            if grow > 0 and self._window_total + grow <= self._config.max_connection_window:
+            ask = self._may_grow_window
+            if (
+                grow > 0
+                and self._window_total + grow <= self._config.max_connection_window
+                and (ask is None or ask(stream_id, stream.recv_max + grow))
+            ):
                 stream.recv_max += grow
                 self._window_total += grow
                 delta += grow

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from p2pstack.errors import StreamReset
+from p2pstack.errors import ResourceLimitExceeded, StreamReset
 from p2pstack.sync import Signal
 
 if TYPE_CHECKING:
     from p2pstack.interfaces import Buffer
+    from p2pstack.resources import BufferReservation
     from transports.yamux._connection import YamuxConnection
 
 __all__ = ["YamuxStream"]
@@ -23,7 +24,10 @@ class YamuxStream:
     """One yamux stream (a ``MuxedStream``). Made by ``YamuxConnection``, not by users.
 
     The receive buffer holds at most the window granted to the peer (256 KiB, or up to
-    ``YamuxConfig.max_window`` once auto-tuned): the peer may not send more.
+    ``YamuxConfig.max_window`` once auto-tuned): the peer may not send more. With a memory
+    budget, buffered bytes are reserved in it (``memory``) as they arrive and released as they
+    are read; a refused reservation resets the stream (``receive`` then raises ``StreamReset``
+    naming the limit).
 
     ``aclose()`` sends FIN if not yet sent and stops reading: the stream is then done locally
     without waiting for the peer. Data the peer still sends is dropped and answered with RST
@@ -31,9 +35,17 @@ class YamuxStream:
     request/response exchange that closes early loses nothing.
     """
 
-    def __init__(self, connection: YamuxConnection, stream_id: int) -> None:
+    def __init__(
+        self,
+        connection: YamuxConnection,
+        stream_id: int,
+        memory: BufferReservation | None = None,
+    ) -> None:
         self._conn = connection
         self._id = stream_id
+        self.memory = memory
+        self._buffered = 0  # bytes in _buffer (counted only with a memory budget)
+        self._reset_reason: Exception | None = None
         # Views into the connection's read buffers, or bytes; at most the granted window.
         self._buffer: deque[bytes | memoryview] = deque()
         self._head = 0  # bytes of _buffer[0] already returned
@@ -66,13 +78,23 @@ class YamuxStream:
             if self._closed:
                 raise anyio.ClosedResourceError
             if self._reset:
-                raise StreamReset(f"yamux stream {self._id} was reset")
+                self._raise_reset()
             if self.remote_fin:
                 raise anyio.EndOfStream
             await self._recv_signal.wait()
         data = self._take(max_bytes)
+        if (memory := self.memory) is not None:
+            self._buffered -= len(data)
+            if not self._buffer:
+                memory.drained()
         self._conn.consumed(self._id, len(data))
         return data
+
+    def _raise_reset(self) -> None:
+        cause = self._reset_reason
+        if cause is None:
+            raise StreamReset(f"yamux stream {self._id} was reset")
+        raise StreamReset(f"yamux stream {self._id} was reset: {cause}") from cause
 
     def _take(self, max_bytes: int) -> bytes:
         """Remove up to ``max_bytes`` buffered bytes, joining pieces (frames arrive split at
@@ -138,7 +160,7 @@ class YamuxStream:
         if self._closed:
             return
         self._closed = True
-        self._buffer.clear()
+        self._drop_buffer()
         if not self._reset and not self._send_broken:
             self.send_closed = True
             self._conn.close_stream(self)
@@ -149,7 +171,7 @@ class YamuxStream:
         if self._reset or self._closed:
             return
         self._reset = True
-        self._buffer.clear()
+        self._drop_buffer()
         self._conn.reset_stream(self)
         self._wake()
 
@@ -160,29 +182,51 @@ class YamuxStream:
         if self._closed or self.send_closed:
             raise anyio.ClosedResourceError
         if self._reset or self._send_broken:
-            raise StreamReset(f"yamux stream {self._id} was reset")
+            self._raise_reset()
 
     def on_data(self, data: bytes | memoryview) -> None:
-        if not self._closed:
-            self._buffer.append(data)
-            self._recv_signal.set()
+        if self._closed:
+            return
+        if (memory := self.memory) is not None:
+            buffered = self._buffered + len(data)
+            if buffered > memory.reserved:
+                try:
+                    memory.cover(buffered)
+                except (ResourceLimitExceeded, ValueError) as exc:
+                    self._conn.memory_refused(self, exc)
+                    return
+            self._buffered = buffered
+        self._buffer.append(data)
+        self._recv_signal.set()
 
     def on_fin(self) -> None:
         self.remote_fin = True
+        if self.memory is not None:
+            self.memory.floor = 0  # no more data comes: only what is buffered stays reserved
+            if not self._buffer:
+                self.memory.drained()
         self._recv_signal.set()
 
-    def on_reset(self) -> None:
+    def on_reset(self, reason: Exception | None = None) -> None:
         self._reset = True
-        self._buffer.clear()
+        self._reset_reason = reason
+        self._drop_buffer()
         self._wake()
 
     def on_connection_lost(self) -> None:
         # Data fully received (FIN seen) stays readable; anything else is cut off.
         if not self.remote_fin:
             self._reset = True
-            self._buffer.clear()
+            self._drop_buffer()
         self._send_broken = True
         self._wake()
+
+    def _drop_buffer(self) -> None:
+        self._buffer.clear()
+        self._head = 0
+        if self.memory is not None:
+            self._buffered = 0
+            self.memory.close()
 
     def _wake(self) -> None:
         self._recv_signal.set()
