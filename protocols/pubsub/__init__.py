@@ -36,7 +36,9 @@ from protocols.pubsub._routing import (
     Received,
     RpcResult,
     SubscriptionChange,
+    apply_subscriptions,
     ensure_fits,
+    px_record,
     screen_messages,
 )
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
@@ -120,6 +122,7 @@ __all__ = [
     "SubOpts",
     "SubscriptionChange",
     "ValidationError",
+    "apply_subscriptions",
     "content_message_id",
     "decode_message",
     "decode_rpc",
@@ -130,6 +133,7 @@ __all__ = [
     "frame_rpc",
     "js_message_id",
     "make_message",
+    "px_record",
     "screen_messages",
     "signed_bytes",
     "validate_message",

@@ -27,6 +27,7 @@ from protocols.pubsub._routing import (
     Received,
     RpcResult,
     SubscriptionChange,
+    apply_subscriptions,
     ensure_fits,
     screen_messages,
 )
@@ -34,7 +35,6 @@ from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
 from protocols.pubsub._types import (
     RPC,
     Message,
-    PubsubProtocolError,
     SubOpts,
 )
 from protocols.pubsub._wire import DEFAULT_MAX_RPC_SIZE
@@ -209,26 +209,6 @@ class FloodsubRouter:
         rpc = RPC(publish=(message,))
         return [(peer, rpc) for peer in self.peers(message.topic) if peer not in exclude]
 
-    def _apply_subscriptions(
-        self, peer: PeerId, subs: tuple[SubOpts, ...]
-    ) -> list[SubscriptionChange]:
-        topics = self._peers[peer]
-        added = {s.topic for s in subs if s.subscribe} - topics
-        if len(topics) + len(added) > self.config.max_peer_topics:
-            raise PubsubProtocolError(
-                f"peer subscribes to more than {self.config.max_peer_topics} topics"
-            )
-        changes: list[SubscriptionChange] = []
-        for sub in subs:
-            if sub.subscribe == (sub.topic in topics):
-                continue
-            if sub.subscribe:
-                topics.add(sub.topic)
-            else:
-                topics.discard(sub.topic)
-            changes.append(SubscriptionChange(peer, sub.topic, sub.subscribe))
-        return changes
-
     def handle_rpc(self, peer: PeerId, rpc: RPC, now: float) -> RpcResult:
         """Take an RPC received from ``peer`` (control parts are ignored: floodsub has none).
 
@@ -244,7 +224,9 @@ class FloodsubRouter:
             PubsubProtocolError: the peer would exceed ``max_peer_topics`` (nothing is applied).
         """
         self._peers.setdefault(peer, set())
-        changes = self._apply_subscriptions(peer, rpc.subscriptions)
+        changes = apply_subscriptions(
+            peer, self._peers[peer], rpc.subscriptions, self.config.max_peer_topics
+        )
         result = screen_messages(
             rpc.publish,
             source=peer,

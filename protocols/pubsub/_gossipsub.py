@@ -12,6 +12,7 @@ call it every ``heartbeat_interval`` seconds (``next_deadline``). Randomness com
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import attrs
 
@@ -25,6 +26,7 @@ from protocols.pubsub._routing import (
     Received,
     RpcResult,
     SubscriptionChange,
+    apply_subscriptions,
     ensure_fits,
     screen_messages,
 )
@@ -76,6 +78,7 @@ class GossipsubRouter:
         private_key: our key, to sign what we publish (StrictSign).
         seqno: the first sequence number to publish with.
         now: the current time (the first heartbeat is due one interval later).
+        peer_record: gives a peer's signed peer record (envelope bytes) for peer exchange.
 
     Raises:
         ValueError: StrictSign without ``local``'s private key, or inconsistent degrees.
@@ -90,6 +93,7 @@ class GossipsubRouter:
         private_key: PrivateKey | None = None,
         seqno: int = 0,
         now: float = 0.0,
+        peer_record: Callable[[PeerId], bytes | None] | None = None,
     ) -> None:
         self.config = cfg = config or GossipsubConfig()
         if not (0 < cfg.d_lo <= cfg.d <= cfg.d_hi and 0 <= cfg.d_out <= cfg.d_lo):
@@ -101,6 +105,7 @@ class GossipsubRouter:
         self.rng = rng
         self._key = private_key
         self._seqno = seqno
+        self._peer_record = peer_record
         self.peers: dict[PeerId, PeerState] = {}
         self.mesh: dict[str, set[PeerId]] = {}
         self.fanout: dict[str, set[PeerId]] = {}
@@ -221,7 +226,10 @@ class GossipsubRouter:
         if px and self.config.do_px:
             others = [p for p in self.topic_peers(topic) if p != peer]
             self.rng.shuffle(others)
-            offered = tuple(PeerInfo(p) for p in others[: self.config.prune_peers])
+            offered = tuple(
+                PeerInfo(p, self._peer_record(p) if self._peer_record else None)
+                for p in others[: self.config.prune_peers]
+            )
         out.prune(peer, topic, backoff, offered)
 
     def publish(self, topic: str, data: bytes, now: float) -> tuple[Message, bytes, list[Outgoing]]:
@@ -295,24 +303,12 @@ class GossipsubRouter:
     def _apply_subscriptions(
         self, peer: PeerId, subs: tuple[SubOpts, ...]
     ) -> list[SubscriptionChange]:
-        topics = self.peers[peer].topics
-        added = {s.topic for s in subs if s.subscribe} - topics
-        if len(topics) + len(added) > self.config.max_peer_topics:
-            raise PubsubProtocolError(
-                f"peer subscribes to over {self.config.max_peer_topics} topics"
-            )
-        changes: list[SubscriptionChange] = []
-        for sub in subs:
-            if sub.subscribe == (sub.topic in topics):
-                continue
-            if sub.subscribe:
-                topics.add(sub.topic)
-            else:
-                topics.discard(sub.topic)
-                for peers in (self.mesh.get(sub.topic), self.fanout.get(sub.topic)):
-                    if peers is not None:
-                        peers.discard(peer)
-            changes.append(SubscriptionChange(peer, sub.topic, sub.subscribe))
+        max_topics = self.config.max_peer_topics
+        changes = apply_subscriptions(peer, self.peers[peer].topics, subs, max_topics)
+        for change in changes:
+            if not change.subscribed:
+                self.mesh.get(change.topic, set()).discard(peer)
+                self.fanout.get(change.topic, set()).discard(peer)
         return changes
 
     def _receive_messages(self, peer: PeerId, rpc: RPC, now: float, out: Outbox) -> RpcResult:

@@ -1,7 +1,8 @@
 """What both pubsub routers share on receipt and publish
 (https://github.com/libp2p/specs/blob/master/pubsub/README.md#message-processing): the result of
-a received RPC, the screening of its messages (subscribed topic, seen-cache, signing policy), and
-the size check of a message to publish.
+a received RPC, the screening of its messages (subscribed topic, seen-cache, signing policy), the
+size check of a message to publish, and the check of peers offered by peer exchange
+(https://github.com/libp2p/specs/blob/master/pubsub/gossipsub/gossipsub-v1.1.md#prune-backoff-and-peer-exchange).
 """
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ from collections.abc import Container
 
 import attrs
 
-from p2pstack.identity import PeerId
+from p2pstack.errors import IdentityError
+from p2pstack.identity import PeerId, PeerRecord
 from protocols.pubsub._message import MessageIdFn, SignaturePolicy, validate_message
 from protocols.pubsub._seen import SeenCache
-from protocols.pubsub._types import RPC, Message, MessageTooLarge, ValidationError
+from protocols.pubsub._types import (
+    RPC,
+    Message,
+    MessageTooLarge,
+    PeerInfo,
+    PubsubProtocolError,
+    SubOpts,
+    ValidationError,
+)
 from protocols.pubsub._wire import message_size
 
 __all__ = [
@@ -21,7 +31,9 @@ __all__ = [
     "Received",
     "RpcResult",
     "SubscriptionChange",
+    "apply_subscriptions",
     "ensure_fits",
+    "px_record",
     "screen_messages",
 ]
 
@@ -75,6 +87,38 @@ class RpcResult:
     duplicates: int = 0
     invalid: tuple[tuple[Message, ValidationError], ...] = ()
     ignored: int = 0
+
+
+def apply_subscriptions(
+    peer: PeerId, topics: set[str], subs: tuple[SubOpts, ...], max_topics: int
+) -> list[SubscriptionChange]:
+    """Apply a peer's subscription announcements to the set of its topics.
+
+    Args:
+        peer: the peer.
+        topics: its topics, updated in place.
+        subs: what it announced, in order.
+        max_topics: the most topics tracked for one peer.
+
+    Returns:
+        The changes (repeated or no-op announcements give none).
+
+    Raises:
+        PubsubProtocolError: the peer would exceed ``max_topics`` (nothing is applied).
+    """
+    added = {s.topic for s in subs if s.subscribe} - topics
+    if len(topics) + len(added) > max_topics:
+        raise PubsubProtocolError(f"peer subscribes to more than {max_topics} topics")
+    changes: list[SubscriptionChange] = []
+    for sub in subs:
+        if sub.subscribe == (sub.topic in topics):
+            continue
+        if sub.subscribe:
+            topics.add(sub.topic)
+        else:
+            topics.discard(sub.topic)
+        changes.append(SubscriptionChange(peer, sub.topic, sub.subscribe))
+    return changes
 
 
 def ensure_fits(message: Message, max_rpc_size: int) -> None:
@@ -144,3 +188,30 @@ def screen_messages(
         seen.add(msg_id, now)
         received.append(Received(msg_id, message, source, subscribed))
     return RpcResult(tuple(received), (), duplicates, tuple(invalid), ignored)
+
+
+def px_record(info: PeerInfo) -> PeerRecord | None:
+    """The addresses of a peer offered by peer exchange, from its signed peer record.
+
+    The v1.1 spec lets a pruning peer include the offered peer's signed record so that the
+    pruned peer can connect without asking the network; a record is only used when it is signed
+    by the offered peer itself (RFC 0003), never taken on the word of the pruning peer.
+
+    Args:
+        info: an entry of a PRUNE.
+
+    Returns:
+        The verified record, or ``None`` when the entry carries none (look the peer up).
+
+    Raises:
+        ValidationError: the record is malformed, badly signed, or for another peer.
+    """
+    if info.signed_peer_record is None:
+        return None
+    try:
+        record, _ = PeerRecord.from_envelope_bytes(info.signed_peer_record)
+    except IdentityError as exc:
+        raise ValidationError(f"bad peer record in peer exchange: {exc}") from None
+    if record.peer_id != info.peer_id:
+        raise ValidationError("peer exchange record is for another peer")
+    return record

@@ -10,8 +10,9 @@ import sys
 from collections import Counter, deque
 
 import pytest
+from multiaddr import Multiaddr
 
-from p2pstack.identity import Ed25519PrivateKey, Identity, PeerId
+from p2pstack.identity import Ed25519PrivateKey, Identity, PeerId, PeerRecord
 from protocols.pubsub import (
     GOSSIPSUB_V10_PROTOCOL_ID,
     GOSSIPSUB_V11_PROTOCOL_ID,
@@ -26,9 +27,11 @@ from protocols.pubsub import (
     MessageTooLarge,
     PeerInfo,
     SubOpts,
+    ValidationError,
     decode_rpc,
     encode_rpc,
     make_message,
+    px_record,
 )
 from protocols.pubsub._gossip_state import GossipsubConfig
 from protocols.pubsub._gossipsub import GossipsubRouter
@@ -396,3 +399,33 @@ def test_runs_are_identical_across_processes() -> None:
         digests.add(done.stdout.strip())
     assert len(digests) == 1
     assert transcript(7) in digests
+
+
+def test_px_carries_and_checks_signed_peer_records() -> None:
+    offered = Identity.generate()
+    record = PeerRecord(offered.peer_id, 1, (Multiaddr("/ip4/127.0.0.1/tcp/4001"),))
+    envelope = record.seal(offered.private_key).to_bytes()
+    identity = Identity.generate()
+    router = GossipsubRouter(
+        identity.peer_id,
+        rng=random.Random(1),
+        private_key=identity.private_key,
+        config=GossipsubConfig(do_px=True, d=1, d_lo=1, d_hi=1, d_out=0),
+        peer_record=lambda peer: envelope if peer == offered.peer_id else None,
+    )
+    router.add_peer(offered.peer_id, V11)
+    router.handle_rpc(offered.peer_id, RPC(subscriptions=(SubOpts(True, "t"),)), 0.0)
+    (pruned,) = _peers(router, 1)
+    router.subscribe("t", 0.0)
+    router.mesh["t"] = {offered.peer_id}
+    out = router.handle_rpc(
+        pruned, RPC(control=ControlMessage(graft=(ControlGraft("t"),))), 0.0
+    ).out
+    (prune,) = _control(out, pruned).prune
+    assert prune.peers == (PeerInfo(offered.peer_id, envelope),)
+    assert px_record(prune.peers[0]) == record
+    assert px_record(PeerInfo(offered.peer_id)) is None
+    with pytest.raises(ValidationError, match="another peer"):
+        px_record(PeerInfo(pruned, envelope))
+    with pytest.raises(ValidationError):
+        px_record(PeerInfo(offered.peer_id, envelope[:-1] + bytes([envelope[-1] ^ 1])))
