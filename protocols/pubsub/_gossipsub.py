@@ -268,10 +268,8 @@ class GossipsubRouter:
                 fanout.update(self.rng.sample(gossipers, min(cfg.d, len(gossipers))))
             self.fanout_published[topic] = now
             targets = fanout | {p for p in subscribed if self.peers[p].is_floodsub}
-        out = Outbox()
-        for peer in self.ordered(targets):
-            out.message(peer, message)
-        return message, msg_id, out.rpcs()
+        rpc = RPC(publish=(message,))
+        return message, msg_id, [(peer, rpc) for peer in self.ordered(targets)]
 
     def ordered(self, peers: set[PeerId]) -> list[PeerId]:
         """``peers`` in the order they were added: never iterate a set of peers where the order
@@ -294,11 +292,9 @@ class GossipsubRouter:
         targets = set(self.mesh.get(message.topic, ()))
         targets |= {p for p in self.topic_peers(message.topic) if self.peers[p].is_floodsub}
         targets -= {received.source, message.from_}
-        out = Outbox()
-        for peer in self.ordered(targets):
-            if received.msg_id not in self.peers[peer].dont_send:
-                out.message(peer, message)
-        return out.rpcs()
+        rpc = RPC(publish=(message,))  # one value for every peer: a driver may encode it once
+        dont = received.msg_id
+        return [(p, rpc) for p in self.ordered(targets) if dont not in self.peers[p].dont_send]
 
     def _apply_subscriptions(
         self, peer: PeerId, subs: tuple[SubOpts, ...]
