@@ -17,6 +17,20 @@ from fuzz._registry import TARGETS
 from p2pstack.framing import encode_lp
 from p2pstack.identity import Envelope, Identity, PeerRecord
 from protocols.identify import IdentifyMessage, encode_identify, frame_identify
+from protocols.pubsub import (
+    RPC,
+    ControlGraft,
+    ControlIDontWant,
+    ControlIHave,
+    ControlIWant,
+    ControlMessage,
+    ControlPrune,
+    Message,
+    PeerInfo,
+    SubOpts,
+    frame_rpc,
+    make_message,
+)
 from transports.mplex import Flag as MFlag
 from transports.mplex import encode_header as mplex_header
 from transports.noise import SIGNATURE_PREFIX, NoiseTransportState, encode_payload
@@ -228,9 +242,35 @@ def _kad_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _pubsub_seeds() -> dict[str, dict[str, bytes]]:
+    initiator, responder = _noise.identities()
+    signed = make_message("t", b"hello", private_key=responder.private_key, seqno=1)
+    control = ControlMessage(
+        ihave=(ControlIHave("t", (b"id1", b"id2")),),
+        iwant=(ControlIWant((b"id1",)),),
+        graft=(ControlGraft("t"),),
+        prune=(ControlPrune("t", (PeerInfo(initiator.peer_id, b"env"),), backoff=60),),
+        idontwant=(ControlIDontWant((b"id2",)),),
+    )
+    return {
+        "pubsub_rpc": {
+            "subscribe": b"\x00" + frame_rpc(RPC(subscriptions=(SubOpts(True, "t"),))),
+            "signed-message": b"\x00" + frame_rpc(RPC(publish=(signed,))),
+            "unsigned-bytewise": b"\x09" + frame_rpc(RPC(publish=(Message(topic="t"),))),
+            "control": b"\x03" + frame_rpc(RPC(control=control)),
+        },
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
-    return {**_wire_seeds(), **_noise_seeds(), **_identity_seeds(), **_kad_seeds()}
+    return {
+        **_wire_seeds(),
+        **_noise_seeds(),
+        **_identity_seeds(),
+        **_kad_seeds(),
+        **_pubsub_seeds(),
+    }
 
 
 def write_seeds() -> list[str]:
