@@ -50,9 +50,14 @@ DEFAULT_MAX_RETAINED = 10_000
 class PeerScore:
     """Per-peer score state for one router.
 
+    Every event method takes the current time as ``now`` (seconds, the caller's clock); the
+    peer and topic arguments name the peer the event concerns and the message's topic.
+
     Bounds: a record per connected peer, at most ``max_retained`` retained scores of
-    disconnected peers (each for ``params.retain_score`` seconds at most), and the delivery
-    records of ``MessageDeliveries`` (``seen_ttl``, ``max_records``).
+    disconnected peers (each for ``params.retain_score`` seconds at most; past the bound the
+    oldest retention goes first, which a peer churning identities could use to clear other
+    retained penalties sooner, a trade made for bounded memory), and the delivery records of
+    ``MessageDeliveries`` (``seen_ttl``, ``max_records``).
 
     Args:
         params: the score parameters.
@@ -124,8 +129,7 @@ class PeerScore:
             ts.mesh_failure_penalty += deficit(ts, self.params.topics[topic], now) ** 2
             ts.in_mesh = False
         stats.connected = False
-        stats.expire = now + self.params.retain_score
-        self._retained[peer] = stats.expire
+        self._retained[peer] = now + self.params.retain_score
         while len(self._retained) > self._max_retained:
             self._drop(next(iter(self._retained)))
 
@@ -144,7 +148,13 @@ class PeerScore:
             ts.in_mesh = False
 
     def add_penalty(self, peer: PeerId, count: int) -> None:
-        """Add count to the peer's behaviour penalty counter (P7)."""
+        """Add count to the peer's behaviour penalty counter (P7).
+
+        Raises:
+            ValueError: if count is negative.
+        """
+        if count < 0:
+            raise ValueError("a behaviour penalty count is never negative")
         stats = self._peers.get(peer)
         if stats is not None:
             stats.behaviour_penalty += count

@@ -70,7 +70,8 @@ IGNORE_UNTRACKED = frozenset(
 
 @attrs.frozen(kw_only=True)
 class TopicScoreBreakdown:
-    """Raw (unweighted) topic components of a peer's score and the weighted topic score."""
+    """The raw (unweighted) P1..P4 of a peer in one topic; ``score`` is their weighted sum
+    before the topic weight applies."""
 
     p1: float
     p2: float
@@ -82,7 +83,11 @@ class TopicScoreBreakdown:
 
 @attrs.frozen(kw_only=True)
 class ScoreBreakdown:
-    """A peer's score, its raw components and the per-topic parts (a snapshot)."""
+    """A peer's score with its raw components (a snapshot).
+
+    ``topic_score`` is the sum of topic_weight * topic score over the scored topics, after
+    the topic score cap; ``p5``..``p7`` are unweighted; ``score`` is the total.
+    """
 
     topics: dict[str, TopicScoreBreakdown]
     topic_score: float
@@ -103,6 +108,8 @@ class ScoreStatistics:
 
 @attrs.define
 class TopicStats:
+    """A peer's counters in one scored topic."""
+
     in_mesh: bool = False
     graft_time: float = 0.0
     first_message_deliveries: float = 0.0
@@ -113,8 +120,9 @@ class TopicStats:
 
 @attrs.define
 class PeerStats:
+    """A peer's score state: per-topic counters, colocation keys, P5 and the P7 counter."""
+
     connected: bool = True
-    expire: float = 0.0
     topics: dict[str, TopicStats] = attrs.Factory(dict)
     ips: tuple[IPKey, ...] = ()
     behaviour_penalty: float = 0.0
@@ -122,10 +130,12 @@ class PeerStats:
 
 
 def mesh_active(ts: TopicStats, tp: TopicScoreParams, now: float) -> bool:
+    """Whether P3 applies: in the mesh for longer than the activation time."""
     return ts.in_mesh and now - ts.graft_time > tp.mesh_message_deliveries_activation
 
 
 def deficit(ts: TopicStats, tp: TopicScoreParams, now: float) -> float:
+    """The mesh-delivery deficit below the threshold while P3 applies, else 0."""
     if (
         mesh_active(ts, tp, now)
         and ts.mesh_message_deliveries < tp.mesh_message_deliveries_threshold
@@ -135,6 +145,16 @@ def deficit(ts: TopicStats, tp: TopicScoreParams, now: float) -> float:
 
 
 def topic_breakdown(ts: TopicStats, tp: TopicScoreParams, now: float) -> TopicScoreBreakdown:
+    """P1..P4 of one topic at now and their weighted sum (the spec's topic score).
+
+    Args:
+        ts: the peer's counters in the topic.
+        tp: the topic's parameters.
+        now: the current time (for time in mesh and P3 activation).
+
+    Returns:
+        The raw components and the weighted topic score.
+    """
     p1 = 0.0
     if ts.in_mesh:
         # Whole quanta, as go's integer Duration division and the spec's pseudo-code.
@@ -155,7 +175,17 @@ def topic_breakdown(ts: TopicStats, tp: TopicScoreParams, now: float) -> TopicSc
 
 
 def ip_keys(ip: str | None) -> tuple[IPKey, ...]:
-    """The colocation keys of an address: IPv4 itself; IPv6 itself and its /64 (as go)."""
+    """The colocation keys of an address: IPv4 itself; IPv6 itself and its /64 (as go).
+
+    Args:
+        ip: an IPv4 or IPv6 address in text form, or None.
+
+    Returns:
+        The keys, none for None or a loopback address.
+
+    Raises:
+        ValueError: if ip is not an IP address.
+    """
     if ip is None:
         return ()
     addr = ipaddress.ip_address(ip)
