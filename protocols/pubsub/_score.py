@@ -19,7 +19,6 @@ PRUNE added; the spec, js and rust do not).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import OrderedDict
 
@@ -29,16 +28,18 @@ from protocols.pubsub._score_params import PeerScoreParams
 from protocols.pubsub._score_types import (
     IGNORE_UNTRACKED,
     PENALISE_UNTRACKED,
-    IPKey,
     PeerStats,
     RejectReason,
     ScoreBreakdown,
     ScoreStatistics,
     TopicScoreBreakdown,
     TopicStats,
+    components,
+    decay_counters,
     deficit,
     ip_keys,
     topic_breakdown,
+    weighted,
 )
 
 __all__ = ["PeerScore", "RejectReason", "ScoreBreakdown", "ScoreStatistics", "TopicScoreBreakdown"]
@@ -79,7 +80,7 @@ class PeerScore:
         self.params = params
         self._peers: dict[PeerId, PeerStats] = {}
         self._retained: OrderedDict[PeerId, float] = OrderedDict()
-        self._ip_peers: dict[IPKey, set[PeerId]] = {}
+        self._ip_peers: dict[str, set[PeerId]] = {}
         self._deliveries = MessageDeliveries(seen_ttl=seen_ttl, max_records=max_records)
         self._max_retained = max_retained
         self._next_decay = now + params.decay_interval
@@ -97,7 +98,7 @@ class PeerScore:
         Raises:
             ValueError: if ip is not an IP address.
         """
-        keys = tuple(k for k in ip_keys(ip) if not self._whitelisted(k))
+        keys = ip_keys(ip, self.params.ip_colocation_factor_whitelist)
         if not self._peers and self._next_decay <= now:
             self._next_decay = now + self.params.decay_interval
         stats = self._peers.get(peer)
@@ -239,9 +240,24 @@ class PeerScore:
     # -- scores -----------------------------------------------------------------------------
 
     def score(self, peer: PeerId, now: float) -> float:
-        """The peer's score at now (0 for an unknown peer)."""
-        breakdown = self.breakdown(peer, now)
-        return 0.0 if breakdown is None else breakdown.score
+        """The peer's score at now (0 for an unknown peer); ``breakdown`` without the objects."""
+        stats = self._peers.get(peer)
+        if stats is None:
+            return 0.0
+        params = self.params
+        topic_score = 0.0
+        for topic, ts in stats.topics.items():
+            tp = params.topics[topic]
+            topic_score += weighted(components(ts, tp, now), tp) * tp.topic_weight
+        if params.topic_score_cap > 0:
+            topic_score = min(topic_score, params.topic_score_cap)
+        p6, p7 = self._p6_p7(stats)
+        return (
+            topic_score
+            + stats.app_score * params.app_specific_weight
+            + p6 * params.ip_colocation_factor_weight
+            + p7 * params.behaviour_penalty_weight
+        )
 
     def breakdown(self, peer: PeerId, now: float) -> ScoreBreakdown | None:
         """The peer's score with its components at now, or None for an unknown peer."""
@@ -257,13 +273,7 @@ class PeerScore:
             topic_score += part.score * tp.topic_weight
         if params.topic_score_cap > 0:
             topic_score = min(topic_score, params.topic_score_cap)
-        p6 = 0.0
-        for key in stats.ips:
-            surplus = len(self._ip_peers.get(key, ())) - params.ip_colocation_factor_threshold
-            if surplus > 0:
-                p6 += float(surplus * surplus)
-        excess = stats.behaviour_penalty - params.behaviour_penalty_threshold
-        p7 = excess * excess if excess > 0 else 0.0
+        p6, p7 = self._p6_p7(stats)
         score = (
             topic_score
             + stats.app_score * params.app_specific_weight
@@ -273,6 +283,16 @@ class PeerScore:
         return ScoreBreakdown(
             topics=topics, topic_score=topic_score, p5=stats.app_score, p6=p6, p7=p7, score=score
         )
+
+    def _p6_p7(self, stats: PeerStats) -> tuple[float, float]:
+        params = self.params
+        p6 = 0.0
+        for key in stats.ips:
+            surplus = len(self._ip_peers.get(key, ())) - params.ip_colocation_factor_threshold
+            if surplus > 0:
+                p6 += float(surplus * surplus)
+        excess = stats.behaviour_penalty - params.behaviour_penalty_threshold
+        return p6, (excess * excess if excess > 0 else 0.0)
 
     def statistics(self) -> ScoreStatistics:
         """A snapshot of the state sizes."""
@@ -307,51 +327,18 @@ class PeerScore:
         self._refresh(now, 1)
 
     def _refresh(self, now: float, ticks: int) -> None:
-        # Counters are non-negative, so ``ticks`` steps of "multiply, then zero below
-        # decay_to_zero" equal one multiplication by decay**ticks and one zero check.
         while self._retained:
             peer, expire = next(iter(self._retained.items()))
             if now <= expire:
                 break
             self._drop(peer)
-        params = self.params
-        floor = params.decay_to_zero
-
-        def decay(value: float, factor: float) -> float:
-            value *= factor**ticks
-            return 0.0 if value < floor else value
-
         for stats in self._peers.values():
-            if not stats.connected:
-                continue  # retained scores do not decay (neither penalty nor credit fades)
-            for topic, ts in stats.topics.items():
-                tp = params.topics[topic]
-                ts.first_message_deliveries = decay(
-                    ts.first_message_deliveries, tp.first_message_deliveries_decay
-                )
-                ts.mesh_message_deliveries = decay(
-                    ts.mesh_message_deliveries, tp.mesh_message_deliveries_decay
-                )
-                ts.mesh_failure_penalty = decay(
-                    ts.mesh_failure_penalty, tp.mesh_failure_penalty_decay
-                )
-                ts.invalid_message_deliveries = decay(
-                    ts.invalid_message_deliveries, tp.invalid_message_deliveries_decay
-                )
-            stats.behaviour_penalty = decay(stats.behaviour_penalty, params.behaviour_penalty_decay)
+            if stats.connected:  # retained scores do not decay (neither penalty nor credit fades)
+                decay_counters(stats, self.params, ticks)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _whitelisted(self, key: IPKey) -> bool:
-        for net in self.params.ip_colocation_factor_whitelist:
-            if isinstance(key, ipaddress.IPv6Network):
-                if key.version == net.version and key.subnet_of(net):
-                    return True
-            elif key in net:
-                return True
-        return False
-
-    def _set_ips(self, peer: PeerId, stats: PeerStats, keys: tuple[IPKey, ...]) -> None:
+    def _set_ips(self, peer: PeerId, stats: PeerStats, keys: tuple[str, ...]) -> None:
         for key in stats.ips:
             if key not in keys:
                 self._untrack(peer, key)
@@ -359,7 +346,7 @@ class PeerScore:
             self._ip_peers.setdefault(key, set()).add(peer)
         stats.ips = keys
 
-    def _untrack(self, peer: PeerId, key: IPKey) -> None:
+    def _untrack(self, peer: PeerId, key: str) -> None:
         peers = self._ip_peers.get(key)
         if peers is not None:
             peers.discard(peer)

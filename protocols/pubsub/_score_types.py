@@ -11,25 +11,24 @@ import math
 
 import attrs
 
-from protocols.pubsub._score_params import TopicScoreParams
+from protocols.pubsub._score_params import IPNetwork, PeerScoreParams, TopicScoreParams
 
 __all__ = [
     "IGNORE_UNTRACKED",
     "PENALISE_UNTRACKED",
-    "IPKey",
     "PeerStats",
     "RejectReason",
     "ScoreBreakdown",
     "ScoreStatistics",
     "TopicScoreBreakdown",
     "TopicStats",
+    "components",
+    "decay_counters",
     "deficit",
     "ip_keys",
     "topic_breakdown",
+    "weighted",
 ]
-
-
-IPKey = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv6Network
 
 
 class RejectReason(enum.Enum):
@@ -124,7 +123,7 @@ class PeerStats:
 
     connected: bool = True
     topics: dict[str, TopicStats] = attrs.Factory(dict)
-    ips: tuple[IPKey, ...] = ()
+    ips: tuple[str, ...] = ()
     behaviour_penalty: float = 0.0
     app_score: float = 0.0
 
@@ -135,17 +134,22 @@ def mesh_active(ts: TopicStats, tp: TopicScoreParams, now: float) -> bool:
 
 
 def deficit(ts: TopicStats, tp: TopicScoreParams, now: float) -> float:
-    """The mesh-delivery deficit below the threshold while P3 applies, else 0."""
+    """The mesh-delivery deficit below the threshold while P3 applies, else 0.
+
+    A P3 weight of 0 disables the deficit altogether, so P3b (the deficit made sticky on
+    PRUNE) does not accrue from a threshold nobody asked for.
+    """
     if (
-        mesh_active(ts, tp, now)
+        tp.mesh_message_deliveries_weight != 0
+        and mesh_active(ts, tp, now)
         and ts.mesh_message_deliveries < tp.mesh_message_deliveries_threshold
     ):
         return tp.mesh_message_deliveries_threshold - ts.mesh_message_deliveries
     return 0.0
 
 
-def topic_breakdown(ts: TopicStats, tp: TopicScoreParams, now: float) -> TopicScoreBreakdown:
-    """P1..P4 of one topic at now and their weighted sum (the spec's topic score).
+def components(ts: TopicStats, tp: TopicScoreParams, now: float) -> tuple[float, ...]:
+    """The raw P1, P2, P3, P3b and P4 of one topic at now.
 
     Args:
         ts: the peer's counters in the topic.
@@ -153,35 +157,82 @@ def topic_breakdown(ts: TopicStats, tp: TopicScoreParams, now: float) -> TopicSc
         now: the current time (for time in mesh and P3 activation).
 
     Returns:
-        The raw components and the weighted topic score.
+        The five raw components, in that order.
     """
     p1 = 0.0
     if ts.in_mesh:
         # Whole quanta, as go's integer Duration division and the spec's pseudo-code.
         quanta = math.floor(max(now - ts.graft_time, 0.0) / tp.time_in_mesh_quantum)
         p1 = min(float(quanta), tp.time_in_mesh_cap)
-    p2 = ts.first_message_deliveries
-    p3 = deficit(ts, tp, now) ** 2
-    p3b = ts.mesh_failure_penalty
-    p4 = ts.invalid_message_deliveries**2
-    score = (
+    d = deficit(ts, tp, now)
+    p4 = ts.invalid_message_deliveries
+    return (p1, ts.first_message_deliveries, d * d, ts.mesh_failure_penalty, p4 * p4)
+
+
+def weighted(parts: tuple[float, ...], tp: TopicScoreParams) -> float:
+    """The topic score of raw components (before the topic weight): their weighted sum."""
+    p1, p2, p3, p3b, p4 = parts
+    return (
         p1 * tp.time_in_mesh_weight
         + p2 * tp.first_message_deliveries_weight
         + p3 * tp.mesh_message_deliveries_weight
         + p3b * tp.mesh_failure_penalty_weight
         + p4 * tp.invalid_message_deliveries_weight
     )
-    return TopicScoreBreakdown(p1=p1, p2=p2, p3=p3, p3b=p3b, p4=p4, score=score)
 
 
-def ip_keys(ip: str | None) -> tuple[IPKey, ...]:
+def topic_breakdown(ts: TopicStats, tp: TopicScoreParams, now: float) -> TopicScoreBreakdown:
+    """P1..P4 of one topic at now and their weighted sum (see ``components``)."""
+    parts = components(ts, tp, now)
+    p1, p2, p3, p3b, p4 = parts
+    return TopicScoreBreakdown(p1=p1, p2=p2, p3=p3, p3b=p3b, p4=p4, score=weighted(parts, tp))
+
+
+def decay_counters(stats: PeerStats, params: PeerScoreParams, ticks: int) -> None:
+    """Apply ticks decay steps to a peer's P2, P3, P3b, P4 and P7 counters.
+
+    Counters are non-negative, so ``ticks`` steps of "multiply, then zero below
+    decay_to_zero" equal one multiplication by ``decay ** ticks`` and one zero check. A
+    disabled component may have any decay factor (validation waives it); its counter is
+    zeroed, so that it can neither grow without bound nor matter.
+
+    Args:
+        stats: the peer's state (changed in place).
+        params: the score parameters.
+        ticks: the number of decay intervals elapsed (>= 1).
+    """
+    floor = params.decay_to_zero
+
+    def decay(value: float, factor: float) -> float:
+        if not 0 < factor < 1:
+            return 0.0
+        value *= factor**ticks
+        return 0.0 if value < floor else value
+
+    for topic, ts in stats.topics.items():
+        tp = params.topics[topic]
+        ts.first_message_deliveries = decay(
+            ts.first_message_deliveries, tp.first_message_deliveries_decay
+        )
+        ts.mesh_message_deliveries = decay(
+            ts.mesh_message_deliveries, tp.mesh_message_deliveries_decay
+        )
+        ts.mesh_failure_penalty = decay(ts.mesh_failure_penalty, tp.mesh_failure_penalty_decay)
+        ts.invalid_message_deliveries = decay(
+            ts.invalid_message_deliveries, tp.invalid_message_deliveries_decay
+        )
+    stats.behaviour_penalty = decay(stats.behaviour_penalty, params.behaviour_penalty_decay)
+
+
+def ip_keys(ip: str | None, whitelist: tuple[IPNetwork, ...]) -> tuple[str, ...]:
     """The colocation keys of an address: IPv4 itself; IPv6 itself and its /64 (as go).
 
     Args:
         ip: an IPv4 or IPv6 address in text form, or None.
+        whitelist: networks whose addresses are never counted.
 
     Returns:
-        The keys, none for None or a loopback address.
+        The keys as canonical text, none for None, a loopback or a whitelisted address.
 
     Raises:
         ValueError: if ip is not an IP address.
@@ -194,6 +245,20 @@ def ip_keys(ip: str | None) -> tuple[IPKey, ...]:
     if addr.is_loopback:
         # go ignores loopback: local tests and same-host tools are not a Sybil signal.
         return ()
-    if isinstance(addr, ipaddress.IPv4Address):
-        return (addr,)
-    return (addr, ipaddress.IPv6Network((addr, 64), strict=False))
+    keys: list[ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv6Network] = [addr]
+    if isinstance(addr, ipaddress.IPv6Address):
+        keys.append(ipaddress.IPv6Network((addr, 64), strict=False))
+    return tuple(str(key) for key in keys if not _whitelisted(key, whitelist))
+
+
+def _whitelisted(
+    key: ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv6Network,
+    whitelist: tuple[IPNetwork, ...],
+) -> bool:
+    for net in whitelist:
+        if isinstance(key, ipaddress.IPv6Network):
+            if isinstance(net, ipaddress.IPv6Network) and key.subnet_of(net):
+                return True
+        elif key in net:
+            return True
+    return False

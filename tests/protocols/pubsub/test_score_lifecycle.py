@@ -203,3 +203,29 @@ def test_remove_unknown_or_twice_is_harmless() -> None:
     score.remove_peer(A, 0.0)
     score.remove_peer(A, 1.0)
     assert score.statistics().retained == 1
+
+
+def test_disabled_p3_leaves_no_p3b() -> None:
+    # P3 off while its (default) threshold stays: no deficit, so no sticky penalty either.
+    score = make_score(topic_params(mesh_failure_penalty_weight=-1.0))
+    score.add_peer(A, None, 0.0)
+    score.graft(A, TOPIC, 0.0)
+    score.prune(A, TOPIC, 100.0)
+    assert score.score(A, 100.0) == 0.0
+
+
+def test_disabled_components_with_any_decay_stay_finite() -> None:
+    topic = topic_params(
+        first_message_deliveries_decay=5.0,
+        mesh_message_deliveries_decay=7.0,
+        mesh_failure_penalty_decay=-1.0,
+    )
+    score = make_score(topic, behaviour_penalty_decay=3.0)
+    score.add_peer(A, None, 0.0)
+    score.graft(A, TOPIC, 0.0)
+    score.deliver_message(A, TOPIC, b"m", 0.0)
+    score.add_penalty(A, 10)
+    score.handle_timer(5000.0)
+    breakdown = parts(score, A, 5000.0)
+    assert (breakdown.topics[TOPIC].p2, breakdown.p7) == (0.0, 0.0)
+    assert breakdown.score == 0.0

@@ -28,6 +28,25 @@ PARAMS = PeerScoreParams(
     retain_score=5.0,
 )
 
+# Every component off, with decay factors validation waives for disabled components.
+DISABLED = PeerScoreParams(
+    topics={
+        "a": TopicScoreParams(
+            time_in_mesh_weight=0.0,
+            first_message_deliveries_weight=0.0,
+            first_message_deliveries_decay=9.0,
+            mesh_message_deliveries_weight=0.0,
+            mesh_message_deliveries_decay=2.0,
+            mesh_failure_penalty_weight=0.0,
+            mesh_failure_penalty_decay=0.0,
+        )
+    },
+    topic_score_cap=0.0,
+    ip_colocation_factor_weight=0.0,
+    behaviour_penalty_weight=0.0,
+    behaviour_penalty_decay=4.0,
+)
+
 _peer = st.sampled_from(PEERS)
 _topic = st.sampled_from(TOPICS)
 _msg = st.binary(min_size=1, max_size=1)
@@ -84,6 +103,8 @@ def _run(steps: list[tuple[float, tuple[Any, ...]]]) -> list[list[float]]:
         _apply(score, event, now)
         scores = [score.score(p, now) for p in PEERS]
         assert all(math.isfinite(s) for s in scores)
+        breakdowns = [score.breakdown(p, now) for p in PEERS]
+        assert scores == [0.0 if b is None else b.score for b in breakdowns]
         stats = score.statistics()
         assert stats.delivery_records <= MAX_RECORDS
         assert stats.retained <= MAX_RETAINED
