@@ -1,7 +1,7 @@
 """libp2p publish/subscribe (https://github.com/libp2p/specs/tree/master/pubsub): the RPC and its
 wire format, message IDs and signing policies, the seen-cache and gossipsub message cache,
 bounded outbound queues, and the sans-IO floodsub and gossipsub (without scoring yet) router
-cores.
+cores, and the gossipsub v1.1 peer score.
 """
 
 from protocols.pubsub._floodsub import DEFAULT_MAX_PEER_TOPICS, FloodsubConfig, FloodsubRouter
@@ -40,6 +40,19 @@ from protocols.pubsub._routing import (
     ensure_fits,
     px_record,
     screen_messages,
+)
+from protocols.pubsub._score import PeerScore
+from protocols.pubsub._score_params import (
+    PeerScoreParams,
+    PeerScoreThresholds,
+    TopicScoreParams,
+    score_parameter_decay,
+)
+from protocols.pubsub._score_types import (
+    RejectReason,
+    ScoreBreakdown,
+    ScoreStatistics,
+    TopicScoreBreakdown,
 )
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
 from protocols.pubsub._types import (
@@ -110,17 +123,25 @@ __all__ = [
     "Outbox",
     "Outgoing",
     "PeerInfo",
+    "PeerScore",
+    "PeerScoreParams",
+    "PeerScoreThresholds",
     "PeerState",
     "PubsubError",
     "PubsubProtocolError",
     "QueueStats",
     "Received",
+    "RejectReason",
     "RpcDecoder",
     "RpcResult",
+    "ScoreBreakdown",
+    "ScoreStatistics",
     "SeenCache",
     "SignaturePolicy",
     "SubOpts",
     "SubscriptionChange",
+    "TopicScoreBreakdown",
+    "TopicScoreParams",
     "ValidationError",
     "apply_subscriptions",
     "content_message_id",
@@ -134,6 +155,7 @@ __all__ = [
     "js_message_id",
     "make_message",
     "px_record",
+    "score_parameter_decay",
     "screen_messages",
     "signed_bytes",
     "validate_message",
