@@ -101,6 +101,7 @@ class RoutingTable:
         self._index: dict[PeerId, int] = {}
         self._points: dict[PeerId, int] = {}
         self._checks: dict[int, _Check] = {}
+        self._deepest = -1  # deepest non-empty bucket
         self._refreshed = [now] * (MAX_REFRESH_CPL + 1)
         self._refresh_keys: list[bytes] = []
 
@@ -182,6 +183,8 @@ class RoutingTable:
         index = self._index.pop(peer)
         self._buckets[index].remove(peer)
         del self._points[peer]
+        while self._deepest >= 0 and not self._buckets[self._deepest]:
+            self._deepest -= 1
         check = self._checks.get(index)
         if check is not None and check.peer == peer:
             del self._checks[index]
@@ -199,10 +202,12 @@ class RoutingTable:
     def closest(self, point: bytes, count: int) -> list[PeerId]:
         """The ``count`` peers of the table nearest to the keyspace ``point``, nearest first.
 
-        Buckets are visited in distance order rather than sorting the whole table: with ``d``
-        the common prefix length of ``point`` and the local key, bucket ``d`` is nearest, then
-        every deeper bucket together, then buckets ``d - 1``, ``d - 2``, ... each farther than
-        the last.
+        Buckets are visited in distance order, so only the buckets that contribute are sorted.
+        With ``d`` the common prefix length of ``point`` and the local key, bucket ``d`` is
+        nearest (its peers and ``point`` agree on bit ``d``). A deeper bucket ``j`` agrees with
+        ``point`` on bits ``d + 1 .. j - 1`` like every bucket deeper than it, so it comes before
+        all of them when ``point`` differs from the local key at bit ``j`` and after all of them
+        otherwise. Buckets ``d - 1``, ``d - 2``, ... follow, each farther than the last.
 
         Args:
             point: a 32-byte keyspace point (``key_of(key)`` or ``peer_key(peer)``).
@@ -212,16 +217,24 @@ class RoutingTable:
             At most ``count`` peers (fewer when the table is smaller).
         """
         target = int.from_bytes(point, "big")
-        shared = min(common_prefix_length(point, self._local_key), KEY_BITS - 1)
-        groups: list[list[PeerId]] = [self._buckets[shared]]
-        groups.append([peer for bucket in self._buckets[shared + 1 :] for peer in bucket])
-        groups.extend(self._buckets[index] for index in range(shared - 1, -1, -1))
+        differs = target ^ self._local_int
+        shared = min(KEY_BITS - differs.bit_length(), KEY_BITS - 1)
+        before: list[int] = []
+        after: list[int] = []
+        for index in range(shared + 1, self._deepest + 1):
+            if self._buckets[index]:
+                bit = (differs >> (KEY_BITS - 1 - index)) & 1
+                (before if bit else after).append(index)
+        order = [shared, *before, *reversed(after), *range(shared - 1, -1, -1)]
+        points = self._points
         result: list[PeerId] = []
-        for group in groups:
+        for index in order:
             if len(result) >= count:
                 break
-            ranked = sorted(group, key=lambda peer: self._points[peer] ^ target)
-            result.extend(ranked[: count - len(result)])
+            bucket = self._buckets[index]
+            if bucket:
+                ranked = sorted(bucket, key=lambda peer: points[peer] ^ target)
+                result.extend(ranked[: count - len(result)])
         return result
 
     def peers(self) -> list[PeerId]:
@@ -231,8 +244,7 @@ class RoutingTable:
     def buckets(self) -> list[list[PeerId]]:
         """Copies of the buckets (index = common prefix length with the local key), up to the
         deepest non-empty one; least recently seen first in each."""
-        depth = max(self._index.values(), default=-1) + 1
-        return [list(bucket) for bucket in self._buckets[:depth]]
+        return [list(bucket) for bucket in self._buckets[: self._deepest + 1]]
 
     def bucket_of(self, peer: PeerId) -> int:
         """The bucket ``peer`` belongs in (whether or not it is in the table).
@@ -294,6 +306,7 @@ class RoutingTable:
         self._buckets[index].append(peer)
         self._index[peer] = index
         self._points[peer] = point
+        self._deepest = max(self._deepest, index)
 
     def _touch(self, peer: PeerId, index: int) -> None:
         """Move ``peer`` to its bucket's tail; a pending check of it resolves as alive."""
@@ -306,9 +319,7 @@ class RoutingTable:
 
     def _refresh_depth(self) -> int:
         """The deepest bucket refreshed by key (-1 when the table is empty)."""
-        if not self._index:
-            return -1
-        return min(max(self._index.values()), MAX_REFRESH_CPL)
+        return min(self._deepest, MAX_REFRESH_CPL)
 
     def _refresh_key(self, cpl: int) -> bytes:
         """A peer-ID-shaped key whose SHA-256 shares exactly ``cpl`` leading bits with the local
