@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import cbor2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from p2pstack.identity import KeyType, PeerId, PrivateKey, generate_private_key
 from protocols.kad import ipns_pb2
@@ -247,3 +249,59 @@ def test_rfc3339() -> None:
 def test_ipns_key() -> None:
     name = PeerId.from_public_key(_key(1).public_key)
     assert ipns_key(name) == b"/ipns/" + name.to_bytes()
+
+
+@given(st.binary(max_size=2048))
+def test_any_bytes_parse_or_raise_typed(raw: bytes) -> None:
+    try:
+        parse_ipns_record(raw)
+    except RecordValidationError:
+        pass
+
+
+_cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.binary(max_size=20) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(_GOOD)), _cbor_values, max_size=5))
+def test_any_cbor_document_parses_or_raises_typed(document: dict[str, object]) -> None:
+    raw = ipns_pb2.IpnsEntry(data=cbor2.dumps(document), signatureV2=b"s").SerializeToString()
+    try:
+        parse_ipns_record(raw)
+    except RecordValidationError:
+        pass
+
+
+# A V2-only record made with js: @libp2p/crypto Ed25519 key from seed 07*32, ``data`` encoded by
+# cborg (the codec under js's @ipld/dag-cbor), Sequence 9n, TTL 300000000000n.
+JS_NAME = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7"
+JS_RECORD = (
+    "4240ce016f4c1ad9635fa7de84edba1f263248d33c0a8ace42e724bf596accaa5091ac68dcf127fb8068f9be196e"
+    "4dad53a1aeeddeeb4ca21755126b62819435db0f4a67a56354544c1b00000045d964b8006556616c7565512f6970"
+    "66732f6261666b71616174696e656853657175656e6365096856616c6964697479581e323132352d30312d303154"
+    "30303a30303a30302e3030303030303030305a6c56616c69646974795479706500"
+)
+
+
+def test_record_made_by_js() -> None:
+    record = parse_ipns_record(bytes.fromhex(JS_RECORD))
+    verify_ipns_record(record, PeerId.from_string(JS_NAME), now=NOW_S)
+    assert (record.value, record.sequence, record.ttl_ns) == (b"/ipfs/bafkqaatine", 9, 300 * 10**9)
+    assert cbor2.dumps(cbor2.loads(record.data), canonical=True) == record.data
+    # Our encoder makes the same bytes for the same record from the same seed.
+    key = generate_private_key(random_bytes=lambda n: bytes([7]) * n)
+    assert PeerId.from_public_key(key.public_key) == PeerId.from_string(JS_NAME)
+    ours = make_ipns_record(
+        key,
+        b"/ipfs/bafkqaatine",
+        sequence=9,
+        validity=datetime(2125, 1, 1, tzinfo=UTC),
+        ttl_ns=300 * 10**9,
+        v1_compatible=False,
+    )
+    assert ours == bytes.fromhex(JS_RECORD)

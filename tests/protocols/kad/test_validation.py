@@ -4,6 +4,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from p2pstack.identity import KeyType, PeerId, PrivateKey, generate_private_key
 from protocols.kad._ipns import ipns_key, make_ipns_record
@@ -176,3 +178,21 @@ def test_bad_namespace_names(name: str) -> None:
 def test_select_needs_values(validator: Validator) -> None:
     with pytest.raises(RecordValidationError, match="at least one"):
         validator.select(b"/pk/x", [])
+
+
+@given(
+    st.sampled_from([b"/pk/", b"/ipns/", b"/test/", b"/", b""]).flatmap(
+        lambda prefix: st.binary(max_size=60).map(lambda rest: prefix + rest)
+    ),
+    st.binary(max_size=300),
+)
+def test_any_key_and_value_validate_or_raise_typed(key: bytes, value: bytes) -> None:
+    validators = Validators(passthrough=["test"])
+    try:
+        validators.validate(key, value)
+    except RecordValidationError:
+        pass
+    try:
+        assert validators.select(key, [value, b"x"]) in (0, 1)
+    except RecordValidationError:
+        pass
