@@ -175,3 +175,20 @@ def test_reader_validates_what_it_fetches(network: Network) -> None:
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+
+
+def test_client_mode_node_joins_but_stays_out_of_tables(network: Network) -> None:
+    process = NodeProcess(["--json", "--dht", "client", "--bootstrap", network.first.addr])
+    try:
+        first = process.wait_event(lambda _: True)
+        assert (first["event"], first["dht"]) == ("listening", "client")
+        joined = process.wait_event(lambda e: str(e["event"]).startswith("dht_boot"))
+        assert joined["event"] == "dht_bootstrapped", joined
+        # It does not serve the DHT, so no server lists it: nobody can find it through the DHT.
+        client_id = str(first["peer_id"])
+        result = run_cli(
+            "dht", "find-peer", client_id, "--bootstrap", network.first.addr, "--timeout", TIMEOUT
+        )
+        assert_one_line_error(result, f"peer {client_id} not found")
+    finally:
+        process.kill()
