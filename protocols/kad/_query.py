@@ -55,6 +55,7 @@ class _Run:
         self.on_answer = on_answer
         self.wake = Signal()
         self.in_flight = 0
+        self.scopes: dict[PeerId, anyio.CancelScope] = {}  # requests running, by peer
 
 
 class QueryDriver:
@@ -66,6 +67,8 @@ class QueryDriver:
         counters: where to count requests and lookups.
         seeds: the routing table's closest peers to a keyspace point, as ``KadPeer``.
         on_server: called with each peer that answered a DHT request (it is a server).
+        on_failure: called with each peer whose request failed or timed out (like go, the
+            service drops it from the routing table; it comes back when it talks again).
         on_done: called with the target point of each finished lookup (bucket refresh).
         clock: the current time (the anyio clock).
     """
@@ -78,6 +81,7 @@ class QueryDriver:
         counters: Counters,
         seeds: Callable[[bytes], list[KadPeer]],
         on_server: Callable[[PeerId], None],
+        on_failure: Callable[[PeerId], None],
         on_done: Callable[[bytes], None],
         clock: Callable[[], float],
     ) -> None:
@@ -86,6 +90,7 @@ class QueryDriver:
         self._counters = counters
         self._seeds = seeds
         self._on_server = on_server
+        self._on_failure = on_failure
         self._on_done = on_done
         self._clock = clock
         self.lookup_config = LookupConfig(
@@ -116,9 +121,11 @@ class QueryDriver:
             )
         except KadTimeout:
             self._counters.outbound_timeouts += 1
+            self._on_failure(peer)
             raise
         except NETWORK_ERRORS:
             self._counters.outbound_failures += 1
+            self._on_failure(peer)
             raise
         finally:
             in_lookup.reset(token)
@@ -183,6 +190,7 @@ class QueryDriver:
                 for peer in lookup.next_requests(self._clock()):
                     run.in_flight += 1
                     tg.start_soon(self._ask, run, peer)
+                self._reap(run)
                 if lookup.done:
                     break
                 deadline = lookup.next_deadline()
@@ -193,9 +201,30 @@ class QueryDriver:
                 now = self._clock()
                 if deadline is not None and now >= deadline and not lookup.done:
                     lookup.handle_timer(now)
+                self._reap(run)
             tg.cancel_scope.cancel()
 
+    def _reap(self, run: _Run) -> None:
+        # Requests the core gave up on (its request timeout) are failures: stop their tasks.
+        # (Requests still in flight when the lookup ends are cancelled, not failed.)
+        waiting = set(run.lookup.in_flight)
+        for peer in [p for p in run.scopes if p not in waiting]:
+            run.scopes.pop(peer).cancel()
+            self._counters.outbound_timeouts += 1
+            self._on_failure(peer)
+
     async def _ask(self, run: _Run, peer: KadPeer) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                run.scopes[peer.peer_id] = scope
+                await self._ask_once(run, peer)
+        finally:
+            if run.scopes.get(peer.peer_id) is scope:
+                del run.scopes[peer.peer_id]
+            run.in_flight -= 1
+            run.wake.set()
+
+    async def _ask_once(self, run: _Run, peer: KadPeer) -> None:
         lookup, on_answer = run.lookup, run.on_answer
         try:
             answer = await self.request(peer.peer_id, run.message)
@@ -210,9 +239,6 @@ class QueryDriver:
                 lookup.on_response(peer.peer_id, closer, self._clock())
                 if answer is not None and on_answer is not None:
                     on_answer(peer.peer_id, answer, lookup)
-        finally:
-            run.in_flight -= 1
-            run.wake.set()
 
     async def store_at(self, peers: Sequence[PeerId], message: KadMessage) -> int:
         """Send a PUT_VALUE or ADD_PROVIDER to each of ``peers`` (``max_concurrent_writes`` at

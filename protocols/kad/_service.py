@@ -156,6 +156,7 @@ class Kad:
             counters=self._counters,
             seeds=peers.seeds,
             on_server=peers.add_server,
+            on_failure=peers.remove,
             on_done=lambda point: table.mark_refreshed(point, anyio.current_time()),
             clock=anyio.current_time,
         )
