@@ -48,6 +48,7 @@ class DhtNode(Protocol):
     async def find_providers(self, cid: str, multihash: bytes) -> Providers: ...
     async def find_peer(self, peer_id: str) -> list[str] | None: ...
     async def table(self) -> set[str]: ...
+    async def join(self, addr: str) -> None: ...
 
 
 def make_cid(data: bytes) -> tuple[str, bytes]:
@@ -110,6 +111,11 @@ class RemoteNode:
         event = await self.command("table")
         return set(event["peers"])
 
+    async def join(self, addr: str) -> None:
+        """Connect to ``addr`` (py also puts it in its table), then run a self lookup."""
+        await self.command(f"connect {addr}")
+        await self.command("bootstrap")
+
 
 @asynccontextmanager
 async def open_remote(
@@ -170,6 +176,10 @@ class OurNode:
     async def table(self) -> set[str]:
         return {str(p) for p in self.kad.routing_table.peers()}
 
+    async def join(self, addr: str) -> None:
+        with anyio.fail_after(START_TIMEOUT):
+            await self.kad.bootstrap([addr])
+
 
 @asynccontextmanager
 async def open_ours(
@@ -209,3 +219,36 @@ async def eventually_contains(node: DhtNode, peer_id: str, timeout: float = 15.0
                 return table
             await anyio.sleep(0.1)
     raise AssertionError(f"{node.name} {node.peer_id}: {peer_id} not in its table {table}")
+
+
+@asynccontextmanager
+async def open_nodes(kinds: Sequence[str], *, log_dir: Path) -> AsyncIterator[list[DhtNode]]:
+    """Start one unjoined DHT node per kind (``js``, ``py`` or ``ours``) at once, in that
+    order; all are stopped when the block ends."""
+    nodes: list[DhtNode | None] = [None] * len(kinds)
+    stop = anyio.Event()
+
+    async def hold(index: int, started: anyio.Event) -> None:
+        kind = kinds[index]
+        if kind == "ours":
+            async with open_ours(name=f"p2pstack-{index}") as ours:
+                nodes[index] = ours
+                started.set()
+                await stop.wait()
+        else:
+            async with open_remote(kind, [], log_dir=log_dir) as remote:
+                nodes[index] = remote
+                started.set()
+                await stop.wait()
+
+    async with anyio.create_task_group() as tg:
+        events = [anyio.Event() for _ in kinds]
+        for index, started in enumerate(events):
+            tg.start_soon(hold, index, started)
+        with anyio.fail_after(START_TIMEOUT):
+            for started in events:
+                await started.wait()
+        try:
+            yield [node for node in nodes if node is not None]
+        finally:
+            stop.set()

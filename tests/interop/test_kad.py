@@ -16,7 +16,6 @@ import attrs
 import pytest
 
 from tests.interop.kad_nodes import (
-    DhtNode,
     OurNode,
     RemoteNode,
     eventually_contains,
@@ -71,9 +70,6 @@ async def net(
         cid = make_cid(f"provided by {kind} {anyio_backend}".encode())
         await first.provide(*cid)
         ours = await stack.enter_async_context(open_ours([second.addr]))
-        # py adds a peer that opens a kad stream only if identify already gave it the peer's
-        # addresses; the bootstrap lookup's streams usually come first, so run one more lookup.
-        await ours.kad.bootstrap()
         yield PairNet(kind, first, second, ours, key, value, cid)
 
 
@@ -132,38 +128,3 @@ async def test_they_find_a_peer_only_we_know(net: PairNet) -> None:
         addrs = await net.first.find_peer(hidden.peer_id)
     assert addrs is not None, f"{net.kind} did not find the peer"
     assert strip_p2p(hidden.addr) in {strip_p2p(a) for a in addrs}
-
-
-async def _bootstrap(node: DhtNode) -> None:
-    if isinstance(node, RemoteNode):
-        await node.command("bootstrap")
-    else:
-        assert isinstance(node, OurNode)
-        await node.kad.bootstrap()
-
-
-async def test_mixed_network(anyio_backend: str, log_dir: Path) -> None:
-    """js, py, p2pstack, js, py, p2pstack, each bootstrapped from the one before: a value put
-    by any node is read by every other node."""
-    async with AsyncExitStack() as stack:
-        nodes: list[DhtNode] = []
-        for kind in ["js", "py", "ours"] * 2:
-            previous = [nodes[-1].addr] if nodes else []
-            if kind == "ours":
-                node: DhtNode = await stack.enter_async_context(open_ours(previous))
-            else:
-                node = await stack.enter_async_context(open_remote(kind, previous, log_dir=log_dir))
-            nodes.append(node)
-        for node in nodes:
-            await _bootstrap(node)
-        for i, node in enumerate(nodes):
-            await node.put(f"/test/mixed-{anyio_backend}-{i}", f"value-{i}-from-{node.name}")
-        missed = []
-        for i, writer in enumerate(nodes):
-            for reader in nodes:
-                if reader is writer:
-                    continue
-                got = await reader.get(f"/test/mixed-{anyio_backend}-{i}")
-                if got != f"value-{i}-from-{writer.name}":
-                    missed.append(f"{reader.name} read {got!r} for {writer.name}'s value {i}")
-        assert not missed, missed
