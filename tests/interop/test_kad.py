@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import anyio
 import attrs
 import pytest
 
@@ -91,6 +92,16 @@ async def test_they_get_our_record(net: PairNet) -> None:
     await net.ours.put(key, value)
     assert await net.first.get(key) == value
     assert await net.second.get(key) == value
+
+
+async def test_they_put_to_us(net: PairNet) -> None:
+    key, value = f"/test/theirs-to-ours-{net.kind}", f"put-by-{net.kind}-to-p2pstack"
+    reply = await net.second.command(f"put {key} {value}")
+    # js checks that each PUT_VALUE answer echoes the record (py does not say).
+    assert [e for e in reply.get("errors", []) if e["peer_id"] == net.ours.peer_id] == []
+    stored = net.ours.kad.records.get(key.encode(), anyio.current_time())
+    assert stored is not None
+    assert stored.value == value.encode()
 
 
 async def test_we_find_their_provider(net: PairNet) -> None:

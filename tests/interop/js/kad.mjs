@@ -47,10 +47,12 @@ function peerInfo (peer) {
 
 async function put (ctx, [key, value]) {
   let storedAt = 0
+  const errors = [] // e.g. "Value not put correctly": the answer did not echo the record
   for await (const event of ctx.dht.put(encoder.encode(key), encoder.encode(value), ctx.opts())) {
     if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') storedAt++
+    if (event.name === 'QUERY_ERROR') errors.push({ peer_id: event.from.toString(), message: String(event.error?.message ?? event.error) })
   }
-  return { event: 'put', key, stored_at: storedAt }
+  return { event: 'put', key, stored_at: storedAt, errors }
 }
 
 async function get (ctx, [key]) {
