@@ -144,3 +144,11 @@ async def test_they_find_a_peer_only_we_know(net: PairNet) -> None:
         addrs = await net.first.find_peer(hidden.peer_id)
     assert addrs is not None, f"{net.kind} did not find the peer"
     assert strip_p2p(hidden.addr) in {strip_p2p(a) for a in addrs}
+
+
+async def test_nothing_they_sent_was_rejected(net: PairNet) -> None:
+    """Runs after the others of its network: every message and record from js or py decoded
+    and validated here, and no inbound stream hit a limit."""
+    stats = net.ours.kad.statistics()
+    assert stats.inbound_requests > 0
+    assert (stats.inbound_bad, stats.inbound_rejected, stats.bad_values) == (0, 0, 0), stats
