@@ -1,4 +1,4 @@
-"""The README's library example runs as written."""
+"""The README's library examples run as written."""
 
 from __future__ import annotations
 
@@ -10,11 +10,29 @@ from pathlib import Path
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_example_runs() -> None:
-    (code,) = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+def _example(marker: str) -> str:
+    """The README's one ``python`` block that contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (code,) = [block for block in blocks if marker in block]
+    assert isinstance(code, str)
+    return code
+
+
+def _run(code: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "b'hello'" in result.stdout
-    assert "server listens on /ip4/127.0.0.1/tcp/" in result.stdout
+    return result.stdout
+
+
+def test_readme_example_runs() -> None:
+    stdout = _run(_example("async def echo"))
+    assert "b'hello'" in stdout
+    assert "server listens on /ip4/127.0.0.1/tcp/" in stdout
+
+
+def test_readme_dht_example_runs() -> None:
+    stdout = _run(_example("protocols.kad"))
+    assert re.search(r"^stored at [12] peers$", stdout, flags=re.MULTILINE), stdout
+    assert stdout.splitlines()[-1] == "b'hello'"

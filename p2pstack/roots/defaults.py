@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from multiaddr import Multiaddr
 
@@ -23,6 +24,9 @@ from transports.noise import Noise
 from transports.plaintext import Plaintext
 from transports.tcp import TcpTransport
 from transports.yamux import Yamux
+
+if TYPE_CHECKING:
+    from protocols.kad import KadConfig
 
 __all__ = [
     "MUXERS",
@@ -90,15 +94,40 @@ async def open_default_host(
     config: HostConfig | None = None,
     serve_perf: bool = False,
     resource_manager: ResourceManager | None = None,
+    kad: KadConfig | None = None,
 ) -> AsyncIterator[Host]:
     """A host with TCP and memory transports, the named security channels and muxers, and the
-    default services (``serve_perf``: see ``default_services``)."""
+    default services.
+
+    Args:
+        identity: the host's identity (default: a fresh Ed25519 one).
+        listen: addresses to listen on.
+        security: security channel names in preference order (default: noise).
+        muxers: muxer names in preference order (default: yamux, then mplex).
+        services: the services (default: ``default_services(serve_perf=serve_perf)``).
+        config: the host's settings.
+        serve_perf: see ``default_services``.
+        resource_manager: see ``open_host``.
+        kad: also run the Kademlia DHT (``protocols.kad.Kad``) with this configuration, after
+            the other services; ``host.service(Kad)`` returns it.
+
+    Yields:
+        The started host.
+
+    Raises:
+        ValueError: an unknown security channel or muxer name.
+    """
+    chosen = default_services(serve_perf=serve_perf) if services is None else list(services)
+    if kad is not None:
+        from protocols.kad import Kad  # imported only by the DHT's users: it costs start-up time
+
+        chosen.append(Kad(kad))
     async with open_host(
         identity=identity,
         transports=[TcpTransport(), MemoryTransport()],
         security=make_security(security),
         muxers=make_muxers(muxers),
-        services=default_services(serve_perf=serve_perf) if services is None else services,
+        services=chosen,
         listen=listen,
         config=config,
         resource_manager=resource_manager,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from p2pstack.roots.cli._dht_args import add_node_dht_arguments, configure_dht
 from p2pstack.roots.cli._registry import COMMANDS, Command, register
 from p2pstack.roots.cli._sim import add_sim_arguments
 
@@ -140,6 +141,7 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
         "http://HOST:PORT/metrics; port 0 picks a free one, reported in the listening event "
         "(needs the 'metrics' extra: pip install 'p2pstack[metrics]')",
     )
+    add_node_dht_arguments(p)
 
 
 def _configure_ping(p: argparse.ArgumentParser) -> None:
@@ -157,7 +159,10 @@ for _command in (
     Command("key", "manage key files", _configure_key, f"{_CLI}._keys:run_key"),
     Command("id", "print the peer ID of a key file", _key_option, f"{_CLI}._keys:run_id"),
     Command(
-        "node", "run a node serving ping, identify and perf", _configure_node, f"{_CLI}._node:run"
+        "node",
+        "run a node serving ping, identify and perf (and the DHT with --dht)",
+        _configure_node,
+        f"{_CLI}._node:run",
     ),
     Command("ping", "ping a peer", _configure_ping, f"{_CLI}._client:run_ping"),
     Command("identify", "ask a peer who it is", _client_options, f"{_CLI}._client:run_identify"),
@@ -166,6 +171,12 @@ for _command in (
         "measure throughput to a peer with /perf/1.0.0",
         _configure_perf,
         f"{_CLI}._client:run_perf",
+    ),
+    Command(
+        "dht",
+        "use the Kademlia DHT: put, get, provide, find-providers, find-peer",
+        configure_dht,
+        f"{_CLI}._dht:run_dht",
     ),
     Command(
         "sim",
@@ -185,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="p2pstack",
-        description="A libp2p node and tools: keys, a node that serves ping/identify/perf, "
-        "clients for them, and network simulation.",
+        description="A libp2p node and tools: keys, a node that serves ping/identify/perf "
+        "and the Kademlia DHT, clients for them, and network simulation.",
     )
     parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
