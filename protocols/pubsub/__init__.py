@@ -1,10 +1,11 @@
 """libp2p publish/subscribe (https://github.com/libp2p/specs/tree/master/pubsub): the RPC and its
 wire format, message IDs and signing policies, the seen-cache and gossipsub message cache,
-bounded outbound queues, and the sans-IO floodsub and gossipsub (without scoring yet) router
-cores, and the gossipsub v1.1 peer score.
+bounded outbound queues, the sans-IO floodsub and gossipsub router cores, and the gossipsub v1.1
+peer score (on in the gossipsub core with ``GossipsubConfig.score_params``).
 """
 
 from protocols.pubsub._floodsub import DEFAULT_MAX_PEER_TOPICS, FloodsubConfig, FloodsubRouter
+from protocols.pubsub._gossip_score import RouterScore, ValidationResult
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._gossipsub import GossipResult, GossipsubRouter
 from protocols.pubsub._mcache import (
@@ -132,6 +133,7 @@ __all__ = [
     "QueueStats",
     "Received",
     "RejectReason",
+    "RouterScore",
     "RpcDecoder",
     "RpcResult",
     "ScoreBreakdown",
@@ -143,6 +145,7 @@ __all__ = [
     "TopicScoreBreakdown",
     "TopicScoreParams",
     "ValidationError",
+    "ValidationResult",
     "apply_subscriptions",
     "content_message_id",
     "decode_message",
