@@ -1,8 +1,8 @@
 """Gossipsub peer selection shared by commands and the heartbeat
 (https://github.com/libp2p/specs/blob/master/pubsub/gossipsub/gossipsub-v1.1.md#prune-backoff-and-peer-exchange,
-#flood-publishing): which peers may be grafted, what a PRUNE carries, and where a message we
-publish goes. Peers with negative score are never grafted nor offered by PX; peers below the
-publish threshold never get our own messages.
+#flood-publishing; v1.2 IDONTWANT): which peers may be grafted, what a PRUNE carries, where a
+message we publish goes, and who hears IDONTWANT. Peers with negative score are never grafted
+nor offered by PX; peers below the publish threshold never get our own messages.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from p2pstack.identity import PeerId
+from protocols.pubsub._routing import Received
 from protocols.pubsub._types import PeerInfo
 
 if TYPE_CHECKING:
     from protocols.pubsub._gossip_state import Outbox
     from protocols.pubsub._gossipsub import GossipsubRouter
 
-__all__ = ["graftable", "prune_peer", "publish_targets"]
+__all__ = ["announce_idontwant", "graftable", "prune_peer", "publish_targets"]
 
 
 def graftable(
@@ -80,7 +81,8 @@ def prune_peer(
         ]
         router.rng.shuffle(others)
         offered = tuple(
-            PeerInfo(p, router.peer_record(p)) for p in others[: router.config.prune_peers]
+            PeerInfo(p, router.peer_record(p) if router.peer_record else None)
+            for p in others[: router.config.prune_peers]
         )
     out.prune(peer, topic, backoff, offered)
 
@@ -112,3 +114,19 @@ def publish_targets(router: GossipsubRouter, topic: str, now: float) -> list[Pee
         router.fanout_published[topic] = now
         targets = fanout | {p for p in subscribed if router.peers[p].is_floodsub}
     return router.ordered(targets)
+
+
+def announce_idontwant(router: GossipsubRouter, received: Received, out: Outbox) -> None:
+    """v1.2: announce a large new message to the v1.2 mesh peers at once, before validation
+    as the spec allows, so that they do not send it to us too.
+
+    Args:
+        router: the router.
+        received: the new message.
+        out: collects the IDONTWANTs.
+    """
+    if len(received.message.data) < router.config.idontwant_threshold:
+        return
+    for other in router.ordered(router.mesh.get(received.message.topic, set())):
+        if other != received.source and router.peers[other].does_idontwant:
+            out.idontwant(other, received.msg_id)

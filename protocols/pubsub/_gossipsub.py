@@ -112,7 +112,7 @@ class GossipsubRouter:
         self.rng = rng
         self._key = private_key
         self._seqno = seqno
-        self._peer_record = peer_record
+        self.peer_record = peer_record
         self.peers: dict[PeerId, PeerState] = {}
         self.mesh: dict[str, set[PeerId]] = {}
         self.fanout: dict[str, set[PeerId]] = {}
@@ -179,10 +179,6 @@ class GossipsubRouter:
             peers.discard(peer)
         topics = sorted(state.topics) if state else []
         return [SubscriptionChange(peer, topic, False) for topic in topics]
-
-    def peer_record(self, peer: PeerId) -> bytes | None:
-        """``peer``'s signed peer record for peer exchange, when one is known."""
-        return self._peer_record(peer) if self._peer_record else None
 
     def subscribe(self, topic: str, now: float) -> list[Outgoing]:
         """Join ``topic``: announce it and GRAFT up to D peers (fanout peers first).
@@ -335,12 +331,7 @@ class GossipsubRouter:
         )
         for received in result.received:
             self.promises.pop(received.msg_id, None)
-            if len(received.message.data) < self.config.idontwant_threshold:
-                continue
-            # v1.2: tell the mesh at once (before validation, as the spec allows).
-            for other in self.ordered(self.mesh.get(received.message.topic, set())):
-                if other != peer and self.peers[other].does_idontwant:
-                    out.idontwant(other, received.msg_id)
+            _select.announce_idontwant(self, received, out)
         return result
 
     def handle_rpc(self, peer: PeerId, rpc: RPC, now: float) -> GossipResult:
