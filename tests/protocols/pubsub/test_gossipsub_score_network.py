@@ -13,6 +13,8 @@ from protocols.pubsub import (
     GossipsubConfig,
     GossipsubRouter,
     Message,
+    PeerScoreParams,
+    TopicScoreParams,
     ValidationResult,
     decode_rpc,
     encode_rpc,
@@ -29,7 +31,17 @@ class ScoredNetwork:
     """Gossipsub cores with scoring on a graph, RPCs through the codec, a validator that
     rejects messages starting with ``bad``; 10 ms per delivery round, heartbeats every second."""
 
-    def __init__(self, count: int, edges: set[tuple[int, int]], seed: int, **config: Any) -> None:
+    def __init__(
+        self,
+        count: int,
+        edges: set[tuple[int, int]],
+        seed: int,
+        *,
+        params: PeerScoreParams | None = None,
+        droppers: frozenset[int] = frozenset(),
+        **config: Any,
+    ) -> None:
+        self.droppers = droppers
         keys = [Ed25519PrivateKey.from_seed(bytes([seed, i]) * 16) for i in range(count)]
         self.routers: list[GossipsubRouter] = []
         for i, key in enumerate(keys):
@@ -39,7 +51,7 @@ class ScoredNetwork:
                     identity.peer_id,
                     rng=random.Random(seed * 1000 + i),
                     private_key=identity.private_key,
-                    config=GossipsubConfig(score_params=score_params(), **config),
+                    config=GossipsubConfig(score_params=params or score_params(), **config),
                 )
             )
         self.index = {r.local: i for i, r in enumerate(self.routers)}
@@ -70,7 +82,9 @@ class ScoredNetwork:
                         continue
                     if received.local:
                         self.delivered[target][received.msg_id] += 1
-                    self.send(target, router.forward(received, self.now))
+                    forwarded = router.forward(received, self.now)
+                    if target not in self.droppers:
+                        self.send(target, forwarded)
             for i, router in enumerate(self.routers):
                 if router.next_deadline() <= self.now:
                     self.send(i, router.handle_timer(self.now))
@@ -79,7 +93,7 @@ class ScoredNetwork:
         return self.routers[node].scoring.value(self.routers[peer].local, self.now)
 
 
-def _network(seed: int) -> ScoredNetwork:
+def _network(seed: int, **kw: Any) -> ScoredNetwork:
     rng = random.Random(seed)
     honest = range(1, 13)
     edges = {(0, i) for i in honest}  # the spammer (0) is connected to every honest node
@@ -87,7 +101,7 @@ def _network(seed: int) -> ScoredNetwork:
     while len(edges) < 12 + 40:
         a, b = sorted(rng.sample(honest, 2))
         edges.add((a, b))
-    net = ScoredNetwork(13, edges, seed, d=4, d_lo=3, d_hi=8, d_out=1)
+    net = ScoredNetwork(13, edges, seed, d=4, d_lo=3, d_hi=8, d_out=1, **kw)
     for i, router in enumerate(net.routers):
         net.send(i, router.subscribe("t", net.now))
     net.run(3.0)
@@ -142,3 +156,52 @@ def test_scoring_on_keeps_an_honest_network_delivering() -> None:
             assert net.delivered[node][msg_id] == (0 if i == node else 1)
     for node in range(1, 13):
         assert net.score_of(node, 0) >= 0
+
+
+def _p3_params() -> PeerScoreParams:
+    """P2 (first deliveries) and P3 (mesh delivery rate) only."""
+    topic = TopicScoreParams(
+        topic_weight=1.0,
+        time_in_mesh_weight=0.0,
+        first_message_deliveries_weight=1.0,
+        first_message_deliveries_decay=0.9,
+        first_message_deliveries_cap=50.0,
+        mesh_message_deliveries_weight=-1.0,
+        mesh_message_deliveries_decay=0.9,
+        mesh_message_deliveries_threshold=2.0,
+        mesh_message_deliveries_cap=20.0,
+        mesh_message_deliveries_window=0.05,
+        mesh_message_deliveries_activation=2.0,
+        mesh_failure_penalty_weight=-1.0,
+        mesh_failure_penalty_decay=0.9,
+        invalid_message_deliveries_weight=-1.0,
+        invalid_message_deliveries_decay=0.9,
+    )
+    return PeerScoreParams(
+        topics={"t": topic},
+        topic_score_cap=0.0,
+        app_specific_weight=0.0,
+        ip_colocation_factor_weight=0.0,
+        behaviour_penalty_weight=0.0,
+    )
+
+
+def test_a_mesh_peer_that_forwards_nothing_is_pruned() -> None:
+    # Node 0 takes part in the mesh but forwards nothing: its mesh delivery rate stays below
+    # the P3 threshold, its score turns negative and every honest node prunes it.
+    net = _network(seed=8, params=_p3_params(), droppers=frozenset({0}))
+    dropper = net.routers[0].local
+    assert any(dropper in r.mesh["t"] for r in net.routers[1:])
+    seen_in_mesh: set[int] = set()
+    for second in range(8):
+        for node in range(1, 13):
+            _publish(net, node, b"m %d %d" % (second, node))
+        seen_in_mesh |= {n for n in range(1, 13) if dropper in net.routers[n].mesh["t"]}
+        net.run(1.0)
+    assert seen_in_mesh  # it was in meshes while the messages flowed
+    for node in range(1, 13):
+        assert dropper not in net.routers[node].mesh["t"]
+        if node in seen_in_mesh:  # a sticky mesh failure penalty (P3b) remains
+            assert net.score_of(node, 0) < 0
+        for peer in net.routers[node].mesh["t"]:
+            assert net.routers[node].scoring.value(peer, net.now) >= 0
