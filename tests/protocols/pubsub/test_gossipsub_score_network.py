@@ -3,7 +3,11 @@ down, pruned from every mesh and then graylisted, while honest traffic keeps flo
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
+import subprocess
+import sys
 from collections import Counter, deque
 from typing import Any
 
@@ -42,6 +46,7 @@ class ScoredNetwork:
         **config: Any,
     ) -> None:
         self.droppers = droppers
+        self.transcript = hashlib.sha256()
         keys = [Ed25519PrivateKey.from_seed(bytes([seed, i]) * 16) for i in range(count)]
         self.routers: list[GossipsubRouter] = []
         for i, key in enumerate(keys):
@@ -65,7 +70,9 @@ class ScoredNetwork:
 
     def send(self, sender: int, out: list[Outgoing]) -> None:
         for peer, rpc in out:
-            self.wire.append((self.index[peer], self.routers[sender].local, encode_rpc(rpc)))
+            data = encode_rpc(rpc)
+            self.transcript.update(bytes([sender, self.index[peer]]) + data)
+            self.wire.append((self.index[peer], self.routers[sender].local, data))
 
     def run(self, seconds: float) -> None:
         end = self.now + seconds
@@ -205,3 +212,36 @@ def test_a_mesh_peer_that_forwards_nothing_is_pruned() -> None:
             assert net.score_of(node, 0) < 0
         for peer in net.routers[node].mesh["t"]:
             assert net.routers[node].scoring.value(peer, net.now) >= 0
+
+
+def scored_transcript(seed: int) -> str:
+    """Every RPC of a scored run with a dropper and a spammer (pruning, graylisting), hashed,
+    with the final scores."""
+    net = _network(seed, params=_p3_params(), droppers=frozenset({0}))
+    for second in range(4):
+        for node in range(13):
+            _publish(net, node, b"bad" if node == 0 else b"m %d %d" % (second, node))
+        net.run(1.0)
+    scores = [net.score_of(a, b) for a in range(13) for b in range(13) if a != b]
+    net.transcript.update(repr(scores).encode())
+    return net.transcript.hexdigest()
+
+
+def test_scored_runs_are_identical_across_processes() -> None:
+    code = (
+        "from tests.protocols.pubsub.test_gossipsub_score_network import scored_transcript; "
+        "print(scored_transcript(3))"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
