@@ -46,7 +46,7 @@ from p2pstack.hostconfig import HostConfig, HostStatistics, default_resource_man
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import Service, UpgradedTransport
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
-from p2pstack.peerstore import ADDR_TTL_CONNECTED, ADDR_TTL_RECENT, PeerStore
+from p2pstack.peerstore import ADDR_TTL_CONNECTED, ADDR_TTL_RECENT, PeerStore, forget_if_anonymous
 from p2pstack.resources import ActivityWatcher, ResourceManager
 from p2pstack.topology import PeerCallback, Topology
 
@@ -616,14 +616,14 @@ class Host:
         self._settle_peer(peer)
 
     def _settle_peer(self, peer: PeerId) -> None:
-        """Publish ``PeerDisconnected`` once ``peer`` has no connection and none is being
-        dialed: the losing connection of a simultaneous dial may close before the winner is
-        up, and one peer must still make one connect and one disconnect."""
+        """Publish ``PeerDisconnected`` once ``peer`` has no connection and none is being dialed
+        (a simultaneous dial's loser may close first: one connect, one disconnect per peer)."""
         gone = peer not in self._connections and not self.dialer.is_dialing(peer)
         if gone and peer in self._connected:
             self._connected.discard(peer)
             self.peerstore.unpin(peer, "connected")
             self._peer_protocols.pop(peer, None)
+            forget_if_anonymous(self.peerstore, peer)  # never identified: keep nothing
             self.events.emit(PeerDisconnected(peer_id=peer))
 
     async def _accept_streams(self, conn: Connection) -> None:

@@ -8,6 +8,7 @@ from p2pstack.peerstore._interface import (
     ADDR_TTL_PERMANENT,
     ADDR_TTL_RECENT,
     PeerStore,
+    forget_if_anonymous,
 )
 from p2pstack.peerstore._memory import Peerstore, PeerstoreLimits, PeerstoreStatistics
 
@@ -24,4 +25,5 @@ __all__ = [
     "PeerstoreFileError",
     "PeerstoreLimits",
     "PeerstoreStatistics",
+    "forget_if_anonymous",
 ]

@@ -11,7 +11,13 @@ if TYPE_CHECKING:
 
     from p2pstack.identity import Envelope, PeerId, PeerRecord, PublicKey
 
-__all__ = ["ADDR_TTL_CONNECTED", "ADDR_TTL_PERMANENT", "ADDR_TTL_RECENT", "PeerStore"]
+__all__ = [
+    "ADDR_TTL_CONNECTED",
+    "ADDR_TTL_PERMANENT",
+    "ADDR_TTL_RECENT",
+    "PeerStore",
+    "forget_if_anonymous",
+]
 
 #: TTL for addresses a peer told us about while connected (go-libp2p uses 30 minutes).
 ADDR_TTL_RECENT = 30 * 60.0
@@ -104,3 +110,27 @@ class PeerStore(Protocol):
     def remove_peer(self, peer: PeerId) -> None:
         """Forget everything about ``peer`` (even if pinned)."""
         ...
+
+
+def forget_if_anonymous(store: PeerStore, peer: PeerId) -> bool:
+    """Forget ``peer`` if all ``store`` knows of it is what its handshake told (its key).
+
+    A peer that connected, never identified (no protocols, no signed record) and left no
+    address to reach it back costs nothing once it is gone: its key comes again with its next
+    handshake. Without this, every throw-away identity that completes a handshake leaves a
+    peerstore entry of a few long-lived objects until ``forget_after`` expires it, scattered
+    among the freed buffers of its connection (see docs/reliability.md).
+
+    Args:
+        store: the peerstore.
+        peer: a peer whose last connection just closed.
+
+    Returns:
+        Whether the peer was forgotten (never when it is still pinned, for example protected).
+    """
+    if peer not in store or store.is_pinned(peer):
+        return False
+    if store.protocols(peer) or store.addrs(peer) or store.signed_record(peer) is not None:
+        return False
+    store.remove_peer(peer)
+    return True

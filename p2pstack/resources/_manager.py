@@ -18,7 +18,13 @@ import attrs
 from p2pstack.errors import ConnectionDenied, ResourceLimitExceeded
 from p2pstack.resources._gater import BasicConnectionGater, ConnectionGater, ip_of, subnet_of
 from p2pstack.resources._limits import Limits, ScopeLimit
-from p2pstack.resources._scopes import Account, ConnectionScope, Direction, ScopeUsage
+from p2pstack.resources._scopes import (
+    CONNECTION_FIELD,
+    Account,
+    ConnectionScope,
+    Direction,
+    ScopeUsage,
+)
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -151,7 +157,7 @@ class LimitedResourceManager:
         reason = self.gater.address_denied(remote_addr)
         if reason is not None:
             self._refuse(ConnectionDenied(reason, resource="address"))
-        field = f"connections_{direction}"
+        field = CONNECTION_FIELD[direction]
         subnets = self._subnet_accounts(remote_addr) if direction == "inbound" else []
         try:
             self._reserve([self._system, *subnets], field, 1)

@@ -35,6 +35,21 @@ _FIELDS = (
     "streams_outbound",
     "memory",
 )
+#: Field names spelled once. A name built per call (``f"streams_{direction}"``) is a new string
+#: object, and ``getattr`` with it leaves it in CPython's type attribute cache: thousands of
+#: such strings outlived their connections, scattered among the freed memory of a flood and
+#: keeping the allocator's pools and arenas from being returned.
+CONNECTION_FIELD: dict[str, str] = {
+    "inbound": "connections_inbound",
+    "outbound": "connections_outbound",
+}
+STREAM_FIELD: dict[str, str] = {"inbound": "streams_inbound", "outbound": "streams_outbound"}
+#: Per-direction field -> (the limit on both directions, the two per-direction fields).
+_TOTAL_OF: dict[str, tuple[str, str, str]] = {
+    field: (total, f"{total}_inbound", f"{total}_outbound")
+    for total in ("connections", "streams")
+    for field in (f"{total}_inbound", f"{total}_outbound")
+}
 _WHAT = {
     "connections": "connection",
     "connections_inbound": "inbound connection",
@@ -97,9 +112,9 @@ class Account:
             if cap is not None and self.usage["memory"] + amount > cap:
                 return "memory", cap
             return None
-        total_name = field.split("_", 1)[0]
+        total_name, inbound, outbound = _TOTAL_OF[field]
         total = getattr(limit, total_name)
-        used = self.usage[f"{total_name}_inbound"] + self.usage[f"{total_name}_outbound"]
+        used = self.usage[inbound] + self.usage[outbound]
         if total is not None and used + amount > total:
             return total_name, total
         one = getattr(limit, field)
@@ -158,7 +173,7 @@ class ConnectionScope:
         self.active = False
         self.on_evict = on_evict
         self._rm = manager
-        self._field = f"connections_{direction}"
+        self._field = CONNECTION_FIELD[direction]
         self._account = Account("connection", manager.limits.connection)
         self._owner = manager._transient
         self._counted = counted  # the accounts holding this connection's count
@@ -218,7 +233,7 @@ class ConnectionScope:
         if self._closed:
             raise ValueError("open_stream on a finished connection scope")
         counted = [self._account, self._owner, self._rm._system]
-        field = f"streams_{direction}"
+        field = STREAM_FIELD[direction]
         self._rm._reserve(counted, field, 1)
         for account in counted:
             account.add(field, 1)
@@ -271,7 +286,7 @@ class StreamScope:
         self.protocol: str | None = None
         self.service: str | None = None
         self._rm = conn._rm
-        self._field = f"streams_{direction}"
+        self._field = STREAM_FIELD[direction]
         self._account = Account("stream", self._rm.limits.stream)
         self._counted = counted  # accounts holding this stream's count and memory
         self._memory = 0
