@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Direction", "Stream"]
 
+#: Protocol bytes an optimistic stream sends before the listener confirmed the protocol: a
+#: request/response exchange fits; more waits for the echo (one round trip, as without it).
+_OPTIMISTIC_BYTES = 64 * 1024
+
 
 class Stream:
     """A negotiated stream to a peer: a ``ByteStream`` that also knows its protocol and can be
@@ -50,6 +54,8 @@ class Stream:
         self._scope = scope  # its resource reservation, released when the stream ends
         self._negotiation = negotiation  # an unconfirmed optimistic proposal
         self._unsent = b"" if negotiation is None else negotiation.proposal
+        self._confirming: anyio.Event | None = None  # set when a confirmation attempt ends
+        self._failure: BaseException | None = None  # why the optimistic negotiation failed
 
     @property
     def remote_peer(self) -> PeerId:
@@ -63,7 +69,7 @@ class Stream:
         """Receive 1..max_bytes bytes. Raises ``anyio.EndOfStream`` at the end of the stream
         and ``StreamReset`` if it was reset."""
         if self._negotiation is not None:
-            await self._confirm(self._negotiation)
+            await self._confirm()
         if self._prefix:
             data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
             return data
@@ -71,9 +77,19 @@ class Stream:
 
     async def send(self, item: Buffer) -> None:
         """Send bytes; blocks under backpressure. Raises ``StreamReset`` if reset."""
-        if self._unsent:
-            # The proposal and the first data in one write: one frame, one packet.
-            item, self._unsent = self._unsent + bytes(item), b""
+        if self._negotiation is not None:
+            if self._unsent:
+                # The proposal and the first data in one write: one frame, one packet. Only
+                # that much goes unconfirmed: a listener that has not taken the stream yet
+                # buffers it, and mplex has no flow control to bound that buffer.
+                view = memoryview(item).cast("B")
+                first, rest = view[:_OPTIMISTIC_BYTES], view[_OPTIMISTIC_BYTES:]
+                data, self._unsent = self._unsent + first, b""
+                await self._muxed.send(data)
+                if not rest:
+                    return
+                item = rest
+            await self._confirm()
         await self._muxed.send(item)
 
     async def send_eof(self) -> None:
@@ -82,16 +98,29 @@ class Stream:
             await self.send(b"")
         await self._muxed.send_eof()
 
-    async def _confirm(self, negotiation: LazyOutbound) -> None:
-        """Finish an optimistic negotiation: the listener's answer precedes the first data."""
-        if self._unsent:
-            await self.send(b"")
-        try:
-            self._prefix = await negotiation.finish(self._muxed)
-        except NETWORK_ERRORS:
-            await self.reset()
-            raise
-        self._negotiation = None
+    async def _confirm(self) -> None:
+        """Finish an optimistic negotiation (the listener's answer precedes the first data),
+        once for the stream's reader and writer: whichever comes second waits."""
+        while (negotiation := self._negotiation) is not None:
+            if self._failure is not None:
+                raise self._failure
+            if self._confirming is not None:
+                await self._confirming.wait()
+                continue
+            self._confirming = done = anyio.Event()
+            try:
+                if self._unsent:
+                    data, self._unsent = self._unsent, b""
+                    await self._muxed.send(data)
+                self._prefix = await negotiation.finish(self._muxed)
+                self._negotiation = None
+            except NETWORK_ERRORS as exc:
+                self._failure = exc
+                await self.reset()
+                raise
+            finally:
+                self._confirming = None
+                done.set()
 
     async def aclose(self) -> None:
         """Close the stream. Never raises."""

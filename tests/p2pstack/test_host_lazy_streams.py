@@ -21,8 +21,9 @@ async def _connected(a: Host, b: Host, announced: list[str]) -> None:
     a.set_peer_protocols(b.peer_id, announced)
 
 
-async def test_echo_on_an_optimistic_stream() -> None:
-    async with memory_hosts(2) as (a, b):
+@pytest.mark.parametrize("muxer", ["yamux", "mplex"])
+async def test_echo_on_an_optimistic_stream(muxer: str) -> None:
+    async with memory_hosts(2, muxer=muxer) as (a, b):
         with anyio.fail_after(10):
             await _connected(a, b, [ECHO])
             payload = bytes(range(256)) * 600  # several muxer frames
@@ -30,6 +31,18 @@ async def test_echo_on_an_optimistic_stream() -> None:
                 async with await a.new_stream(b.peer_id, ECHO) as stream:
                     assert stream.protocol == ECHO
                     assert await echo_once(stream, payload) == payload
+            # One write larger than what goes before the confirmation, and more writes
+            # while the reader waits for it.
+            async with await a.new_stream(b.peer_id, ECHO) as stream:
+                big = bytes(range(256)) * 1024
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(stream.send, big)
+                    received = b""
+                    while len(received) < len(big):
+                        received += await stream.receive()
+                    await stream.send(b"!")
+                    assert await stream.receive() == b"!"
+                assert received == big
             assert a.connections(b.peer_id)[0].streams == []
 
 
