@@ -57,8 +57,9 @@ async def _serve(profile: str | None) -> None:
         print(json.dumps({"addr": addr}), flush=True)
         if prof:
             prof.enable()
-        # Runs until stdin closes (the parent is done).
-        await anyio.to_thread.run_sync(sys.stdin.read)
+        # Each line from the parent asks for our CPU time; runs until stdin closes.
+        while await anyio.to_thread.run_sync(sys.stdin.readline):
+            print(json.dumps({"cpu": time.process_time()}), flush=True)
         if prof and profile:
             prof.disable()
             prof.dump_stats(profile)
@@ -91,6 +92,14 @@ async def _client(
         counts[0] += 1
 
 
+def _server_cpu(proc: subprocess.Popen[str]) -> float:
+    """The server's CPU seconds so far (it answers a line on stdin with one on stdout)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    return float(json.loads(proc.stdout.readline())["cpu"])
+
+
 async def _run(args: argparse.Namespace) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=_ROOT)
     cmd = [sys.executable, __file__, "--serve"]
@@ -114,6 +123,7 @@ async def _run(args: argparse.Namespace) -> dict[str, float]:
             await _client(host, peer, time.perf_counter() + 0.3, [0], **mode)
             prof = cProfile.Profile() if args.profile else None
             counts = [0]
+            server0 = _server_cpu(proc)
             cpu0 = time.process_time()
             start = time.perf_counter()
             if prof:
@@ -127,6 +137,7 @@ async def _run(args: argparse.Namespace) -> dict[str, float]:
                 prof.dump_stats(args.profile)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu0
+            server = _server_cpu(proc) - server0
     finally:
         if proc.stdin:
             proc.stdin.close()
@@ -137,6 +148,7 @@ async def _run(args: argparse.Namespace) -> dict[str, float]:
         "requests_per_s": n / elapsed,
         "ms_per_request": 1000 * elapsed * args.clients / max(n, 1),
         "client_cpu_ms_per_request": 1000 * cpu / max(n, 1),
+        "server_cpu_ms_per_request": 1000 * server / max(n, 1),
     }
 
 
