@@ -144,6 +144,11 @@ def latency_table(nets: dict[str, dict[str, Any]]) -> list[str]:
             str(len(r["errors"])),
         ]
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        if r.get("get_q1_ms"):
+            q1 = r["get_q1_ms"]
+            cells[2:6] = ["", "", fmt(median(q1)), fmt(percentile(q1, 0.99))]
+            cells[6] = f"{r['gets_q1_ok']}/{len(q1)}"
+            lines.append(f"| {kind}, get with quorum 1 | " + " | ".join(cells) + " |")
     return lines
 
 

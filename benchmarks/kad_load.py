@@ -28,7 +28,8 @@ from p2pstack.identity import PeerId
 from p2pstack.roots.defaults import open_default_host
 from protocols.identify import Identify
 from protocols.kad import PROTOCOL_ID, KadError, KadMessage, MessageType
-from protocols.kad._client import send_request  # the service's own request path
+from protocols.kad._client import read_message, send_request
+from protocols.kad._wire import KadMessageDecoder, frame
 from protocols.ping import Ping
 
 #: An identity-multihash Ed25519 peer ID is this prefix + 32 key bytes (38 bytes).
@@ -76,15 +77,39 @@ class Tally:
         }
 
 
-async def client(host: Host, server: PeerId, tally: Tally, seed: int) -> None:
-    """Send FIND_NODE requests back to back until the window ends."""
+async def exchange(host: Host, server: PeerId, request: KadMessage) -> KadMessage | None:
+    """One request as the js and py clients send it: write, read the answer, then close.
+
+    The ``Kad`` service's own client (``send_request``) half-closes right after writing; js and
+    py servers then read that EOF while the answer is in flight, reset the stream, and the reset
+    discards the answer on our side. Closing after the answer measures every server alike.
+    """
+    with anyio.fail_after(10.0):
+        stream = await host.new_stream(server, [PROTOCOL_ID])
+        try:
+            await stream.send(frame(request))
+            answer = await read_message(stream, KadMessageDecoder(MAX_ANSWER), [])
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stream.reset()
+            raise
+        await stream.aclose()
+        return answer
+
+
+async def client(host: Host, server: PeerId, tally: Tally, seed: int, service: bool) -> None:
+    """Send FIND_NODE requests back to back until the window ends (``service``: through the
+    ``Kad`` service's own request function)."""
     rng = random.Random(seed)
     while (began := time.perf_counter()) < tally.end:
         request = KadMessage(type=MessageType.FIND_NODE, key=PEER_ID_PREFIX + rng.randbytes(32))
         try:
-            answer = await send_request(
-                host, server, request, protocol_id=PROTOCOL_ID, timeout=10.0, max_size=MAX_ANSWER
-            )
+            if service:
+                answer = await send_request(
+                    host, server, request, protocol_id=PROTOCOL_ID, timeout=10, max_size=MAX_ANSWER
+                )
+            else:
+                answer = await exchange(host, server, request)
         except FAILURES as exc:
             name = type(exc).__name__
             tally.errors[name] = tally.errors.get(name, 0) + 1
@@ -113,7 +138,7 @@ async def main(args: argparse.Namespace) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(tally.window)
             for i, host in enumerate(hosts):
-                tg.start_soon(client, host, server, tally, i)
+                tg.start_soon(client, host, server, tally, i, args.service_client)
         print(json.dumps(tally.event()), flush=True)
 
 
@@ -124,6 +149,9 @@ def cli(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument(
+        "--service-client", action="store_true", help="requests through the Kad service's client"
+    )
     anyio.run(main, p.parse_args(argv))
 
 

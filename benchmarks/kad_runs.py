@@ -141,6 +141,12 @@ def latency(kind: str, nodes: int, ops: int, seed: int, log: IO[str]) -> dict[st
             try:
                 put, put_s = peers[a].command(f"put {key} {value}")
                 got, get_s = peers[b].command(f"get {key}")
+                if kind == "p2pstack" and nodes > 2:
+                    # Also from a third node with quorum 1: the first value found, as py does.
+                    c = next(i for i in rng.sample(range(nodes), 3) if i not in (a, b))
+                    got1, get1_s = peers[c].command(f"get {key} 1")
+                    out.setdefault("get_q1_ms", []).append(get1_s * 1000)
+                    out["gets_q1_ok"] = out.get("gets_q1_ok", 0) + (got1.get("value") == value)
             except (RuntimeError, TimeoutError) as exc:  # counted, the run goes on
                 out["errors"].append(str(exc)[:200])
                 continue
