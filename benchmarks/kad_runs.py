@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import statistics
+import time
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -19,6 +20,8 @@ PAIRS = [
     ("js", "p2pstack"),
     ("py", "p2pstack"),
 ]
+#: Nodes of a latency network started at once.
+START_BATCH = 4
 
 
 class Served:
@@ -109,9 +112,16 @@ def join_network(kind: str, nodes: int, log: IO[str]) -> list[DhtPeer]:
     peers = [first]
     try:
         first.wait_ready()
-        peers += [DhtPeer(kind, bootstrap=[first.addr], log=log) for _ in range(nodes - 1)]
-        for p in peers[1:]:
-            p.wait_ready(timeout=120)
+        while len(peers) < nodes:
+            # A few at a time: twenty runtimes starting at once on a small machine starve the
+            # first node until the joiners' dials time out.
+            batch = [
+                DhtPeer(kind, bootstrap=[first.addr], log=log)
+                for _ in range(min(START_BATCH, nodes - len(peers)))
+            ]
+            peers += batch
+            for p in batch:
+                p.wait_ready(timeout=120)
         for p in peers[1:]:
             p.command("bootstrap")
         for p in peers:
@@ -122,8 +132,11 @@ def join_network(kind: str, nodes: int, log: IO[str]) -> list[DhtPeer]:
     return peers
 
 
-def latency(kind: str, nodes: int, ops: int, seed: int, log: IO[str]) -> dict[str, Any]:
-    """``ops`` times: put a fresh key from one random node, get it from another.
+def latency(
+    kind: str, *, nodes: int, ops: int, budget: float, seed: int, log: IO[str]
+) -> dict[str, Any]:
+    """``ops`` times (or until ``budget`` seconds have gone): put a fresh key from one random
+    node, get it from another.
 
     Returns:
         ``put_ms`` / ``get_ms`` lists (as seen by the harness through the peers' stdin and
@@ -135,7 +148,11 @@ def latency(kind: str, nodes: int, ops: int, seed: int, log: IO[str]) -> dict[st
     out: dict[str, Any] = {"put_ms": [], "get_ms": [], "gets_ok": 0, "stored_at": [], "errors": []}
     try:
         out["table_sizes"] = [len(p.command("table")[0]["peers"]) for p in peers]
+        deadline = time.monotonic() + budget
         for i in range(ops):
+            if time.monotonic() > deadline:
+                out["budget_hit"] = True
+                break
             a, b = _pick(rng, nodes)
             key, value = f"/{NAMESPACE}/{seed}-{i}", f"v{i}-{rng.getrandbits(32):08x}"
             try:
