@@ -62,20 +62,25 @@ def throughput(
     fillers: int,
     log: IO[str],
 ) -> tuple[dict[str, list[Event]], dict[str, int]]:
-    """FIND_NODE load on each server, ``reps`` rounds, the pairs interleaved within a round.
+    """FIND_NODE load on each server, ``reps`` rounds (fresh servers each), the pairs
+    interleaved within a round.
 
     Returns:
         Samples by ``"server<-loader"`` (``load`` events, or ``{"error": ...}``), and the
         routing-table size of each server.
     """
     pairs = [(s, lo) for s, lo in PAIRS if s in kinds and lo in kinds]
-    servers: dict[str, Served] = {}
     samples: dict[str, list[Event]] = {}
-    try:
-        for kind in dict.fromkeys(s for s, _ in pairs):
-            print(f"  filling the {kind} server's table", flush=True)
-            servers[kind] = Served(kind, fillers, log)
-        for rep in range(1, reps + 1):
+    tables: dict[str, int] = {}
+    for rep in range(1, reps + 1):
+        # Fresh servers each round: py-libp2p's server stops answering FIND_NODE once the
+        # addresses of its table's peers expire from its peerstore (a few minutes).
+        servers: dict[str, Served] = {}
+        try:
+            for kind in dict.fromkeys(s for s, _ in pairs):
+                print(f"  rep {rep}: filling the {kind} server's table", flush=True)
+                servers[kind] = Served(kind, fillers, log)
+                tables[kind] = servers[kind].table
             for server, loader in pairs:
                 name = f"{server}<-{loader}"
                 try:
@@ -93,10 +98,10 @@ def throughput(
                 rate = ev.get("per_second")
                 shown = f"{rate:,.0f} req/s" if rate is not None else ev.get("error")
                 print(f"  rep {rep} {name}: {shown}", flush=True)
-        return samples, {k: s.table for k, s in servers.items()}
-    finally:
-        for s in servers.values():
-            s.close()
+        finally:
+            for s in servers.values():
+                s.close()
+    return samples, tables
 
 
 def _pick(rng: random.Random, n: int) -> tuple[int, int]:
