@@ -22,6 +22,8 @@ PAIRS = [
 ]
 #: Nodes of a latency network started at once.
 START_BATCH = 4
+#: Seconds the harness waits for one command (above the peers' own 120 s bound).
+COMMAND_TIMEOUT = 150.0
 
 
 class Served:
@@ -116,7 +118,7 @@ def join_network(kind: str, nodes: int, log: IO[str]) -> list[DhtPeer]:
     first = DhtPeer(kind, log=log)
     peers = [first]
     try:
-        first.wait_ready()
+        first.wait_ready(timeout=120)
         while len(peers) < nodes:
             # A few at a time: twenty runtimes starting at once on a small machine starve the
             # first node until the joiners' dials time out.
@@ -128,9 +130,9 @@ def join_network(kind: str, nodes: int, log: IO[str]) -> list[DhtPeer]:
             for p in batch:
                 p.wait_ready(timeout=120)
         for p in peers[1:]:
-            p.command("bootstrap")
+            p.command("bootstrap", timeout=COMMAND_TIMEOUT)
         for p in peers:
-            p.command("bootstrap")
+            p.command("bootstrap", timeout=COMMAND_TIMEOUT)
     except BaseException:
         close_all(peers)
         raise
@@ -161,8 +163,8 @@ def latency(
             a, b = _pick(rng, nodes)
             key, value = f"/{NAMESPACE}/{seed}-{i}", f"v{i}-{rng.getrandbits(32):08x}"
             try:
-                put, put_s = peers[a].command(f"put {key} {value}")
-                got, get_s = peers[b].command(f"get {key}")
+                put, put_s = peers[a].command(f"put {key} {value}", timeout=COMMAND_TIMEOUT)
+                got, get_s = peers[b].command(f"get {key}", timeout=COMMAND_TIMEOUT)
                 if kind == "p2pstack" and nodes > 2:
                     # Also from a third node with quorum 1: the first value found, as py does.
                     c = next(i for i in rng.sample(range(nodes), 3) if i not in (a, b))
