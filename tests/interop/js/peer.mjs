@@ -1,5 +1,6 @@
 // js-libp2p 3.x interop peer: TCP + Noise + yamux/mplex + identify + ping, plus the echo
 // protocol and /perf/1.0.0 (https://github.com/libp2p/specs/blob/master/perf/perf.md).
+// With --dht it is also a Kademlia DHT node driven by commands on stdin (kad.mjs).
 // The command-line and JSON-lines contract is described in ../README.md.
 
 import { createHash, randomBytes } from 'node:crypto'
@@ -15,6 +16,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { kadService, serveCommands } from './kad.mjs'
 
 const ECHO_PROTOCOL = '/p2pstack/echo/1.0.0'
 const PERF_PROTOCOL = '/perf/1.0.0'
@@ -47,7 +49,10 @@ function parseCommandLine (argv) {
       actions: { type: 'string' },
       seed: { type: 'string' },
       timeout: { type: 'string', default: '120' },
-      'mplex-disconnect-threshold': { type: 'string', default: '10000' }
+      'mplex-disconnect-threshold': { type: 'string', default: '10000' },
+      dht: { type: 'string' },
+      'dht-namespace': { type: 'string', multiple: true },
+      bootstrap: { type: 'string', multiple: true }
     },
     strict: true,
     allowPositionals: false
@@ -59,6 +64,8 @@ function parseCommandLine (argv) {
   const actions = (values.actions ?? '').split(',').filter(a => a !== '').map(parseAction)
   if (actions.length > 0 && values.dial == null) throw new Error('--actions needs --dial')
   if (values.listen == null && values.dial == null) throw new Error('need --listen and/or --dial')
+  if (values.dht != null && values.dht !== 'server' && values.dht !== 'client') throw new Error('--dht is server or client')
+  if (values.dht != null && values.listen == null) throw new Error('--dht needs --listen')
   return {
     listen: values.listen,
     dial: values.dial,
@@ -66,7 +73,10 @@ function parseCommandLine (argv) {
     actions,
     seed: values.seed,
     timeoutMs: Number(values.timeout) * 1000,
-    mplexThreshold: Number(values['mplex-disconnect-threshold'])
+    mplexThreshold: Number(values['mplex-disconnect-threshold']),
+    dht: values.dht,
+    dhtNamespaces: values['dht-namespace'] ?? [],
+    bootstrap: values.bootstrap ?? []
   }
 }
 
@@ -343,7 +353,7 @@ async function createNode (cfg) {
     connectionManager: { allow: LOOPBACK },
     // Left at its defaults on purpose: it pings every connection every 10 s.
     connectionMonitor: { enabled: true },
-    services: { identify: identify(), ping: ping() }
+    services: { identify: identify(), ping: ping(), ...(cfg.dht != null ? { dht: kadService(cfg) } : {}) }
   })
 }
 
@@ -384,6 +394,14 @@ async function main () {
   if (cfg.listen != null) {
     watchShutdown(node)
     emit('listening', { peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(a => a.toString()) })
+  }
+  if (cfg.dht != null) {
+    for (const addr of cfg.bootstrap) {
+      const conn = await node.dial(multiaddr(addr), { signal: AbortSignal.timeout(cfg.timeoutMs) })
+      emit('connected', { peer_id: conn.remotePeer.toString(), muxer: conn.multiplexer ?? null, bootstrap: true })
+    }
+    serveCommands(node, cfg)
+    emit('ready')
   }
   if (cfg.dial != null) {
     const target = multiaddr(cfg.dial)

@@ -1,4 +1,5 @@
-"""py-libp2p 0.8.1 interop peer: TCP + Noise + yamux/mplex + identify + ping, echo and perf.
+"""py-libp2p 0.8.1 interop peer: TCP + Noise + yamux/mplex + identify + ping, echo and perf;
+with --dht also a Kademlia DHT node driven by commands on stdin (peer_kad.py).
 
 Perf follows https://github.com/libp2p/specs/blob/master/perf/perf.md. The command line and the
 JSON-lines output contract are described in ../README.md. Runs in its own venv
@@ -47,6 +48,7 @@ from peer_common import (
     muxer_of,
     read_chunk,
 )
+from peer_kad import open_dht, run_command
 
 SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
 MUXERS: dict[str, tuple[TProtocol, Any]] = {
@@ -83,14 +85,29 @@ def parse_command_line(argv: list[str]) -> Config:
     p.add_argument("--actions", default="")
     p.add_argument("--seed")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--dht", choices=["server", "client"])
+    p.add_argument("--dht-namespace", action="append", default=[])
+    p.add_argument("--bootstrap", action="append", default=[])
     a = p.parse_args(argv)
+    if a.dht is not None and a.listen is None:
+        raise PeerError("--dht needs --listen")
     actions = [parse_action(x) for x in a.actions.split(",") if x]
     if actions and a.dial is None:
         raise PeerError("--actions needs --dial")
     if a.listen is None and a.dial is None:
         raise PeerError("need --listen and/or --dial")
     muxers = a.muxer or ["yamux", "mplex"]
-    return Config(a.listen, a.dial, muxers, actions, a.seed, a.timeout)
+    return Config(
+        a.listen,
+        a.dial,
+        muxers,
+        actions,
+        a.seed,
+        a.timeout,
+        dht=a.dht,
+        dht_namespaces=a.dht_namespace,
+        bootstrap=a.bootstrap,
+    )
 
 
 # ------------------------------------------------------------------ servers
@@ -173,8 +190,9 @@ def make_host(cfg: Config) -> Any:
     )
 
 
-async def wait_for_shutdown() -> None:
-    """Return on SIGTERM/SIGINT, or on stdin EOF when stdin is a pipe, socket or tty."""
+async def wait_for_shutdown(on_line: Callable[[str], Awaitable[None]] | None = None) -> None:
+    """Return on SIGTERM/SIGINT, or on stdin EOF when stdin is a pipe, socket or tty; with
+    ``on_line``, each non-empty stdin line is handed to it, in order, one at a time."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
 
@@ -184,8 +202,12 @@ async def wait_for_shutdown() -> None:
 
             async def on_eof() -> None:
                 stdin = trio.lowlevel.FdStream(os.dup(0))
-                while await stdin.receive_some(4096):
-                    pass
+                pending = b""
+                while data := await stdin.receive_some(4096):
+                    *lines, pending = (pending + data).split(b"\n")
+                    for line in lines:
+                        if on_line is not None and line.strip():
+                            await on_line(line.decode())
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(on_signal)
@@ -219,7 +241,11 @@ async def serve(host: Any, cfg: Config) -> None:
                 one = Config(cfg.listen, cfg.dial, cfg.muxers, [action], cfg.seed, cfg.timeout)
                 await run_actions(Ctx(host, info.peer_id, conn, one))
         emit("done")
-    if cfg.listen:
+    if cfg.dht is not None:
+        async with open_dht(host, cfg) as dht:
+            emit("ready")
+            await wait_for_shutdown(lambda line: run_command(dht, cfg, line))
+    elif cfg.listen:
         await wait_for_shutdown()
 
 

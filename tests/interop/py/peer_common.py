@@ -49,6 +49,9 @@ class Config:
     actions: list[Action] = field(default_factory=list)
     seed: str | None = None
     timeout: float = 120.0
+    dht: str | None = None  # "server" or "client": run py-libp2p's KadDHT (peer_kad.py)
+    dht_namespaces: list[str] = field(default_factory=list)
+    bootstrap: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ stream helpers
