@@ -9,6 +9,11 @@ exchange; ``--profile`` writes a cProfile of the client side. Examples::
 
     python benchmarks/streams_open.py --seconds 5
     python benchmarks/streams_open.py --clients 1 --seconds 3 --profile /tmp/client.prof
+
+Seen on the shared 2-core machine (load 3-10, so rates vary by 2x between runs; the CPU times
+vary less), 8 clients, medians of 3 runs of 3 s: optimistic negotiation 814 requests/s, server
+0.43 ms and client 0.53 ms CPU per request; ``--eager`` 468 requests/s, 0.57 and 0.62 ms.
+``--pipelined`` (one stream per client): ~1,500 requests/s, 0.14 ms client CPU per request.
 """
 
 from __future__ import annotations
