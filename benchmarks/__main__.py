@@ -4,6 +4,7 @@ OS process on 127.0.0.1. Measures /perf/1.0.0 throughput
 (https://github.com/libp2p/specs/blob/master/perf/perf.md) over TCP+Noise+yamux and +mplex, 16
 parallel echo streams, dial + upgrade + first ping, handshakes/s, RSS per idle connection, the
 ChaCha20-Poly1305 ceiling, and the scale check; prints medians and the issue's ratios.
+``python -m benchmarks kad [--quick]``: the DHT benchmarks (benchmarks/kad.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -211,6 +213,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["kad"]:  # python -m benchmarks kad ...: the DHT benchmarks
+        from benchmarks.kad import main as kad_main
+
+        kad_main(sys.argv[2:])
+        return
     args = parse_args()
     start = time.monotonic()
     env = environment()

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from p2pstack.connection import Stream
-from p2pstack.errors import NETWORK_ERRORS, ProtocolAlreadyRegistered, ResourceLimitExceeded
+from p2pstack.errors import (
+    NETWORK_ERRORS,
+    ProtocolAlreadyRegistered,
+    RemoteProtocolError,
+    ResourceLimitExceeded,
+)
 from p2pstack.events import EventBus, StreamHandlerFailed
 from p2pstack.multistream import negotiate_inbound
 
@@ -148,6 +153,13 @@ class HandlerRegistry:
         except ResourceLimitExceeded as exc:
             log.debug("refusing inbound stream from %s: %s", conn.remote_peer, exc)
             await muxed.reset()
+            return
+        except RemoteProtocolError as exc:
+            # Typically an optimistic dialer's data read as a proposal after our ``na``: a
+            # close (FIN, the stream forgotten) rather than a reset lets the dialer read that
+            # ``na`` (a reset makes it drop unread data) and fail with ProtocolNotSupported.
+            log.debug("inbound stream from %s failed to negotiate: %r", conn.remote_peer, exc)
+            await muxed.aclose()
             return
         except NETWORK_ERRORS as exc:
             log.debug("inbound stream from %s failed to negotiate: %r", conn.remote_peer, exc)

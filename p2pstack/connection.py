@@ -12,7 +12,7 @@ import anyio
 
 from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.interfaces import Direction
-from p2pstack.multistream import negotiate_outbound
+from p2pstack.multistream import LazyOutbound, negotiate_outbound
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -23,10 +23,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Direction", "Stream"]
 
+#: Protocol bytes an optimistic stream sends before the listener confirmed the protocol: a
+#: request/response exchange fits; more waits for the echo (one round trip, as without it).
+_OPTIMISTIC_BYTES = 64 * 1024
+
 
 class Stream:
     """A negotiated stream to a peer: a ``ByteStream`` that also knows its protocol and can be
-    reset. Returned by ``Host.new_stream`` and handed to stream handlers."""
+    reset. Returned by ``Host.new_stream`` and handed to stream handlers.
+
+    A stream opened with a ``LazyOutbound`` negotiation sends its proposal with the first write
+    (or before the first read) and checks the answer on the first read, which then raises what
+    ``negotiate_outbound`` would (``ProtocolNotSupported`` when refused; the stream is reset).
+    """
 
     def __init__(
         self,
@@ -36,12 +45,17 @@ class Stream:
         prefix: bytes = b"",
         *,
         scope: StreamScope | None = None,
+        negotiation: LazyOutbound | None = None,
     ) -> None:
         self._muxed = muxed
         self._prefix = prefix
         self.protocol = protocol
         self.connection = connection
         self._scope = scope  # its resource reservation, released when the stream ends
+        self._negotiation = negotiation  # an unconfirmed optimistic proposal
+        self._unsent = b"" if negotiation is None else negotiation.proposal
+        self._confirming: anyio.Event | None = None  # set when a confirmation attempt ends
+        self._failure: BaseException | None = None  # why the optimistic negotiation failed
 
     @property
     def remote_peer(self) -> PeerId:
@@ -54,6 +68,8 @@ class Stream:
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Receive 1..max_bytes bytes. Raises ``anyio.EndOfStream`` at the end of the stream
         and ``StreamReset`` if it was reset."""
+        if self._negotiation is not None:
+            await self._confirm()
         if self._prefix:
             data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
             return data
@@ -61,11 +77,50 @@ class Stream:
 
     async def send(self, item: Buffer) -> None:
         """Send bytes; blocks under backpressure. Raises ``StreamReset`` if reset."""
+        if self._negotiation is not None:
+            if self._unsent:
+                # The proposal and the first data in one write: one frame, one packet. Only
+                # that much goes unconfirmed: a listener that has not taken the stream yet
+                # buffers it, and mplex has no flow control to bound that buffer.
+                view = memoryview(item).cast("B")
+                first, rest = view[:_OPTIMISTIC_BYTES], view[_OPTIMISTIC_BYTES:]
+                data, self._unsent = self._unsent + first, b""
+                await self._muxed.send(data)
+                if not rest:
+                    return
+                item = rest
+            await self._confirm()
         await self._muxed.send(item)
 
     async def send_eof(self) -> None:
         """Half-close: the peer reads end of stream; we can still receive."""
+        if self._unsent:
+            await self.send(b"")
         await self._muxed.send_eof()
+
+    async def _confirm(self) -> None:
+        """Finish an optimistic negotiation (the listener's answer precedes the first data),
+        once for the stream's reader and writer: whichever comes second waits."""
+        while (negotiation := self._negotiation) is not None:
+            if self._failure is not None:
+                raise self._failure
+            if self._confirming is not None:
+                await self._confirming.wait()
+                continue
+            self._confirming = done = anyio.Event()
+            try:
+                if self._unsent:
+                    data, self._unsent = self._unsent, b""
+                    await self._muxed.send(data)
+                self._prefix = await negotiation.finish(self._muxed)
+                self._negotiation = None
+            except NETWORK_ERRORS as exc:
+                self._failure = exc
+                await self.reset()
+                raise
+            finally:
+                self._confirming = None
+                done.set()
 
     async def aclose(self) -> None:
         """Close the stream. Never raises."""
@@ -162,8 +217,19 @@ class Connection:
         """The streams open on this connection."""
         return list(self._streams)
 
-    async def new_stream(self, protocols: Sequence[str], *, timeout: float | None = None) -> Stream:
+    async def new_stream(
+        self, protocols: Sequence[str], *, timeout: float | None = None, lazy: bool = False
+    ) -> Stream:
         """Open a stream and negotiate the first of ``protocols`` the peer supports.
+
+        Args:
+            protocols: protocol IDs in order of preference.
+            timeout: seconds for negotiation (default: the host's).
+            lazy: with a single protocol, negotiate optimistically (``LazyOutbound``): return
+                at once, and raise the negotiation errors below from the stream's first read.
+
+        Returns:
+            The stream, its protocol agreed (or, lazily, proposed).
 
         Raises:
             ConnectionClosedError: the connection is closed.
@@ -172,6 +238,9 @@ class Connection:
             ProtocolNotSupported: the peer supports none of ``protocols``.
             P2PTimeoutError: negotiation took longer than ``timeout`` (default: the host's).
         """
+        seconds = self._negotiate_timeout if timeout is None else timeout
+        if lazy and len(protocols) == 1:
+            return await self._new_lazy_stream(protocols[0], seconds)
         scope = self._scope.open_stream("outbound") if self._scope is not None else None
         try:
             muxed = await self._muxed.open_stream()
@@ -179,7 +248,7 @@ class Connection:
                 proto, leftover = await negotiate_outbound(
                     muxed,
                     protocols,
-                    timeout=self._negotiate_timeout if timeout is None else timeout,
+                    timeout=seconds,
                 )
                 if scope is not None:
                     scope.set_protocol(proto)
@@ -191,6 +260,21 @@ class Connection:
                 scope.done()
             raise
         stream = Stream(muxed, proto, self, leftover, scope=scope)
+        self._track(stream)
+        return stream
+
+    async def _new_lazy_stream(self, protocol: str, timeout: float) -> Stream:
+        negotiation = LazyOutbound(protocol, timeout=timeout)
+        scope = self._scope.open_stream("outbound") if self._scope is not None else None
+        try:
+            if scope is not None:
+                scope.set_protocol(protocol)
+            muxed = await self._muxed.open_stream()
+        except BaseException:
+            if scope is not None:
+                scope.done()
+            raise
+        stream = Stream(muxed, protocol, self, scope=scope, negotiation=negotiation)
         self._track(stream)
         return stream
 

@@ -406,7 +406,10 @@ class Host:
             ConnectionClosedError: the connection closed while the stream was being opened
                 (after one retry on a fresh connection).
             LimitedConnectionError: the connection is limited and ``allow_limited`` is false.
-            ProtocolNotSupported: the peer supports none of ``protocols``.
+            ProtocolNotSupported: the peer supports none of ``protocols``. When ``protocols``
+                is one protocol the peer announced (``set_peer_protocols``), it is proposed
+                optimistically and this and the negotiation errors below are raised by the
+                stream's first ``receive`` instead.
             NegotiationError: the peer broke multistream-select.
             P2PTimeoutError: negotiation took longer than ``timeout``.
             StreamReset: the peer reset the stream during negotiation.
@@ -433,7 +436,11 @@ class Host:
                 f"the only connection to {conn.remote_peer} is limited (relayed); "
                 "pass allow_limited=True to use it"
             )
-        return await conn.new_stream(protocols, timeout=timeout)
+        # Like go-libp2p: a protocol the peer announced (identify) is proposed optimistically,
+        # saving the negotiation round trip; a refusal then surfaces on the first read.
+        known = self._peer_protocols.get(conn.remote_peer, frozenset())
+        lazy = len(protocols) == 1 and protocols[0] in known
+        return await conn.new_stream(protocols, timeout=timeout, lazy=lazy)
 
     async def disconnect(self, peer: PeerId | str) -> None:
         """Close every connection to ``peer`` (a ``PeerId`` or its text form).

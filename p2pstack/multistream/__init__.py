@@ -2,7 +2,8 @@
 or stream (https://github.com/libp2p/specs/blob/master/connections/README.md#protocol-negotiation).
 
 ``negotiate_outbound`` / ``negotiate_inbound`` run it on a ``ByteStream``; ``DialerCore`` and
-``ListenerCore`` are the sans-IO state machines underneath.
+``ListenerCore`` are the sans-IO state machines underneath; ``LazyOutbound`` proposes one
+protocol optimistically (its data follows the proposal without waiting for the echo).
 """
 
 from p2pstack.multistream._core import (
@@ -16,7 +17,7 @@ from p2pstack.multistream._core import (
     decode_message,
     encode_message,
 )
-from p2pstack.multistream._driver import negotiate_inbound, negotiate_outbound
+from p2pstack.multistream._driver import LazyOutbound, negotiate_inbound, negotiate_outbound
 
 __all__ = [
     "LS",
@@ -25,6 +26,7 @@ __all__ = [
     "NA",
     "PROTOCOL_ID",
     "DialerCore",
+    "LazyOutbound",
     "ListenerCore",
     "decode_message",
     "encode_message",

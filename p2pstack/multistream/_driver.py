@@ -11,11 +11,11 @@ from collections.abc import Callable, Collection, Sequence
 
 import anyio
 
-from p2pstack.errors import NegotiationError, P2PTimeoutError
+from p2pstack.errors import NegotiationError, P2PTimeoutError, RemoteProtocolError
 from p2pstack.interfaces import ByteStream
 from p2pstack.multistream._core import DialerCore, ListenerCore
 
-__all__ = ["negotiate_inbound", "negotiate_outbound"]
+__all__ = ["LazyOutbound", "negotiate_inbound", "negotiate_outbound"]
 
 #: Bytes asked for per read; anything read past the final message comes back as ``leftover``.
 _READ_SIZE = 65536
@@ -105,10 +105,56 @@ async def _negotiate(
                     raise NegotiationError(
                         f"stream ended during {direction} protocol negotiation"
                     ) from None
-                core.receive_data(data)
+                try:
+                    core.receive_data(data)
+                except RemoteProtocolError:
+                    # A listener that refused an optimistic proposal reads the dialer's protocol
+                    # data as the next proposal and fails on it: the ``na`` queued before must
+                    # still reach the dialer, or it sees a bare reset instead of a refusal.
+                    if out := core.data_to_send():
+                        await stream.send(out)
+                    raise
     except TimeoutError as exc:
         if isinstance(exc, P2PTimeoutError):
             raise
         raise P2PTimeoutError(
             f"{direction} protocol negotiation timed out after {seconds} s"
         ) from None
+
+
+class LazyOutbound:
+    """Optimistic ("lazy") multistream-select of one protocol, as go-libp2p's lazy client does:
+    the header and the proposal go out with the first protocol data, without waiting for the
+    listener's echo, which is read and checked before the first protocol bytes are returned.
+    Saves a round trip per stream; a listener that refuses the protocol is seen as
+    ``ProtocolNotSupported`` on that first read instead of when the stream opens.
+
+    Args:
+        protocol: the single protocol ID proposed.
+        timeout: seconds ``finish`` may wait for the listener's answer (``math.inf`` for none).
+
+    Raises:
+        ValueError: ``protocol`` is not a valid protocol ID.
+    """
+
+    def __init__(self, protocol: str, *, timeout: float = 10.0) -> None:
+        self.protocol = protocol
+        self._core = DialerCore((protocol,))
+        self._timeout = timeout
+        #: Header and proposal, to be written before (and with) the first protocol data.
+        self.proposal = self._core.data_to_send()
+
+    async def finish(self, stream: ByteStream) -> bytes:
+        """Read the listener's header and answer; call after ``proposal`` was written.
+        Cancel-safe: a later call goes on where a cancelled one stopped.
+
+        Returns:
+            The protocol bytes read past the listener's confirmation.
+
+        Raises:
+            ProtocolNotSupported: the listener refused the protocol.
+            NegotiationError, RemoteProtocolError, P2PTimeoutError, anyio.BrokenResourceError,
+            StreamReset: as ``negotiate_outbound``.
+        """
+        _, leftover = await _negotiate(stream, self._core, self._timeout, "outbound")
+        return leftover

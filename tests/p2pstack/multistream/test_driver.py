@@ -14,7 +14,12 @@ from p2pstack.errors import (
     ProtocolNotSupported,
     RemoteProtocolError,
 )
-from p2pstack.multistream import encode_message, negotiate_inbound, negotiate_outbound
+from p2pstack.multistream import (
+    LazyOutbound,
+    encode_message,
+    negotiate_inbound,
+    negotiate_outbound,
+)
 from p2pstack.streams import MemoryConnection, memory_connection_pair
 
 HEADER = b"\x13/multistream/1.0.0\n"
@@ -133,3 +138,43 @@ async def test_garbage_is_remote_protocol_error_and_stream_left_open() -> None:
     assert await _read(b, len(sent)) == sent
     await a.send(b"still open")
     assert await b.receive() == b"still open"
+
+
+@pytest.mark.anyio
+async def test_lazy_outbound_sends_data_with_the_proposal() -> None:
+    a, b = memory_connection_pair()
+    lazy = LazyOutbound("/kad/1.0.0")
+    assert lazy.proposal == HEADER + encode_message("/kad/1.0.0")
+    with anyio.fail_after(5):
+        # One write, before anything was read: the listener finds the request as leftover.
+        await a.send(lazy.proposal + b"request")
+        proto, leftover = await negotiate_inbound(b, {"/kad/1.0.0"})
+        assert (proto, leftover) == ("/kad/1.0.0", b"request")
+        await b.send(b"answer")
+        # The answer follows the echo, in the same read or a later one.
+        leftover = await lazy.finish(a)
+        assert leftover + (b"" if leftover else await a.receive()) == b"answer"
+
+
+@pytest.mark.anyio
+async def test_lazy_outbound_refused_with_data_after_the_proposal() -> None:
+    a, b = memory_connection_pair()
+    lazy = LazyOutbound("/kad/1.0.0")
+    # A FIND_NODE-like request: the listener takes it for a proposal and finds no newline.
+    await a.send(lazy.proposal + b"\x28" + bytes(40))
+    with anyio.fail_after(5):
+        with pytest.raises(RemoteProtocolError):
+            await negotiate_inbound(b, {"/other/1.0.0"})
+        # The refusal was written before the listener gave up on the stream.
+        with pytest.raises(ProtocolNotSupported) as info:
+            await lazy.finish(a)
+    assert info.value.protocols == ("/kad/1.0.0",)
+
+
+@pytest.mark.anyio
+async def test_lazy_outbound_finish_times_out() -> None:
+    a, _b = memory_connection_pair()
+    lazy = LazyOutbound("/kad/1.0.0", timeout=0.05)
+    await a.send(lazy.proposal)
+    with anyio.fail_after(5), pytest.raises(P2PTimeoutError):
+        await lazy.finish(a)
