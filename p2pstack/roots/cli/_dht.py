@@ -99,7 +99,8 @@ async def join(host: Host, kad: Kad, addrs: Sequence[Multiaddr]) -> int:
         The number of peers in the routing table afterwards.
 
     Raises:
-        UserError: no bootstrap peer could be reached (naming the first failure).
+        UserError: no bootstrap peer could be reached (naming the first failure), or none of
+            those reached serves the DHT (the routing table is still empty).
     """
     reached: list[Multiaddr] = []
     failures: list[BaseException] = []
@@ -119,7 +120,10 @@ async def join(host: Host, kad: Kad, addrs: Sequence[Multiaddr]) -> int:
         first = failures[0]
         message = describe_connect_failure(first) or describe(first)
         raise UserError(message) from first
-    return await kad.bootstrap(reached)
+    size = await kad.bootstrap(reached)
+    if size == 0:
+        raise UserError(f"no DHT server ({kad.config.protocol_id}) among the bootstrap peers")
+    return size
 
 
 @asynccontextmanager

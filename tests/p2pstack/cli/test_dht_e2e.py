@@ -192,3 +192,18 @@ def test_client_mode_node_joins_but_stays_out_of_tables(network: Network) -> Non
         assert_one_line_error(result, f"peer {client_id} not found")
     finally:
         process.kill()
+
+
+def test_bootstrap_peer_without_the_dht_protocol(network: Network) -> None:
+    result = run_cli(
+        "dht",
+        "get",
+        "/test/greeting",
+        "--bootstrap",
+        network.first.addr,
+        "--dht-protocol",
+        "/other/kad/1.0.0",
+        "--timeout",
+        TIMEOUT,
+    )
+    assert_one_line_error(result, "no DHT server (/other/kad/1.0.0) among the bootstrap peers")
