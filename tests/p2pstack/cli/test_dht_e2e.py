@@ -207,3 +207,22 @@ def test_bootstrap_peer_without_the_dht_protocol(network: Network) -> None:
         TIMEOUT,
     )
     assert_one_line_error(result, "no DHT server (/other/kad/1.0.0) among the bootstrap peers")
+
+
+def test_node_whose_bootstrap_fails_keeps_serving() -> None:
+    unreachable = f"/ip4/127.0.0.1/tcp/1/p2p/{Identity.generate().peer_id}"
+    process = NodeProcess(["--json", "--bootstrap", unreachable])
+    try:
+        first = process.wait_event(lambda _: True)
+        assert (first["event"], first["dht"]) == ("listening", "server")
+        failed = process.wait_event(lambda e: str(e["event"]).startswith("dht_boot"))
+        assert failed["event"] == "dht_bootstrap_failed", failed
+        assert "could not connect to /ip4/127.0.0.1/tcp/1" in str(failed["error"])
+        addrs = first["addrs"]
+        assert isinstance(addrs, list)
+        identify = run_cli("identify", str(addrs[0]), "--json")  # still serving
+        assert identify.returncode == 0, identify
+        assert "/ipfs/kad/1.0.0" in json.loads(identify.stdout)["protocols"]
+        assert process.stop() == 0
+    finally:
+        process.kill()
