@@ -1,9 +1,14 @@
 """Outbound DHT requests: one request per stream, every request timed out
 (https://github.com/libp2p/specs/blob/master/kad-dht/README.md#rpc-messages).
 
-A request opens a fresh stream, writes one length-prefixed message, half-closes, reads the
-one answer (PUT_VALUE is answered with an echo; ADD_PROVIDER with nothing) and closes. Any
-failure resets the stream and surfaces as a typed error.
+A request opens a fresh stream, writes one length-prefixed message, reads the one answer
+(PUT_VALUE is answered with an echo; ADD_PROVIDER with nothing) and closes. Any failure resets
+the stream and surfaces as a typed error.
+
+The stream is half-closed only after the answer is read, as go and js clients do: js-libp2p's
+kad-dht server (16.x) reads the next request after answering, and an end of stream that arrives
+then (rather than with the request) makes it reset the stream, often before the answer it has
+just written is read here (a reset discards buffered data, as in go-yamux).
 """
 
 from __future__ import annotations
@@ -92,8 +97,8 @@ async def send_request(
 
 async def _exchange(stream: Stream, request: KadMessage, max_size: int) -> KadMessage | None:
     await stream.send(frame(request))
-    await stream.send_eof()
     if request.type in _UNANSWERED:
+        await stream.send_eof()
         return None
     try:
         answer = await read_message(stream, KadMessageDecoder(max_size), [])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -27,12 +27,14 @@ from protocols.kad._lookup import Lookup, LookupConfig, LookupResult
 from protocols.kad._types import KadMessage, KadPeer, KadTimeout, MessageType, NotFound, Record
 
 if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
     from p2pstack.host import Host
     from p2pstack.identity import PeerId
     from protocols.kad._config import KadConfig
     from protocols.kad._events import Counters
 
-__all__ = ["OnAnswer", "QueryDriver", "in_lookup"]
+__all__ = ["DhtPeerRouting", "OnAnswer", "QueryDriver", "in_lookup", "put_message"]
 
 _log = logging.getLogger(__name__)
 
@@ -273,3 +275,28 @@ class QueryDriver:
 def put_message(key: bytes, value: bytes) -> KadMessage:
     """The PUT_VALUE request for ``key`` = ``value`` (the receiver sets ``timeReceived``)."""
     return KadMessage(type=MessageType.PUT_VALUE, key=key, record=Record(key=key, value=value))
+
+
+class DhtPeerRouting:
+    """The host dialer's peer-routing hook (``host.dialer.peer_routing``): finds addresses of
+    peers the peerstore knows nothing about with a DHT lookup.
+
+    Args:
+        find_peer: the service's ``find_peer``.
+    """
+
+    def __init__(self, find_peer: Callable[[PeerId], Awaitable[KadPeer]]) -> None:
+        self._find_peer = find_peer
+
+    async def find_peer(self, peer: PeerId) -> Sequence[Multiaddr]:
+        """Addresses of ``peer``; empty if the DHT does not know them.
+
+        Raises:
+            P2PError: the lookup failed for another reason than finding nothing.
+        """
+        if in_lookup.get():
+            return []  # a lookup's own dial: do not start a lookup inside it
+        try:
+            return (await self._find_peer(peer)).addrs
+        except NotFound:
+            return []

@@ -3,8 +3,8 @@ never stalls a lookup past its deadline."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import pytest
@@ -165,8 +165,20 @@ async def test_a_flood_of_streams_from_one_peer_is_bounded() -> None:
             assert await streams[0].receive()
 
 
-async def _never_answer(stream: Stream) -> None:
-    await anyio.sleep_forever()
+def answer_once_then_hang() -> Callable[[Stream], Awaitable[None]]:
+    """A DHT handler that answers its first request (the lookup check that admits it to a
+    routing table) and then never answers again."""
+    answered = [False]
+
+    async def handle(stream: Stream) -> None:
+        request = await read_message(stream, KadMessageDecoder(), [])
+        if not answered[0]:
+            answered[0] = True
+            await stream.send(frame(KadMessage(type=request.type, key=request.key)))
+            return
+        await anyio.sleep_forever()
+
+    return handle
 
 
 @pytest.mark.anyio
@@ -184,7 +196,7 @@ async def test_a_peer_that_never_answers_costs_one_request_timeout() -> None:
             listen=["/memory/0"],
         ) as silent,
     ):
-        silent.set_stream_handler(PROTOCOL_ID, _never_answer)
+        silent.set_stream_handler(PROTOCOL_ID, answer_once_then_hang())
         with anyio.fail_after(10):
             await connect_until_in_table(a, good)
             with a.events.subscribe(KadPeerAdded) as added:
@@ -201,3 +213,35 @@ async def test_a_peer_that_never_answers_costs_one_request_timeout() -> None:
                 await kad(a).get_value(b"/test/missing")
             assert anyio.current_time() - started < 3.0
         assert kad(a).statistics().outbound_timeouts >= 1
+
+
+@pytest.mark.anyio
+async def test_a_lookup_among_silent_peers_ends_at_its_deadline() -> None:
+    config = KadConfig(passthrough_namespaces=("test",), request_timeout=5.0, query_timeout=0.5)
+    net = MemoryNetwork()
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(open_kad_host(net, config))
+        silent_hosts = [
+            await stack.enter_async_context(
+                open_host(
+                    transports=[MemoryTransport(net)],
+                    security=[Plaintext()],
+                    muxers=[Yamux()],
+                    services=[Identify()],
+                    listen=["/memory/0"],
+                )
+            )
+            for _ in range(3)
+        ]
+        with anyio.fail_after(10):
+            for silent in silent_hosts:
+                silent.set_stream_handler(PROTOCOL_ID, answer_once_then_hang())
+                with a.events.subscribe(KadPeerAdded) as added:
+                    await a.connect(silent.addrs[0])
+                    await added.receive()  # it answered the lookup check
+            started = anyio.current_time()
+            result = await kad(a).get_closest_peers(b"anything")
+            elapsed = anyio.current_time() - started
+        assert result.timed_out and result.closest == []
+        assert 0.5 <= elapsed < 2.0
+        assert kad(a).statistics().lookups_timed_out == 1
