@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -156,3 +158,15 @@ def test_kad_config_of_the_options() -> None:
     )
     assert (client.request_timeout, client.query_timeout) == (4.0, 4.0)
     assert kad_config(args, "client", 90.0).request_timeout == 10.0
+
+
+def test_node_and_clients_without_the_dht_do_not_import_it() -> None:
+    code = (
+        "import sys\n"
+        "import p2pstack.roots.cli._node, p2pstack.roots.cli._client, p2pstack.roots.defaults\n"
+        "print(sorted(m for m in sys.modules if m.startswith('protocols.kad')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
