@@ -49,6 +49,7 @@ Defaults (``KadConfig``) and where they differ from go-libp2p-kad-dht and js-lib
   restarts.
 """
 
+from protocols.kad._cid import InvalidCid, cid_to_key, key_to_cid
 from protocols.kad._config import KadConfig, KadMode
 from protocols.kad._events import (
     KadEvent,
@@ -57,8 +58,13 @@ from protocols.kad._events import (
     KadPeerRemoved,
     KadStatistics,
 )
+from protocols.kad._ipns import make_ipns_record
 from protocols.kad._keyspace import closest, distance, key_of, peer_key
+from protocols.kad._lookup import LookupResult
 from protocols.kad._service import Kad
+from protocols.kad._sqlite import SqliteStore
+from protocols.kad._store import MemoryProviderStore, MemoryRecordStore, ProviderStore, RecordStore
+from protocols.kad._table import RoutingTable
 from protocols.kad._types import (
     PROTOCOL_ID,
     ConnectionType,
@@ -72,10 +78,12 @@ from protocols.kad._types import (
     Record,
     RecordValidationError,
 )
+from protocols.kad._validation import PassthroughValidator, Validator, Validators
 
 __all__ = [
     "PROTOCOL_ID",
     "ConnectionType",
+    "InvalidCid",
     "Kad",
     "KadConfig",
     "KadError",
@@ -89,12 +97,25 @@ __all__ = [
     "KadProtocolError",
     "KadStatistics",
     "KadTimeout",
+    "LookupResult",
+    "MemoryProviderStore",
+    "MemoryRecordStore",
     "MessageType",
     "NotFound",
+    "PassthroughValidator",
+    "ProviderStore",
     "Record",
+    "RecordStore",
     "RecordValidationError",
+    "RoutingTable",
+    "SqliteStore",
+    "Validator",
+    "Validators",
+    "cid_to_key",
     "closest",
     "distance",
     "key_of",
+    "key_to_cid",
+    "make_ipns_record",
     "peer_key",
 ]

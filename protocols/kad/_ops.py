@@ -18,7 +18,7 @@ import anyio
 import attrs
 
 from p2pstack.errors import NETWORK_ERRORS
-from protocols.kad._query import QueryDriver, put_message
+from protocols.kad._query import QueryDriver, dialable_addrs, put_message, with_dialable_addrs
 from protocols.kad._store import StoreFull
 from protocols.kad._types import (
     KadMessage,
@@ -67,8 +67,8 @@ async def find_peer(queries: QueryDriver, target: PeerId) -> KadPeer:
 
     def on_answer(_peer: PeerId, answer: KadMessage, lookup: Lookup) -> None:
         for peer in answer.closer_peers:
-            if peer.peer_id == target and peer.addrs:
-                addrs.update(dict.fromkeys(peer.addrs))
+            if peer.peer_id == target and (dialable := dialable_addrs(peer)):
+                addrs.update(dict.fromkeys(dialable))
                 lookup.stop()
 
     message = KadMessage(type=MessageType.FIND_NODE, key=target.to_bytes())
@@ -77,7 +77,7 @@ async def find_peer(queries: QueryDriver, target: PeerId) -> KadPeer:
         return KadPeer(target, tuple(addrs))
     for peer in result.closest:
         if peer.peer_id == target:
-            return peer
+            return with_dialable_addrs(peer)
     raise NotFound(f"no DHT peer knows the addresses of {target}")
 
 
@@ -247,7 +247,7 @@ async def stream_providers(
     def on_answer(_peer: PeerId, answer: KadMessage, lookup: Lookup) -> None:
         queries.learn(answer.provider_peers)
         for provider in answer.provider_peers:
-            if not offer(provider):
+            if not offer(with_dialable_addrs(provider)):
                 lookup.stop()
                 return
 

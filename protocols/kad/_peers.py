@@ -13,6 +13,7 @@ import anyio
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from protocols.kad._events import KadPeerAdded, KadPeerRemoved
 from protocols.kad._ping import is_alive
+from protocols.kad._query import dialable_addrs
 from protocols.kad._table import AddResult
 from protocols.kad._types import ConnectionType, KadPeer
 
@@ -76,7 +77,8 @@ class PeerKeeper:
 
     def provider_seen(self, provider: KadPeer) -> None:
         """An ADD_PROVIDER was accepted: keep the provider's addresses to hand them out."""
-        self._host.peerstore.add_addrs(provider.peer_id, provider.addrs, ADDR_TTL_RECENT)
+        addrs = dialable_addrs(provider)
+        self._host.peerstore.add_addrs(provider.peer_id, addrs, ADDR_TTL_RECENT)
 
     def inbound_stream(self, peer: PeerId) -> None:
         """``peer`` opened a DHT stream to us: a server only if it says so (identify); a client

@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
 from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.multiaddrs import split_peer_id
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sync import Signal
 from protocols.kad._client import send_request
@@ -34,7 +36,15 @@ if TYPE_CHECKING:
     from protocols.kad._config import KadConfig
     from protocols.kad._events import Counters
 
-__all__ = ["DhtPeerRouting", "OnAnswer", "QueryDriver", "in_lookup", "put_message"]
+__all__ = [
+    "DhtPeerRouting",
+    "OnAnswer",
+    "QueryDriver",
+    "dialable_addrs",
+    "in_lookup",
+    "put_message",
+    "with_dialable_addrs",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +56,26 @@ OnAnswer = Callable[["PeerId", KadMessage, Lookup], None]
 in_lookup: contextvars.ContextVar[bool] = contextvars.ContextVar("kad_in_lookup", default=False)
 
 _REQUEST_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
+
+
+def dialable_addrs(peer: KadPeer) -> tuple[Multiaddr, ...]:
+    """``peer``'s addresses as the peerstore keeps them: a trailing ``/p2p/<its id>`` removed
+    (py-libp2p sends addresses with it), addresses that name another peer dropped."""
+    out: list[Multiaddr] = []
+    for addr in peer.addrs:
+        try:
+            transport, named = split_peer_id(addr)
+        except ValueError:
+            continue
+        if transport is not None and named in (None, peer.peer_id) and transport not in out:
+            out.append(transport)
+    return tuple(out)
+
+
+def with_dialable_addrs(peer: KadPeer) -> KadPeer:
+    """``peer`` with :func:`dialable_addrs` (what the service hands out)."""
+    addrs = dialable_addrs(peer)
+    return peer if addrs == peer.addrs else attrs.evolve(peer, addrs=addrs)
 
 
 class _Run:
@@ -138,8 +168,9 @@ class QueryDriver:
         """Put the addresses of peers named in an answer into the peerstore (to dial them)."""
         store = self._host.peerstore
         for peer in peers:
-            if peer.addrs and peer.peer_id != self._host.peer_id:
-                store.add_addrs(peer.peer_id, peer.addrs, ADDR_TTL_RECENT)
+            addrs = dialable_addrs(peer)
+            if addrs and peer.peer_id != self._host.peer_id:
+                store.add_addrs(peer.peer_id, addrs, ADDR_TTL_RECENT)
 
     async def lookup(
         self,

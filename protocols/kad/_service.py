@@ -27,7 +27,7 @@ from protocols.kad._events import Counters, KadModeChanged, KadStatistics, snaps
 from protocols.kad._handler import RequestHandler
 from protocols.kad._maintenance import Maintenance, remember
 from protocols.kad._peers import PeerKeeper
-from protocols.kad._query import DhtPeerRouting, QueryDriver
+from protocols.kad._query import DhtPeerRouting, QueryDriver, with_dialable_addrs
 from protocols.kad._server import InboundServer
 from protocols.kad._store import ProviderStore, RecordStore
 from protocols.kad._table import RoutingTable
@@ -52,6 +52,10 @@ _ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutErro
 class Kad:
     """The Kademlia DHT service (``services=[..., Kad(KadConfig(...))]``, then
     ``host.service(Kad)``).
+
+    It publishes ``KadPeerAdded`` / ``KadPeerRemoved`` (and ``KadModeChanged``) on
+    ``host.events``, counts everything in ``statistics()``, and, if the host's dialer has no
+    peer routing yet, becomes it: dialing a peer with no known address then asks the DHT.
 
     Args:
         config: settings (``KadConfig()`` if ``None``).
@@ -357,10 +361,13 @@ class Kad:
             The number of peers the announcement was delivered to.
 
         Raises:
+            KadError: the host listens on no address (a provider record needs one).
             NotFound: there is no peer to ask.
         """
         host, _, queries = self._require()
         me = self.peer_info(host.peer_id)
+        if not me.addrs:  # go, js and our handler drop provider records without addresses
+            raise KadError("provide needs a listen address to announce (the host has none)")
         self.providers.add(key, me, anyio.current_time())
         remember(self._provided, key, None)
         return await _ops.provide(queries, key, me)
@@ -372,9 +379,13 @@ class Kad:
             Each provider once; its addresses are also put into the peerstore.
 
         Raises:
+            ValueError: ``limit`` is less than 1.
             NotFound: there was no peer to ask and no local provider.
         """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         host, _, queries = self._require()
-        local = self.providers.get(key, anyio.current_time())
+        now = anyio.current_time()
+        local = [with_dialable_addrs(p) for p in self.providers.get(key, now)]
         async for provider in _ops.iterate_providers(host, queries, local, key, limit):
             yield provider

@@ -3,6 +3,7 @@ never stalls a lookup past its deadline."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -28,6 +29,7 @@ from protocols.kad import (
 )
 from protocols.kad._cid import cid_to_key
 from protocols.kad._client import read_message
+from protocols.kad._query import dialable_addrs
 from protocols.kad._wire import KadMessageDecoder, frame
 from tests.protocols.kad._network import (
     TEST_CONFIG,
@@ -126,7 +128,7 @@ async def test_several_requests_on_one_stream_are_answered_in_order() -> None:
         with anyio.fail_after(10):
             stream = await client.new_stream(server.peer_id, [PROTOCOL_ID])
             await stream.send(b"".join(ask(m) for m in requests))
-            decoder, pending = KadMessageDecoder(), list[KadMessage]()
+            decoder, pending = KadMessageDecoder(), deque[KadMessage]()
             answers = [await read_message(stream, decoder, pending) for _ in requests]
             await stream.aclose()
         assert [(a.type, a.key) for a in answers] == [(m.type, m.key) for m in requests]
@@ -171,7 +173,7 @@ def answer_once_then_hang() -> Callable[[Stream], Awaitable[None]]:
     answered = [False]
 
     async def handle(stream: Stream) -> None:
-        request = await read_message(stream, KadMessageDecoder(), [])
+        request = await read_message(stream, KadMessageDecoder(), deque())
         if not answered[0]:
             answered[0] = True
             await stream.send(frame(KadMessage(type=request.type, key=request.key)))
@@ -245,3 +247,32 @@ async def test_a_lookup_among_silent_peers_ends_at_its_deadline() -> None:
         assert result.timed_out and result.closest == []
         assert 0.5 <= elapsed < 2.0
         assert kad(a).statistics().lookups_timed_out == 1
+
+
+def test_addresses_from_answers_are_made_dialable() -> None:
+    me = PeerId.from_string("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA")
+    other = "12D3KooWEzL7GR1M9ELSN78z1SDYigXD5cEZfvA2mPZbc2WuvSYd"
+    peer = KadPeer(
+        me,
+        (
+            Multiaddr(f"/ip4/10.0.0.1/tcp/4001/p2p/{me}"),  # py-libp2p's form
+            Multiaddr("/ip4/10.0.0.1/tcp/4001"),  # the same, once
+            Multiaddr(f"/ip4/10.0.0.2/tcp/4001/p2p/{other}"),  # someone else's: dropped
+            Multiaddr(f"/p2p/{me}"),  # nothing to dial: dropped
+        ),
+    )
+    assert dialable_addrs(peer) == (Multiaddr("/ip4/10.0.0.1/tcp/4001"),)
+
+
+@pytest.mark.anyio
+async def test_a_thousand_pipelined_requests_on_one_stream_are_answered_in_order() -> None:
+    async with server_and_raw_client() as (server, client):
+        pings = [KadMessage(type=MessageType.PING, key=b"%d" % i) for i in range(1000)]
+        with anyio.fail_after(20):
+            stream = await client.new_stream(server.peer_id, [PROTOCOL_ID])
+            await stream.send(b"".join(ask(m) for m in pings))  # ~8 KB, one write
+            decoder, pending = KadMessageDecoder(), deque[KadMessage]()
+            answers = [await read_message(stream, decoder, pending) for _ in pings]
+            await stream.aclose()
+        assert [a.key for a in answers] == [m.key for m in pings]
+        assert kad(server).statistics().inbound_requests == 1000

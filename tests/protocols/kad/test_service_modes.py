@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from p2pstack.events import LocalAddrsChanged
 from p2pstack.host import Stream
 from p2pstack.identity import Identity
 from p2pstack.interfaces import Service
+from p2pstack.sim import run_virtual
 from protocols.identify import Identify
 from protocols.kad import (
     PROTOCOL_ID,
@@ -27,6 +29,7 @@ from protocols.kad import (
     KadPeerAdded,
     KadPeerRemoved,
     MessageType,
+    Record,
     _service,
     peer_key,
 )
@@ -234,7 +237,7 @@ async def test_records_and_providers_survive_a_restart_with_sqlite(tmp_path: Pat
                     frame(KadMessage(type=MessageType.ADD_PROVIDER, key=KEY, provider_peers=(me,)))
                     + frame(KadMessage(type=MessageType.GET_PROVIDERS, key=KEY))
                 )
-                answer = await read_message(stream, KadMessageDecoder(), [])
+                answer = await read_message(stream, KadMessageDecoder(), deque())
                 assert [p.peer_id for p in answer.provider_peers] == [other.peer_id]
                 await stream.aclose()
             async with open_kad_host(net, config) as again:
@@ -285,3 +288,31 @@ def test_republished_keys_are_bounded() -> None:
     assert len(republished) == MAX_REPUBLISHED
     assert b"0" not in republished and b"5" in republished
     assert list(republished)[-1] == b"10"
+
+
+def test_default_republish_and_expiry_over_four_days_of_virtual_time() -> None:
+    hour = 3600.0
+    # The default TTLs and republish intervals (48 h / 22 h providers, 36 h / 22 h records);
+    # rare bucket refreshes keep the run short.
+    config = attrs.evolve(TEST_CONFIG, refresh_interval=10 * hour)
+
+    async def main() -> None:
+        async with kad_network(3, config) as (a, b, c):
+            await kad(a).provide(KEY)
+            await kad(a).put_value(b"/test/kept", b"republished")
+            kad(b).records.put(Record(b"/test/orphan", b"nobody"), anyio.current_time())
+            kad(c).providers.add(KEY, kad(c).peer_info(c.peer_id), anyio.current_time())
+            c_lookups = kad(c).statistics().lookups
+            await anyio.sleep(100 * hour)
+            now = anyio.current_time()
+            assert [p.peer_id for p in kad(b).providers.get(KEY, now)] == [a.peer_id]
+            kept = kad(b).records.get(b"/test/kept", now)
+            assert kept is not None and kept.value == b"republished"
+            assert kad(b).records.get(b"/test/orphan", now) is None  # 36 h TTL, never renewed
+            assert kad(a).statistics().lookups >= 2 * 4  # ~4 republish rounds of each kind
+            assert kad(c).statistics().lookups > c_lookups  # bucket refreshes
+            # c's own entry (never provided, so never republished) is gone everywhere else.
+            found = [p.peer_id async for p in kad(b).find_providers(KEY)]
+            assert found == [a.peer_id]
+
+    run_virtual(main)
