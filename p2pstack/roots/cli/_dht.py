@@ -23,13 +23,14 @@ from p2pstack.roots.cli._common import Output, UserError, load_identity, run_asy
 from p2pstack.roots.cli._errors import describe, describe_connect_failure
 from p2pstack.roots.defaults import open_default_host
 from protocols.kad import (
+    InvalidCid,
     Kad,
     KadConfig,
     KadPeerAdded,
     KadPeerRemoved,
     RecordValidationError,
+    cid_to_key,
 )
-from protocols.kad._cid import cid_to_key
 
 __all__ = ["check_bootstrap_option", "join", "kad_config", "kad_event", "report_join", "run_dht"]
 
@@ -147,7 +148,7 @@ async def _client(
 def _cid(text: str) -> bytes:
     try:
         return cid_to_key(text)
-    except ValueError as exc:
+    except InvalidCid as exc:
         raise UserError(f"invalid CID {text!r}: {exc}") from None
 
 

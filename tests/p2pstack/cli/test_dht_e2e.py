@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from p2pstack.identity import Identity
-from protocols.kad._cid import key_to_cid
+from protocols.kad import key_to_cid
 from tests.p2pstack.cli.runner import NodeProcess, assert_one_line_error, run_cli
 
 #: Seconds any DHT client command gets (its --timeout; the subprocess gets a bit more).
