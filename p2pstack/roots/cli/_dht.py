@@ -176,13 +176,16 @@ def run_dht(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    out = Output(args.json)
     action: str = args.dht_command
     key = _cid(args.cid) if action in ("provide", "find-providers") else b""
     peer = _peer(args.peer_id) if action == "find-peer" else None
     listen = (args.listen or [PROVIDE_LISTEN]) if action == "provide" else []
     async with _client(args, listen) as (host, kad):
         me = host.peer_id
+        sent = kad.statistics().outbound_requests
+        out = ops.DhtOutput(
+            args.json, lambda: f"{kad.statistics().outbound_requests - sent} requests sent"
+        )
         try:
             with anyio.fail_after(args.timeout):
                 if action == "put":
