@@ -23,13 +23,14 @@ from p2pstack.roots.cli._common import Output, UserError, load_identity, run_asy
 from p2pstack.roots.cli._errors import describe, describe_connect_failure
 from p2pstack.roots.defaults import open_default_host
 from protocols.kad import (
+    InvalidCid,
     Kad,
     KadConfig,
     KadPeerAdded,
     KadPeerRemoved,
     RecordValidationError,
+    cid_to_key,
 )
-from protocols.kad._cid import cid_to_key
 
 __all__ = ["check_bootstrap_option", "join", "kad_config", "kad_event", "report_join", "run_dht"]
 
@@ -99,7 +100,8 @@ async def join(host: Host, kad: Kad, addrs: Sequence[Multiaddr]) -> int:
         The number of peers in the routing table afterwards.
 
     Raises:
-        UserError: no bootstrap peer could be reached (naming the first failure).
+        UserError: no bootstrap peer could be reached (naming the first failure), or none of
+            those reached serves the DHT (the routing table is still empty).
     """
     reached: list[Multiaddr] = []
     failures: list[BaseException] = []
@@ -119,7 +121,10 @@ async def join(host: Host, kad: Kad, addrs: Sequence[Multiaddr]) -> int:
         first = failures[0]
         message = describe_connect_failure(first) or describe(first)
         raise UserError(message) from first
-    return await kad.bootstrap(reached)
+    size = await kad.bootstrap(reached)
+    if size == 0:
+        raise UserError(f"no DHT server ({kad.config.protocol_id}) among the bootstrap peers")
+    return size
 
 
 @asynccontextmanager
@@ -143,7 +148,7 @@ async def _client(
 def _cid(text: str) -> bytes:
     try:
         return cid_to_key(text)
-    except ValueError as exc:
+    except InvalidCid as exc:
         raise UserError(f"invalid CID {text!r}: {exc}") from None
 
 
@@ -171,13 +176,16 @@ def run_dht(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    out = Output(args.json)
     action: str = args.dht_command
     key = _cid(args.cid) if action in ("provide", "find-providers") else b""
     peer = _peer(args.peer_id) if action == "find-peer" else None
     listen = (args.listen or [PROVIDE_LISTEN]) if action == "provide" else []
     async with _client(args, listen) as (host, kad):
         me = host.peer_id
+        sent = kad.statistics().outbound_requests
+        out = ops.DhtOutput(
+            args.json, lambda: f"{kad.statistics().outbound_requests - sent} requests sent"
+        )
         try:
             with anyio.fail_after(args.timeout):
                 if action == "put":

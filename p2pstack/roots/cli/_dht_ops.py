@@ -21,6 +21,7 @@ from protocols.kad import KadPeer, NotFound
 
 __all__ = [
     "DhtApi",
+    "DhtOutput",
     "Progress",
     "find_peer",
     "find_providers",
@@ -50,6 +51,20 @@ class DhtApi(Protocol):
     async def find_peer(self, peer: PeerId) -> KadPeer: ...
 
 
+class DhtOutput(Output):
+    """The output of a ``dht`` action: :class:`Output` plus what its progress line adds to the
+    elapsed time.
+
+    Args:
+        as_json: print JSON lines.
+        detail: returns the progress line's detail (such as ``"12 requests sent"``), or None.
+    """
+
+    def __init__(self, as_json: bool, detail: Callable[[], str] | None = None) -> None:
+        super().__init__(as_json)
+        self.detail = detail
+
+
 class Progress:
     """A status line on a terminal's stderr while a lookup runs longer than ``delay`` seconds:
     ``"<what>... 3 s"``, rewritten in place every ``delay`` seconds and erased at the end (or by
@@ -61,6 +76,7 @@ class Progress:
         enabled: show it (default: when ``stream`` is a terminal).
         stream: where (default: ``sys.stderr``).
         delay: seconds before the line appears, and between its updates.
+        detail: returns text added after the elapsed time (``"12 requests sent"``).
     """
 
     def __init__(
@@ -70,8 +86,10 @@ class Progress:
         enabled: bool | None = None,
         stream: TextIO | None = None,
         delay: float = PROGRESS_DELAY,
+        detail: Callable[[], str] | None = None,
     ) -> None:
         self._what = what
+        self._detail = detail
         self._stream = sys.stderr if stream is None else stream
         self._enabled = self._stream.isatty() if enabled is None else enabled
         self._delay = delay
@@ -123,13 +141,15 @@ class Progress:
         while True:
             await anyio.sleep(self._delay)
             elapsed = anyio.current_time() - start
-            self._stream.write(f"\r\033[K{self._what}... {elapsed:.0f} s")
+            detail = f", {self._detail()}" if self._detail is not None else ""
+            self._stream.write(f"\r\033[K{self._what}... {elapsed:.0f} s{detail}")
             self._stream.flush()
             self._shown = True
 
 
 def _progress(out: Output, what: str) -> Progress:
-    return Progress(what, enabled=False if out.as_json else None)
+    detail = out.detail if isinstance(out, DhtOutput) else None
+    return Progress(what, enabled=False if out.as_json else None, detail=detail)
 
 
 def _addrs(peer: KadPeer) -> list[str]:

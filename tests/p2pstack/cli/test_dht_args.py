@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -137,3 +139,34 @@ def test_dht_help_loads_no_stack() -> None:
 
 def test_dht_runner_resolves() -> None:
     assert callable(load_runner("dht"))
+
+
+def test_kad_config_of_the_options() -> None:
+    from p2pstack.roots.cli._dht import kad_config
+
+    args = _parse(
+        "node", "--dht-protocol", "/lan/kad/1.0.0", "--dht-namespace", "a", "--dht-namespace", "b"
+    )
+    config = kad_config(args, "server")
+    assert (config.mode, config.protocol_id) == ("server", "/lan/kad/1.0.0")
+    assert config.passthrough_namespaces == ("a", "b")
+    client = kad_config(_parse("dht", "get", "/a/k", "--bootstrap", MA), "client", 4.0)
+    assert (client.mode, client.protocol_id, client.passthrough_namespaces) == (
+        "client",
+        PROTOCOL_ID,
+        (),
+    )
+    assert (client.request_timeout, client.query_timeout) == (4.0, 4.0)
+    assert kad_config(args, "client", 90.0).request_timeout == 10.0
+
+
+def test_node_and_clients_without_the_dht_do_not_import_it() -> None:
+    code = (
+        "import sys\n"
+        "import p2pstack.roots.cli._node, p2pstack.roots.cli._client, p2pstack.roots.defaults\n"
+        "print(sorted(m for m in sys.modules if m.startswith('protocols.kad')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from p2pstack.identity import Identity
-from protocols.kad._cid import key_to_cid
+from protocols.kad import key_to_cid
 from tests.p2pstack.cli.runner import NodeProcess, assert_one_line_error, run_cli
 
 #: Seconds any DHT client command gets (its --timeout; the subprocess gets a bit more).
@@ -190,5 +190,39 @@ def test_client_mode_node_joins_but_stays_out_of_tables(network: Network) -> Non
             "dht", "find-peer", client_id, "--bootstrap", network.first.addr, "--timeout", TIMEOUT
         )
         assert_one_line_error(result, f"peer {client_id} not found")
+    finally:
+        process.kill()
+
+
+def test_bootstrap_peer_without_the_dht_protocol(network: Network) -> None:
+    result = run_cli(
+        "dht",
+        "get",
+        "/test/greeting",
+        "--bootstrap",
+        network.first.addr,
+        "--dht-protocol",
+        "/other/kad/1.0.0",
+        "--timeout",
+        TIMEOUT,
+    )
+    assert_one_line_error(result, "no DHT server (/other/kad/1.0.0) among the bootstrap peers")
+
+
+def test_node_whose_bootstrap_fails_keeps_serving() -> None:
+    unreachable = f"/ip4/127.0.0.1/tcp/1/p2p/{Identity.generate().peer_id}"
+    process = NodeProcess(["--json", "--bootstrap", unreachable])
+    try:
+        first = process.wait_event(lambda _: True)
+        assert (first["event"], first["dht"]) == ("listening", "server")
+        failed = process.wait_event(lambda e: str(e["event"]).startswith("dht_boot"))
+        assert failed["event"] == "dht_bootstrap_failed", failed
+        assert "could not connect to /ip4/127.0.0.1/tcp/1" in str(failed["error"])
+        addrs = first["addrs"]
+        assert isinstance(addrs, list)
+        identify = run_cli("identify", str(addrs[0]), "--json")  # still serving
+        assert identify.returncode == 0, identify
+        assert "/ipfs/kad/1.0.0" in json.loads(identify.stdout)["protocols"]
+        assert process.stop() == 0
     finally:
         process.kill()

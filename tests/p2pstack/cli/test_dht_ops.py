@@ -15,6 +15,7 @@ from multiaddr import Multiaddr
 from p2pstack.identity import Identity, PeerId
 from p2pstack.roots.cli._common import Output, UserError
 from p2pstack.roots.cli._dht_ops import (
+    DhtOutput,
     Progress,
     find_peer,
     find_providers,
@@ -207,3 +208,21 @@ async def test_progress_relays_the_failure_and_stays_quiet_off_a_terminal() -> N
 async def _after(seconds: float) -> int:
     await anyio.sleep(seconds)
     return 1
+
+
+async def test_progress_detail_and_dht_output() -> None:
+    stream = io.StringIO()
+    counts = iter(range(1, 100))
+    progress = Progress(
+        "looking up /test/k",
+        enabled=True,
+        stream=stream,
+        delay=0.1,
+        detail=lambda: f"{next(counts)} requests sent",
+    )
+    with anyio.fail_after(5):
+        assert await progress.run(lambda: _after(0.25)) == 1
+    assert "looking up /test/k... 0 s, 1 requests sent" in stream.getvalue()
+    assert "0 s, 2 requests sent" in stream.getvalue()
+    out = DhtOutput(as_json=False, detail=lambda: "x")
+    assert out.detail is not None and out.detail() == "x" and not out.as_json
