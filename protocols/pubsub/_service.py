@@ -1,0 +1,437 @@
+"""The ``Pubsub`` host service: a thin driver around the floodsub or gossipsub router core
+(https://github.com/libp2p/specs/blob/master/pubsub/README.md): peer streams in and out
+(``_peer_streams``), topic validators, subscriptions, and the heartbeat timer.
+
+A peer joins when a connection to it appears and identify lists one of our pubsub protocols
+(a topology per protocol), or when it opens a pubsub stream to us; it leaves when it
+disconnects or its outbound stream fails. Received messages go through the router's checks
+(signature, seen-cache), then the topic's validators, then are forwarded and delivered.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import attrs
+
+from p2pstack.errors import LocalProtocolError
+from p2pstack.events import PeerDisconnected, Unsubscribe
+from p2pstack.sansio import TimerDriver
+from p2pstack.sync import Signal
+from protocols.pubsub._api import (
+    DEFAULT_SUBSCRIPTION_BUFFER,
+    PubsubMessage,
+    PubsubStatistics,
+    Subscription,
+    ValidationResult,
+    Validator,
+)
+from protocols.pubsub._driver import RouterConfig, RouterDriver, router_config
+from protocols.pubsub._peer_streams import LinkSettings, PeerStreams
+from protocols.pubsub._queue import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_CONTROL
+
+if TYPE_CHECKING:
+    from p2pstack.host import Host
+    from p2pstack.identity import PeerId
+    from p2pstack.topology import Topology
+    from protocols.pubsub._routing import Outgoing, Received
+    from protocols.pubsub._types import RPC
+
+__all__ = ["Pubsub"]
+
+_log = logging.getLogger(__name__)
+
+
+@attrs.define
+class _Counters:
+    published: int = 0
+    received: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    throttled: int = 0
+    dropped_deliveries: int = 0
+
+
+def _outcome(value: object) -> ValidationResult:
+    if isinstance(value, ValidationResult):
+        return value
+    return ValidationResult.ACCEPT if value else ValidationResult.REJECT
+
+
+class Pubsub:
+    """The publish/subscribe service (``services=[..., Pubsub("gossipsub")]``, then
+    ``host.service(Pubsub)``).
+
+    Args:
+        router: ``"gossipsub"`` (default), ``"floodsub"``, or a ``GossipsubConfig`` /
+            ``FloodsubConfig``.
+        rng: randomness (gossipsub peer selection, the first sequence number).
+        subscription_buffer: messages a subscription holds for a reader that is behind.
+        validation_timeout: seconds an asynchronous validator may take (then: ignore).
+        max_pending_validations: asynchronous validations running at once; messages beyond
+            it are dropped unvalidated and counted (``throttled``).
+        max_queued_bytes: message bytes queued per peer.
+        max_queued_control: control items queued per peer.
+        open_timeout: seconds to open a peer's outbound stream.
+        write_timeout: seconds one RPC write may take before the peer is dropped.
+        deliver_own: deliver our own published messages to our subscriptions (as go does).
+    """
+
+    def __init__(
+        self,
+        router: str | RouterConfig = "gossipsub",
+        *,
+        rng: random.Random | None = None,
+        subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
+        validation_timeout: float = 5.0,
+        max_pending_validations: int = 1024,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        max_queued_control: int = DEFAULT_MAX_QUEUED_CONTROL,
+        open_timeout: float = 10.0,
+        write_timeout: float = 30.0,
+        deliver_own: bool = True,
+    ) -> None:
+        self.config = router_config(router)
+        self._rng = rng or random.Random()
+        self._buffer = subscription_buffer
+        self._validation_timeout = validation_timeout
+        self._max_pending = max_pending_validations
+        self._deliver_own = deliver_own
+        self._settings = LinkSettings(
+            max_rpc_size=self.config.max_rpc_size,
+            max_queued_bytes=max_queued_bytes,
+            max_queued_control=max_queued_control,
+            open_timeout=open_timeout,
+            write_timeout=write_timeout,
+        )
+        self._counters = _Counters()
+        self._pending = 0
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        self._validators: dict[str, list[Validator]] = {}
+        self._changed = Signal()
+        self._host: Host | None = None
+        self._router: RouterDriver | None = None
+        self._streams: PeerStreams | None = None
+        self._timers: TimerDriver | None = None
+        self._topologies: list[Topology] = []
+        self._handles: list[Unsubscribe] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        """Build the router, serve the pubsub protocols, follow peers, start the heartbeat."""
+        self._host = host
+        router = self._router = RouterDriver(
+            self.config,
+            local=host.peer_id,
+            private_key=host.identity.private_key,
+            rng=self._rng,
+            now=anyio.current_time(),
+        )
+        streams = self._streams = PeerStreams(
+            host=host,
+            protocols=router.protocols,
+            settings=self._settings,
+            on_joined=self._joined,
+            on_left=self._left,
+            on_rpc=self._on_rpc,
+        )
+        self._timers = TimerDriver(router, on_fire=self._on_timer)
+        host.start_soon(self._timers.run, name="pubsub heartbeat")
+        for protocol in router.protocols:
+            host.set_stream_handler(protocol, streams.handle_inbound, replace=True)
+        self._handles.append(host.events.on(PeerDisconnected, self._disconnected))
+        for protocol in router.protocols:
+            topology = host.register_topology(protocol, on_connect=streams.connect)
+            self._topologies.append(topology)
+
+    async def stop(self) -> None:
+        """Stop serving and following peers; end every link and subscription."""
+        for topology in self._topologies:
+            topology.close()
+        self._topologies.clear()
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
+        if self._host is not None and self._router is not None:
+            for protocol in self._router.protocols:
+                self._host.remove_stream_handler(protocol)
+        if self._streams is not None:
+            self._streams.close()
+        for subs in self._subscriptions.values():
+            for sub in subs:
+                sub._end()
+        self._subscriptions.clear()
+
+    def _require(self) -> tuple[Host, RouterDriver, PeerStreams]:
+        if self._host is None or self._router is None or self._streams is None:
+            raise LocalProtocolError("the Pubsub service has not been started")
+        return self._host, self._router, self._streams
+
+    # -- peers and the router -------------------------------------------------------------------
+
+    def _send_all(self, out: list[Outgoing]) -> None:
+        streams = self._require()[2]
+        for peer, rpc in out:
+            streams.send(peer, rpc)
+
+    def _after_step(self) -> None:
+        if self._timers is not None:
+            self._timers.poke()
+        self._changed.set()
+
+    def _joined(self, peer: PeerId, protocol: str, outbound: bool) -> None:
+        _, router, _ = self._require()
+        self._send_all(router.add_peer(peer, protocol, outbound=outbound))
+        self._after_step()
+
+    def _left(self, peer: PeerId) -> None:
+        if self._router is not None:
+            self._router.remove_peer(peer)
+            self._after_step()
+
+    def _disconnected(self, event: PeerDisconnected) -> None:
+        if self._streams is not None:
+            self._streams.disconnect(event.peer_id)
+
+    async def _on_timer(self) -> None:
+        _, router, _ = self._require()
+        self._send_all(router.take_timer_output())
+        self._changed.set()
+
+    def _on_rpc(self, peer: PeerId, rpc: RPC) -> None:
+        _, router, _ = self._require()
+        if not router.has_peer(peer):
+            return  # its outbound link ended; it rejoins with a new connection
+        result, out, _px = router.handle_rpc(peer, rpc, anyio.current_time())
+        self._send_all(out)
+        counters = self._counters
+        counters.received += len(result.received)
+        counters.duplicates += result.duplicates
+        counters.invalid += len(result.invalid)
+        for received in result.received:
+            self._validate(received)
+        self._after_step()
+
+    # -- validation and delivery ----------------------------------------------------------------
+
+    def _validate(self, received: Received) -> None:
+        message = _to_api(received)
+        validators = self._validators.get(received.message.topic, [])
+        for index, validator in enumerate(validators):
+            value = self._call(validator, message)
+            if inspect.isawaitable(value):
+                if self._pending >= self._max_pending:
+                    self._counters.throttled += 1
+                    return
+                self._pending += 1
+                rest = validators[index + 1 :]
+                host = self._require()[0]
+                host.start_soon(self._finish, received, message, value, rest, name="validation")
+                return
+            if not self._verdict(_outcome(value)):
+                return
+        self._accept(received, message)
+
+    @staticmethod
+    def _call(validator: Validator, message: PubsubMessage) -> object:
+        # A validator that raises cannot vouch for the message: it is rejected (and logged, as
+        # the fault may be the application's).
+        try:
+            return validator(message)
+        except Exception as exc:
+            _log.warning("pubsub validator %r raised %r: message rejected", validator, exc)
+            return ValidationResult.REJECT
+
+    def _verdict(self, outcome: ValidationResult) -> bool:
+        # Without a scoring hook in the router core, a rejected or ignored message is dropped
+        # (never forwarded nor delivered) and counted.
+        if outcome is ValidationResult.REJECT:
+            self._counters.rejected += 1
+        elif outcome is ValidationResult.IGNORE:
+            self._counters.ignored += 1
+        return outcome is ValidationResult.ACCEPT
+
+    async def _finish(
+        self,
+        received: Received,
+        message: PubsubMessage,
+        first: Awaitable[object],
+        rest: list[Validator],
+    ) -> None:
+        try:
+            outcome = ValidationResult.IGNORE
+            with anyio.move_on_after(self._validation_timeout):
+                outcome = await self._await_outcome(first)
+                for validator in rest:
+                    if outcome is not ValidationResult.ACCEPT:
+                        break
+                    value = self._call(validator, message)
+                    if inspect.isawaitable(value):
+                        value = await self._await_outcome(value)
+                    outcome = _outcome(value)
+        finally:
+            self._pending -= 1
+        if self._verdict(outcome) and self._router is not None:
+            self._accept(received, message)
+            self._after_step()
+
+    @staticmethod
+    async def _await_outcome(value: Awaitable[object]) -> ValidationResult:
+        try:
+            return _outcome(await value)
+        except Exception as exc:
+            _log.warning("pubsub validator raised %r: message rejected", exc)
+            return ValidationResult.REJECT
+
+    def _accept(self, received: Received, message: PubsubMessage) -> None:
+        _, router, _ = self._require()
+        self._send_all(router.forward(received, anyio.current_time()))
+        if received.local:
+            self._deliver(message)
+
+    def _deliver(self, message: PubsubMessage) -> None:
+        for sub in self._subscriptions.get(message.topic, ()):
+            if sub._deliver(message):
+                self._counters.delivered += 1
+            else:
+                self._counters.dropped_deliveries += 1
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def subscribe(self, topic: str) -> Subscription:
+        """Subscribe to ``topic`` (announced to every peer; gossipsub joins its mesh).
+
+        Args:
+            topic: the topic.
+
+        Returns:
+            A subscription: iterate it for messages; ``close()`` it to unsubscribe (the topic
+            is left when its last subscription closes).
+        """
+        _, router, _ = self._require()
+        sub = Subscription(topic, self._buffer, self._subscription_closed)
+        subs = self._subscriptions.setdefault(topic, [])
+        subs.append(sub)
+        if len(subs) == 1:
+            self._send_all(router.subscribe(topic, anyio.current_time()))
+            self._after_step()
+        return sub
+
+    def _subscription_closed(self, sub: Subscription) -> None:
+        subs = self._subscriptions.get(sub.topic, [])
+        if sub in subs:
+            subs.remove(sub)
+        if not subs:
+            self.unsubscribe(sub.topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Leave ``topic``: close its subscriptions and tell every peer. No-op if not joined."""
+        _, router, _ = self._require()
+        for sub in self._subscriptions.pop(topic, []):
+            sub._end()
+        self._send_all(router.unsubscribe(topic, anyio.current_time()))
+        self._after_step()
+
+    def publish(self, topic: str, data: bytes) -> bytes:
+        """Publish ``data`` on ``topic`` (joining it is not needed). Never blocks: the message
+        is queued for each peer it goes to.
+
+        Args:
+            topic: the topic.
+            data: the payload.
+
+        Returns:
+            The message ID.
+
+        Raises:
+            MessageTooLarge: the message does not fit in the RPC size bound.
+        """
+        _, router, _ = self._require()
+        message, msg_id, out = router.publish(topic, data, anyio.current_time())
+        self._counters.published += 1
+        self._send_all(out)
+        if self._deliver_own and topic in router.topics:
+            self._deliver(
+                PubsubMessage(
+                    topic, message.data, message.from_, message.seqno_int, msg_id, None, message
+                )
+            )
+        self._after_step()
+        return msg_id
+
+    def add_validator(self, topic: str, validator: Validator) -> None:
+        """Validate received messages of ``topic`` with ``validator`` (after those added
+        before). It returns a ``ValidationResult`` (or a bool: accept or reject), directly or
+        as an awaitable; a rejected or ignored message is neither forwarded nor delivered.
+        One that raises rejects; one that takes longer than ``validation_timeout`` ignores."""
+        self._validators.setdefault(topic, []).append(validator)
+
+    def remove_validators(self, topic: str) -> None:
+        """Drop the validators of ``topic``."""
+        self._validators.pop(topic, None)
+
+    def peers(self, topic: str | None = None) -> list[PeerId]:
+        """The pubsub peers, or those known to be subscribed to ``topic``."""
+        return self._require()[1].peers(topic)
+
+    def mesh(self, topic: str) -> list[PeerId]:
+        """The peers we forward ``topic`` to: the gossipsub mesh (floodsub: its peers)."""
+        return self._require()[1].mesh(topic)
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics we are subscribed to."""
+        return self._require()[1].topics
+
+    async def wait_until(self, predicate: Callable[[Pubsub], bool]) -> None:
+        """Wait until ``predicate(self)`` holds; it is checked now and after each router step
+        (received RPC, heartbeat, peer change). Bound the wait with a timeout.
+
+        Args:
+            predicate: the condition (on ``peers``, ``mesh``, ``statistics`` ...).
+        """
+        while not predicate(self):
+            await self._changed.wait()
+
+    def statistics(self) -> PubsubStatistics:
+        """A snapshot of the counters."""
+        c = self._counters
+        streams = self._streams
+        return PubsubStatistics(
+            peers=len(self.peers()) if self._router else 0,
+            topics=len(self.topics) if self._router else 0,
+            published=c.published,
+            received=c.received,
+            delivered=c.delivered,
+            duplicates=c.duplicates,
+            invalid=c.invalid,
+            rejected=c.rejected,
+            ignored=c.ignored,
+            throttled=c.throttled,
+            malformed_rpcs=streams.counters.malformed_rpcs if streams else 0,
+            dropped_outbound=streams.dropped_outbound if streams else 0,
+            dropped_deliveries=c.dropped_deliveries,
+            write_failures=streams.counters.write_failures if streams else 0,
+        )
+
+
+def _to_api(received: Received) -> PubsubMessage:
+    message = received.message
+    return PubsubMessage(
+        message.topic,
+        message.data,
+        message.from_,
+        message.seqno_int,
+        received.msg_id,
+        received.source,
+        message,
+    )
