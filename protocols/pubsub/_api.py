@@ -146,7 +146,6 @@ class Subscription:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-        self._receive.close()
 
 
 @attrs.frozen(kw_only=True)

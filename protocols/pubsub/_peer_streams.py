@@ -22,7 +22,7 @@ import attrs
 
 from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.sync import Signal
-from protocols.pubsub._queue import OutboundQueue
+from protocols.pubsub._queue import OutboundQueue, QueueStats
 from protocols.pubsub._types import RPC, PubsubProtocolError
 from protocols.pubsub._wire import RpcDecoder, frame_rpc
 
@@ -113,10 +113,10 @@ class PeerStreams:
         live += sum(link.queue.statistics().dropped_control for link in self._links.values())
         return live + self._dropped_closed
 
-    def queued_bytes(self, peer: PeerId) -> int:
-        """Message bytes queued for ``peer`` (0 for an unknown peer)."""
+    def queue_statistics(self, peer: PeerId) -> QueueStats | None:
+        """The outbound queue of ``peer`` (``None`` when it has no link)."""
         link = self._links.get(peer)
-        return 0 if link is None else link.queue.statistics().message_bytes
+        return None if link is None else link.queue.statistics()
 
     def connect(self, peer: PeerId) -> None:
         """Open the outbound stream to ``peer`` (in a task) unless it has one. Never blocks."""

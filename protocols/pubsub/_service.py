@@ -33,7 +33,11 @@ from protocols.pubsub._api import (
 )
 from protocols.pubsub._driver import RouterConfig, RouterDriver, router_config
 from protocols.pubsub._peer_streams import LinkSettings, PeerStreams
-from protocols.pubsub._queue import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_CONTROL
+from protocols.pubsub._queue import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_CONTROL,
+    QueueStats,
+)
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
@@ -231,6 +235,8 @@ class Pubsub:
             if inspect.isawaitable(value):
                 if self._pending >= self._max_pending:
                     self._counters.throttled += 1
+                    if inspect.iscoroutine(value):
+                        value.close()  # never awaited: drop it quietly
                     return
                 self._pending += 1
                 rest = validators[index + 1 :]
@@ -282,7 +288,7 @@ class Pubsub:
             self._pending -= 1
         if self._verdict(outcome) and self._router is not None:
             self._accept(received, message)
-            self._after_step()
+        self._after_step()
 
     @staticmethod
     async def _await_outcome(value: Awaitable[object]) -> ValidationResult:
@@ -401,6 +407,10 @@ class Pubsub:
         """
         while not predicate(self):
             await self._changed.wait()
+
+    def queue_statistics(self, peer: PeerId) -> QueueStats | None:
+        """A snapshot of the outbound queue of ``peer`` (``None`` when it has no link)."""
+        return self._require()[2].queue_statistics(peer)
 
     def statistics(self) -> PubsubStatistics:
         """A snapshot of the counters."""

@@ -23,6 +23,7 @@ NO_KEEPALIVE = YamuxConfig(keepalive_interval=None)
 #: Fast heartbeats so that meshes settle within a test's time.
 GOSSIP = GossipsubConfig(heartbeat_interval=0.1)
 FLOOD = FloodsubConfig()
+ROUTERS: dict[str, FloodsubConfig | GossipsubConfig] = {"floodsub": FLOOD, "gossipsub": GOSSIP}
 
 Edges = Sequence[tuple[int, int]]
 
@@ -45,10 +46,11 @@ async def open_pubsub_host(net: MemoryNetwork, service: Pubsub) -> AsyncIterator
 
 @asynccontextmanager
 async def pubsub_network(
-    size: int, edges: Edges, make: Callable[[int], Pubsub]
+    size: int, edges: Edges, make: Callable[[int], Pubsub], net: MemoryNetwork | None = None
 ) -> AsyncIterator[list[Host]]:
-    """``size`` hosts running ``make(i)``, host ``a`` connected to host ``b`` for each edge."""
-    net = MemoryNetwork()
+    """``size`` hosts running ``make(i)`` (on ``net``, or a new memory network), host ``a``
+    connected to host ``b`` for each edge."""
+    net = net or MemoryNetwork()
     async with AsyncExitStack() as stack:
         hosts = [
             await stack.enter_async_context(open_pubsub_host(net, make(i))) for i in range(size)

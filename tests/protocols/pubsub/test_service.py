@@ -16,8 +16,7 @@ from protocols.pubsub import (
     PubsubMessage,
 )
 from tests.protocols.pubsub._network import (
-    FLOOD,
-    GOSSIP,
+    ROUTERS,
     Edges,
     collect,
     line,
@@ -28,7 +27,6 @@ from tests.protocols.pubsub._network import (
 )
 
 TOPIC = "news"
-ROUTERS: dict[str, FloodsubConfig | GossipsubConfig] = {"floodsub": FLOOD, "gossipsub": GOSSIP}
 
 
 async def _all_to_all(
