@@ -10,11 +10,10 @@ disconnects or its outbound stream fails. Received messages go through the route
 
 from __future__ import annotations
 
-import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -38,12 +37,14 @@ from protocols.pubsub._queue import (
     DEFAULT_MAX_QUEUED_CONTROL,
     QueueStats,
 )
+from protocols.pubsub._routing import Received
+from protocols.pubsub._validation import ValidationRunner
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
     from p2pstack.identity import PeerId
     from p2pstack.topology import Topology
-    from protocols.pubsub._routing import Outgoing, Received
+    from protocols.pubsub._routing import Outgoing
     from protocols.pubsub._types import RPC
 
 __all__ = ["Pubsub"]
@@ -60,14 +61,7 @@ class _Counters:
     invalid: int = 0
     rejected: int = 0
     ignored: int = 0
-    throttled: int = 0
     dropped_deliveries: int = 0
-
-
-def _outcome(value: object) -> ValidationResult:
-    if isinstance(value, ValidationResult):
-        return value
-    return ValidationResult.ACCEPT if value else ValidationResult.REJECT
 
 
 class Pubsub:
@@ -106,8 +100,12 @@ class Pubsub:
         self.config = router_config(router)
         self._rng = rng or random.Random()
         self._buffer = subscription_buffer
-        self._validation_timeout = validation_timeout
-        self._max_pending = max_pending_validations
+        self._validation = ValidationRunner(
+            timeout=validation_timeout,
+            max_pending=max_pending_validations,
+            spawn=self._spawn,
+            done=self._validated,
+        )
         self._deliver_own = deliver_own
         self._settings = LinkSettings(
             max_rpc_size=self.config.max_rpc_size,
@@ -117,9 +115,7 @@ class Pubsub:
             write_timeout=write_timeout,
         )
         self._counters = _Counters()
-        self._pending = 0
         self._subscriptions: dict[str, list[Subscription]] = {}
-        self._validators: dict[str, list[Validator]] = {}
         self._changed = Signal()
         self._host: Host | None = None
         self._router: RouterDriver | None = None
@@ -222,81 +218,27 @@ class Pubsub:
         counters.duplicates += result.duplicates
         counters.invalid += len(result.invalid)
         for received in result.received:
-            self._validate(received)
+            self._validation.validate(_to_api(received))
         self._after_step()
 
     # -- validation and delivery ----------------------------------------------------------------
 
-    def _validate(self, received: Received) -> None:
-        message = _to_api(received)
-        validators = self._validators.get(received.message.topic, [])
-        for index, validator in enumerate(validators):
-            value = self._call(validator, message)
-            if inspect.isawaitable(value):
-                if self._pending >= self._max_pending:
-                    self._counters.throttled += 1
-                    if inspect.iscoroutine(value):
-                        value.close()  # never awaited: drop it quietly
-                    return
-                self._pending += 1
-                rest = validators[index + 1 :]
-                host = self._require()[0]
-                host.start_soon(self._finish, received, message, value, rest, name="validation")
-                return
-            if not self._verdict(_outcome(value)):
-                return
-        self._accept(received, message)
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._require()[0].start_soon(fn, name="pubsub validation")
 
-    @staticmethod
-    def _call(validator: Validator, message: PubsubMessage) -> object:
-        # A validator that raises cannot vouch for the message: it is rejected (and logged, as
-        # the fault may be the application's).
-        try:
-            return validator(message)
-        except Exception as exc:
-            _log.warning("pubsub validator %r raised %r: message rejected", validator, exc)
-            return ValidationResult.REJECT
-
-    def _verdict(self, outcome: ValidationResult) -> bool:
-        # Without a scoring hook in the router core, a rejected or ignored message is dropped
-        # (never forwarded nor delivered) and counted.
+    def _validated(self, message: PubsubMessage, outcome: ValidationResult) -> None:
+        # Without a hook in the router cores for validation outcomes (scoring), a rejected or
+        # ignored message is only dropped (never forwarded nor delivered) and counted.
         if outcome is ValidationResult.REJECT:
             self._counters.rejected += 1
         elif outcome is ValidationResult.IGNORE:
             self._counters.ignored += 1
-        return outcome is ValidationResult.ACCEPT
-
-    async def _finish(
-        self,
-        received: Received,
-        message: PubsubMessage,
-        first: Awaitable[object],
-        rest: list[Validator],
-    ) -> None:
-        try:
-            outcome = ValidationResult.IGNORE
-            with anyio.move_on_after(self._validation_timeout):
-                outcome = await self._await_outcome(first)
-                for validator in rest:
-                    if outcome is not ValidationResult.ACCEPT:
-                        break
-                    value = self._call(validator, message)
-                    if inspect.isawaitable(value):
-                        value = await self._await_outcome(value)
-                    outcome = _outcome(value)
-        finally:
-            self._pending -= 1
-        if self._verdict(outcome) and self._router is not None:
-            self._accept(received, message)
+        elif self._router is not None and message.received_from is not None:
+            local = message.topic in self._router.topics
+            self._accept(
+                Received(message.msg_id, message.raw, message.received_from, local), message
+            )
         self._after_step()
-
-    @staticmethod
-    async def _await_outcome(value: Awaitable[object]) -> ValidationResult:
-        try:
-            return _outcome(await value)
-        except Exception as exc:
-            _log.warning("pubsub validator raised %r: message rejected", exc)
-            return ValidationResult.REJECT
 
     def _accept(self, received: Received, message: PubsubMessage) -> None:
         _, router, _ = self._require()
@@ -379,11 +321,11 @@ class Pubsub:
         before). It returns a ``ValidationResult`` (or a bool: accept or reject), directly or
         as an awaitable; a rejected or ignored message is neither forwarded nor delivered.
         One that raises rejects; one that takes longer than ``validation_timeout`` ignores."""
-        self._validators.setdefault(topic, []).append(validator)
+        self._validation.add(topic, validator)
 
     def remove_validators(self, topic: str) -> None:
         """Drop the validators of ``topic``."""
-        self._validators.pop(topic, None)
+        self._validation.remove(topic)
 
     def peers(self, topic: str | None = None) -> list[PeerId]:
         """The pubsub peers, or those known to be subscribed to ``topic``."""
@@ -426,7 +368,7 @@ class Pubsub:
             invalid=c.invalid,
             rejected=c.rejected,
             ignored=c.ignored,
-            throttled=c.throttled,
+            throttled=self._validation.throttled,
             malformed_rpcs=streams.counters.malformed_rpcs if streams else 0,
             dropped_outbound=streams.dropped_outbound if streams else 0,
             dropped_deliveries=c.dropped_deliveries,
