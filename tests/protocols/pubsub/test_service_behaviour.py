@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 
 from p2pstack.builder import open_host
@@ -25,6 +26,7 @@ from protocols.pubsub import (
     SubOpts,
     ValidationResult,
     frame_rpc,
+    make_message,
 )
 from tests.protocols.pubsub._network import (
     GOSSIP,
@@ -200,3 +202,37 @@ async def test_malformed_rpc_closes_the_stream_and_is_counted(garbage: bytes) ->
             await ps(a).wait_until(lambda s: b.peer_id in s.peers("t"))
             ps(a).publish("t", b"still fine")
             assert (await sub.receive()).data == b"still fine"
+
+
+@pytest.mark.anyio
+async def test_forged_message_is_counted_and_dropped() -> None:
+    net = MemoryNetwork()
+    async with pubsub_network(2, [(0, 1)], lambda _i: Pubsub(GOSSIP), net) as (a, _):
+        sub = ps(a).subscribe("t")
+        async with _raw_host(net) as r:
+            with anyio.fail_after(10):
+                await r.connect(a.addrs[0])
+                stream = await r.new_stream(a.peer_id, GOSSIPSUB_V12_PROTOCOL_ID)
+                signed = make_message("t", b"real", private_key=r.identity.private_key, seqno=1)
+                forged = attrs.evolve(signed, data=b"forged")
+                good = make_message("t", b"good", private_key=r.identity.private_key, seqno=2)
+                rpc = RPC(subscriptions=(SubOpts(True, "t"),), publish=(forged, good))
+                await stream.send(frame_rpc(rpc))
+                assert (await sub.receive()).data == b"good"
+            stats = ps(a).statistics()
+            assert (stats.invalid, stats.received, stats.malformed_rpcs) == (1, 1, 0)
+            await stream.reset()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("router", ["floodsub", "gossipsub"])
+async def test_disconnected_peer_leaves(router: str) -> None:
+    async with pubsub_network(3, line(3), lambda _i: Pubsub(ROUTERS[router])) as (a, b, c):
+        for host in (a, b, c):
+            ps(host).subscribe("t")
+        with anyio.fail_after(10):
+            await ps(b).wait_until(lambda s: set(s.peers("t")) == {a.peer_id, c.peer_id})
+            await b.disconnect(c.peer_id)
+            await ps(b).wait_until(lambda s: set(s.peers()) == {a.peer_id})
+            await ps(c).wait_until(lambda s: s.peers() == [])
+        assert ps(b).statistics().peers == 1
