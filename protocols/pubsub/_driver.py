@@ -7,6 +7,7 @@ and received RPCs in, ``(peer, RPC)`` pairs out, and the heartbeat as a ``TimedC
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from protocols.pubsub._floodsub import FloodsubConfig, FloodsubRouter
@@ -64,6 +65,7 @@ class RouterDriver:
         private_key: our key (signing under StrictSign).
         rng: randomness for gossipsub and the first sequence number.
         now: the current time.
+        peer_record: a peer's signed peer record (envelope bytes), offered in peer exchange.
     """
 
     def __init__(
@@ -74,12 +76,19 @@ class RouterDriver:
         private_key: PrivateKey,
         rng: random.Random,
         now: float,
+        peer_record: Callable[[PeerId], bytes | None] | None = None,
     ) -> None:
         seqno = rng.getrandbits(64)  # a restarted node must not reuse message IDs (js: random)
         self.core: FloodsubRouter | GossipsubRouter
         if isinstance(config, GossipsubConfig):
             self.core = GossipsubRouter(
-                local, rng=rng, config=config, private_key=private_key, seqno=seqno, now=now
+                local,
+                rng=rng,
+                config=config,
+                private_key=private_key,
+                seqno=seqno,
+                now=now,
+                peer_record=peer_record,
             )
             self.protocols: tuple[str, ...] = GOSSIPSUB_PROTOCOLS
         else:

@@ -32,6 +32,7 @@ from protocols.pubsub._api import (
 )
 from protocols.pubsub._driver import RouterConfig, RouterDriver, router_config
 from protocols.pubsub._peer_streams import LinkSettings, PeerStreams
+from protocols.pubsub._px import PxConnector
 from protocols.pubsub._queue import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_CONTROL,
@@ -120,6 +121,7 @@ class Pubsub:
         self._host: Host | None = None
         self._router: RouterDriver | None = None
         self._streams: PeerStreams | None = None
+        self._px: PxConnector | None = None
         self._timers: TimerDriver | None = None
         self._topologies: list[Topology] = []
         self._handles: list[Unsubscribe] = []
@@ -129,12 +131,14 @@ class Pubsub:
     async def start(self, host: Host) -> None:
         """Build the router, serve the pubsub protocols, follow peers, start the heartbeat."""
         self._host = host
+        px = self._px = PxConnector(host, timeout=self._settings.open_timeout)
         router = self._router = RouterDriver(
             self.config,
             local=host.peer_id,
             private_key=host.identity.private_key,
             rng=self._rng,
             now=anyio.current_time(),
+            peer_record=px.signed_record,
         )
         streams = self._streams = PeerStreams(
             host=host,
@@ -211,8 +215,10 @@ class Pubsub:
         _, router, _ = self._require()
         if not router.has_peer(peer):
             return  # its outbound link ended; it rejoins with a new connection
-        result, out, _px = router.handle_rpc(peer, rpc, anyio.current_time())
+        result, out, px = router.handle_rpc(peer, rpc, anyio.current_time())
         self._send_all(out)
+        if px and self._px is not None:
+            self._px.offer(px)
         counters = self._counters
         counters.received += len(result.received)
         counters.duplicates += result.duplicates
