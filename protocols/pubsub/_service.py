@@ -151,7 +151,10 @@ class Pubsub:
         self._timers = TimerDriver(router, on_fire=self._on_timer)
         host.start_soon(self._timers.run, name="pubsub heartbeat")
         for protocol in router.protocols:
-            host.set_stream_handler(protocol, streams.handle_inbound, replace=True)
+            # One inbound stream per peer (the spec), plus one for a reconnection's overlap.
+            host.set_stream_handler(
+                protocol, streams.handle_inbound, replace=True, max_inbound_per_peer=2
+            )
         self._handles.append(host.events.on(PeerDisconnected, self._disconnected))
         for protocol in router.protocols:
             topology = host.register_topology(protocol, on_connect=streams.connect)
@@ -297,7 +300,8 @@ class Pubsub:
 
     def publish(self, topic: str, data: bytes) -> bytes:
         """Publish ``data`` on ``topic`` (joining it is not needed). Never blocks: the message
-        is queued for each peer it goes to.
+        is queued for each peer it goes to. With ``deliver_own``, our subscriptions of the
+        topic get it too (our own validators do not run on it).
 
         Args:
             topic: the topic.
