@@ -89,17 +89,22 @@ def neighbours(size: int, edges: Edges) -> list[set[int]]:
     return out
 
 
-async def settle(hosts: list[Host], edges: Edges, topic: str, *, mesh: bool) -> None:
-    """Wait until every host knows each neighbour's subscription to ``topic`` and, with
-    ``mesh``, has every neighbour in its mesh (all degrees are at most D)."""
+async def settle(
+    hosts: list[Host], edges: Edges, topic: str, *, mesh: bool | Sequence[bool]
+) -> None:
+    """Wait until every host knows each neighbour's subscription to ``topic`` and, where
+    ``mesh`` (per host: it runs gossipsub), has every gossipsub neighbour in its mesh (all
+    degrees are at most D)."""
+    gossip = [mesh] * len(hosts) if isinstance(mesh, bool) else list(mesh)
     nbrs = neighbours(len(hosts), edges)
-    for host, mine in zip(hosts, nbrs, strict=True):
-        want = {hosts[i].peer_id for i in mine}
+    for i, (host, mine) in enumerate(zip(hosts, nbrs, strict=True)):
+        want = {hosts[j].peer_id for j in mine}
+        meshed = {hosts[j].peer_id for j in mine if gossip[j]} if gossip[i] else set()
 
-        def done(service: Pubsub, want: set[PeerId] = want) -> bool:
+        def done(service: Pubsub, want: set[PeerId] = want, meshed: set[PeerId] = meshed) -> bool:
             if set(service.peers(topic)) != want:
                 return False
-            return not mesh or set(service.mesh(topic)) == want
+            return not meshed or set(service.mesh(topic)) == meshed
 
         await ps(host).wait_until(done)
 

@@ -16,6 +16,8 @@ from protocols.pubsub import (
     PubsubMessage,
 )
 from tests.protocols.pubsub._network import (
+    FLOOD,
+    GOSSIP,
     ROUTERS,
     Edges,
     collect,
@@ -30,12 +32,17 @@ TOPIC = "news"
 
 
 async def _all_to_all(
-    config: FloodsubConfig | GossipsubConfig, size: int, edges: Edges, per_node: int
+    config: FloodsubConfig | GossipsubConfig | list[FloodsubConfig | GossipsubConfig],
+    size: int,
+    edges: Edges,
+    per_node: int,
 ) -> None:
-    async with pubsub_network(size, edges, lambda _i: Pubsub(config)) as hosts:
+    configs = config if isinstance(config, list) else [config] * size
+    mesh = [isinstance(c, GossipsubConfig) for c in configs]
+    async with pubsub_network(size, edges, lambda i: Pubsub(configs[i])) as hosts:
         subs = [ps(h).subscribe(TOPIC) for h in hosts]
         with anyio.fail_after(20):
-            await settle(hosts, edges, TOPIC, mesh=isinstance(config, GossipsubConfig))
+            await settle(hosts, edges, TOPIC, mesh=mesh)
         sent: set[bytes] = set()
         for n in range(per_node):
             for i, host in enumerate(hosts):
@@ -77,6 +84,14 @@ async def test_line_of_five(router: str) -> None:
 @pytest.mark.parametrize("router", ["floodsub", "gossipsub"])
 async def test_random_graph_of_ten(router: str) -> None:
     await _all_to_all(ROUTERS[router], 10, random_graph(10, seed=7, chords=6), per_node=2)
+
+
+@pytest.mark.anyio
+async def test_mixed_floodsub_and_gossipsub_line() -> None:
+    # Gossipsub nodes also speak floodsub: they flood to floodsub peers and mesh among
+    # themselves.
+    configs: list[FloodsubConfig | GossipsubConfig] = [FLOOD, GOSSIP, GOSSIP, FLOOD, GOSSIP]
+    await _all_to_all(configs, 5, line(5), per_node=2)
 
 
 @pytest.mark.anyio
