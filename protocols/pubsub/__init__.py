@@ -9,6 +9,7 @@ from protocols.pubsub._api import (
     PubsubMessage,
     PubsubStatistics,
     Subscription,
+    TopicPeerChanged,
     ValidationResult,
     Validator,
 )
@@ -156,6 +157,7 @@ __all__ = [
     "SubOpts",
     "Subscription",
     "SubscriptionChange",
+    "TopicPeerChanged",
     "TopicScoreBreakdown",
     "TopicScoreParams",
     "ValidationError",

@@ -20,14 +20,17 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from p2pstack.identity import PeerId
+    from protocols.pubsub._routing import Received
 
 __all__ = [
     "DEFAULT_SUBSCRIPTION_BUFFER",
     "PubsubMessage",
     "PubsubStatistics",
     "Subscription",
+    "TopicPeerChanged",
     "ValidationResult",
     "Validator",
+    "to_api",
 ]
 
 #: Messages a subscription holds for a reader that is behind; beyond it they are dropped and
@@ -66,6 +69,22 @@ class PubsubMessage:
     msg_id: bytes
     received_from: PeerId | None
     raw: Message = attrs.field(repr=False)
+
+
+@attrs.frozen
+class TopicPeerChanged:
+    """Published on ``host.events``: a pubsub peer subscribed to or unsubscribed from a topic
+    (a peer that leaves unsubscribes from all its topics).
+
+    Attributes:
+        peer_id: the peer.
+        topic: the topic.
+        subscribed: ``True`` when it joined the topic.
+    """
+
+    peer_id: PeerId
+    topic: str
+    subscribed: bool
 
 
 #: A topic validator: sync or async, returns a ``ValidationResult`` (or a bool: accept/reject).
@@ -183,3 +202,17 @@ class PubsubStatistics:
     dropped_outbound: int
     dropped_deliveries: int
     write_failures: int
+
+
+def to_api(received: Received) -> PubsubMessage:
+    """The ``PubsubMessage`` of a message the router received."""
+    message = received.message
+    return PubsubMessage(
+        message.topic,
+        message.data,
+        message.from_,
+        message.seqno_int,
+        received.msg_id,
+        received.source,
+        message,
+    )

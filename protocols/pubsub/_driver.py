@@ -25,7 +25,7 @@ from protocols.pubsub._types import (
 
 if TYPE_CHECKING:
     from p2pstack.identity import PeerId, PrivateKey
-    from protocols.pubsub._routing import Outgoing, Received, RpcResult
+    from protocols.pubsub._routing import Outgoing, Received, RpcResult, SubscriptionChange
 
 __all__ = ["GOSSIPSUB_PROTOCOLS", "RouterConfig", "RouterDriver"]
 
@@ -129,9 +129,9 @@ class RouterDriver:
         core = self.core
         return peer in (core.peers() if isinstance(core, FloodsubRouter) else core.peers)
 
-    def remove_peer(self, peer: PeerId) -> None:
-        """Forget ``peer``."""
-        self.core.remove_peer(peer)
+    def remove_peer(self, peer: PeerId) -> list[SubscriptionChange]:
+        """Forget ``peer``; returns its subscriptions, as unsubscriptions."""
+        return self.core.remove_peer(peer)
 
     def subscribe(self, topic: str, now: float) -> list[Outgoing]:
         """Join ``topic``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,8 +27,10 @@ from protocols.pubsub._api import (
     PubsubMessage,
     PubsubStatistics,
     Subscription,
+    TopicPeerChanged,
     ValidationResult,
     Validator,
+    to_api,
 )
 from protocols.pubsub._driver import RouterConfig, RouterDriver, router_config
 from protocols.pubsub._peer_streams import LinkSettings, PeerStreams
@@ -38,7 +40,7 @@ from protocols.pubsub._queue import (
     DEFAULT_MAX_QUEUED_CONTROL,
     QueueStats,
 )
-from protocols.pubsub._routing import Received
+from protocols.pubsub._routing import Received, SubscriptionChange
 from protocols.pubsub._validation import ValidationRunner
 
 if TYPE_CHECKING:
@@ -202,8 +204,14 @@ class Pubsub:
 
     def _left(self, peer: PeerId) -> None:
         if self._router is not None:
-            self._router.remove_peer(peer)
+            self._announce(self._router.remove_peer(peer))
             self._after_step()
+
+    def _announce(self, changes: Iterable[SubscriptionChange]) -> None:
+        if self._host is not None:
+            for change in changes:
+                event = TopicPeerChanged(change.peer, change.topic, change.subscribed)
+                self._host.events.emit(event)
 
     def _disconnected(self, event: PeerDisconnected) -> None:
         if self._streams is not None:
@@ -222,12 +230,13 @@ class Pubsub:
         self._send_all(out)
         if px and self._px is not None:
             self._px.offer(px)
+        self._announce(result.changes)
         counters = self._counters
         counters.received += len(result.received)
         counters.duplicates += result.duplicates
         counters.invalid += len(result.invalid)
         for received in result.received:
-            self._validation.validate(_to_api(received))
+            self._validation.validate(to_api(received))
         self._after_step()
 
     # -- validation and delivery ----------------------------------------------------------------
@@ -384,16 +393,3 @@ class Pubsub:
             dropped_deliveries=c.dropped_deliveries,
             write_failures=streams.counters.write_failures if streams else 0,
         )
-
-
-def _to_api(received: Received) -> PubsubMessage:
-    message = received.message
-    return PubsubMessage(
-        message.topic,
-        message.data,
-        message.from_,
-        message.seqno_int,
-        received.msg_id,
-        received.source,
-        message,
-    )

@@ -24,6 +24,7 @@ from protocols.pubsub import (
     Pubsub,
     PubsubMessage,
     SubOpts,
+    TopicPeerChanged,
     ValidationResult,
     frame_rpc,
     make_message,
@@ -228,11 +229,18 @@ async def test_forged_message_is_counted_and_dropped() -> None:
 @pytest.mark.parametrize("router", ["floodsub", "gossipsub"])
 async def test_disconnected_peer_leaves(router: str) -> None:
     async with pubsub_network(3, line(3), lambda _i: Pubsub(ROUTERS[router])) as (a, b, c):
-        for host in (a, b, c):
-            ps(host).subscribe("t")
-        with anyio.fail_after(10):
-            await ps(b).wait_until(lambda s: set(s.peers("t")) == {a.peer_id, c.peer_id})
-            await b.disconnect(c.peer_id)
-            await ps(b).wait_until(lambda s: set(s.peers()) == {a.peer_id})
-            await ps(c).wait_until(lambda s: s.peers() == [])
+        with b.events.subscribe(TopicPeerChanged) as changes:
+            for host in (a, b, c):
+                ps(host).subscribe("t")
+            with anyio.fail_after(10):
+                await ps(b).wait_until(lambda s: set(s.peers("t")) == {a.peer_id, c.peer_id})
+                await b.disconnect(c.peer_id)
+                await ps(b).wait_until(lambda s: set(s.peers()) == {a.peer_id})
+                await ps(c).wait_until(lambda s: s.peers() == [])
+            seen = [changes.receive_nowait() for _ in range(3)]
         assert ps(b).statistics().peers == 1
+        assert sorted(seen, key=lambda e: (e.subscribed, e.peer_id == c.peer_id)) == [
+            TopicPeerChanged(c.peer_id, "t", False),
+            TopicPeerChanged(a.peer_id, "t", True),
+            TopicPeerChanged(c.peer_id, "t", True),
+        ]
