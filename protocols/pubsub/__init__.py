@@ -1,7 +1,8 @@
 """libp2p publish/subscribe (https://github.com/libp2p/specs/tree/master/pubsub): the RPC and its
 wire format, message IDs and signing policies, the seen-cache and gossipsub message cache,
-bounded outbound queues, and the sans-IO floodsub and gossipsub (without scoring yet) router
-cores, the gossipsub v1.1 peer score, and the ``Pubsub`` host service that drives them.
+bounded outbound queues, the sans-IO floodsub and gossipsub router cores, the gossipsub v1.1
+peer score (on in the gossipsub core with ``GossipsubConfig.score_params``), and the ``Pubsub``
+host service that drives them.
 """
 
 from protocols.pubsub._api import (
@@ -10,11 +11,11 @@ from protocols.pubsub._api import (
     PubsubStatistics,
     Subscription,
     TopicPeerChanged,
-    ValidationResult,
     Validator,
 )
 from protocols.pubsub._driver import GOSSIPSUB_PROTOCOLS
 from protocols.pubsub._floodsub import DEFAULT_MAX_PEER_TOPICS, FloodsubConfig, FloodsubRouter
+from protocols.pubsub._gossip_score import RouterScore, ValidationResult
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._gossipsub import GossipResult, GossipsubRouter
 from protocols.pubsub._mcache import (
@@ -148,6 +149,7 @@ __all__ = [
     "QueueStats",
     "Received",
     "RejectReason",
+    "RouterScore",
     "RpcDecoder",
     "RpcResult",
     "ScoreBreakdown",

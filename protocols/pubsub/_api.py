@@ -5,13 +5,13 @@ results, subscriptions (async iterators of messages) and the statistics snapshot
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 
+from protocols.pubsub._gossip_score import ValidationResult
 from protocols.pubsub._types import Message
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ __all__ = [
     "PubsubStatistics",
     "Subscription",
     "TopicPeerChanged",
-    "ValidationResult",
     "Validator",
     "to_api",
 ]
@@ -36,16 +35,6 @@ __all__ = [
 #: Messages a subscription holds for a reader that is behind; beyond it they are dropped and
 #: counted (a slow application must not stall forwarding).
 DEFAULT_SUBSCRIPTION_BUFFER = 1024
-
-
-class ValidationResult(enum.Enum):
-    """What a topic validator decided (the spec's accept / reject / ignore)."""
-
-    ACCEPT = "accept"
-    #: Invalid: dropped, not forwarded; the sender is to blame (scoring penalises it).
-    REJECT = "reject"
-    #: Not wanted but not the sender's fault: dropped, not forwarded, no penalty.
-    IGNORE = "ignore"
 
 
 @attrs.frozen

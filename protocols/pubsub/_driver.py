@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from protocols.pubsub._floodsub import FloodsubConfig, FloodsubRouter
+from protocols.pubsub._gossip_score import ValidationResult
 from protocols.pubsub._gossip_state import GossipsubConfig
 from protocols.pubsub._gossipsub import GossipsubRouter
 from protocols.pubsub._types import (
@@ -117,21 +118,31 @@ class RouterDriver:
             return core.peers(topic)
         return core.ordered(core.mesh.get(topic, set()))
 
-    def add_peer(self, peer: PeerId, protocol: str, *, outbound: bool) -> list[Outgoing]:
+    def add_peer(
+        self, peer: PeerId, protocol: str, *, outbound: bool, now: float
+    ) -> list[Outgoing]:
         """A peer with a pubsub stream speaking ``protocol``; returns what to send it."""
         core = self.core
         if isinstance(core, FloodsubRouter):
             return core.add_peer(peer)
-        return core.add_peer(peer, protocol, outbound=outbound)
+        return core.add_peer(peer, protocol, outbound=outbound, now=now)
 
     def has_peer(self, peer: PeerId) -> bool:
         """Whether ``peer`` was added (and not removed)."""
         core = self.core
         return peer in (core.peers() if isinstance(core, FloodsubRouter) else core.peers)
 
-    def remove_peer(self, peer: PeerId) -> list[SubscriptionChange]:
+    def remove_peer(self, peer: PeerId, now: float) -> list[SubscriptionChange]:
         """Forget ``peer``; returns its subscriptions, as unsubscriptions."""
-        return self.core.remove_peer(peer)
+        core = self.core
+        if isinstance(core, FloodsubRouter):
+            return core.remove_peer(peer)
+        return core.remove_peer(peer, now)
+
+    def report_validation(self, msg_id: bytes, result: ValidationResult, now: float) -> None:
+        """Tell the gossipsub score a validators' reject or ignore (floodsub has no score)."""
+        if isinstance(self.core, GossipsubRouter):
+            self.core.report_validation(msg_id, result, now)
 
     def subscribe(self, topic: str, now: float) -> list[Outgoing]:
         """Join ``topic``."""

@@ -10,6 +10,7 @@ import attrs
 from p2pstack.identity import PeerId
 from protocols.pubsub._mcache import DEFAULT_MCACHE_MAX
 from protocols.pubsub._message import MessageIdFn, SignaturePolicy, default_message_id
+from protocols.pubsub._score_params import PeerScoreParams, PeerScoreThresholds
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL
 from protocols.pubsub._types import (
     FLOODSUB_PROTOCOL_ID,
@@ -71,6 +72,14 @@ class GossipsubConfig:
         max_rpc_size: the largest RPC sent or accepted, in bytes (a published message must fit).
         relay_unsubscribed: take messages on topics we are not subscribed to (forwarded to
             nobody by gossipsub, which has no mesh for them; off, as go does).
+        score_params: the peer-score parameters (``None``: scoring off, every peer scores 0).
+        thresholds: the score thresholds (used only with ``score_params``).
+        d_score: when pruning an oversized mesh, how many of the best-scoring peers are kept
+            before the rest is chosen at random.
+        opportunistic_graft_ticks: heartbeats between opportunistic grafting rounds.
+        opportunistic_graft_peers: the most peers one round grafts.
+        graft_flood_threshold: a GRAFT sooner than this many seconds after our PRUNE costs an
+            extra behaviour penalty.
     """
 
     d: int = 6
@@ -104,6 +113,12 @@ class GossipsubConfig:
     max_peer_topics: int = 1024
     max_rpc_size: int = DEFAULT_MAX_RPC_SIZE
     relay_unsubscribed: bool = False
+    score_params: PeerScoreParams | None = None
+    thresholds: PeerScoreThresholds = attrs.Factory(PeerScoreThresholds)
+    d_score: int = 4
+    opportunistic_graft_ticks: int = 60
+    opportunistic_graft_peers: int = 2
+    graft_flood_threshold: float = 10.0
 
 
 @attrs.define

@@ -1,7 +1,8 @@
-"""The sans-IO gossipsub router core, without peer scoring
-(https://github.com/libp2p/specs/blob/master/pubsub/gossipsub/gossipsub-v1.0.md, v1.1 backoff and
-peer exchange, v1.2 IDONTWANT): per-topic meshes joined by GRAFT and left by PRUNE, fanout for
-topics we publish to without subscribing, and IHAVE/IWANT gossip from the message cache.
+"""The sans-IO gossipsub router core
+(https://github.com/libp2p/specs/blob/master/pubsub/gossipsub/gossipsub-v1.0.md, v1.1 backoff,
+peer exchange and peer scoring, v1.2 IDONTWANT): per-topic meshes joined by GRAFT and left by
+PRUNE, fanout for topics we publish to without subscribing, and IHAVE/IWANT gossip from the
+message cache. Scoring (``GossipsubConfig.score_params``) is off by default.
 
 Like ``FloodsubRouter``, inputs are commands, received RPCs and the time; outputs are ``(peer,
 RPC)`` pairs, one RPC per peer per call. ``heartbeat`` (``_heartbeat``) maintains the meshes;
@@ -17,7 +18,9 @@ from collections.abc import Callable
 import attrs
 
 from p2pstack.identity import PeerId, PrivateKey
+from protocols.pubsub import _gossip_select as _select
 from protocols.pubsub import _heartbeat
+from protocols.pubsub._gossip_score import RouterScore, ValidationResult
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
 from protocols.pubsub._mcache import MessageCache
 from protocols.pubsub._message import SignaturePolicy, make_message
@@ -69,7 +72,8 @@ class GossipsubRouter:
         fanout_published: topic -> when we last published on it (fanout expiry).
         backoff: topic -> peer -> time until which neither side may GRAFT.
         promises: message ID -> (peer that advertised it, deadline) for IWANTs we sent.
-        broken_promises: peer -> IWANTs it did not answer in time (P7 input for scoring).
+        broken_promises: peer -> IWANTs it did not answer in time (each also a P7 penalty).
+        scoring: the peer scores and thresholds (every score 0 with scoring off).
 
     Args:
         local: our peer ID.
@@ -81,7 +85,8 @@ class GossipsubRouter:
         peer_record: gives a peer's signed peer record (envelope bytes) for peer exchange.
 
     Raises:
-        ValueError: StrictSign without ``local``'s private key, or inconsistent degrees.
+        ValueError: StrictSign without ``local``'s private key, or inconsistent degrees or
+            scoring parameters.
     """
 
     def __init__(
@@ -98,6 +103,8 @@ class GossipsubRouter:
         self.config = cfg = config or GossipsubConfig()
         if not (0 < cfg.d_lo <= cfg.d <= cfg.d_hi and 0 <= cfg.d_out <= cfg.d_lo):
             raise ValueError("need 0 < d_lo <= d <= d_hi and d_out <= d_lo")
+        if cfg.d_score < 0 or cfg.opportunistic_graft_ticks <= 0:
+            raise ValueError("need d_score >= 0 and opportunistic_graft_ticks > 0")
         signs = cfg.policy is SignaturePolicy.STRICT_SIGN
         if signs and (private_key is None or not local.matches(private_key.public_key)):
             raise ValueError("StrictSign needs the private key of the local peer")
@@ -105,7 +112,7 @@ class GossipsubRouter:
         self.rng = rng
         self._key = private_key
         self._seqno = seqno
-        self._peer_record = peer_record
+        self.peer_record = peer_record
         self.peers: dict[PeerId, PeerState] = {}
         self.mesh: dict[str, set[PeerId]] = {}
         self.fanout: dict[str, set[PeerId]] = {}
@@ -116,19 +123,30 @@ class GossipsubRouter:
         self.mcache = MessageCache(cfg.history_length, cfg.history_gossip, cfg.max_cached_messages)
         self.seen = SeenCache(cfg.seen_ttl, cfg.seen_max)
         self.heartbeats = 0
+        self.scoring = RouterScore(cfg.score_params, cfg.thresholds, now=now, seen_ttl=cfg.seen_ttl)
         self._next_heartbeat = now + cfg.heartbeat_interval
 
     def topic_peers(self, topic: str) -> list[PeerId]:
         """The peers subscribed to ``topic``, in the order they were added."""
         return [peer for peer, state in self.peers.items() if topic in state.topics]
 
-    def add_peer(self, peer: PeerId, protocol: str, *, outbound: bool = False) -> list[Outgoing]:
+    def add_peer(
+        self,
+        peer: PeerId,
+        protocol: str,
+        *,
+        outbound: bool = False,
+        ip: str | None = None,
+        now: float = 0.0,
+    ) -> list[Outgoing]:
         """A pubsub stream to ``peer`` speaking ``protocol`` is open: announce our topics.
 
         Args:
             peer: the peer.
             protocol: the negotiated protocol (``/meshsub/1.x.0`` or ``/floodsub/1.0.0``).
             outbound: whether we dialed the connection.
+            ip: the peer's remote IP address (for the score's IP colocation factor, P6).
+            now: the current time.
 
         Returns:
             The announcement (none when we have no topics or the peer was known).
@@ -136,37 +154,31 @@ class GossipsubRouter:
         if peer in self.peers or peer == self.local:
             return []
         self.peers[peer] = PeerState(protocol, outbound)
+        self.scoring.add_peer(peer, ip, now)
         if not self.mesh:
             return []
         subs = tuple(SubOpts(True, topic) for topic in sorted(self.mesh))
         return [(peer, RPC(subscriptions=subs))]
 
-    def remove_peer(self, peer: PeerId) -> list[SubscriptionChange]:
-        """``peer`` is gone: drop it from every mesh and fanout.
+    def remove_peer(self, peer: PeerId, now: float = 0.0) -> list[SubscriptionChange]:
+        """``peer`` is gone: drop it from every mesh and fanout (its score is retained when
+        not positive).
 
         Args:
             peer: the peer.
+            now: the current time.
 
         Returns:
             Its subscriptions, as unsubscriptions.
         """
         state = self.peers.pop(peer, None)
+        if state is not None:
+            self.scoring.remove_peer(peer, now)
         self.broken_promises.pop(peer, None)
         for peers in (*self.mesh.values(), *self.fanout.values()):
             peers.discard(peer)
         topics = sorted(state.topics) if state else []
         return [SubscriptionChange(peer, topic, False) for topic in topics]
-
-    def graftable(self, topic: str, now: float, exclude: set[PeerId]) -> list[PeerId]:
-        """Gossipsub peers of ``topic`` outside ``exclude`` whose backoff (plus slack) is over."""
-        backoff = self.backoff.get(topic, {})
-        return [
-            peer
-            for peer in self.topic_peers(topic)
-            if peer not in exclude
-            and not self.peers[peer].is_floodsub
-            and backoff.get(peer, -1.0) + self.config.backoff_slack <= now
-        ]
 
     def subscribe(self, topic: str, now: float) -> list[Outgoing]:
         """Join ``topic``: announce it and GRAFT up to D peers (fanout peers first).
@@ -183,13 +195,17 @@ class GossipsubRouter:
         out = Outbox()
         for peer in self.peers:
             out.subscription(peer, SubOpts(True, topic))
-        mesh = set(self.ordered(self.fanout.pop(topic, set()))[: self.config.d])
+        fanout = self.fanout.pop(topic, set())
+        # Fanout peers are above the publish threshold, which may be negative: keep the others.
+        kept = [p for p in self.ordered(fanout) if self.scoring.value(p, now) >= 0]
+        mesh = set(kept[: self.config.d])
         self.fanout_published.pop(topic, None)
-        candidates = self.graftable(topic, now, mesh)
+        candidates = _select.graftable(self, topic, now, mesh)
         self.rng.shuffle(candidates)
         mesh.update(candidates[: self.config.d - len(mesh)])
         self.mesh[topic] = mesh
         for peer in self.ordered(mesh):
+            self.scoring.graft(peer, topic, now)
             out.graft(peer, topic)
         return out.rpcs()
 
@@ -210,31 +226,15 @@ class GossipsubRouter:
         for peer in self.peers:
             out.subscription(peer, SubOpts(False, topic))
         for peer in self.ordered(mesh):
-            self.prune_peer(out, peer, topic, now, self.config.unsubscribe_backoff, px=False)
+            self.scoring.prune(peer, topic, now)
+            backoff = self.config.unsubscribe_backoff
+            _select.prune_peer(self, out, peer, topic, now, backoff=backoff, px=False)
         return out.rpcs()
-
-    def prune_peer(
-        self, out: Outbox, peer: PeerId, topic: str, now: float, backoff: float, *, px: bool
-    ) -> None:
-        """Queue a PRUNE of ``topic`` to ``peer`` and start its backoff (the caller has taken it
-        out of the mesh); v1.1 peers get the backoff and, with ``px`` and ``do_px``, peers."""
-        self.backoff.setdefault(topic, {})[peer] = now + backoff
-        if not self.peers[peer].does_px:
-            out.prune(peer, topic, None)
-            return
-        offered: tuple[PeerInfo, ...] = ()
-        if px and self.config.do_px:
-            others = [p for p in self.topic_peers(topic) if p != peer]
-            self.rng.shuffle(others)
-            offered = tuple(
-                PeerInfo(p, self._peer_record(p) if self._peer_record else None)
-                for p in others[: self.config.prune_peers]
-            )
-        out.prune(peer, topic, backoff, offered)
 
     def publish(self, topic: str, data: bytes, now: float) -> tuple[Message, bytes, list[Outgoing]]:
         """Publish ``data`` on ``topic``: to every subscribed peer (flood publishing), else to
-        the mesh, else to the topic's fanout (made of D peers when missing).
+        the mesh, else to the topic's fanout (made of D peers when missing); never to peers
+        below the publish threshold.
 
         Args:
             topic: the topic.
@@ -256,20 +256,9 @@ class GossipsubRouter:
         msg_id = cfg.message_id(message)
         self.seen.add(msg_id, now)
         self.mcache.put(msg_id, message)
-        subscribed = self.topic_peers(topic)
-        if cfg.flood_publish:
-            targets = set(subscribed)
-        elif topic in self.mesh:
-            targets = set(self.mesh[topic])
-        else:
-            fanout = self.fanout.setdefault(topic, set())
-            if not fanout:
-                gossipers = [p for p in subscribed if not self.peers[p].is_floodsub]
-                fanout.update(self.rng.sample(gossipers, min(cfg.d, len(gossipers))))
-            self.fanout_published[topic] = now
-            targets = fanout | {p for p in subscribed if self.peers[p].is_floodsub}
+        targets = _select.publish_targets(self, topic, now)
         rpc = RPC(publish=(message,))
-        return message, msg_id, [(peer, rpc) for peer in self.ordered(targets)]
+        return message, msg_id, [(peer, rpc) for peer in targets]
 
     def ordered(self, peers: set[PeerId]) -> list[PeerId]:
         """``peers`` in the order they were added: never iterate a set of peers where the order
@@ -289,21 +278,42 @@ class GossipsubRouter:
         """
         message = received.message
         self.mcache.put(received.msg_id, message)
+        self.scoring.validated(received.msg_id, ValidationResult.ACCEPT, now)
         targets = set(self.mesh.get(message.topic, ()))
-        targets |= {p for p in self.topic_peers(message.topic) if self.peers[p].is_floodsub}
+        targets |= {
+            p
+            for p in self.topic_peers(message.topic)
+            if self.peers[p].is_floodsub and not self.scoring.below_publish(p, now)
+        }
         targets -= {received.source, message.from_}
         rpc = RPC(publish=(message,))  # one value for every peer: a driver may encode it once
         dont = received.msg_id
         return [(p, rpc) for p in self.ordered(targets) if dont not in self.peers[p].dont_send]
 
+    def report_validation(self, msg_id: bytes, result: ValidationResult, now: float) -> None:
+        """The topic validators' verdict on a message ``handle_rpc`` returned, for the score:
+        accept credits its first sender (P2, P3; ``forward`` reports accept itself), reject
+        costs it and everyone who sent it meanwhile P4, ignore costs nothing. Only the first
+        report of a message counts.
+
+        Args:
+            msg_id: the message's ID (``Received.msg_id``).
+            result: the verdict.
+            now: the current time.
+        """
+        self.scoring.validated(msg_id, result, now)
+
     def _apply_subscriptions(
-        self, peer: PeerId, subs: tuple[SubOpts, ...]
+        self, peer: PeerId, subs: tuple[SubOpts, ...], now: float
     ) -> list[SubscriptionChange]:
         max_topics = self.config.max_peer_topics
         changes = apply_subscriptions(peer, self.peers[peer].topics, subs, max_topics)
         for change in changes:
             if not change.subscribed:
-                self.mesh.get(change.topic, set()).discard(peer)
+                mesh = self.mesh.get(change.topic, set())
+                if peer in mesh:
+                    mesh.discard(peer)
+                    self.scoring.prune(peer, change.topic, now)
                 self.fanout.get(change.topic, set()).discard(peer)
         return changes
 
@@ -321,16 +331,12 @@ class GossipsubRouter:
         )
         for received in result.received:
             self.promises.pop(received.msg_id, None)
-            if len(received.message.data) < self.config.idontwant_threshold:
-                continue
-            # v1.2: tell the mesh at once (before validation, as the spec allows).
-            for other in self.ordered(self.mesh.get(received.message.topic, set())):
-                if other != peer and self.peers[other].does_idontwant:
-                    out.idontwant(other, received.msg_id)
+            _select.announce_idontwant(self, received, out)
         return result
 
     def handle_rpc(self, peer: PeerId, rpc: RPC, now: float) -> GossipResult:
-        """Take an RPC received from ``peer``.
+        """Take an RPC received from ``peer``. Of a graylisted peer (score below the graylist
+        threshold) only the subscriptions are applied, as go does; the rest is ignored.
 
         Args:
             peer: the sender (must have been added).
@@ -345,20 +351,24 @@ class GossipsubRouter:
         """
         if peer not in self.peers:
             raise PubsubProtocolError("RPC from a peer that has no pubsub stream")
-        changes = self._apply_subscriptions(peer, rpc.subscriptions)
+        changes = self._apply_subscriptions(peer, rpc.subscriptions, now)
+        if self.scoring.graylisted(peer, now):
+            return GossipResult(RpcResult(changes=tuple(changes)), [])
         out = Outbox()
         result = self._receive_messages(peer, rpc, now, out)
+        self.scoring.received(peer, result, now)
         px: tuple[PeerInfo, ...] = ()
         if rpc.control is not None and not self.peers[peer].is_floodsub:
             px = _heartbeat.handle_control(self, peer, rpc.control, now, out)
         return GossipResult(attrs.evolve(result, changes=tuple(changes)), out.rpcs(), px)
 
     def next_deadline(self) -> float:
-        """When the next heartbeat is due."""
-        return self._next_heartbeat
+        """When the next heartbeat or score decay tick is due."""
+        decay = self.scoring.next_deadline()
+        return self._next_heartbeat if decay is None else min(decay, self._next_heartbeat)
 
     def handle_timer(self, now: float) -> list[Outgoing]:
-        """Run the heartbeat if it is due.
+        """Run the score's decay and the heartbeat if due.
 
         Args:
             now: the current time.
@@ -366,6 +376,7 @@ class GossipsubRouter:
         Returns:
             What the heartbeat sends (GRAFT, PRUNE, IHAVE), or nothing when not due.
         """
+        self.scoring.handle_timer(now)
         if now < self._next_heartbeat:
             return []
         interval = self.config.heartbeat_interval

@@ -1,7 +1,8 @@
 """Gossipsub control handling and the heartbeat, as functions of the router state and the time
 (https://github.com/libp2p/specs/blob/master/pubsub/gossipsub/gossipsub-v1.0.md#control-messages,
-#heartbeat; v1.1 backoff and peer exchange; v1.2 IDONTWANT). Scoring is not applied yet: where
-go consults the score (mesh selection, gossip and PX thresholds) every peer counts as 0.
+#heartbeat; v1.1 backoff, peer exchange and the score thresholds, #score-thresholds; v1.2
+IDONTWANT). Where the score decides, the choices are go-libp2p-pubsub's; with scoring off every
+peer scores 0 and the thresholds never apply.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from p2pstack.identity import PeerId
+from protocols.pubsub import _gossip_select as _select
 from protocols.pubsub._types import ControlMessage, ControlPrune, PeerInfo
 
 if TYPE_CHECKING:
@@ -31,14 +33,26 @@ def _handle_graft(
         return
     if peer in mesh:
         return
-    if router.backoff.get(topic, {}).get(peer, -1.0) > now:
-        # GRAFT during backoff: refuse and restart the backoff (v1.1; scoring adds P7).
-        router.prune_peer(out, peer, topic, now, router.config.prune_backoff, px=False)
+    cfg = router.config
+    expiry = router.backoff.get(topic, {}).get(peer, -1.0)
+    if expiry > now:
+        # GRAFT during backoff: refuse, restart the backoff, and (v1.1) a behaviour penalty,
+        # doubled when it comes within graft_flood_threshold of the PRUNE that started it.
+        router.scoring.penalise(peer)
+        if now < expiry + cfg.graft_flood_threshold - cfg.prune_backoff:
+            router.scoring.penalise(peer)
+        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=False)
         return
-    if len(mesh) >= router.config.d_hi and not router.peers[peer].outbound:
-        router.prune_peer(out, peer, topic, now, router.config.prune_backoff, px=True)
+    if router.scoring.value(peer, now) < 0:
+        # We do not graft negative-score peers, but answer with PRUNE (without PX) and a
+        # backoff, so that they do not GRAFT again as soon as their score recovers (go).
+        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=False)
+        return
+    if len(mesh) >= cfg.d_hi and not router.peers[peer].outbound:
+        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=True)
         return
     mesh.add(peer)
+    router.scoring.graft(peer, topic, now)
 
 
 def _handle_prune(
@@ -47,10 +61,12 @@ def _handle_prune(
     mesh = router.mesh.get(prune.topic)
     if mesh is None:
         return ()  # not our topic (go ignores it too): no backoff entry, no PX
-    mesh.discard(peer)
+    if peer in mesh:
+        mesh.discard(peer)
+        router.scoring.prune(peer, prune.topic, now)
     backoff = router.config.prune_backoff if prune.backoff is None else float(prune.backoff)
     router.backoff.setdefault(prune.topic, {})[peer] = now + backoff
-    if not router.config.do_px:
+    if not router.config.do_px or not router.scoring.accepts_px(peer, now):
         return ()
     return prune.peers[: router.config.prune_peers]
 
@@ -60,7 +76,7 @@ def _handle_ihave(
 ) -> None:
     cfg = router.config
     state = router.peers[peer]
-    if not control.ihave:
+    if not control.ihave or router.scoring.below_gossip(peer, now):
         return
     # Counted per RPC, as go counts max_ihave_messages.
     state.ihaves += 1
@@ -84,8 +100,10 @@ def _handle_ihave(
 
 
 def _handle_iwant(
-    router: GossipsubRouter, peer: PeerId, control: ControlMessage, out: Outbox
+    router: GossipsubRouter, peer: PeerId, control: ControlMessage, now: float, out: Outbox
 ) -> None:
+    if control.iwant and router.scoring.below_gossip(peer, now):
+        return
     for iwant in control.iwant:
         for msg_id in iwant.message_ids:
             found = router.mcache.get_for_peer(msg_id, peer)
@@ -120,7 +138,7 @@ def handle_control(
         The peers offered by peer exchange (when ``do_px``).
     """
     _handle_ihave(router, peer, control, now, out)
-    _handle_iwant(router, peer, control, out)
+    _handle_iwant(router, peer, control, now, out)
     for graft in control.graft:
         _handle_graft(router, peer, graft.topic, now, out)
     px: list[PeerInfo] = []
@@ -130,36 +148,88 @@ def handle_control(
     return tuple(px)
 
 
+def _add(router: GossipsubRouter, topic: str, peer: PeerId, now: float, out: Outbox) -> None:
+    router.mesh[topic].add(peer)
+    router.scoring.graft(peer, topic, now)
+    out.graft(peer, topic)
+
+
+def _drop(
+    router: GossipsubRouter, topic: str, peer: PeerId, now: float, out: Outbox, *, px: bool
+) -> None:
+    router.mesh[topic].discard(peer)
+    router.scoring.prune(peer, topic, now)
+    _select.prune_peer(router, out, peer, topic, now, backoff=router.config.prune_backoff, px=px)
+
+
+def _shrink(
+    router: GossipsubRouter, topic: str, mesh: set[PeerId], now: float, out: Outbox
+) -> None:
+    cfg = router.config
+    peers = sorted(mesh, key=lambda p: p.to_bytes())
+    router.rng.shuffle(peers)
+    if router.scoring.enabled:
+        # Keep the D_score best-scoring peers, the rest of D at random (the sort is stable, so
+        # the shuffle breaks ties).
+        peers.sort(key=lambda p: router.scoring.value(p, now), reverse=True)
+        rest = peers[cfg.d_score :]
+        router.rng.shuffle(rest)
+        peers[cfg.d_score :] = rest
+    keep = peers[: cfg.d]
+    outbound = [p for p in peers[cfg.d :] if router.peers[p].outbound]
+    # Keep the outbound quota: swap outbound peers in for inbound ones at the end of keep.
+    shortfall = cfg.d_out - sum(router.peers[p].outbound for p in keep)
+    inbound_kept = [p for p in reversed(keep) if not router.peers[p].outbound]
+    for add, drop in zip(outbound[: max(shortfall, 0)], inbound_kept, strict=False):
+        keep[keep.index(drop)] = add
+    for peer in [p for p in peers if p not in keep]:
+        _drop(router, topic, peer, now, out, px=True)
+
+
+def _opportunistic_graft(
+    router: GossipsubRouter, topic: str, mesh: set[PeerId], now: float, out: Outbox
+) -> None:
+    # v1.1: when the median mesh score is below the threshold, graft a few peers scoring above
+    # the median, to get out of a mesh of poor (perhaps colluding) peers.
+    scores = sorted(router.scoring.value(p, now) for p in mesh)
+    median = scores[len(scores) // 2]
+    if median >= router.config.thresholds.opportunistic_graft:
+        return
+    candidates = [
+        p
+        for p in _select.graftable(router, topic, now, mesh)
+        if router.scoring.value(p, now) > median
+    ]
+    router.rng.shuffle(candidates)
+    for peer in candidates[: router.config.opportunistic_graft_peers]:
+        _add(router, topic, peer, now, out)
+
+
 def _maintain_mesh(
     router: GossipsubRouter, topic: str, mesh: set[PeerId], now: float, out: Outbox
 ) -> None:
     cfg = router.config
+    for peer in router.ordered(mesh):
+        if router.scoring.value(peer, now) < 0:
+            _drop(router, topic, peer, now, out, px=False)  # no PX to a negative score
     if len(mesh) < cfg.d_lo:
-        candidates = router.graftable(topic, now, mesh)
+        candidates = _select.graftable(router, topic, now, mesh)
         router.rng.shuffle(candidates)
         for peer in candidates[: cfg.d - len(mesh)]:
-            mesh.add(peer)
-            out.graft(peer, topic)
+            _add(router, topic, peer, now, out)
     elif len(mesh) > cfg.d_hi:
-        peers = sorted(mesh, key=lambda p: p.to_bytes())
-        router.rng.shuffle(peers)
-        keep = peers[: cfg.d]
-        outbound = [p for p in peers[cfg.d :] if router.peers[p].outbound]
-        # Keep the outbound quota: swap outbound peers in for inbound ones at the end of keep.
-        shortfall = cfg.d_out - sum(router.peers[p].outbound for p in keep)
-        inbound_kept = [p for p in reversed(keep) if not router.peers[p].outbound]
-        for add, drop in zip(outbound[: max(shortfall, 0)], inbound_kept, strict=False):
-            keep[keep.index(drop)] = add
-        for peer in [p for p in peers if p not in keep]:
-            mesh.discard(peer)
-            router.prune_peer(out, peer, topic, now, cfg.prune_backoff, px=True)
+        _shrink(router, topic, mesh, now, out)
     outbound_count = sum(router.peers[p].outbound for p in mesh)
     if len(mesh) >= cfg.d_lo and outbound_count < cfg.d_out:
-        candidates = [p for p in router.graftable(topic, now, mesh) if router.peers[p].outbound]
+        candidates = [
+            p for p in _select.graftable(router, topic, now, mesh) if router.peers[p].outbound
+        ]
         router.rng.shuffle(candidates)
         for peer in candidates[: cfg.d_out - outbound_count]:
-            mesh.add(peer)
-            out.graft(peer, topic)
+            _add(router, topic, peer, now, out)
+    opportunistic = router.heartbeats % cfg.opportunistic_graft_ticks == 0
+    if router.scoring.enabled and opportunistic and len(mesh) > 1:
+        _opportunistic_graft(router, topic, mesh, now, out)
 
 
 def _maintain_fanout(router: GossipsubRouter, now: float) -> None:
@@ -170,24 +240,27 @@ def _maintain_fanout(router: GossipsubRouter, now: float) -> None:
             router.fanout_published.pop(topic, None)
             continue
         peers = router.fanout[topic]
-        peers.intersection_update(router.topic_peers(topic))
+        allowed = [p for p in router.topic_peers(topic) if not router.scoring.below_publish(p, now)]
+        peers.intersection_update(allowed)
         if len(peers) < cfg.d:
-            candidates = [
-                p
-                for p in router.topic_peers(topic)
-                if p not in peers and not router.peers[p].is_floodsub
-            ]
+            candidates = [p for p in allowed if p not in peers and not router.peers[p].is_floodsub]
             router.rng.shuffle(candidates)
             peers.update(candidates[: cfg.d - len(peers)])
 
 
-def _gossip(router: GossipsubRouter, topic: str, exclude: set[PeerId], out: Outbox) -> None:
+def _gossip(
+    router: GossipsubRouter, topic: str, exclude: set[PeerId], now: float, out: Outbox
+) -> None:
     cfg = router.config
     ids = router.mcache.gossip_ids(topic)
     if not ids:
         return
     candidates = [
-        p for p in router.topic_peers(topic) if p not in exclude and not router.peers[p].is_floodsub
+        p
+        for p in router.topic_peers(topic)
+        if p not in exclude
+        and not router.peers[p].is_floodsub
+        and not router.scoring.below_gossip(p, now)
     ]
     count = max(cfg.d_lazy, math.floor(cfg.gossip_factor * len(candidates)))
     router.rng.shuffle(candidates)
@@ -204,6 +277,7 @@ def _age(router: GossipsubRouter, now: float) -> None:
         advertiser = router.promises.pop(msg_id)[0]
         if advertiser in router.peers:
             router.broken_promises[advertiser] = router.broken_promises.get(advertiser, 0) + 1
+            router.scoring.penalise(advertiser)  # v1.1: a broken IWANT promise costs P7
     slack = 2 * router.config.heartbeat_interval
     for topic, expiries in list(router.backoff.items()):
         for peer in [p for p, until in expiries.items() if until + slack < now]:
@@ -217,9 +291,12 @@ def _age(router: GossipsubRouter, now: float) -> None:
 
 
 def heartbeat(router: GossipsubRouter, now: float, out: Outbox) -> None:
-    """One heartbeat: age promises, backoffs and counters; bring every mesh within
-    D_lo..D_hi (and its outbound quota); keep fanouts alive for ``fanout_ttl``; gossip IHAVE
-    to D_lazy (or gossip-factor) non-mesh peers per topic; shift the message cache.
+    """One heartbeat: age promises (a broken one costs a behaviour penalty), backoffs and
+    counters; prune negative-score mesh peers; bring every mesh within D_lo..D_hi (keeping
+    the D_score best, and the outbound quota); graft opportunistically every
+    ``opportunistic_graft_ticks`` heartbeats; keep fanouts alive for ``fanout_ttl``; gossip
+    IHAVE to D_lazy (or gossip-factor) non-mesh peers per topic above the gossip threshold;
+    shift the message cache.
 
     Args:
         router: the router.
@@ -228,11 +305,15 @@ def heartbeat(router: GossipsubRouter, now: float, out: Outbox) -> None:
     """
     router.heartbeats += 1
     _age(router, now)
-    for topic, mesh in router.mesh.items():
-        _maintain_mesh(router, topic, mesh, now, out)
-    _maintain_fanout(router, now)
-    for topic, mesh in router.mesh.items():
-        _gossip(router, topic, mesh, out)
-    for topic, fanout in router.fanout.items():
-        _gossip(router, topic, fanout, out)
+    router.scoring.hold()
+    try:
+        for topic, mesh in router.mesh.items():
+            _maintain_mesh(router, topic, mesh, now, out)
+        _maintain_fanout(router, now)
+        for topic, mesh in router.mesh.items():
+            _gossip(router, topic, mesh, now, out)
+        for topic, fanout in router.fanout.items():
+            _gossip(router, topic, fanout, now, out)
+    finally:
+        router.scoring.release()
     router.mcache.shift()

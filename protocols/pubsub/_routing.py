@@ -80,6 +80,7 @@ class RpcResult:
         duplicates: messages already seen (or our own, back again).
         invalid: messages that broke the signing policy, with the error.
         ignored: messages on topics we are not subscribed to (without ``relay_unsubscribed``).
+        duplicated: (message ID, topic) of each duplicate (the peer score counts some of them).
     """
 
     received: tuple[Received, ...] = ()
@@ -87,6 +88,7 @@ class RpcResult:
     duplicates: int = 0
     invalid: tuple[tuple[Message, ValidationError], ...] = ()
     ignored: int = 0
+    duplicated: tuple[tuple[bytes, str], ...] = ()
 
 
 def apply_subscriptions(
@@ -170,7 +172,8 @@ def screen_messages(
     """
     received: list[Received] = []
     invalid: list[tuple[Message, ValidationError]] = []
-    duplicates = ignored = 0
+    duplicated: list[tuple[bytes, str]] = []
+    ignored = 0
     for message in messages:
         subscribed = message.topic in topics
         if not subscribed and not relay:
@@ -178,7 +181,7 @@ def screen_messages(
             continue
         msg_id = message_id(message)
         if message.from_ == local or seen.has(msg_id, now):
-            duplicates += 1
+            duplicated.append((msg_id, message.topic))
             continue
         try:
             validate_message(message, policy)
@@ -187,7 +190,8 @@ def screen_messages(
             continue
         seen.add(msg_id, now)
         received.append(Received(msg_id, message, source, subscribed))
-    return RpcResult(tuple(received), (), duplicates, tuple(invalid), ignored)
+    dups = tuple(duplicated)
+    return RpcResult(tuple(received), (), len(dups), tuple(invalid), ignored, dups)
 
 
 def px_record(info: PeerInfo) -> PeerRecord | None:

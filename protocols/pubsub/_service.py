@@ -28,11 +28,11 @@ from protocols.pubsub._api import (
     PubsubStatistics,
     Subscription,
     TopicPeerChanged,
-    ValidationResult,
     Validator,
     to_api,
 )
 from protocols.pubsub._driver import RouterConfig, RouterDriver, router_config
+from protocols.pubsub._gossip_score import ValidationResult
 from protocols.pubsub._peer_streams import LinkSettings, PeerStreams
 from protocols.pubsub._px import PxConnector
 from protocols.pubsub._queue import (
@@ -199,12 +199,13 @@ class Pubsub:
 
     def _joined(self, peer: PeerId, protocol: str, outbound: bool) -> None:
         _, router, _ = self._require()
-        self._send_all(router.add_peer(peer, protocol, outbound=outbound))
+        now = anyio.current_time()
+        self._send_all(router.add_peer(peer, protocol, outbound=outbound, now=now))
         self._after_step()
 
     def _left(self, peer: PeerId) -> None:
         if self._router is not None:
-            self._announce(self._router.remove_peer(peer))
+            self._announce(self._router.remove_peer(peer, anyio.current_time()))
             self._after_step()
 
     def _announce(self, changes: Iterable[SubscriptionChange]) -> None:
@@ -245,8 +246,11 @@ class Pubsub:
         self._require()[0].start_soon(fn, name="pubsub validation")
 
     def _validated(self, message: PubsubMessage, outcome: ValidationResult) -> None:
-        # Without a hook in the router cores for validation outcomes (scoring), a rejected or
-        # ignored message is only dropped (never forwarded nor delivered) and counted.
+        # Rejected and ignored messages are dropped (never forwarded nor delivered), counted,
+        # and reported to the router's score (reject costs the senders P4); ``forward``
+        # reports an accept itself.
+        if outcome is not ValidationResult.ACCEPT and self._router is not None:
+            self._router.report_validation(message.msg_id, outcome, anyio.current_time())
         if outcome is ValidationResult.REJECT:
             self._counters.rejected += 1
         elif outcome is ValidationResult.IGNORE:

@@ -20,7 +20,8 @@ from typing import Any
 
 import anyio
 
-from protocols.pubsub._api import PubsubMessage, ValidationResult, Validator
+from protocols.pubsub._api import PubsubMessage, Validator
+from protocols.pubsub._gossip_score import ValidationResult
 
 __all__ = ["ValidationRunner"]
 
