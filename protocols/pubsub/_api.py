@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SUBSCRIPTION_BUFFER",
+    "Counters",
     "PubsubMessage",
     "PubsubStatistics",
     "Subscription",
@@ -154,6 +155,20 @@ class Subscription:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@attrs.define
+class Counters:
+    """The ``Pubsub`` service's own counters (mutable; ``statistics()`` snapshots them)."""
+
+    published: int = 0
+    received: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    dropped_deliveries: int = 0
 
 
 @attrs.frozen(kw_only=True)

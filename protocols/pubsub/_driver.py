@@ -139,6 +139,11 @@ class RouterDriver:
             return core.remove_peer(peer)
         return core.remove_peer(peer, now)
 
+    def score(self, peer: PeerId, now: float) -> float:
+        """``peer``'s gossipsub score (0 with scoring off and under floodsub)."""
+        core = self.core
+        return core.scoring.value(peer, now) if isinstance(core, GossipsubRouter) else 0.0
+
     def report_validation(self, msg_id: bytes, result: ValidationResult, now: float) -> None:
         """Tell the gossipsub score a validators' reject or ignore (floodsub has no score)."""
         if isinstance(self.core, GossipsubRouter):

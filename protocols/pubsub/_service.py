@@ -16,7 +16,6 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 
 from p2pstack.errors import LocalProtocolError
 from p2pstack.events import PeerDisconnected, Unsubscribe
@@ -24,6 +23,7 @@ from p2pstack.sansio import TimerDriver
 from p2pstack.sync import Signal
 from protocols.pubsub._api import (
     DEFAULT_SUBSCRIPTION_BUFFER,
+    Counters,
     PubsubMessage,
     PubsubStatistics,
     Subscription,
@@ -53,18 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["Pubsub"]
 
 _log = logging.getLogger(__name__)
-
-
-@attrs.define
-class _Counters:
-    published: int = 0
-    received: int = 0
-    delivered: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    rejected: int = 0
-    ignored: int = 0
-    dropped_deliveries: int = 0
 
 
 class Pubsub:
@@ -117,7 +105,7 @@ class Pubsub:
             open_timeout=open_timeout,
             write_timeout=write_timeout,
         )
-        self._counters = _Counters()
+        self._counters = Counters()
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._changed = Signal()
         self._host: Host | None = None
@@ -357,6 +345,10 @@ class Pubsub:
     def mesh(self, topic: str) -> list[PeerId]:
         """The peers we forward ``topic`` to: the gossipsub mesh (floodsub: its peers)."""
         return self._require()[1].mesh(topic)
+
+    def score(self, peer: PeerId) -> float:
+        """``peer``'s gossipsub score (0 with scoring off and under floodsub)."""
+        return self._require()[1].score(peer, anyio.current_time())
 
     @property
     def topics(self) -> frozenset[str]:

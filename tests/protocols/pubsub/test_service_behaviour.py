@@ -39,6 +39,7 @@ from tests.protocols.pubsub._network import (
     pubsub_network,
     settle,
 )
+from tests.protocols.pubsub.test_gossipsub_score import score_params
 from transports.memory import MemoryNetwork, MemoryTransport
 from transports.plaintext import Plaintext
 from transports.yamux import Yamux
@@ -244,3 +245,18 @@ async def test_disconnected_peer_leaves(router: str) -> None:
             TopicPeerChanged(a.peer_id, "t", True),
             TopicPeerChanged(c.peer_id, "t", True),
         ]
+
+
+@pytest.mark.anyio
+async def test_rejected_message_costs_its_sender_score() -> None:
+    config = attrs.evolve(GOSSIP, score_params=score_params())
+    async with pubsub_network(2, [(0, 1)], lambda _i: Pubsub(config)) as (a, b):
+        ps(b).add_validator("t", _reject_bad)
+        sub = ps(b).subscribe("t")
+        with anyio.fail_after(10):
+            await ps(a).wait_until(lambda s: b.peer_id in s.peers("t"))
+            ps(a).publish("t", b"bad")
+            ps(a).publish("t", b"fine")
+            assert (await sub.receive()).data == b"fine"
+        assert ps(b).statistics().rejected == 1
+        assert ps(b).score(a.peer_id) < 0 == ps(a).score(b.peer_id)
