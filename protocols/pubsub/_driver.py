@@ -119,13 +119,14 @@ class RouterDriver:
         return core.ordered(core.mesh.get(topic, set()))
 
     def add_peer(
-        self, peer: PeerId, protocol: str, *, outbound: bool, now: float
+        self, peer: PeerId, protocol: str, *, outbound: bool, ip: str | None, now: float
     ) -> list[Outgoing]:
-        """A peer with a pubsub stream speaking ``protocol``; returns what to send it."""
+        """A peer with a pubsub stream speaking ``protocol`` (``ip``: its remote IP address,
+        for the score's colocation factor); returns what to send it."""
         core = self.core
         if isinstance(core, FloodsubRouter):
             return core.add_peer(peer)
-        return core.add_peer(peer, protocol, outbound=outbound, now=now)
+        return core.add_peer(peer, protocol, outbound=outbound, ip=ip, now=now)
 
     def has_peer(self, peer: PeerId) -> bool:
         """Whether ``peer`` was added (and not removed)."""

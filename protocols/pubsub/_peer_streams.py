@@ -79,7 +79,8 @@ class PeerStreams:
         host: our host.
         protocols: the protocol IDs to negotiate, most preferred first.
         settings: bounds and timeouts.
-        on_joined: called with (peer, protocol, outbound) when a peer's first stream is up.
+        on_joined: called with (peer, protocol, outbound, remote IP or ``None``) when a
+            peer's first stream is up.
         on_left: called with a peer whose outbound link ended.
         on_rpc: called with (peer, RPC) for each RPC read; it raises ``PubsubProtocolError``
             for an RPC that breaks the protocol (the stream is then reset).
@@ -91,7 +92,7 @@ class PeerStreams:
         host: Host,
         protocols: tuple[str, ...],
         settings: LinkSettings,
-        on_joined: Callable[[PeerId, str, bool], None],
+        on_joined: Callable[[PeerId, str, bool, str | None], None],
         on_left: Callable[[PeerId], None],
         on_rpc: Callable[[PeerId, RPC], None],
     ) -> None:
@@ -167,8 +168,7 @@ class PeerStreams:
             try:
                 with anyio.fail_after(settings.open_timeout):
                     stream = await self._host.new_stream(peer, self._protocols)
-                outbound = stream.connection.direction == "outbound"
-                self._on_joined(peer, stream.protocol, outbound)
+                self._joined(stream)
                 await self._write_loop(stream, link)
             except _ERRORS as exc:
                 if stream is not None:
@@ -179,6 +179,13 @@ class PeerStreams:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                         await stream.reset()
         self._drop(peer, link)
+
+    def _joined(self, stream: Stream) -> None:
+        conn = stream.connection
+        ip = next(
+            (str(v) for p, v in conn.remote_multiaddr.items() if p.name in ("ip4", "ip6")), None
+        )
+        self._on_joined(stream.remote_peer, stream.protocol, conn.direction == "outbound", ip)
 
     async def _write_loop(self, stream: Stream, link: _Link) -> None:
         timeout = self._settings.write_timeout
@@ -198,7 +205,7 @@ class PeerStreams:
         """
         peer = stream.remote_peer
         self.connect(peer)  # the spec: answer an inbound stream with our own outbound one
-        self._on_joined(peer, stream.protocol, stream.connection.direction == "outbound")
+        self._joined(stream)
         self.inbound_streams += 1
         decoder = RpcDecoder(self._settings.max_rpc_size)
         try:

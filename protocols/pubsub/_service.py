@@ -185,10 +185,10 @@ class Pubsub:
             self._timers.poke()
         self._changed.set()
 
-    def _joined(self, peer: PeerId, protocol: str, outbound: bool) -> None:
+    def _joined(self, peer: PeerId, protocol: str, outbound: bool, ip: str | None) -> None:
         _, router, _ = self._require()
         now = anyio.current_time()
-        self._send_all(router.add_peer(peer, protocol, outbound=outbound, now=now))
+        self._send_all(router.add_peer(peer, protocol, outbound=outbound, ip=ip, now=now))
         self._after_step()
 
     def _left(self, peer: PeerId) -> None:
