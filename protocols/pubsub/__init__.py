@@ -1,9 +1,19 @@
 """libp2p publish/subscribe (https://github.com/libp2p/specs/tree/master/pubsub): the RPC and its
 wire format, message IDs and signing policies, the seen-cache and gossipsub message cache,
-bounded outbound queues, the sans-IO floodsub and gossipsub router cores, and the gossipsub v1.1
-peer score (on in the gossipsub core with ``GossipsubConfig.score_params``).
+bounded outbound queues, the sans-IO floodsub and gossipsub router cores, the gossipsub v1.1
+peer score (on in the gossipsub core with ``GossipsubConfig.score_params``), and the ``Pubsub``
+host service that drives them.
 """
 
+from protocols.pubsub._api import (
+    DEFAULT_SUBSCRIPTION_BUFFER,
+    PubsubMessage,
+    PubsubStatistics,
+    Subscription,
+    TopicPeerChanged,
+    Validator,
+)
+from protocols.pubsub._driver import GOSSIPSUB_PROTOCOLS
 from protocols.pubsub._floodsub import DEFAULT_MAX_PEER_TOPICS, FloodsubConfig, FloodsubRouter
 from protocols.pubsub._gossip_score import RouterScore, ValidationResult
 from protocols.pubsub._gossip_state import GossipsubConfig, Outbox, PeerState
@@ -56,6 +66,7 @@ from protocols.pubsub._score_types import (
     TopicScoreBreakdown,
 )
 from protocols.pubsub._seen import DEFAULT_SEEN_MAX, DEFAULT_SEEN_TTL, SeenCache
+from protocols.pubsub._service import Pubsub
 from protocols.pubsub._types import (
     FLOODSUB_PROTOCOL_ID,
     GOSSIPSUB_V10_PROTOCOL_ID,
@@ -97,7 +108,9 @@ __all__ = [
     "DEFAULT_MCACHE_MAX",
     "DEFAULT_SEEN_MAX",
     "DEFAULT_SEEN_TTL",
+    "DEFAULT_SUBSCRIPTION_BUFFER",
     "FLOODSUB_PROTOCOL_ID",
+    "GOSSIPSUB_PROTOCOLS",
     "GOSSIPSUB_V10_PROTOCOL_ID",
     "GOSSIPSUB_V11_PROTOCOL_ID",
     "GOSSIPSUB_V12_PROTOCOL_ID",
@@ -128,8 +141,11 @@ __all__ = [
     "PeerScoreParams",
     "PeerScoreThresholds",
     "PeerState",
+    "Pubsub",
     "PubsubError",
+    "PubsubMessage",
     "PubsubProtocolError",
+    "PubsubStatistics",
     "QueueStats",
     "Received",
     "RejectReason",
@@ -141,11 +157,14 @@ __all__ = [
     "SeenCache",
     "SignaturePolicy",
     "SubOpts",
+    "Subscription",
     "SubscriptionChange",
+    "TopicPeerChanged",
     "TopicScoreBreakdown",
     "TopicScoreParams",
     "ValidationError",
     "ValidationResult",
+    "Validator",
     "apply_subscriptions",
     "content_message_id",
     "decode_message",
