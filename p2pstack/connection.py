@@ -5,12 +5,13 @@ the protocol multistream-select agreed on it
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
 
-from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.errors import NETWORK_ERRORS, P2PError
 from p2pstack.interfaces import Direction
 from p2pstack.multistream import LazyOutbound, negotiate_outbound
 
@@ -96,7 +97,17 @@ class Stream:
         """Half-close: the peer reads end of stream; we can still receive."""
         if self._unsent:
             await self.send(b"")
-        await self._muxed.send_eof()
+        if self._negotiation is None:
+            await self._muxed.send_eof()
+            return
+        # A write-only exchange learns here, as with eager negotiation, whether the listener
+        # took the protocol (and so the data): ``ProtocolNotSupported`` when refused.
+        try:
+            await self._muxed.send_eof()
+        except NETWORK_ERRORS:
+            await self._confirm()  # the listener's refusal, when that is why
+            raise
+        await self._confirm()
 
     async def _confirm(self) -> None:
         """Finish an optimistic negotiation (the listener's answer precedes the first data),
@@ -123,9 +134,19 @@ class Stream:
                 done.set()
 
     async def aclose(self) -> None:
-        """Close the stream. Never raises."""
-        self._release()
-        await self._muxed.aclose()
+        """Close the stream. Never raises.
+
+        An optimistic stream that sent data whose protocol is still unconfirmed first waits
+        (within its negotiation timeout) for the listener's answer, so that a close that
+        returned means the listener took the stream, as with eager negotiation.
+        """
+        try:
+            if self._negotiation is not None and not self._unsent and self._failure is None:
+                with contextlib.suppress(P2PError, *NETWORK_ERRORS):
+                    await self._confirm()
+        finally:
+            self._release()
+            await self._muxed.aclose()
 
     async def reset(self) -> None:
         """Abort the stream in both directions. Never raises."""

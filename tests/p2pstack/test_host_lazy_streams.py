@@ -98,3 +98,45 @@ async def test_reader_first_and_eof_first() -> None:
                 while len(received) < len(b"hellogot "):
                     received += await stream.receive()
                 assert received == b"hellogot "
+
+
+async def test_write_only_exchange_learns_refusal_at_half_close() -> None:
+    """A stream that only writes (a notification) still learns of a refusal: ``send_eof``
+    waits for the listener's answer, as an eager open would have."""
+    async with memory_hosts(2) as (a, b):
+        with anyio.fail_after(10):
+            await _connected(a, b, [MISSING])
+            stream = await a.new_stream(b.peer_id, MISSING)
+            await stream.send(b"\x04note")  # one length-prefixed message
+            with pytest.raises(ProtocolNotSupported):
+                await stream.send_eof()
+            assert a.connections(b.peer_id)[0].streams == []
+
+
+async def test_close_returns_after_the_listener_took_the_data() -> None:
+    """Write, half-close, close, then close the host at once: the listener still gets it all
+    (a close of an optimistic stream waits for the listener's answer)."""
+    got: list[bytes] = []
+    done = anyio.Event()
+
+    async def sink(stream: Stream) -> None:
+        data = b""
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    data += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+        got.append(data)
+        done.set()
+
+    async with memory_hosts(2) as (a, b):
+        b.set_stream_handler(GREETER, sink)
+        with anyio.fail_after(10):
+            await _connected(a, b, [GREETER])
+            async with await a.new_stream(b.peer_id, GREETER) as stream:
+                await stream.send(b"hello")
+                await stream.send_eof()
+            await a.connections(b.peer_id)[0].aclose()
+            await done.wait()
+    assert got == [b"hello"]
