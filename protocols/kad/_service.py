@@ -1,0 +1,458 @@
+"""The ``Kad`` host service: a thin driver around the DHT's sans-IO cores (routing table,
+request handler, lookup) that does the I/O, the timers and the bookkeeping
+(https://github.com/libp2p/specs/blob/master/kad-dht/README.md).
+
+Defaults, and where they differ from go/js, are listed in the ``protocols.kad`` docstring.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+from multiaddr import Multiaddr
+
+from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError
+from p2pstack.events import LocalAddrsChanged, PeerProtocolsChanged, Unsubscribe
+from p2pstack.multiaddrs import parse_multiaddr
+from p2pstack.peerstore import ADDR_TTL_RECENT
+from p2pstack.sansio import TimerDriver
+from protocols.kad import _ops
+from protocols.kad._config import KadConfig, has_public_addr
+from protocols.kad._events import (
+    Counters,
+    KadModeChanged,
+    KadStatistics,
+)
+from protocols.kad._handler import RequestHandler
+from protocols.kad._keyspace import key_of
+from protocols.kad._maintenance import Maintenance
+from protocols.kad._peers import PeerKeeper
+from protocols.kad._query import QueryDriver, in_lookup
+from protocols.kad._server import InboundServer
+from protocols.kad._store import (
+    MemoryProviderStore,
+    MemoryRecordStore,
+    ProviderStore,
+    RecordStore,
+    StoreFull,
+)
+from protocols.kad._table import RoutingTable
+from protocols.kad._types import (
+    KadError,
+    KadMessage,
+    KadPeer,
+    MessageType,
+    NotFound,
+    Record,
+)
+from protocols.kad._validation import Validators
+from protocols.kad._wire import format_time_received
+
+if TYPE_CHECKING:
+    from p2pstack.host import Host
+    from p2pstack.identity import PeerId
+    from protocols.kad._lookup import LookupResult
+
+__all__ = ["Kad"]
+
+_log = logging.getLogger(__name__)
+
+_ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
+
+
+class Kad:
+    """The Kademlia DHT service (``services=[..., Kad(KadConfig(...))]``, then
+    ``host.service(Kad)``).
+
+    Args:
+        config: settings (``KadConfig()`` if ``None``).
+        validators: record validators by namespace (``/pk`` and ``/ipns`` plus
+            ``config.passthrough_namespaces`` if ``None``).
+        records: the record store (``config.storage`` or in memory if ``None``).
+        providers: the provider store (``config.storage`` or in memory if ``None``).
+        rng: randomness for the routing table's refresh keys.
+    """
+
+    def __init__(
+        self,
+        config: KadConfig | None = None,
+        *,
+        validators: Validators | None = None,
+        records: RecordStore | None = None,
+        providers: ProviderStore | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or KadConfig()
+        cfg = self.config
+        self.validators = validators or Validators(passthrough=cfg.passthrough_namespaces)
+        self._sqlite: _Closable | None = None
+        if cfg.storage is not None and (records is None or providers is None):
+            from protocols.kad._sqlite import SqliteStore  # sqlite3 only when it is used
+
+            sqlite = SqliteStore(
+                cfg.storage, record_ttl=cfg.record_ttl, provider_ttl=cfg.provider_ttl
+            )
+            self._sqlite = sqlite
+            records = records or sqlite.records
+            providers = providers or sqlite.providers
+        self.records: RecordStore = records or MemoryRecordStore(ttl=cfg.record_ttl)
+        self.providers: ProviderStore = providers or MemoryProviderStore(ttl=cfg.provider_ttl)
+        self._rng = rng or random.Random()
+        self._counters = Counters()
+        self._server_mode = False
+        self._published: dict[bytes, bytes] = {}  # records we put: republished
+        self._provided: set[bytes] = set()  # keys we provide: republished
+        self._handles: list[Unsubscribe] = []
+        self._host: Host | None = None
+        self._table: RoutingTable | None = None
+        self._inbound: InboundServer | None = None
+        self._queries: QueryDriver | None = None
+        self._timers: TimerDriver | None = None
+        self._maintenance: Maintenance | None = None
+        self._peers: PeerKeeper | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        """Build the cores, follow peers' protocols, start the timers, serve if in server mode
+        and bootstrap through ``config.bootstrap`` (in a task)."""
+        cfg = self.config
+        self._host = host
+        now = anyio.current_time()
+        table = self._table = RoutingTable(
+            host.peer_id, k=cfg.k, refresh_interval=cfg.refresh_interval, now=now, rng=self._rng
+        )
+        self._maintenance = Maintenance(table, cfg, now)
+        self._timers = TimerDriver(self._maintenance, on_fire=self._on_timer)
+        peers = self._peers = PeerKeeper(
+            host=host, table=table, config=cfg, counters=self._counters, poke=self._poke
+        )
+        handler = RequestHandler(
+            local=host.peer_id,
+            table=table,
+            records=self.records,
+            providers=self.providers,
+            validators=self.validators,
+            peer_info=peers.peer_info,
+            k=cfg.k,
+            on_provider=peers.provider_seen,
+        )
+        self._inbound = InboundServer(
+            handler=handler,
+            config=cfg,
+            counters=self._counters,
+            peer_info=peers.peer_info,
+            on_stream=peers.inbound_stream,
+            clock=anyio.current_time,
+        )
+        self._queries = QueryDriver(
+            host=host,
+            config=cfg,
+            counters=self._counters,
+            seeds=peers.seeds,
+            on_server=peers.add_server,
+            on_done=lambda point: table.mark_refreshed(point, anyio.current_time()),
+            clock=anyio.current_time,
+        )
+        host.start_soon(self._timers.run, name="kad timers")
+        self._handles.append(host.events.on(PeerProtocolsChanged, peers.protocols_changed))
+        if cfg.mode == "auto":
+            self._handles.append(host.events.on(LocalAddrsChanged, lambda _e: self._apply_mode()))
+        self._apply_mode()
+        if host.dialer.peer_routing is None:
+            host.dialer.peer_routing = _KadRouting(self)
+        if cfg.bootstrap:
+            host.start_soon(self._bootstrap_quietly, name="kad bootstrap")
+
+    async def stop(self) -> None:
+        """Stop serving and reacting to events; close a store this service opened."""
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
+        host = self._host
+        if host is not None:
+            if self._server_mode:
+                host.remove_stream_handler(self.config.protocol_id)
+                self._server_mode = False
+            if isinstance(host.dialer.peer_routing, _KadRouting):
+                host.dialer.peer_routing = None
+        if self._sqlite is not None:
+            self._sqlite.close()
+
+    def _require(self) -> tuple[Host, RoutingTable, QueryDriver]:
+        if self._host is None or self._table is None or self._queries is None:
+            raise LocalProtocolError("the Kad service has not been started")
+        return self._host, self._table, self._queries
+
+    # -- mode and peers -------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """``server`` or ``client``: what the configured mode resolves to now."""
+        return "server" if self._server_mode else "client"
+
+    @property
+    def routing_table(self) -> RoutingTable:
+        """The routing table (inspect it; let the service change it)."""
+        return self._require()[1]
+
+    def _apply_mode(self) -> None:
+        host, _, _ = self._require()
+        cfg = self.config
+        want = cfg.mode == "server" or (cfg.mode == "auto" and has_public_addr(host.listen_addrs))
+        if want == self._server_mode:
+            return
+        self._server_mode = want
+        if want:
+            assert self._inbound is not None
+            host.set_stream_handler(cfg.protocol_id, self._inbound.handle_stream, replace=True)
+        else:
+            host.remove_stream_handler(cfg.protocol_id)
+        host.events.emit(KadModeChanged(mode=self.mode))
+
+    def peer_info(self, peer: PeerId) -> KadPeer:
+        """How DHT messages describe ``peer``: its known addresses and our link to it."""
+        return self._require_peers().peer_info(peer)
+
+    def _require_peers(self) -> PeerKeeper:
+        if self._peers is None:
+            raise LocalProtocolError("the Kad service has not been started")
+        return self._peers
+
+    def _poke(self) -> None:
+        if self._timers is not None:
+            self._timers.poke()
+
+    # -- timers: liveness checks, refresh, republish, expiry ------------------------------------
+
+    async def _on_timer(self) -> None:
+        host, _, _ = self._require()
+        work = self._maintenance
+        assert work is not None
+        for key in work.take_refresh():
+            host.start_soon(self._refresh, key, name="kad refresh")
+        self._require_peers().start_checks()
+        due = work.take_due()
+        if "expire" in due:
+            self.providers.expire(anyio.current_time())
+            self.records.expire(anyio.current_time())
+        if "providers" in due and self._provided:
+            host.start_soon(self._republish_providers, name="kad provider republish")
+        if "records" in due and self._published:
+            host.start_soon(self._republish_records, name="kad record republish")
+
+    async def _refresh(self, key: bytes) -> None:
+        try:
+            await self.get_closest_peers(key)
+        except _ATTEMPT_ERRORS as exc:
+            _log.debug("DHT bucket refresh failed: %r", exc)
+        _, table, _ = self._require()
+        table.mark_refreshed(key_of(key), anyio.current_time())
+
+    async def _republish_providers(self) -> None:
+        for key in list(self._provided):
+            try:
+                await self.provide(key)
+            except _ATTEMPT_ERRORS as exc:
+                _log.debug("provider republish of %r failed: %r", key, exc)
+
+    async def _republish_records(self) -> None:
+        for key, value in list(self._published.items()):
+            try:
+                await self.put_value(key, value)
+            except _ATTEMPT_ERRORS as exc:
+                _log.debug("record republish of %r failed: %r", key, exc)
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def statistics(self) -> KadStatistics:
+        """A snapshot of the service's counters and sizes."""
+        c = self._counters
+        return KadStatistics(
+            mode=self.mode,
+            routing_table_size=0 if self._table is None else len(self._table),
+            records=len(self.records),
+            provider_keys=len(self.providers),
+            inbound_streams=0 if self._inbound is None else self._inbound.active,
+            inbound_requests=c.inbound_requests,
+            inbound_rejected=c.inbound_rejected,
+            inbound_bad=c.inbound_bad,
+            inbound_timeouts=c.inbound_timeouts,
+            outbound_requests=c.outbound_requests,
+            outbound_failures=c.outbound_failures,
+            outbound_timeouts=c.outbound_timeouts,
+            bad_values=c.bad_values,
+            lookups=c.lookups,
+            lookups_timed_out=c.lookups_timed_out,
+            liveness_checks=c.liveness_checks,
+            liveness_failures=c.liveness_failures,
+        )
+
+    async def bootstrap(self, peers: Iterable[Multiaddr | str] = ()) -> int:
+        """Connect to ``config.bootstrap`` and ``peers``, then look up our own ID through them
+        (which fills our table and puts us in theirs).
+
+        Args:
+            peers: more bootstrap addresses (with ``/p2p/<id>``).
+
+        Returns:
+            The number of peers in the routing table afterwards.
+
+        Raises:
+            KadError: bootstrap addresses were given, none could be reached, and the table is
+                empty.
+            NotFound: no address given and the routing table is empty.
+            ValueError: an address is not a valid multiaddr.
+        """
+        host, table, queries = self._require()
+        addrs = [*self.config.bootstrap, *(parse_multiaddr(p) for p in peers)]
+        reached = await _ops.connect_all(host, addrs, self.config.request_timeout)
+        if addrs and not reached and len(table) == 0:
+            raise KadError(f"none of the {len(addrs)} DHT bootstrap peers could be reached")
+        local = host.peer_id.to_bytes()
+        message = KadMessage(type=MessageType.FIND_NODE, key=local)
+        await queries.lookup(local, message, extra_seeds=[self.peer_info(p) for p in reached])
+        return len(table)
+
+    async def _bootstrap_quietly(self) -> None:
+        try:
+            await self.bootstrap()
+        except _ATTEMPT_ERRORS as exc:
+            _log.warning("DHT bootstrap failed: %r", exc)
+
+    async def find_peer(self, peer: PeerId) -> KadPeer:
+        """The addresses of ``peer``: from our connection to it, else from a lookup.
+
+        Raises:
+            NotFound: no DHT peer knew its addresses (or there is no peer to ask).
+        """
+        host, _, queries = self._require()
+        if host.connections(peer):
+            return self.peer_info(peer)
+        found = await _ops.find_peer(queries, peer)
+        host.peerstore.add_addrs(peer, found.addrs, ADDR_TTL_RECENT)
+        return found
+
+    async def get_closest_peers(self, key: bytes) -> LookupResult:
+        """Run a FIND_NODE lookup for ``key`` (its SHA-256 point is the target).
+
+        Returns:
+            The lookup result (``closest``: the answering peers nearest to the key).
+
+        Raises:
+            NotFound: there is no peer to ask.
+        """
+        _, _, queries = self._require()
+        return await queries.lookup(key, KadMessage(type=MessageType.FIND_NODE, key=key))
+
+    async def put_value(self, key: bytes, value: bytes) -> int:
+        """Validate and store ``key`` = ``value`` here and at the k closest peers; it is
+        republished every ``config.record_republish`` seconds while the host runs.
+
+        Returns:
+            The number of remote peers that stored it.
+
+        Raises:
+            RecordValidationError: the record fails its namespace's validator.
+            NotFound: there is no peer to ask.
+        """
+        _, _, queries = self._require()
+        self.validators.validate(key, value)
+        self._store_locally(Record(key, value, format_time_received(time.time())))
+        self._published[key] = value
+        return await _ops.put_value(queries, key, value)
+
+    async def get_value(self, key: bytes, *, quorum: int | None = None) -> bytes:
+        """The best valid value of ``key`` among the local store and up to ``quorum`` peers;
+        peers that hold an outdated value (or none, among the closest) are sent the best one.
+
+        Args:
+            key: the record key (its namespace must have a validator).
+            quorum: values to collect before stopping (``config.quorum`` if ``None``).
+
+        Returns:
+            The value.
+
+        Raises:
+            NotFound: no valid value was found.
+            RecordValidationError: the key has no known namespace.
+        """
+        _, _, queries = self._require()
+        self.validators.validator(key)
+        local = self.records.get(key, anyio.current_time())
+        if local is not None:
+            try:
+                self.validators.validate(key, local.value)
+            except KadError:
+                local = None
+        best, changed = await _ops.get_value(
+            queries,
+            self.validators,
+            self._counters,
+            key,
+            quorum=quorum or self.config.quorum,
+            local=local,
+        )
+        if changed and local is not None:
+            self._store_locally(Record(key, best, format_time_received(time.time())))
+        return best
+
+    def _store_locally(self, record: Record) -> None:
+        try:
+            self.records.put(record, anyio.current_time())
+        except StoreFull as exc:
+            _log.info("local record store full, %r kept only remotely: %s", record.key, exc)
+
+    async def provide(self, key: bytes) -> int:
+        """Announce this host as a provider of ``key`` (a CID's multihash bytes) to the k
+        closest peers; republished every ``config.provider_republish`` seconds.
+
+        Returns:
+            The number of peers the announcement was delivered to.
+
+        Raises:
+            NotFound: there is no peer to ask.
+        """
+        host, _, queries = self._require()
+        me = self.peer_info(host.peer_id)
+        self.providers.add(key, me, anyio.current_time())
+        self._provided.add(key)
+        return await _ops.provide(queries, key, me)
+
+    async def find_providers(self, key: bytes, *, limit: int = 20) -> AsyncIterator[KadPeer]:
+        """Providers of ``key``, as they are found (local ones first), at most ``limit``.
+
+        Yields:
+            Each provider once; its addresses are also put into the peerstore.
+
+        Raises:
+            NotFound: there was no peer to ask and no local provider.
+        """
+        host, _, queries = self._require()
+        local = self.providers.get(key, anyio.current_time())
+        async for provider in _ops.iterate_providers(host, queries, local, key, limit):
+            yield provider
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class _KadRouting:
+    """The host dialer's peer-routing hook: finds addresses of peers it knows nothing about."""
+
+    def __init__(self, kad: Kad) -> None:
+        self._kad = kad
+
+    async def find_peer(self, peer: PeerId) -> Sequence[Multiaddr]:
+        if in_lookup.get():
+            return []  # a lookup's own dial: do not start a lookup inside it
+        try:
+            return (await self._kad.find_peer(peer)).addrs
+        except NotFound:
+            return []
