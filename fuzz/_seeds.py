@@ -14,6 +14,7 @@ from multiaddr import Multiaddr
 
 from fuzz import _noise
 from fuzz._registry import TARGETS
+from p2pstack.framing import encode_lp
 from p2pstack.identity import Envelope, Identity, PeerRecord
 from protocols.identify import IdentifyMessage, encode_identify, frame_identify
 from transports.mplex import Flag as MFlag
@@ -196,9 +197,40 @@ def _identity_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _kad_seeds() -> dict[str, dict[str, bytes]]:
+    # Written by @libp2p/kad-dht 16.4.5's codec (tests/protocols/kad/test_wire.py).
+    find_node = bytes.fromhex("08041203616263")
+    put_value = bytes.fromhex(
+        "12072f746573742f6b1a2c0a072f746573742f6b1201762a1e"
+        "323032342d31312d32335431323a33343a35362e3738393030303030305a"
+    )
+    peer = "0a26" + "0024080112202ffa35a99d3a3cfbb17bb7c1dc5561b18a8dcca4df38dc613ea859c37eb1336b"
+    response = bytes.fromhex("08045001" + "4234" + peer + "1208047f000001060fa1" + "1800")
+    providers = bytes.fromhex("0803" + "12016b" + "4a2a" + peer + "1802")
+    return {
+        "kad_message": {
+            "find-node": find_node,
+            "put-value": put_value,
+            "response": response,
+            "providers": providers,
+            "go-cluster-level": find_node + b"\x50\x01",
+        },
+        "kad_stream": {
+            "two-messages": b"\x00" + encode_lp(find_node) + encode_lp(response),
+            "bytewise": b"\x02" + encode_lp(put_value) + encode_lp(b""),
+        },
+        "kad_lookup": {
+            # k=8, alpha=3, seeds 0,3,6,9,12; ask, two answers, a failure, time, asks, stop.
+            "answers-and-timeouts": bytes([0x37, 0x00, 0x21, 0xFF, 0x00, 0x22, 0x0F, 0xF0])
+            + bytes([0x00, 0x63, 0x9F, 0x00, 0x8A, 0x00, 0x24, 0x00, 0x01, 0xBF, 0x00]),
+            "stop": bytes([0x20, 0x00, 0x21, 0x00, 0x03, 0xBF, 0x00, 0x9F]),
+        },
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
-    return {**_wire_seeds(), **_noise_seeds(), **_identity_seeds()}
+    return {**_wire_seeds(), **_noise_seeds(), **_identity_seeds(), **_kad_seeds()}
 
 
 def write_seeds() -> list[str]:

@@ -1,13 +1,19 @@
 """Outbound DHT requests: one request per stream, every request timed out
 (https://github.com/libp2p/specs/blob/master/kad-dht/README.md#rpc-messages).
 
-A request opens a fresh stream, writes one length-prefixed message, half-closes, reads the
-one answer (PUT_VALUE is answered with an echo; ADD_PROVIDER with nothing) and closes. Any
-failure resets the stream and surfaces as a typed error.
+A request opens a fresh stream, writes one length-prefixed message, reads the one answer
+(PUT_VALUE is answered with an echo; ADD_PROVIDER with nothing) and closes. Any failure resets
+the stream and surfaces as a typed error.
+
+The stream is half-closed only after the answer is read, as go and js clients do: js-libp2p's
+kad-dht server (16.x) reads the next request after answering, and an end of stream that arrives
+then (rather than with the request) makes it reset the stream, often before the answer it has
+just written is read here (a reset discards buffered data, as in go-yamux).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 import anyio
@@ -26,14 +32,15 @@ _UNANSWERED = frozenset({MessageType.ADD_PROVIDER})
 
 
 async def read_message(
-    stream: Stream, decoder: KadMessageDecoder, pending: list[KadMessage]
+    stream: Stream, decoder: KadMessageDecoder, pending: deque[KadMessage]
 ) -> KadMessage:
     """The next message of ``stream``: from ``pending`` (decoded earlier) or read now.
 
     Args:
         stream: the stream to read from.
         decoder: the stream's decoder (keeps partial messages between calls).
-        pending: messages decoded but not yet handled, oldest first; consumed in place.
+        pending: messages decoded but not yet handled, oldest first; consumed in place (a
+            deque: one read may decode thousands of tiny pipelined requests).
 
     Returns:
         The next message.
@@ -45,7 +52,7 @@ async def read_message(
     while not pending:
         data = await stream.receive()
         pending.extend(decoder.feed(data))
-    return pending.pop(0)
+    return pending.popleft()
 
 
 async def send_request(
@@ -92,11 +99,11 @@ async def send_request(
 
 async def _exchange(stream: Stream, request: KadMessage, max_size: int) -> KadMessage | None:
     await stream.send(frame(request))
-    await stream.send_eof()
     if request.type in _UNANSWERED:
+        await stream.send_eof()
         return None
     try:
-        answer = await read_message(stream, KadMessageDecoder(max_size), [])
+        answer = await read_message(stream, KadMessageDecoder(max_size), deque())
     except anyio.EndOfStream:
         raise KadProtocolError(f"stream closed without an answer to {request.type.name}") from None
     if answer.type != request.type:

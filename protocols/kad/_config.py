@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, Protocol
 
 import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.multiaddrs import parse_multiaddr
+from protocols.kad._store import (
+    MemoryProviderStore,
+    MemoryRecordStore,
+    ProviderStore,
+    RecordStore,
+)
 from protocols.kad._types import PROTOCOL_ID
+from protocols.kad._wire import MAX_MESSAGE_SIZE
 
-__all__ = ["KadConfig", "KadMode", "has_public_addr"]
+__all__ = ["Closable", "KadConfig", "KadMode", "has_public_addr", "open_stores"]
 
 #: ``server`` answers queries and enters other peers' tables; ``client`` only queries;
 #: ``auto`` is a server while the host has a publicly routable listen address.
@@ -82,7 +89,7 @@ class KadConfig:
     liveness_timeout: float = attrs.field(default=10.0, validator=_positive_float)
     max_inbound_streams: int = attrs.field(default=128, validator=_positive)
     max_inbound_per_peer: int = attrs.field(default=8, validator=_positive)
-    max_message_size: int = attrs.field(default=64 * 1024, validator=_positive)
+    max_message_size: int = attrs.field(default=MAX_MESSAGE_SIZE, validator=_positive)
     idle_timeout: float = attrs.field(default=60.0, validator=_positive_float)
     max_concurrent_writes: int = attrs.field(default=20, validator=_positive)
     storage: str | None = None
@@ -112,3 +119,39 @@ def has_public_addr(addrs: Iterable[Multiaddr]) -> bool:
                 return True
             break
     return False
+
+
+class Closable(Protocol):
+    """A resource the service opened and must close (the sqlite store)."""
+
+    def close(self) -> None: ...
+
+
+def open_stores(
+    config: KadConfig, records: RecordStore | None, providers: ProviderStore | None
+) -> tuple[RecordStore, ProviderStore, Closable | None]:
+    """The stores a ``Kad`` service uses: the given ones, else ``config.storage`` (sqlite),
+    else bounded memory stores.
+
+    Returns:
+        The record store, the provider store, and the sqlite store opened here (or ``None``).
+
+    Raises:
+        sqlite3.Error: ``config.storage`` cannot be opened.
+    """
+    opened: Closable | None = None
+    if config.storage is not None and (records is None or providers is None):
+        from protocols.kad._sqlite import SqliteStore  # sqlite3 only when it is used
+
+        sqlite = SqliteStore(
+            config.storage, record_ttl=config.record_ttl, provider_ttl=config.provider_ttl
+        )
+        opened = sqlite
+        # (``is None``, not ``or``: an empty store is falsy.)
+        records = sqlite.records if records is None else records
+        providers = sqlite.providers if providers is None else providers
+    if records is None:
+        records = MemoryRecordStore(ttl=config.record_ttl)
+    if providers is None:
+        providers = MemoryProviderStore(ttl=config.provider_ttl)
+    return records, providers, opened

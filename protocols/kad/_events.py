@@ -13,6 +13,7 @@ __all__ = [
     "KadPeerAdded",
     "KadPeerRemoved",
     "KadStatistics",
+    "snapshot",
 ]
 
 
@@ -101,3 +102,23 @@ class Counters:
     lookups_timed_out: int = 0
     liveness_checks: int = 0
     liveness_failures: int = 0
+
+
+def snapshot(
+    counters: Counters,
+    *,
+    mode: str,
+    routing_table_size: int,
+    records: int,
+    provider_keys: int,
+    inbound_streams: int,
+) -> KadStatistics:
+    """Freeze ``counters`` and the given sizes into a ``KadStatistics``."""
+    return KadStatistics(
+        mode=mode,
+        routing_table_size=routing_table_size,
+        records=records,
+        provider_keys=provider_keys,
+        inbound_streams=inbound_streams,
+        **attrs.asdict(counters),
+    )

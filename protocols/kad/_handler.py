@@ -12,13 +12,15 @@ js-libp2p's kad-dht:
   key inlined in the peer ID, that key, as the spec allows) plus ``closerPeers``.
 - ``PUT_VALUE(key, record)``: ``record.key`` must equal ``key`` and pass its namespace's
   validator; when a record is already held under the key, the one the namespace's selector
-  prefers is kept. The response echoes the request, also when the older record was kept (go
-  answers an outdated record with an error, js echoes every PUT_VALUE; a peer holding a newer
-  record is not misbehaving, so its stream is not reset).
+  prefers is kept. The response echoes the request's key and record (go and js clients check
+  that the echoed value is theirs), also when the older record was kept (go answers an outdated
+  record with an error, js echoes every PUT_VALUE; a peer holding a newer record is not
+  misbehaving, so its stream is not reset).
 - ``ADD_PROVIDER(key, providerPeers)``: only entries naming the sender itself are recorded, and
   only with addresses (js drops address-less ones). No response.
 - ``GET_PROVIDERS(key)``: ``providerPeers`` we hold for ``key`` plus ``closerPeers``.
-- ``PING``: echoed ("Nodes should respond to this message but it is currently never sent").
+- ``PING``: answered with ``PING`` ("Nodes should respond to this message but it is currently
+  never sent"), echoing its key and cluster level but none of the peers or record it may carry.
 
 Every response echoes the request's ``key`` and ``clusterLevel`` (go and js do). Peers without a
 known address are left out of ``closerPeers`` and ``providerPeers``, as go and js do: a peer the
@@ -40,6 +42,7 @@ from p2pstack.errors import InvalidPeerIdError, RemoteProtocolError
 from p2pstack.identity import PeerId
 from p2pstack.varint import IncompleteVarint, decode_uvarint
 from protocols.kad._keyspace import key_of
+from protocols.kad._store import DEFAULT_MAX_ADDRS_PER_PROVIDER
 from protocols.kad._types import (
     KadError,
     KadMessage,
@@ -55,10 +58,13 @@ if TYPE_CHECKING:
     from protocols.kad._table import RoutingTable
     from protocols.kad._validation import Validators
 
-__all__ = ["MAX_PROVIDER_KEY_SIZE", "RequestHandler", "check_multihash"]
+__all__ = ["MAX_PROVIDER_ADDRS", "MAX_PROVIDER_KEY_SIZE", "RequestHandler", "check_multihash"]
 
 #: Longest provider key accepted (go-libp2p-kad-dht's limit; a sha2-512 multihash is 66 bytes).
 MAX_PROVIDER_KEY_SIZE = 80
+
+#: Addresses of one ADD_PROVIDER sender kept (the rest dropped), as many as the store keeps.
+MAX_PROVIDER_ADDRS = DEFAULT_MAX_ADDRS_PER_PROVIDER
 
 
 def check_multihash(key: bytes) -> None:
@@ -149,7 +155,7 @@ class RequestHandler:
         if kind == MessageType.GET_PROVIDERS:
             return self._get_providers(request, sender.peer_id, now)
         if kind == MessageType.PING:
-            return request
+            return _reply(request)
         raise KadProtocolError(f"unknown DHT message type {kind!r}")
 
     # -- peer routing --------------------------------------------------------------------------
@@ -197,12 +203,8 @@ class RequestHandler:
             raise KadProtocolError("PUT_VALUE record key differs from the message key")
         self.validators.validate(record.key, record.value)
         held = self.records.get(record.key, now)
-        if (
-            held is not None
-            and held.value != record.value
-            and self.validators.select(record.key, [record.value, held.value]) != 0
-        ):
-            return request  # keep the record the namespace prefers
+        if held is not None and not self._prefers(record, held):
+            return _reply(request, record=record)  # keep the record the namespace prefers
         try:
             self.records.put(Record(key=record.key, value=record.value), now)
         except (KadProtocolError, RecordValidationError):
@@ -210,7 +212,17 @@ class RequestHandler:
         except KadError as exc:
             # StoreFull: a peer flooding new keys must not crash the host; its stream is reset.
             raise KadProtocolError(f"record not stored: {exc}") from exc
-        return request
+        return _reply(request, record=record)
+
+    def _prefers(self, new: Record, held: Record) -> bool:
+        """Whether the validated ``new`` record should replace ``held``: the selector picks
+        it, or ``held`` no longer passes (an expired IPNS record makes the selector fail)."""
+        if new.value == held.value:
+            return True
+        try:
+            return self.validators.select(new.key, [new.value, held.value]) == 0
+        except RecordValidationError:
+            return True
 
     # -- providers -----------------------------------------------------------------------------
 
@@ -219,7 +231,7 @@ class RequestHandler:
         own = [entry for entry in request.provider_peers if entry.peer_id == sender]
         if not own:
             raise KadProtocolError("ADD_PROVIDER names no provider entry for the sender itself")
-        addrs = _unique(addr for entry in own for addr in entry.addrs)
+        addrs = _unique(addr for entry in own for addr in entry.addrs)[:MAX_PROVIDER_ADDRS]
         if not addrs:
             raise KadProtocolError("ADD_PROVIDER entry without addresses")
         provider = KadPeer(peer_id=sender, addrs=addrs)

@@ -5,13 +5,19 @@ republishing of this node's records and provider records."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from protocols.kad._config import KadConfig
     from protocols.kad._table import RoutingTable
 
-__all__ = ["Maintenance"]
+__all__ = ["MAX_REPUBLISHED", "Maintenance", "remember"]
+
+#: Records (and, separately, provider keys) this node republishes, at most; beyond it the
+#: oldest are forgotten (they still live out their TTL on the peers that hold them).
+MAX_REPUBLISHED = 10_000
+
+T = TypeVar("T")
 
 #: Seconds to wait before asking again a table that left its deadline due (never spin).
 _RETRY = 1.0
@@ -33,6 +39,7 @@ class Maintenance:
             "expire": config.provider_expiry_interval,
             "providers": config.provider_republish,
             "records": config.record_republish,
+            "rejoin": config.refresh_interval,
         }
         self._next = {name: now + every for name, every in self._intervals.items()}
         self._due: set[str] = set()
@@ -65,6 +72,15 @@ class Maintenance:
         return keys
 
     def take_due(self) -> set[str]:
-        """The periodic jobs due now: ``expire``, ``providers``, ``records``."""
+        """The periodic jobs due now: ``expire``, ``providers``, ``records``, ``rejoin``."""
         due, self._due = self._due, set()
         return due
+
+
+def remember(republished: dict[bytes, T], key: bytes, value: T) -> None:
+    """Note ``key`` for republishing (newest last), forgetting the oldest beyond
+    :data:`MAX_REPUBLISHED`."""
+    republished.pop(key, None)
+    republished[key] = value
+    while len(republished) > MAX_REPUBLISHED:
+        del republished[next(iter(republished))]

@@ -10,13 +10,16 @@ returned none.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
 from p2pstack.errors import NETWORK_ERRORS
-from protocols.kad._query import QueryDriver, put_message
+from protocols.kad._query import QueryDriver, dialable_addrs, put_message, with_dialable_addrs
+from protocols.kad._store import StoreFull
 from protocols.kad._types import (
     KadMessage,
     KadPeer,
@@ -25,6 +28,7 @@ from protocols.kad._types import (
     Record,
     RecordValidationError,
 )
+from protocols.kad._wire import format_time_received
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from p2pstack.identity import PeerId
     from protocols.kad._events import Counters
     from protocols.kad._lookup import Lookup, LookupResult
+    from protocols.kad._store import RecordStore
     from protocols.kad._validation import Validators
 
 __all__ = [
@@ -40,8 +45,10 @@ __all__ = [
     "find_peer",
     "get_value",
     "iterate_providers",
+    "lookup_check",
     "provide",
     "put_value",
+    "store_locally",
     "stream_providers",
 ]
 
@@ -60,8 +67,8 @@ async def find_peer(queries: QueryDriver, target: PeerId) -> KadPeer:
 
     def on_answer(_peer: PeerId, answer: KadMessage, lookup: Lookup) -> None:
         for peer in answer.closer_peers:
-            if peer.peer_id == target and peer.addrs:
-                addrs.update(dict.fromkeys(peer.addrs))
+            if peer.peer_id == target and (dialable := dialable_addrs(peer)):
+                addrs.update(dict.fromkeys(dialable))
                 lookup.stop()
 
     message = KadMessage(type=MessageType.FIND_NODE, key=target.to_bytes())
@@ -70,8 +77,22 @@ async def find_peer(queries: QueryDriver, target: PeerId) -> KadPeer:
         return KadPeer(target, tuple(addrs))
     for peer in result.closest:
         if peer.peer_id == target:
-            return peer
+            return with_dialable_addrs(peer)
     raise NotFound(f"no DHT peer knows the addresses of {target}")
+
+
+async def lookup_check(queries: QueryDriver, local: PeerId, peer: PeerId) -> None:
+    """Ask ``peer`` for the peers closest to ``local``; if it answers it is a working server and
+    enters the routing table (the driver's ``on_server``). Failures are logged only."""
+    try:
+        answer = await queries.request(
+            peer, KadMessage(type=MessageType.FIND_NODE, key=local.to_bytes())
+        )
+    except _ATTEMPT_ERRORS as exc:
+        _log.debug("DHT peer %s failed its lookup check: %r", peer, exc)
+        return
+    if answer is not None:
+        queries.learn(answer.closer_peers)
 
 
 async def put_value(queries: QueryDriver, key: bytes, value: bytes) -> int:
@@ -88,31 +109,62 @@ async def put_value(queries: QueryDriver, key: bytes, value: bytes) -> int:
     return await queries.store_at([p.peer_id for p in result.closest], put_message(key, value))
 
 
+def store_locally(records: RecordStore, record: Record, now: float) -> None:
+    """Keep ``record`` in our own store, stamped with the wall-clock time (a full store only
+    logs: the record still goes to the network)."""
+    stamped = attrs.evolve(record, time_received=format_time_received(time.time()))
+    try:
+        records.put(stamped, now)
+    except StoreFull as exc:
+        _log.info("local record store full, %r kept only remotely: %s", record.key, exc)
+
+
+def _valid_local(
+    validators: Validators, records: RecordStore, key: bytes, now: float
+) -> Record | None:
+    local = records.get(key, now)
+    if local is None:
+        return None
+    try:
+        validators.validate(key, local.value)
+    except RecordValidationError:
+        return None  # (an IPNS record past its EOL, say)
+    return local
+
+
 async def get_value(
     queries: QueryDriver,
     validators: Validators,
     counters: Counters,
+    records: RecordStore,
     key: bytes,
     *,
     quorum: int,
-    local: Record | None,
-) -> tuple[bytes, bool]:
-    """Fetch the best value of ``key`` and correct peers that hold an outdated one.
+    now: float,
+) -> bytes:
+    """Fetch the best value of ``key`` and correct peers that hold an outdated one (and our
+    own store, when it held one).
 
     Args:
         queries: the lookup driver.
         validators: validate answers and select the best.
         counters: where invalid answers are counted.
+        records: our record store (its valid copy counts toward the quorum).
         key: the record key.
-        quorum: valid values to collect before the lookup stops (the local one counts).
-        local: our own copy, if any (already validated by the store's owner).
+        quorum: valid values to collect before the lookup stops.
+        now: the current time.
 
     Returns:
-        The best value and whether it differs from ``local`` (the caller then stores it).
+        The best value.
 
     Raises:
         NotFound: no peer, and not the local store, had a valid value.
+        RecordValidationError: the key has no known namespace.
     """
+    validators.validator(key)
+    local = _valid_local(validators, records, key, now)
+    if local is not None and quorum <= 1:
+        return local.value  # the local copy is a quorum of one
     values: dict[PeerId, bytes] = {}
     without: set[PeerId] = set()
     have_local = 1 if local is not None else 0
@@ -147,9 +199,25 @@ async def get_value(
     outdated = [p for p, v in values.items() if v != best]
     if result is not None:
         outdated += [p.peer_id for p in result.closest if p.peer_id in without]
+    await _correct(queries, records, Record(key, best), outdated, local=local, now=now)
+    return best
+
+
+async def _correct(
+    queries: QueryDriver,
+    records: RecordStore,
+    best: Record,
+    outdated: Sequence[PeerId],
+    *,
+    local: Record | None,
+    now: float,
+) -> None:
+    # The spec: "update any peers that returned older values, or which are among the closest
+    # peers which did not return any value". Our own outdated copy is replaced too.
     if outdated:
-        await queries.store_at(outdated, put_message(key, best))
-    return best, local is None or local.value != best
+        await queries.store_at(outdated, put_message(best.key, best.value))
+    if local is not None and local.value != best.value:
+        store_locally(records, best, now)
 
 
 async def provide(queries: QueryDriver, key: bytes, me: KadPeer) -> int:
@@ -179,7 +247,7 @@ async def stream_providers(
     def on_answer(_peer: PeerId, answer: KadMessage, lookup: Lookup) -> None:
         queries.learn(answer.provider_peers)
         for provider in answer.provider_peers:
-            if not offer(provider):
+            if not offer(with_dialable_addrs(provider)):
                 lookup.stop()
                 return
 

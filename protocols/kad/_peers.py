@@ -5,14 +5,15 @@ that open DHT streams to us; liveness checks of full buckets over ``/ipfs/ping/1
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from protocols.kad._events import KadPeerAdded, KadPeerRemoved
 from protocols.kad._ping import is_alive
+from protocols.kad._query import dialable_addrs
 from protocols.kad._table import AddResult
 from protocols.kad._types import ConnectionType, KadPeer
 
@@ -36,6 +37,9 @@ class PeerKeeper:
         config: the service's settings.
         counters: where liveness checks are counted.
         poke: called after the table changed (its timers may have moved).
+        check_peer: sends one request to a peer identify says serves the DHT; the peer enters
+            the table only if it answers (go's "lookup check"; it also makes peers that add
+            only those who open DHT streams to them, such as py-libp2p, add us).
     """
 
     def __init__(
@@ -46,12 +50,14 @@ class PeerKeeper:
         config: KadConfig,
         counters: Counters,
         poke: Callable[[], None],
+        check_peer: Callable[[PeerId], Coroutine[Any, Any, None]],
     ) -> None:
         self._host = host
         self._table = table
         self._config = config
         self._counters = counters
         self._poke = poke
+        self._check_peer = check_peer
 
     def peer_info(self, peer: PeerId) -> KadPeer:
         """How DHT messages describe ``peer``: its known addresses and our link to it."""
@@ -71,7 +77,8 @@ class PeerKeeper:
 
     def provider_seen(self, provider: KadPeer) -> None:
         """An ADD_PROVIDER was accepted: keep the provider's addresses to hand them out."""
-        self._host.peerstore.add_addrs(provider.peer_id, provider.addrs, ADDR_TTL_RECENT)
+        addrs = dialable_addrs(provider)
+        self._host.peerstore.add_addrs(provider.peer_id, addrs, ADDR_TTL_RECENT)
 
     def inbound_stream(self, peer: PeerId) -> None:
         """``peer`` opened a DHT stream to us: a server only if it says so (identify); a client
@@ -80,9 +87,11 @@ class PeerKeeper:
             self.add_server(peer)
 
     def protocols_changed(self, event: PeerProtocolsChanged) -> None:
-        """Identify told us a peer's protocols: add DHT servers, drop peers that stopped."""
+        """Identify told us a peer's protocols: check new DHT servers (they enter the table
+        once they answer), drop peers that stopped serving it."""
         if self._config.protocol_id in event.added:
-            self.add_server(event.peer_id)
+            if event.peer_id not in self._table:
+                self._host.start_soon(self._check_peer, event.peer_id, name="kad lookup check")
         elif self._config.protocol_id in event.removed:
             self.remove(event.peer_id)
 
@@ -100,9 +109,20 @@ class PeerKeeper:
         self._poke()
 
     def remove(self, peer: PeerId) -> None:
-        """Drop ``peer`` from the table (if there)."""
-        if self._table.remove(peer):
-            self._host.events.emit(KadPeerRemoved(peer))
+        """Drop ``peer`` from the table (if there); a replacement waiting on its bucket's
+        liveness check takes its place."""
+        if peer not in self._table:
+            return
+        before = set(self._table.peers())
+        self._table.remove(peer)
+        self._publish_changes(before)
+
+    def _publish_changes(self, before: set[PeerId]) -> None:
+        after = set(self._table.peers())
+        for gone in before - after:
+            self._host.events.emit(KadPeerRemoved(gone))
+        for added in after - before:
+            self._host.events.emit(KadPeerAdded(added))
 
     def start_checks(self) -> None:
         """Ping the least-recently-seen peers the table wants checked (one task each)."""
@@ -116,10 +136,6 @@ class PeerKeeper:
             self._counters.liveness_failures += 1
         before = set(self._table.peers())
         self._table.on_check(peer, alive, anyio.current_time())
-        after = set(self._table.peers())
-        for gone in before - after:
-            self._host.events.emit(KadPeerRemoved(gone))
-        for added in after - before:
-            self._host.events.emit(KadPeerAdded(added))
+        self._publish_changes(before)
         self.start_checks()
         self._poke()

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 
 from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.multiaddrs import split_peer_id
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sync import Signal
 from protocols.kad._client import send_request
@@ -27,12 +29,22 @@ from protocols.kad._lookup import Lookup, LookupConfig, LookupResult
 from protocols.kad._types import KadMessage, KadPeer, KadTimeout, MessageType, NotFound, Record
 
 if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
     from p2pstack.host import Host
     from p2pstack.identity import PeerId
     from protocols.kad._config import KadConfig
     from protocols.kad._events import Counters
 
-__all__ = ["OnAnswer", "QueryDriver", "in_lookup"]
+__all__ = [
+    "DhtPeerRouting",
+    "OnAnswer",
+    "QueryDriver",
+    "dialable_addrs",
+    "in_lookup",
+    "put_message",
+    "with_dialable_addrs",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +58,26 @@ in_lookup: contextvars.ContextVar[bool] = contextvars.ContextVar("kad_in_lookup"
 _REQUEST_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
 
 
+def dialable_addrs(peer: KadPeer) -> tuple[Multiaddr, ...]:
+    """``peer``'s addresses as the peerstore keeps them: a trailing ``/p2p/<its id>`` removed
+    (py-libp2p sends addresses with it), addresses that name another peer dropped."""
+    out: list[Multiaddr] = []
+    for addr in peer.addrs:
+        try:
+            transport, named = split_peer_id(addr)
+        except ValueError:
+            continue
+        if transport is not None and named in (None, peer.peer_id) and transport not in out:
+            out.append(transport)
+    return tuple(out)
+
+
+def with_dialable_addrs(peer: KadPeer) -> KadPeer:
+    """``peer`` with :func:`dialable_addrs` (what the service hands out)."""
+    addrs = dialable_addrs(peer)
+    return peer if addrs == peer.addrs else attrs.evolve(peer, addrs=addrs)
+
+
 class _Run:
     """One lookup being driven: the core, its request, and the driver's wake-up."""
 
@@ -55,6 +87,7 @@ class _Run:
         self.on_answer = on_answer
         self.wake = Signal()
         self.in_flight = 0
+        self.scopes: dict[PeerId, anyio.CancelScope] = {}  # requests running, by peer
 
 
 class QueryDriver:
@@ -66,6 +99,8 @@ class QueryDriver:
         counters: where to count requests and lookups.
         seeds: the routing table's closest peers to a keyspace point, as ``KadPeer``.
         on_server: called with each peer that answered a DHT request (it is a server).
+        on_failure: called with each peer whose request failed or timed out (like go, the
+            service drops it from the routing table; it comes back when it talks again).
         on_done: called with the target point of each finished lookup (bucket refresh).
         clock: the current time (the anyio clock).
     """
@@ -78,6 +113,7 @@ class QueryDriver:
         counters: Counters,
         seeds: Callable[[bytes], list[KadPeer]],
         on_server: Callable[[PeerId], None],
+        on_failure: Callable[[PeerId], None],
         on_done: Callable[[bytes], None],
         clock: Callable[[], float],
     ) -> None:
@@ -86,6 +122,7 @@ class QueryDriver:
         self._counters = counters
         self._seeds = seeds
         self._on_server = on_server
+        self._on_failure = on_failure
         self._on_done = on_done
         self._clock = clock
         self.lookup_config = LookupConfig(
@@ -116,9 +153,11 @@ class QueryDriver:
             )
         except KadTimeout:
             self._counters.outbound_timeouts += 1
+            self._on_failure(peer)
             raise
         except NETWORK_ERRORS:
             self._counters.outbound_failures += 1
+            self._on_failure(peer)
             raise
         finally:
             in_lookup.reset(token)
@@ -129,8 +168,9 @@ class QueryDriver:
         """Put the addresses of peers named in an answer into the peerstore (to dial them)."""
         store = self._host.peerstore
         for peer in peers:
-            if peer.addrs and peer.peer_id != self._host.peer_id:
-                store.add_addrs(peer.peer_id, peer.addrs, ADDR_TTL_RECENT)
+            addrs = dialable_addrs(peer)
+            if addrs and peer.peer_id != self._host.peer_id:
+                store.add_addrs(peer.peer_id, addrs, ADDR_TTL_RECENT)
 
     async def lookup(
         self,
@@ -183,6 +223,7 @@ class QueryDriver:
                 for peer in lookup.next_requests(self._clock()):
                     run.in_flight += 1
                     tg.start_soon(self._ask, run, peer)
+                self._reap(run)
                 if lookup.done:
                     break
                 deadline = lookup.next_deadline()
@@ -193,9 +234,30 @@ class QueryDriver:
                 now = self._clock()
                 if deadline is not None and now >= deadline and not lookup.done:
                     lookup.handle_timer(now)
+                self._reap(run)
             tg.cancel_scope.cancel()
 
+    def _reap(self, run: _Run) -> None:
+        # Requests the core gave up on (its request timeout) are failures: stop their tasks.
+        # (Requests still in flight when the lookup ends are cancelled, not failed.)
+        waiting = set(run.lookup.in_flight)
+        for peer in [p for p in run.scopes if p not in waiting]:
+            run.scopes.pop(peer).cancel()
+            self._counters.outbound_timeouts += 1
+            self._on_failure(peer)
+
     async def _ask(self, run: _Run, peer: KadPeer) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                run.scopes[peer.peer_id] = scope
+                await self._ask_once(run, peer)
+        finally:
+            if run.scopes.get(peer.peer_id) is scope:
+                del run.scopes[peer.peer_id]
+            run.in_flight -= 1
+            run.wake.set()
+
+    async def _ask_once(self, run: _Run, peer: KadPeer) -> None:
         lookup, on_answer = run.lookup, run.on_answer
         try:
             answer = await self.request(peer.peer_id, run.message)
@@ -210,9 +272,6 @@ class QueryDriver:
                 lookup.on_response(peer.peer_id, closer, self._clock())
                 if answer is not None and on_answer is not None:
                     on_answer(peer.peer_id, answer, lookup)
-        finally:
-            run.in_flight -= 1
-            run.wake.set()
 
     async def store_at(self, peers: Sequence[PeerId], message: KadMessage) -> int:
         """Send a PUT_VALUE or ADD_PROVIDER to each of ``peers`` (``max_concurrent_writes`` at
@@ -247,3 +306,28 @@ class QueryDriver:
 def put_message(key: bytes, value: bytes) -> KadMessage:
     """The PUT_VALUE request for ``key`` = ``value`` (the receiver sets ``timeReceived``)."""
     return KadMessage(type=MessageType.PUT_VALUE, key=key, record=Record(key=key, value=value))
+
+
+class DhtPeerRouting:
+    """The host dialer's peer-routing hook (``host.dialer.peer_routing``): finds addresses of
+    peers the peerstore knows nothing about with a DHT lookup.
+
+    Args:
+        find_peer: the service's ``find_peer``.
+    """
+
+    def __init__(self, find_peer: Callable[[PeerId], Awaitable[KadPeer]]) -> None:
+        self._find_peer = find_peer
+
+    async def find_peer(self, peer: PeerId) -> Sequence[Multiaddr]:
+        """Addresses of ``peer``; empty if the DHT does not know them.
+
+        Raises:
+            P2PError: the lookup failed for another reason than finding nothing.
+        """
+        if in_lookup.get():
+            return []  # a lookup's own dial: do not start a lookup inside it
+        try:
+            return (await self._find_peer(peer)).addrs
+        except NotFound:
+            return []

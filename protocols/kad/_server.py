@@ -11,6 +11,7 @@ request resets its stream and is counted; it never reaches the rest of the host.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -94,7 +95,7 @@ class InboundServer:
 
     async def _serve(self, stream: Stream, peer: PeerId) -> None:
         decoder = KadMessageDecoder(self._config.max_message_size)
-        pending: list[KadMessage] = []
+        pending: deque[KadMessage] = deque()
         while True:
             try:
                 with anyio.fail_after(self._config.idle_timeout):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 from multiaddr import Multiaddr
@@ -22,36 +22,17 @@ from p2pstack.multiaddrs import parse_multiaddr
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sansio import TimerDriver
 from protocols.kad import _ops
-from protocols.kad._config import KadConfig, has_public_addr
-from protocols.kad._events import (
-    Counters,
-    KadModeChanged,
-    KadStatistics,
-)
+from protocols.kad._config import KadConfig, has_public_addr, open_stores
+from protocols.kad._events import Counters, KadModeChanged, KadStatistics, snapshot
 from protocols.kad._handler import RequestHandler
-from protocols.kad._keyspace import key_of
-from protocols.kad._maintenance import Maintenance
+from protocols.kad._maintenance import Maintenance, remember
 from protocols.kad._peers import PeerKeeper
-from protocols.kad._query import QueryDriver, in_lookup
+from protocols.kad._query import DhtPeerRouting, QueryDriver, with_dialable_addrs
 from protocols.kad._server import InboundServer
-from protocols.kad._store import (
-    MemoryProviderStore,
-    MemoryRecordStore,
-    ProviderStore,
-    RecordStore,
-    StoreFull,
-)
+from protocols.kad._store import ProviderStore, RecordStore
 from protocols.kad._table import RoutingTable
-from protocols.kad._types import (
-    KadError,
-    KadMessage,
-    KadPeer,
-    MessageType,
-    NotFound,
-    Record,
-)
+from protocols.kad._types import KadError, KadMessage, KadPeer, MessageType, Record
 from protocols.kad._validation import Validators
-from protocols.kad._wire import format_time_received
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
@@ -62,12 +43,19 @@ __all__ = ["Kad"]
 
 _log = logging.getLogger(__name__)
 
+#: A routing table smaller than this rejoins through ``config.bootstrap`` every refresh interval.
+_LOW_TABLE = 10
+
 _ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
 
 
 class Kad:
     """The Kademlia DHT service (``services=[..., Kad(KadConfig(...))]``, then
     ``host.service(Kad)``).
+
+    It publishes ``KadPeerAdded`` / ``KadPeerRemoved`` (and ``KadModeChanged``) on
+    ``host.events``, counts everything in ``statistics()``, and, if the host's dialer has no
+    peer routing yet, becomes it: dialing a peer with no known address then asks the DHT.
 
     Args:
         config: settings (``KadConfig()`` if ``None``).
@@ -89,24 +77,15 @@ class Kad:
     ) -> None:
         self.config = config or KadConfig()
         cfg = self.config
-        self.validators = validators or Validators(passthrough=cfg.passthrough_namespaces)
-        self._sqlite: _Closable | None = None
-        if cfg.storage is not None and (records is None or providers is None):
-            from protocols.kad._sqlite import SqliteStore  # sqlite3 only when it is used
-
-            sqlite = SqliteStore(
-                cfg.storage, record_ttl=cfg.record_ttl, provider_ttl=cfg.provider_ttl
-            )
-            self._sqlite = sqlite
-            records = records or sqlite.records
-            providers = providers or sqlite.providers
-        self.records: RecordStore = records or MemoryRecordStore(ttl=cfg.record_ttl)
-        self.providers: ProviderStore = providers or MemoryProviderStore(ttl=cfg.provider_ttl)
+        if validators is None:
+            validators = Validators(passthrough=cfg.passthrough_namespaces)
+        self.validators = validators
+        self.records, self.providers, self._sqlite = open_stores(cfg, records, providers)
         self._rng = rng or random.Random()
         self._counters = Counters()
         self._server_mode = False
         self._published: dict[bytes, bytes] = {}  # records we put: republished
-        self._provided: set[bytes] = set()  # keys we provide: republished
+        self._provided: dict[bytes, None] = {}  # keys we provide: republished
         self._handles: list[Unsubscribe] = []
         self._host: Host | None = None
         self._table: RoutingTable | None = None
@@ -130,7 +109,12 @@ class Kad:
         self._maintenance = Maintenance(table, cfg, now)
         self._timers = TimerDriver(self._maintenance, on_fire=self._on_timer)
         peers = self._peers = PeerKeeper(
-            host=host, table=table, config=cfg, counters=self._counters, poke=self._poke
+            host=host,
+            table=table,
+            config=cfg,
+            counters=self._counters,
+            poke=self._poke,
+            check_peer=self._lookup_check,
         )
         handler = RequestHandler(
             local=host.peer_id,
@@ -156,6 +140,7 @@ class Kad:
             counters=self._counters,
             seeds=peers.seeds,
             on_server=peers.add_server,
+            on_failure=peers.remove,
             on_done=lambda point: table.mark_refreshed(point, anyio.current_time()),
             clock=anyio.current_time,
         )
@@ -165,9 +150,9 @@ class Kad:
             self._handles.append(host.events.on(LocalAddrsChanged, lambda _e: self._apply_mode()))
         self._apply_mode()
         if host.dialer.peer_routing is None:
-            host.dialer.peer_routing = _KadRouting(self)
+            host.dialer.peer_routing = DhtPeerRouting(self.find_peer)
         if cfg.bootstrap:
-            host.start_soon(self._bootstrap_quietly, name="kad bootstrap")
+            host.start_soon(self._quietly, [self.bootstrap], name="kad bootstrap")
 
     async def stop(self) -> None:
         """Stop serving and reacting to events; close a store this service opened."""
@@ -179,7 +164,7 @@ class Kad:
             if self._server_mode:
                 host.remove_stream_handler(self.config.protocol_id)
                 self._server_mode = False
-            if isinstance(host.dialer.peer_routing, _KadRouting):
+            if isinstance(host.dialer.peer_routing, DhtPeerRouting):
                 host.dialer.peer_routing = None
         if self._sqlite is not None:
             self._sqlite.close()
@@ -231,66 +216,53 @@ class Kad:
     # -- timers: liveness checks, refresh, republish, expiry ------------------------------------
 
     async def _on_timer(self) -> None:
-        host, _, _ = self._require()
+        host, table, _ = self._require()
         work = self._maintenance
         assert work is not None
-        for key in work.take_refresh():
-            host.start_soon(self._refresh, key, name="kad refresh")
+        # A refresh lookup that completes restarts its bucket's period (QueryDriver's on_done);
+        # one that fails waits a full period (the table restarted it when it queued the key).
+        refresh = [partial(self.get_closest_peers, key) for key in work.take_refresh()]
+        if refresh:
+            host.start_soon(self._quietly, refresh, name="kad refresh")
         self._require_peers().start_checks()
         due = work.take_due()
         if "expire" in due:
             self.providers.expire(anyio.current_time())
             self.records.expire(anyio.current_time())
-        if "providers" in due and self._provided:
-            host.start_soon(self._republish_providers, name="kad provider republish")
-        if "records" in due and self._published:
-            host.start_soon(self._republish_records, name="kad record republish")
+        jobs: list[Callable[[], Awaitable[object]]] = []
+        if "providers" in due:
+            jobs += [partial(self.provide, key) for key in self._provided]
+        if "records" in due:
+            jobs += [partial(self.put_value, k, v) for k, v in self._published.items()]
+        if "rejoin" in due and self.config.bootstrap and len(table) < _LOW_TABLE:
+            jobs.append(self.bootstrap)  # (go's "fix low peers")
+        if jobs:
+            host.start_soon(self._quietly, jobs, name="kad republish")
 
-    async def _refresh(self, key: bytes) -> None:
-        try:
-            await self.get_closest_peers(key)
-        except _ATTEMPT_ERRORS as exc:
-            _log.debug("DHT bucket refresh failed: %r", exc)
-        _, table, _ = self._require()
-        table.mark_refreshed(key_of(key), anyio.current_time())
+    async def _lookup_check(self, peer: PeerId) -> None:
+        host, _, queries = self._require()
+        await _ops.lookup_check(queries, host.peer_id, peer)
 
-    async def _republish_providers(self) -> None:
-        for key in list(self._provided):
+    async def _quietly(self, jobs: Sequence[Callable[[], Awaitable[object]]]) -> None:
+        # Background work (bootstrap, refresh, republish): one job at a time so as not to flood
+        # the network; a failure is logged and the next job runs.
+        for job in jobs:
             try:
-                await self.provide(key)
+                await job()
             except _ATTEMPT_ERRORS as exc:
-                _log.debug("provider republish of %r failed: %r", key, exc)
-
-    async def _republish_records(self) -> None:
-        for key, value in list(self._published.items()):
-            try:
-                await self.put_value(key, value)
-            except _ATTEMPT_ERRORS as exc:
-                _log.debug("record republish of %r failed: %r", key, exc)
+                _log.info("DHT background %s failed: %r", getattr(job, "__name__", job), exc)
 
     # -- public API -----------------------------------------------------------------------------
 
     def statistics(self) -> KadStatistics:
         """A snapshot of the service's counters and sizes."""
-        c = self._counters
-        return KadStatistics(
+        return snapshot(
+            self._counters,
             mode=self.mode,
             routing_table_size=0 if self._table is None else len(self._table),
             records=len(self.records),
             provider_keys=len(self.providers),
             inbound_streams=0 if self._inbound is None else self._inbound.active,
-            inbound_requests=c.inbound_requests,
-            inbound_rejected=c.inbound_rejected,
-            inbound_bad=c.inbound_bad,
-            inbound_timeouts=c.inbound_timeouts,
-            outbound_requests=c.outbound_requests,
-            outbound_failures=c.outbound_failures,
-            outbound_timeouts=c.outbound_timeouts,
-            bad_values=c.bad_values,
-            lookups=c.lookups,
-            lookups_timed_out=c.lookups_timed_out,
-            liveness_checks=c.liveness_checks,
-            liveness_failures=c.liveness_failures,
         )
 
     async def bootstrap(self, peers: Iterable[Multiaddr | str] = ()) -> int:
@@ -318,12 +290,6 @@ class Kad:
         message = KadMessage(type=MessageType.FIND_NODE, key=local)
         await queries.lookup(local, message, extra_seeds=[self.peer_info(p) for p in reached])
         return len(table)
-
-    async def _bootstrap_quietly(self) -> None:
-        try:
-            await self.bootstrap()
-        except _ATTEMPT_ERRORS as exc:
-            _log.warning("DHT bootstrap failed: %r", exc)
 
     async def find_peer(self, peer: PeerId) -> KadPeer:
         """The addresses of ``peer``: from our connection to it, else from a lookup.
@@ -363,8 +329,8 @@ class Kad:
         """
         _, _, queries = self._require()
         self.validators.validate(key, value)
-        self._store_locally(Record(key, value, format_time_received(time.time())))
-        self._published[key] = value
+        _ops.store_locally(self.records, Record(key, value), anyio.current_time())
+        remember(self._published, key, value)
         return await _ops.put_value(queries, key, value)
 
     async def get_value(self, key: bytes, *, quorum: int | None = None) -> bytes:
@@ -383,30 +349,9 @@ class Kad:
             RecordValidationError: the key has no known namespace.
         """
         _, _, queries = self._require()
-        self.validators.validator(key)
-        local = self.records.get(key, anyio.current_time())
-        if local is not None:
-            try:
-                self.validators.validate(key, local.value)
-            except KadError:
-                local = None
-        best, changed = await _ops.get_value(
-            queries,
-            self.validators,
-            self._counters,
-            key,
-            quorum=quorum or self.config.quorum,
-            local=local,
-        )
-        if changed and local is not None:
-            self._store_locally(Record(key, best, format_time_received(time.time())))
-        return best
-
-    def _store_locally(self, record: Record) -> None:
-        try:
-            self.records.put(record, anyio.current_time())
-        except StoreFull as exc:
-            _log.info("local record store full, %r kept only remotely: %s", record.key, exc)
+        quorum = quorum or self.config.quorum
+        args = (queries, self.validators, self._counters, self.records)
+        return await _ops.get_value(*args, key, quorum=quorum, now=anyio.current_time())
 
     async def provide(self, key: bytes) -> int:
         """Announce this host as a provider of ``key`` (a CID's multihash bytes) to the k
@@ -416,12 +361,15 @@ class Kad:
             The number of peers the announcement was delivered to.
 
         Raises:
+            KadError: the host listens on no address (a provider record needs one).
             NotFound: there is no peer to ask.
         """
         host, _, queries = self._require()
         me = self.peer_info(host.peer_id)
+        if not me.addrs:  # go, js and our handler drop provider records without addresses
+            raise KadError("provide needs a listen address to announce (the host has none)")
         self.providers.add(key, me, anyio.current_time())
-        self._provided.add(key)
+        remember(self._provided, key, None)
         return await _ops.provide(queries, key, me)
 
     async def find_providers(self, key: bytes, *, limit: int = 20) -> AsyncIterator[KadPeer]:
@@ -431,28 +379,13 @@ class Kad:
             Each provider once; its addresses are also put into the peerstore.
 
         Raises:
+            ValueError: ``limit`` is less than 1.
             NotFound: there was no peer to ask and no local provider.
         """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         host, _, queries = self._require()
-        local = self.providers.get(key, anyio.current_time())
+        now = anyio.current_time()
+        local = [with_dialable_addrs(p) for p in self.providers.get(key, now)]
         async for provider in _ops.iterate_providers(host, queries, local, key, limit):
             yield provider
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-class _KadRouting:
-    """The host dialer's peer-routing hook: finds addresses of peers it knows nothing about."""
-
-    def __init__(self, kad: Kad) -> None:
-        self._kad = kad
-
-    async def find_peer(self, peer: PeerId) -> Sequence[Multiaddr]:
-        if in_lookup.get():
-            return []  # a lookup's own dial: do not start a lookup inside it
-        try:
-            return (await self._kad.find_peer(peer)).addrs
-        except NotFound:
-            return []

@@ -34,6 +34,8 @@ __all__ = [
     "RecordStore",
     "RecordTooLarge",
     "StoreFull",
+    "check_record_size",
+    "trim_provider",
 ]
 
 #: go's ``MaxRecordAge``: a stored record is dropped 36 h after it was put.
@@ -214,11 +216,16 @@ class MemoryRecordStore:
         return [stored.record for stored in self._items.values()]
 
     def expire(self, now: float) -> int:
-        """See :meth:`RecordStore.expire`."""
-        dead = [key for key, stored in self._items.items() if now - stored.stored_at >= self.ttl]
-        for key in dead:
+        """See :meth:`RecordStore.expire`. Costs O(expired): entries are in put order, hence in
+        ``stored_at`` order, so the scan stops at the first live one."""
+        dropped = 0
+        while self._items:
+            key, stored = next(iter(self._items.items()))
+            if now - stored.stored_at < self.ttl:
+                break
             del self._items[key]
-        return len(dead)
+            dropped += 1
+        return dropped
 
     def __len__(self) -> int:
         return len(self._items)
@@ -256,56 +263,64 @@ class MemoryProviderStore:
         self.max_per_key = max_per_key
         self.ttl = ttl
         self.max_addrs = max_addrs
-        # key -> provider peer -> (provider, added_at); inner dicts keep add order, oldest first.
-        self._keys: dict[bytes, dict[PeerId, tuple[KadPeer, float]]] = {}
-        self._count = 0
+        # Every entry in add order (so in time order: expiry scans stop at the first live one),
+        # and each key's providers in add order.
+        self._entries: dict[tuple[bytes, PeerId], tuple[KadPeer, float]] = {}
+        self._keys: dict[bytes, dict[PeerId, None]] = {}
 
-    def _expire_key(self, key: bytes, now: float) -> int:
-        entries = self._keys.get(key)
-        if entries is None:
-            return 0
-        dead = [peer for peer, (_, added) in entries.items() if now - added >= self.ttl]
-        for peer in dead:
-            del entries[peer]
-        if not entries:
+    def _drop(self, key: bytes, peer: PeerId) -> None:
+        del self._entries[key, peer]
+        providers = self._keys[key]
+        del providers[peer]
+        if not providers:
             del self._keys[key]
-        self._count -= len(dead)
-        return len(dead)
 
     def add(self, key: bytes, provider: KadPeer, now: float) -> bool:
         """See :meth:`ProviderStore.add`."""
-        entries = self._keys.get(key)
-        if entries is None:
-            if len(self._keys) >= self.max_keys:
-                self.expire(now)
-                if len(self._keys) >= self.max_keys:
-                    return False
-            entries = self._keys[key] = {}
         peer = provider.peer_id
-        if peer not in entries and len(entries) >= self.max_per_key:
-            self._expire_key(key, now)
-            entries = self._keys.setdefault(key, {})
-            if len(entries) >= self.max_per_key:
-                return False
-        if entries.pop(peer, None) is None:
-            self._count += 1
-        entries[peer] = (trim_provider(provider, self.max_addrs), now)
+        if (key, peer) not in self._entries and not self._has_room(key, now):
+            return False
+        if (key, peer) in self._entries:
+            self._drop(key, peer)  # re-added at the end: it is now the newest
+        self._entries[key, peer] = (trim_provider(provider, self.max_addrs), now)
+        self._keys.setdefault(key, {})[peer] = None
         return True
+
+    def _has_room(self, key: bytes, now: float) -> bool:
+        for attempt in range(2):
+            providers = self._keys.get(key)
+            if providers is None:
+                if len(self._keys) < self.max_keys:
+                    return True
+            elif len(providers) < self.max_per_key:
+                return True
+            if attempt == 0:
+                self.expire(now)
+        return False
 
     def get(self, key: bytes, now: float) -> list[KadPeer]:
         """See :meth:`ProviderStore.get`."""
-        self._expire_key(key, now)
-        entries = self._keys.get(key, {})
-        return [provider for provider, _ in reversed(entries.values())]
+        for peer in list(self._keys.get(key, {})):  # oldest first: drop until a live one
+            if now - self._entries[key, peer][1] < self.ttl:
+                break
+            self._drop(key, peer)
+        return [self._entries[key, peer][0] for peer in reversed(self._keys.get(key, {}))]
 
     def expire(self, now: float) -> int:
-        """See :meth:`ProviderStore.expire`."""
-        return sum(self._expire_key(key, now) for key in list(self._keys))
+        """See :meth:`ProviderStore.expire`. Costs O(expired), as for records."""
+        dropped = 0
+        while self._entries:
+            (key, peer), (_, added) = next(iter(self._entries.items()))
+            if now - added < self.ttl:
+                break
+            self._drop(key, peer)
+            dropped += 1
+        return dropped
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._entries)
 
     def close(self) -> None:
         """Drop everything."""
+        self._entries.clear()
         self._keys.clear()
-        self._count = 0

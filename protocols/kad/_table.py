@@ -169,8 +169,8 @@ class RoutingTable:
             self.remove(peer)
 
     def remove(self, peer: PeerId) -> bool:
-        """Drop ``peer`` from the table (and from any pending check or replacement slot). When it
-        was under a liveness check, the waiting candidate takes the freed place.
+        """Drop ``peer`` from the table (and from any replacement slot). When its bucket has a
+        check pending, the waiting candidate takes the freed place and the check is void.
 
         Returns:
             Whether ``peer`` was in the table.
@@ -185,9 +185,8 @@ class RoutingTable:
         del self._points[peer]
         while self._deepest >= 0 and not self._buckets[self._deepest]:
             self._deepest -= 1
-        check = self._checks.get(index)
-        if check is not None and check.peer == peer:
-            del self._checks[index]
+        check = self._checks.pop(index, None)
+        if check is not None:
             self._insert(check.candidate, index, self._point(check.candidate))
         return True
 

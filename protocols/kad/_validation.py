@@ -195,6 +195,8 @@ class Validators:
         validators: extra or replacing validators by namespace name (without slashes); they
             override the built-in ``pk`` and ``ipns`` ones.
         passthrough: namespaces whose values are accepted unchecked (for tests).
+        clock: the wall clock (UNIX seconds) of the built-in ``ipns`` validator's EOL check (a
+            simulation passes its own).
 
     Raises:
         ValueError: a namespace name is empty or contains ``/``.
@@ -205,10 +207,11 @@ class Validators:
         validators: Mapping[str, Validator] | None = None,
         *,
         passthrough: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         table: dict[str, Validator] = {
             "pk": PublicKeyValidator(),
-            "ipns": IpnsValidator(clock=time.time),
+            "ipns": IpnsValidator(clock=clock),
         }
         for name in passthrough:
             table[name] = PassthroughValidator()

@@ -11,10 +11,12 @@ What real peers send (go-libp2p-kad-dht, js ``@libp2p/kad-dht`` 16, py-libp2p 0.
   the raw field unchanged in both directions (0, i.e. omitted, unless set).
 * Peer ``id`` is the binary peer ID (a multihash) and ``addrs`` are *binary* multiaddrs.
   An address that does not parse (or does not re-encode to its own bytes) is dropped, as go
-  drops it; the peer is kept. A bad peer ID fails the whole message (js does the same).
+  drops it; the peer is kept. A bad peer ID fails the whole message (js's decoder throws on it
+  too; go carries it along and fails later).
   A ``connection`` value outside the spec's four reads as ``NOT_CONNECTED`` (no information).
-* ``Record.timeReceived`` is an RFC 3339 string set by the storing node (go and js write
-  nanosecond precision, ``2006-01-02T15:04:05.000000000Z``). The decoder requires only valid
+* ``Record.timeReceived`` is an RFC 3339 string set by the storing node (js writes nine
+  fractional digits, ``2006-01-02T15:04:05.000000000Z``; go ``time.RFC3339Nano``, which trims
+  trailing zeros). The decoder requires only valid
   UTF-8, as proto3 ``string`` does: receivers set their own time, and py-libp2p once sent a Unix
   time there. :func:`format_time_received` writes the form js and go both parse.
 * Unknown fields (rust's ``publisher``/``ttl`` in records, for example) are ignored.
@@ -25,13 +27,13 @@ read; further entries are ignored (not an error: go returns every provider it ho
 
 Size bound: :data:`MAX_MESSAGE_SIZE` is 64 KiB, not go's and js's 4 MiB. Legitimate messages are
 small: 20 closer peers with a few addresses each take about 2 KiB, IPNS records are at most
-10 KiB by the IPNS spec, public keys under 1 KiB, and 64 KiB still holds some 400 providers in a
-GET_PROVIDERS answer. The bound multiplies: every inbound stream buffers up to one message and
-decoding expands it (a 64 KiB message of peers is ~1,700 ``KadPeer`` objects), so with the
-service's per-peer and total stream limits a 4 MiB bound would let 1,000 peers with 8 requests
-each pin 32 GB, where 64 KiB bounds them to 512 MB. Values larger than 64 KiB put by a go or js
-peer in a user namespace are therefore not readable with the default; callers that need them
-pass ``max_size`` (the same bound is used for sending, so we never send what we would refuse).
+10 KiB by the IPNS spec, public keys under 1 KiB, and the 100 providers read from an answer fit
+with room to spare. The bound multiplies: every inbound stream buffers up to one message, so
+with the service's per-peer and total stream limits a 4 MiB bound would let 1,000 peers with 8
+requests each pin 32 GB, where 64 KiB bounds them to 512 MB. Values larger than 64 KiB put by
+a go or js peer in a user namespace are therefore not readable with the default; callers that
+need them pass ``max_size`` (``frame`` applies the same bound when sending, so we never send
+what we would refuse).
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ _CACHED_ADDR_LEN = 100
 
 def format_time_received(timestamp: float) -> str:
     """Format a Unix time as ``Record.timeReceived``: RFC 3339 in UTC with nine fractional
-    digits, the form go writes (``time.RFC3339Nano``) and js's stricter parser requires (js
-    refuses a time without a fractional part).
+    digits, as js writes it; go parses any RFC 3339 time, and js's stricter parser requires the
+    fractional part (which go's ``time.RFC3339Nano`` omits on a whole second).
 
     Args:
         timestamp: seconds since the Unix epoch (wall clock, not the anyio clock).

@@ -18,7 +18,10 @@ from protocols.kad import Kad, KadConfig, KadPeerAdded
 from protocols.ping import Ping
 from transports.memory import MemoryNetwork, MemoryTransport
 from transports.plaintext import Plaintext
-from transports.yamux import Yamux
+from transports.yamux import Yamux, YamuxConfig
+
+#: Memory connections need no keep-alive, and its timers would dominate virtual-time tests.
+NO_KEEPALIVE = YamuxConfig(keepalive_interval=None)
 
 #: A test namespace accepted without validation.
 TEST_CONFIG = KadConfig(passthrough_namespaces=("test",), request_timeout=5.0, query_timeout=20.0)
@@ -39,7 +42,7 @@ async def open_kad_host(
     async with open_host(
         transports=[MemoryTransport(net)],
         security=[Plaintext()],
-        muxers=[Yamux()],
+        muxers=[Yamux(NO_KEEPALIVE)],
         services=[Identify(), Ping(), service or Kad(config), *extra],
         listen=["/memory/0"],
     ) as host:

@@ -7,11 +7,19 @@ import hashlib
 import random
 from collections.abc import Sequence
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
 from p2pstack.identity import Identity, PeerId
-from protocols.kad._handler import MAX_PROVIDER_KEY_SIZE, RequestHandler, check_multihash
+from protocols.kad._handler import (
+    MAX_PROVIDER_ADDRS,
+    MAX_PROVIDER_KEY_SIZE,
+    RequestHandler,
+    check_multihash,
+)
 from protocols.kad._keyspace import distance, key_of, peer_key
 from protocols.kad._store import MemoryProviderStore, MemoryRecordStore
 from protocols.kad._table import RoutingTable
@@ -49,6 +57,8 @@ class Newest:
             raise RecordValidationError("bad value")
 
     def select(self, key: bytes, values: Sequence[bytes]) -> int:
+        if b"bad" in values:
+            raise RecordValidationError("cannot compare with a bad value")
         return max(range(len(values)), key=lambda index: values[index])
 
 
@@ -153,8 +163,10 @@ def test_find_node_on_empty_table() -> None:
 def test_put_value_stores_and_echoes() -> None:
     node = Node()
     record = Record(key=b"/test/a", value=b"v1", time_received="2020-01-01T00:00:00Z")
-    request = KadMessage(type=MessageType.PUT_VALUE, key=b"/test/a", record=record)
+    request = KadMessage(type=MessageType.PUT_VALUE, key=b"/test/a", record=record, cluster_level=1)
     assert node.ask(request) == request
+    padded = attrs.evolve(request, closer_peers=(KadPeer(LOCAL),), provider_peers=(KadPeer(LOCAL),))
+    assert node.ask(padded) == request, "the request's record is echoed, not its peers"
     stored = node.records.get(b"/test/a", 11.0)
     assert stored is not None and stored.value == b"v1"
 
@@ -214,6 +226,13 @@ def test_put_value_keeps_the_record_select_prefers() -> None:
     assert stored_value(node) == b"2"
     put(node, b"3")
     assert stored_value(node) == b"3"
+
+
+def test_put_value_replaces_a_held_record_that_no_longer_validates() -> None:
+    node = Node()
+    node.records.put(Record(b"/newest/x", b"bad"), 0.0)
+    put(node, b"1")
+    assert stored_value(node) == b"1"
 
 
 def test_put_value_bad_requests() -> None:
@@ -290,6 +309,14 @@ def test_add_provider_ignores_entries_for_others_next_to_the_senders() -> None:
     assert [peer.peer_id for peer in node.providers.get(CID_KEY, 11.0)] == [sender]
 
 
+def test_add_provider_keeps_a_bounded_number_of_addresses() -> None:
+    node = Node()
+    sender = make_peer(b"sender")
+    addrs = tuple(Multiaddr(f"/ip4/192.0.2.1/tcp/{port}") for port in range(1000, 1100))
+    add_provider(node, sender, (KadPeer(sender, addrs),))
+    assert node.learned == [KadPeer(sender, addrs[:MAX_PROVIDER_ADDRS])]
+
+
 def test_get_providers_without_providers() -> None:
     node = Node(k=2)
     response = node.ask(KadMessage(type=MessageType.GET_PROVIDERS, key=CID_KEY))
@@ -339,6 +366,8 @@ def test_valid_multihashes_pass() -> None:
 def test_ping_is_echoed() -> None:
     request = KadMessage(type=MessageType.PING, cluster_level=2)
     assert Node().ask(request) == request
+    padded = KadMessage(type=MessageType.PING, key=b"k", closer_peers=(KadPeer(LOCAL),))
+    assert Node().ask(padded) == KadMessage(type=MessageType.PING, key=b"k")
 
 
 @pytest.mark.parametrize("kind", [MessageType.FIND_NODE, MessageType.GET_VALUE])
@@ -351,3 +380,48 @@ def test_unknown_type() -> None:
     request = KadMessage(type=99)  # type: ignore[arg-type]
     with pytest.raises(KadProtocolError, match="unknown"):
         Node().ask(request)
+
+
+SENDER = make_peer(b"sender")
+keys = st.one_of(
+    st.binary(max_size=90),
+    st.sampled_from([CID_KEY, b"/test/a", b"/newest/x", b"/pk/", b"/ipns/x", LOCAL.to_bytes()]),
+)
+peers = st.builds(
+    KadPeer,
+    st.sampled_from([SENDER, LOCAL, make_peer(1), make_peer(2)]),
+    st.lists(st.sampled_from([LOCAL_ADDR, Multiaddr("/ip4/192.0.2.1/tcp/1")]), max_size=3).map(
+        tuple
+    ),
+)
+requests = st.builds(
+    KadMessage,
+    type=st.sampled_from(list(MessageType)),
+    key=keys,
+    record=st.none() | st.builds(Record, keys, st.binary(max_size=20)),
+    closer_peers=st.lists(peers, max_size=2).map(tuple),
+    provider_peers=st.lists(peers, max_size=3).map(tuple),
+    cluster_level=st.integers(0, 5),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(request=requests)
+def test_any_request_gets_an_answer_or_a_typed_error(request: KadMessage) -> None:
+    node = Node(k=4)
+    try:
+        response = node.handler.handle(request, KadPeer(SENDER), 5.0)
+    except (KadProtocolError, RecordValidationError):
+        return
+    if request.type is MessageType.ADD_PROVIDER:
+        assert response is None
+        assert [peer.peer_id for peer in node.learned] == [SENDER]
+        return
+    assert response is not None
+    assert response.type is request.type
+    assert response.cluster_level == request.cluster_level
+    assert len(response.closer_peers) <= 4
+    assert all(
+        peer.peer_id not in (SENDER, LOCAL) or request.key == LOCAL.to_bytes()
+        for peer in response.closer_peers
+    )

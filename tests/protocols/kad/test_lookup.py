@@ -6,8 +6,11 @@ import random
 import statistics
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
+from fuzz._kad import fuzz_kad_lookup
 from p2pstack.identity import PeerId
 from protocols.kad._keyspace import distance, key_of, peer_key
 from protocols.kad._lookup import MAX_ADDRS_PER_CANDIDATE, Lookup, LookupConfig, LookupResult
@@ -288,3 +291,10 @@ def test_bad_arguments_are_refused() -> None:
         LookupConfig(request_timeout=0.0)
     with pytest.raises(ValueError):
         Lookup(b"short", [], local=LOCAL, config=LookupConfig(), now=0.0)
+
+
+@given(st.binary(max_size=300))
+def test_any_sequence_of_events_keeps_the_invariants(data: bytes) -> None:
+    # The fuzz target's harness: alpha bound, nobody asked twice nor the local peer, counts add
+    # up, ranked result, and the query deadline always ends the lookup.
+    fuzz_kad_lookup(data)

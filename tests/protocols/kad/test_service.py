@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import anyio
 import pytest
 
+from p2pstack.builder import open_host
 from p2pstack.identity import PeerId
-from protocols.kad import Kad, KadPeer, NotFound, Record, RecordValidationError
+from protocols.identify import Identify
+from protocols.kad import Kad, KadError, KadPeer, NotFound, Record, RecordValidationError
 from protocols.kad._cid import cid_to_key
 from protocols.kad._validation import Validators
 from tests.protocols.kad._network import (
@@ -18,7 +20,9 @@ from tests.protocols.kad._network import (
     kad_network,
     open_kad_host,
 )
-from transports.memory import MemoryNetwork
+from transports.memory import MemoryNetwork, MemoryTransport
+from transports.plaintext import Plaintext
+from transports.yamux import Yamux
 
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
@@ -137,7 +141,7 @@ async def test_find_peer_of_a_peer_only_a_third_node_knows() -> None:
         with anyio.fail_after(20):
             await connect_until_in_table(a, middle)
             await connect_until_in_table(c, middle)
-            assert not a.connections(c.peer_id) and not a.peerstore.addrs(c.peer_id)
+            assert not a.connections(c.peer_id)
             found = await kad(a).find_peer(c.peer_id)
             assert isinstance(found, KadPeer) and found.peer_id == c.peer_id
             assert set(c.listen_addrs) <= set(found.addrs)
@@ -180,3 +184,24 @@ async def test_bootstrap_with_an_unreachable_peer_only_fails() -> None:
             await kad(a).bootstrap(
                 ["/memory/999/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"]
             )
+
+
+@pytest.mark.anyio
+async def test_provide_without_a_listen_address_and_a_zero_limit_are_refused() -> None:
+    net = MemoryNetwork()
+    async with (
+        open_kad_host(net) as server,
+        open_host(
+            transports=[MemoryTransport(net)],
+            security=[Plaintext()],
+            muxers=[Yamux()],
+            services=[Identify(), Kad(TEST_CONFIG)],
+        ) as unlistening,
+    ):
+        with anyio.fail_after(10):
+            await kad(unlistening).bootstrap([server.addrs[0]])
+            with pytest.raises(KadError, match="listen address"):
+                await kad(unlistening).provide(cid_to_key(CID))
+            with pytest.raises(ValueError, match="limit"):
+                async for _ in kad(unlistening).find_providers(cid_to_key(CID), limit=0):
+                    pass

@@ -4,11 +4,20 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multiaddr import Multiaddr
 
 from p2pstack.identity import PeerId, generate_private_key
 from protocols.kad._sqlite import SCHEMA_VERSION, SqliteStore, StoreSchemaError
-from protocols.kad._store import ProviderStore, RecordStore, RecordTooLarge, StoreFull
+from protocols.kad._store import (
+    MemoryProviderStore,
+    MemoryRecordStore,
+    ProviderStore,
+    RecordStore,
+    RecordTooLarge,
+    StoreFull,
+)
 from protocols.kad._types import KadPeer, Record
 
 
@@ -125,3 +134,53 @@ def test_close_is_idempotent_and_shared(tmp_path: Path) -> None:
 def test_bad_bounds(tmp_path: Path, bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="positive"):
         SqliteStore(tmp_path / "dht.db", **bad)  # type: ignore[arg-type]
+
+
+_PEERS = [_peer(seed) for seed in range(1, 6)]
+_steps = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 4), st.booleans()),
+    max_size=40,
+)
+
+
+@given(_steps)
+def test_sqlite_and_memory_providers_agree(steps: list[tuple[int, int, int, bool]]) -> None:
+    memory = MemoryProviderStore(max_keys=2, max_per_key=2, ttl=7)
+    with SqliteStore(
+        ":memory:", max_provider_keys=2, max_providers_per_key=2, provider_ttl=7, clock=_Wall(0)
+    ) as sqlite:
+        now = 0
+        for key, peer, dt, expire in steps:
+            now += dt
+            provider = _PEERS[peer]
+            assert memory.add(bytes([key]), provider, now) == sqlite.providers.add(
+                bytes([key]), provider, now
+            )
+            if expire:
+                assert memory.expire(now) == sqlite.providers.expire(now)
+            for k in range(4):
+                assert memory.get(bytes([k]), now) == sqlite.providers.get(bytes([k]), now)
+            assert len(memory) == len(sqlite.providers)
+
+
+@given(_steps)
+def test_sqlite_and_memory_records_agree(steps: list[tuple[int, int, int, bool]]) -> None:
+    memory = MemoryRecordStore(max_records=2, ttl=7)
+    with SqliteStore(":memory:", max_records=2, record_ttl=7, clock=_Wall(0)) as sqlite:
+        now = 0
+        for key, value, dt, expire in steps:
+            now += dt
+            record = Record(b"/t/%d" % key, bytes([value]))
+            outcomes = []
+            for store in (memory, sqlite.records):
+                try:
+                    store.put(record, now)
+                    outcomes.append(True)
+                except StoreFull:
+                    outcomes.append(False)
+            assert outcomes[0] == outcomes[1]
+            if expire:
+                assert memory.expire(now) == sqlite.records.expire(now)
+            for k in range(4):
+                assert memory.get(b"/t/%d" % k, now) == sqlite.records.get(b"/t/%d" % k, now)
+            assert memory.records() == sqlite.records.records()

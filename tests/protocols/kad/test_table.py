@@ -152,6 +152,17 @@ def test_remove_during_check() -> None:
     assert len(table) == 3
 
 
+def test_removing_another_member_admits_the_candidate() -> None:
+    table, members, extra = full_bucket()
+    table.add(extra[0], 1.0)
+    assert table.checks_due() == [members[0]]
+    assert table.remove(members[1]) is True
+    assert table.buckets()[0] == [members[0], members[2], extra[0]]
+    assert table.pending_checks() == {}
+    table.on_check(members[0], False, 2.0)  # the check is void: the LRS peer stays
+    assert members[0] in table
+
+
 def test_remove_candidate_cancels_check() -> None:
     table, members, extra = full_bucket()
     table.add(extra[0], 1.0)
@@ -319,6 +330,19 @@ def test_invariants_under_random_operations(ops: list[tuple[str, int]]) -> None:
         assert all(len(bucket) <= 3 for bucket in buckets)
         assert len(table) == len(set(table.peers())) == sum(map(len, buckets))
         for checked, candidate in table.pending_checks().items():
+            assert checked in table
             bucket = buckets[table.bucket_of(checked)]
             assert bucket[0] == checked and len(bucket) == 3
             assert candidate not in table
+
+
+def test_closest_on_a_large_table_matches_brute_force() -> None:
+    table = new_table(k=1000)
+    for seed in range(1000):
+        table.add(make_peer(seed), 0.0)
+    peers = table.peers()
+    assert len(table.buckets()) > 8
+    points = [key_of(bytes([byte])) for byte in range(32)] + [peer_key(p) for p in peers[::40]]
+    for point in [*points, peer_key(LOCAL)]:
+        for count in (1, 7, 41):
+            assert table.closest(point, count) == brute_force(peers, point, count)

@@ -96,6 +96,16 @@ def test_ipns_clock_is_the_one_given() -> None:
         IpnsValidator(clock=lambda: later).validate(name_key, record)
 
 
+def test_registry_clock_reaches_builtin_ipns() -> None:
+    key = _key(4)
+    name_key = ipns_key(PeerId.from_public_key(key.public_key))
+    record = _ipns(key, 1, 1)
+    Validators(clock=NOW.timestamp).validate(name_key, record)
+    later = (NOW + timedelta(hours=2)).timestamp()
+    with pytest.raises(RecordValidationError, match="end of life"):
+        Validators(clock=lambda: later).validate(name_key, record)
+
+
 def test_ipns_under_another_name_rejected(validators: Validators) -> None:
     other = ipns_key(PeerId.from_public_key(_key(5).public_key))
     with pytest.raises(RecordValidationError, match="signatureV2"):
