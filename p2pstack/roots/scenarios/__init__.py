@@ -1,6 +1,6 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
-virtual network and clock, the workload registry with the built-in ``identify`` and ``ping``
-workloads, metrics, summary and plots (docs/simulation.md)."""
+virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
+``kad`` and ``kad_churn`` workloads, metrics, summary and plots (docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
     IdentifyConfig,
@@ -8,6 +8,9 @@ from p2pstack.roots.scenarios._builtin import (
     PingConfig,
     PingWorkload,
 )
+from p2pstack.roots.scenarios._kad import KadLookupsConfig
+from p2pstack.roots.scenarios._kad_churn import KadChurnConfig, KadChurnWorkload
+from p2pstack.roots.scenarios._kad_lookups import KadLookupsWorkload
 from p2pstack.roots.scenarios._metrics import Metrics
 from p2pstack.roots.scenarios._model import (
     ACTIONS,
@@ -26,6 +29,8 @@ from p2pstack.roots.scenarios._workload import (
     WORKLOADS,
     MetricValue,
     NodeInfo,
+    NodeStarted,
+    NodeStopped,
     SimContext,
     Workload,
     WorkloadType,
@@ -41,11 +46,17 @@ __all__ = [
     "BootstrapConfig",
     "IdentifyConfig",
     "IdentifyWorkload",
+    "KadChurnConfig",
+    "KadChurnWorkload",
+    "KadLookupsConfig",
+    "KadLookupsWorkload",
     "MetricValue",
     "Metrics",
     "NatBoxConfig",
     "NetworkConfig",
     "NodeInfo",
+    "NodeStarted",
+    "NodeStopped",
     "PingConfig",
     "PingWorkload",
     "Scenario",

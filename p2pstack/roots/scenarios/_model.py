@@ -35,6 +35,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "restart": ("node", "keep_identity", "keep_peerstore"),
     "drop": ("node", "peer"),
     "nat": ("node", "reachable"),
+    "replace": ("nodes", "over"),
 }
 #: NAT box kinds (``transports.simnet.NatSpec.of_kind``).
 NAT_KINDS = ("full-cone", "restricted-cone", "port-restricted", "symmetric", "firewall")
@@ -58,6 +59,10 @@ class Action:
     keep_identity: bool = True
     keep_peerstore: bool = True
     reachable: bool = False
+    #: ``replace``: these nodes are each crashed and restarted as a new peer (fresh identity
+    #: and peerstore), in a seeded random order, at times spread evenly over ``over`` seconds.
+    nodes: tuple[int, ...] = ()
+    over: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -77,7 +82,9 @@ class NetworkConfig:
     (``latency``) or ``latency_dist`` in ``fixed | uniform | normal | lognormal`` with
     ``latency_b`` as the second parameter (upper bound, deviation, sigma). Nodes listen and
     dial over ``ip`` (``ip4`` or ``ip6``); ``nat`` lists nodes nobody can dial, ``nat_box``
-    puts nodes behind NAT or firewall boxes."""
+    puts nodes behind NAT or firewall boxes. ``conn_high_water`` > 0 gives every host a
+    connection manager that trims back to ``conn_low_water`` connections (peers connected for
+    less than ``conn_grace`` seconds are spared): large runs bound their memory this way."""
 
     latency: float = 0.02
     latency_dist: str = "fixed"
@@ -89,6 +96,9 @@ class NetworkConfig:
     nat_box: tuple[NatBoxConfig, ...] = ()
     stall_timeout: float = 30.0
     dial_timeout: float = 10.0
+    conn_low_water: int = 0
+    conn_high_water: int = 0
+    conn_grace: float = 20.0
 
 
 @attrs.frozen(kw_only=True)
@@ -181,8 +191,13 @@ class Scenario:
                 raise ScenarioError(f"{where}: peer must be in 1..{self.nodes}")
             if any(n not in nodes for g in act.groups for n in g):
                 raise ScenarioError(f"{where}: group members must be in 1..{self.nodes}")
+            if any(n not in nodes for n in act.nodes) or act.over < 0:
+                raise ScenarioError(f"{where}: nodes must be in 1..{self.nodes}, over >= 0")
         if any(n not in nodes for n in self.network.nat):
             raise ScenarioError(f"network.nat members must be in 1..{self.nodes}")
+        net = self.network
+        if not 0 <= net.conn_low_water <= net.conn_high_water or net.conn_grace < 0:
+            raise ScenarioError("network: need 0 <= conn_low_water <= conn_high_water")
         self._validate_addressing(nodes)
         return self
 

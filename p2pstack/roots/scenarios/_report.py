@@ -1,6 +1,6 @@
 """Outputs of a simulated run: ``metrics.json`` (flat, snake_case, numbers as numbers, for
-programs), ``summary.txt`` (the same for people) and PNG plots (the runner's connections plot
-and each workload's)."""
+programs; a function of the scenario and the seed only), ``summary.txt`` (the same for people,
+plus wall time) and PNG plots (the runner's connections plot and each workload's)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def metrics_values(result: SimResult) -> dict[str, MetricValue]:
         ValueError: two workloads report the same key.
     """
     sc = result.scenario
-    speed = result.virtual_seconds / result.wall_seconds if result.wall_seconds > 0 else 0.0
+    # Only what the seed determines: the same seed gives a byte-identical metrics.json. Wall
+    # time (which depends on the machine) is in summary.txt and ``SimResult.wall_seconds``.
     values: dict[str, MetricValue] = {
         "scenario": sc.name,
         "seed": result.seed,
@@ -37,8 +38,6 @@ def metrics_values(result: SimResult) -> dict[str, MetricValue]:
         "interrupted": result.interrupted,
         "duration_seconds": sc.duration,
         "virtual_seconds": round(result.virtual_seconds, 9),
-        "wall_seconds": round(result.wall_seconds, 3),
-        "speed_vs_real_time": round(speed, 3),
         "trace_events": result.events,
         "trace_sha256": result.trace_hash,
         **result.metrics.values(),

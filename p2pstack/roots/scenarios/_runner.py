@@ -15,6 +15,7 @@ import attrs
 from anyio.abc import TaskStatus
 
 from p2pstack.builder import open_host
+from p2pstack.connmgr import ConnectionManagerConfig
 from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity, PeerId
@@ -26,6 +27,8 @@ from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
     WORKLOADS,
     NodeInfo,
+    NodeStarted,
+    NodeStopped,
     Workload,
     error_name,
 )
@@ -88,6 +91,8 @@ class _Node:
         self.scope: anyio.CancelScope | None = None
         self.generation = 0
         self.targets: list[int] = []
+        #: Set when this generation's host has stopped (a replacement waits for it).
+        self.down = anyio.Event()
 
 
 class _Sim:
@@ -120,6 +125,12 @@ class _Sim:
 
     def node_of(self, peer: PeerId) -> int:
         return self.by_peer.get(peer, 0)
+
+    def dial_address(self, index: int) -> str | None:
+        node = self.nodes[index]
+        if node.host is None or node.identity is None:
+            return None
+        return f"{self._address(index)}/p2p/{node.identity.peer_id}"
 
     # -- building nodes ------------------------------------------------------------------------
 
@@ -172,7 +183,17 @@ class _Sim:
         if node.peerstore is None:
             node.peerstore = Peerstore(clock=anyio.current_time)
         security, muxers, services = self._stack(node)
-        config = HostConfig(dial_timeout=self.sc.network.dial_timeout)
+        node.down = anyio.Event()
+        cfg = self.sc.network
+        trim = ConnectionManagerConfig(
+            low_water=cfg.conn_low_water,
+            high_water=cfg.conn_high_water,
+            grace_period=cfg.conn_grace,
+        )
+        config = HostConfig(
+            dial_timeout=cfg.dial_timeout,
+            connection_manager=trim if cfg.conn_high_water > 0 else None,
+        )
         with anyio.CancelScope() as scope:
             node.scope = scope
             async with open_host(
@@ -192,10 +213,13 @@ class _Sim:
                 node.host = host
                 self.trace.record("node_started", node=node.index, peer=str(host.peer_id))
                 with host.subscribe() as events:
+                    self._on_event(node.index, NodeStarted(node.index, node.generation, host))
                     task_status.started()
                     async for event in events:
                         self._on_event(node.index, event)
         node.host = None
+        node.down.set()
+        self._on_event(node.index, NodeStopped(node.index, node.generation))
 
     def _on_event(self, index: int, event: object) -> None:
         if self.ended:  # the teardown is not part of the run
@@ -282,15 +306,42 @@ class _Sim:
                 node.scope.cancel()
                 node.scope = None
             case "restart" if node is not None and node.host is None:
-                self.net.restart(node.index)
-                node.generation += 1
-                if not act.keep_identity:
-                    node.identity = None
-                if not act.keep_peerstore:
-                    node.peerstore = None
-                await self.tg.start(self.run_node, node)
+                await self.restart(
+                    node, keep_identity=act.keep_identity, keep_peerstore=act.keep_peerstore
+                )
+            case "replace":
+                self.tg.start_soon(self.replace, act)
             case _:
                 pass
+
+    async def restart(self, node: _Node, *, keep_identity: bool, keep_peerstore: bool) -> None:
+        assert self.net is not None and self.tg is not None
+        self.net.restart(node.index)
+        node.generation += 1
+        if not keep_identity:
+            node.identity = None
+        if not keep_peerstore:
+            node.peerstore = None
+        await self.tg.start(self.run_node, node)
+
+    async def replace(self, act: Action) -> None:
+        """Crash each of ``act.nodes`` and restart it as a new peer, in a seeded order, one
+        every ``act.over / len(act.nodes)`` seconds."""
+        assert self.net is not None
+        order = list(act.nodes)
+        self.rng.child(f"replace/{act.at}").shuffle(order)
+        step = act.over / len(order) if order else 0.0
+        for i, index in enumerate(order):
+            await anyio.sleep(max(0.0, act.at + i * step - anyio.current_time()))
+            node = self.nodes[index]
+            if node.scope is None:  # down already (crashed by another action)
+                continue
+            self.trace.record("replaced", node=index)
+            self.net.crash(index)
+            node.scope.cancel()
+            node.scope = None
+            await node.down.wait()
+            await self.restart(node, keep_identity=False, keep_peerstore=False)
 
     def finish(self, *, interrupted: bool) -> None:
         """End the measured part of the run: trace ``end`` (or ``interrupted``), ignore what the

@@ -29,6 +29,8 @@ __all__ = [
     "WORKLOADS",
     "MetricValue",
     "NodeInfo",
+    "NodeStarted",
+    "NodeStopped",
     "SimContext",
     "Workload",
     "WorkloadType",
@@ -57,6 +59,35 @@ class NodeInfo:
     index: int
     generation: int
     rng: SeededRandom
+
+
+@attrs.frozen
+class NodeStarted:
+    """Passed to every workload's ``on_event`` when a node's host is up (at each start and
+    restart, before any of that host's own events).
+
+    Attributes:
+        index: the node's number.
+        generation: 0 for the first start, +1 per restart.
+        host: the running host.
+    """
+
+    index: int
+    generation: int
+    host: Host
+
+
+@attrs.frozen
+class NodeStopped:
+    """Passed to every workload's ``on_event`` when a node goes down (crash, replacement).
+
+    Attributes:
+        index: the node's number.
+        generation: the generation that stopped.
+    """
+
+    index: int
+    generation: int
 
 
 class SimContext(Protocol):
@@ -88,6 +119,11 @@ class SimContext(Protocol):
 
     def node_of(self, peer: PeerId) -> int:
         """The node number of a peer ID (0 if unknown)."""
+        ...
+
+    def dial_address(self, index: int) -> str | None:
+        """The address others dial node ``index`` at, with ``/p2p/<its peer ID>``; None while
+        it is down."""
         ...
 
 
