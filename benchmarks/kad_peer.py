@@ -26,10 +26,12 @@ import anyio
 from p2pstack.host import Host
 from p2pstack.roots.defaults import open_default_host
 from protocols.identify import Identify
-from protocols.kad import Kad, KadConfig, NotFound
+from protocols.kad import Kad, KadConfig, KadError, NotFound
 from protocols.ping import Ping
 
 Reply = dict[str, Any]
+JOIN_CONCURRENCY = 5  # --hosts: joins in flight at once
+JOIN_ATTEMPTS = 3  # --hosts: tries per host before it is left out
 
 
 def emit(event: str, **fields: object) -> None:
@@ -148,10 +150,24 @@ async def main(args: argparse.Namespace) -> None:
         first = hosts[0]
         emit("listening", peer_id=str(first.peer_id), addrs=[str(a) for a in first.addrs])
         await join(first, args.bootstrap, args.timeout, report=True)
+        joined = 0
+        limit = anyio.Semaphore(JOIN_CONCURRENCY)
+
+        async def join_one(other: Host) -> None:
+            nonlocal joined
+            async with limit:
+                for _ in range(JOIN_ATTEMPTS):
+                    try:
+                        await join(other, args.bootstrap, args.timeout, report=False)
+                    except (KadError, TimeoutError):  # a loaded machine: try again
+                        continue
+                    joined += 1
+                    return
+
         async with anyio.create_task_group() as tg:
             for other in hosts[1:]:
-                tg.start_soon(join, other, args.bootstrap, args.timeout, False)
-        emit("ready", hosts=len(hosts), addrs=[str(h.addrs[0]) for h in hosts])
+                tg.start_soon(join_one, other)
+        emit("ready", hosts=len(hosts), joined=joined, addrs=[str(h.addrs[0]) for h in hosts])
         stdin = anyio.wrap_file(sys.stdin)
         async for line in stdin:
             if line.strip():
