@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateKeyPair, generateKeyPairFromSeed, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { mplex } from '@libp2p/mplex'
@@ -17,6 +18,7 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { kadService, serveCommands } from './kad.mjs'
+import { pubsubService, servePubsubCommands } from './pubsub.mjs'
 
 const ECHO_PROTOCOL = '/p2pstack/echo/1.0.0'
 const PERF_PROTOCOL = '/perf/1.0.0'
@@ -52,7 +54,13 @@ function parseCommandLine (argv) {
       'mplex-disconnect-threshold': { type: 'string', default: '10000' },
       dht: { type: 'string' },
       'dht-namespace': { type: 'string', multiple: true },
-      bootstrap: { type: 'string', multiple: true }
+      bootstrap: { type: 'string', multiple: true },
+      pubsub: { type: 'string' },
+      'pubsub-score': { type: 'boolean', default: false },
+      'pubsub-topic': { type: 'string', multiple: true },
+      'gossip-d': { type: 'string', default: '6' },
+      'gossip-dlo': { type: 'string', default: '4' },
+      'gossip-dhi': { type: 'string', default: '12' }
     },
     strict: true,
     allowPositionals: false
@@ -66,6 +74,9 @@ function parseCommandLine (argv) {
   if (values.listen == null && values.dial == null) throw new Error('need --listen and/or --dial')
   if (values.dht != null && values.dht !== 'server' && values.dht !== 'client') throw new Error('--dht is server or client')
   if (values.dht != null && values.listen == null) throw new Error('--dht needs --listen')
+  if (values.pubsub != null && values.pubsub !== 'gossipsub' && values.pubsub !== 'floodsub') throw new Error('--pubsub is gossipsub or floodsub')
+  if (values.pubsub != null && values.listen == null) throw new Error('--pubsub needs --listen')
+  if (values.pubsub != null && values.dht != null) throw new Error('--pubsub and --dht do not mix')
   return {
     listen: values.listen,
     dial: values.dial,
@@ -76,7 +87,13 @@ function parseCommandLine (argv) {
     mplexThreshold: Number(values['mplex-disconnect-threshold']),
     dht: values.dht,
     dhtNamespaces: values['dht-namespace'] ?? [],
-    bootstrap: values.bootstrap ?? []
+    bootstrap: values.bootstrap ?? [],
+    pubsub: values.pubsub,
+    pubsubScore: values['pubsub-score'],
+    pubsubTopics: values['pubsub-topic'] ?? [],
+    gossipD: Number(values['gossip-d']),
+    gossipDlo: Number(values['gossip-dlo']),
+    gossipDhi: Number(values['gossip-dhi'])
   }
 }
 
@@ -343,8 +360,13 @@ async function seededKey (seed) {
 
 async function createNode (cfg) {
   const factories = { yamux: () => yamux(), mplex: () => mplex({ disconnectThreshold: cfg.mplexThreshold }) }
+  const privateKey = await seededKey(cfg.seed)
+  cfg.selfPeerId = peerIdFromPrivateKey(privateKey)
+  const extra = {}
+  if (cfg.dht != null) extra.dht = kadService(cfg)
+  if (cfg.pubsub != null) extra.pubsub = pubsubService(cfg)
   return createLibp2p({
-    privateKey: await seededKey(cfg.seed),
+    privateKey,
     addresses: { listen: cfg.listen != null ? [cfg.listen] : [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -353,7 +375,7 @@ async function createNode (cfg) {
     connectionManager: { allow: LOOPBACK },
     // Left at its defaults on purpose: it pings every connection every 10 s.
     connectionMonitor: { enabled: true },
-    services: { identify: identify(), ping: ping(), ...(cfg.dht != null ? { dht: kadService(cfg) } : {}) }
+    services: { identify: identify(), ping: ping(), ...extra }
   })
 }
 
@@ -394,6 +416,14 @@ async function main () {
   if (cfg.listen != null) {
     watchShutdown(node)
     emit('listening', { peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(a => a.toString()) })
+  }
+  if (cfg.pubsub != null) {
+    for (const addr of cfg.bootstrap) {
+      const conn = await node.dial(multiaddr(addr), { signal: AbortSignal.timeout(cfg.timeoutMs) })
+      emit('connected', { peer_id: conn.remotePeer.toString(), muxer: conn.multiplexer ?? null, bootstrap: true })
+    }
+    servePubsubCommands(node, cfg)
+    emit('ready')
   }
   if (cfg.dht != null) {
     for (const addr of cfg.bootstrap) {

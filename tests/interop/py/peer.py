@@ -49,6 +49,7 @@ from peer_common import (
     read_chunk,
 )
 from peer_kad import open_dht, run_command
+from peer_pubsub import open_pubsub, run_pubsub_command
 
 SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
 MUXERS: dict[str, tuple[TProtocol, Any]] = {
@@ -88,9 +89,12 @@ def parse_command_line(argv: list[str]) -> Config:
     p.add_argument("--dht", choices=["server", "client"])
     p.add_argument("--dht-namespace", action="append", default=[])
     p.add_argument("--bootstrap", action="append", default=[])
+    p.add_argument("--pubsub", choices=["gossipsub", "floodsub"])
     a = p.parse_args(argv)
-    if a.dht is not None and a.listen is None:
-        raise PeerError("--dht needs --listen")
+    if (a.dht is not None or a.pubsub is not None) and a.listen is None:
+        raise PeerError("--dht and --pubsub need --listen")
+    if a.dht is not None and a.pubsub is not None:
+        raise PeerError("--pubsub and --dht do not mix")
     actions = [parse_action(x) for x in a.actions.split(",") if x]
     if actions and a.dial is None:
         raise PeerError("--actions needs --dial")
@@ -107,6 +111,7 @@ def parse_command_line(argv: list[str]) -> Config:
         dht=a.dht,
         dht_namespaces=a.dht_namespace,
         bootstrap=a.bootstrap,
+        pubsub=a.pubsub,
     )
 
 
@@ -245,6 +250,10 @@ async def serve(host: Any, cfg: Config) -> None:
         async with open_dht(host, cfg) as dht:
             emit("ready")
             await wait_for_shutdown(lambda line: run_command(dht, cfg, line))
+    elif cfg.pubsub is not None:
+        async with open_pubsub(host, cfg) as node:
+            emit("ready")
+            await wait_for_shutdown(lambda line: run_pubsub_command(node, line))
     elif cfg.listen:
         await wait_for_shutdown()
 

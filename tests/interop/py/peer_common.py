@@ -52,6 +52,7 @@ class Config:
     dht: str | None = None  # "server" or "client": run py-libp2p's KadDHT (peer_kad.py)
     dht_namespaces: list[str] = field(default_factory=list)
     bootstrap: list[str] = field(default_factory=list)
+    pubsub: str | None = None  # "gossipsub" or "floodsub": run py-libp2p's Pubsub (peer_pubsub.py)
 
 
 # ------------------------------------------------------------------ stream helpers
