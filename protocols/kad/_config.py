@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import attrs
 from multiaddr import Multiaddr
@@ -56,7 +56,8 @@ class KadConfig:
         quorum: valid values a ``get_value`` collects before it stops asking.
         passthrough_namespaces: record namespaces accepted without validation (tests).
         record_ttl: seconds a stored record lives.
-        record_republish: seconds between republishing the records this node put.
+        record_republish: seconds between republishing the records this node put; ``None``
+            never republishes them (they live ``record_ttl`` on the peers that stored them).
         provider_ttl: seconds a provider record lives.
         provider_republish: seconds between republishing this node's provider records.
         provider_expiry_interval: seconds between sweeps of expired provider records.
@@ -81,7 +82,10 @@ class KadConfig:
     quorum: int = attrs.field(default=16, validator=_positive)
     passthrough_namespaces: tuple[str, ...] = attrs.field(default=(), converter=_names)
     record_ttl: float = attrs.field(default=36 * _HOUR, validator=_positive_float)
-    record_republish: float = attrs.field(default=22 * _HOUR, validator=_positive_float)
+    record_republish: float | None = attrs.field(
+        default=cast("float | None", 22 * _HOUR),
+        validator=attrs.validators.optional(attrs.validators.gt(0.0)),
+    )
     provider_ttl: float = attrs.field(default=48 * _HOUR, validator=_positive_float)
     provider_republish: float = attrs.field(default=22 * _HOUR, validator=_positive_float)
     provider_expiry_interval: float = attrs.field(default=_HOUR, validator=_positive_float)
@@ -100,7 +104,7 @@ class KadConfig:
             raise ValueError(f"KadConfig.mode must be server, client or auto, not {self.mode!r}")
         if self.provider_republish >= self.provider_ttl:
             raise ValueError("provider_republish must be shorter than provider_ttl")
-        if self.record_republish >= self.record_ttl:
+        if self.record_republish is not None and self.record_republish >= self.record_ttl:
             raise ValueError("record_republish must be shorter than record_ttl")
 
 

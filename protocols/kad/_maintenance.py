@@ -35,12 +35,14 @@ class Maintenance:
 
     def __init__(self, table: RoutingTable, config: KadConfig, now: float) -> None:
         self._table = table
-        self._intervals = {
+        intervals = {
             "expire": config.provider_expiry_interval,
             "providers": config.provider_republish,
             "records": config.record_republish,
             "rejoin": config.refresh_interval,
         }
+        # A job whose interval is None (record republish switched off) never fires.
+        self._intervals = {name: every for name, every in intervals.items() if every is not None}
         self._next = {name: now + every for name, every in self._intervals.items()}
         self._due: set[str] = set()
         self._refresh: list[bytes] = []

@@ -89,12 +89,10 @@ class KadChurnWorkload(KadLookupsWorkload):
 
     def kad_config(self, overlay: int) -> KadConfig:
         base = super().kad_config(overlay)
-        # KadConfig has no "never": republishing later than the records live is never.
-        never = self.cfg.record_ttl * 0.999
         return attrs.evolve(
             base,
             protocol_id=PROTOCOL_ID if overlay == REPUBLISH else NO_REPUBLISH_PROTOCOL,
-            record_republish=self.cfg.republish_interval if overlay == REPUBLISH else never,
+            record_republish=self.cfg.republish_interval if overlay == REPUBLISH else None,
             record_ttl=self.cfg.record_ttl,
         )
 

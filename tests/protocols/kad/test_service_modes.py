@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -37,8 +38,9 @@ from protocols.kad._cid import cid_to_key
 from protocols.kad._client import read_message
 from protocols.kad._config import has_public_addr
 from protocols.kad._keyspace import bucket_index
-from protocols.kad._maintenance import MAX_REPUBLISHED, remember
+from protocols.kad._maintenance import MAX_REPUBLISHED, Maintenance, remember
 from protocols.kad._ping import is_alive
+from protocols.kad._table import RoutingTable
 from protocols.kad._wire import KadMessageDecoder, frame
 from protocols.ping import Ping
 from tests.protocols.kad._network import (
@@ -116,6 +118,34 @@ def test_config_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         KadConfig(k=0)
     assert KadConfig(bootstrap=["/memory/1"]).bootstrap == (Multiaddr("/memory/1"),)
+    with pytest.raises(ValueError, match="record_republish"):
+        KadConfig(record_republish=10.0, record_ttl=5.0)
+    with pytest.raises(ValueError):
+        KadConfig(record_republish=0.0)
+
+
+def test_record_republish_none_never_fires() -> None:
+    """``record_republish=None`` switches record republish off; the other jobs still run."""
+    local = Identity.generate().peer_id
+    table = RoutingTable(local, now=0.0, rng=random.Random(1))
+    config = KadConfig(record_republish=None, provider_republish=600.0, provider_ttl=1200.0)
+    jobs = Maintenance(table, config, now=0.0)
+    fired: set[str] = set()
+    now = 0.0
+    for _ in range(5000):
+        deadline = jobs.next_deadline()
+        assert deadline is not None
+        now = max(now, deadline)
+        jobs.handle_timer(now)
+        fired |= jobs.take_due()
+        jobs.take_refresh()
+        if now > 4 * 24 * 3600:
+            break
+    assert "providers" in fired and "expire" in fired
+    assert "records" not in fired
+    with_republish = Maintenance(table, KadConfig(record_republish=60.0), now=0.0)
+    with_republish.handle_timer(61.0)
+    assert "records" in with_republish.take_due()
 
 
 @pytest.mark.anyio
