@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 import re
 
-from p2pstack.roots.cli._dht_args import add_node_dht_arguments, configure_dht
+from p2pstack.roots.cli._dht_args import (
+    _positive_float,
+    _positive_int,
+    add_node_dht_arguments,
+    configure_dht,
+)
 from p2pstack.roots.cli._registry import COMMANDS, Command, register
 from p2pstack.roots.cli._sim import add_sim_arguments
 
@@ -41,26 +46,6 @@ def parse_size(text: str) -> int:
     base = 1000 if suffix.lower() == "b" else 1024
     multiplier: int = base ** _UNITS[prefix.lower()]
     return int(number) * multiplier
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _key_option(p: argparse.ArgumentParser) -> None:
