@@ -5,6 +5,7 @@ OS process on 127.0.0.1. Measures /perf/1.0.0 throughput
 parallel echo streams, dial + upgrade + first ping, handshakes/s, RSS per idle connection, the
 ChaCha20-Poly1305 ceiling, and the scale check; prints medians and the issue's ratios.
 ``python -m benchmarks kad [--quick]``: the DHT benchmarks (benchmarks/kad.py).
+``python -m benchmarks pubsub [--quick]``: the gossipsub benchmarks (benchmarks/pubsub.py).
 """
 
 from __future__ import annotations
@@ -217,6 +218,11 @@ def main() -> None:
         from benchmarks.kad import main as kad_main
 
         kad_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["pubsub"]:  # python -m benchmarks pubsub ...: the gossipsub benchmarks
+        from benchmarks.pubsub import main as pubsub_main
+
+        pubsub_main(sys.argv[2:])
         return
     args = parse_args()
     start = time.monotonic()
