@@ -68,8 +68,10 @@ def one_rep(args: argparse.Namespace, samples: dict[str, list[dict[str, Any]]], 
     """One throughput pair and one latency line of every implementation."""
     for kind in args.kinds:
         div = SLOW.get(kind, 1)
-        sizes = [(1024, max(20, args.small // div), args.window)]
-        sizes.append((65536, max(10, args.large // div), args.window))
+        small, large = (
+            (args.small, args.large) if div == 1 else (args.small // div, args.large // div)
+        )
+        sizes = [(1024, max(1, small), args.window), (65536, max(1, large), args.window)]
         try:
             for size, run in pair_run(kind, sizes, log).items():
                 samples.setdefault(f"{kind}|{size}", []).append(run)
