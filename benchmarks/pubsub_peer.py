@@ -2,9 +2,9 @@
 (benchmarks/pubsub_js.mjs) and py (benchmarks/pubsub_py.py) peers speak the same contract, so
 benchmarks/pubsub.py drives the three alike.
 
-``python -m benchmarks.pubsub_peer [--listen /ip4/127.0.0.1/tcp/0]`` prints ``listening``
-(``peer_id``, ``addrs``) and ``ready``, then answers one command per stdin line with one JSON
-event carrying ``command`` (``command_error`` on failure); EOF on stdin stops it:
+``python -m benchmarks.pubsub_peer [--listen /ip4/127.0.0.1/tcp/0] [--profile FILE]`` prints
+``listening`` (``peer_id``, ``addrs``) and ``ready``, then answers one command per stdin line
+with one JSON event carrying ``command`` (``command_error`` on failure); EOF on stdin stops it:
 
 | command | reply |
 |---|---|
@@ -28,6 +28,7 @@ or none arrived for IDLE_S seconds. Every message on a subscribed topic other th
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import sys
 import time
@@ -210,7 +211,16 @@ def cli(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and run the peer until stdin closes."""
     p = argparse.ArgumentParser(description="p2pstack pubsub benchmark peer")
     p.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
-    anyio.run(main, p.parse_args(argv))
+    p.add_argument("--profile", help="write a cProfile of the whole run to this file")
+    args = p.parse_args(argv)
+    if args.profile is None:
+        anyio.run(main, args)
+        return
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(anyio.run, main, args)
+    finally:
+        profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":
