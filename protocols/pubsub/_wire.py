@@ -9,6 +9,7 @@ peer ID that does not parse, a PRUNE backoff beyond a year.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
@@ -64,9 +65,14 @@ def _topic(raw: bytes, where: str) -> str:
         raise PubsubProtocolError(f"{where}: topic is not UTF-8") from None
 
 
+#: ``PeerId.from_bytes`` with a bounded cache: every received message carries its publisher's
+#: ID, and a new PeerId validates itself by parsing the key it inlines (errors are not cached).
+_cached_peer_id = functools.lru_cache(maxsize=4096)(PeerId.from_bytes)
+
+
 def _peer_id(raw: bytes, where: str) -> PeerId:
     try:
-        return PeerId.from_bytes(raw)
+        return _cached_peer_id(raw)
     except IdentityError as exc:
         raise PubsubProtocolError(f"{where}: bad peer ID: {exc}") from None
 

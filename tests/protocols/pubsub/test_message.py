@@ -93,6 +93,16 @@ def test_sign_then_validate(key_type: KeyType) -> None:
     validate_message(decode_message(encode_message(message)), STRICT)
 
 
+def test_each_publisher_key_signs_as_itself() -> None:
+    # make_message caches the peer ID of a key: messages of interleaved keys keep their own.
+    keys = [Identity.generate().private_key for _ in range(3)]
+    for seqno in range(2):
+        for key in keys:
+            message = make_message("t", b"data", private_key=key, seqno=seqno)
+            assert message.from_ == PeerId.from_public_key(key.public_key)
+            validate_message(message, STRICT)
+
+
 def _tampered() -> list[tuple[str, Message]]:
     good = make_message("t", b"data", private_key=Identity.generate().private_key, seqno=5)
     other = Identity.generate()

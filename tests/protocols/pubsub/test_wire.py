@@ -103,6 +103,19 @@ def test_malformed_rpcs_raise_typed_errors(data: bytes, reason: str) -> None:
     assert issubclass(PubsubProtocolError, RemoteProtocolError), reason
 
 
+def test_message_from_decodes_the_same_every_time() -> None:
+    # Peer IDs of received messages come from a bounded cache: a valid one is the same value
+    # each time, distinct ones stay distinct, and a bad one is refused each time.
+    peers = [Identity.generate().peer_id for _ in range(3)]
+    for _ in range(2):
+        for peer in peers:
+            rpc = RPC(publish=(Message(topic="t", data=b"x", from_=peer),))
+            assert decode_rpc(encode_rpc(rpc)).publish[0].from_ == peer
+    for _ in range(2):
+        with pytest.raises(PubsubProtocolError, match="bad peer ID"):
+            decode_rpc(b"\x12\x08\x0a\x03abc\x22\x01t")  # from "abc", topic "t"
+
+
 def test_size_bound() -> None:
     rpc = encode_rpc(RPC(publish=(Message(topic="t", data=b"x" * 100),)))
     assert decode_rpc(rpc, max_size=len(rpc)).publish[0].data == b"x" * 100
