@@ -19,4 +19,4 @@ def test_pubsub_benchmark_runs_js_and_py(
     samples = raw["samples"]
     assert isinstance(samples, dict)
     check_kind(samples, "js", 20, 5)
-    check_kind(samples, "py", 20 // SLOW["py"], 1)
+    check_kind(samples, "py", 20 // SLOW["py"], 1, lossy=True)
