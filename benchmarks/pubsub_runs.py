@@ -179,7 +179,7 @@ def line_run(
     log: IO[str] | None,
     idle: float = 5.0,
 ) -> Event:
-    """Four nodes of ``kind`` in a line (A - B - C - D, each in the previous one's mesh); A
+    """Four nodes of ``kind`` in a line (A - B - C - D, neighbours in each other's mesh); A
     publishes ``count`` messages every ``interval_ms``; D's end-to-end latencies (3 hops) as
     p50 / p99 in ms."""
     peers = start(kind, 4, log)
@@ -188,10 +188,11 @@ def line_run(
             nxt.command(f"connect {prev.addr}")
         for p in peers:
             p.command(f"subscribe {TOPIC}")
-        # Only what the run needs: each node has the next one in its mesh (a py-libp2p line
-        # once lacked a mesh link after 20 s of waiting for both directions).
+        # Both directions (a py-libp2p line that waited for the forward links only once
+        # delivered nothing).
         for prev, nxt in itertools.pairwise(peers):
             wait_mesh(prev, TOPIC, {nxt.peer_id})
+            wait_mesh(nxt, TOPIC, {prev.peer_id})
         first, last = peers[0], peers[-1]
         last.command("reset")
         first.command(f"publish {TOPIC} {count} {size} 0 {interval_ms}", timeout=600)
