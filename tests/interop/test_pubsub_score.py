@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 from p2pstack.builder import open_host
@@ -46,8 +47,9 @@ OP_TIMEOUT = 15.0
 TOPIC = "score-topic"
 #: Messages each node publishes during the warm-up.
 WARMUP_MESSAGES = 5
-#: Seconds js's scores are watched after the warm-up (beyond the 3 s IWANT follow-up).
-WARMUP_SECONDS = 4.0
+#: Seconds js's scores are watched after the warm-up: a broken IWANT promise costs P7 at the
+#: first js heartbeat (1 s) after the 3 s follow-up.
+WARMUP_SECONDS = 5.0
 
 
 @pytest.fixture
@@ -235,6 +237,16 @@ async def pruned_by(pruner: str, nodes: list[JsPeer]) -> list[JsPeer]:
     return found
 
 
+async def until_pruned(js: JsPeer, peer: str) -> None:
+    """Wait (bounded) until js has sent ``peer`` a PRUNE."""
+    with anyio.fail_after(OP_TIMEOUT):
+        while True:
+            events = (await js.command("prunes"))["prunes"]
+            if any(e["peer_id"] == peer and e["direction"] == "outbound" for e in events):
+                return
+            await anyio.sleep(0.2)
+
+
 async def test_js_uses_the_peers_we_offer_on_prune(tmp_path: Path) -> None:
     # Our mesh holds one peer: the second js node to GRAFT is pruned with the first one offered.
     async with AsyncExitStack() as stack:
@@ -254,3 +266,71 @@ async def test_js_uses_the_peers_we_offer_on_prune(tmp_path: Path) -> None:
         conns = (await pruned[0].command("connections"))["peers"]
         assert {"peer_id": other.peer_id, "direction": "outbound"} in conns
         assert [str(p) for p in pubsub.mesh(TOPIC)] == [other.peer_id]
+
+
+async def test_we_use_the_peers_js_offers_on_prune(tmp_path: Path) -> None:
+    # js's mesh holds one peer: the second p2pstack node to GRAFT is pruned with the first offered.
+    async with AsyncExitStack() as stack:
+        js = await stack.enter_async_context(open_js(tmp_path, degree=(1, 1, 1)))
+        await js.command(f"subscribe {TOPIC}")
+        nodes = [await stack.enter_async_context(open_ours(our_config())) for _ in range(2)]
+        subs = []
+        for node in nodes:
+            subs.append(await stack.enter_async_context(node.service(Pubsub).subscribe(TOPIC)))
+            await node.connect(js.addr)
+        x, y = nodes
+        # x and y know only js's address: they can meet only through the PX of js's PRUNE.
+        await wait_pubsub(x, lambda p: y.peer_id in p.peers(TOPIC), 2 * OP_TIMEOUT)
+        await wait_pubsub(y, lambda p: x.peer_id in p.peers(TOPIC))
+        prunes = [e for e in (await js.command("prunes"))["prunes"] if e["direction"] == "outbound"]
+        ids = {str(n.peer_id): n for n in nodes}
+        assert [e["peer_id"] in ids for e in prunes] == [True], "js pruned one of us, once"
+        pruned = ids[prunes[0]["peer_id"]]
+        other = y if pruned is x else x
+        assert [c.direction for c in pruned.connections(other.peer_id)] == ["outbound"]
+        # The pruned node meshes with the offered one and keeps js's backoff (a GRAFT to js
+        # within it would cost a P7 penalty, watched below).
+        await wait_pubsub(pruned, lambda p: other.peer_id in p.mesh(TOPIC))
+        for i, node in enumerate(nodes):
+            node.service(Pubsub).publish(TOPIC, f"ours-{i}".encode())
+        await js.command(f"publish {TOPIC} js")
+        got = await js.received(2)
+        assert sorted(m["data"] for m in got) == ["ours-0", "ours-1"]
+        for i, sub in enumerate(subs):
+            mine = await receive(sub, 2)
+            assert sorted(m.data for m in mine) == sorted([b"js", f"ours-{1 - i}".encode()])
+        last = await watch_scores(js, list(ids), WARMUP_SECONDS)
+        assert last[str(other.peer_id)]["score"] > 0  # in js's mesh: P1, and P2 for its message
+        stats = await js.command(f"score_stats {pruned.peer_id}")
+        assert stats["topics"][TOPIC]["in_mesh"] is False
+
+
+async def test_gossip_both_ways_keeps_promises(tmp_path: Path) -> None:
+    # js (mesh of one: y) prunes x; x meshes only with z, which is connected to x alone. A
+    # message js publishes reaches x by IHAVE/IWANT (then z); one z publishes reaches js by x's
+    # IHAVE and js's IWANT: a promise js tracks under its own message ID (P7 if broken).
+    async with AsyncExitStack() as stack:
+        js = await stack.enter_async_context(open_js(tmp_path, degree=(1, 1, 1)))
+        await js.command(f"subscribe {TOPIC}")
+        js_id = PeerId.from_string(js.peer_id)
+        lone = attrs.evolve(our_config(), do_px=False)
+        x, y, z = [await stack.enter_async_context(open_ours(lone)) for _ in range(3)]
+        subs = {}
+        for node in (x, y, z):
+            subs[node] = await stack.enter_async_context(node.service(Pubsub).subscribe(TOPIC))
+        await y.connect(js.addr)
+        await js.until(f"mesh {TOPIC}", str(y.peer_id))
+        await x.connect(js.addr)
+        await z.connect(addr_of(x))
+        await until_pruned(js, str(x.peer_id))
+        await wait_pubsub(x, lambda p: z.peer_id in p.mesh(TOPIC) and js_id not in p.mesh(TOPIC))
+        await js.command(f"publish {TOPIC} from-js")
+        z.service(Pubsub).publish(TOPIC, b"from-z")
+        got = await js.received(1)
+        assert [m["data"] for m in got] == ["from-z"]
+        assert got[0]["from"] == str(z.peer_id)
+        for node, want in ((x, [b"from-js", b"from-z"]), (y, [b"from-js", b"from-z"])):
+            assert sorted(m.data for m in await receive(subs[node], 2)) == want
+        assert [m.data for m in await receive(subs[z], 1)] == [b"from-js"]
+        await watch_scores(js, [str(x.peer_id), str(y.peer_id)], WARMUP_SECONDS)
+        assert x.service(Pubsub).score(js_id) >= 0
