@@ -334,3 +334,26 @@ async def test_gossip_both_ways_keeps_promises(tmp_path: Path) -> None:
         assert [m.data for m in await receive(subs[z], 1)] == [b"from-js"]
         await watch_scores(js, [str(x.peer_id), str(y.peer_id)], WARMUP_SECONDS)
         assert x.service(Pubsub).score(js_id) >= 0
+
+
+async def test_rejoin_keeps_the_backoff_of_our_prune(tmp_path: Path) -> None:
+    # Leaving PRUNEs js with the 10 s unsubscribe backoff; a publish while away puts js in our
+    # fanout; joining again within the backoff must not GRAFT js from that fanout (P7 in js).
+    async with AsyncExitStack() as stack:
+        config = attrs.evolve(our_config(), flood_publish=False)
+        ours = await stack.enter_async_context(open_ours(config))
+        js = await stack.enter_async_context(open_js(tmp_path, bootstrap=(addr_of(ours),)))
+        pubsub = ours.service(Pubsub)
+        js_id = PeerId.from_string(js.peer_id)
+        pubsub.subscribe(TOPIC)
+        await js.command(f"subscribe {TOPIC}")
+        await wait_pubsub(ours, lambda p: js_id in p.mesh(TOPIC))
+        await js.until(f"mesh {TOPIC}", str(ours.peer_id))
+        pubsub.unsubscribe(TOPIC)
+        pubsub.publish(TOPIC, b"while-away")
+        assert [m["data"] for m in await js.received(1)] == ["while-away"]
+        sub = await stack.enter_async_context(pubsub.subscribe(TOPIC))
+        await watch_scores(js, [str(ours.peer_id)], 2.0)
+        assert js_id not in pubsub.mesh(TOPIC)
+        await js.command(f"publish {TOPIC} back")
+        assert [m.data for m in await receive(sub, 1)] == [b"back"]
