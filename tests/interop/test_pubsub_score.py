@@ -357,3 +357,9 @@ async def test_rejoin_keeps_the_backoff_of_our_prune(tmp_path: Path) -> None:
         assert js_id not in pubsub.mesh(TOPIC)
         await js.command(f"publish {TOPIC} back")
         assert [m.data for m in await receive(sub, 1)] == [b"back"]
+        # Once the backoff (and our slack) is over, the mesh link comes back without penalty.
+        await js.until(f"mesh {TOPIC}", str(ours.peer_id))
+        await wait_pubsub(ours, lambda p: js_id in p.mesh(TOPIC))
+        last = await watch_scores(js, [str(ours.peer_id)], 1.0)
+        assert last[str(ours.peer_id)]["score"] > 0
+        assert pubsub.score(js_id) >= 0
