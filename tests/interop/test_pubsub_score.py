@@ -268,6 +268,27 @@ async def test_js_uses_the_peers_we_offer_on_prune(tmp_path: Path) -> None:
         assert [str(p) for p in pubsub.mesh(TOPIC)] == [other.peer_id]
 
 
+async def test_js_uses_a_p2pstack_record_we_offer(tmp_path: Path) -> None:
+    # The offered peer is a p2pstack node: js checks the signed record p2pstack made (and we
+    # passed on) before dialing it.
+    async with AsyncExitStack() as stack:
+        ours = await stack.enter_async_context(open_ours(our_config(degree=(1, 1, 1))))
+        pubsub = ours.service(Pubsub)
+        await stack.enter_async_context(pubsub.subscribe(TOPIC))
+        offered = await stack.enter_async_context(open_ours(our_config()))
+        await stack.enter_async_context(offered.service(Pubsub).subscribe(TOPIC))
+        await offered.connect(addr_of(ours))
+        await wait_pubsub(ours, lambda p: p.mesh(TOPIC) == [offered.peer_id])
+        js = await stack.enter_async_context(open_js(tmp_path, bootstrap=(addr_of(ours),)))
+        await js.command(f"subscribe {TOPIC}")
+        await js.until(f"peers {TOPIC}", str(offered.peer_id), timeout=2 * OP_TIMEOUT)
+        assert await pruned_by(str(ours.peer_id), [js]) == [js]
+        conns = (await js.command("connections"))["peers"]
+        assert {"peer_id": str(offered.peer_id), "direction": "outbound"} in conns
+        js_id = PeerId.from_string(js.peer_id)
+        await wait_pubsub(offered, lambda p: js_id in p.mesh(TOPIC))
+
+
 async def test_we_use_the_peers_js_offers_on_prune(tmp_path: Path) -> None:
     # js's mesh holds one peer: the second p2pstack node to GRAFT is pruned with the first offered.
     async with AsyncExitStack() as stack:
