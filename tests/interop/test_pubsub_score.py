@@ -9,6 +9,11 @@ parameters, ``doPX``, acceptPXThreshold 0; tests/interop/README.md "Pubsub mode"
   first one's signed record; the pruned js node dials it (nothing else tells it the address).
 - PX js sends: a js node whose mesh holds one peer prunes a second p2pstack node, offering the
   first; the pruned p2pstack node dials it.
+- Gossip both ways: IHAVE/IWANT under js's message IDs, no broken promise on either side.
+- Leaving and joining again within the unsubscribe backoff GRAFTs no one early (P7 at js).
+
+p2pstack runs with the js peer's score parameters and ``js_message_id``. The file takes about a
+minute (the rejoin test waits out the 10 s backoff).
 """
 
 from __future__ import annotations
