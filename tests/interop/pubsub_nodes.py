@@ -27,7 +27,7 @@ from transports.tcp import TcpTransport
 #: Bound on one command or wait (everything runs on loopback; a hang must fail, not stall CI).
 OP_TIMEOUT = 15.0
 #: Bound on a node starting (py-libp2p imports take ~1-2 s) and dialing its bootstrap peers.
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
 
 
 @attrs.frozen
