@@ -234,11 +234,12 @@ async def open_ours(router: str, *, name: str = "p2pstack") -> AsyncIterator[Our
 
 @asynccontextmanager
 async def open_nodes(
-    kinds: Sequence[str], router: str, *, log_dir: Path
+    kinds: Sequence[str], router: str | Sequence[str], *, log_dir: Path
 ) -> AsyncIterator[list[PubsubNode]]:
     """Start one unconnected node per kind (``js``, ``py`` or ``ours``) at once (a peer process
-    takes a second or two to start); each is named ``<kind>-<index>``. All are stopped when the
-    block ends."""
+    takes a second or two to start); each is named ``<kind>-<index>``. ``router`` is the router
+    of all of them, or one per node. All are stopped when the block ends."""
+    routers = [router] * len(kinds) if isinstance(router, str) else list(router)
     nodes: list[PubsubNode | None] = [None] * len(kinds)
     stop = anyio.Event()
 
@@ -246,9 +247,9 @@ async def open_nodes(
         kind, name = kinds[index], f"{kinds[index]}-{index}"
         node: AbstractAsyncContextManager[PubsubNode]
         if kind == "ours":
-            node = open_ours(router, name=name)
+            node = open_ours(routers[index], name=name)
         else:
-            node = open_remote(kind, router, [], log_dir=log_dir, name=name)
+            node = open_remote(kind, routers[index], [], log_dir=log_dir, name=name)
         async with node as opened:
             nodes[index] = opened
             started.set()

@@ -1,7 +1,8 @@
 """p2pstack's ``Pubsub`` service against js-libp2p (@libp2p/gossipsub 17.1.1, @libp2p/floodsub
 11.0.28) and py-libp2p 0.8.1 (GossipSub, FloodSub): messages published on each side arrive on
 the other exactly once with the original publisher as ``from``; a p2pstack node between two js
-nodes forwards both ways; a mesh of three js, three py and three p2pstack nodes where every node
+nodes forwards both ways; a p2pstack gossipsub node carries messages between a floodsub and a
+gossipsub node; a mesh of three js, three py and three p2pstack nodes where every node
 publishes and every node receives every message exactly once
 (https://github.com/libp2p/specs/tree/master/pubsub).
 """
@@ -149,3 +150,20 @@ async def test_mixed_mesh_of_nine(tmp_path: Path) -> None:
         sent = await publish_all(nodes)
         assert len(sent) == size * COUNT
         await delivered(nodes, sent)
+
+
+async def test_gossipsub_node_between_floodsub_and_gossipsub(tmp_path: Path) -> None:
+    # py floodsub <-> p2pstack gossipsub <-> js gossipsub: we speak /floodsub/1.0.0 to one side
+    # and /meshsub/1.x to the other, and carry messages across in both directions.
+    routers = ["floodsub", "gossipsub", "gossipsub"]
+    async with open_nodes(["py", "ours", "js"], routers, log_dir=tmp_path) as nodes:
+        edges = [(0, 1), (2, 1)]
+        await connect(nodes, edges)
+        for node in nodes:
+            await node.subscribe(TOPIC)
+        flood, ours, gossip = nodes
+        await until(ours, "peers", {flood.peer_id, gossip.peer_id})
+        await until(flood, "peers", {ours.peer_id})
+        await until(gossip, "mesh", {ours.peer_id})
+        await until(ours, "mesh", {gossip.peer_id})
+        await delivered(nodes, await publish_all(nodes))
