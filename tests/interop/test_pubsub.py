@@ -29,6 +29,8 @@ TOPIC = "interop-pubsub"
 COUNT = 3
 #: Seconds of quiet after the last expected message: a duplicate arriving late is caught.
 SETTLE = 1.0
+#: Padding of the first message of each publisher, in bytes.
+LARGE = 2000
 
 
 @pytest.fixture
@@ -77,12 +79,15 @@ async def joined(
 
 
 async def publish_all(publishers: Sequence[PubsubNode]) -> list[Sent]:
-    """Each publisher publishes COUNT messages (the publishers at the same time)."""
+    """Each publisher publishes COUNT messages (the publishers at the same time); the first
+    is larger than every IDONTWANT threshold (js 512 B, ours 1 KiB), so that gossipsub v1.2
+    peers announce it with IDONTWANT."""
     sent: list[Sent] = []
 
     async def publish(node: PubsubNode) -> None:
         for n in range(COUNT):
-            sent.append(await node.publish(TOPIC, f"{node.name} says {n}"))
+            padding = " " + "x" * LARGE if n == 0 else ""
+            sent.append(await node.publish(TOPIC, f"{node.name} says {n}{padding}"))
 
     async with anyio.create_task_group() as tg:
         for node in publishers:
