@@ -63,18 +63,46 @@ class PubsubNode(Protocol):
     addr: str  # a listen address with /p2p/<id>
     received: list[Received]
 
-    async def subscribe(self, topic: str) -> None: ...
-    async def publish(self, topic: str, data: str) -> Sent: ...
-    async def peers(self, topic: str) -> set[str]: ...
-    async def mesh(self, topic: str) -> set[str]: ...
-    async def connect(self, addr: str) -> None: ...
-    async def wait_received(self, count: int) -> None: ...
-    async def drain(self, seconds: float) -> None: ...
+    async def subscribe(self, topic: str) -> None:
+        """Join ``topic``; its messages are appended to ``received`` from now on."""
+        ...
+
+    async def publish(self, topic: str, data: str) -> Sent:
+        """Publish ``data`` (text) on ``topic``.
+
+        Returns:
+            The message as every subscriber must report it.
+        """
+        ...
+
+    async def peers(self, topic: str) -> set[str]:
+        """Connected peers known to be subscribed to ``topic``."""
+        ...
+
+    async def mesh(self, topic: str) -> set[str]:
+        """Gossipsub mesh peers of ``topic`` (floodsub remote nodes raise)."""
+        ...
+
+    async def connect(self, addr: str) -> None:
+        """Dial ``addr`` (with ``/p2p/``), bounded by OP_TIMEOUT."""
+        ...
+
+    async def wait_received(self, count: int) -> None:
+        """Wait until ``received`` holds ``count`` messages.
+
+        Raises:
+            AssertionError: fewer arrived within OP_TIMEOUT.
+        """
+        ...
+
+    async def drain(self, seconds: float) -> None:
+        """Keep collecting messages for ``seconds``."""
+        ...
 
 
 def _check_count(node: PubsubNode, count: int) -> None:
     if len(node.received) < count:
-        got = sorted(m.data for m in node.received)
+        got = sorted(m.data[:40] for m in node.received)
         raise AssertionError(
             f"{node.name}: {len(got)} of {count} messages within {OP_TIMEOUT} s: {got}"
         )
@@ -155,8 +183,18 @@ class RemoteNode:
 async def open_remote(
     kind: str, router: str, bootstrap: Sequence[str], *, log_dir: Path, name: str = ""
 ) -> AsyncIterator[RemoteNode]:
-    """Start a js or py pubsub peer (TCP + Noise + yamux) dialing ``bootstrap``; yielded once
-    it is ready for commands."""
+    """Start a js or py pubsub peer (TCP + Noise + yamux) dialing ``bootstrap``.
+
+    Args:
+        kind: ``js`` or ``py``.
+        router: ``gossipsub`` or ``floodsub``.
+        bootstrap: addresses it dials before it is ready.
+        log_dir: where its stderr goes.
+        name: its name in failure messages (default: ``kind``).
+
+    Returns:
+        The node, once it is ready for commands; the process ends with the block.
+    """
     args = ["--listen", "/ip4/127.0.0.1/tcp/0", "--muxer", "yamux", "--pubsub", router]
     args += ["--timeout", str(OP_TIMEOUT)]
     for addr in bootstrap:
@@ -220,7 +258,15 @@ class OurNode:
 
 @asynccontextmanager
 async def open_ours(router: str, *, name: str = "p2pstack") -> AsyncIterator[OurNode]:
-    """A p2pstack pubsub node (TCP + Noise + yamux, identify, ping, Pubsub) on 127.0.0.1."""
+    """A p2pstack pubsub node (TCP + Noise + yamux, identify, ping, Pubsub) on 127.0.0.1.
+
+    Args:
+        router: ``gossipsub`` or ``floodsub``.
+        name: its name in failure messages.
+
+    Returns:
+        The node; the host closes with the block.
+    """
     async with open_host(
         transports=[TcpTransport()],
         security=[Noise()],
@@ -236,9 +282,20 @@ async def open_ours(router: str, *, name: str = "p2pstack") -> AsyncIterator[Our
 async def open_nodes(
     kinds: Sequence[str], router: str | Sequence[str], *, log_dir: Path
 ) -> AsyncIterator[list[PubsubNode]]:
-    """Start one unconnected node per kind (``js``, ``py`` or ``ours``) at once (a peer process
-    takes a second or two to start); each is named ``<kind>-<index>``. ``router`` is the router
-    of all of them, or one per node. All are stopped when the block ends."""
+    """Start one unconnected node per kind at once (a peer process takes a second or two to
+    start); each is named ``<kind>-<index>``.
+
+    Args:
+        kinds: ``js``, ``py`` or ``ours`` (a p2pstack host in this process) per node.
+        router: the router of every node, or one per node.
+        log_dir: where the peer processes' stderr goes.
+
+    Returns:
+        The nodes in the order of ``kinds``; all are stopped when the block ends.
+
+    Raises:
+        TimeoutError: a node did not start within START_TIMEOUT.
+    """
     routers = [router] * len(kinds) if isinstance(router, str) else list(router)
     nodes: list[PubsubNode | None] = [None] * len(kinds)
     stop = anyio.Event()
