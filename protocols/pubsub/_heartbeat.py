@@ -22,14 +22,12 @@ __all__ = ["handle_control", "heartbeat"]
 
 
 def _handle_graft(
-    router: GossipsubRouter, peer: PeerId, topic: str, now: float, out: Outbox
+    router: GossipsubRouter, peer: PeerId, topic: str, now: float, out: Outbox, *, px: bool
 ) -> None:
     mesh = router.mesh.get(topic)
     if mesh is None:
-        # Unknown topic: refuse without PX, so as not to reveal peers, and without keeping a
-        # backoff entry (go does the same), so that GRAFTs for made-up topics cost no memory.
-        backoff = router.config.prune_backoff if router.peers[peer].does_px else None
-        out.prune(peer, topic, backoff)
+        # The v1.1 spec's spam protection: "GRAFT messages for unknown topics are ignored" (go,
+        # js and rust too): no PRUNE to reflect, no backoff entry to keep.
         return
     if peer in mesh:
         return
@@ -49,7 +47,7 @@ def _handle_graft(
         _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=False)
         return
     if len(mesh) >= cfg.d_hi and not router.peers[peer].outbound:
-        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=True)
+        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=px)
         return
     mesh.add(peer)
     router.scoring.graft(peer, topic, now)
@@ -82,15 +80,18 @@ def _handle_ihave(
     state.ihaves += 1
     if state.ihaves > cfg.max_ihave_messages or state.asked >= cfg.max_ihave_length:
         return
-    wanted: list[bytes] = []
+    # A dict, not a list: one RPC may advertise ~100,000 IDs, and a membership test on a list
+    # would make that quadratic (minutes of CPU for one 1 MiB IHAVE).
+    unique: dict[bytes, None] = {}
     for ihave in control.ihave:
         if ihave.topic not in router.mesh:
             continue
         for msg_id in ihave.message_ids:
-            if msg_id not in wanted and not router.seen.has(msg_id, now):
-                wanted.append(msg_id)
-    if not wanted:
+            if msg_id not in unique and not router.seen.has(msg_id, now):
+                unique[msg_id] = None
+    if not unique:
         return
+    wanted = list(unique)
     router.rng.shuffle(wanted)
     wanted = wanted[: cfg.max_ihave_length - state.asked]
     state.asked += len(wanted)
@@ -139,8 +140,11 @@ def handle_control(
     """
     _handle_ihave(router, peer, control, now, out)
     _handle_iwant(router, peer, control, now, out)
+    # An RPC that GRAFTs an unknown topic gets no PX at all, so as not to reveal our peers to
+    # a prober (go).
+    offer = all(graft.topic in router.mesh for graft in control.graft)
     for graft in control.graft:
-        _handle_graft(router, peer, graft.topic, now, out)
+        _handle_graft(router, peer, graft.topic, now, out, px=offer)
     px: list[PeerInfo] = []
     for prune in control.prune:
         px += _handle_prune(router, peer, prune, now)

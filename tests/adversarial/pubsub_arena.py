@@ -3,9 +3,10 @@ an attacker that speaks the pubsub wire itself (gossipsub spec:
 https://github.com/libp2p/specs/blob/master/pubsub/gossipsub/gossipsub-v1.1.md).
 
 Every host runs TCP + Noise + yamux with identify and, except the attacker, the ``Pubsub``
-service. The node scores peers with small, slow-decaying weights, so that each penalty shows as
-a round number: one invalid message costs -10 (P4 counter squared, weight -10), one behaviour
-penalty -10 (P7, counter squared, weight -10); graylisting starts below -80.
+service. The node scores peers with counters that barely decay within a test, so that penalties
+show as round numbers: n invalid messages cost -n^2 (P4: counter squared, weight -1), n
+behaviour penalties -10 n^2 (P7: counter squared, weight -10); gossip stops below -10, the
+node's own messages below -50, and RPCs are ignored (graylist) below -80.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import attrs
 from p2pstack.builder import open_host
 from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.host import Host, Stream
-from p2pstack.identity import Identity
+from p2pstack.identity import Identity, PeerId
 from protocols.identify import Identify
 from protocols.pubsub import (
     GOSSIPSUB_V11_PROTOCOL_ID,
@@ -71,14 +72,14 @@ _TOPIC_SCORE = TopicScoreParams(
     first_message_deliveries_cap=10.0,
     mesh_message_deliveries_weight=0.0,  # the honest peers publish too little for P3
     mesh_failure_penalty_weight=0.0,
-    invalid_message_deliveries_weight=-10.0,
-    invalid_message_deliveries_decay=0.99,
+    invalid_message_deliveries_weight=-1.0,
+    invalid_message_deliveries_decay=0.999,
 )
 SCORE = PeerScoreParams(
     topics={TOPIC: _TOPIC_SCORE},
     ip_colocation_factor_weight=0.0,  # every peer here is on 127.0.0.1
     behaviour_penalty_weight=-10.0,
-    behaviour_penalty_decay=0.99,
+    behaviour_penalty_decay=0.999,
 )
 THRESHOLDS = PeerScoreThresholds(gossip=-10.0, publish=-50.0, graylist=-80.0)
 #: The node's router: fast heartbeats (meshes form within the test), a short IWANT follow-up.
@@ -201,10 +202,13 @@ class Attacker:
         key = self.host.identity.private_key
         return make_message(topic, data, private_key=key, seqno=next(self._seqno))
 
-    async def wait_for(self, predicate: Callable[[RPC], bool], *, within: float = PROMPT) -> RPC:
-        """The first RPC received (earlier or within ``within`` s) matching ``predicate``."""
+    async def wait_for(
+        self, predicate: Callable[[RPC], bool], *, start: int = 0, within: float = PROMPT
+    ) -> RPC:
+        """The first RPC received from the ``start``-th on (already, or within ``within`` s)
+        that matches ``predicate``."""
         with anyio.fail_after(within):
-            checked = 0
+            checked = start
             while True:
                 for rpc in self.received[checked:]:
                     if predicate(rpc):
@@ -218,13 +222,16 @@ class Attacker:
         it, then waits for the node's own announcement of a fresh topic (queued after the
         replies)."""
         marker = f"barrier-{os.urandom(4).hex()}"
+        heard = len(self.received)
         await self.send(RPC(subscriptions=(SubOpts(True, marker),)))
         pubsub = ps(self.node)
         peer = self.host.peer_id
         with anyio.fail_after(PROMPT):
             await pubsub.wait_until(lambda p: peer in p.peers(marker))
         pubsub.subscribe(marker)
-        await self.wait_for(lambda rpc: any(s.topic == marker for s in rpc.subscriptions))
+        await self.wait_for(
+            lambda rpc: any(s.topic == marker for s in rpc.subscriptions), start=heard
+        )
         pubsub.unsubscribe(marker)
         await self.send(RPC(subscriptions=(SubOpts(False, marker),)))
 
@@ -259,6 +266,10 @@ class PubsubArena:
             await attacker.open()
             await ps(self.node).wait_until(lambda p: host.peer_id in p.peers())
         return attacker
+
+    def node_backoff(self, peer: PeerId) -> float:
+        """Until when the node backs ``peer`` off in ``TOPIC`` (-inf without a backoff)."""
+        return _core(self.node).backoff.get(TOPIC, {}).get(peer, float("-inf"))
 
     async def honest_delivery(self, count: int = 1, size: int = 64) -> list[PubsubMessage]:
         """Publish ``count`` messages at the publisher; check that the node and the subscriber
