@@ -217,23 +217,30 @@ class Attacker:
                 await self._got.wait()
 
     async def barrier(self) -> None:
-        """Return once the node has handled every RPC sent so far and everything it sent in
-        reply has arrived: the attacker announces a fresh topic, waits until the node applied
-        it, then waits for the node's own announcement of a fresh topic (queued after the
-        replies)."""
-        marker = f"barrier-{os.urandom(4).hex()}"
-        heard = len(self.received)
-        await self.send(RPC(subscriptions=(SubOpts(True, marker),)))
+        """Return once the node has handled every RPC sent so far and what it queued for us
+        meanwhile has arrived (as far as one RPC holds it: control goes first).
+
+        The attacker announces a fresh topic and withdraws it, waiting until the node applied
+        both (the node's peer state is as before); the node then announces a topic of its own
+        that no peer has (no GRAFT, no PRUNE: subscriptions only), queued after its replies.
+        """
         pubsub = ps(self.node)
         peer = self.host.peer_id
+        ours, theirs = (f"barrier-{os.urandom(4).hex()}" for _ in range(2))
+        heard = len(self.received)
         with anyio.fail_after(PROMPT):
-            await pubsub.wait_until(lambda p: peer in p.peers(marker))
-        pubsub.subscribe(marker)
-        await self.wait_for(
-            lambda rpc: any(s.topic == marker for s in rpc.subscriptions), start=heard
-        )
-        pubsub.unsubscribe(marker)
-        await self.send(RPC(subscriptions=(SubOpts(False, marker),)))
+            for joined in (True, False):
+
+                def applied(service: Pubsub, joined: bool = joined) -> bool:
+                    return (peer in service.peers(ours)) == joined
+
+                await self.send(RPC(subscriptions=(SubOpts(joined, ours),)))
+                await pubsub.wait_until(applied)
+        pubsub.subscribe(theirs)
+        try:
+            await self.wait_for(lambda rpc: SubOpts(True, theirs) in rpc.subscriptions, start=heard)
+        finally:
+            pubsub.unsubscribe(theirs)
 
 
 @attrs.define
@@ -293,12 +300,14 @@ class PubsubArena:
 
 
 @asynccontextmanager
-async def open_pubsub_arena(**node_options: object) -> AsyncIterator[PubsubArena]:
-    """The node (``Pubsub(NODE_GOSSIP, **node_options)``), the honest publisher and subscriber
+async def open_pubsub_arena(
+    config: GossipsubConfig = NODE_GOSSIP, **node_options: object
+) -> AsyncIterator[PubsubArena]:
+    """The node (``Pubsub(config, **node_options)``), the honest publisher and subscriber
     connected to it, meshes formed and one honest message delivered."""
     async with AsyncExitStack() as stack:
         node = await stack.enter_async_context(
-            _open([Pubsub(NODE_GOSSIP, **node_options)], listen=True)  # type: ignore[arg-type]
+            _open([Pubsub(config, **node_options)], listen=True)  # type: ignore[arg-type]
         )
         publisher = await stack.enter_async_context(_open([Pubsub(_HONEST_GOSSIP)], listen=False))
         subscriber = await stack.enter_async_context(_open([Pubsub(_HONEST_GOSSIP)], listen=False))

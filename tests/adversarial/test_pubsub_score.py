@@ -83,7 +83,7 @@ async def test_bad_signatures_cost_p4(report: Report) -> None:
             report.add(
                 f"pubsub: bad signature ({name})",
                 sent="1 message",
-                expected="dropped, P4 += 1",
+                expected=f"dropped; P4 counter {count} (P4 = counter^2)",
                 observed=f"P4 = {_p4(arena, attacker):.2f}",
                 seconds=None,
             )
