@@ -161,7 +161,7 @@ class Attacker:
     reading: bool = True
     received: list[RPC] = attrs.Factory(list)
     inbound: list[Stream] = attrs.Factory(list)
-    _stream: Stream | None = None
+    stream: Stream | None = None
     _got: anyio.Event = attrs.Factory(anyio.Event)
     _seqno: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
 
@@ -185,8 +185,8 @@ class Attacker:
 
     async def open(self) -> Stream:
         """A new pubsub stream to the node (``/meshsub/1.1.0``), now the one ``send`` uses."""
-        self._stream = await self.host.new_stream(self.node.peer_id, [GOSSIPSUB_V11_PROTOCOL_ID])
-        return self._stream
+        self.stream = await self.host.new_stream(self.node.peer_id, [GOSSIPSUB_V11_PROTOCOL_ID])
+        return self.stream
 
     async def send(self, rpc: RPC) -> None:
         """Write one RPC on the current stream (opened on first use)."""
@@ -194,7 +194,7 @@ class Attacker:
 
     async def send_raw(self, data: bytes) -> None:
         """Write raw bytes on the current stream (opened on first use)."""
-        stream = self._stream or await self.open()
+        stream = self.stream or await self.open()
         await stream.send(data)
 
     def message(self, data: bytes, *, topic: str = TOPIC) -> Message:

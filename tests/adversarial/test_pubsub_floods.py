@@ -20,6 +20,7 @@ from protocols.pubsub import (
     SubOpts,
 )
 from tests.adversarial.conftest import Report
+from tests.adversarial.node import RSS_SLACK, measure
 from tests.adversarial.pubsub_arena import (
     NODE_GOSSIP,
     PROMPT,
@@ -82,8 +83,11 @@ async def test_control_floods_keep_bounded_state(report: Report) -> None:
         for _ in range(4):
             ids = [os.urandom(8) for _ in range(4000)]
             await attacker.send(RPC(control=ControlMessage(idontwant=(ControlIDontWant(ids),))))
+        churn = tuple(SubOpts(n % 2 == 0, "churn") for n in range(4000))
+        await attacker.send(RPC(subscriptions=churn))
         await attacker.barrier()
         after = router_sizes(arena.node)
+        assert after["peer_topics"] == before["peer_topics"]  # joined and left 2,000 times
         # The spec's spam protection: GRAFTs for unknown topics are ignored (no PRUNE back,
         # no backoff kept); IDONTWANT IDs are capped per heartbeat and forgotten after a few.
         assert all(rpc.control is None for rpc in attacker.received)
@@ -94,8 +98,8 @@ async def test_control_floods_keep_bounded_state(report: Report) -> None:
         with anyio.fail_after(PROMPT):
             await ps(arena.node).wait_until(lambda _: router_sizes(arena.node)["dont_send"] == 0)
         report.add(
-            "pubsub: GRAFT for 3,000 made-up topics, 16,000 IDONTWANT IDs",
-            sent="5 RPCs",
+            "pubsub: GRAFT for 3,000 made-up topics, 16,000 IDONTWANT IDs, 4,000 SUB/UNSUB",
+            sent="6 RPCs",
             expected=f"no reply, no backoff; at most {bound} IDONTWANT IDs kept, then none",
             observed=f"no reply; {after['dont_send']} IDs kept, then 0",
             seconds=None,
@@ -117,6 +121,7 @@ async def test_peer_that_never_reads_is_dropped(report: Report) -> None:
         )
         with anyio.fail_after(PROMPT):
             await node.wait_until(lambda p: peer in p.mesh(TOPIC))
+        memory = measure()
         started = anyio.current_time()
         batches, queued_max = 0, 0
         # 8 KiB messages in batches of 16 (the honest subscriber takes each batch) until the
@@ -136,6 +141,8 @@ async def test_peer_that_never_reads_is_dropped(report: Report) -> None:
         assert queued_max > max_queued // 2
         assert node.queue_statistics(peer) is None
         assert seconds >= write_timeout
+        # Everything in this process (four hosts, the attacker's unread stream included).
+        assert measure().rss - memory.rss <= RSS_SLACK
         report.add(
             "pubsub: mesh peer that never reads",
             sent=f"{batches * 16} x 8 KiB forwarded to it",

@@ -135,7 +135,7 @@ async def test_oversized_messages(report: Report) -> None:
             got = await arena.node_sub.receive()
         assert got.data == fits.data and got.from_peer == attacker.host.peer_id
         big = attacker.message(b"a" * (length + 1))
-        stream = attacker._stream
+        stream = attacker.stream
         assert stream is not None
         await _send_until_reset(stream, frame_rpc(RPC(publish=(big,))))
         assert node.statistics().malformed_rpcs == 1
@@ -147,6 +147,32 @@ async def test_oversized_messages(report: Report) -> None:
             sent=f"{_single_rpc_size(big)} bytes",
             expected="stream reset; the largest message that fits is delivered",
             observed="reset; delivered",
+            seconds=None,
+        )
+        await arena.honest_delivery(count=3)
+
+
+async def test_stream_flood_is_capped_per_peer(report: Report) -> None:
+    async with open_pubsub_arena() as arena:
+        streams = ps(arena.node)._require()[2]
+        honest = streams.inbound_streams  # the publisher's and the subscriber's
+        attacker = await arena.attacker()
+        first = attacker.stream
+        for _ in range(16):
+            stream = await attacker.open()
+            try:  # beyond the per-peer limit the node resets the stream once negotiated
+                await stream.send(frame_rpc(RPC(subscriptions=(SubOpts(True, "t"),))))
+            except NETWORK_ERRORS:
+                pass
+        attacker.stream = first  # served: it came first
+        await attacker.barrier()
+        served = streams.inbound_streams - honest
+        assert 1 <= served <= 2  # one per peer (the spec), plus one for a reconnection's overlap
+        report.add(
+            "pubsub: 17 pubsub streams from one peer",
+            sent="17 streams",
+            expected="at most 2 served at once, the rest reset",
+            observed=f"{served} served",
             seconds=None,
         )
         await arena.honest_delivery(count=3)
