@@ -92,8 +92,11 @@ def _handle_ihave(
     if not unique:
         return
     wanted = list(unique)
-    router.rng.shuffle(wanted)
-    wanted = wanted[: cfg.max_ihave_length - state.asked]
+    room = cfg.max_ihave_length - state.asked
+    if len(wanted) > room:
+        wanted = router.rng.sample(wanted, room)  # O(room), where a shuffle is O(advertised)
+    else:
+        router.rng.shuffle(wanted)
     state.asked += len(wanted)
     # Track one of them, as go does: a peer that advertises and does not deliver breaks a promise.
     router.promises.setdefault(router.rng.choice(wanted), (peer, now + cfg.iwant_followup))
