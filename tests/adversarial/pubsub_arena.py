@@ -268,11 +268,21 @@ class PubsubArena:
         host = await self.stack.enter_async_context(_open([], listen=False))
         attacker = Attacker(host, self.node, reading=reading)
         host.set_stream_handler(GOSSIPSUB_V11_PROTOCOL_ID, attacker._serve)
-        with anyio.fail_after(PROMPT):
-            await host.connect(_full_addr(self.node))
-            await attacker.open()
-            await ps(self.node).wait_until(lambda p: host.peer_id in p.peers())
+        await self.reconnect(attacker)
         return attacker
+
+    async def reconnect(self, attacker: Attacker) -> None:
+        """Close the attacker's connections (the node forgets it as a peer), then connect and
+        open a pubsub stream again."""
+        peer = attacker.host.peer_id
+        pubsub = ps(self.node)
+        with anyio.fail_after(PROMPT):
+            if attacker.host.connections(self.node.peer_id):
+                await attacker.host.disconnect(self.node.peer_id)
+                await pubsub.wait_until(lambda p: peer not in p.peers())
+            await attacker.host.connect(_full_addr(self.node))
+            await attacker.open()
+            await pubsub.wait_until(lambda p: peer in p.peers())
 
     def node_backoff(self, peer: PeerId) -> float:
         """Until when the node backs ``peer`` off in ``TOPIC`` (-inf without a backoff)."""

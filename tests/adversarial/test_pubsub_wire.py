@@ -5,13 +5,23 @@ too large to publish raises ``MessageTooLarge``."""
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 
 from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.host import Stream
 from p2pstack.varint import encode_uvarint
-from protocols.pubsub import RPC, Message, MessageTooLarge, SubOpts, encode_rpc, frame_rpc
+from protocols.pubsub import (
+    RPC,
+    Message,
+    MessageTooLarge,
+    PubsubProtocolError,
+    SubOpts,
+    encode_rpc,
+    frame_rpc,
+)
 from protocols.pubsub import rpc_pb2 as pb
 from tests.adversarial.conftest import Report
 from tests.adversarial.pubsub_arena import (
@@ -77,6 +87,12 @@ def _single_rpc_size(message: Message) -> int:
     return len(encode_rpc(RPC(publish=(message,))))
 
 
+def _logged_errors(caplog: pytest.LogCaptureFixture) -> list[object]:
+    """The errors the node logged with each malformed RPC (the record's last argument)."""
+    records = [r for r in caplog.records if str(r.msg).startswith("malformed pubsub RPC")]
+    return [r.args[-1] for r in records if isinstance(r.args, tuple)]
+
+
 async def _send_until_reset(stream: Stream, payload: bytes) -> None:
     """Send ``payload`` and read until the node resets the stream (it never writes on it; it
     may reset before reading everything, or even before our side saw the protocol confirmed)."""
@@ -89,7 +105,10 @@ async def _send_until_reset(stream: Stream, payload: bytes) -> None:
             return
 
 
-async def test_malformed_rpcs_reset_the_stream(report: Report) -> None:
+async def test_malformed_rpcs_reset_the_stream(
+    report: Report, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="protocols.pubsub._peer_streams")
     async with open_pubsub_arena() as arena:
         attacker = await arena.attacker()
         before = router_sizes(arena.node)
@@ -100,11 +119,13 @@ async def test_malformed_rpcs_reset_the_stream(report: Report) -> None:
             seconds = anyio.current_time() - started
             stats = ps(arena.node).statistics()
             assert stats.malformed_rpcs == count, name
+            errors = _logged_errors(caplog)
+            assert len(errors) == count and isinstance(errors[-1], PubsubProtocolError), name
             report.add(
                 f"pubsub: {name}",
                 sent=f"{len(payload)} bytes",
-                expected="stream reset",
-                observed="reset",
+                expected="PubsubProtocolError, stream reset",
+                observed=f"reset: {errors[-1]}",
                 seconds=round(seconds, 3),
             )
         after = router_sizes(arena.node)
