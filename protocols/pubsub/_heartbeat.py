@@ -69,6 +69,22 @@ def _handle_prune(
     return prune.peers[: router.config.prune_peers]
 
 
+#: The most protobuf bytes around the IDs of one IWANT in an RPC of its own (the RPC's control
+#: and the IWANT headers), with the outbound queue's allowance per control item.
+_IWANT_OVERHEAD = 32
+
+
+def _within_rpc(ids: list[bytes], max_rpc_size: int) -> list[bytes]:
+    # The IDs that fit one IWANT within the RPC bound: the outbound queue drops a larger one,
+    # and its promise would then cost the advertiser P7 for a request never sent.
+    budget = max_rpc_size - _IWANT_OVERHEAD
+    for n, msg_id in enumerate(ids):
+        budget -= 1 + (max(len(msg_id).bit_length(), 1) + 6) // 7 + len(msg_id)
+        if budget < 0:
+            return ids[:n]
+    return ids
+
+
 def _handle_ihave(
     router: GossipsubRouter, peer: PeerId, control: ControlMessage, now: float, out: Outbox
 ) -> None:
@@ -97,6 +113,9 @@ def _handle_ihave(
         wanted = router.rng.sample(wanted, room)  # O(room), where a shuffle is O(advertised)
     else:
         router.rng.shuffle(wanted)
+    wanted = _within_rpc(wanted, cfg.max_rpc_size)
+    if not wanted:
+        return
     state.asked += len(wanted)
     # Track one of them, as go does: a peer that advertises and does not deliver breaks a promise.
     router.promises.setdefault(router.rng.choice(wanted), (peer, now + cfg.iwant_followup))

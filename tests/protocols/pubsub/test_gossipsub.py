@@ -36,6 +36,7 @@ from protocols.pubsub import (
 )
 from protocols.pubsub._gossip_state import GossipsubConfig
 from protocols.pubsub._gossipsub import GossipsubRouter
+from protocols.pubsub._queue import OutboundQueue
 from protocols.pubsub._routing import Outgoing
 
 V11 = GOSSIPSUB_V11_PROTOCOL_ID
@@ -154,6 +155,22 @@ def test_one_huge_ihave_costs_linear_time() -> None:
     (iwant,) = _control(out, peer).iwant
     assert len(iwant.message_ids) == len(set(iwant.message_ids)) == 5000
     assert set(iwant.message_ids) <= set(ids)
+
+
+def test_iwant_fits_the_rpc_bound() -> None:
+    # Under a small RPC bound we ask for what one IWANT can carry: a larger IWANT would be
+    # dropped by the outbound queue, and its promise would cost the advertiser P7 for nothing.
+    router = _router(max_rpc_size=2048)
+    (peer,) = _peers(router, 1)
+    router.subscribe("t", 0.0)
+    ids = [n.to_bytes(40, "big") for n in range(500)]
+    out = router.handle_rpc(peer, RPC(control=ControlMessage(ihave=(ControlIHave("t", ids),))), 0.0)
+    (iwant,) = _control(out.out, peer).iwant
+    assert 40 <= len(iwant.message_ids) < 500
+    queue = OutboundQueue(max_rpc_size=2048)
+    assert queue.push(RPC(control=ControlMessage(iwant=(iwant,)))) == 0
+    (promised,) = router.promises
+    assert promised in iwant.message_ids
 
 
 def test_ihave_messages_are_capped_per_heartbeat() -> None:
