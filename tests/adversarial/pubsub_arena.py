@@ -25,8 +25,10 @@ from p2pstack.host import Host, Stream
 from p2pstack.identity import Identity, PeerId
 from protocols.identify import Identify
 from protocols.pubsub import (
+    FLOODSUB_PROTOCOL_ID,
     GOSSIPSUB_V11_PROTOCOL_ID,
     RPC,
+    FloodsubConfig,
     GossipsubConfig,
     GossipsubRouter,
     Message,
@@ -48,6 +50,7 @@ from transports.yamux import Yamux
 
 __all__ = [
     "MAX_RPC",
+    "NODE_FLOOD",
     "NODE_GOSSIP",
     "THRESHOLDS",
     "TOPIC",
@@ -91,6 +94,8 @@ NODE_GOSSIP = GossipsubConfig(
     thresholds=THRESHOLDS,
 )
 _HONEST_GOSSIP = GossipsubConfig(heartbeat_interval=0.2, max_rpc_size=MAX_RPC)
+#: A floodsub node (the honest gossipsub peers speak floodsub to it).
+NODE_FLOOD = FloodsubConfig(max_rpc_size=MAX_RPC)
 
 
 @asynccontextmanager
@@ -159,6 +164,7 @@ class Attacker:
     host: Host
     node: Host
     reading: bool = True
+    protocol: str = GOSSIPSUB_V11_PROTOCOL_ID
     received: list[RPC] = attrs.Factory(list)
     inbound: list[Stream] = attrs.Factory(list)
     stream: Stream | None = None
@@ -184,8 +190,8 @@ class Attacker:
             return
 
     async def open(self) -> Stream:
-        """A new pubsub stream to the node (``/meshsub/1.1.0``), now the one ``send`` uses."""
-        self.stream = await self.host.new_stream(self.node.peer_id, [GOSSIPSUB_V11_PROTOCOL_ID])
+        """A new pubsub stream to the node (``protocol``), now the one ``send`` uses."""
+        self.stream = await self.host.new_stream(self.node.peer_id, [self.protocol])
         return self.stream
 
     async def send(self, rpc: RPC) -> None:
@@ -264,10 +270,13 @@ class PubsubArena:
     _count: itertools.count[int] = attrs.Factory(itertools.count)
 
     async def attacker(self, *, reading: bool = True) -> Attacker:
-        """A connected attacker whose pubsub stream the node has taken as a peer's."""
+        """A connected attacker whose pubsub stream the node has taken as a peer's (speaking
+        ``/meshsub/1.1.0``, or ``/floodsub/1.0.0`` to a floodsub node)."""
         host = await self.stack.enter_async_context(_open([], listen=False))
-        attacker = Attacker(host, self.node, reading=reading)
-        host.set_stream_handler(GOSSIPSUB_V11_PROTOCOL_ID, attacker._serve)
+        floodsub = isinstance(ps(self.node).config, FloodsubConfig)
+        protocol = FLOODSUB_PROTOCOL_ID if floodsub else GOSSIPSUB_V11_PROTOCOL_ID
+        attacker = Attacker(host, self.node, reading=reading, protocol=protocol)
+        host.set_stream_handler(protocol, attacker._serve)
         await self.reconnect(attacker)
         return attacker
 
@@ -311,7 +320,7 @@ class PubsubArena:
 
 @asynccontextmanager
 async def open_pubsub_arena(
-    config: GossipsubConfig = NODE_GOSSIP, **node_options: object
+    config: GossipsubConfig | FloodsubConfig = NODE_GOSSIP, **node_options: object
 ) -> AsyncIterator[PubsubArena]:
     """The node (``Pubsub(config, **node_options)``), the honest publisher and subscriber
     connected to it, meshes formed and one honest message delivered."""
@@ -328,7 +337,11 @@ async def open_pubsub_arena(
             await subscriber.connect(_full_addr(node))
             await ps(publisher).wait_until(lambda p: node.peer_id in p.peers(TOPIC))
             await ps(node).wait_until(lambda p: subscriber.peer_id in p.mesh(TOPIC))
-            await ps(subscriber).wait_until(lambda p: node.peer_id in p.mesh(TOPIC))
+            # A floodsub node is no gossipsub mesh member: the subscriber floods to it.
+            meshed = isinstance(config, GossipsubConfig)
+            await ps(subscriber).wait_until(
+                lambda p: node.peer_id in (p.mesh(TOPIC) if meshed else p.peers(TOPIC))
+            )
         arena = PubsubArena(node, publisher, subscriber, node_sub, subscription, stack)
         await arena.honest_delivery()
         yield arena

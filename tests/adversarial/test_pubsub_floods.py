@@ -22,6 +22,7 @@ from protocols.pubsub import (
 from tests.adversarial.conftest import Report
 from tests.adversarial.node import RSS_SLACK, measure
 from tests.adversarial.pubsub_arena import (
+    NODE_FLOOD,
     NODE_GOSSIP,
     PROMPT,
     TOPIC,
@@ -112,9 +113,13 @@ async def test_control_floods_keep_bounded_state(report: Report) -> None:
         await arena.honest_delivery(count=3)
 
 
-async def test_peer_that_never_reads_is_dropped(report: Report) -> None:
+@pytest.mark.parametrize("router", ["gossipsub", "floodsub"])
+async def test_peer_that_never_reads_is_dropped(router: str, report: Report) -> None:
     max_queued, write_timeout = 256 * 1024, 2.0
-    async with open_pubsub_arena(max_queued_bytes=max_queued, write_timeout=write_timeout) as arena:
+    config = NODE_GOSSIP if router == "gossipsub" else NODE_FLOOD
+    async with open_pubsub_arena(
+        config, max_queued_bytes=max_queued, write_timeout=write_timeout
+    ) as arena:
         node = ps(arena.node)
         attacker = await arena.attacker(reading=False)
         peer = attacker.host.peer_id
@@ -149,7 +154,7 @@ async def test_peer_that_never_reads_is_dropped(report: Report) -> None:
         # Everything in this process (four hosts, the attacker's unread stream included).
         assert measure().rss - memory.rss <= RSS_SLACK
         report.add(
-            "pubsub: mesh peer that never reads",
+            f"{router}: mesh peer that never reads",
             sent=f"{batches * 16} x 8 KiB forwarded to it",
             expected=f"queue <= {max_queued >> 10} KiB, dropped after a {write_timeout} s write",
             observed=f"queue peaked at {queued_max >> 10} KiB; dropped",

@@ -15,6 +15,8 @@ from p2pstack.host import Stream
 from p2pstack.varint import encode_uvarint
 from protocols.pubsub import (
     RPC,
+    FloodsubConfig,
+    GossipsubConfig,
     Message,
     MessageTooLarge,
     PubsubProtocolError,
@@ -26,6 +28,8 @@ from protocols.pubsub import rpc_pb2 as pb
 from tests.adversarial.conftest import Report
 from tests.adversarial.pubsub_arena import (
     MAX_RPC,
+    NODE_FLOOD,
+    NODE_GOSSIP,
     PROMPT,
     TOPIC,
     open_pubsub_arena,
@@ -34,6 +38,11 @@ from tests.adversarial.pubsub_arena import (
 )
 
 pytestmark = pytest.mark.anyio
+
+ROUTERS: dict[str, GossipsubConfig | FloodsubConfig] = {
+    "gossipsub": NODE_GOSSIP,
+    "floodsub": NODE_FLOOD,
+}
 
 
 def _pb(build: pb.RPC) -> bytes:
@@ -105,13 +114,14 @@ async def _send_until_reset(stream: Stream, payload: bytes) -> None:
             return
 
 
+@pytest.mark.parametrize("router", ["gossipsub", "floodsub"])
 async def test_malformed_rpcs_reset_the_stream(
-    report: Report, caplog: pytest.LogCaptureFixture
+    router: str, report: Report, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="protocols.pubsub._peer_streams")
-    async with open_pubsub_arena() as arena:
+    async with open_pubsub_arena(ROUTERS[router]) as arena:
         attacker = await arena.attacker()
-        before = router_sizes(arena.node)
+        before = router_sizes(arena.node) if router == "gossipsub" else {}
         for count, (name, payload) in enumerate(MALFORMED.items(), start=1):
             stream = await attacker.open()
             started = anyio.current_time()
@@ -122,16 +132,18 @@ async def test_malformed_rpcs_reset_the_stream(
             errors = _logged_errors(caplog)
             assert len(errors) == count and isinstance(errors[-1], PubsubProtocolError), name
             report.add(
-                f"pubsub: {name}",
+                f"{router}: {name}",
                 sent=f"{len(payload)} bytes",
                 expected="PubsubProtocolError, stream reset",
                 observed=f"reset: {errors[-1]}",
                 seconds=round(seconds, 3),
             )
-        after = router_sizes(arena.node)
         # Nothing of the bad RPCs was applied (the 1,100 subscriptions were refused whole).
-        assert after["peer_topics"] == before["peer_topics"]
-        assert after["backoff"] == before["backoff"] == 0
+        if router == "gossipsub":
+            after = router_sizes(arena.node)
+            assert after["peer_topics"] == before["peer_topics"]
+            assert after["backoff"] == before["backoff"] == 0
+        assert ps(arena.node).peers("t0") == []
         assert stats.received == 1 and stats.invalid == 0
         # The attacker is still a peer (only its stream was reset) and honest traffic flows.
         assert attacker.host.peer_id in ps(arena.node).peers()
