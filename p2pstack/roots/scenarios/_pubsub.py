@@ -1,7 +1,7 @@
 """The ``pubsub`` simulation workload: gossipsub and floodsub side by side on the same nodes,
 topology, links and publish schedule; delivery rate, latency and hop percentiles (next to
-log_5 N), duplicates per delivery, bytes per node, mesh degree over time (docs/simulation.md,
-"Pubsub")."""
+log_5 N), duplicates per delivery, bytes per node, mesh degree over time (docs/pubsub.md,
+"Simulation")."""
 
 from __future__ import annotations
 

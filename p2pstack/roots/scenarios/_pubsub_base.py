@@ -1,7 +1,7 @@
 """The base of the pubsub simulation workloads: the ``[pubsub]`` settings, node identities, a
 seeded random topology, node starts, a steady publish workload from random publishers, mesh
 degree samples, and one ``Overlay`` of router cores per router compared, all on one event queue
-(docs/simulation.md, "Pubsub"). Workloads with other node behaviours (Sybils) subclass
+(docs/pubsub.md, "Simulation"). Workloads with other node behaviours (Sybils) subclass
 ``PubsubNodes`` and override ``make_overlay``."""
 
 from __future__ import annotations

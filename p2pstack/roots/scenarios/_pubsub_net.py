@@ -2,7 +2,7 @@
 cores (``GossipsubRouter`` or ``FloodsubRouter`` of ``protocols.pubsub``) per node, wired by
 simulated links (the latency, bandwidth and loss model of ``transports.simnet``), driven by one
 event queue on virtual time, with every publish and first delivery recorded
-(docs/simulation.md, "Pubsub").
+(docs/pubsub.md, "Simulation").
 
 The cores are driven directly, not through the ``Pubsub`` host service: RPC values go from one
 core to the other without the streams, multistream, security and muxer of the full stack (at
@@ -67,16 +67,18 @@ class EventQueue:
 
     def __init__(self, step: float = 0.05) -> None:
         self.step = step
-        self._heap: list[tuple[float, int, Callable[[float, Any], None], Any]] = []
-        self._seq = 0
+        #: The queue itself (``(time, seq, fn, arg)``), public for hot paths that push directly.
+        self.heap: list[tuple[float, int, Callable[[float, Any], None], Any]] = []
+        #: The last insertion number (ties in time run in insertion order).
+        self.seq = 0
         self._synced = 0.0
         #: The time of the event being run.
         self.now = 0.0
 
     def at(self, t: float, fn: Callable[[float, Any], None], arg: Any = None) -> None:
         """Run ``fn(t, arg)`` at virtual time ``t``."""
-        self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, fn, arg))
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, fn, arg))
 
     async def run(self, until: float) -> None:
         """Run the events due up to ``until`` (virtual seconds since the run started).
@@ -84,7 +86,7 @@ class EventQueue:
         Args:
             until: the end; later events stay queued.
         """
-        heap = self._heap
+        heap = self.heap
         self._synced = anyio.current_time()
         while heap and heap[0][0] <= until:
             t, _, fn, arg = heapq.heappop(heap)
@@ -248,20 +250,28 @@ class Overlay:
         """
         sizes: dict[int, int] = {}  # id() is stable here: ``out`` holds every RPC
         src = node.index
+        links, index_of, rng = self._links, self.index_of, self._link_rng
+        rec, heap, arrive = self.recorder, self.events.heap, self._arrive
+        sent = 0
         for peer, rpc in out:
-            dst = self.index_of[peer]
+            dst = index_of[peer]
             size = sizes.get(id(rpc))
             if size is None:
                 size = sizes[id(rpc)] = framed_size(rpc)
-            self.recorder.sent(src, size, len(rpc.publish))
-            direction = self._links.get((src, dst))
+            sent += size
+            rec.messages_sent += len(rpc.publish)
+            direction = links.get((src, dst))
             if direction is None:
-                direction = self._links[(src, dst)] = LinkDirection(self.link)
-            arrival = direction.schedule(now, size, self._link_rng)
+                direction = links[(src, dst)] = LinkDirection(self.link)
+            arrival = direction.schedule(now, size, rng)
             if arrival is None:
                 self.resets += 1
                 continue
-            self.events.at(arrival, self._arrive, (src, dst, rpc))
+            self.events.seq += 1
+            heapq.heappush(heap, (arrival, self.events.seq, arrive, (src, dst, rpc)))
+        if out:
+            rec.rpcs_sent += len(out)
+            rec.bytes_sent[src] = rec.bytes_sent.get(src, 0) + sent
 
     def _arrive(self, now: float, item: tuple[int, int, RPC]) -> None:
         src, dst, rpc = item

@@ -1,4 +1,4 @@
-"""What a pubsub simulation measures (docs/simulation.md, "Pubsub"): every publish, every first
+"""What a pubsub simulation measures (docs/pubsub.md, "Simulation"): every publish, every first
 delivery with its latency and hop count, duplicates, bytes and RPC messages sent per node, and
 mesh degree samples over time; and the flat ``metrics.json`` values made from them."""
 
