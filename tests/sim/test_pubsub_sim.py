@@ -107,7 +107,11 @@ def test_outputs_and_same_seed_same_metrics(request: pytest.FixtureRequest, tmp_
     assert not any(k.startswith("floodsub_") for k in m)
     plots = write_plots(first, tmp_path)
     names = {p.name for p in plots}
-    assert {"pubsub-latency-cdf.png", "pubsub-mesh-degree-gossipsub.png"} <= names
+    assert {
+        "pubsub-latency-cdf.png",
+        "pubsub-mesh-degree-gossipsub.png",
+        "pubsub-hops.png",
+    } <= names
     assert all(p.stat().st_size > 1000 for p in plots)
     write_summary(first, tmp_path)
     summary = (tmp_path / "summary.txt").read_text()

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from p2pstack.roots.scenarios._pubsub_base import PubsubNodes, PubsubSimConfig
-from p2pstack.roots.scenarios._pubsub_plots import plot_latency_cdf, plot_mesh_degree
+from p2pstack.roots.scenarios._pubsub_plots import plot_hops, plot_latency_cdf, plot_mesh_degree
 from p2pstack.roots.scenarios._workload import MetricValue, WorkloadType, register_workload
 
 __all__ = ["PubsubWorkload"]
@@ -55,6 +55,11 @@ class PubsubWorkload(PubsubNodes):
         if any(lat.values()):
             path = out_dir / "pubsub-latency-cdf.png"
             paths.append(plot_latency_cdf(lat, path, f"{title}: delivery latency CDF"))
+            hops = {name: rec.hop_counts() for name, rec in self.recorders.items()}
+            log5n = self.base_metrics()["hops_log5_n"]
+            assert isinstance(log5n, float)
+            path = out_dir / "pubsub-hops.png"
+            paths.append(plot_hops(hops, log5n, path, f"{title}: hops to first delivery"))
         c = self.cfg
         for name, rec in self.recorders.items():
             if rec.mesh:

@@ -1,5 +1,5 @@
-"""Plots of the pubsub workloads: the delivery latency CDF of each overlay, and the gossipsub
-mesh degree over time with D, D_lo and D_hi marked."""
+"""Plots of the pubsub workloads: the delivery latency CDF of each overlay, the gossipsub mesh
+degree over time with D, D_lo and D_hi marked, and deliveries per hop count next to log_5 N."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from p2pstack.roots.scenarios._plots import new_plot, save_plot, sensible_y
 from p2pstack.roots.scenarios._pubsub_record import MeshSample
 
-__all__ = ["plot_latency_cdf", "plot_mesh_degree"]
+__all__ = ["plot_hops", "plot_latency_cdf", "plot_mesh_degree"]
 
 
 def plot_latency_cdf(series: Mapping[str, Sequence[float]], path: Path, title: str) -> Path:
@@ -77,3 +77,42 @@ def plot_mesh_degree(
     sensible_y(ax, [float(s.maximum) for s in samples] + [float(d_hi)], integer=True)
     ax.set_ylabel("mesh peers per node")
     return save_plot(fig, ax, path, title)
+
+
+def plot_hops(series: Mapping[str, Sequence[int]], log5n: float, path: Path, title: str) -> Path:
+    """Deliveries per hop count, one bar group per overlay, with log_5 N marked.
+
+    Args:
+        series: label -> every delivery's hop count.
+        log5n: log_5 N of the network (the expected mesh hops).
+        path: the PNG to write.
+        title: the plot title.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = new_plot()
+    top = max((max(v) for v in series.values() if v), default=1)
+    width = 0.8 / max(1, len(series))
+    shares: list[float] = []
+    for k, (label, hops) in enumerate(series.items()):
+        counts = [0] * (top + 1)
+        for h in hops:
+            counts[h] += 1
+        share = [100.0 * c / max(1, len(hops)) for c in counts]
+        shares += share
+        xs = [h - 0.4 + width * (k + 0.5) for h in range(top + 1)]
+        ax.bar(xs, share, width=width, label=label)
+    ax.axvline(log5n, color="tab:red", linestyle="--", label=f"log_5 N = {log5n:.1f}")
+    sensible_y(ax, shares, min_span=10.0)
+    ax.set_xticks(range(top + 1))
+    ax.set_xlabel("hops from the publisher (first delivery)")
+    ax.set_ylabel("deliveries (%)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
