@@ -193,6 +193,21 @@ class Overlay:
         self.send(na, self._add_peer(na.router, nb.peer_id, outbound=True, now=now), now)
         self.send(nb, self._add_peer(nb.router, na.peer_id, outbound=False, now=now), now)
 
+    def stop(self, index: int, now: float) -> None:
+        """Node ``index`` goes down: its neighbours drop it (RPCs in flight from or to it are
+        lost), its router is gone."""
+        node = self.nodes[index]
+        node.up = False
+        node.router = None
+        for other in self.neighbours.pop(index, {}):
+            self.neighbours[other].pop(index, None)
+            router = self.nodes[other].router
+            if isinstance(router, FloodsubRouter):
+                router.remove_peer(node.peer_id)
+            elif router is not None:
+                router.remove_peer(node.peer_id, now)
+        self.neighbours[index] = {}
+
     def _add_peer(
         self, router: Router, peer: PeerId, *, outbound: bool, now: float
     ) -> list[Outgoing]:
@@ -229,11 +244,11 @@ class Overlay:
 
     def _arm_timer(self, node: PubsubNode) -> None:
         if isinstance(node.router, GossipsubRouter):
-            self.events.at(node.router.next_deadline(), self._on_timer, node)
+            self.events.at(node.router.next_deadline(), self._on_timer, (node, node.router))
 
-    def _on_timer(self, now: float, node: PubsubNode) -> None:
-        router = node.router
-        if not isinstance(router, GossipsubRouter) or not node.up:
+    def _on_timer(self, now: float, item: tuple[PubsubNode, GossipsubRouter]) -> None:
+        node, router = item
+        if node.router is not router:  # stopped (and maybe restarted with a new router)
             return
         self.send(node, router.handle_timer(now), now)
         self._arm_timer(node)
