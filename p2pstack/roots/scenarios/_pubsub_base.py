@@ -137,7 +137,8 @@ class PubsubNodes:
         )
 
     def topology(self) -> list[tuple[int, int]]:
-        """The (dialer, dialed) pairs: each node dials ``connect`` random others."""
+        """The links, as (chooser, chosen) pairs: each node picks ``connect`` random others
+        (a pair chosen both ways is one link); the one of a pair that starts later dials."""
         rng = self.rng.child("topology")
         nodes = list(self.sim.node_indexes)
         edges: dict[tuple[int, int], None] = {}
@@ -223,7 +224,7 @@ class PubsubNodes:
 
     def _sample(self, now: float, _: object) -> None:
         for name, overlay in self.overlays.items():
-            if name != "floodsub":
+            if isinstance(overlay.config, GossipsubConfig):
                 self.recorders[name].sample_mesh(
                     now - self._base, overlay.mesh_degrees(self.cfg.topic)
                 )
