@@ -61,6 +61,7 @@ class _Link:
     queue: OutboundQueue
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     wake: Signal = attrs.Factory(Signal)
+    writing: bool = False  # an RPC taken from the queue is being written
 
 
 @attrs.define
@@ -106,6 +107,8 @@ class PeerStreams:
         self._dropped_closed = 0  # drops counted by queues of links that ended
         self.counters = LinkCounters()
         self.inbound_streams = 0
+        #: Set after each RPC written and each link ended (what ``idle`` waiters wait for).
+        self.progress = Signal()
 
     @property
     def dropped_outbound(self) -> int:
@@ -118,6 +121,11 @@ class PeerStreams:
         """The outbound queue of ``peer`` (``None`` when it has no link)."""
         link = self._links.get(peer)
         return None if link is None else link.queue.statistics()
+
+    def idle(self, peer: PeerId) -> bool:
+        """Whether everything queued for ``peer`` has been written (true without a link)."""
+        link = self._links.get(peer)
+        return link is None or (not link.writing and not link.queue)
 
     def connect(self, peer: PeerId) -> None:
         """Open the outbound stream to ``peer`` (in a task) unless it has one. Never blocks."""
@@ -159,6 +167,7 @@ class PeerStreams:
         stats = link.queue.statistics()
         self._dropped_closed += stats.dropped_messages + stats.dropped_control
         link.scope.cancel()
+        self.progress.set()
         self._on_left(peer)
 
     async def _run_outbound(self, peer: PeerId, link: _Link) -> None:
@@ -194,8 +203,11 @@ class PeerStreams:
             if rpc is None:
                 await link.wake.wait()
                 continue
+            link.writing = True
             with anyio.fail_after(timeout):
                 await stream.send(frame_rpc(rpc))
+            link.writing = False
+            self.progress.set()
 
     async def handle_inbound(self, stream: Stream) -> None:
         """The stream handler of the pubsub protocols: read RPCs until the stream ends.

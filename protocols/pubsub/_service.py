@@ -365,6 +365,18 @@ class Pubsub:
         while not predicate(self):
             await self._changed.wait()
 
+    async def flush(self, peers: Iterable[PeerId] | None = None) -> None:
+        """Wait until every RPC queued for ``peers`` (default: every peer) has been written to
+        its stream, or its link has ended. Bound the wait with a timeout.
+
+        Args:
+            peers: the peers (a peer without a link counts as flushed).
+        """
+        streams = self._require()[2]
+        chosen = list(self.peers() if peers is None else peers)
+        while not all(streams.idle(peer) for peer in chosen):
+            await streams.progress.wait()
+
     def queue_statistics(self, peer: PeerId) -> QueueStats | None:
         """A snapshot of the outbound queue of ``peer`` (``None`` when it has no link)."""
         return self._require()[2].queue_statistics(peer)
