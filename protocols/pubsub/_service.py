@@ -163,6 +163,8 @@ class Pubsub:
                 self._host.remove_stream_handler(protocol)
         if self._streams is not None:
             self._streams.close()
+            with anyio.move_on_after(2.0):  # the FINs go out before the connections close
+                await self._streams.wait_closed()
         for subs in self._subscriptions.values():
             for sub in subs:
                 sub._end()
