@@ -19,7 +19,6 @@ from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.events import PeerDisconnected, PeerProtocolsChanged
 from p2pstack.host import Host
 from p2pstack.identity import PeerId
-from p2pstack.multiaddrs import split_peer_id
 from p2pstack.roots.cli._common import UserError
 from p2pstack.roots.cli._errors import describe, describe_connect_failure
 from p2pstack.sync import Signal
@@ -34,7 +33,6 @@ from protocols.pubsub import (
 __all__ = [
     "GRAFT_WAIT",
     "Published",
-    "bootstrap_peer_ids",
     "connect_all",
     "is_gossipsub",
     "publish_through",
@@ -231,8 +229,3 @@ async def publish_through(
     with anyio.fail_after(timeout):
         await pubsub.flush(known)
     return Published(msg_id, len(known))
-
-
-def bootstrap_peer_ids(addrs: Sequence[Multiaddr]) -> list[PeerId]:
-    """The peer IDs named by ``/p2p/`` addresses (as ``check_bootstrap_option`` returns)."""
-    return [peer for peer in (split_peer_id(a)[1] for a in addrs) if peer is not None]
