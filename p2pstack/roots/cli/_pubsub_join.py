@@ -31,7 +31,7 @@ from protocols.pubsub import (
 )
 
 __all__ = [
-    "GRAFT_WAIT",
+    "TOPIC_WAIT",
     "Published",
     "connect_all",
     "is_gossipsub",
@@ -42,11 +42,12 @@ __all__ = [
 ]
 
 #: Seconds ``subscribe_through`` waits (within its caller's deadline) for the bootstrap peers'
-#: own subscriptions to the topic, which it needs to GRAFT them: a peer's first RPC lists its
-#: topics, and it comes within milliseconds of its stream. A bootstrap peer still silent after
-#: it is taken as not subscribed (it gets the SUBSCRIBE only; the heartbeat grafts it later if
-#: it joins).
-GRAFT_WAIT = 2.0
+#: own subscriptions to the topic. They come in the first RPC on the peer's stream to us, so
+#: once they are known that stream is open: a peer may drop what it publishes before its stream
+#: is up (js floodsub does, even to a peer it lists as a recipient), and gossipsub GRAFTs only
+#: peers known to be in the topic. A bootstrap peer that has not announced the topic by then is
+#: taken as not in it (it gets our SUBSCRIBE; the heartbeat grafts it later if it joins).
+TOPIC_WAIT = 2.0
 
 
 def is_gossipsub(pubsub: Pubsub) -> bool:
@@ -158,26 +159,25 @@ async def wait_links(host: Host, pubsub: Pubsub, peers: Sequence[PeerId]) -> lis
 
 
 async def subscribe_through(
-    host: Host, pubsub: Pubsub, topic: str, peers: Sequence[PeerId], graft_wait: float = GRAFT_WAIT
+    host: Host, pubsub: Pubsub, topic: str, peers: Sequence[PeerId], topic_wait: float = TOPIC_WAIT
 ) -> Subscription:
     """Subscribe to ``topic`` and return once the SUBSCRIBE (and, for gossipsub, the GRAFT to
-    each of ``peers`` subscribed to the topic) has been written to ``peers``, so that a message
-    published after that reaches us. Bound it with a timeout.
+    each of ``peers`` in the topic) has been written to ``peers``, so that a message published
+    after that reaches us. Bound it with a timeout.
 
     Args:
         host: the host.
         pubsub: its pubsub service.
         topic: the topic.
         peers: the bootstrap pubsub peers (see ``wait_links``).
-        graft_wait: seconds to wait for the peers' own subscriptions before subscribing
-            (gossipsub only: GRAFT goes to peers known to be in the topic).
+        topic_wait: seconds to wait first for the peers' own subscriptions to the topic (see
+            ``TOPIC_WAIT``).
 
     Returns:
         The subscription.
     """
-    if is_gossipsub(pubsub):
-        with anyio.move_on_after(graft_wait):
-            await wait_for(host, pubsub, lambda: set(peers) <= set(pubsub.peers(topic)))
+    with anyio.move_on_after(topic_wait):
+        await wait_for(host, pubsub, lambda: set(peers) <= set(pubsub.peers(topic)))
     subscription = pubsub.subscribe(topic)
     await pubsub.flush(peers)
     return subscription

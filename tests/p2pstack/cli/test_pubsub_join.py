@@ -125,7 +125,7 @@ async def test_subscribe_through_a_hub_outside_the_topic_does_not_wait_forever()
         with anyio.fail_after(10):
             reached = await join.connect_all(client, [hub.addrs[0]])
             await join.wait_links(client, ps(client), reached)
-            sub = await join.subscribe_through(client, ps(client), "t", reached, graft_wait=0.2)
+            sub = await join.subscribe_through(client, ps(client), "t", reached, topic_wait=0.2)
             await ps(hub).wait_until(lambda s: client.peer_id in s.peers("t"))
         assert ps(client).mesh("t") == []
         sub.close()
