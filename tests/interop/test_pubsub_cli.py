@@ -80,6 +80,16 @@ class Lines:
                 if event.get("event") == name:
                     return event
 
+    async def events(self, *names: str, timeout: float = OP_TIMEOUT) -> dict[str, Event]:
+        """The first JSON event of each of ``names``, in whatever order they come."""
+        found: dict[str, Event] = {}
+        with anyio.fail_after(timeout):
+            while set(found) != set(names):
+                event: Event = json.loads(await self.line(timeout))
+                if event.get("event") in names:
+                    found.setdefault(event["event"], event)
+        return found
+
     async def line_matching(self, fragment: str, timeout: float = OP_TIMEOUT) -> str:
         with anyio.fail_after(timeout):
             while fragment not in (line := await self.line(timeout)):
@@ -251,7 +261,14 @@ async def test_node_between_js_and_a_sub(router: str, tmp_path: Path) -> None:
         async with run("node", [*node_argv, "--bootstrap", js.addr], tmp_path) as node:
             listening = await node.event("listening", START_TIMEOUT)
             assert (listening["pubsub"], listening["topics"]) == (router, [topic])
-            assert (await node.event("pubsub_bootstrapped"))["peers"] == 1
+            # js's subscription came on its stream to the node: js can send to it now.
+            joined = await node.events("pubsub_bootstrapped", "topic_peer_joined")
+            assert joined["pubsub_bootstrapped"]["peers"] == 1
+            assert joined["topic_peer_joined"] == {
+                "event": "topic_peer_joined",
+                "peer_id": js.peer_id,
+                "topic": topic,
+            }
             node_id, node_addr = listening["peer_id"], listening["addrs"][0]
             await js.until_listed("peers", topic, node_id)
             if router == "gossipsub":  # js publishes to its mesh only
