@@ -122,7 +122,7 @@ def configure_pubsub(p: argparse.ArgumentParser) -> None:
         "sub",
         help="subscribe to a topic through the bootstrap peers and print its messages",
         description="Connect to every --bootstrap peer, subscribe to TOPIC, print "
-        "'subscribed' once the subscription (and, for gossipsub, the GRAFT) has been sent to "
+        "'subscribed' once the subscription (and, for gossipsub, the GRAFT) has been written to "
         "them, then print each message: from is its original publisher. Runs until "
         "--count messages, SIGINT or SIGTERM.",
     )
