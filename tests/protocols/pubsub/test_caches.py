@@ -189,5 +189,7 @@ def test_queue_rpcs_fit_and_keep_order(rpcs: list[RPC]) -> None:
         data = encode_rpc(taken)
         assert len(data) <= 512
         sent += decode_rpc(data).publish
-    expected = [m for rpc in rpcs for m in rpc.publish]
-    assert sent == [m for m in expected if m in sent]  # order kept among what was not dropped
+    expected = iter([m for rpc in rpcs for m in rpc.publish])
+    # Order kept among what was not dropped: what was sent is a subsequence of what was pushed
+    # (equal messages may be pushed several times and only some of them dropped).
+    assert all(any(m == e for e in expected) for m in sent)
