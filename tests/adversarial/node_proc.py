@@ -145,10 +145,10 @@ class NodeProcess:
     async def measure(self) -> Baseline:
         """The child's descriptors and memory, after a full garbage collection in it."""
         got = await self.query("measure")
-        return Baseline(fds=got["fds"], traced=got["traced"], rss=got["rss"], blocks=got["blocks"])
+        return Baseline(**{key: int(got[key]) for key in ("fds", "traced", "rss", "blocks")})
 
     async def listeners(self) -> int:
-        return (await self.query("measure"))["listeners"]
+        return int((await self.query("measure"))["listeners"])
 
     def sample(self) -> tuple[int, int]:
         """Descriptors and resident bytes now, read from ``/proc`` (no garbage collection)."""
