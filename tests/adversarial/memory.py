@@ -12,8 +12,9 @@ import os
 import re
 import sys
 import tempfile
+import tracemalloc
 
-__all__ = ["memory_breakdown", "object_census"]
+__all__ = ["memory_breakdown", "object_census", "traced_top"]
 
 _MIB = 1 << 20
 
@@ -74,11 +75,55 @@ def memory_breakdown() -> dict[str, object]:
     return {**maps, **_pymalloc(), "blocks": sys.getallocatedblocks()}
 
 
+#: Types whose holders the census names (a sample of each: every lookup scans every object).
+_HELD = ("Event", "deque", "CancelScope", "set", "Context", "method", "cell")
+
+
+def _holder(holder: object, owner: bool) -> str:
+    """The type of ``holder``, or (if ``owner``) for an instance ``__dict__`` its owner's."""
+    if owner and isinstance(holder, dict):
+        owners = [o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None) is holder]
+        if owners:
+            return f"{type(owners[0]).__qualname__}.__dict__"
+    return type(holder).__qualname__
+
+
 def object_census(top: int = 30) -> dict[str, object]:
     """The ``top`` most numerous types among objects tracked by the garbage collector.
 
     Returns:
         Type name to count, most numerous first.
     """
-    counts = collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
-    return dict(counts.most_common(top))
+    counts: collections.Counter[str] = collections.Counter()
+    samples: dict[str, list[object]] = {name: [] for name in _HELD}
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        counts[name] += 1
+        if name == "coroutine":
+            counts[f"coroutine {obj.cr_code.co_qualname}"] += 1
+        elif name in samples and len(samples[name]) < 100:
+            samples[name].append(obj)
+    holders: collections.Counter[str] = collections.Counter()
+    for name, objs in samples.items():
+        found = [h for h in gc.get_referrers(*objs) if h is not objs]
+        # Owners of instance dicts for the first few only (each lookup scans every object).
+        holders.update(f"{name} held by {_holder(h, i < 8)}" for i, h in enumerate(found))
+    del samples
+    census: dict[str, object] = dict(counts.most_common(top))
+    return census | dict(holders.most_common(40))
+
+
+def traced_top(top: int = 30) -> dict[str, object]:
+    """The ``top`` source lines holding the most tracemalloc-tracked memory (empty unless the
+    process traces: ``node_proc.py --tracemalloc``).
+
+    Returns:
+        ``"file:line"`` to ``[KiB, blocks]``, largest first.
+    """
+    if not tracemalloc.is_tracing():
+        return {}
+    stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
+    return {
+        f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}": [stat.size >> 10, stat.count]
+        for stat in stats
+    }

@@ -31,7 +31,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.identity import PeerId
 from p2pstack.resources import LimitedResourceManager, Limits
-from tests.adversarial.memory import memory_breakdown, object_census
+from tests.adversarial.memory import memory_breakdown, object_census, traced_top
 from tests.adversarial.node import Baseline, open_node
 
 __all__ = ["NodeProcess", "open_node_process", "read_proc"]
@@ -59,9 +59,6 @@ def _measure_child(listeners: int) -> dict[str, int]:
     traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
     blocks = sys.getallocatedblocks()
     return {"fds": fds, "rss": rss, "blocks": blocks, "traced": traced, "listeners": listeners}
-
-
-_DIAGNOSTICS = {"breakdown": memory_breakdown, "census": object_census}
 
 
 async def _readline(buffer: bytearray) -> bytes | None:
@@ -94,8 +91,12 @@ async def _serve(args: argparse.Namespace) -> None:
             command = line.strip().decode(errors="replace")
             if command == "measure":
                 reply: object = _measure_child(host.statistics().listeners)
-            elif command in _DIAGNOSTICS:
-                reply = _DIAGNOSTICS[command]()
+            elif command == "breakdown":
+                reply = memory_breakdown()
+            elif command.startswith("top"):
+                reply = traced_top(int(command.partition(" ")[2] or 30))
+            elif command.startswith("census"):
+                reply = object_census(int(command.partition(" ")[2] or 30))
             else:
                 reply = {"error": f"unknown command {line!r}"}
             print(json.dumps(reply), flush=True)
