@@ -19,7 +19,7 @@ from p2pstack.errors import (
     P2PError,
     P2PTimeoutError,
 )
-from p2pstack.interfaces import MemoryBudget, SecureConnection
+from p2pstack.interfaces import MemoryBudget, MuxedStream, SecureConnection
 from p2pstack.resources import MuxerMemory
 from p2pstack.sync import FastLock, Signal, loop_clock
 from transports.yamux._config import YamuxConfig
@@ -121,6 +121,11 @@ class YamuxConnection:
         # A list, not a deque: at most ``accept_backlog`` entries, and an empty deque costs
         # about 0.75 KiB per connection.
         self._backlog: list[YamuxStream] = []
+        # Set by the owner (``set_stream_handler``): inbound streams go to it, not the backlog.
+        self._stream_handler: Callable[[MuxedStream], object] | None = None
+        # Streams handed to it since the last input was dispatched: at most ``accept_backlog``
+        # per read, as when they queue for an ``accept_stream`` loop that cannot run meanwhile.
+        self._handed = 0
         self._accept_signal = Signal()
         self._writer_signal = Signal()
         self._drained_signal = Signal()
@@ -195,6 +200,18 @@ class YamuxConnection:
                 raise ConnectionClosedError("yamux connection is closed")
             await self._accept_signal.wait()
         return self._backlog.pop(0)
+
+    def set_stream_handler(self, handler: Callable[[MuxedStream], object]) -> None:
+        """Hand each inbound stream to ``handler`` as it opens (``StreamPushingConnection``);
+        streams already queued for ``accept_stream`` are handed over at once.
+
+        Args:
+            handler: called synchronously from ``run()``'s task; must not block or raise.
+        """
+        self._stream_handler = handler
+        backlog, self._backlog = self._backlog, []
+        for stream in backlog:
+            handler(stream)
 
     async def aclose(self) -> None:
         """Send GoAway(normal), close the secure connection, reset open streams and make
@@ -328,6 +345,7 @@ class YamuxConnection:
 
     def _dispatch(self) -> None:
         core, streams = self._core, self._streams
+        self._handed = 0
         while (event := core.next_event()) is not None:
             if isinstance(event, DataReceived):
                 if (stream := streams.get(event.stream_id)) is not None:
@@ -354,6 +372,14 @@ class YamuxConnection:
                 self._remote_error = MuxerError(f"yamux: peer sent GoAway with code {event.code}")
 
     def _on_stream_opened(self, stream_id: int) -> None:
+        if self._stream_handler is not None:
+            if self._handed >= self._config.accept_backlog:
+                self._core.reset_stream(stream_id)
+                return
+            self._handed += 1
+            stream = self._streams[stream_id] = self._new_stream(stream_id)
+            self._stream_handler(stream)
+            return
         if len(self._backlog) >= self._config.accept_backlog:
             self._core.reset_stream(stream_id)
             return
