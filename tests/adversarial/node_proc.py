@@ -6,7 +6,9 @@ heap, grows the process by about as much as the node's peak itself; docs/reliabi
 The child prints one JSON line ``{"peer_id": ..., "addr": ...}`` once it listens, then answers
 each line on its stdin with one JSON line: ``measure`` (after a full garbage collection: open
 descriptors, resident bytes, Python's allocated blocks, tracemalloc-tracked bytes when
-``--tracemalloc`` is on, the host's listener count). It stops at the end of its stdin.
+``--tracemalloc`` is on, the host's listener count); diagnostics ``breakdown`` (resident memory
+by kind and pymalloc's arenas), ``census [N]`` (live objects by type) and ``top [N]`` (source
+lines holding the most traced memory), from ``memory.py``. It stops at the end of its stdin.
 
 Without ``tracemalloc``, ``sys.getallocatedblocks()`` (blocks held by Python's object allocator)
 is the leak check: objects that outlive an attack show up as blocks above the baseline.
