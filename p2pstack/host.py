@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from multiaddr import Multiaddr
@@ -643,7 +644,14 @@ class Host:
             self.events.emit(PeerDisconnected(peer_id=peer))
 
     def _serve_stream(self, conn: Connection, muxed: MuxedStream) -> None:
-        self._tg.start_soon(self._handlers.serve, conn, muxed)
+        self._tg.start_soon(self._serve_pushed, conn, muxed)
+
+    async def _serve_pushed(self, conn: Connection, muxed: MuxedStream) -> None:
+        # One scheduling round first, as when an accept task handed streams over: the handlers
+        # of streams that ended earlier on the wire (in the same read) run first and give back
+        # their per-peer slots before this stream is counted.
+        await anyio.lowlevel.checkpoint()
+        await self._handlers.serve(conn, muxed)
 
     async def _accept_streams(self, conn: Connection) -> None:
         while True:
