@@ -6,12 +6,14 @@ Spec background: https://github.com/libp2p/specs/blob/master/connections/README.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from multiaddr import Multiaddr
@@ -44,7 +46,7 @@ from p2pstack.events import (
 )
 from p2pstack.hostconfig import HostConfig, HostStatistics, default_resource_manager
 from p2pstack.identity import PeerId
-from p2pstack.interfaces import Service, UpgradedTransport
+from p2pstack.interfaces import Service, StreamPushingConnection, UpgradedTransport
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id, with_peer_id
 from p2pstack.peerstore import ADDR_TTL_CONNECTED, ADDR_TTL_RECENT, PeerStore, forget_if_anonymous
 from p2pstack.resources import ActivityWatcher, ResourceManager
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from p2pstack.identity import Identity
     from p2pstack.interfaces import (
         Listener,
+        MuxedStream,
         RawConnection,
         Transport,
         UpgradedConnection,
@@ -606,10 +609,17 @@ class Host:
         await conn.aclose()
 
     async def _run_connection(self, conn: Connection) -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._accept_streams, conn)
-            await conn._muxed.run()
-            tg.cancel_scope.cancel()
+        muxed = conn._muxed
+        if isinstance(muxed, StreamPushingConnection):
+            # Inbound streams are handed over as they open: no task (and task group) per
+            # connection waiting in accept_stream.
+            muxed.set_stream_handler(functools.partial(self._serve_stream, conn))
+            await muxed.run()
+        else:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._accept_streams, conn)
+                await muxed.run()
+                tg.cancel_scope.cancel()
         peer = conn.remote_peer
         conns = self._connections.get(peer, [])
         if conn in conns:
@@ -632,6 +642,16 @@ class Host:
             self._peer_protocols.pop(peer, None)
             forget_if_anonymous(self.peerstore, peer)  # never identified: keep nothing
             self.events.emit(PeerDisconnected(peer_id=peer))
+
+    def _serve_stream(self, conn: Connection, muxed: MuxedStream) -> None:
+        self._tg.start_soon(self._serve_pushed, conn, muxed)
+
+    async def _serve_pushed(self, conn: Connection, muxed: MuxedStream) -> None:
+        # One scheduling round first, as when an accept task handed streams over: the handlers
+        # of streams that ended earlier on the wire (in the same read) run first and give back
+        # their per-peer slots before this stream is counted.
+        await anyio.lowlevel.checkpoint()
+        await self._handlers.serve(conn, muxed)
 
     async def _accept_streams(self, conn: Connection) -> None:
         while True:

@@ -19,7 +19,7 @@ transport that secures and multiplexes by itself (QUIC) or that needs the host (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, runtime_checkable
 
 import attrs
@@ -47,6 +47,7 @@ __all__ = [
     "SecureConnection",
     "SecurityChannel",
     "Service",
+    "StreamPushingConnection",
     "Transport",
     "UpgradedConnection",
     "UpgradedListener",
@@ -263,6 +264,25 @@ class MuxedConnection(Protocol):
     async def aclose(self) -> None:
         """Close gracefully (yamux GoAway, mplex resets), close the secure connection, and make
         ``run()`` return. Idempotent, never raises."""
+        ...
+
+
+@runtime_checkable
+class StreamPushingConnection(MuxedConnection, Protocol):
+    """A ``MuxedConnection`` that can hand each inbound stream to a callback as it opens,
+    instead of queueing it for ``accept_stream``: its owner then needs no task of its own
+    waiting in ``accept_stream`` (about 5 KiB per connection on asyncio, which a node holding
+    thousands of connections feels). The host uses it when a muxer offers it.
+    """
+
+    def set_stream_handler(self, handler: Callable[[MuxedStream], object]) -> None:
+        """From now on, call ``handler`` with each inbound stream as it opens instead of
+        queueing it; streams already queued are handed over at once. ``accept_stream`` then
+        only waits for the end of the connection (and raises ``ConnectionClosedError``).
+
+        ``handler`` is called synchronously from the task running ``run()``: it must return
+        at once (start a task for the stream) and not raise.
+        """
         ...
 
 

@@ -56,6 +56,35 @@ class Signal:
                 with contextlib.suppress(ValueError):  # (unless set() already took it)
                     self._waiters.remove(future)
 
+    async def wait_until(self, deadline: float) -> None:
+        """Wait until ``set`` is called or the event loop's clock (``anyio.current_time()``)
+        reaches ``deadline``, whichever comes first; cancellable like ``wait``.
+
+        On asyncio the deadline is a plain loop timer that wakes this waiter, about a tenth
+        of the memory of a cancel scope, which matters to a driver that waits like this on
+        every one of thousands of idle connections.
+
+        Args:
+            deadline: when to stop waiting, in the clock of ``anyio.current_time()``.
+        """
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = running_asyncio_loop() or _NOT_ASYNCIO
+        if loop is _NOT_ASYNCIO:
+            with anyio.CancelScope(deadline=deadline):
+                await self.wait()
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(future)
+        timer = loop.call_at(deadline, _wake, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            # Woken by the timer or cancelled: forget this waiter (set() took it otherwise).
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(future)
+
     def set(self) -> None:
         if self._waiters:
             waiters, self._waiters = self._waiters, []
@@ -65,6 +94,11 @@ class Signal:
         if self._event is not None:
             self._event.set()
             self._event = None
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class FastLock:
@@ -80,7 +114,9 @@ class FastLock:
 
     def __init__(self) -> None:
         self._locked = False
-        self._waiters: deque[anyio.Event] = deque()
+        # Made on first contention: an empty deque costs about 0.75 KiB, and most locks
+        # (one or two per connection) are never contended.
+        self._waiters: deque[anyio.Event] | None = None
 
     def locked(self) -> bool:
         return self._locked
@@ -90,14 +126,17 @@ class FastLock:
             self._locked = True
             return
         handed = anyio.Event()
-        self._waiters.append(handed)
+        if self._waiters is None:
+            self._waiters = deque()
+        waiters = self._waiters
+        waiters.append(handed)
         try:
             await handed.wait()
         except BaseException:
             if handed.is_set():  # the lock was handed over just as we were cancelled
                 self.release()
             else:
-                self._waiters.remove(handed)
+                waiters.remove(handed)
             raise
 
     def release(self) -> None:

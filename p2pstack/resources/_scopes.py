@@ -221,6 +221,9 @@ class ConnectionScope:
         self._owner = account
         self.peer = peer
         self._rm._leave_pending(self)
+        # Out of the pending pool it can no longer be evicted: drop the callback and what it
+        # holds (the upgrade's cancel scope) for the rest of the connection's life.
+        self.on_evict = None
 
     def open_stream(self, direction: Direction) -> StreamScope:
         """Reserve a new stream on this connection.

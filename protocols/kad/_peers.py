@@ -40,6 +40,7 @@ class PeerKeeper:
         check_peer: sends one request to a peer identify says serves the DHT; the peer enters
             the table only if it answers (go's "lookup check"; it also makes peers that add
             only those who open DHT streams to them, such as py-libp2p, add us).
+        random_bytes: source of the liveness pings' payloads.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class PeerKeeper:
         counters: Counters,
         poke: Callable[[], None],
         check_peer: Callable[[PeerId], Coroutine[Any, Any, None]],
+        random_bytes: Callable[[int], bytes],
     ) -> None:
         self._host = host
         self._table = table
@@ -58,6 +60,7 @@ class PeerKeeper:
         self._counters = counters
         self._poke = poke
         self._check_peer = check_peer
+        self._random_bytes = random_bytes
 
     def peer_info(self, peer: PeerId) -> KadPeer:
         """How DHT messages describe ``peer``: its known addresses and our link to it."""
@@ -131,7 +134,12 @@ class PeerKeeper:
 
     async def _check(self, peer: PeerId) -> None:
         self._counters.liveness_checks += 1
-        alive = await is_alive(self._host, peer, timeout=self._config.liveness_timeout)
+        alive = await is_alive(
+            self._host,
+            peer,
+            timeout=self._config.liveness_timeout,
+            random_bytes=self._random_bytes,
+        )
         if not alive:
             self._counters.liveness_failures += 1
         before = set(self._table.peers())

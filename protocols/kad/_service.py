@@ -8,6 +8,7 @@ Defaults, and where they differ from go/js, are listed in the ``protocols.kad`` 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from functools import partial
@@ -64,6 +65,8 @@ class Kad:
         records: the record store (``config.storage`` or in memory if ``None``).
         providers: the provider store (``config.storage`` or in memory if ``None``).
         rng: randomness for the routing table's refresh keys.
+        random_bytes: source of the payloads of the liveness pings (``os.urandom`` if
+            ``None``; a simulation passes a seeded one, as it does to ``Ping``).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Kad:
         records: RecordStore | None = None,
         providers: ProviderStore | None = None,
         rng: random.Random | None = None,
+        random_bytes: Callable[[int], bytes] | None = None,
     ) -> None:
         self.config = config or KadConfig()
         cfg = self.config
@@ -82,6 +86,7 @@ class Kad:
         self.validators = validators
         self.records, self.providers, self._sqlite = open_stores(cfg, records, providers)
         self._rng = rng or random.Random()
+        self._random_bytes = random_bytes or os.urandom
         self._counters = Counters()
         self._server_mode = False
         self._published: dict[bytes, bytes] = {}  # records we put: republished
@@ -115,6 +120,7 @@ class Kad:
             counters=self._counters,
             poke=self._poke,
             check_peer=self._lookup_check,
+            random_bytes=self._random_bytes,
         )
         handler = RequestHandler(
             local=host.peer_id,

@@ -196,8 +196,11 @@ class GossipsubRouter:
         for peer in self.peers:
             out.subscription(peer, SubOpts(True, topic))
         fanout = self.fanout.pop(topic, set())
-        # Fanout peers are above the publish threshold, which may be negative: keep the others.
-        kept = [p for p in self.ordered(fanout) if self.scoring.value(p, now) >= 0]
+        # Fanout peers are above the publish threshold, which may be negative, and may be in a
+        # backoff (a PRUNE when we left the topic, or theirs): keep only graftable ones (go's
+        # Join); a GRAFT during the backoff would cost us a behaviour penalty at the peer.
+        graftable = set(_select.graftable(self, topic, now, set()))
+        kept = [p for p in self.ordered(fanout) if p in graftable]
         mesh = set(kept[: self.config.d])
         self.fanout_published.pop(topic, None)
         candidates = _select.graftable(self, topic, now, mesh)
@@ -360,7 +363,9 @@ class GossipsubRouter:
         px: tuple[PeerInfo, ...] = ()
         if rpc.control is not None and not self.peers[peer].is_floodsub:
             px = _heartbeat.handle_control(self, peer, rpc.control, now, out)
-        return GossipResult(attrs.evolve(result, changes=tuple(changes)), out.rpcs(), px)
+        if changes:  # most RPCs carry none: skip the copy on the hot path
+            result = attrs.evolve(result, changes=tuple(changes))
+        return GossipResult(result, out.rpcs(), px)
 
     def next_deadline(self) -> float:
         """When the next heartbeat or score decay tick is due."""

@@ -22,14 +22,12 @@ __all__ = ["handle_control", "heartbeat"]
 
 
 def _handle_graft(
-    router: GossipsubRouter, peer: PeerId, topic: str, now: float, out: Outbox
+    router: GossipsubRouter, peer: PeerId, topic: str, now: float, out: Outbox, *, px: bool
 ) -> None:
     mesh = router.mesh.get(topic)
     if mesh is None:
-        # Unknown topic: refuse without PX, so as not to reveal peers, and without keeping a
-        # backoff entry (go does the same), so that GRAFTs for made-up topics cost no memory.
-        backoff = router.config.prune_backoff if router.peers[peer].does_px else None
-        out.prune(peer, topic, backoff)
+        # The v1.1 spec's spam protection: "GRAFT messages for unknown topics are ignored" (go,
+        # js and rust too): no PRUNE to reflect, no backoff entry to keep.
         return
     if peer in mesh:
         return
@@ -49,7 +47,7 @@ def _handle_graft(
         _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=False)
         return
     if len(mesh) >= cfg.d_hi and not router.peers[peer].outbound:
-        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=True)
+        _select.prune_peer(router, out, peer, topic, now, backoff=cfg.prune_backoff, px=px)
         return
     mesh.add(peer)
     router.scoring.graft(peer, topic, now)
@@ -71,6 +69,22 @@ def _handle_prune(
     return prune.peers[: router.config.prune_peers]
 
 
+#: The most protobuf bytes around the IDs of one IWANT in an RPC of its own (the RPC's control
+#: and the IWANT headers), with the outbound queue's allowance per control item.
+_IWANT_OVERHEAD = 32
+
+
+def _within_rpc(ids: list[bytes], max_rpc_size: int) -> list[bytes]:
+    # The IDs that fit one IWANT within the RPC bound: the outbound queue drops a larger one,
+    # and its promise would then cost the advertiser P7 for a request never sent.
+    budget = max_rpc_size - _IWANT_OVERHEAD
+    for n, msg_id in enumerate(ids):
+        budget -= 1 + (max(len(msg_id).bit_length(), 1) + 6) // 7 + len(msg_id)
+        if budget < 0:
+            return ids[:n]
+    return ids
+
+
 def _handle_ihave(
     router: GossipsubRouter, peer: PeerId, control: ControlMessage, now: float, out: Outbox
 ) -> None:
@@ -82,17 +96,26 @@ def _handle_ihave(
     state.ihaves += 1
     if state.ihaves > cfg.max_ihave_messages or state.asked >= cfg.max_ihave_length:
         return
-    wanted: list[bytes] = []
+    # A dict, not a list: one RPC may advertise ~100,000 IDs, and a membership test on a list
+    # would make that quadratic (minutes of CPU for one 1 MiB IHAVE).
+    unique: dict[bytes, None] = {}
     for ihave in control.ihave:
         if ihave.topic not in router.mesh:
             continue
         for msg_id in ihave.message_ids:
-            if msg_id not in wanted and not router.seen.has(msg_id, now):
-                wanted.append(msg_id)
+            if msg_id not in unique and not router.seen.has(msg_id, now):
+                unique[msg_id] = None
+    if not unique:
+        return
+    wanted = list(unique)
+    room = cfg.max_ihave_length - state.asked
+    if len(wanted) > room:
+        wanted = router.rng.sample(wanted, room)  # O(room), where a shuffle is O(advertised)
+    else:
+        router.rng.shuffle(wanted)
+    wanted = _within_rpc(wanted, cfg.max_rpc_size)
     if not wanted:
         return
-    router.rng.shuffle(wanted)
-    wanted = wanted[: cfg.max_ihave_length - state.asked]
     state.asked += len(wanted)
     # Track one of them, as go does: a peer that advertises and does not deliver breaks a promise.
     router.promises.setdefault(router.rng.choice(wanted), (peer, now + cfg.iwant_followup))
@@ -139,8 +162,11 @@ def handle_control(
     """
     _handle_ihave(router, peer, control, now, out)
     _handle_iwant(router, peer, control, now, out)
+    # An RPC that GRAFTs an unknown topic gets no PX at all, so as not to reveal our peers to
+    # a prober (go).
+    offer = all(graft.topic in router.mesh for graft in control.graft)
     for graft in control.graft:
-        _handle_graft(router, peer, graft.topic, now, out)
+        _handle_graft(router, peer, graft.topic, now, out, px=offer)
     px: list[PeerInfo] = []
     for prune in control.prune:
         px += _handle_prune(router, peer, prune, now)

@@ -61,6 +61,8 @@ class _Link:
     queue: OutboundQueue
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     wake: Signal = attrs.Factory(Signal)
+    writing: bool = False  # an RPC taken from the queue is being written
+    closing: bool = False  # ended by ``close``: the stream is closed (FIN), not reset
 
 
 @attrs.define
@@ -106,6 +108,9 @@ class PeerStreams:
         self._dropped_closed = 0  # drops counted by queues of links that ended
         self.counters = LinkCounters()
         self.inbound_streams = 0
+        #: Set after each RPC written and each link ended (what ``idle`` waiters wait for).
+        self.progress = Signal()
+        self._writers = 0  # writer tasks still running (``wait_closed``)
 
     @property
     def dropped_outbound(self) -> int:
@@ -118,6 +123,11 @@ class PeerStreams:
         """The outbound queue of ``peer`` (``None`` when it has no link)."""
         link = self._links.get(peer)
         return None if link is None else link.queue.statistics()
+
+    def idle(self, peer: PeerId) -> bool:
+        """Whether everything queued for ``peer`` has been written (true without a link)."""
+        link = self._links.get(peer)
+        return link is None or (not link.writing and not link.queue)
 
     def connect(self, peer: PeerId) -> None:
         """Open the outbound stream to ``peer`` (in a task) unless it has one. Never blocks."""
@@ -148,9 +158,17 @@ class PeerStreams:
             self._drop(peer, link)
 
     def close(self) -> None:
-        """End every link."""
+        """End every link; each stream is closed gracefully (FIN, so that the peer still reads
+        what was written: a reset may discard it) instead of reset. Await ``wait_closed``
+        before the connections close."""
         for peer, link in list(self._links.items()):
+            link.closing = True
             self._drop(peer, link)
+
+    async def wait_closed(self) -> None:
+        """Wait until every writer task has ended (after ``close``). Bound it with a timeout."""
+        while self._writers:
+            await self.progress.wait()
 
     def _drop(self, peer: PeerId, link: _Link) -> None:
         if self._links.get(peer) is not link:
@@ -159,26 +177,33 @@ class PeerStreams:
         stats = link.queue.statistics()
         self._dropped_closed += stats.dropped_messages + stats.dropped_control
         link.scope.cancel()
+        self.progress.set()
         self._on_left(peer)
 
     async def _run_outbound(self, peer: PeerId, link: _Link) -> None:
         settings = self._settings
-        with link.scope:
-            stream: Stream | None = None
-            try:
-                with anyio.fail_after(settings.open_timeout):
-                    stream = await self._host.new_stream(peer, self._protocols)
-                self._joined(stream)
-                await self._write_loop(stream, link)
-            except _ERRORS as exc:
-                if stream is not None:
-                    self.counters.write_failures += 1
-                _log.debug("pubsub stream to %s ended: %r", peer, exc)
-            finally:
-                if stream is not None:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                        await stream.reset()
-        self._drop(peer, link)
+        self._writers += 1
+        try:
+            with link.scope:
+                stream: Stream | None = None
+                try:
+                    with anyio.fail_after(settings.open_timeout):
+                        stream = await self._host.new_stream(peer, self._protocols)
+                    self._joined(stream)
+                    await self._write_loop(stream, link)
+                except _ERRORS as exc:
+                    if stream is not None:
+                        self.counters.write_failures += 1
+                    link.closing = False
+                    _log.debug("pubsub stream to %s ended: %r", peer, exc)
+                finally:
+                    if stream is not None:
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                            await (stream.aclose() if link.closing else stream.reset())
+            self._drop(peer, link)
+        finally:
+            self._writers -= 1
+            self.progress.set()
 
     def _joined(self, stream: Stream) -> None:
         conn = stream.connection
@@ -194,8 +219,11 @@ class PeerStreams:
             if rpc is None:
                 await link.wake.wait()
                 continue
+            link.writing = True
             with anyio.fail_after(timeout):
                 await stream.send(frame_rpc(rpc))
+            link.writing = False
+            self.progress.set()
 
     async def handle_inbound(self, stream: Stream) -> None:
         """The stream handler of the pubsub protocols: read RPCs until the stream ends.

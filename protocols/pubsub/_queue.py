@@ -27,7 +27,7 @@ from protocols.pubsub._types import (
     Message,
     SubOpts,
 )
-from protocols.pubsub._wire import DEFAULT_MAX_RPC_SIZE, encode_rpc, message_size
+from protocols.pubsub._wire import DEFAULT_MAX_RPC_SIZE, encode_rpc, publish_entry_size
 
 __all__ = ["DEFAULT_MAX_QUEUED_BYTES", "DEFAULT_MAX_QUEUED_CONTROL", "OutboundQueue", "QueueStats"]
 
@@ -131,7 +131,7 @@ class OutboundQueue:
                 continue
             self._control.append((item, size))
         for message in rpc.publish:
-            size = message_size(message) + _ENTRY_OVERHEAD
+            size = publish_entry_size(message)
             if size > self._max_rpc_size or self._bytes + size > self._max_bytes:
                 dropped += 1
                 self._dropped_messages += 1

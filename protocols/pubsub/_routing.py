@@ -24,7 +24,7 @@ from protocols.pubsub._types import (
     SubOpts,
     ValidationError,
 )
-from protocols.pubsub._wire import message_size
+from protocols.pubsub._wire import publish_entry_size
 
 __all__ = [
     "Outgoing",
@@ -36,9 +36,6 @@ __all__ = [
     "px_record",
     "screen_messages",
 ]
-
-#: Tag and length prefix of a message inside ``RPC.publish`` (at most).
-_RPC_ENTRY_OVERHEAD = 6
 
 #: An RPC to send to a peer.
 Outgoing = tuple[PeerId, RPC]
@@ -133,7 +130,7 @@ def ensure_fits(message: Message, max_rpc_size: int) -> None:
     Raises:
         MessageTooLarge: it does not.
     """
-    size = message_size(message) + _RPC_ENTRY_OVERHEAD
+    size = publish_entry_size(message)
     if size > max_rpc_size:
         raise MessageTooLarge(f"a {size}-byte message does not fit in a {max_rpc_size}-byte RPC")
 

@@ -163,6 +163,8 @@ class Pubsub:
                 self._host.remove_stream_handler(protocol)
         if self._streams is not None:
             self._streams.close()
+            with anyio.move_on_after(2.0):  # the FINs go out before the connections close
+                await self._streams.wait_closed()
         for subs in self._subscriptions.values():
             for sub in subs:
                 sub._end()
@@ -364,6 +366,18 @@ class Pubsub:
         """
         while not predicate(self):
             await self._changed.wait()
+
+    async def flush(self, peers: Iterable[PeerId] | None = None) -> None:
+        """Wait until every RPC queued for ``peers`` (default: every peer) has been written to
+        its stream, or its link has ended. Bound the wait with a timeout.
+
+        Args:
+            peers: the peers (a peer without a link counts as flushed).
+        """
+        streams = self._require()[2]
+        chosen = list(self.peers() if peers is None else peers)
+        while not all(streams.idle(peer) for peer in chosen):
+            await streams.progress.wait()
 
     def queue_statistics(self, peer: PeerId) -> QueueStats | None:
         """A snapshot of the outbound queue of ``peer`` (``None`` when it has no link)."""

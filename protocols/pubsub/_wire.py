@@ -46,6 +46,7 @@ __all__ = [
     "frame_rpc",
     "message_size",
     "message_to_pb",
+    "publish_entry_size",
 ]
 
 #: The largest RPC accepted by default: 1 MiB, go-libp2p-pubsub's ``DefaultMaxMessageSize``
@@ -120,6 +121,20 @@ def message_size(message: Message) -> int:
     if message.from_ is not None:
         size += _field_size(len(message.from_.to_bytes()))
     return size
+
+
+def publish_entry_size(message: Message) -> int:
+    """The bytes ``message`` takes inside ``RPC.publish``: tag, length prefix and body. An RPC
+    holding only this message is exactly this long, so a message that arrived within the RPC
+    bound can always be forwarded within it.
+
+    Args:
+        message: the message.
+
+    Returns:
+        Its size as an RPC entry, in bytes.
+    """
+    return _field_size(message_size(message))
 
 
 def encode_message(message: Message) -> bytes:

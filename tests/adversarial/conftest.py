@@ -5,6 +5,8 @@ Flood sizes: ``--flood-scale=ci`` (default; also ``P2PSTACK_FLOOD_SCALE=ci``) fi
 ``--flood-scale=full`` runs the sizes of the issue (1,500 idle and 1,500 trickling connections):
 ``pytest tests/adversarial --flood-scale=full``. ``P2PSTACK_ADVERSARIAL_REPORT=path.json``
 writes every observed outcome to ``path.json`` (the figures of docs/reliability.md).
+``--flood-tracemalloc`` runs the flood tests' node (a process of its own) under tracemalloc: a
+diagnostic that checks tracked memory instead of the RSS bound.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=sorted(SCALES),
         default=None,
         help=f"size of the adversarial floods (default: ${_SCALE_ENV} or 'ci')",
+    )
+    parser.addoption(
+        "--flood-tracemalloc",
+        action="store_true",
+        default=False,
+        help="run the flood tests' node under tracemalloc (diagnostic: RSS not checked)",
     )
 
 

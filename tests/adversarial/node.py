@@ -4,7 +4,8 @@ healthy: alive, serving honest ping and identify, and back to its descriptor and
 The node runs in this process (TCP + Noise + yamux/mplex, ping and identify), so that
 ``tracemalloc`` sees its Python memory and ``/proc/self/fd`` its descriptors. Attack sockets live
 in the same process: descriptor peaks include both ends, and baselines are taken once the
-attackers are closed.
+attackers are closed. For floods, the same node runs in a process of its own (``node_proc.py``),
+measured without ``tracemalloc``; every helper here takes either kind (``Target``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import gc
 import os
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import anyio
 import attrs
@@ -22,6 +24,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.host import Host, HostConfig
+from p2pstack.identity import PeerId
 from protocols.identify import Identify
 from protocols.ping import Ping
 from transports.mplex import Mplex
@@ -33,6 +36,7 @@ __all__ = [
     "NODE_CONFIG",
     "Baseline",
     "HonestPings",
+    "Target",
     "assert_back_to_baseline",
     "assert_healthy",
     "measure",
@@ -50,8 +54,21 @@ FD_SLACK = 4
 #: tracemalloc-tracked bytes the node may hold above its baseline once an attack is over
 #: (caches that fill once, such as the peerstore entry of an identified attacker).
 TRACED_SLACK = 512 * 1024
+#: Python allocator blocks (``sys.getallocatedblocks()``) the node may hold above its baseline
+#: once an attack is over: the leak check of a node measured without tracemalloc.
+BLOCKS_SLACK = 4096
 #: Resident memory allowed above the baseline after an attack (the issue's bound).
 RSS_SLACK = 20 * 1024 * 1024
+
+
+class Target(Protocol):
+    """A node the honest client can reach: an in-process ``Host`` or a ``NodeProcess``."""
+
+    @property
+    def peer_id(self) -> PeerId: ...
+
+    @property
+    def addrs(self) -> Sequence[Multiaddr]: ...
 
 
 def port_of(addr: Multiaddr) -> int:
@@ -87,11 +104,18 @@ async def open_client() -> AsyncIterator[Host]:
         yield host
 
 
-def _full_addr(node: Host) -> Multiaddr:
+def _full_addr(node: Target) -> Multiaddr:
     return node.addrs[0].encapsulate(f"/p2p/{node.peer_id}")
 
 
-async def assert_healthy(node: Host, client: Host, *, timeout: float = 10.0) -> None:
+async def _listeners(node: Target) -> int:
+    if isinstance(node, Host):
+        return node.statistics().listeners
+    listeners: Callable[[], Awaitable[int]] = node.listeners  # type: ignore[attr-defined]
+    return await listeners()
+
+
+async def assert_healthy(node: Target, client: Host, *, timeout: float = 10.0) -> None:
     """Fail unless ``client`` can open a fresh connection to ``node``, ping it and identify it."""
     for conn in client.connections(node.peer_id):
         await conn.aclose()
@@ -101,16 +125,18 @@ async def assert_healthy(node: Host, client: Host, *, timeout: float = 10.0) -> 
         info = await client.service(Identify).identify(node.peer_id)
     assert rtt < timeout
     assert info.peer_id == node.peer_id
-    assert node.statistics().listeners == 1
+    assert await _listeners(node) == 1
 
 
 @attrs.frozen
 class Baseline:
-    """Open descriptors, tracemalloc-tracked bytes and resident bytes at one moment."""
+    """Open descriptors, tracemalloc-tracked bytes, resident bytes and Python allocator blocks
+    (0 where not measured) at one moment."""
 
     fds: int
     traced: int
     rss: int
+    blocks: int = 0
 
 
 def measure(*, collect: bool = True) -> Baseline:
@@ -124,30 +150,55 @@ def measure(*, collect: bool = True) -> Baseline:
     return Baseline(fds=len(os.listdir("/proc/self/fd")), traced=traced, rss=rss)
 
 
+async def _measure_here() -> Baseline:
+    return measure()
+
+
 async def assert_back_to_baseline(
-    before: Baseline, *, within: float = 10.0, extra_traced: int = 0
+    before: Baseline,
+    *,
+    within: float = 10.0,
+    extra_traced: int = 0,
+    extra_blocks: int = 0,
+    probe: Callable[[], Awaitable[Baseline]] = _measure_here,
+    check_rss: bool = True,
 ) -> Baseline:
-    """Wait (bounded) until descriptors and traced memory are back near ``before``
-    (``extra_traced`` more bytes allowed for what the node keeps on purpose, such as the
-    peerstore entries of peers that connected).
+    """Wait (bounded) until descriptors, traced memory and allocator blocks are back near
+    ``before``, then check resident memory.
+
+    Args:
+        before: the baseline.
+        within: seconds to wait for descriptors and memory to return.
+        extra_traced: bytes allowed on top of ``TRACED_SLACK`` for what the node keeps on
+            purpose, such as the peerstore entries of peers that connected.
+        extra_blocks: allocator blocks allowed on top of ``BLOCKS_SLACK`` (same purpose).
+        probe: how to measure the node (default: this process).
+        check_rss: assert ``RSS_SLACK`` (off only for diagnostics under tracemalloc, whose own
+            bookkeeping is part of the process's resident memory).
 
     Closing is asynchronous (upgrade tasks notice a closed socket on their next read), and
     nothing signals "every socket is gone", so this checks every 50 ms until ``within``.
 
     Returns:
         The measurement that passed.
+
+    Raises:
+        AssertionError: not back to baseline in time, or RSS over the bound.
     """
     deadline = time.monotonic() + within
     while True:
-        now = measure()
+        now = await probe()
         fds_ok = now.fds <= before.fds + FD_SLACK
         traced_ok = now.traced <= before.traced + TRACED_SLACK + extra_traced
-        if fds_ok and traced_ok:
+        blocks_ok = now.blocks <= before.blocks + BLOCKS_SLACK + extra_blocks
+        if fds_ok and traced_ok and blocks_ok:
             break
         if time.monotonic() > deadline:
             raise AssertionError(f"not back to baseline after {within} s: {before} -> {now}")
         await anyio.sleep(0.05)
-    assert now.rss <= before.rss + RSS_SLACK, f"RSS grew by {(now.rss - before.rss) >> 20} MiB"
+    if check_rss:
+        grown = now.rss - before.rss
+        assert grown <= RSS_SLACK, f"RSS grew by {grown / 2**20:.1f} MiB"
     return now
 
 
@@ -167,7 +218,7 @@ class HonestPings:
         ordered = sorted(self.rtts)
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
 
-    async def run(self, node: Host, client: Host, *, interval: float, timeout: float) -> None:
+    async def run(self, node: Target, client: Host, *, interval: float, timeout: float) -> None:
         """Ping ``node`` every ``interval`` seconds until cancelled, over fresh connections
         every tenth time (the accept path must keep working, not only old connections)."""
         count = 0

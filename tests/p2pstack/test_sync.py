@@ -129,3 +129,30 @@ async def test_signal_cancelled_waiter_does_not_disturb_the_others(anyio_backend
             signal.set()
     assert sorted(woken) == ["a", "b"]
     assert not signal._waiters
+
+
+async def test_signal_wait_until_returns_at_the_deadline_or_when_set(anyio_backend: str) -> None:
+    signal = Signal()
+    with anyio.fail_after(5):
+        start = anyio.current_time()
+        await signal.wait_until(start + 0.05)  # nobody sets it: the deadline ends the wait
+        assert anyio.current_time() >= start + 0.05
+        for _ in range(50):  # waits that time out leave nothing behind
+            await signal.wait_until(anyio.current_time())
+        if anyio_backend == "asyncio":
+            assert signal._waiters == []
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(signal.wait_until, anyio.current_time() + 60)
+            await anyio.wait_all_tasks_blocked()
+            signal.set()  # wakes it long before its deadline
+        assert anyio.current_time() < start + 30
+
+
+async def test_signal_wait_until_is_cancellable(anyio_backend: str) -> None:
+    signal = Signal()
+    with anyio.move_on_after(0.01) as scope:
+        await signal.wait_until(anyio.current_time() + 60)
+    assert scope.cancelled_caught
+    if anyio_backend == "asyncio":
+        assert signal._waiters == []

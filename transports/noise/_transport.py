@@ -8,7 +8,6 @@ that writes straight into (or reads straight from) the caller's buffers.
 
 from __future__ import annotations
 
-import collections
 import struct
 
 from cryptography.exceptions import InvalidTag
@@ -28,6 +27,9 @@ _LENGTH = struct.Struct(">H")
 _NONCE = struct.Struct("<4xQ")
 # Noise reserves nonce 2**64 - 1; a session would need ~10**19 frames to get there.
 _MAX_NONCE = (1 << 64) - 1
+#: Frames read from the front of the plaintext list after which it is compacted even though
+#: it was not drained.
+_COMPACT_FRAMES = 1024
 
 
 class NoiseTransportState:
@@ -53,7 +55,10 @@ class NoiseTransportState:
         self._send_n = send_nonce
         self._recv_n = recv_nonce
         self._partial = bytearray()
-        self._plain: collections.deque[bytes] = collections.deque()
+        # Decrypted frames not yet read: a list read from ``_plain_head`` and cleared once
+        # drained (an empty deque costs about 0.75 KiB per connection, a list 56 B).
+        self._plain: list[bytes] = []
+        self._plain_head = 0
         self._plain_offset = 0
         self._pending = 0
         self._broken = False
@@ -198,22 +203,34 @@ class NoiseTransportState:
             raise ValueError("max_bytes must be at least 1")
         if not self._pending:
             return b""
-        avail = len(self._plain[0]) - self._plain_offset
+        avail = len(self._plain[self._plain_head]) - self._plain_offset
         return self._take_from_first(min(avail, max_bytes))
 
     def _take_from_first(self, n: int) -> bytes:
-        first = self._plain[0]
+        first = self._plain[self._plain_head]
         start = self._plain_offset
         if start == 0 and n == len(first):
             # The common case: hand the decrypted frame over without copying it.
-            self._plain.popleft()
+            self._drop_first()
             self._pending -= n
             return first
         piece = first[start : start + n]
         if start + n == len(first):
-            self._plain.popleft()
+            self._drop_first()
             self._plain_offset = 0
         else:
             self._plain_offset = start + n
         self._pending -= n
         return piece
+
+    def _drop_first(self) -> None:
+        plain, head = self._plain, self._plain_head
+        plain[head] = b""  # the reader has it now: keep no reference
+        head += 1
+        if head == len(plain):
+            plain.clear()
+            head = 0
+        elif head >= _COMPACT_FRAMES:
+            del plain[:head]
+            head = 0
+        self._plain_head = head

@@ -80,7 +80,8 @@ def add_node_dht_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MULTIADDR",
-        help="a DHT peer to join through (ending in /p2p/<peer-id>), repeatable",
+        help="a peer to join through (ending in /p2p/<peer-id>), repeatable: the DHT's "
+        "(implies --dht server unless pubsub is on) and pubsub's",
     )
     p.add_argument(
         "--dht",
@@ -99,13 +100,16 @@ def node_wants_dht(args: argparse.Namespace) -> str | None:
         args: the parsed ``node`` arguments.
 
     Returns:
-        ``"server"`` or ``"client"``, or None when no DHT option was given (no DHT).
+        ``"server"`` or ``"client"``, or None when no DHT option was given (no DHT);
+        ``--bootstrap`` counts as one only without ``--pubsub``/``--subscribe``.
     """
     if args.dht is not None:
         mode: str = args.dht
         return mode
-    others = args.bootstrap or args.dht_namespace or args.dht_protocol != DHT_PROTOCOL
-    return "server" if others else None
+    # --bootstrap alone asks for the DHT, unless pubsub is on: then it names pubsub peers.
+    pubsub = getattr(args, "pubsub", None) or getattr(args, "subscribe", None)
+    others = args.dht_namespace or args.dht_protocol != DHT_PROTOCOL
+    return "server" if others or (args.bootstrap and not pubsub) else None
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:

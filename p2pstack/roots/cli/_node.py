@@ -1,12 +1,13 @@
 """``p2pstack node``: a node serving ping, identify and perf (and, with a DHT option, the
-Kademlia DHT: ``_dht``) until SIGINT or SIGTERM."""
+Kademlia DHT: ``_dht``; with ``--pubsub``/``--subscribe``, publish/subscribe: ``_pubsub``) until
+SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,11 +19,13 @@ from p2pstack.host import HostConfig
 from p2pstack.roots.cli._client import setup_timeouts
 from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.cli._dht_args import node_wants_dht
+from p2pstack.roots.cli._pubsub_args import node_wants_pubsub
 from p2pstack.roots.defaults import open_default_host
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
     from p2pstack.metrics import MetricsServer
+    from protocols.pubsub import Subscription
 
 __all__ = ["node_config", "run"]
 
@@ -51,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the node until SIGINT or SIGTERM.
 
     Args:
-        args: ``key``, ``listen``, ``security``, ``muxer``, ``timeout``, ``metrics``, ``json``
-            and the DHT options (``dht``, ``bootstrap``, ``dht_protocol``, ``dht_namespace``).
+        args: ``key``, ``listen``, ``security``, ``muxer``, ``timeout``, ``metrics``, ``json``,
+            the DHT options (``dht``, ``bootstrap``, ``dht_protocol``, ``dht_namespace``) and
+            the pubsub options (``pubsub``, ``subscribe``).
 
     Returns:
         0 once stopped by a signal.
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.metrics is not None:
         check_metrics_option(args.metrics)
-    if args.bootstrap:  # a DHT option: the node runs the DHT
+    if args.bootstrap:  # the DHT's or pubsub's peers
         from p2pstack.roots.cli._dht import check_bootstrap_option
 
         check_bootstrap_option(args.bootstrap)
@@ -107,17 +111,42 @@ def _start_metrics(
 BOOTSTRAP_TIMEOUT = 60.0
 
 
+@attrs.frozen
+class _Parts:
+    """What the options add to the node: the DHT mode, the pubsub router, their events."""
+
+    dht: str | None
+    router: str | None
+    describers: tuple[Callable[[object], tuple[str, str, dict[str, object]] | None], ...]
+
+
+def _parts(args: argparse.Namespace) -> _Parts:
+    describers = []
+    dht = node_wants_dht(args)
+    router = node_wants_pubsub(args)
+    if dht is not None:
+        from p2pstack.roots.cli._dht import kad_event
+
+        describers.append(kad_event)
+    if router is not None:
+        from p2pstack.roots.cli._pubsub import pubsub_event
+
+        describers.append(pubsub_event)
+    return _Parts(dht, router, tuple(describers))
+
+
 async def _serve(args: argparse.Namespace) -> int:
     out = Output(args.json)
-    dht = node_wants_dht(args)
-    kad_config = None
-    describe_event: Callable[[object], tuple[str, str, dict[str, object]] | None]
-    describe_event = _no_description
-    if dht is not None:
+    parts = _parts(args)
+    kad_config = services = None
+    if parts.dht is not None:
         from p2pstack.roots.cli import _dht
 
-        kad_config = _dht.kad_config(args, dht)
-        describe_event = _dht.kad_event
+        kad_config = _dht.kad_config(args, parts.dht)
+    if parts.router is not None:
+        from p2pstack.roots.cli import _pubsub
+
+        services = _pubsub.node_services(parts.router)
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -125,30 +154,21 @@ async def _serve(args: argparse.Namespace) -> int:
         muxers=args.muxer or [],
         config=node_config(args.timeout),
         serve_perf=True,  # interop tests and users measure against a node: capped per peer
+        services=services,
         kad=kad_config,
     ) as host:
-        # Signal handlers and the event subscription exist before "listening" is announced:
-        # whoever reads that line may connect or send SIGTERM at once.
+        # Signal handlers, the event subscription and the topics exist before "listening" is
+        # announced: whoever reads that line may connect or send SIGTERM at once.
         with (
             host.subscribe() as events,
             anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
             _start_metrics(args.metrics, host) as metrics,
+            _subscribed(host, parts.router, args.subscribe) as subscriptions,
         ):
-            addrs = [str(a) for a in host.addrs]
-            text = [f"peer ID {host.peer_id}", *(f"listening on {a}" for a in addrs)]
-            extra: dict[str, object] = {}
-            if metrics is not None:
-                text.append(f"metrics at {metrics.url}")
-                extra["metrics"] = metrics.url
-            if dht is not None:
-                text.append(f"DHT {dht} ({args.dht_protocol})")
-                extra["dht"] = dht
-            out.event("listening", "\n".join(text), peer_id=str(host.peer_id), addrs=addrs, **extra)
+            _announce(host, out, args, parts, metrics)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_report_events, events, out, describe_event)
-                if dht is not None and args.bootstrap:
-                    timeout = args.timeout or BOOTSTRAP_TIMEOUT
-                    tg.start_soon(_dht.report_join, host, args.bootstrap, out, timeout)
+                tg.start_soon(_report_events, events, out, parts.describers)
+                _start_work(tg, host, args, out, parts=parts, subscriptions=subscriptions)
                 async for _ in signals:
                     break
                 tg.cancel_scope.cancel()
@@ -156,18 +176,80 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_description(_event: object) -> tuple[str, str, dict[str, object]] | None:
-    return None
+@contextlib.contextmanager
+def _subscribed(host: Host, router: str | None, topics: list[str]) -> Iterator[list[Subscription]]:
+    """The node's ``--subscribe`` subscriptions, closed on exit."""
+    if router is None:
+        yield []
+        return
+    from protocols.pubsub import Pubsub
+
+    pubsub = host.service(Pubsub)
+    subscriptions = [pubsub.subscribe(topic) for topic in dict.fromkeys(topics)]
+    try:
+        yield subscriptions
+    finally:
+        for subscription in subscriptions:
+            subscription.close()
+
+
+def _announce(
+    host: Host,
+    out: Output,
+    args: argparse.Namespace,
+    parts: _Parts,
+    metrics: MetricsServer | None,
+) -> None:
+    """Print the ``listening`` event."""
+    addrs = [str(a) for a in host.addrs]
+    text = [f"peer ID {host.peer_id}", *(f"listening on {a}" for a in addrs)]
+    extra: dict[str, object] = {}
+    if metrics is not None:
+        text.append(f"metrics at {metrics.url}")
+        extra["metrics"] = metrics.url
+    if parts.dht is not None:
+        text.append(f"DHT {parts.dht} ({args.dht_protocol})")
+        extra["dht"] = parts.dht
+    if parts.router is not None:
+        topics = list(dict.fromkeys(args.subscribe))
+        text.append(f"pubsub {parts.router}" + (f", topics: {' '.join(topics)}" if topics else ""))
+        extra.update(pubsub=parts.router, topics=topics)
+    out.event("listening", "\n".join(text), peer_id=str(host.peer_id), addrs=addrs, **extra)
+
+
+def _start_work(
+    tg: anyio.abc.TaskGroup,
+    host: Host,
+    args: argparse.Namespace,
+    out: Output,
+    *,
+    parts: _Parts,
+    subscriptions: list[Subscription],
+) -> None:
+    """Start printing messages, and joining through ``--bootstrap``."""
+    timeout = args.timeout or BOOTSTRAP_TIMEOUT
+    if parts.router is not None:
+        from p2pstack.roots.cli import _pubsub
+
+        for subscription in subscriptions:
+            tg.start_soon(_pubsub.print_messages, subscription, out)
+        if args.bootstrap and parts.dht is None:  # else the DHT's join connects
+            tg.start_soon(_pubsub.report_join, host, args.bootstrap, out, timeout)
+    if parts.dht is not None and args.bootstrap:
+        from p2pstack.roots.cli import _dht
+
+        tg.start_soon(_dht.report_join, host, args.bootstrap, out, timeout)
 
 
 async def _report_events(
     events: anyio.abc.ObjectReceiveStream[object],
     out: Output,
-    describe_event: Callable[[object], tuple[str, str, dict[str, object]] | None],
+    describers: Sequence[Callable[[object], tuple[str, str, dict[str, object]] | None]],
 ) -> None:
-    """Print connections and disconnections, and what ``describe_event`` names (DHT events)."""
+    """Print connections and disconnections, and what ``describers`` name (DHT and pubsub
+    events)."""
     async for event in events:
-        described = describe_event(event)
+        described = next(filter(None, (describe(event) for describe in describers)), None)
         if described is not None:
             name, text, fields = described
             out.event(name, text, **fields)

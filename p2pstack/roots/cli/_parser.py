@@ -12,6 +12,7 @@ from p2pstack.roots.cli._dht_args import (
     add_node_dht_arguments,
     configure_dht,
 )
+from p2pstack.roots.cli._pubsub_args import add_node_pubsub_arguments, configure_pubsub
 from p2pstack.roots.cli._registry import COMMANDS, Command, register
 from p2pstack.roots.cli._sim import add_sim_arguments
 
@@ -127,6 +128,7 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
         "(needs the 'metrics' extra: pip install 'p2pstack[metrics]')",
     )
     add_node_dht_arguments(p)
+    add_node_pubsub_arguments(p)
 
 
 def _configure_ping(p: argparse.ArgumentParser) -> None:
@@ -145,7 +147,7 @@ for _command in (
     Command("id", "print the peer ID of a key file", _key_option, f"{_CLI}._keys:run_id"),
     Command(
         "node",
-        "run a node serving ping, identify and perf (and the DHT with --dht)",
+        "run a node serving ping, identify and perf (and the DHT with --dht, pubsub with --pubsub)",
         _configure_node,
         f"{_CLI}._node:run",
     ),
@@ -162,6 +164,12 @@ for _command in (
         "use the Kademlia DHT: put, get, provide, find-providers, find-peer",
         configure_dht,
         f"{_CLI}._dht:run_dht",
+    ),
+    Command(
+        "pubsub",
+        "publish/subscribe: sub (print a topic's messages), pub (publish one)",
+        configure_pubsub,
+        f"{_CLI}._pubsub:run_pubsub",
     ),
     Command(
         "sim",
@@ -181,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="p2pstack",
-        description="A libp2p node and tools: keys, a node that serves ping/identify/perf "
-        "and the Kademlia DHT, clients for them, and network simulation.",
+        description="A libp2p node and tools: keys, a node that serves ping/identify/perf, "
+        "the Kademlia DHT and pubsub, clients for them, and network simulation.",
     )
     parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -116,7 +116,13 @@ class KadNodes:
         config = self.kad_config(self.overlay_of(node.index))
         if node.index in self.clients:
             config = attrs.evolve(config, mode="client")
-        return [Kad(config, rng=node.rng.child("kad"))]
+        return [
+            Kad(
+                config,
+                rng=node.rng.child("kad"),
+                random_bytes=node.rng.child("kad-ping").random_bytes,
+            )
+        ]
 
     def on_event(self, index: int, event: object) -> None:
         match event:

@@ -3,19 +3,25 @@
 // and the commands read from stdin. The contract is described in ../README.md.
 
 import { createInterface } from 'node:readline'
+import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { createIPNSRecord, marshalIPNSRecord, multihashToIPNSRoutingKey } from 'ipns'
+import { ipnsSelector } from 'ipns/selector'
+import { ipnsValidator } from 'ipns/validator'
 import { CID } from 'multiformats/cid'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** The kad-dht service: server or client mode, loopback addresses kept, one accept-anything
- * validator (and first-wins selector) per `--dht-namespace`, next to js's own `pk` and `ipns`. */
+ * validator (and first-wins selector) per `--dht-namespace`, next to kad-dht's own `pk` and the
+ * `ipns` package's IPNS validator and selector (kad-dht has no `ipns` one of its own: Helia
+ * registers these two, as here). */
 export function kadService (cfg) {
-  const validators = {}
-  const selectors = {}
+  const validators = { ipns: ipnsValidator }
+  const selectors = { ipns: ipnsSelector }
   for (const ns of cfg.dhtNamespaces) {
     validators[ns] = async () => {}
     selectors[ns] = () => 0
@@ -113,6 +119,56 @@ async function bootstrap (ctx) {
   return { event: 'bootstrap', closest: found }
 }
 
+// Binary keys and values (the /pk/ and /ipns/ namespaces) travel as base64 on the command line.
+const fromB64 = text => new Uint8Array(Buffer.from(text, 'base64'))
+const toB64 = bytes => Buffer.from(bytes).toString('base64')
+
+function errorText (event) {
+  return String(event.error?.message ?? event.error)
+}
+
+async function putB64 (ctx, [keyB64, valueB64]) {
+  let storedAt = 0
+  const errors = []
+  for await (const event of ctx.dht.put(fromB64(keyB64), fromB64(valueB64), ctx.opts())) {
+    if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') storedAt++
+    if (event.name === 'QUERY_ERROR') errors.push({ peer_id: event.from.toString(), message: errorText(event) })
+  }
+  return { event: 'put', key_b64: keyB64, stored_at: storedAt, errors }
+}
+
+async function getB64 (ctx, [keyB64]) {
+  // `errors` lists records peers sent that failed validation ("invalid record received").
+  let value = null
+  const errors = []
+  try {
+    for await (const event of ctx.dht.get(fromB64(keyB64), ctx.opts())) {
+      if (event.name === 'VALUE') value = event.value
+      if (event.name === 'QUERY_ERROR') errors.push({ peer_id: event.from.toString(), message: errorText(event) })
+    }
+  } catch (err) {
+    if (err?.name !== 'NotFoundError') throw err
+  }
+  if (value == null) return { event: 'not_found', key_b64: keyB64, errors }
+  return { event: 'value', key_b64: keyB64, value_b64: toB64(value), errors }
+}
+
+async function ipnsRecord (_ctx, [keyType, value, seq, lifetimeMs]) {
+  // A fresh key (Ed25519 or RSA) and an IPNS record of its name made by the `ipns` package (V1
+  // fields included, its default); RSA records embed the public key. Nothing is put.
+  const key = await generateKeyPair(keyType)
+  const record = await createIPNSRecord(key, value, BigInt(seq), Number(lifetimeMs))
+  const multihash = key.publicKey.toMultihash()
+  return {
+    event: 'ipns_record',
+    name: key.publicKey.toString(),
+    ipns_key_b64: toB64(multihashToIPNSRoutingKey(multihash)),
+    record_b64: toB64(marshalIPNSRecord(record)),
+    pk_key_b64: toB64(Buffer.concat([encoder.encode('/pk/'), multihash.bytes])),
+    public_key_b64: toB64(publicKeyToProtobuf(key.publicKey))
+  }
+}
+
 const COMMANDS = {
   put: [put, 2],
   get: [get, 1],
@@ -121,7 +177,10 @@ const COMMANDS = {
   'find-peer': [findPeer, 1],
   table: [table, 0],
   connect: [connect, 1],
-  bootstrap: [bootstrap, 0]
+  bootstrap: [bootstrap, 0],
+  'put-b64': [putB64, 2],
+  'get-b64': [getB64, 1],
+  'ipns-record': [ipnsRecord, 4]
 }
 
 async function runCommand (ctx, line) {

@@ -75,14 +75,19 @@ def assert_one_line_error(
 
 
 class NodeProcess:
-    """A ``p2pstack node`` subprocess whose stdout lines are collected by a reader thread."""
+    """A ``p2pstack node`` subprocess (or another long-running command: ``command``) whose
+    stdout lines are collected by a reader thread."""
 
     def __init__(
-        self, args: Sequence[str], *, preexec_fn: Callable[[], object] | None = None
+        self,
+        args: Sequence[str],
+        *,
+        preexec_fn: Callable[[], object] | None = None,
+        command: Sequence[str] = ("node",),
     ) -> None:
         self.args = list(args)
         self.proc = subprocess.Popen(
-            [SCRIPT, "node", *args],
+            [SCRIPT, *command, *args],
             preexec_fn=preexec_fn,  # noqa: PLW1509 (sets a limit; no locks)
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

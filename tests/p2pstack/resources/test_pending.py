@@ -105,3 +105,13 @@ def test_flood_of_silent_connections_never_locks_out_an_active_one() -> None:
     assert not honest.closed
     assert len(p.evicted) == 1000 - 7
     assert p.evicted == sorted(p.evicted)  # always the oldest first
+
+
+def test_upgraded_connection_drops_its_eviction_callback() -> None:
+    # The callback holds the upgrade's cancel scope: nothing should keep it once the
+    # connection can no longer be evicted.
+    rm = manager(transient=ScopeLimit(connections_inbound=4))
+    scope = rm.open_connection("inbound", addr("127.0.0.1"), on_evict=lambda: None)
+    assert scope.on_evict is not None
+    scope.set_peer(peer())
+    assert scope.on_evict is None

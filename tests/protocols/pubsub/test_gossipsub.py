@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections import Counter, deque
 
 import pytest
@@ -35,6 +36,7 @@ from protocols.pubsub import (
 )
 from protocols.pubsub._gossip_state import GossipsubConfig
 from protocols.pubsub._gossipsub import GossipsubRouter
+from protocols.pubsub._queue import OutboundQueue
 from protocols.pubsub._routing import Outgoing
 
 V11 = GOSSIPSUB_V11_PROTOCOL_ID
@@ -85,9 +87,8 @@ def test_graft_refusals() -> None:
     unknown = router.handle_rpc(
         peers[0], RPC(control=ControlMessage(graft=(ControlGraft("x"),))), 0.0
     )
-    (prune,) = _control(unknown.out, peers[0]).prune
-    assert (prune.topic, prune.peers, prune.backoff) == ("x", (), 60)
-    assert "x" not in router.backoff  # made-up topics leave no state behind
+    assert unknown.out == []  # the v1.1 spam protection: ignored, nothing reflected
+    assert "x" not in router.backoff and "x" not in router.mesh  # and no state behind
 
     router.subscribe("t", 0.0)
     for peer in peers:
@@ -99,6 +100,9 @@ def test_graft_refusals() -> None:
     (prune,) = _control(full.out, peers[3]).prune
     assert prune.backoff == 60 and len(prune.peers) == 4  # PX: the other subscribers
     assert router.mesh["t"] == set(peers[:3])
+    probe = RPC(control=ControlMessage(graft=(ControlGraft("x"), ControlGraft("t"))))
+    (prune,) = _control(router.handle_rpc(peers[4], probe, 0.0).out, peers[4]).prune
+    assert (prune.topic, prune.peers) == ("t", ())  # a GRAFT of an unknown topic: no PX
     again = router.handle_rpc(peers[3], graft, 30.0)  # GRAFT during backoff
     assert _control(again.out, peers[3]).prune[0].backoff == 60
     assert router.backoff["t"][peers[3]] == 90.0  # restarted
@@ -133,9 +137,40 @@ def test_graft_flood_on_made_up_topics_keeps_no_state() -> None:
     (peer,) = _peers(router, 1)
     grafts = tuple(ControlGraft(f"topic-{i}") for i in range(1000))
     result = router.handle_rpc(peer, RPC(control=ControlMessage(graft=grafts)), 0.0)
-    (rpc,) = [r for _, r in result.out]
-    assert rpc.control is not None and len(rpc.control.prune) == 1000
+    assert result.out == []  # no PRUNE per made-up topic: nothing to reflect
     assert router.backoff == {} and router.mesh == {}
+
+
+def test_one_huge_ihave_costs_linear_time() -> None:
+    # About what a 1 MiB RPC can advertise in 8-byte IDs: handled in linear time (quadratic
+    # de-duplication took ~25 s here), with at most max_ihave_length IDs asked.
+    router = _router()
+    (peer,) = _peers(router, 1)
+    router.subscribe("t", 0.0)
+    ids = [n.to_bytes(8, "big") for n in range(40_000)]
+    ihave = RPC(control=ControlMessage(ihave=(ControlIHave("t", ids + ids[:1000]),)))
+    started = time.perf_counter()
+    out = router.handle_rpc(peer, ihave, 0.0).out
+    assert time.perf_counter() - started < 2.0
+    (iwant,) = _control(out, peer).iwant
+    assert len(iwant.message_ids) == len(set(iwant.message_ids)) == 5000
+    assert set(iwant.message_ids) <= set(ids)
+
+
+def test_iwant_fits_the_rpc_bound() -> None:
+    # Under a small RPC bound we ask for what one IWANT can carry: a larger IWANT would be
+    # dropped by the outbound queue, and its promise would cost the advertiser P7 for nothing.
+    router = _router(max_rpc_size=2048)
+    (peer,) = _peers(router, 1)
+    router.subscribe("t", 0.0)
+    ids = [n.to_bytes(40, "big") for n in range(500)]
+    out = router.handle_rpc(peer, RPC(control=ControlMessage(ihave=(ControlIHave("t", ids),))), 0.0)
+    (iwant,) = _control(out.out, peer).iwant
+    assert 40 <= len(iwant.message_ids) < 500
+    queue = OutboundQueue(max_rpc_size=2048)
+    assert queue.push(RPC(control=ControlMessage(iwant=(iwant,)))) == 0
+    (promised,) = router.promises
+    assert promised in iwant.message_ids
 
 
 def test_ihave_messages_are_capped_per_heartbeat() -> None:
@@ -267,6 +302,24 @@ def test_fanout_without_flood_publish() -> None:
     assert router.mesh["t"] == fanout  # the fanout becomes the mesh
     assert "t" not in router.fanout
     assert len(out) == len(peers)
+
+
+def test_subscribe_does_not_graft_fanout_peers_in_backoff() -> None:
+    router = _router(flood_publish=False)
+    peers = _peers(router, 3)
+    router.subscribe("t", 0.0)
+    router.unsubscribe("t", 1.0)  # PRUNE with the 10 s unsubscribe backoff
+    prune = RPC(control=ControlMessage(prune=(ControlPrune("t", (), backoff=60),)))
+    router.subscribe("t", 2.0)
+    router.handle_rpc(peers[0], prune, 2.0)  # and one peer prunes us for 60 s
+    router.unsubscribe("t", 3.0)
+    _, _, out = router.publish("t", b"x", 4.0)
+    assert router.fanout["t"] == set(peers) == {p for p, _ in out}
+    out = router.subscribe("t", 5.0)  # within both backoffs
+    assert router.mesh["t"] == set()
+    assert not [p for p, rpc in out if rpc.control and rpc.control.graft]
+    router.heartbeat(12.5)  # the unsubscribe backoff and its slack are over, not the PRUNE's
+    assert router.mesh["t"] == set(peers[1:])
 
 
 class Network:

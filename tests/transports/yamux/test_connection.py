@@ -16,7 +16,7 @@ from p2pstack.errors import (
     RemoteProtocolError,
     StreamReset,
 )
-from p2pstack.interfaces import Buffer
+from p2pstack.interfaces import Buffer, MuxedStream, StreamPushingConnection
 from p2pstack.sim import run_virtual
 from p2pstack.testing import FakeSecureConnection, fake_secure_pair
 from transports.yamux import (
@@ -426,3 +426,50 @@ async def test_a_read_full_of_small_frames_makes_the_next_read_small() -> None:
     assert sizes[0] == full
     small = sizes.index(16 * 1024)
     assert full in sizes[small + 1 :]  # back to full reads once the frames are few again
+
+
+async def test_stream_handler_gets_queued_and_new_inbound_streams() -> None:
+    handed: list[int] = []
+    async with yamux_pair() as (a, b):
+        assert isinstance(b, StreamPushingConnection)
+        first = await a.open_stream()
+        await first.send(b"queued")  # the SYN travels with the first data
+        await anyio.wait_all_tasks_blocked()
+        assert len(b._backlog) == 1
+        two = anyio.Event()
+
+        def handler(stream: MuxedStream) -> None:
+            handed.append(stream.stream_id)
+            if len(handed) == 2:
+                two.set()
+
+        b.set_stream_handler(handler)
+        assert handed == [first.stream_id] and not b._backlog
+        second = await a.open_stream()
+        await second.send(b"pushed")
+        await two.wait()
+        assert handed == [first.stream_id, second.stream_id]
+        with pytest.raises(ConnectionClosedError):
+            await a.aclose()
+            await b.accept_stream()  # only the end of the connection wakes it
+
+
+async def test_stream_handler_gets_at_most_the_backlog_per_read() -> None:
+    handed: list[object] = []
+    config = YamuxConfig(keepalive_interval=None, accept_backlog=4)
+    async with yamux_and_raw_peer(config) as (conn, raw, _finished):
+        conn.set_stream_handler(handed.append)
+        syns = b"".join(
+            encode_header(FrameType.WINDOW_UPDATE, Flag.SYN, 1 + 2 * i, 0) for i in range(10)
+        )
+        await raw.send(syns)  # ten SYNs in one read: four handed over, six reset
+        resets: list[int] = []
+
+        def reset(kind: FrameType, flags: int, stream_id: int, _length: int) -> bool:
+            if Flag.RST in Flag(flags):
+                resets.append(stream_id)
+            return len(resets) == 6
+
+        await read_frames_until(raw, reset)
+    assert len(handed) == 4
+    assert resets == [9, 11, 13, 15, 17, 19]
