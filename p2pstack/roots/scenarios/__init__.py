@@ -23,6 +23,8 @@ from p2pstack.roots.scenarios._model import (
     load_scenario,
     parse_scenario,
 )
+from p2pstack.roots.scenarios._pubsub_sybil import PubsubSybilWorkload
+from p2pstack.roots.scenarios._pubsub_sybil_config import PubsubSybilConfig
 from p2pstack.roots.scenarios._runner import SimResult, run_scenario
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
@@ -59,6 +61,8 @@ __all__ = [
     "NodeStopped",
     "PingConfig",
     "PingWorkload",
+    "PubsubSybilConfig",
+    "PubsubSybilWorkload",
     "Scenario",
     "ScenarioError",
     "SimContext",
