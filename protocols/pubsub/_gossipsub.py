@@ -360,7 +360,9 @@ class GossipsubRouter:
         px: tuple[PeerInfo, ...] = ()
         if rpc.control is not None and not self.peers[peer].is_floodsub:
             px = _heartbeat.handle_control(self, peer, rpc.control, now, out)
-        return GossipResult(attrs.evolve(result, changes=tuple(changes)), out.rpcs(), px)
+        if changes:  # most RPCs carry none: skip the copy on the hot path
+            result = attrs.evolve(result, changes=tuple(changes))
+        return GossipResult(result, out.rpcs(), px)
 
     def next_deadline(self) -> float:
         """When the next heartbeat or score decay tick is due."""

@@ -1,6 +1,7 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
-``kad`` and ``kad_churn`` workloads, metrics, summary and plots (docs/simulation.md)."""
+``kad``, ``kad_churn`` and ``pubsub`` workloads, metrics, summary and plots
+(docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
     IdentifyConfig,
@@ -23,6 +24,8 @@ from p2pstack.roots.scenarios._model import (
     load_scenario,
     parse_scenario,
 )
+from p2pstack.roots.scenarios._pubsub import PubsubWorkload
+from p2pstack.roots.scenarios._pubsub_base import PubsubNodes, PubsubSimConfig
 from p2pstack.roots.scenarios._pubsub_sybil import PubsubSybilWorkload
 from p2pstack.roots.scenarios._pubsub_sybil_config import PubsubSybilConfig
 from p2pstack.roots.scenarios._runner import SimResult, run_scenario
@@ -61,8 +64,11 @@ __all__ = [
     "NodeStopped",
     "PingConfig",
     "PingWorkload",
+    "PubsubNodes",
+    "PubsubSimConfig",
     "PubsubSybilConfig",
     "PubsubSybilWorkload",
+    "PubsubWorkload",
     "Scenario",
     "ScenarioError",
     "SimContext",
