@@ -36,23 +36,34 @@ def _pct(values: Sequence[float], p: float) -> float | None:
     return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 3)
 
 
-def _rates(run: SybilRun, start: float, end: float) -> tuple[float | None, float | None]:
+def _rates(run: SybilRun, start: float, end: float, deadline: float) -> tuple[float, ...]:
+    """(delivered, delivered within ``deadline``) shares of the honest (message, node) pairs
+    of the messages published in [start, end]; () when there are none."""
     cfg = run.cfg
     ids = [m for m, (t, _) in run.published.items() if start <= t <= end]
     expected = len(ids) * (cfg.honest - 1)
     if not expected:
-        return None, None
+        return ()
     delivered = sum(len(run.delays[m]) for m in ids)
-    on_time = sum(1 for m in ids for d in run.delays[m] if d <= cfg.deadline)
+    on_time = sum(1 for m in ids for d in run.delays[m] if d <= deadline)
     return round(delivered / expected, 6), round(on_time / expected, 6)
 
 
-def recovery_seconds(run: SybilRun) -> float | None:
+def recovery_seconds(run: SybilRun, *, clean: bool = False) -> float | None:
     """Seconds from the flash until the share of honest nodes holding at least D_lo honest
-    mesh peers first reaches ``recovered_fraction`` (None: not within the run)."""
+    mesh peers (``clean``: holding no Sybil) first reaches ``recovered_fraction``.
+
+    Args:
+        run: a finished run.
+        clean: measure Sybil-free meshes instead of D_lo honest peers.
+
+    Returns:
+        The seconds, None when it did not happen within the run.
+    """
     cfg = run.cfg
     for sample in run.mesh:
-        if sample.t >= cfg.flash_at and sample.ok_fraction >= cfg.recovered_fraction:
+        share = sample.clean_fraction if clean else sample.ok_fraction
+        if sample.t >= cfg.flash_at and share >= cfg.recovered_fraction:
             return round(sample.t - cfg.flash_at, 3)
     return None
 
@@ -68,19 +79,28 @@ def run_metrics(run: SybilRun) -> dict[str, MetricValue]:
     """
     cfg = run.cfg
     last = cfg.run_for - cfg.deadline
-    rate, on_time = _rates(run, cfg.publish_from, last)
-    rate_after, on_time_after = _rates(run, cfg.flash_at, last)
+    rate, on_time = _rates(run, cfg.publish_from, last, cfg.deadline) or (None, None)
+    after = _rates(run, cfg.flash_at, last, cfg.deadline) or (None, None)
+    fast = _rates(run, cfg.publish_from, last, 1.0) or (None, None)
     delays = sorted(d for ds in run.delays.values() for d in ds)
     end = run.mesh[-1] if run.mesh else None
+    flash = next((s for s in run.mesh if s.t >= cfg.flash_at), None)
     scores = run.scores[-1].means if run.scores else {}
     out: dict[str, MetricValue] = {
         "honest_delivery_rate": rate,
         "honest_within_deadline_rate": on_time,
-        "honest_delivery_rate_after_flash": rate_after,
-        "honest_within_deadline_rate_after_flash": on_time_after,
+        "honest_within_1s_rate": fast[1],
+        "honest_delivery_rate_after_flash": after[0],
+        "honest_within_deadline_rate_after_flash": after[1],
         "honest_latency_p50_ms": _pct(delays, 0.5),
         "honest_latency_p99_ms": _pct(delays, 0.99),
         "mesh_recovery_seconds": recovery_seconds(run),
+        "mesh_sybil_free_seconds": recovery_seconds(run, clean=True),
+        "honest_mesh_sybil_peers_at_flash": round(flash.sybil_mean, 6) if flash else None,
+        "honest_mesh_ok_fraction_at_flash": round(flash.ok_fraction, 6) if flash else None,
+        "honest_mesh_ok_fraction_min_after_flash": min(
+            (s.ok_fraction for s in run.mesh if s.t >= cfg.flash_at), default=None
+        ),
         "honest_mesh_ok_fraction_end": round(end.ok_fraction, 6) if end else None,
         "honest_mesh_honest_peers_end": round(end.honest_mean, 6) if end else None,
         "honest_mesh_sybil_peers_end": round(end.sybil_mean, 6) if end else None,
@@ -155,12 +175,18 @@ class PubsubSybilWorkload:
             ("scoring on / off:", ""),
             ("honest delivery", both("honest_delivery_rate")),
             ("honest within deadline", both("honest_within_deadline_rate")),
+            ("honest within 1 s", both("honest_within_1s_rate")),
             ("within deadline after the flash", both("honest_within_deadline_rate_after_flash")),
             (
                 "latency p50 / p99 ms (on)",
                 f"{m.get('honest_latency_p50_ms')} / {m.get('honest_latency_p99_ms')}",
             ),
+            (
+                "Sybil mesh peers per honest node at the flash",
+                both("honest_mesh_sybil_peers_at_flash"),
+            ),
             ("mesh recovery after the flash (s)", both("mesh_recovery_seconds")),
+            ("meshes Sybil-free after the flash (s)", both("mesh_sybil_free_seconds")),
             ("nodes with >= D_lo honest mesh peers (end)", both("honest_mesh_ok_fraction_end")),
             ("invalid messages validated", both("invalid_messages_validated")),
         ]

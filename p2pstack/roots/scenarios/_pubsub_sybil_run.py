@@ -36,12 +36,14 @@ class MeshSample:
         honest_mean: mean honest peers per honest node's mesh.
         sybil_mean: mean Sybil peers per honest node's mesh.
         ok_fraction: share of honest nodes with at least D_lo honest mesh peers.
+        clean_fraction: share of honest nodes without a Sybil in their mesh.
     """
 
     t: float
     honest_mean: float
     sybil_mean: float
     ok_fraction: float
+    clean_fraction: float
 
 
 @attrs.frozen
@@ -191,15 +193,17 @@ class SybilRun:
 
     def _sample_mesh(self, now: float) -> None:
         cfg, net = self.cfg, self.net
-        honest_total = sybil_total = ok = 0
+        honest_total = sybil_total = ok = clean = 0
         for router in self._honest_routers():
             mesh = router.mesh.get(cfg.topic, set())
             honest = sum(1 for peer in mesh if net.node_of(peer) < cfg.honest)
             honest_total += honest
             sybil_total += len(mesh) - honest
             ok += honest >= self._d_lo
+            clean += honest == len(mesh)
         n = cfg.honest
-        self.mesh.append(MeshSample(now, honest_total / n, sybil_total / n, ok / n))
+        sample = MeshSample(now, honest_total / n, sybil_total / n, ok / n, clean / n)
+        self.mesh.append(sample)
         net.at(now + 1.0, self._sample_mesh)
 
     def _sample_scores(self, now: float) -> None:
