@@ -4,11 +4,15 @@ and every invalid message is validated; the same seed gives the same metrics."""
 
 from __future__ import annotations
 
-from p2pstack.roots.scenarios import PubsubSybilConfig, SimResult, parse_scenario
+from pathlib import Path
+
+from p2pstack.roots.scenarios import PubsubSybilConfig, SimResult, load_scenario, parse_scenario
 from p2pstack.roots.scenarios._pubsub_sybil import run_metrics
 from p2pstack.roots.scenarios._pubsub_sybil_run import SybilRun
 from p2pstack.roots.scenarios._report import metrics_values
 from p2pstack.roots.scenarios.testing import run_checked
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sim"
 
 SMALL = {
     "honest": 20,
@@ -83,3 +87,14 @@ def test_scenario_metrics_are_reproducible() -> None:
     assert first == second
     other = metrics_values(run_checked(scenario, seed=5, check=_has_both))
     assert other["honest_latency_p50_ms"] != first["honest_latency_p50_ms"]
+
+
+def test_example_files_state_the_setting() -> None:
+    for name, start in (("gossipsub-sybil", 0.5), ("gossipsub-sybil-warm", 10.0)):
+        scenario = load_scenario(EXAMPLES / f"{name}.toml")
+        cfg = scenario.workload_settings("pubsub_sybil")
+        assert isinstance(cfg, PubsubSybilConfig)
+        assert (cfg.honest, cfg.sybils, cfg.sybils_at) == (100, 100, start)
+        assert cfg.sybils * cfg.sybil_peers / (cfg.honest * 2 * cfg.honest_peers) == 10.0
+        assert cfg.run_for - cfg.flash_at >= 120.0  # two virtual minutes after the flash
+        assert scenario.duration > cfg.run_for and scenario.nodes == 1
