@@ -82,11 +82,17 @@ def _has_both(result: SimResult) -> None:
 
 def test_scenario_metrics_are_reproducible() -> None:
     scenario = parse_scenario(_scenario(4))
-    first = metrics_values(run_checked(scenario, seed=4, check=_has_both))
-    second = metrics_values(run_checked(scenario, seed=4, check=_has_both))
-    assert first == second
-    other = metrics_values(run_checked(scenario, seed=5, check=_has_both))
-    assert other["honest_latency_p50_ms"] != first["honest_latency_p50_ms"]
+    first = run_checked(scenario, seed=4, check=_has_both)
+    second = run_checked(scenario, seed=4, check=_has_both)
+    assert metrics_values(first) == metrics_values(second)
+    assert first.trace_hash == second.trace_hash
+    assert first.events >= 2 * 6  # the workload's state every 5 s, for both runs
+    other = run_checked(scenario, seed=5, check=_has_both)
+    assert other.trace_hash != first.trace_hash
+    assert (
+        metrics_values(other)["honest_latency_p50_ms"]
+        != metrics_values(first)["honest_latency_p50_ms"]
+    )
 
 
 def test_example_files_state_the_setting() -> None:
