@@ -1,6 +1,6 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
-``kad``, ``kad_churn`` and ``pubsub`` workloads, metrics, summary and plots
+``kad``, ``kad_churn``, ``pubsub`` and ``pubsub_sybil`` workloads, metrics, summary and plots
 (docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
