@@ -15,7 +15,8 @@ js-libp2p's kad-dht:
   prefers is kept. The response echoes the request's key and record (go and js clients check
   that the echoed value is theirs), also when the older record was kept (go answers an outdated
   record with an error, js echoes every PUT_VALUE; a peer holding a newer record is not
-  misbehaving, so its stream is not reset).
+  misbehaving, so its stream is not reset). The stored copy is stamped with the wall-clock time
+  in ``timeReceived`` (RFC 3339, as go and js stamp it), which GET_VALUE answers then carry.
 - ``ADD_PROVIDER(key, providerPeers)``: only entries naming the sender itself are recorded, and
   only with addresses (js drops address-less ones). No response.
 - ``GET_PROVIDERS(key)``: ``providerPeers`` we hold for ``key`` plus ``closerPeers``.
@@ -33,6 +34,7 @@ validation :class:`RecordValidationError`; the driver resets that stream and cou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -52,6 +54,7 @@ from protocols.kad._types import (
     Record,
     RecordValidationError,
 )
+from protocols.kad._wire import format_time_received
 
 if TYPE_CHECKING:
     from protocols.kad._store import ProviderStore, RecordStore
@@ -102,6 +105,7 @@ class RequestHandler:
         k: how many ``closerPeers`` at most.
         on_provider: called with each provider entry accepted (the sender and the addresses
             it announced), so the driver can put them in its peerstore.
+        wall_clock: seconds since the epoch, for the ``timeReceived`` stamp of stored records.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class RequestHandler:
         peer_info: Callable[[PeerId], KadPeer],
         k: int = 20,
         on_provider: Callable[[KadPeer], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.local = local
         self.table = table
@@ -124,6 +129,7 @@ class RequestHandler:
         self.peer_info = peer_info
         self.k = k
         self.on_provider = on_provider
+        self.wall_clock = wall_clock
 
     def handle(self, request: KadMessage, sender: KadPeer, now: float) -> KadMessage | None:
         """Answer one request.
@@ -206,7 +212,8 @@ class RequestHandler:
         if held is not None and not self._prefers(record, held):
             return _reply(request, record=record)  # keep the record the namespace prefers
         try:
-            self.records.put(Record(key=record.key, value=record.value), now)
+            stamp = format_time_received(self.wall_clock())
+            self.records.put(Record(key=record.key, value=record.value, time_received=stamp), now)
         except (KadProtocolError, RecordValidationError):
             raise  # RecordTooLarge is a RecordValidationError
         except KadError as exc:

@@ -235,6 +235,11 @@ class QueryDriver:
                 if deadline is not None and now >= deadline and not lookup.done:
                     lookup.handle_timer(now)
                 self._reap(run)
+            # Requests still in flight are cancelled one by one in the order they were sent:
+            # a task group's own cancel reaches its tasks in set (memory) order, which would
+            # make the simulator's runs differ from one another.
+            for scope in list(run.scopes.values()):
+                scope.cancel()
             tg.cancel_scope.cancel()
 
     def _reap(self, run: _Run) -> None:

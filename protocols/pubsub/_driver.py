@@ -79,7 +79,11 @@ class RouterDriver:
         now: float,
         peer_record: Callable[[PeerId], bytes | None] | None = None,
     ) -> None:
-        seqno = rng.getrandbits(64)  # a restarted node must not reuse message IDs (js: random)
+        # Random, so that a restarted node does not reuse message IDs; the top bit set, so
+        # that the seqno has no leading zero byte: js floodsub checks signatures over the
+        # seqno re-encoded from a bigint (leading zero bytes dropped) and rejects such
+        # messages, and forwards them with a shortened seqno.
+        seqno = rng.getrandbits(63) | 1 << 63
         self.core: FloodsubRouter | GossipsubRouter
         if isinstance(config, GossipsubConfig):
             self.core = GossipsubRouter(

@@ -196,8 +196,11 @@ class GossipsubRouter:
         for peer in self.peers:
             out.subscription(peer, SubOpts(True, topic))
         fanout = self.fanout.pop(topic, set())
-        # Fanout peers are above the publish threshold, which may be negative: keep the others.
-        kept = [p for p in self.ordered(fanout) if self.scoring.value(p, now) >= 0]
+        # Fanout peers are above the publish threshold, which may be negative, and may be in a
+        # backoff (a PRUNE when we left the topic, or theirs): keep only graftable ones (go's
+        # Join); a GRAFT during the backoff would cost us a behaviour penalty at the peer.
+        graftable = set(_select.graftable(self, topic, now, set()))
+        kept = [p for p in self.ordered(fanout) if p in graftable]
         mesh = set(kept[: self.config.d])
         self.fanout_published.pop(topic, None)
         candidates = _select.graftable(self, topic, now, mesh)

@@ -85,3 +85,21 @@ def test_a_restarted_node_runs_one_heartbeat_chain() -> None:
         assert len(timers) == 1  # the old router's chain ended at the stop
 
     run_virtual(main)
+
+
+def test_what_was_in_flight_to_a_restarted_node_is_lost() -> None:
+    overlay, recorder = line(GossipsubConfig())
+
+    async def main() -> None:
+        overlay.start(1, 0.0, ["t"])
+        overlay.start(2, 0.0, ["t"])
+        overlay.connect(1, 2, 0.0)
+        await overlay.events.run(2.0)
+        msg_id = overlay.publish(2, "t", b"data", 2.0)
+        overlay.stop(1, 2.001)  # the message is on the wire (10 ms)
+        overlay.start(1, 2.002, ["t"])
+        await overlay.events.run(3.0)
+        assert msg_id is not None and recorder.deliveries[msg_id] == {}
+        assert overlay.errors == 0  # not handed to the new router as from an unknown peer
+
+    run_virtual(main)

@@ -19,7 +19,7 @@ _ROWS = (
     ("messages published", "messages_published", ""),
     ("delivery rate", "delivery_rate", ""),
     ("latency p50 / p99 / max", ("latency_p50_ms", "latency_p99_ms", "latency_max_ms"), " ms"),
-    ("hops p50 / p99 / max", ("hops_p50", "hops_p99", "hops_max"), ""),
+    ("hops p50 / p99 / max / mean", ("hops_p50", "hops_p99", "hops_max", "hops_mean"), ""),
     ("duplicates per delivery", "duplicates_per_delivery", ""),
     ("bytes per node", "bytes_per_node", " B"),
     ("RPCs sent", "rpcs_sent", ""),

@@ -81,10 +81,10 @@ class EventQueue:
         heapq.heappush(self.heap, (t, self.seq, fn, arg))
 
     async def run(self, until: float) -> None:
-        """Run the events due up to ``until`` (virtual seconds since the run started).
+        """Run the events due up to ``until``.
 
         Args:
-            until: the end; later events stay queued.
+            until: the end, in the runner's virtual time; later events stay queued.
         """
         heap = self.heap
         self._synced = anyio.current_time()
@@ -201,6 +201,8 @@ class Overlay:
         node.router = None
         for other in self.neighbours.pop(index, {}):
             self.neighbours[other].pop(index, None)
+            self._links.pop((index, other), None)
+            self._links.pop((other, index), None)
             router = self.nodes[other].router
             if isinstance(router, FloodsubRouter):
                 router.remove_peer(node.peer_id)
@@ -283,16 +285,17 @@ class Overlay:
                 self.resets += 1
                 continue
             self.events.seq += 1
-            heapq.heappush(heap, (arrival, self.events.seq, arrive, (src, dst, rpc)))
+            item = (src, dst, rpc, direction)
+            heapq.heappush(heap, (arrival, self.events.seq, arrive, item))
         if out:
             rec.rpcs_sent += len(out)
             rec.bytes_sent[src] = rec.bytes_sent.get(src, 0) + sent
 
-    def _arrive(self, now: float, item: tuple[int, int, RPC]) -> None:
-        src, dst, rpc = item
+    def _arrive(self, now: float, item: tuple[int, int, RPC, LinkDirection]) -> None:
+        src, dst, rpc, direction = item
         node = self.nodes[dst]
-        if node.router is None or not node.up or not self.nodes[src].up:
-            return
+        if node.router is None or self._links.get((src, dst)) is not direction:
+            return  # the link went down meanwhile (a stop): what was in flight is lost
         self.receive(node, self.nodes[src], rpc, now)
 
     def receive(self, node: PubsubNode, src: PubsubNode, rpc: RPC, now: float) -> None:

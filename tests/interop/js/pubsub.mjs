@@ -122,8 +122,12 @@ async function publish (ctx, [topic, data]) {
   let floodId = null
   if (ctx.router === 'floodsub') {
     // floodsub builds the message (random seqno) inside publish(): look at it on the way.
+    // Its seqno is 8 random bytes sent as a bigint, so 1 in 256 goes out shorter than 8 bytes
+    // (leading zero dropped), which js gossipsub, rust and p2pstack reject: the top bit is
+    // set so that every publication is a full 8 bytes and tests do not fail by chance.
     const build = ctx.ps.buildMessage
     ctx.ps.buildMessage = async message => {
+      message = { ...message, sequenceNumber: message.sequenceNumber | (1n << 63n) }
       floodId = jsMsgId(ctx.node.peerId.publicKey, message.sequenceNumber)
       return build.call(ctx.ps, message)
     }
@@ -149,6 +153,51 @@ function scores (ctx) {
   return { event: 'scores', peers }
 }
 
+/** `score_stats PEER`: js's score of PEER and the counters behind it, per topic (P1-P4) and P7. */
+function scoreStats (ctx, [peer]) {
+  if (ctx.router !== 'gossipsub') throw new Error('score_stats: floodsub has no peer scores')
+  const stats = ctx.ps.dumpPeerScoreStats()[peer]
+  if (stats == null) throw new Error(`score_stats: no score record for ${peer}`)
+  const topics = Object.fromEntries(Object.entries(stats.topics).map(([topic, t]) => [topic, {
+    in_mesh: t.inMesh,
+    mesh_time_ms: t.meshTime,
+    first_message_deliveries: t.firstMessageDeliveries,
+    mesh_message_deliveries: t.meshMessageDeliveries,
+    mesh_failure_penalty: t.meshFailurePenalty,
+    invalid_message_deliveries: t.invalidMessageDeliveries
+  }]))
+  return {
+    event: 'score_stats',
+    peer_id: peer,
+    score: ctx.ps.getScore(peer),
+    connected: stats.connected,
+    behaviour_penalty: stats.behaviourPenalty,
+    topics
+  }
+}
+
+/** Record every PRUNE this peer receives or sends (`gossipsub:prune`), for `prunes`. */
+function watchPrunes (ctx) {
+  ctx.prunes = []
+  if (ctx.router !== 'gossipsub') return
+  ctx.ps.addEventListener('gossipsub:prune', evt => {
+    const { peerId, topic, direction } = evt.detail
+    ctx.prunes.push({ peer_id: String(peerId), topic, direction })
+  })
+}
+
+/** `prunes`: the PRUNEs received (`inbound`) and sent (`outbound`) so far, in order. */
+function prunes (ctx) {
+  if (ctx.router !== 'gossipsub') throw new Error('prunes: floodsub has no PRUNE')
+  return { event: 'prunes', prunes: ctx.prunes }
+}
+
+/** `connections`: the open connections, with who dialed (`outbound`: this peer). */
+function connections (ctx) {
+  const peers = ctx.node.getConnections().map(c => ({ peer_id: c.remotePeer.toString(), direction: c.direction }))
+  return { event: 'connections', peers }
+}
+
 const COMMANDS = {
   subscribe: [async (ctx, [t]) => { ctx.ps.subscribe(t); return { event: 'subscribed', topic: t } }, 1],
   unsubscribe: [async (ctx, [t]) => { ctx.ps.unsubscribe(t); return { event: 'unsubscribed', topic: t } }, 1],
@@ -159,6 +208,9 @@ const COMMANDS = {
     return { event: 'mesh', topic: t, peers: ctx.ps.getMeshPeers(t).map(String).sort() }
   }, 1],
   scores: [async ctx => scores(ctx), 0],
+  score_stats: [async (ctx, args) => scoreStats(ctx, args), 1],
+  prunes: [async ctx => prunes(ctx), 0],
+  connections: [async ctx => connections(ctx), 0],
   connect: [async (ctx, [addr]) => {
     const conn = await ctx.node.dial(multiaddr(addr), ctx.opts())
     return { event: 'connected', peer_id: conn.remotePeer.toString(), muxer: conn.multiplexer ?? null }
@@ -190,6 +242,7 @@ export function servePubsubCommands (node, cfg) {
   const ps = node.services.pubsub
   watchMessages(ps)
   const ctx = { node, ps, router: cfg.pubsub, state: cfg.pubsubState, opts: () => ({ signal: AbortSignal.timeout(cfg.timeoutMs) }) }
+  watchPrunes(ctx)
   let queue = Promise.resolve()
   const lines = createInterface({ input: process.stdin, terminal: false })
   lines.on('line', line => {

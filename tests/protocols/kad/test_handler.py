@@ -83,6 +83,7 @@ class Node:
             peer_info=self.peer_info,
             k=k,
             on_provider=self.learned.append,
+            wall_clock=lambda: 1e9,
         )
 
     def peer_info(self, peer: PeerId) -> KadPeer:
@@ -169,6 +170,11 @@ def test_put_value_stores_and_echoes() -> None:
     assert node.ask(padded) == request, "the request's record is echoed, not its peers"
     stored = node.records.get(b"/test/a", 11.0)
     assert stored is not None and stored.value == b"v1"
+    # The stored copy carries our own receive time, not the sender's (handler's clock: 1e9 s).
+    assert stored.time_received == "2001-09-09T01:46:40.000000000Z"
+    answer = node.ask(KadMessage(type=MessageType.GET_VALUE, key=b"/test/a"))
+    assert answer is not None and answer.record is not None
+    assert answer.record.time_received == "2001-09-09T01:46:40.000000000Z"
 
 
 def test_get_value_returns_record_and_closer_peers() -> None:

@@ -269,6 +269,24 @@ def test_fanout_without_flood_publish() -> None:
     assert len(out) == len(peers)
 
 
+def test_subscribe_does_not_graft_fanout_peers_in_backoff() -> None:
+    router = _router(flood_publish=False)
+    peers = _peers(router, 3)
+    router.subscribe("t", 0.0)
+    router.unsubscribe("t", 1.0)  # PRUNE with the 10 s unsubscribe backoff
+    prune = RPC(control=ControlMessage(prune=(ControlPrune("t", (), backoff=60),)))
+    router.subscribe("t", 2.0)
+    router.handle_rpc(peers[0], prune, 2.0)  # and one peer prunes us for 60 s
+    router.unsubscribe("t", 3.0)
+    _, _, out = router.publish("t", b"x", 4.0)
+    assert router.fanout["t"] == set(peers) == {p for p, _ in out}
+    out = router.subscribe("t", 5.0)  # within both backoffs
+    assert router.mesh["t"] == set()
+    assert not [p for p, rpc in out if rpc.control and rpc.control.graft]
+    router.heartbeat(12.5)  # the unsubscribe backoff and its slack are over, not the PRUNE's
+    assert router.mesh["t"] == set(peers[1:])
+
+
 class Network:
     """Gossipsub cores on a graph; RPCs go through the codec; the clock advances by 10 ms per
     delivery round and heartbeats run every virtual second."""
