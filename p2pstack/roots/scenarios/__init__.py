@@ -1,6 +1,6 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
-``kad``, ``kad_churn`` and ``pubsub`` workloads, metrics, summary and plots
+``kad``, ``kad_churn``, ``pubsub`` and ``pubsub_sybil`` workloads, metrics, summary and plots
 (docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
@@ -26,6 +26,8 @@ from p2pstack.roots.scenarios._model import (
 )
 from p2pstack.roots.scenarios._pubsub import PubsubWorkload
 from p2pstack.roots.scenarios._pubsub_base import PubsubNodes, PubsubSimConfig
+from p2pstack.roots.scenarios._pubsub_sybil import PubsubSybilWorkload
+from p2pstack.roots.scenarios._pubsub_sybil_config import PubsubSybilConfig
 from p2pstack.roots.scenarios._runner import SimResult, run_scenario
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
@@ -64,6 +66,8 @@ __all__ = [
     "PingWorkload",
     "PubsubNodes",
     "PubsubSimConfig",
+    "PubsubSybilConfig",
+    "PubsubSybilWorkload",
     "PubsubWorkload",
     "Scenario",
     "ScenarioError",

@@ -1,0 +1,223 @@
+"""One run of the Sybil attack simulation: ``honest`` gossipsub nodes and Sybils
+(``SybilRouter``) on a ``CoreNet``, the publish workload, the spam and the covert flash, and
+what is observed: every honest delivery, the honest nodes' meshes every second, and the scores
+honest nodes give their honest and Sybil peers (docs/pubsub.md, "Sybil attacks").
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from p2pstack.identity import Identity
+from p2pstack.roots.scenarios._pubsub_sybil_behaviour import (
+    SPAM_PREFIX,
+    SybilMode,
+    SybilRouter,
+    greedy_config,
+)
+from p2pstack.roots.scenarios._pubsub_sybil_config import PubsubSybilConfig, honest_config
+from p2pstack.roots.scenarios._pubsub_sybil_net import CoreNet
+from p2pstack.sim import SeededRandom
+from protocols.pubsub import GossipsubConfig, GossipsubRouter, Message, ValidationResult
+
+__all__ = ["MeshSample", "ScoreSample", "SybilRun"]
+
+#: Sybils advertise nothing (their IHAVEs would only earn them broken-promise penalties) and
+#: keep a mesh as large as their peer count.
+_SYBIL_BASE = GossipsubConfig(d_lazy=0, gossip_factor=0.0)
+
+
+@attrs.frozen
+class MeshSample:
+    """The honest nodes' meshes at one time.
+
+    Attributes:
+        t: virtual time.
+        honest_mean: mean honest peers per honest node's mesh.
+        sybil_mean: mean Sybil peers per honest node's mesh.
+        ok_fraction: share of honest nodes with at least D_lo honest mesh peers.
+        clean_fraction: share of honest nodes without a Sybil in their mesh.
+    """
+
+    t: float
+    honest_mean: float
+    sybil_mean: float
+    ok_fraction: float
+    clean_fraction: float
+
+
+@attrs.frozen
+class ScoreSample:
+    """Mean scores honest nodes give their peers, by kind of peer (``honest`` or a role)."""
+
+    t: float
+    means: dict[str, float]
+
+
+def validate(message: Message) -> ValidationResult:
+    """The topic validator of honest nodes: Sybils' spam is invalid."""
+    if message.data.startswith(SPAM_PREFIX):
+        return ValidationResult.REJECT
+    return ValidationResult.ACCEPT
+
+
+class SybilRun:
+    """One network (see the module docstring), built from the seed the same way with or
+    without scoring.
+
+    Args:
+        cfg: the workload settings.
+        seed: the run's root seed.
+        scoring: whether honest nodes score their peers.
+    """
+
+    def __init__(self, cfg: PubsubSybilConfig, seed: int, *, scoring: bool) -> None:
+        self.cfg = cfg
+        self.scoring = scoring
+        self.rng = SeededRandom(seed, "pubsub_sybil")
+        self.net = CoreNet(validate=self._validate, on_deliver=self._delivered)
+        #: Message ID -> (publish time, publisher node).
+        self.published: dict[bytes, tuple[float, int]] = {}
+        #: Message ID -> delivery delays (seconds), one per honest node that delivered it.
+        self.delays: dict[bytes, list[float]] = {}
+        self.invalid_validated = 0
+        self.mesh: list[MeshSample] = []
+        self.scores: list[ScoreSample] = []
+        self.sybils: list[SybilRouter] = []
+        self.roles: list[str] = []
+        self._d_lo = 0
+        self._build()
+
+    # -- building -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        cfg, net = self.cfg, self.net
+        ids = self.rng.child("identity")
+        honest = honest_config(cfg, scoring=self.scoring)
+        self._d_lo = honest.d_lo
+        for i in range(cfg.honest):
+            ident = Identity.generate(random_bytes=ids.random_bytes)
+            router = GossipsubRouter(
+                ident.peer_id,
+                rng=self.rng.child(f"router/{i}"),
+                config=honest,
+                private_key=ident.private_key,
+            )
+            router.subscribe(cfg.topic, 0.0)
+            net.add_node(router, ident.peer_id, honest=True, ip=f"10.0.{i // 250}.{i % 250 + 1}")
+        sybil = greedy_config(_SYBIL_BASE, cfg.sybil_peers)
+        for j in range(cfg.sybils):
+            ident = Identity.generate(random_bytes=ids.random_bytes)
+            core = GossipsubRouter(
+                ident.peer_id,
+                rng=self.rng.child(f"sybil/{j}"),
+                config=sybil,
+                private_key=ident.private_key,
+            )
+            core.subscribe(cfg.topic, 0.0)
+            role = cfg.roles[j % len(cfg.roles)]
+            mode = {"drop": SybilMode.DROP, "spam": SybilMode.SPAM}.get(role, SybilMode.HONEST)
+            wrapped = SybilRouter(core, mode, private_key=ident.private_key)
+            self.sybils.append(wrapped)
+            self.roles.append(role)
+            net.add_node(wrapped, ident.peer_id, honest=False, ip=f"10.1.{j // 250}.{j % 250 + 1}")
+        links = self.rng.child("links")
+        lat = (cfg.latency_min, cfg.latency_max)
+        net.at(0.5, lambda now: self._connect_honest(links, lat))
+        net.at(cfg.sybils_at, lambda now: self._connect_sybils(links, lat))
+        net.at(cfg.publish_from, self._publish)
+        net.at(cfg.flash_at, self._flash)
+        net.at(1.0, self._spam)
+        net.at(1.0, self._sample_mesh)
+        net.at(cfg.score_sample_interval, self._sample_scores)
+
+    def _connect_honest(self, links: SeededRandom, lat: tuple[float, float]) -> None:
+        cfg, net = self.cfg, self.net
+        for i in range(cfg.honest):
+            others = [k for k in range(cfg.honest) if k != i]
+            for k in links.sample(others, cfg.honest_peers):
+                net.connect(i, k, links.uniform(*lat))
+
+    def _connect_sybils(self, links: SeededRandom, lat: tuple[float, float]) -> None:
+        cfg, net = self.cfg, self.net
+        for j in range(cfg.sybils):
+            for k in links.sample(range(cfg.honest), cfg.sybil_peers):
+                net.connect(cfg.honest + j, k, links.uniform(*lat))
+
+    # -- activity -------------------------------------------------------------------------------
+
+    def _validate(self, message: Message) -> ValidationResult:
+        verdict = validate(message)
+        if verdict is not ValidationResult.ACCEPT:
+            self.invalid_validated += 1
+        return verdict
+
+    def _delivered(self, node: int, msg_id: bytes, now: float) -> None:
+        sent = self.published.get(msg_id)
+        if sent is not None:
+            self.delays[msg_id].append(now - sent[0])
+
+    def _publish(self, now: float) -> None:
+        cfg, net = self.cfg, self.net
+        pick = self.rng.child(f"publish/{round(now * 1000)}")
+        node = pick.randrange(cfg.honest)
+        router = net.nodes[node].router
+        assert isinstance(router, GossipsubRouter)
+        seq = len(self.published).to_bytes(8, "big")
+        data = seq + bytes(max(0, cfg.message_size - len(seq)))
+        _, msg_id, out = router.publish(cfg.topic, data, now)
+        self.published[msg_id] = (now, node)
+        self.delays[msg_id] = []
+        net.send(node, out)
+        if now + cfg.publish_interval <= cfg.run_for - cfg.deadline:
+            net.at(now + cfg.publish_interval, self._publish)
+
+    def _spam(self, now: float) -> None:
+        for j, sybil in enumerate(self.sybils):
+            self.net.send(self.cfg.honest + j, sybil.spam(self.cfg.topic, self.cfg.spam_messages))
+        self.net.at(now + self.cfg.spam_interval, self._spam)
+
+    def _flash(self, now: float) -> None:
+        for sybil, role in zip(self.sybils, self.roles, strict=True):
+            if role == "covert":
+                sybil.mode = SybilMode.DROP
+
+    # -- observing ------------------------------------------------------------------------------
+
+    def _honest_routers(self) -> list[GossipsubRouter]:
+        routers = []
+        for node in self.net.nodes[: self.cfg.honest]:
+            assert isinstance(node.router, GossipsubRouter)
+            routers.append(node.router)
+        return routers
+
+    def _sample_mesh(self, now: float) -> None:
+        cfg, net = self.cfg, self.net
+        honest_total = sybil_total = ok = clean = 0
+        for router in self._honest_routers():
+            mesh = router.mesh.get(cfg.topic, set())
+            honest = sum(1 for peer in mesh if net.node_of(peer) < cfg.honest)
+            honest_total += honest
+            sybil_total += len(mesh) - honest
+            ok += honest >= self._d_lo
+            clean += honest == len(mesh)
+        n = cfg.honest
+        sample = MeshSample(now, honest_total / n, sybil_total / n, ok / n, clean / n)
+        self.mesh.append(sample)
+        net.at(now + 1.0, self._sample_mesh)
+
+    def _sample_scores(self, now: float) -> None:
+        cfg, net = self.cfg, self.net
+        sums: dict[str, list[float]] = {}
+        for router in self._honest_routers():
+            for peer in router.peers:
+                index = net.node_of(peer)
+                kind = "honest" if index < cfg.honest else self.roles[index - cfg.honest]
+                sums.setdefault(kind, []).append(router.scoring.value(peer, now))
+        means = {kind: sum(v) / len(v) for kind, v in sorted(sums.items())}
+        self.scores.append(ScoreSample(now, means))
+        net.at(now + cfg.score_sample_interval, self._sample_scores)
+
+    def run_until(self, end: float) -> None:
+        """Advance the network to virtual time ``end``."""
+        self.net.run_until(end)
