@@ -5,10 +5,14 @@ bar, write ``trace.jsonl``, ``metrics.json``, ``summary.txt`` and PNG plots, pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 __all__ = ["add_sim_arguments", "run_sim"]
 
@@ -29,6 +33,40 @@ def add_sim_arguments(sim: argparse.ArgumentParser) -> None:
     )
     sim.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     sim.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+class _CtrlC:
+    """Ctrl-C as a flag the simulation checks each time its virtual clock advances.
+
+    asyncio's own handler cancels the main task instead, and a cancellation that arrives while a
+    task group is starting a task can be absorbed, so the run went on to its end (minutes for a
+    large scenario). Raising ``KeyboardInterrupt`` from the clock callback, once, reaches
+    ``run_scenario``, which keeps what was measured. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.raised = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` once after the first Ctrl-C."""
+        if self.pending and not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_CtrlC]:
+        """Handle SIGINT with this object while the block runs (main thread only)."""
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _ensure_hash_seed() -> None:
@@ -86,14 +124,18 @@ def run_sim(args: argparse.Namespace) -> int:
     task = progress.add_task(scenario.name, total=scenario.duration)
     last = [0.0]
 
+    ctrl_c = _CtrlC()
+
     def on_advance(now: float) -> None:
+        ctrl_c.check()
         wall = time.monotonic()  # display throttling only; never reaches the trace
         if wall - last[0] >= 0.1:
             last[0] = wall
             progress.update(task, completed=min(now, scenario.duration))
             progress.refresh()
 
-    with progress, (out_dir / "trace.jsonl").open("w", encoding="utf-8") as trace_file:
+    trace_path = out_dir / "trace.jsonl"
+    with progress, ctrl_c.installed(), trace_path.open("w", encoding="utf-8") as trace_file:
         result = run_scenario(scenario, seed=seed, trace_file=trace_file, on_advance=on_advance)
         progress.update(task, completed=min(result.virtual_seconds, scenario.duration))
         progress.refresh()
