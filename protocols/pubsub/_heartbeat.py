@@ -243,7 +243,10 @@ def _maintain_mesh(
         router.rng.shuffle(candidates)
         for peer in candidates[: cfg.d - len(mesh)]:
             _add(router, topic, peer, now, out)
-    elif len(mesh) > cfg.d_hi:
+    elif len(mesh) >= cfg.d_hi:
+        # At D_hi, not only above it (go's heartbeat): a mesh that GRAFTs have filled to D_hi
+        # refuses every GRAFT over an inbound connection (the "mesh full" rule), so it is cut
+        # back to D, keeping the best-scoring peers, rather than left full.
         _shrink(router, topic, mesh, now, out)
     outbound_count = sum(router.peers[p].outbound for p in mesh)
     if len(mesh) >= cfg.d_lo and outbound_count < cfg.d_out:
@@ -318,11 +321,11 @@ def _age(router: GossipsubRouter, now: float) -> None:
 
 def heartbeat(router: GossipsubRouter, now: float, out: Outbox) -> None:
     """One heartbeat: age promises (a broken one costs a behaviour penalty), backoffs and
-    counters; prune negative-score mesh peers; bring every mesh within D_lo..D_hi (keeping
-    the D_score best, and the outbound quota); graft opportunistically every
-    ``opportunistic_graft_ticks`` heartbeats; keep fanouts alive for ``fanout_ttl``; gossip
-    IHAVE to D_lazy (or gossip-factor) non-mesh peers per topic above the gossip threshold;
-    shift the message cache.
+    counters; prune negative-score mesh peers; graft up to D below D_lo and prune down to D
+    at D_hi or above (keeping the D_score best, and the outbound quota); graft
+    opportunistically every ``opportunistic_graft_ticks`` heartbeats; keep fanouts alive for
+    ``fanout_ttl``; gossip IHAVE to D_lazy (or gossip-factor) non-mesh peers per topic above
+    the gossip threshold; shift the message cache.
 
     Args:
         router: the router.

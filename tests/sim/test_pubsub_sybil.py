@@ -96,12 +96,17 @@ def test_scenario_metrics_are_reproducible() -> None:
 
 
 def test_example_files_state_the_setting() -> None:
-    files = (("", 0.5, 5.0), ("-10x", 0.5, 10.0), ("-warm", 10.0, 10.0))
-    for suffix, start, ratio in files:
+    files = (
+        ("", 100, 0.5, 5.0),
+        ("-10x", 200, 0.5, 10.0),
+        ("-20x", 400, 0.5, 20.0),
+        ("-warm", 200, 10.0, 10.0),
+    )
+    for suffix, sybils, start, ratio in files:
         scenario = load_scenario(EXAMPLES / f"gossipsub-sybil{suffix}.toml")
         cfg = scenario.workload_settings("pubsub_sybil")
         assert isinstance(cfg, PubsubSybilConfig)
-        assert (cfg.honest, cfg.sybils, cfg.sybils_at) == (100, 100, start)
+        assert (cfg.honest, cfg.honest_peers, cfg.sybils, cfg.sybils_at) == (100, 8, sybils, start)
         assert cfg.sybils * cfg.sybil_peers / (cfg.honest * 2 * cfg.honest_peers) == ratio
         assert cfg.run_for - cfg.flash_at >= 120.0  # two virtual minutes after the flash
         assert scenario.duration > cfg.run_for and scenario.nodes == 1

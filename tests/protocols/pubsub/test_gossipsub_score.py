@@ -275,6 +275,24 @@ def test_oversized_mesh_keeps_the_best_scores() -> None:
     assert len(router.mesh["t"]) == 6 and set(best) <= router.mesh["t"]
 
 
+def test_mesh_at_d_hi_is_pruned_to_d_keeping_the_best_scores() -> None:
+    # go prunes at D_hi, not only above it: a mesh that inbound GRAFTs filled to exactly D_hi
+    # would otherwise stay full and refuse every GRAFT over an inbound connection for good.
+    router = _router(d=6, d_lo=4, d_hi=12, d_score=4, d_out=0)
+    peers = _peers(router, 13)
+    router.subscribe("t", 0.0)
+    router.mesh["t"] = set(peers[:12])  # exactly D_hi
+    best = peers[3:7]
+    for peer in best:
+        _score(router).set_app_score(peer, 0.5)
+    out = router.heartbeat(1.0)
+    assert len(router.mesh["t"]) == 6 and set(best) <= router.mesh["t"]
+    pruned = [p for p, rpc in out if rpc.control and rpc.control.prune]
+    assert len(pruned) == 6 and not set(pruned) & router.mesh["t"]
+    assert router.handle_rpc(peers[12], _graft(), 1.5).out == []  # room again: accepted
+    assert peers[12] in router.mesh["t"]
+
+
 def test_opportunistic_grafting_replaces_a_poor_mesh() -> None:
     router = _router(d=3, d_lo=2, d_hi=3, d_score=2, d_out=0, opportunistic_graft_ticks=3)
     peers = _peers(router, 8)
