@@ -86,6 +86,7 @@ async def open_node(config: HostConfig = NODE_CONFIG, **kwargs: object) -> Async
         services=[Identify(), Ping()],
         listen=["/ip4/127.0.0.1/tcp/0"],
         config=config,
+        # mypy: kwargs is typed `object` here; open_host checks each option.
         **kwargs,  # type: ignore[arg-type]
     ) as host:
         yield host
@@ -111,6 +112,7 @@ def _full_addr(node: Target) -> Multiaddr:
 async def _listeners(node: Target) -> int:
     if isinstance(node, Host):
         return node.statistics().listeners
+    # mypy: Target does not declare listeners(); only a NodeProcess reaches this line.
     listeners: Callable[[], Awaitable[int]] = node.listeners  # type: ignore[attr-defined]
     return await listeners()
 

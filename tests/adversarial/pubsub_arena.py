@@ -104,6 +104,7 @@ async def _open(services: list[object], *, listen: bool) -> AsyncIterator[Host]:
         transports=[TcpTransport()],
         security=[Noise()],
         muxers=[Yamux()],
+        # mypy: `services` is list[object] so that callers may pass any service object.
         services=[Identify(), *services],  # type: ignore[list-item]
         listen=["/ip4/127.0.0.1/tcp/0"] if listen else [],
     ) as host:
@@ -326,6 +327,7 @@ async def open_pubsub_arena(
     connected to it, meshes formed and one honest message delivered."""
     async with AsyncExitStack() as stack:
         node = await stack.enter_async_context(
+            # mypy: node_options holds mixed option types; Pubsub checks them when built.
             _open([Pubsub(config, **node_options)], listen=True)  # type: ignore[arg-type]
         )
         publisher = await stack.enter_async_context(_open([Pubsub(_HONEST_GOSSIP)], listen=False))

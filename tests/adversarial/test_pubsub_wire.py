@@ -50,6 +50,8 @@ def _pb(build: pb.RPC) -> bytes:
     return encode_uvarint(len(body)) + body
 
 
+# The protobuf constructors are typed per field; these helpers pass whatever a test builds,
+# malformed values included, hence the arg-type ignores.
 def _rpc(**fields: object) -> pb.RPC:
     return pb.RPC(**fields)  # type: ignore[arg-type]
 

@@ -27,6 +27,7 @@ SMALL = {
 
 
 def _run(scoring: bool) -> SybilRun:
+    # mypy: SMALL is a dict of mixed values, as read from a scenario file.
     run = SybilRun(PubsubSybilConfig(**SMALL), 3, scoring=scoring)  # type: ignore[arg-type]
     run.run_until(50.0)
     return run

@@ -10,6 +10,7 @@ __all__ = [
     "DHT_ACTIONS",
     "DHT_MODES",
     "DHT_PROTOCOL",
+    "add_client_options",
     "add_node_dht_arguments",
     "configure_dht",
     "node_wants_dht",
@@ -122,6 +123,23 @@ def _client_options(p: argparse.ArgumentParser) -> None:
         help="a DHT peer to connect to first (ending in /p2p/<peer-id>), repeatable",
     )
     _common_dht_options(p)
+    add_client_options(
+        p,
+        timeout=60.0,
+        timeout_help="deadline of the connections to the bootstrap peers, and then of the DHT "
+        "operation (default: 60)",
+    )
+
+
+def add_client_options(p: argparse.ArgumentParser, *, timeout: float, timeout_help: str) -> None:
+    """Add ``--key``, ``--json`` and ``--timeout``, shared by the client commands (``dht``,
+    ``pubsub``) that start an ephemeral node.
+
+    Args:
+        p: the command's subparser.
+        timeout: the default of ``--timeout`` (seconds).
+        timeout_help: what ``--timeout`` bounds, for the help text.
+    """
     p.add_argument(
         "--key",
         metavar="PATH",
@@ -131,10 +149,9 @@ def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout",
         type=_positive_float,
-        default=60.0,
+        default=timeout,
         metavar="SECONDS",
-        help="deadline of the connections to the bootstrap peers, and then of the DHT "
-        "operation (default: 60)",
+        help=timeout_help,
     )
 
 

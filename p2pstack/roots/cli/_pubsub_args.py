@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from p2pstack.roots.cli._dht_args import _positive_float, _positive_int
+from p2pstack.roots.cli._dht_args import _positive_int, add_client_options
 
 __all__ = [
     "DEFAULT_ROUTER",
@@ -95,18 +95,10 @@ def _client_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_ROUTER,
         help=f"the pubsub router (default: {DEFAULT_ROUTER})",
     )
-    p.add_argument(
-        "--key",
-        metavar="PATH",
-        help="key file, readable by its owner only (default: a fresh, ephemeral key)",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object per line")
-    p.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=30.0,
-        metavar="SECONDS",
-        help="deadline of the connections to the bootstrap peers and of the wait before "
+    add_client_options(
+        p,
+        timeout=30.0,
+        timeout_help="deadline of the connections to the bootstrap peers and of the wait before "
         "subscribing or publishing (default: 30)",
     )
 

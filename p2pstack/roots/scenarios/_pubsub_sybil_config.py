@@ -28,7 +28,7 @@ ROLES = ("drop", "spam", "covert")
 
 
 def _roles(value: object) -> tuple[str, ...]:
-    roles = tuple(str(role) for role in value)  # type: ignore[attr-defined]
+    roles = tuple(str(role) for role in value) if isinstance(value, (list, tuple)) else ()
     if not roles or any(role not in ROLES for role in roles):
         raise ValueError(f"roles must be a non-empty list of {', '.join(ROLES)}")
     return roles

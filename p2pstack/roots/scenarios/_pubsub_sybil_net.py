@@ -167,7 +167,8 @@ class CoreNet:
             elif kind == _TIMER:
                 self._timer(dst)
             else:
-                payload(when)  # type: ignore[operator]
+                assert callable(payload)
+                payload(when)
         self.now = max(self.now, end)
 
     def _push(self, when: float, kind: int, dst: int, src: int, payload: object) -> None:
