@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up the real peers for the interop tests (see tests/interop/README.md):
-#   1. tests/interop/js: `npm ci` from the committed lockfile; it pins js-libp2p 3.x and the
-#      `node` npm package, which brings a Node 22 binary to node_modules/.bin/node.
+#   1. tests/interop/js: `npm install` from the committed lockfile (checked unchanged after); it
+#      pins js-libp2p 3.x and the `node` npm package, which brings a Node 22 binary to
+#      node_modules/.bin/node. Not `npm ci`: it refuses a lockfile that pins
+#      @chainsafe/libp2p-quic, whose six other platform packages this registry does not serve.
 #   2. .interop/py-venv: a separate venv holding py-libp2p 0.8.1 (kept out of the project venv).
 # Idempotent: each step is skipped when its stamp matches (lockfile hash / pinned version and
 # interpreter) and redone when anything changed. Works unattended (CI=true, no stdin, root).
@@ -23,6 +25,7 @@ die() { echo "setup.sh: ERROR: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 hash_files() { cat "$@" | sha256sum | cut -d' ' -f1; }
+lock_hash() { hash_files "$js_dir/package-lock.json"; }
 
 mkdir -p "$log_dir"
 t_all="$(now)"
@@ -41,15 +44,18 @@ setup_js() {
         echo "js: up to date ($("$node_bin" --version), lockfile unchanged) - skipped"
         return
     fi
-    log="$log_dir/npm-ci.log"
-    echo "js: npm ci in tests/interop/js (log: $log) ..."
+    log="$log_dir/npm-install.log"
+    echo "js: npm install (locked) in tests/interop/js (log: $log) ..."
+    lock_before="$(lock_hash)"
     # The `node` package installs its binary from a preinstall script: scripts must run.
     if ! (cd "$js_dir" && npm_config_ignore_scripts=false CI=true \
-            "$npm" ci --no-audit --no-fund --loglevel=warn </dev/null >"$log" 2>&1); then
+            "$npm" install --no-audit --no-fund --loglevel=warn </dev/null >"$log" 2>&1); then
         tail -n 30 "$log" >&2
-        die "npm ci failed in $js_dir (full log: $log)"
+        die "npm install failed in $js_dir (full log: $log)"
     fi
-    [[ -x "$node_bin" ]] || die "npm ci did not produce $node_bin (were install scripts blocked?)"
+    [[ "$(lock_hash)" == "$lock_before" ]] \
+        || die "npm install changed $js_dir/package-lock.json: package.json and the lockfile disagree"
+    [[ -x "$node_bin" ]] || die "npm install did not produce $node_bin (were install scripts blocked?)"
     version="$("$node_bin" --version)" || die "$node_bin does not run"
     [[ "$version" == v$NODE_MAJOR.* ]] || die "$node_bin is $version, need Node $NODE_MAJOR"
     (cd "$js_dir" && "$node_bin" -e "import('libp2p').then(() => process.exit(0), e => { console.error(e); process.exit(1) })") \
