@@ -13,6 +13,8 @@ import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from OpenSSL import SSL
 
 from p2pstack.builder import open_host
@@ -220,15 +222,23 @@ async def test_expired_server_certificate() -> None:
 
 
 async def _foreign_client(
-    conn: RawConnection, *, certified: CertifiedKey | None, alpn: Sequence[bytes] = (b"libp2p",)
+    conn: RawConnection,
+    *,
+    certified: CertifiedKey | None,
+    alpn: Sequence[bytes] = (b"libp2p",),
+    max_version: int = SSL.TLS1_3_VERSION,
+    extra_chain: Sequence[x509.Certificate] = (),
 ) -> SSL.Connection:
-    """A TLS 1.3 client that is not ours: optionally without a certificate."""
+    """A TLS client that is not ours: optionally without a certificate, or of an older TLS
+    version, or sending more certificates than its own."""
     context = SSL.Context(SSL.TLS_METHOD)
-    context.set_min_proto_version(SSL.TLS1_3_VERSION)
+    context.set_max_proto_version(max_version)
     context.set_verify(SSL.VERIFY_NONE)
     if certified is not None:
         context.use_certificate(certified.certificate)
         context.use_privatekey(certified.private_key)
+    for extra in extra_chain:
+        context.add_extra_chain_cert(extra)
     ssl = SSL.Connection(context)
     ssl.set_alpn_protos(list(alpn))
     ssl.set_connect_state()
@@ -344,3 +354,49 @@ async def test_hosts_over_tcp_ping_and_echo(muxer: str, monkeypatch: pytest.Monk
     # muxer (the first secured bytes of each side are muxer frames).
     assert not any(f"{muxer}\n".encode() in chunk for chunk in sent[:2])
     assert not sent[0].startswith(b"\x13/multistream/1.0.0\n")
+
+
+@pytest.mark.anyio
+async def test_tls12_client_is_rejected() -> None:
+    ca, cb = memory_connection_pair()
+    certified = make_certificate(A.private_key)
+
+    async def old_client() -> SSL.Connection:
+        return await _foreign_client(ca, certified=certified, max_version=SSL.TLS1_2_VERSION)
+
+    _, server = await _both(old_client(), cb)
+    assert isinstance(server, HandshakeError)
+
+
+@pytest.mark.anyio
+async def test_client_sending_a_certificate_chain_is_rejected() -> None:
+    ca, cb = memory_connection_pair()
+    certified = make_certificate(A.private_key)
+    extra = make_certificate(C.private_key).certificate
+    client = _foreign_client(ca, certified=certified, extra_chain=[extra])
+    _, server = await _both(client, cb)
+    assert isinstance(server, CertificateError)
+    assert "more than one certificate" in str(server)
+
+
+def test_certificate_is_renewed_after_half_its_lifetime() -> None:
+    now = [1_800_000_000.0]
+    channel = Tls(certificate_lifetime=100.0, clock=lambda: now[0])
+    first = channel._context(A, server=True, now=now[0])
+    assert channel._context(A, server=False, now=now[0] + 49) is not first
+    assert channel._context(A, server=True, now=now[0] + 49) is first
+    assert channel._context(A, server=True, now=now[0] + 50) is not first
+    with pytest.raises(ValueError, match="positive"):
+        Tls(certificate_lifetime=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=2000))
+def test_server_session_fed_random_bytes_raises_only_handshake_errors(data: bytes) -> None:
+    _, server = _sessions()
+    try:
+        server.receive_data(data)
+        assert not server.step()
+    except HandshakeError:
+        pass
+    server.data_to_send()
