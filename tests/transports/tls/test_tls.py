@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from OpenSSL import SSL
 
 from p2pstack.builder import open_host
-from p2pstack.errors import CertificateError, HandshakeError, PeerIdMismatch, RemoteProtocolError
+from p2pstack.errors import (
+    CertificateError,
+    DialError,
+    HandshakeError,
+    PeerIdMismatch,
+    RemoteProtocolError,
+)
 from p2pstack.host import Host
 from p2pstack.identity import CertifiedKey, Identity, make_certificate
 from p2pstack.interfaces import Muxer, RawConnection
@@ -400,3 +406,15 @@ def test_server_session_fed_random_bytes_raises_only_handshake_errors(data: byte
     except HandshakeError:
         pass
     server.data_to_send()
+
+
+@pytest.mark.anyio
+async def test_host_dialing_the_wrong_peer_gets_peer_id_mismatch() -> None:
+    async with tcp_hosts([Yamux()]) as (client, server):
+        wrong = server.addrs[0].encapsulate(f"/p2p/{C.peer_id}")
+        with anyio.fail_after(20), pytest.raises(DialError) as caught:
+            await client.connect(wrong)
+        ((_, error),) = caught.value.errors
+        assert isinstance(error, PeerIdMismatch)
+        assert error.actual == str(server.peer_id)
+        assert not client.connections(server.peer_id)
