@@ -11,6 +11,7 @@ chain, no SNI, and ALPN with the muxers inlined.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,7 +65,8 @@ def make_context(certified: CertifiedKey, *, server: bool) -> SSL.Context:
 
 
 def _session_of(conn: SSL.Connection) -> TlsSession:
-    session = conn.get_app_data()
+    ref = conn.get_app_data()
+    session = ref() if isinstance(ref, weakref.ref) else None
     if not isinstance(session, TlsSession):  # pragma: no cover - every connection has one
         raise LocalProtocolError("TLS connection without a session")
     return session
@@ -103,7 +105,9 @@ class TlsSession:
         now: float,
     ) -> None:
         self._ssl = SSL.Connection(context)
-        self._ssl.set_app_data(self)
+        # A weak reference: no cycle, so a closed connection's OpenSSL state is freed at once
+        # rather than by the cyclic garbage collector.
+        self._ssl.set_app_data(weakref.ref(self))
         self._client = client
         self._muxers = tuple(muxers)
         self._offer = alpn_offer(self._muxers)

@@ -4,9 +4,11 @@ typed errors, and hosts over TCP with yamux and mplex."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import struct
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
@@ -418,3 +420,15 @@ async def test_host_dialing_the_wrong_peer_gets_peer_id_mismatch() -> None:
         assert isinstance(error, PeerIdMismatch)
         assert error.actual == str(server.peer_id)
         assert not client.connections(server.peer_id)
+
+
+def test_a_session_is_freed_without_the_cycle_collector() -> None:
+    client, server = _sessions()
+    _pump(client, server)
+    refs = [weakref.ref(client), weakref.ref(server)]
+    gc.disable()
+    try:
+        del client, server
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
