@@ -44,6 +44,9 @@ def make_context(certified: CertifiedKey, *, server: bool) -> SSL.Context:
 
     Returns:
         A context for ``TlsSession``; it may be shared by many sessions of the same role.
+
+    Raises:
+        OpenSSL.SSL.Error: the private key does not match the certificate.
     """
     context = SSL.Context(SSL.TLS_METHOD)
     # tls.md: "Endpoints MUST NOT negotiate lower TLS versions" than 1.3.
