@@ -2,11 +2,13 @@
 ``--pubsub`` mode (driven by stdin commands, tests/interop/README.md "Pubsub mode") and p2pstack
 hosts running the ``Pubsub`` service in this process. Every node keeps the messages it received
 as ``Received`` records so that a test can check "each message exactly once, from its
-publisher" the same way on all of them."""
+publisher" the same way on all of them; remote nodes also keep the raw ``message`` events.
+``until`` polls a node's view of a topic (``peers``/``mesh``) and ``connect`` dials edges: the
+helpers every pubsub interop test file uses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -100,29 +102,81 @@ class PubsubNode(Protocol):
         ...
 
 
-def _check_count(node: PubsubNode, count: int) -> None:
+def _check_count(node: PubsubNode, count: int, timeout: float) -> None:
     if len(node.received) < count:
         got = sorted(m.data[:40] for m in node.received)
         raise AssertionError(
-            f"{node.name}: {len(got)} of {count} messages within {OP_TIMEOUT} s: {got}"
+            f"{node.name}: {len(got)} of {count} messages within {timeout} s: {got}"
         )
+
+
+async def until(
+    node: PubsubNode,
+    verb: str,
+    topic: str,
+    want: str | Iterable[str],
+    *,
+    timeout: float = OP_TIMEOUT,
+) -> None:
+    """Poll ``node``'s ``peers`` or ``mesh`` of ``topic`` until it holds ``want`` (bounded: a
+    remote node's view changes inside another process, there is no event to wait on).
+
+    Args:
+        node: the node.
+        verb: ``peers`` or ``mesh``.
+        topic: the topic.
+        want: a peer ID, or several.
+        timeout: seconds.
+
+    Raises:
+        AssertionError: ``want`` was not all there within ``timeout``.
+    """
+    wanted = {want} if isinstance(want, str) else set(want)
+    have: set[str] = set()
+    with anyio.move_on_after(timeout):
+        while True:
+            have = await (node.mesh(topic) if verb == "mesh" else node.peers(topic))
+            if wanted <= have:
+                return
+            await anyio.sleep(0.2)
+    raise AssertionError(f"{node.name}: {verb} {sorted(have)} lacks {sorted(wanted - have)}")
+
+
+async def connect(nodes: Sequence[PubsubNode], edges: Sequence[tuple[int, int]]) -> None:
+    """Node ``a`` dials node ``b`` for each edge ``(a, b)`` (all at once; a remote node runs
+    its commands one at a time)."""
+    async with anyio.create_task_group() as tg:
+        for a, b in edges:
+            tg.start_soon(nodes[a].connect, nodes[b].addr)
 
 
 class RemoteNode:
     """A js or py peer in ``--pubsub`` mode; one command at a time, each reply awaited.
-    ``message`` events read on the way are kept in ``received``."""
+    ``message`` events read on the way are kept, raw in ``messages`` and as ``received``.
 
-    def __init__(self, proc: PeerProcess, listening: Event, name: str) -> None:
+    Args:
+        proc: the peer process.
+        listening: its ``listening`` event.
+        name: its name in failure messages.
+        timeout: the bound on each command and wait, in seconds.
+    """
+
+    def __init__(
+        self, proc: PeerProcess, listening: Event, name: str, *, timeout: float = OP_TIMEOUT
+    ) -> None:
         self.proc = proc
         self.name = name
+        self.timeout = timeout
         self.peer_id: str = listening["peer_id"]
         self.addr: str = listening["addrs"][0]
         self.received: list[Received] = []
+        self.messages: list[Event] = []
         self._reading = anyio.Lock()  # one reader of the peer's stdout at a time
 
     async def _next(self, timeout: float) -> Event:
         event = await self.proc.next_event(timeout)
         if event.get("event") == "message":
+            self.messages.append(event)
             self.received.append(
                 Received(event["topic"], event["from"], event["seqno"], event["data"])
             )
@@ -138,9 +192,9 @@ class RemoteNode:
             return await self._reply(verb, line)
 
     async def _reply(self, verb: str, line: str) -> Event:
-        with anyio.fail_after(OP_TIMEOUT):
+        with anyio.fail_after(self.timeout):
             while True:
-                event = await self._next(OP_TIMEOUT)
+                event = await self._next(self.timeout)
                 if event.get("command") != verb:
                     continue
                 if event["event"] == "command_error":
@@ -166,10 +220,28 @@ class RemoteNode:
 
     async def wait_received(self, count: int) -> None:
         async with self._reading:
-            with anyio.move_on_after(OP_TIMEOUT):
+            with anyio.move_on_after(self.timeout):
                 while len(self.received) < count:
-                    await self._next(OP_TIMEOUT)
-        _check_count(self, count)
+                    await self._next(self.timeout)
+        _check_count(self, count, self.timeout)
+
+    async def receive(self, count: int, *, settle: float = 0.0) -> list[Event]:
+        """Wait until ``count`` messages have arrived, then ``settle`` seconds for any extra one.
+
+        Args:
+            count: messages expected.
+            settle: seconds of reading after them.
+
+        Returns:
+            Every ``message`` event so far (the list, kept up to date).
+
+        Raises:
+            AssertionError: fewer arrived within the node's timeout.
+        """
+        await self.wait_received(count)
+        if settle:
+            await self.drain(settle)
+        return self.messages
 
     async def drain(self, seconds: float) -> None:
         """Read (and keep) whatever arrives within ``seconds``."""
@@ -181,7 +253,14 @@ class RemoteNode:
 
 @asynccontextmanager
 async def open_remote(
-    kind: str, router: str, bootstrap: Sequence[str], *, log_dir: Path, name: str = ""
+    kind: str,
+    router: str,
+    bootstrap: Sequence[str] = (),
+    *,
+    log_dir: Path,
+    name: str = "",
+    options: Sequence[str] = (),
+    timeout: float = OP_TIMEOUT,
 ) -> AsyncIterator[RemoteNode]:
     """Start a js or py pubsub peer (TCP + Noise + yamux) dialing ``bootstrap``.
 
@@ -191,18 +270,20 @@ async def open_remote(
         bootstrap: addresses it dials before it is ready.
         log_dir: where its stderr goes.
         name: its name in failure messages (default: ``kind``).
+        options: more command-line options of the peer (scoring, mesh degrees).
+        timeout: the peer's ``--timeout`` and the bound on each command and wait.
 
     Returns:
         The node, once it is ready for commands; the process ends with the block.
     """
     args = ["--listen", "/ip4/127.0.0.1/tcp/0", "--muxer", "yamux", "--pubsub", router]
-    args += ["--timeout", str(OP_TIMEOUT)]
+    args += ["--timeout", str(timeout), *options]
     for addr in bootstrap:
         args += ["--bootstrap", addr]
     async with run_peer(kind, args, log_dir=log_dir) as proc:
         listening = await proc.wait_for("listening", START_TIMEOUT)
         await proc.wait_for("ready", START_TIMEOUT)
-        yield RemoteNode(proc, listening, name or kind)
+        yield RemoteNode(proc, listening, name or kind, timeout=timeout)
 
 
 class OurNode:
@@ -250,15 +331,36 @@ class OurNode:
         with anyio.move_on_after(OP_TIMEOUT):
             while len(self.received) < count:
                 await self._arrived.wait()
-        _check_count(self, count)
+        _check_count(self, count, OP_TIMEOUT)
 
     async def drain(self, seconds: float) -> None:
         await anyio.sleep(seconds)  # the reader task keeps collecting meanwhile
 
 
 @asynccontextmanager
+async def open_pubsub_host(pubsub: Pubsub) -> AsyncIterator[Host]:
+    """A p2pstack host (TCP + Noise + yamux, identify, ping) running ``pubsub`` on 127.0.0.1.
+
+    Args:
+        pubsub: the service, with its router and settings.
+
+    Returns:
+        The host; it closes with the block.
+    """
+    async with open_host(
+        transports=[TcpTransport()],
+        security=[Noise()],
+        muxers=make_muxers(["yamux"]),
+        services=[Identify(), Ping(), pubsub],
+        listen=["/ip4/127.0.0.1/tcp/0"],
+        config=HostConfig(upgrade_timeout=30.0),
+    ) as host:
+        yield host
+
+
+@asynccontextmanager
 async def open_ours(router: str, *, name: str = "p2pstack") -> AsyncIterator[OurNode]:
-    """A p2pstack pubsub node (TCP + Noise + yamux, identify, ping, Pubsub) on 127.0.0.1.
+    """A p2pstack pubsub node (``open_pubsub_host`` with ``Pubsub(router)``).
 
     Args:
         router: ``gossipsub`` or ``floodsub``.
@@ -267,14 +369,7 @@ async def open_ours(router: str, *, name: str = "p2pstack") -> AsyncIterator[Our
     Returns:
         The node; the host closes with the block.
     """
-    async with open_host(
-        transports=[TcpTransport()],
-        security=[Noise()],
-        muxers=make_muxers(["yamux"]),
-        services=[Identify(), Ping(), Pubsub(router)],
-        listen=["/ip4/127.0.0.1/tcp/0"],
-        config=HostConfig(upgrade_timeout=30.0),
-    ) as host:
+    async with open_pubsub_host(Pubsub(router)) as host:
         yield OurNode(host, name)
 
 

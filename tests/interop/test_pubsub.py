@@ -16,12 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.interop.pubsub_nodes import (
-    OP_TIMEOUT,
-    PubsubNode,
-    Sent,
-    open_nodes,
-)
+from tests.interop.pubsub_nodes import PubsubNode, Sent, connect, open_nodes, until
 
 pytestmark = pytest.mark.anyio
 
@@ -39,27 +34,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def connect(nodes: Sequence[PubsubNode], edges: Sequence[tuple[int, int]]) -> None:
-    """Node ``a`` dials node ``b`` for each edge ``(a, b)`` (all at once; a remote node runs
-    its commands one at a time)."""
-    async with anyio.create_task_group() as tg:
-        for a, b in edges:
-            tg.start_soon(nodes[a].connect, nodes[b].addr)
-
-
-async def until(node: PubsubNode, verb: str, want: set[str]) -> None:
-    """Poll ``node``'s ``peers``/``mesh`` of TOPIC until it holds ``want`` (bounded: a remote
-    node's view changes inside another process, there is no event to wait on)."""
-    have: set[str] = set()
-    with anyio.move_on_after(OP_TIMEOUT):
-        while True:
-            have = await (node.mesh(TOPIC) if verb == "mesh" else node.peers(TOPIC))
-            if want <= have:
-                return
-            await anyio.sleep(0.2)
-    raise AssertionError(f"{node.name}: {verb} {sorted(have)} lacks {sorted(want - have)}")
-
-
 async def joined(
     nodes: Sequence[PubsubNode], edges: Sequence[tuple[int, int]], router: str
 ) -> None:
@@ -75,7 +49,7 @@ async def joined(
     async with anyio.create_task_group() as tg:
         for node, want in zip(nodes, neighbours, strict=True):
             for verb in verbs:
-                tg.start_soon(until, node, verb, want)
+                tg.start_soon(until, node, verb, TOPIC, want)
 
 
 async def publish_all(publishers: Sequence[PubsubNode]) -> list[Sent]:
@@ -167,8 +141,8 @@ async def test_gossipsub_node_between_floodsub_and_gossipsub(tmp_path: Path) -> 
         for node in nodes:
             await node.subscribe(TOPIC)
         flood, ours, gossip = nodes
-        await until(ours, "peers", {flood.peer_id, gossip.peer_id})
-        await until(flood, "peers", {ours.peer_id})
-        await until(gossip, "mesh", {ours.peer_id})
-        await until(ours, "mesh", {gossip.peer_id})
+        await until(ours, "peers", TOPIC, {flood.peer_id, gossip.peer_id})
+        await until(flood, "peers", TOPIC, ours.peer_id)
+        await until(gossip, "mesh", TOPIC, ours.peer_id)
+        await until(ours, "mesh", TOPIC, gossip.peer_id)
         await delivered(nodes, await publish_all(nodes))

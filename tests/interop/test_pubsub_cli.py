@@ -23,13 +23,14 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from p2pstack.identity import Identity
-from tests.interop.peers import REPO, Event, PeerProcess, run_peer
+from tests.interop.peers import REPO, Event
+from tests.interop.pubsub_nodes import RemoteNode, open_remote, until
 
 pytestmark = pytest.mark.anyio
 
 CLI = [sys.executable, "-m", "p2pstack.roots.cli"]
 CHAT = [sys.executable, str(REPO / "examples" / "chat.py")]
-START_TIMEOUT = 30.0
+START_TIMEOUT = 30.0  # the CLI node printing its first line
 OP_TIMEOUT = 20.0
 #: Bound on a whole CLI run (interpreter start, connect, one operation, exit).
 CLI_TIMEOUT = 60.0
@@ -132,60 +133,10 @@ async def run(name: str, argv: Sequence[str], log_dir: Path) -> AsyncIterator[Li
                 await process.aclose()
 
 
-class JsNode:
-    """A js pubsub node (tests/interop/README.md, "Pubsub mode")."""
-
-    def __init__(self, proc: PeerProcess, listening: Event) -> None:
-        self.proc = proc
-        self.peer_id: str = listening["peer_id"]
-        self.addr: str = listening["addrs"][0]
-        self.messages: list[Event] = []
-
-    async def _next(self, timeout: float) -> Event:
-        event = await self.proc.next_event(timeout)
-        if event.get("event") == "message":
-            self.messages.append(event)
-        return event
-
-    async def command(self, line: str) -> Event:
-        verb = line.split(maxsplit=1)[0]
-        assert self.proc.process.stdin is not None
-        await self.proc.process.stdin.send(f"{line}\n".encode())
-        with anyio.fail_after(OP_TIMEOUT):
-            while True:
-                event = await self._next(OP_TIMEOUT)
-                if event.get("command") == verb:
-                    assert event["event"] != "command_error", event
-                    return event
-
-    async def until_listed(self, verb: str, topic: str, peer_id: str) -> None:
-        """Ask ``peers``/``mesh`` until ``peer_id`` is listed (bounded): js has no event for it."""
-        with anyio.fail_after(OP_TIMEOUT):
-            while True:
-                if peer_id in (await self.command(f"{verb} {topic}"))["peers"]:
-                    return
-                await anyio.sleep(0.2)
-
-    async def receive(self, count: int) -> list[Event]:
-        """``count`` messages, then ``SETTLE`` seconds for any extra one."""
-        with anyio.fail_after(OP_TIMEOUT):
-            while len(self.messages) < count:
-                await self._next(OP_TIMEOUT)
-        with anyio.move_on_after(SETTLE):
-            while True:
-                await self._next(SETTLE + 1)
-        return self.messages
-
-
 @asynccontextmanager
-async def js_node(router: str, topic: str, log_dir: Path) -> AsyncIterator[JsNode]:
+async def js_node(router: str, topic: str, log_dir: Path) -> AsyncIterator[RemoteNode]:
     """A js node running ``router``, subscribed to ``topic``."""
-    args = ["--listen", "/ip4/127.0.0.1/tcp/0", "--muxer", "yamux", "--pubsub", router]
-    args += ["--timeout", str(OP_TIMEOUT)]
-    async with run_peer("js", args, log_dir=log_dir) as proc:
-        listening = await proc.wait_for("listening", START_TIMEOUT)
-        await proc.wait_for("ready", START_TIMEOUT)
-        node = JsNode(proc, listening)
+    async with open_remote("js", router, log_dir=log_dir, timeout=OP_TIMEOUT) as node:
         await node.command(f"subscribe {topic}")
         yield node
 
@@ -242,7 +193,7 @@ async def test_pub_reaches_js_and_a_sub_through_it(router: str, tmp_path: Path) 
             (published,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
             forwarded = await sub.event("message")
             assert await sub.exit_status() == 0
-        (received,) = await js.receive(1)
+        (received,) = await js.receive(1, settle=SETTLE)
     assert set(published) == {"event", "topic", "msg_id", "peers"}
     assert (published["event"], published["topic"], published["peers"]) == ("published", topic, 1)
     # Our message ID is go's default, from ++ seqno; js's is key ++ seqno: same seqno.
@@ -270,9 +221,9 @@ async def test_node_between_js_and_a_sub(router: str, tmp_path: Path) -> None:
                 "topic": topic,
             }
             node_id, node_addr = listening["peer_id"], listening["addrs"][0]
-            await js.until_listed("peers", topic, node_id)
+            await until(js, "peers", topic, node_id)
             if router == "gossipsub":  # js publishes to its mesh only
-                await js.until_listed("mesh", topic, node_id)
+                await until(js, "mesh", topic, node_id)
             sub_argv = [*CLI, "pubsub", "sub", topic, "--bootstrap", node_addr, "--router"]
             sub_argv += [router, "--count", "1", "--json", "--timeout", str(OP_TIMEOUT)]
             async with run("sub", sub_argv, tmp_path) as sub:
@@ -301,6 +252,6 @@ async def test_chat_talks_with_js(tmp_path: Path) -> None:
             assert shown.strip() == f"<{js.peer_id[:8]}…{js.peer_id[-6:]}> hello from js"
             await chat.send("hi, js\n/quit\n")
             assert await chat.exit_status() == 0
-        (received,) = await js.receive(1)
+        (received,) = await js.receive(1, settle=SETTLE)
     assert received["from"] == chat_id
     assert json.loads(received["data"]) == {"nick": "alice", "text": "hi, js"}

@@ -18,19 +18,16 @@ minute (the rejoin test waits out the 10 s backoff).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 
 import anyio
 import attrs
 import pytest
 
-from p2pstack.builder import open_host
-from p2pstack.host import Host, HostConfig
+from p2pstack.host import Host
 from p2pstack.identity import PeerId
-from p2pstack.roots.defaults import make_muxers
-from protocols.identify import Identify
 from protocols.pubsub import (
     GossipsubConfig,
     PeerScoreParams,
@@ -41,14 +38,17 @@ from protocols.pubsub import (
     TopicScoreParams,
     js_message_id,
 )
-from tests.interop.peers import Event, PeerProcess, run_peer
-from transports.noise import Noise
-from transports.tcp import TcpTransport
+from tests.interop.peers import Event
+from tests.interop.pubsub_nodes import (
+    OP_TIMEOUT,
+    RemoteNode,
+    open_pubsub_host,
+    open_remote,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
-START_TIMEOUT = 30.0
-OP_TIMEOUT = 15.0
 TOPIC = "score-topic"
 #: Messages each node publishes during the warm-up.
 WARMUP_MESSAGES = 5
@@ -63,68 +63,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class JsPeer:
-    """A js peer in ``--pubsub gossipsub --pubsub-score`` mode, driven by stdin commands."""
-
-    def __init__(self, proc: PeerProcess, listening: Event) -> None:
-        self.proc = proc
-        self.peer_id: str = listening["peer_id"]
-        self.addr: str = listening["addrs"][0]
-        self.messages: list[Event] = []
-
-    async def command(self, line: str) -> Event:
-        """Send one command line and return its reply (``message`` events are kept apart)."""
-        verb = line.split(maxsplit=1)[0]
-        stdin = self.proc.process.stdin
-        assert stdin is not None
-        await stdin.send(f"{line}\n".encode())
-        with anyio.fail_after(OP_TIMEOUT):
-            while True:
-                event = await self.proc.next_event(OP_TIMEOUT)
-                if event.get("event") == "message":
-                    self.messages.append(event)
-                elif event.get("command") == verb:
-                    if event["event"] == "command_error":
-                        raise AssertionError(f"js `{line}` failed: {event['message']}")
-                    return event
-
-    async def until(self, line: str, peer_id: str, *, timeout: float = OP_TIMEOUT) -> None:
-        """Repeat ``line`` (``peers``/``mesh``) until its ``peers`` hold ``peer_id``."""
-        with anyio.fail_after(timeout):
-            while True:
-                if peer_id in (await self.command(line))["peers"]:
-                    return
-                await anyio.sleep(0.2)
-
-    async def scores(self) -> dict[str, Event]:
-        """js's score of each connected pubsub peer, with P7's counter, by peer ID."""
-        return {p["peer_id"]: p for p in (await self.command("scores"))["peers"]}
-
-    async def received(self, count: int) -> list[Event]:
-        """Wait until ``count`` messages have arrived."""
-        with anyio.fail_after(OP_TIMEOUT):
-            while len(self.messages) < count:
-                event = await self.proc.next_event(OP_TIMEOUT)
-                if event.get("event") == "message":
-                    self.messages.append(event)
-        return self.messages
-
-
-@asynccontextmanager
-async def open_js(
+def open_js(
     log_dir: Path, *, bootstrap: tuple[str, ...] = (), degree: tuple[int, int, int] = (6, 4, 12)
-) -> AsyncIterator[JsPeer]:
+) -> AbstractAsyncContextManager[RemoteNode]:
     """A js peer with scoring and PX on ``TOPIC``; ``degree`` is its D, D_lo, D_hi."""
     d, d_lo, d_hi = degree
-    args = ["--listen", "/ip4/127.0.0.1/tcp/0", "--muxer", "yamux", "--timeout", str(OP_TIMEOUT)]
-    args += ["--pubsub", "gossipsub", "--pubsub-score", "--pubsub-topic", TOPIC]
-    args += ["--gossip-d", str(d), "--gossip-dlo", str(d_lo), "--gossip-dhi", str(d_hi)]
-    for addr in bootstrap:
-        args += ["--bootstrap", addr]
-    async with run_peer("js", args, log_dir=log_dir) as proc:
-        listening = await proc.wait_for("listening", START_TIMEOUT)
-        await proc.wait_for("ready", START_TIMEOUT)
-        yield JsPeer(proc, listening)
+    options = ["--pubsub-score", "--pubsub-topic", TOPIC]
+    options += ["--gossip-d", str(d), "--gossip-dlo", str(d_lo), "--gossip-dhi", str(d_hi)]
+    return open_remote("js", "gossipsub", bootstrap, log_dir=log_dir, options=options)
+
+
+async def js_scores(js: RemoteNode) -> dict[str, Event]:
+    """js's score of each connected pubsub peer, with P7's counter, by peer ID."""
+    return {p["peer_id"]: p for p in (await js.command("scores"))["peers"]}
 
 
 def our_config(*, degree: tuple[int, int, int] = (6, 4, 12)) -> GossipsubConfig:
@@ -162,18 +113,9 @@ def our_config(*, degree: tuple[int, int, int] = (6, 4, 12)) -> GossipsubConfig:
     )
 
 
-@asynccontextmanager
-async def open_ours(config: GossipsubConfig) -> AsyncIterator[Host]:
-    """A p2pstack host (TCP, Noise, yamux, identify) running ``Pubsub(config)``."""
-    async with open_host(
-        transports=[TcpTransport()],
-        security=[Noise()],
-        muxers=make_muxers(["yamux"]),
-        services=[Identify(), Pubsub(config, deliver_own=False)],
-        listen=["/ip4/127.0.0.1/tcp/0"],
-        config=HostConfig(upgrade_timeout=30.0),
-    ) as host:
-        yield host
+def open_ours(config: GossipsubConfig) -> AbstractAsyncContextManager[Host]:
+    """A p2pstack host running ``Pubsub(config)`` without its own messages handed back."""
+    return open_pubsub_host(Pubsub(config, deliver_own=False))
 
 
 def addr_of(host: Host) -> str:
@@ -194,13 +136,13 @@ async def receive(sub: Subscription, count: int) -> list[PubsubMessage]:
         return [await sub.receive() for _ in range(count)]
 
 
-async def watch_scores(js: JsPeer, peers: list[str], seconds: float) -> dict[str, Event]:
+async def watch_scores(js: RemoteNode, peers: list[str], seconds: float) -> dict[str, Event]:
     """Poll js's scores for ``seconds``: every sample must show each of ``peers`` with a score of
     at least 0 and no behaviour penalty (P7). Returns the last sample."""
     last: dict[str, Event] = {}
     with anyio.move_on_after(seconds):
         while True:
-            last = await js.scores()
+            last = await js_scores(js)
             for peer in peers:
                 assert peer in last, f"js does not score {peer}: {last}"
                 assert last[peer]["behaviour_penalty"] == 0, last[peer]
@@ -218,11 +160,11 @@ async def test_js_scores_us_above_zero_without_penalty(tmp_path: Path) -> None:
         sub = await stack.enter_async_context(pubsub.subscribe(TOPIC))
         await js.command(f"subscribe {TOPIC}")
         await wait_pubsub(ours, lambda p: js_id in p.mesh(TOPIC))
-        await js.until(f"mesh {TOPIC}", str(ours.peer_id))
+        await until(js, "mesh", TOPIC, str(ours.peer_id))
         for i in range(WARMUP_MESSAGES):
             pubsub.publish(TOPIC, f"ours-{i}".encode())
             await js.command(f"publish {TOPIC} js-{i}")
-        got = await js.received(WARMUP_MESSAGES)
+        got = await js.receive(WARMUP_MESSAGES)
         assert sorted(m["data"] for m in got) == [f"ours-{i}" for i in range(WARMUP_MESSAGES)]
         mine = await receive(sub, WARMUP_MESSAGES)
         assert sorted(m.data for m in mine) == [f"js-{i}".encode() for i in range(WARMUP_MESSAGES)]
@@ -232,7 +174,7 @@ async def test_js_scores_us_above_zero_without_penalty(tmp_path: Path) -> None:
         assert pubsub.score(js_id) > 0  # and our own score of js, with the same parameters
 
 
-async def pruned_by(pruner: str, nodes: list[JsPeer]) -> list[JsPeer]:
+async def pruned_by(pruner: str, nodes: list[RemoteNode]) -> list[RemoteNode]:
     """The js nodes among ``nodes`` that have received a PRUNE from ``pruner``."""
     found = []
     for node in nodes:
@@ -242,7 +184,7 @@ async def pruned_by(pruner: str, nodes: list[JsPeer]) -> list[JsPeer]:
     return found
 
 
-async def until_pruned(js: JsPeer, peer: str) -> None:
+async def until_pruned(js: RemoteNode, peer: str) -> None:
     """Wait (bounded) until js has sent ``peer`` a PRUNE."""
     with anyio.fail_after(OP_TIMEOUT):
         while True:
@@ -263,8 +205,8 @@ async def test_js_uses_the_peers_we_offer_on_prune(tmp_path: Path) -> None:
         await a.command(f"subscribe {TOPIC}")
         await b.command(f"subscribe {TOPIC}")
         # a and b know only our address: they can meet only through the PX of our PRUNE.
-        await a.until(f"peers {TOPIC}", b.peer_id, timeout=2 * OP_TIMEOUT)
-        await b.until(f"peers {TOPIC}", a.peer_id)
+        await until(a, "peers", TOPIC, b.peer_id, timeout=2 * OP_TIMEOUT)
+        await until(b, "peers", TOPIC, a.peer_id)
         pruned = await pruned_by(str(ours.peer_id), [a, b])
         assert len(pruned) == 1, "exactly one js node was pruned by us"
         other = b if pruned[0] is a else a
@@ -286,7 +228,7 @@ async def test_js_uses_a_p2pstack_record_we_offer(tmp_path: Path) -> None:
         await wait_pubsub(ours, lambda p: p.mesh(TOPIC) == [offered.peer_id])
         js = await stack.enter_async_context(open_js(tmp_path, bootstrap=(addr_of(ours),)))
         await js.command(f"subscribe {TOPIC}")
-        await js.until(f"peers {TOPIC}", str(offered.peer_id), timeout=2 * OP_TIMEOUT)
+        await until(js, "peers", TOPIC, str(offered.peer_id), timeout=2 * OP_TIMEOUT)
         assert await pruned_by(str(ours.peer_id), [js]) == [js]
         conns = (await js.command("connections"))["peers"]
         assert {"peer_id": str(offered.peer_id), "direction": "outbound"} in conns
@@ -320,7 +262,7 @@ async def test_we_use_the_peers_js_offers_on_prune(tmp_path: Path) -> None:
         for i, node in enumerate(nodes):
             node.service(Pubsub).publish(TOPIC, f"ours-{i}".encode())
         await js.command(f"publish {TOPIC} js")
-        got = await js.received(2)
+        got = await js.receive(2)
         assert sorted(m["data"] for m in got) == ["ours-0", "ours-1"]
         for i, sub in enumerate(subs):
             mine = await receive(sub, 2)
@@ -345,14 +287,14 @@ async def test_gossip_both_ways_keeps_promises(tmp_path: Path) -> None:
         for node in (x, y, z):
             subs[node] = await stack.enter_async_context(node.service(Pubsub).subscribe(TOPIC))
         await y.connect(js.addr)
-        await js.until(f"mesh {TOPIC}", str(y.peer_id))
+        await until(js, "mesh", TOPIC, str(y.peer_id))
         await x.connect(js.addr)
         await z.connect(addr_of(x))
         await until_pruned(js, str(x.peer_id))
         await wait_pubsub(x, lambda p: z.peer_id in p.mesh(TOPIC) and js_id not in p.mesh(TOPIC))
         await js.command(f"publish {TOPIC} from-js")
         z.service(Pubsub).publish(TOPIC, b"from-z")
-        got = await js.received(1)
+        got = await js.receive(1)
         assert [m["data"] for m in got] == ["from-z"]
         assert got[0]["from"] == str(z.peer_id)
         for node, want in ((x, [b"from-js", b"from-z"]), (y, [b"from-js", b"from-z"])):
@@ -374,17 +316,17 @@ async def test_rejoin_keeps_the_backoff_of_our_prune(tmp_path: Path) -> None:
         pubsub.subscribe(TOPIC)
         await js.command(f"subscribe {TOPIC}")
         await wait_pubsub(ours, lambda p: js_id in p.mesh(TOPIC))
-        await js.until(f"mesh {TOPIC}", str(ours.peer_id))
+        await until(js, "mesh", TOPIC, str(ours.peer_id))
         pubsub.unsubscribe(TOPIC)
         pubsub.publish(TOPIC, b"while-away")
-        assert [m["data"] for m in await js.received(1)] == ["while-away"]
+        assert [m["data"] for m in await js.receive(1)] == ["while-away"]
         sub = await stack.enter_async_context(pubsub.subscribe(TOPIC))
         await watch_scores(js, [str(ours.peer_id)], 2.0)
         assert js_id not in pubsub.mesh(TOPIC)
         await js.command(f"publish {TOPIC} back")
         assert [m.data for m in await receive(sub, 1)] == [b"back"]
         # Once the backoff (and our slack) is over, the mesh link comes back without penalty.
-        await js.until(f"mesh {TOPIC}", str(ours.peer_id))
+        await until(js, "mesh", TOPIC, str(ours.peer_id))
         await wait_pubsub(ours, lambda p: js_id in p.mesh(TOPIC))
         last = await watch_scores(js, [str(ours.peer_id)], 1.0)
         assert last[str(ours.peer_id)]["score"] > 0

@@ -1,4 +1,4 @@
-"""Sybil behaviours (``SybilRouter``) and the router-core network they run on: what a dropping
+"""Sybil behaviours (``Sybil``) and the overlay they run on (``SybilOverlay``): what a dropping
 Sybil withholds, what a spamming one sends, and that a message whose only path crosses a
 dropping Sybil is lost while an honest one carries it."""
 
@@ -9,13 +9,14 @@ import random
 import pytest
 
 from p2pstack.identity import Identity
+from p2pstack.roots.scenarios._pubsub_net import EventQueue
 from p2pstack.roots.scenarios._pubsub_sybil_behaviour import (
     SPAM_PREFIX,
+    Sybil,
     SybilMode,
-    SybilRouter,
+    SybilOverlay,
     greedy_config,
 )
-from p2pstack.roots.scenarios._pubsub_sybil_net import CoreNet
 from p2pstack.roots.scenarios._pubsub_sybil_run import validate
 from p2pstack.sim import SeededRandom
 from protocols.pubsub import (
@@ -38,8 +39,8 @@ def _identity(rng: SeededRandom) -> Identity:
     return Identity.generate(random_bytes=rng.random_bytes)
 
 
-def _sybil(mode: SybilMode, rng: SeededRandom) -> SybilRouter:
-    ident = _identity(rng)
+def _sybil(mode: SybilMode, rng: SeededRandom, ident: Identity | None = None) -> Sybil:
+    ident = ident or _identity(rng)
     core = GossipsubRouter(
         ident.peer_id,
         rng=random.Random(1),
@@ -47,7 +48,7 @@ def _sybil(mode: SybilMode, rng: SeededRandom) -> SybilRouter:
         private_key=ident.private_key,
     )
     core.subscribe(TOPIC, 0.0)
-    return SybilRouter(core, mode, private_key=ident.private_key)
+    return Sybil(core, mode, private_key=ident.private_key)
 
 
 def _message(rng: SeededRandom, data: bytes = b"ok") -> Message:
@@ -90,7 +91,7 @@ def test_spam_sends_invalid_messages_to_the_mesh_only_in_spam_mode() -> None:
     assert sybil.spam(TOPIC, 2) == []  # no mesh yet
     peers = [_identity(rng).peer_id for _ in range(2)]
     for peer in peers:
-        sybil.add_peer(peer, "/meshsub/1.1.0", outbound=True, ip=None, now=0.0)
+        sybil.router.add_peer(peer, "/meshsub/1.1.0", outbound=True, ip=None, now=0.0)
     sybil.router.mesh[TOPIC].update(peers)
     out = sybil.spam(TOPIC, 2)
     assert [p for p, _ in out] == peers
@@ -114,23 +115,32 @@ def test_only_path_through_a_sybil(mode: SybilMode) -> None:
     S (flood publishing reaches S, which forwards or not)."""
     rng = SeededRandom(2, "line")
     delivered: list[tuple[int, bytes, float]] = []
-    net = CoreNet(validate=validate, on_deliver=lambda n, m, t: delivered.append((n, m, t)))
+    ids = {i: _identity(rng) for i in range(3)}
+    net = SybilOverlay(
+        ids,
+        honest=2,
+        config=GossipsubConfig(),
+        events=EventQueue(),
+        rng=random.Random(0),
+        validate=validate,
+        on_deliver=lambda n, m, t: delivered.append((n, m, t)),
+    )
     honest = []
     for i in range(2):
-        ident = _identity(rng)
-        router = GossipsubRouter(ident.peer_id, rng=random.Random(i), private_key=ident.private_key)
-        router.subscribe(TOPIC, 0.0)
+        router = GossipsubRouter(
+            ids[i].peer_id, rng=random.Random(i), private_key=ids[i].private_key
+        )
+        net.start(i, 0.0, [TOPIC], router=router)
         honest.append(router)
-        net.add_node(router, ident.peer_id, honest=True, ip=f"10.0.0.{i + 1}")
-    sybil = _sybil(mode, rng)
-    net.add_node(sybil, sybil.local, honest=False, ip="10.1.0.1")
-    net.connect(2, 0, 0.01)
-    net.connect(2, 1, 0.02)
-    net.run_until(3.0)  # subscriptions known, meshes grafted
+    sybil = _sybil(mode, rng, ids[2])
+    net.start(2, 0.0, [TOPIC], router=sybil.router)
+    net.sybils[2] = sybil
+    net.connect(2, 0, 0.0, latency=0.01)
+    net.connect(2, 1, 0.0, latency=0.02)
+    net.events.run_until(3.0)  # subscriptions known, meshes grafted
     assert sybil.local in honest[0].mesh[TOPIC] and sybil.local in honest[1].mesh[TOPIC]
-    _, msg_id, out = honest[0].publish(TOPIC, b"hello", net.now)
-    net.send(0, out)
-    net.run_until(10.0)
+    msg_id = net.publish(0, TOPIC, b"hello", net.events.now)
+    net.events.run_until(10.0)
     if mode is SybilMode.HONEST:
         assert [(n, m) for n, m, _ in delivered] == [(1, msg_id)]
         assert delivered[0][2] == pytest.approx(3.03)  # one hop each way: 10 ms + 20 ms

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import base64
 import signal
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
+import attrs
 
 from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.host import Host
@@ -164,7 +166,8 @@ def run_pubsub(args: argparse.Namespace) -> int:
         args: ``pubsub_command`` and its arguments (see ``_pubsub_args``).
 
     Returns:
-        0 on success (``sub``: after ``--count`` messages or a signal).
+        0 on success (``sub``: after ``--count`` messages or a signal once subscribed); 128 +
+        the signal number (130, 143) for SIGINT or SIGTERM before that, with one line on stderr.
 
     Raises:
         UserError: no bootstrap peer reachable, none speaking the router's protocols, too few
@@ -190,40 +193,68 @@ async def _client(args: argparse.Namespace) -> AsyncIterator[tuple[Host, Pubsub,
         yield host, pubsub, peers
 
 
+@attrs.define
+class _Signals:
+    """The SIGINT or SIGTERM that stopped a ``pubsub`` client, and whether it had done its job
+    by then (``subscribed`` printed, or ``published``)."""
+
+    signum: int | None = None
+    ready: bool = False
+
+
 async def _run(args: argparse.Namespace) -> int:
-    out = Output(args.json)
-    async with _client(args) as (host, pubsub, peers):
-        if args.pubsub_command == "pub":
-            return await _publish(args, host, pubsub, out)
-        return await _subscribe(args, host, pubsub, peers, out)
+    # The handlers are set before anything else: a signal while connecting or subscribing
+    # stops the client as cleanly as one after ``subscribed``.
+    out, signals, status = Output(args.json), _Signals(), 0
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                async for signum in received:
+                    signals.signum = signum
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_signal)
+            async with _client(args) as (host, pubsub, peers):
+                if args.pubsub_command == "pub":
+                    status = await _publish(args, host, pubsub, out, signals=signals)
+                else:
+                    status = await _subscribe(args, host, pubsub, peers, out, signals=signals)
+            tg.cancel_scope.cancel()
+    if signals.signum is None or signals.ready:
+        return status
+    name = signal.Signals(signals.signum).name
+    done = "publishing on" if args.pubsub_command == "pub" else "subscribing to"
+    print(f"p2pstack: interrupted by {name} before {done} {args.topic}", file=sys.stderr)
+    return 128 + signals.signum
 
 
 async def _subscribe(
-    args: argparse.Namespace, host: Host, pubsub: Pubsub, peers: Sequence[PeerId], out: Output
+    args: argparse.Namespace,
+    host: Host,
+    pubsub: Pubsub,
+    peers: Sequence[PeerId],
+    out: Output,
+    *,
+    signals: _Signals,
 ) -> int:
     topic: str = args.topic
     with anyio.fail_after(args.timeout):
         subscription = await join.subscribe_through(host, pubsub, topic, peers)
     try:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            plural = "s" if len(peers) != 1 else ""
-            text = f"subscribed to {topic} ({len(peers)} peer{plural})"
-            out.event("subscribed", text, topic=topic, peers=len(peers))
-            async with anyio.create_task_group() as tg:
-
-                async def stop_on_signal() -> None:
-                    async for _ in signals:
-                        tg.cancel_scope.cancel()
-
-                tg.start_soon(stop_on_signal)
-                await print_messages(subscription, out, args.count)
-                tg.cancel_scope.cancel()
+        plural = "s" if len(peers) != 1 else ""
+        text = f"subscribed to {topic} ({len(peers)} peer{plural})"
+        out.event("subscribed", text, topic=topic, peers=len(peers))
+        signals.ready = True  # a signal from now on is the normal way to stop
+        await print_messages(subscription, out, args.count)
     finally:
         subscription.close()
     return 0
 
 
-async def _publish(args: argparse.Namespace, host: Host, pubsub: Pubsub, out: Output) -> int:
+async def _publish(
+    args: argparse.Namespace, host: Host, pubsub: Pubsub, out: Output, *, signals: _Signals
+) -> int:
     topic: str = args.topic
     try:
         published = await join.publish_through(
@@ -245,4 +276,5 @@ async def _publish(args: argparse.Namespace, host: Host, pubsub: Pubsub, out: Ou
         msg_id=msg_id,
         peers=published.peers,
     )
+    signals.ready = True
     return 0

@@ -1,8 +1,8 @@
 """The base of the pubsub simulation workloads: the ``[pubsub]`` settings, node identities, a
 seeded random topology, node starts, a steady publish workload from random publishers, mesh
 degree samples, and one ``Overlay`` of router cores per router compared, all on one event queue
-(docs/pubsub.md, "Simulation"). Workloads with other node behaviours (Sybils) subclass
-``PubsubNodes`` and override ``make_overlay``."""
+(docs/pubsub.md, "Simulation"). Other node behaviours are ``Overlay`` subclasses (the Sybils'
+``SybilOverlay``), which a workload built on ``PubsubNodes`` plugs in through ``make_overlay``."""
 
 from __future__ import annotations
 

@@ -9,6 +9,11 @@ core to the other without the streams, multistream, security and muxer of the fu
 1,000 nodes those cost minutes per virtual minute, see docs/simulation.md, "Scale"). Every
 RPC's framed wire size is still counted, and everything the routers decide (meshes, gossip,
 scores, duplicates) is theirs.
+
+Workloads with other node behaviours (the Sybils of ``_pubsub_sybil_behaviour.py``) subclass
+``Overlay`` and change what a node sends, validates and delivers; they may give each link a
+fixed latency (``connect(..., latency=)``) and skip the byte counts, which saves encoding every
+RPC for its size.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from protocols.pubsub import (
 )
 from transports.simnet import LinkDirection, LinkSpec
 
-__all__ = ["EventQueue", "Overlay", "PubsubNode", "Router", "framed_size"]
+__all__ = ["EventQueue", "FixedLatency", "Overlay", "PubsubNode", "Router", "framed_size"]
 
 #: A router core.
 Router = GossipsubRouter | FloodsubRouter
@@ -98,6 +103,36 @@ class EventQueue:
         if until > self._synced:
             await anyio.sleep(max(0.0, until - anyio.current_time()))
 
+    def run_until(self, until: float) -> None:
+        """Run the events due up to ``until`` at once, away from the anyio clock (for a
+        workload that keeps its own time); ``now`` is left at ``until`` or later.
+
+        Args:
+            until: the end, in this queue's time; later events stay queued.
+        """
+        heap = self.heap
+        while heap and heap[0][0] <= until:
+            t, _, fn, arg = heapq.heappop(heap)
+            self.now = t
+            fn(t, arg)
+        self.now = max(self.now, until)
+
+
+class FixedLatency:
+    """A link with a constant one-way delay and no bandwidth limit or loss (both directions
+    may share one).
+
+    Args:
+        latency: the delay in seconds.
+    """
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+
+    def schedule(self, now: float, nbytes: int, rng: random.Random) -> float:
+        """When a write sent at ``now`` arrives (``LinkDirection.schedule``'s signature)."""
+        return now + self.latency
+
 
 class PubsubNode:
     """One node of an overlay.
@@ -123,17 +158,26 @@ class Overlay:
     """One pubsub network of router cores on simulated links (see the module docstring).
 
     Subclasses change node behaviour through ``receive`` (what a node does with an RPC),
-    ``validate`` (the topic validator's verdict) and ``send`` (what leaves a node).
+    ``validate`` (the topic validator's verdict), ``delivered`` (what a delivery counts for),
+    ``send`` (what leaves a node), ``on_px`` and ``ip_of``.
 
     Args:
         name: the overlay's name (``"gossipsub"``, ``"floodsub"``, ...), also its rng label.
         config: the router of every node and its parameters.
         identities: node number -> identity.
-        link: the link model of every pair.
+        link: the link model of every pair; None when every ``connect`` gives a latency.
         events: the event queue (shared by overlays that run side by side).
         rng: this overlay's random source.
         recorder: where publishes, deliveries, duplicates and bytes go.
+        count_bytes: whether to encode each RPC for its size (the byte counts and the
+            bandwidth model need it; fixed-latency links do not).
     """
+
+    #: The protocol every connection speaks.
+    protocol = GOSSIPSUB_V12_PROTOCOL_ID
+    #: A heartbeat timer is re-armed at least this long after the one that ran (0: at the
+    #: router's deadline as it is).
+    timer_floor = 0.0
 
     def __init__(
         self,
@@ -141,14 +185,16 @@ class Overlay:
         config: GossipsubConfig | FloodsubConfig,
         identities: dict[int, Identity],
         *,
-        link: LinkSpec,
+        link: LinkSpec | None,
         events: EventQueue,
         rng: random.Random,
         recorder: DeliveryRecorder,
+        count_bytes: bool = True,
     ) -> None:
         self.name = name
         self.config = config
         self.link = link
+        self.count_bytes = count_bytes
         self.events = events
         self.rng = rng
         self._link_rng = random.Random(rng.getrandbits(64))
@@ -156,7 +202,7 @@ class Overlay:
         self.nodes = {i: PubsubNode(i, ident) for i, ident in identities.items()}
         self.index_of = {n.peer_id: i for i, n in self.nodes.items()}
         self.neighbours: dict[int, dict[int, None]] = {i: {} for i in self.nodes}
-        self._links: dict[tuple[int, int], LinkDirection] = {}
+        self._links: dict[tuple[int, int], LinkDirection | FixedLatency] = {}
         #: RPCs that hit a protocol error at the receiver, and writes lost to link resets.
         self.errors = 0
         self.resets = 0
@@ -174,22 +220,40 @@ class Overlay:
             node.peer_id, rng=rng, config=self.config, private_key=key, seqno=seqno, now=now
         )
 
-    def start(self, index: int, now: float, topics: Sequence[str] = ()) -> None:
-        """Start node ``index``: its router, its subscriptions, its timers."""
+    def start(
+        self, index: int, now: float, topics: Sequence[str] = (), router: Router | None = None
+    ) -> None:
+        """Start node ``index``: its router, its subscriptions, its timers.
+
+        Args:
+            index: the node.
+            now: the current time.
+            topics: the topics it joins at once.
+            router: its router core, made by the caller (default: ``make_router``).
+        """
         node = self.nodes[index]
-        node.router = self.make_router(node, now)
+        node.router = self.make_router(node, now) if router is None else router
         node.up = True
         for topic in topics:
             self.subscribe(index, topic, now)
         self._arm_timer(node)
 
-    def connect(self, a: int, b: int, now: float) -> None:
-        """Open a pubsub stream both ways between running nodes ``a`` (the dialer) and ``b``."""
+    def connect(self, a: int, b: int, now: float, latency: float | None = None) -> None:
+        """Open a pubsub stream both ways between running nodes ``a`` (the dialer) and ``b``.
+
+        Args:
+            a: the dialer.
+            b: the other node.
+            now: the current time.
+            latency: a fixed one-way delay for this link (default: the overlay's ``link``).
+        """
         na, nb = self.nodes[a], self.nodes[b]
         if a == b or b in self.neighbours[a] or na.router is None or nb.router is None:
             return
         self.neighbours[a][b] = None
         self.neighbours[b][a] = None
+        if latency is not None:
+            self._links[(a, b)] = self._links[(b, a)] = FixedLatency(latency)
         self.send(na, self._add_peer(na.router, nb.peer_id, outbound=True, now=now), now)
         self.send(nb, self._add_peer(nb.router, na.peer_id, outbound=False, now=now), now)
 
@@ -215,8 +279,12 @@ class Overlay:
     ) -> list[Outgoing]:
         if isinstance(router, FloodsubRouter):
             return router.add_peer(peer)
-        ip = f"10.{self.index_of[peer] >> 8 & 255}.{self.index_of[peer] & 255}.1"
-        return router.add_peer(peer, GOSSIPSUB_V12_PROTOCOL_ID, outbound=outbound, ip=ip, now=now)
+        ip = self.ip_of(self.index_of[peer])
+        return router.add_peer(peer, self.protocol, outbound=outbound, ip=ip, now=now)
+
+    def ip_of(self, index: int) -> str:
+        """The IP address of node ``index`` (each its own, for the score's colocation factor)."""
+        return f"10.{index >> 8 & 255}.{index & 255}.1"
 
     def subscribe(self, index: int, topic: str, now: float) -> None:
         """Node ``index`` joins ``topic``."""
@@ -244,16 +312,19 @@ class Overlay:
 
     # -- timers -----------------------------------------------------------------------------------
 
-    def _arm_timer(self, node: PubsubNode) -> None:
+    def _arm_timer(self, node: PubsubNode, not_before: float | None = None) -> None:
         if isinstance(node.router, GossipsubRouter):
-            self.events.at(node.router.next_deadline(), self._on_timer, (node, node.router))
+            deadline = node.router.next_deadline()
+            if not_before is not None and deadline < not_before:
+                deadline = not_before
+            self.events.at(deadline, self._on_timer, (node, node.router))
 
     def _on_timer(self, now: float, item: tuple[PubsubNode, GossipsubRouter]) -> None:
         node, router = item
         if node.router is not router:  # stopped (and maybe restarted with a new router)
             return
         self.send(node, router.handle_timer(now), now)
-        self._arm_timer(node)
+        self._arm_timer(node, now + self.timer_floor if self.timer_floor else None)
 
     # -- the wire ---------------------------------------------------------------------------------
 
@@ -269,16 +340,18 @@ class Overlay:
         src = node.index
         links, index_of, rng = self._links, self.index_of, self._link_rng
         rec, heap, arrive = self.recorder, self.events.heap, self._arrive
-        sent = 0
+        sent, size, count_bytes = 0, 0, self.count_bytes
         for peer, rpc in out:
             dst = index_of[peer]
-            size = sizes.get(id(rpc))
-            if size is None:
-                size = sizes[id(rpc)] = framed_size(rpc)
+            if count_bytes:
+                size = sizes.get(id(rpc), -1)
+                if size < 0:
+                    size = sizes[id(rpc)] = framed_size(rpc)
             sent += size
             rec.messages_sent += len(rpc.publish)
             direction = links.get((src, dst))
             if direction is None:
+                assert self.link is not None, "a link without a latency needs the overlay's"
                 direction = links[(src, dst)] = LinkDirection(self.link)
             arrival = direction.schedule(now, size, rng)
             if arrival is None:
@@ -291,7 +364,7 @@ class Overlay:
             rec.rpcs_sent += len(out)
             rec.bytes_sent[src] = rec.bytes_sent.get(src, 0) + sent
 
-    def _arrive(self, now: float, item: tuple[int, int, RPC, LinkDirection]) -> None:
+    def _arrive(self, now: float, item: tuple[int, int, RPC, LinkDirection | FixedLatency]) -> None:
         src, dst, rpc, direction = item
         node = self.nodes[dst]
         if node.router is None or self._links.get((src, dst)) is not direction:
@@ -332,7 +405,7 @@ class Overlay:
                     router.report_validation(received.msg_id, verdict, now)
                 continue
             if received.local:
-                self.recorder.delivered(node.index, received.msg_id, now, hop)
+                self.delivered(node, received, now, hop)
             if isinstance(router, FloodsubRouter):
                 self.send(node, router.forward(received), now)
             else:
@@ -343,6 +416,10 @@ class Overlay:
     def validate(self, node: PubsubNode, received: Received, now: float) -> ValidationResult:
         """The topic validator of ``node`` (accepts everything; Sybil scenarios override)."""
         return ValidationResult.ACCEPT
+
+    def delivered(self, node: PubsubNode, received: Received, now: float, hops: int) -> None:
+        """``node`` accepted a message on a topic it joined: recorded with its hop count."""
+        self.recorder.delivered(node.index, received.msg_id, now, hops)
 
     def on_px(self, node: PubsubNode, peers: tuple[PeerInfo, ...], now: float) -> None:
         """Peers offered to ``node`` by peer exchange: connect to the known running ones."""

@@ -4,7 +4,7 @@ peer score (the GossipSub v1.1 evaluation's setting scaled to one machine; docs/
 side in one ``metrics.json``: honest delivery (all and within the deadline), delivery delay,
 mesh recovery after the covert flash, scores of honest and Sybil peers.
 
-The gossipsub routers run as cores on the workload's own ``CoreNet`` (the hosts of the
+The gossipsub routers run as cores on the workload's own ``SybilOverlay`` (the hosts of the
 scenario stay idle: set ``nodes = 1``); its virtual clock advances with the scenario's.
 """
 

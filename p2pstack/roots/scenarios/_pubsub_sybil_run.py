@@ -1,22 +1,26 @@
-"""One run of the Sybil attack simulation: ``honest`` gossipsub nodes and Sybils
-(``SybilRouter``) on a ``CoreNet``, the publish workload, the spam and the covert flash, and
-what is observed: every honest delivery, the honest nodes' meshes every second, and the scores
-honest nodes give their honest and Sybil peers (docs/pubsub.md, "Sybil attacks").
+"""One run of the Sybil attack simulation: ``honest`` gossipsub nodes and Sybils (``Sybil``
+behaviours) on a ``SybilOverlay`` with its own event queue, the publish workload, the spam and
+the covert flash, and what is observed: every honest delivery, the honest nodes' meshes every
+second, and the scores honest nodes give their honest and Sybil peers (docs/pubsub.md, "Sybil
+attacks").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from p2pstack.identity import Identity
+from p2pstack.roots.scenarios._pubsub_net import EventQueue
 from p2pstack.roots.scenarios._pubsub_sybil_behaviour import (
     SPAM_PREFIX,
+    Sybil,
     SybilMode,
-    SybilRouter,
+    SybilOverlay,
     greedy_config,
 )
 from p2pstack.roots.scenarios._pubsub_sybil_config import PubsubSybilConfig, honest_config
-from p2pstack.roots.scenarios._pubsub_sybil_net import CoreNet
 from p2pstack.sim import SeededRandom
 from protocols.pubsub import GossipsubConfig, GossipsubRouter, Message, ValidationResult
 
@@ -75,7 +79,7 @@ class SybilRun:
         self.cfg = cfg
         self.scoring = scoring
         self.rng = SeededRandom(seed, "pubsub_sybil")
-        self.net = CoreNet(validate=self._validate, on_deliver=self._delivered)
+        self.events = EventQueue()
         #: Message ID -> (publish time, publisher node).
         self.published: dict[bytes, tuple[float, int]] = {}
         #: Message ID -> delivery delays (seconds), one per honest node that delivered it.
@@ -83,66 +87,74 @@ class SybilRun:
         self.invalid_validated = 0
         self.mesh: list[MeshSample] = []
         self.scores: list[ScoreSample] = []
-        self.sybils: list[SybilRouter] = []
+        self.sybils: list[Sybil] = []
         self.roles: list[str] = []
         self._d_lo = 0
-        self._build()
+        self.net = self._build()
 
     # -- building -------------------------------------------------------------------------------
 
-    def _build(self) -> None:
-        cfg, net = self.cfg, self.net
+    def _build(self) -> SybilOverlay:
+        cfg = self.cfg
         ids = self.rng.child("identity")
+        nodes = range(cfg.honest + cfg.sybils)
+        identities = {i: Identity.generate(random_bytes=ids.random_bytes) for i in nodes}
         honest = honest_config(cfg, scoring=self.scoring)
         self._d_lo = honest.d_lo
+        net = SybilOverlay(
+            identities,
+            honest=cfg.honest,
+            config=honest,
+            events=self.events,
+            rng=self.rng.child("overlay"),
+            validate=self._validate,
+            on_deliver=self._delivered,
+        )
         for i in range(cfg.honest):
-            ident = Identity.generate(random_bytes=ids.random_bytes)
-            router = GossipsubRouter(
-                ident.peer_id,
-                rng=self.rng.child(f"router/{i}"),
-                config=honest,
-                private_key=ident.private_key,
-            )
-            router.subscribe(cfg.topic, 0.0)
-            net.add_node(router, ident.peer_id, honest=True, ip=f"10.0.{i // 250}.{i % 250 + 1}")
+            rng = self.rng.child(f"router/{i}")
+            net.start(i, 0.0, [cfg.topic], router=self._router(identities[i], honest, rng))
         sybil = greedy_config(_SYBIL_BASE, cfg.sybil_peers)
         for j in range(cfg.sybils):
-            ident = Identity.generate(random_bytes=ids.random_bytes)
-            core = GossipsubRouter(
-                ident.peer_id,
-                rng=self.rng.child(f"sybil/{j}"),
-                config=sybil,
-                private_key=ident.private_key,
-            )
-            core.subscribe(cfg.topic, 0.0)
+            ident = identities[cfg.honest + j]
+            core = self._router(ident, sybil, self.rng.child(f"sybil/{j}"))
+            net.start(cfg.honest + j, 0.0, [cfg.topic], router=core)
             role = cfg.roles[j % len(cfg.roles)]
             mode = {"drop": SybilMode.DROP, "spam": SybilMode.SPAM}.get(role, SybilMode.HONEST)
-            wrapped = SybilRouter(core, mode, private_key=ident.private_key)
-            self.sybils.append(wrapped)
+            behaviour = Sybil(core, mode, private_key=ident.private_key)
+            net.sybils[cfg.honest + j] = behaviour
+            self.sybils.append(behaviour)
             self.roles.append(role)
-            net.add_node(wrapped, ident.peer_id, honest=False, ip=f"10.1.{j // 250}.{j % 250 + 1}")
         links = self.rng.child("links")
         lat = (cfg.latency_min, cfg.latency_max)
-        net.at(0.5, lambda now: self._connect_honest(links, lat))
-        net.at(cfg.sybils_at, lambda now: self._connect_sybils(links, lat))
-        net.at(cfg.publish_from, self._publish)
-        net.at(cfg.flash_at, self._flash)
-        net.at(1.0, self._spam)
-        net.at(1.0, self._sample_mesh)
-        net.at(cfg.score_sample_interval, self._sample_scores)
+        self._at(0.5, lambda now: self._connect_honest(links, lat, now))
+        self._at(cfg.sybils_at, lambda now: self._connect_sybils(links, lat, now))
+        self._at(cfg.publish_from, self._publish)
+        self._at(cfg.flash_at, self._flash)
+        self._at(1.0, self._spam)
+        self._at(1.0, self._sample_mesh)
+        self._at(cfg.score_sample_interval, self._sample_scores)
+        return net
 
-    def _connect_honest(self, links: SeededRandom, lat: tuple[float, float]) -> None:
+    @staticmethod
+    def _router(ident: Identity, config: GossipsubConfig, rng: SeededRandom) -> GossipsubRouter:
+        return GossipsubRouter(ident.peer_id, rng=rng, config=config, private_key=ident.private_key)
+
+    def _at(self, when: float, call: Callable[[float], None]) -> None:
+        """Run ``call(now)`` at virtual time ``when`` (not before the current time)."""
+        self.events.at(max(when, self.events.now), lambda now, _: call(now))
+
+    def _connect_honest(self, links: SeededRandom, lat: tuple[float, float], now: float) -> None:
         cfg, net = self.cfg, self.net
         for i in range(cfg.honest):
             others = [k for k in range(cfg.honest) if k != i]
             for k in links.sample(others, cfg.honest_peers):
-                net.connect(i, k, links.uniform(*lat))
+                net.connect(i, k, now, latency=links.uniform(*lat))
 
-    def _connect_sybils(self, links: SeededRandom, lat: tuple[float, float]) -> None:
+    def _connect_sybils(self, links: SeededRandom, lat: tuple[float, float], now: float) -> None:
         cfg, net = self.cfg, self.net
         for j in range(cfg.sybils):
             for k in links.sample(range(cfg.honest), cfg.sybil_peers):
-                net.connect(cfg.honest + j, k, links.uniform(*lat))
+                net.connect(cfg.honest + j, k, now, latency=links.uniform(*lat))
 
     # -- activity -------------------------------------------------------------------------------
 
@@ -161,21 +173,18 @@ class SybilRun:
         cfg, net = self.cfg, self.net
         pick = self.rng.child(f"publish/{round(now * 1000)}")
         node = pick.randrange(cfg.honest)
-        router = net.nodes[node].router
-        assert isinstance(router, GossipsubRouter)
         seq = len(self.published).to_bytes(8, "big")
         data = seq + bytes(max(0, cfg.message_size - len(seq)))
-        _, msg_id, out = router.publish(cfg.topic, data, now)
+        msg_id = net.publish(node, cfg.topic, data, now)
+        assert msg_id is not None  # honest nodes never stop
         self.published[msg_id] = (now, node)
         self.delays[msg_id] = []
-        net.send(node, out)
         if now + cfg.publish_interval <= cfg.run_for - cfg.deadline:
-            net.at(now + cfg.publish_interval, self._publish)
+            self._at(now + cfg.publish_interval, self._publish)
 
     def _spam(self, now: float) -> None:
-        for j, sybil in enumerate(self.sybils):
-            self.net.send(self.cfg.honest + j, sybil.spam(self.cfg.topic, self.cfg.spam_messages))
-        self.net.at(now + self.cfg.spam_interval, self._spam)
+        self.net.spam(self.cfg.topic, self.cfg.spam_messages, now)
+        self._at(now + self.cfg.spam_interval, self._spam)
 
     def _flash(self, now: float) -> None:
         for sybil, role in zip(self.sybils, self.roles, strict=True):
@@ -186,9 +195,10 @@ class SybilRun:
 
     def _honest_routers(self) -> list[GossipsubRouter]:
         routers = []
-        for node in self.net.nodes[: self.cfg.honest]:
-            assert isinstance(node.router, GossipsubRouter)
-            routers.append(node.router)
+        for i in range(self.cfg.honest):
+            router = self.net.nodes[i].router
+            assert isinstance(router, GossipsubRouter)
+            routers.append(router)
         return routers
 
     def _sample_mesh(self, now: float) -> None:
@@ -196,7 +206,7 @@ class SybilRun:
         honest_total = sybil_total = ok = clean = 0
         for router in self._honest_routers():
             mesh = router.mesh.get(cfg.topic, set())
-            honest = sum(1 for peer in mesh if net.node_of(peer) < cfg.honest)
+            honest = sum(1 for peer in mesh if net.index_of[peer] < cfg.honest)
             honest_total += honest
             sybil_total += len(mesh) - honest
             ok += honest >= self._d_lo
@@ -204,20 +214,20 @@ class SybilRun:
         n = cfg.honest
         sample = MeshSample(now, honest_total / n, sybil_total / n, ok / n, clean / n)
         self.mesh.append(sample)
-        net.at(now + 1.0, self._sample_mesh)
+        self._at(now + 1.0, self._sample_mesh)
 
     def _sample_scores(self, now: float) -> None:
         cfg, net = self.cfg, self.net
         sums: dict[str, list[float]] = {}
         for router in self._honest_routers():
             for peer in router.peers:
-                index = net.node_of(peer)
+                index = net.index_of[peer]
                 kind = "honest" if index < cfg.honest else self.roles[index - cfg.honest]
                 sums.setdefault(kind, []).append(router.scoring.value(peer, now))
         means = {kind: sum(v) / len(v) for kind, v in sorted(sums.items())}
         self.scores.append(ScoreSample(now, means))
-        net.at(now + cfg.score_sample_interval, self._sample_scores)
+        self._at(now + cfg.score_sample_interval, self._sample_scores)
 
     def run_until(self, end: float) -> None:
         """Advance the network to virtual time ``end``."""
-        self.net.run_until(end)
+        self.events.run_until(end)

@@ -144,7 +144,9 @@ async def publish(node: PubsubNode, topic: str, data: str) -> Reply:
 
 
 async def peers(node: PubsubNode, topic: str) -> Reply:
-    found = node.pubsub.peer_topics.get(topic, set())
+    # Subscribed and with our outbound stream up: py learns a subscription from the peer's
+    # stream, and its publish skips a peer until its own stream is in ``pubsub.peers``.
+    found = node.pubsub.peer_topics.get(topic, set()) & set(node.pubsub.peers)
     return {"event": "peers", "topic": topic, "peers": sorted(str(p) for p in found)}
 
 
