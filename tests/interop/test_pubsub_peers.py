@@ -1,7 +1,8 @@
 """The js and py interop peers in ``--pubsub`` mode against each other (js<->js, py<->py, js<->py,
 py<->js; gossipsub and floodsub): each publishes to the other and every message arrives exactly
 once, with the publisher as ``from`` and the publisher's seqno. This keeps the peers known-good
-before p2pstack is tested against them.
+before p2pstack is tested against them. Each peer against itself runs in the long lane
+(``pytest --long``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,16 @@ def check_received(got: list[Event], sender: RemoteNode, sent: list[Event]) -> N
     assert all(str(m["msg_id"]).endswith(str(m["seqno"])) for m in got)
 
 
+#: js<->py both ways in CI; js<->js and py<->py (each peer against itself) in the long lane.
+PAIRS = [
+    pytest.param(first, second, marks=[pytest.mark.long] if first == second else [])
+    for first in PEERS
+    for second in PEERS
+]
+
+
 @pytest.mark.parametrize("router", ["gossipsub", "floodsub"])
-@pytest.mark.parametrize("second", PEERS)
-@pytest.mark.parametrize("first", PEERS)
+@pytest.mark.parametrize(("first", "second"), PAIRS)
 async def test_publish_both_ways(first: str, second: str, router: str, tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(open_remote(first, router, log_dir=tmp_path))
