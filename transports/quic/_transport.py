@@ -235,7 +235,9 @@ class QuicTransport:
             raise TransportError(f"cannot listen on {addr}: {exc}") from exc
         endpoint = self._add_endpoint(sock)
         listener = QuicListener(endpoint, self.config.accept_backlog, self._listener_closed)
-        endpoint.accept_inbound = lambda dcid, peer: self._inbound(endpoint, listener, dcid, peer)
+        endpoint.accept_inbound = lambda dcid, retry_scid, peer: self._inbound(
+            endpoint, listener, dcid, retry_scid, peer
+        )
         return listener
 
     async def dial(
@@ -316,12 +318,18 @@ class QuicTransport:
         return endpoint
 
     def _inbound(
-        self, endpoint: QuicEndpoint, listener: QuicListener, dcid: bytes, peer: Address
+        self,
+        endpoint: QuicEndpoint,
+        listener: QuicListener,
+        dcid: bytes,
+        retry_scid: bytes | None,
+        peer: Address,
     ) -> QuicMuxedConnection:
         quic = Libp2pQuic(
             configuration=make_configuration(self.config, self._certified(), is_client=False),
             config=self.config,
             original_destination_connection_id=dcid,
+            retry_source_connection_id=retry_scid,
         )
         conn = QuicMuxedConnection(quic, endpoint, self.config, is_client=False)
         conn.remote_addr = peer
