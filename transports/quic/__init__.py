@@ -2,8 +2,8 @@
 driven by anyio: libp2p TLS identity, QUIC's own streams, one UDP socket per listen address.
 
 The names below are loaded on first use (module ``__getattr__``, PEP 562), and
-``QuicTransport`` imports aioquic only when it starts: a default host carries the transport,
-and a CLI command that never touches QUIC should not pay for loading the QUIC stack.
+``QuicTransport`` imports aioquic only at its first listen or dial: a default host carries
+the transport, and a command that never touches QUIC should not pay for loading the QUIC stack.
 """
 
 from __future__ import annotations

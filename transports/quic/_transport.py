@@ -7,6 +7,7 @@ streams are QUIC's own (no security or muxer negotiation on top).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -64,9 +65,8 @@ def _multiaddr(host: str, port: int) -> Multiaddr:
 
 
 def _certificate(identity: Identity) -> CertifiedKey:
-    """Our certificate, loading the QUIC stack on the way (the transport is starting)."""
+    """Our certificate (aioquic itself is loaded at the first listen or dial)."""
     from p2pstack.identity import make_certificate
-    from transports.quic import _engine  # noqa: F401 (aioquic, before the first handshake)
 
     return make_certificate(identity.private_key)
 
@@ -298,8 +298,13 @@ class QuicTransport:
             endpoint.close()
 
     def _certified(self) -> CertifiedKey:
-        if self._key is None or self._tg is None:
+        if self._key is None or self._tg is None or self._identity is None:
             raise TransportError("QuicTransport is not started (use it in a host or `async with`)")
+        # One certificate serves every connection for half its lifetime, then a new one.
+        certificate = self._key.certificate
+        lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+        if datetime.datetime.now(datetime.UTC) > certificate.not_valid_before_utc + lifetime / 2:
+            self._key = _certificate(self._identity)
         return self._key
 
     def _add_endpoint(self, sock: socket.socket) -> QuicEndpoint:
