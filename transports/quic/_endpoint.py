@@ -89,9 +89,11 @@ class QuicEndpoint:
     # -- DatagramSink ------------------------------------------------------------------------
 
     def register(self, cid: bytes, conn: QuicMuxedConnection) -> None:
+        """Route datagrams addressed to ``cid`` to ``conn``."""
         self._conns[cid] = conn
 
     def unregister(self, cid: bytes) -> None:
+        """Stop routing ``cid``. Idempotent."""
         self._conns.pop(cid, None)
 
     async def send(self, datagrams: list[tuple[bytes, Address]]) -> None:

@@ -104,6 +104,7 @@ class QuicListener:
 
     @property
     def multiaddrs(self) -> Sequence[Multiaddr]:
+        """The bound address (port 0 replaced by the real port)."""
         return [_multiaddr(self.endpoint.host, self.endpoint.port)]
 
     def deliver(self, conn: QuicMuxedConnection) -> None:

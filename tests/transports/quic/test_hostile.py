@@ -13,9 +13,16 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from multiaddr import Multiaddr
 
+from p2pstack.errors import ConnectionClosedError
 from p2pstack.identity import Identity
 from tests.transports.quic.conftest import LOCAL4
-from transports.quic import QuicConfig, QuicListener, QuicTransport, parse_quic_multiaddr
+from transports.quic import (
+    QuicConfig,
+    QuicListener,
+    QuicMuxedConnection,
+    QuicTransport,
+    parse_quic_multiaddr,
+)
 from transports.quic._admission import MIN_INITIAL_SIZE, Accept, InitialGate, Reply
 
 pytestmark = pytest.mark.anyio
@@ -131,3 +138,29 @@ async def test_initial_flood_is_bounded_and_legit_peers_get_in() -> None:
         assert endpoint.half_open == 2  # Retry is required from half of the bound
         await _legit_dial_works(listener, client)
         assert endpoint.gate.retries_sent >= 39  # the legitimate client proved its address
+
+
+async def test_peer_over_its_stream_limit_is_closed_and_others_served() -> None:
+    config = QuicConfig(max_streams=4)
+    async with (
+        QuicTransport(identity=Identity.generate(), config=config) as server,
+        QuicTransport(identity=Identity.generate()) as client,
+    ):
+        listener = await server.listen(Multiaddr(LOCAL4))
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.accept)
+                bad = await client.dial(listener.multiaddrs[0], remote_peer=None)
+            # Pretend the server allowed 100 streams: aioquic then opens them all at once.
+            assert isinstance(bad.muxed, QuicMuxedConnection)
+            bad.muxed.quic._remote_max_streams_bidi = 100
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(bad.muxed.run)
+                for _ in range(10):
+                    stream = await bad.muxed.open_stream()
+                    await stream.send(b"x")
+                with pytest.raises(ConnectionClosedError):
+                    await bad.muxed.accept_stream()  # until the server closes the connection
+            assert isinstance(bad.muxed.close_reason, ConnectionClosedError)
+            assert "0x4" in str(bad.muxed.close_reason)  # STREAM_LIMIT_ERROR
+            await _legit_dial_works(listener, client)
