@@ -111,6 +111,11 @@ class Libp2pQuic(QuicConnection):
         target = self.consumed_total + self._connection_window
         if target - limit.value >= self._connection_window // 4:
             limit.value = target
+        elif (
+            limit.value == limit.sent
+            and self._local_max_streams_bidi.value == self._local_max_streams_bidi.sent
+        ):
+            return  # called for every packet: nothing to announce (uni streams stay at 0)
         # The base class doubles the window when `used * 2 > value`: hide `used` from it.
         used, limit.used = limit.used, 0
         try:
