@@ -19,6 +19,7 @@ from p2pstack.errors import (
     ConnectionClosedError,
     HandshakeError,
     PeerIdMismatch,
+    RemoteProtocolError,
     StreamReset,
 )
 from p2pstack.identity import PeerId, PublicKey, verify_certificate
@@ -36,6 +37,7 @@ log = logging.getLogger("transports.quic")
 
 #: CONNECTION_CLOSE codes (RFC 9001 section 4.8: 0x100 + the TLS alert).
 CLOSE_NO_ERROR = 0x0
+CLOSE_INTERNAL_ERROR = 0x1
 CLOSE_BAD_CERTIFICATE = 0x100 + 42
 CLOSE_CERTIFICATE_REQUIRED = 0x100 + 116
 #: Application error code of our RESET_STREAM and STOP_SENDING frames.
@@ -159,12 +161,16 @@ class QuicMuxedConnection:
         """Close with NO_ERROR (CONNECTION_CLOSE) and end ``run()``. Idempotent, never raises."""
         self.close_now(CLOSE_NO_ERROR, "closed", None)
 
-    def close_now(self, code: int, reason: str, error: BaseException | None) -> None:
-        """Send CONNECTION_CLOSE (best effort, without waiting) and end the connection."""
+    def close_now(
+        self, code: int, reason: str, error: BaseException | None, *, silent: bool = False
+    ) -> None:
+        """Send CONNECTION_CLOSE (best effort, without waiting; not if ``silent``) and end
+        the connection."""
         if self._closed:
             return
-        self.quic.close(error_code=code, reason_phrase=reason)
-        self._sink.send_nowait(self.quic.datagrams_to_send(self._clock()))
+        if not silent:
+            self.quic.close(error_code=code, reason_phrase=reason)
+            self._sink.send_nowait(self.quic.datagrams_to_send(self._clock()))
         self._finish(error)
 
     # -- endpoint side ------------------------------------------------------------------------
@@ -179,7 +185,14 @@ class QuicMuxedConnection:
         if self._closed:
             return
         self._last_rx = now
-        self.quic.receive_datagram(data, addr, now)
+        try:
+            self.quic.receive_datagram(data, addr, now)
+        except Exception as exc:
+            # A peer's bytes must not reach the endpoint's task (and so the host's task
+            # group): end only this connection, with a typed reason.
+            error = RemoteProtocolError(f"QUIC packet processing failed: {exc!r}")
+            self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error)
+            return
         self._process_events()
         if self._blocked:
             self._unblock_writers()

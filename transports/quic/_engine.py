@@ -13,6 +13,7 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aioquic import tls
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -91,6 +92,12 @@ class Libp2pQuic(QuicConnection):
             # aioquic only sends a CertificateRequest behind this flag; libp2p requires
             # mutual authentication (tls.md: "the server MUST require client authentication").
             self.tls._request_client_certificate = True
+
+    @property
+    def initial_decrypted(self) -> bool:
+        """Whether any Initial packet was decrypted (a server's first datagram was genuine)."""
+        space = self._spaces.get(tls.Epoch.INITIAL)
+        return space is not None and space.largest_received_packet >= 0
 
     def credit_due(self, stream_id: int) -> bool:
         """Whether reading from ``stream_id`` freed enough window that an update should go out

@@ -5,6 +5,7 @@ serving legitimate peers."""
 from __future__ import annotations
 
 import os
+import random
 import ssl
 
 import anyio
@@ -164,3 +165,29 @@ async def test_peer_over_its_stream_limit_is_closed_and_others_served() -> None:
             assert isinstance(bad.muxed.close_reason, ConnectionClosedError)
             assert "0x4" in str(bad.muxed.close_reason)  # STREAM_LIMIT_ERROR
             await _legit_dial_works(listener, client)
+
+
+async def test_mutated_initials_do_not_hurt_the_listener() -> None:
+    rng = random.Random(7)
+    async with (
+        QuicTransport(
+            identity=Identity.generate(), config=QuicConfig(handshake_timeout=2)
+        ) as server,
+        QuicTransport(identity=Identity.generate()) as client,
+    ):
+        listener = await server.listen(Multiaddr(LOCAL4))
+        target = parse_quic_multiaddr(listener.multiaddrs[0])
+        assert target is not None
+        initial = bytearray(_client_initial())
+        async with await anyio.create_connected_udp_socket(*target) as sock:
+            for _ in range(300):
+                mutated = bytearray(initial)
+                for _ in range(rng.randint(1, 4)):
+                    mutated[rng.randrange(64)] ^= rng.randrange(1, 256)  # header, first frames
+                cut = rng.choice([len(mutated), rng.randrange(1, len(mutated))])
+                if mutated[:cut] != initial:  # two flips of one byte may cancel out
+                    await sock.send(bytes(mutated[:cut]))
+        await _legit_dial_works(listener, client)
+        # None of them decrypted, so none holds a handshake slot (and none needed a Retry).
+        assert listener.endpoint.half_open == 0
+        assert listener.endpoint.gate.retries_sent == 0
