@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import anyio
 from aioquic.quic import events
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -89,6 +90,7 @@ class QuicMuxedConnection:
         self._waiting_until: float | None = None
         self._blocked: set[QuicStream] = set()
         self._max_inbound = -1  # highest stream ID the peer opened
+        self._lingering = False  # aclose() waits for acknowledgements
         # The peer's stream IDs below _max_inbound whose first frame has not arrived yet: opening
         # a stream implicitly opens the lower-numbered ones (RFC 9000 section 3.2), whose frames
         # may come later. Bounded by the stream limit we advertise (aioquic enforces it).
@@ -158,8 +160,22 @@ class QuicMuxedConnection:
             handler(self._inbound.popleft())
 
     async def aclose(self) -> None:
-        """Close with NO_ERROR (CONNECTION_CLOSE) and end ``run()``. Idempotent, never raises."""
-        self.close_now(CLOSE_NO_ERROR, "closed", None)
+        """Close with NO_ERROR (CONNECTION_CLOSE) and end ``run()``. Idempotent, never raises.
+
+        CONNECTION_CLOSE discards whatever the streams still have in flight, so data already
+        written (a response followed by a close) is first given up to ``QuicConfig.linger``
+        seconds to be acknowledged.
+        """
+        if self._closed:
+            return
+        try:
+            if self.remote_peer is not None and self._unacknowledged():
+                self._lingering = True
+                with anyio.move_on_after(self._config.linger):
+                    await self._drive(lambda: self._closed or not self._unacknowledged())
+        finally:
+            self._lingering = False
+            self.close_now(CLOSE_NO_ERROR, "closed", None)
 
     def close_now(
         self, code: int, reason: str, error: BaseException | None, *, silent: bool = False
@@ -196,6 +212,8 @@ class QuicMuxedConnection:
         self._process_events()
         if self._blocked:
             self._unblock_writers()
+        if self._lingering:
+            self._kick()  # aclose() re-checks what is still unacknowledged
 
     async def after_receive(self) -> None:
         """Send what the datagrams received produced (ACKs, data the new window allows)."""
@@ -274,6 +292,16 @@ class QuicMuxedConnection:
         if stream is not None and stream.is_done:
             del self._streams[stream_id]
             self.quic.consumed.pop(stream_id, None)
+
+    def _unacknowledged(self) -> bool:
+        """Whether a stream still has data or a FIN the peer has not acknowledged."""
+        for stream in self.quic._streams.values():
+            sender = stream.sender
+            if sender._reset_error_code is not None or sender.is_finished:
+                continue
+            if sender._buffer or (sender._buffer_fin is not None and not sender._acked_fin):
+                return True
+        return False
 
     def _unblock_writers(self) -> None:
         limit = self._config.send_buffer
@@ -429,7 +457,8 @@ class QuicMuxedConnection:
         self._cids.clear()
         broken = ConnectionClosedError(f"connection closed: {error}")
         for stream in self._streams.values():
-            stream.broken(broken)
+            # A stream whose FIN arrived stays readable to its end (a response, then a close).
+            stream.broken(broken, receive=not stream.remote_fin)
         self._streams.clear()
         self._blocked.clear()
         self._accept_signal.set()
