@@ -325,9 +325,14 @@ class QuicMuxedConnection:
             if self._closed:
                 break
             now = self._clock()
-            if deadline is not None and now >= deadline:
-                self._on_deadline(now)
-            datagrams = self.quic.datagrams_to_send(now)
+            try:
+                if deadline is not None and now >= deadline:
+                    self._on_deadline(now)
+                datagrams = self.quic.datagrams_to_send(now)
+            except Exception as exc:  # as in datagram_received: end only this connection
+                error = RemoteProtocolError(f"QUIC connection failed: {exc!r}")
+                self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error, silent=True)
+                break
             if datagrams:
                 await self._sink.send(datagrams)
 

@@ -14,9 +14,9 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from multiaddr import Multiaddr
 
-from p2pstack.errors import ConnectionClosedError
+from p2pstack.errors import ConnectionClosedError, RemoteProtocolError
 from p2pstack.identity import Identity
-from tests.transports.quic.conftest import LOCAL4
+from tests.transports.quic.conftest import LOCAL4, connected_pair
 from transports.quic import (
     QuicConfig,
     QuicListener,
@@ -191,3 +191,19 @@ async def test_mutated_initials_do_not_hurt_the_listener() -> None:
         # None of them decrypted, so none holds a handshake slot (and none needed a Retry).
         assert listener.endpoint.half_open == 0
         assert listener.endpoint.gate.retries_sent == 0
+
+
+async def test_engine_failure_ends_only_that_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with connected_pair() as (dialed, accepted, _):
+        assert isinstance(accepted.muxed, QuicMuxedConnection)
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise AssertionError("aioquic bug")
+
+        monkeypatch.setattr(accepted.muxed.quic, "receive_datagram", broken)
+        stream = await dialed.muxed.open_stream()
+        await stream.send(b"trigger")
+        with anyio.fail_after(10), pytest.raises(ConnectionClosedError):
+            await accepted.muxed.accept_stream()
+        assert isinstance(accepted.muxed.close_reason, RemoteProtocolError)
+        assert "aioquic bug" in str(accepted.muxed.close_reason)
