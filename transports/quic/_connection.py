@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from aioquic.quic import events
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from p2pstack.errors import (
     CertificateError,
@@ -135,8 +134,7 @@ class QuicMuxedConnection:
         """
         if self._closed:
             raise ConnectionClosedError(f"connection closed: {self._close_reason}")
-        stream_id = self.quic.get_next_available_stream_id()
-        self.quic._get_or_create_stream_for_send(stream_id)
+        stream_id = self.quic.open_bidi_stream()
         stream = QuicStream(self, stream_id, send_limit=self._config.send_buffer)
         self._streams[stream_id] = stream
         return stream
@@ -169,10 +167,12 @@ class QuicMuxedConnection:
         if self._closed:
             return
         try:
-            if self.remote_peer is not None and self._unacknowledged():
+            if self.remote_peer is not None and self.quic.anything_unacknowledged():
                 self._lingering = True
                 with anyio.move_on_after(self._config.linger):
-                    await self._drive(lambda: self._closed or not self._unacknowledged())
+                    await self._drive(
+                        lambda: self._closed or not self.quic.anything_unacknowledged()
+                    )
         finally:
             self._lingering = False
             self.close_now(CLOSE_NO_ERROR, "closed", None)
@@ -260,8 +260,7 @@ class QuicMuxedConnection:
         self._kick()
 
     def stream_buffered(self, stream_id: int) -> int:
-        stream = self.quic._streams.get(stream_id)
-        return 0 if stream is None else len(stream.sender._buffer)
+        return self.quic.unacknowledged(stream_id)
 
     def stream_blocked(self, stream: QuicStream) -> None:
         self._blocked.add(stream)
@@ -292,16 +291,6 @@ class QuicMuxedConnection:
         if stream is not None and stream.is_done:
             del self._streams[stream_id]
             self.quic.consumed.pop(stream_id, None)
-
-    def _unacknowledged(self) -> bool:
-        """Whether a stream still has data or a FIN the peer has not acknowledged."""
-        for stream in self.quic._streams.values():
-            sender = stream.sender
-            if sender._reset_error_code is not None or sender.is_finished:
-                continue
-            if sender._buffer or (sender._buffer_fin is not None and not sender._acked_fin):
-                return True
-        return False
 
     def _unblock_writers(self) -> None:
         limit = self._config.send_buffer
@@ -425,13 +414,13 @@ class QuicMuxedConnection:
             self._forget(stream_id)
 
     def _on_handshake(self) -> None:
-        certificate = self.quic.tls._peer_certificate
+        certificate = self.quic.peer_certificate_der()
         if certificate is None:
             error = HandshakeError("the peer sent no certificate (libp2p requires one)")
             self.close_now(CLOSE_CERTIFICATE_REQUIRED, str(error), error)
             return
         try:
-            key = verify_certificate(certificate.public_bytes(Encoding.DER))
+            key = verify_certificate(certificate)
         except CertificateError as exc:
             self.close_now(CLOSE_BAD_CERTIFICATE, str(exc), exc)
             return

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aioquic import tls
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from transports.quic._config import ALPN, QuicConfig
 
@@ -92,6 +93,35 @@ class Libp2pQuic(QuicConnection):
             # aioquic only sends a CertificateRequest behind this flag; libp2p requires
             # mutual authentication (tls.md: "the server MUST require client authentication").
             self.tls._request_client_certificate = True
+
+    # -- the few looks into aioquic's internals the driver needs, kept in one place ----------
+
+    def open_bidi_stream(self) -> int:
+        """Create our next bidirectional stream (aioquic creates streams on first send only,
+        so ``get_next_available_stream_id`` alone would return the same ID again)."""
+        stream_id = self.get_next_available_stream_id()
+        self._get_or_create_stream_for_send(stream_id)
+        return stream_id
+
+    def unacknowledged(self, stream_id: int) -> int:
+        """Bytes written on ``stream_id`` that the peer has not acknowledged yet."""
+        stream = self._streams.get(stream_id)
+        return 0 if stream is None else len(stream.sender._buffer)
+
+    def anything_unacknowledged(self) -> bool:
+        """Whether a stream still has data or a FIN the peer has not acknowledged."""
+        for stream in self._streams.values():
+            sender = stream.sender
+            if sender._reset_error_code is not None or sender.is_finished:
+                continue
+            if sender._buffer or (sender._buffer_fin is not None and not sender._acked_fin):
+                return True
+        return False
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's TLS certificate (DER) once the handshake got it, else ``None``."""
+        certificate = self.tls._peer_certificate
+        return None if certificate is None else certificate.public_bytes(Encoding.DER)
 
     @property
     def initial_decrypted(self) -> bool:
