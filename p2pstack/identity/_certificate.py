@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from p2pstack.errors import CertificateError, InvalidKeyError
@@ -76,11 +75,11 @@ class CertifiedKey:
 
     Attributes:
         certificate: the self-signed certificate with the libp2p Public Key Extension.
-        private_key: the certificate's key, which signs the TLS handshake.
+        private_key: the certificate's ECDSA P-256 key, which signs the TLS handshake.
     """
 
     certificate: x509.Certificate
-    private_key: CertificateIssuerPrivateKeyTypes
+    private_key: ec.EllipticCurvePrivateKey
 
     def certificate_der(self) -> bytes:
         """The certificate in DER form, as sent in the TLS Certificate message.
