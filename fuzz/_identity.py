@@ -1,5 +1,6 @@
 """Fuzz targets for what carries identities: key protobufs and peer IDs, signed envelopes and
-peer records, the identify message, and the plaintext/2.0.0 ``Exchange``.
+peer records, the identify message, the plaintext/2.0.0 ``Exchange`` and the libp2p TLS
+certificate.
 """
 
 from __future__ import annotations
@@ -9,8 +10,15 @@ from multiaddr import Multiaddr
 
 from fuzz._common import CHUNK_SIZES, check, chunks, split_control
 from fuzz._noise import identities
-from p2pstack.errors import IdentityError, RemoteProtocolError, SecurityError
-from p2pstack.identity import Envelope, PeerId, PeerRecord, PrivateKey, PublicKey
+from p2pstack.errors import CertificateError, IdentityError, RemoteProtocolError, SecurityError
+from p2pstack.identity import (
+    Envelope,
+    PeerId,
+    PeerRecord,
+    PrivateKey,
+    PublicKey,
+    verify_certificate,
+)
 from p2pstack.interfaces import Buffer
 from protocols.identify import decode_identify, decode_identify_stream, encode_identify
 from transports.plaintext import Plaintext
@@ -22,7 +30,12 @@ __all__ = [
     "fuzz_keys",
     "fuzz_peer_record",
     "fuzz_plaintext",
+    "fuzz_tls_certificate",
 ]
+
+#: The time certificates are checked at: inside the seeds' validity, and fixed so that a run
+#: does not depend on the date.
+CERTIFICATE_CHECK_TIME = 1_800_000_000.0
 
 
 def fuzz_keys(data: bytes) -> None:
@@ -50,6 +63,16 @@ def fuzz_keys(data: bytes) -> None:
             peer.extract_public_key()
         except IdentityError:
             pass
+
+
+def fuzz_tls_certificate(data: bytes) -> None:
+    """Verify the bytes as a libp2p TLS certificate (X.509 DER with the SignedKey extension);
+    only ``CertificateError`` may come out, and an accepted certificate names a usable key."""
+    try:
+        key = verify_certificate(data, now=CERTIFICATE_CHECK_TIME)
+    except CertificateError:
+        return
+    check(PeerId.from_public_key(key).matches(key), "peer ID does not match the certified key")
 
 
 def _peer_id_from_text(body: bytes) -> PeerId:

@@ -61,6 +61,7 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("keys", "_identity", "public/private key protobufs and peer IDs"),
         _spec("envelope", "_identity", "signed envelopes holding peer records"),
         _spec("peer_record", "_identity", "peer record protobuf decoding"),
+        _spec("tls_certificate", "_identity", "libp2p TLS certificate (X.509 + SignedKey)"),
         _spec("kad_message", "_kad", "Kademlia DHT Message protobuf decoding and re-encoding"),
         _spec("kad_stream", "_kad", "Kademlia DHT length-prefixed stream decoder"),
         _spec("kad_lookup", "_kad", "Kademlia closest-peers lookup driven by arbitrary events"),

@@ -8,14 +8,21 @@ everything in one call", ``0x01`` the other role.
 
 from __future__ import annotations
 
+import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID
 from multiaddr import Multiaddr
 
 from fuzz import _noise
+from fuzz._identity import CERTIFICATE_CHECK_TIME
 from fuzz._registry import TARGETS
 from p2pstack.framing import encode_lp
-from p2pstack.identity import Envelope, Identity, PeerRecord
+from p2pstack.identity import LIBP2P_TLS_OID, Envelope, Identity, PeerRecord
 from protocols.identify import IdentifyMessage, encode_identify, frame_identify
 from protocols.pubsub import (
     RPC,
@@ -208,7 +215,39 @@ def _identity_seeds() -> dict[str, dict[str, bytes]]:
             ).to_bytes(),
         },
         "peer_record": {"record": record.to_bytes()},
+        "tls_certificate": {"ed25519-host-key": _tls_certificate(responder)},
     }
+
+
+def _der(tag: int, value: bytes) -> bytes:
+    length = len(value)
+    if length < 0x80:
+        return bytes([tag, length]) + value
+    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + value
+
+
+def _tls_certificate(host: Identity) -> bytes:
+    """A libp2p certificate for ``host``, valid around ``CERTIFICATE_CHECK_TIME``, made
+    deterministically (a fixed P-256 key, RFC 6979 signature) so the seed file is stable."""
+    key = ec.derive_private_key(0x1F2E3D4C5B6A7988, ec.SECP256R1())
+    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    signature = host.private_key.sign(b"libp2p-tls-handshake:" + spki)
+    signed_key = _der(0x30, _der(0x04, host.public_key.to_protobuf()) + _der(0x04, signature))
+    name = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, "1")])
+    valid_at = datetime.datetime.fromtimestamp(CERTIFICATE_CHECK_TIME, tz=datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(valid_at - datetime.timedelta(days=1))
+        .not_valid_after(valid_at + datetime.timedelta(days=365))
+        .add_extension(x509.UnrecognizedExtension(LIBP2P_TLS_OID, signed_key), critical=False)
+        .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    return certificate.public_bytes(Encoding.DER)
 
 
 def _kad_seeds() -> dict[str, dict[str, bytes]]:

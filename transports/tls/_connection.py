@@ -141,7 +141,8 @@ class TlsSecureConnection:
             with memoryview(item) as view:
                 for start in range(0, len(view), SEND_BATCH):
                     self._session.send(view[start : start + SEND_BATCH])
-                    await self._raw.send(self._session.data_to_send())
+                    for wire in self._session.data_to_send_chunks():
+                        await self._raw.send(wire)
 
     async def send_eof(self) -> None:
         """Half-close: send close_notify (TLS 1.3 lets the other direction go on) and end our

@@ -156,13 +156,18 @@ class TlsSession:
 
     def data_to_send(self) -> bytes:
         """Remove and return every byte that should go to the network now (maybe ``b""``)."""
+        chunks = self.data_to_send_chunks()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def data_to_send_chunks(self) -> list[bytes]:
+        """Like ``data_to_send``, in pieces of at most 256 KiB: a driver writes them one after
+        the other without joining them into one buffer first."""
         chunks = []
         while True:
             try:
                 chunks.append(self._ssl.bio_read(_BIO_READ_SIZE))
             except SSL.WantReadError:
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return chunks
 
     def step(self) -> bool:
         """Advance the handshake with the bytes received so far.
