@@ -74,12 +74,12 @@ class RecordingTls:
 
 
 @asynccontextmanager
-async def tls_host(muxer: str) -> AsyncIterator[tuple[Host, RecordingTls]]:
+async def tls_host(*muxers: str) -> AsyncIterator[tuple[Host, RecordingTls]]:
     tls = RecordingTls()
     async with open_host(
         transports=[TcpTransport()],
         security=[tls],
-        muxers=make_muxers([muxer]),
+        muxers=make_muxers(muxers),
         services=[Identify(), Ping(), Perf(serve=True)],
         listen=["/ip4/127.0.0.1/tcp/0"],
         config=HostConfig(upgrade_timeout=30.0),
@@ -156,3 +156,27 @@ async def test_we_dial_them(kind: str, muxer: str, peer: Peer) -> None:
         assert ECHO in info.protocols
         assert echoed == payload
         assert tls.early == [MUXER_IDS[muxer] if EARLY[kind] else None]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("we_dial", [True, False], ids=["we-dial", "js-dials"])
+async def test_alpn_client_preference_decides(we_dial: bool, peer: Peer) -> None:
+    # We prefer yamux, js prefers mplex: the TLS client's order decides (tls.md: the server
+    # picks the first of the client's protocols it supports), in ALPN, without a muxer round.
+    js_args = ["--security", "tls", "--muxer", "mplex", "--muxer", "yamux"]
+    expected = MUXER_IDS["yamux" if we_dial else "mplex"]
+    async with tls_host("yamux", "mplex") as (host, tls):
+        if we_dial:
+            async with peer("js", ["--listen", "/ip4/127.0.0.1/tcp/0", *js_args]) as remote:
+                listening = await remote.wait_for("listening", 60)
+                with anyio.fail_after(60):
+                    conn = await host.connect(listening["addrs"][0])
+                    inbound = await remote.wait_for("inbound", 30)
+                assert conn.muxer_protocol == inbound["muxer"] == expected
+        else:
+            args = ["--dial", str(host.addrs[0]), *js_args, "--actions", "ping:1"]
+            async with peer("js", args) as remote:
+                connected = await remote.wait_for("connected", 60)
+                await remote.collect_until_done(60)
+            assert connected["muxer"] == expected
+    assert tls.early == [expected]
