@@ -40,6 +40,9 @@ class Tls:
     Args:
         certificate_lifetime: validity of the certificates made, in seconds.
         clock: the wall clock (Unix seconds) for certificate validity; ``time.time`` by default.
+
+    Raises:
+        ValueError: ``certificate_lifetime`` is not positive.
     """
 
     def __init__(

@@ -4,21 +4,30 @@ typed errors, and hosts over TCP with yamux and mplex."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import struct
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from OpenSSL import SSL
 
 from p2pstack.builder import open_host
-from p2pstack.errors import CertificateError, HandshakeError, PeerIdMismatch, RemoteProtocolError
+from p2pstack.errors import (
+    CertificateError,
+    DialError,
+    HandshakeError,
+    PeerIdMismatch,
+    RemoteProtocolError,
+)
 from p2pstack.host import Host
 from p2pstack.identity import CertifiedKey, Identity, make_certificate
 from p2pstack.interfaces import Muxer, RawConnection
@@ -263,30 +272,62 @@ async def test_client_without_certificate_is_rejected() -> None:
     assert "certificate" in str(server)
 
 
-@pytest.mark.anyio
-async def test_client_with_anothers_certificate_key_is_rejected() -> None:
-    # A certificate whose libp2p extension is A's, re-signed over another TLS key (forged).
-    genuine = make_certificate(A.private_key)
-    forged_key = make_certificate(C.private_key).private_key
+def _reissued(
+    host: Identity,
+    *,
+    key: ec.EllipticCurvePrivateKey | None = None,
+    libp2p_critical: bool = False,
+    extra: x509.ExtensionType | None = None,
+) -> CertifiedKey:
+    """``host``'s certificate issued again: over another TLS ``key`` (keeping the extension, so
+    forged), with the libp2p extension marked critical (as rust-libp2p does), or with an
+    ``extra`` critical extension."""
+    genuine = make_certificate(host.private_key)
+    key = key or genuine.private_key
     original = genuine.certificate
     builder = (
         x509.CertificateBuilder()
         .subject_name(original.subject)
         .issuer_name(original.issuer)
-        .public_key(forged_key.public_key())
+        .public_key(key.public_key())
         .serial_number(original.serial_number)
         .not_valid_before(original.not_valid_before_utc)
         .not_valid_after(original.not_valid_after_utc)
     )
     for extension in original.extensions:
-        builder = builder.add_extension(extension.value, critical=extension.critical)
-    forged = CertifiedKey(
-        certificate=builder.sign(forged_key, hashes.SHA256()), private_key=forged_key
-    )
+        builder = builder.add_extension(extension.value, critical=libp2p_critical)
+    if extra is not None:
+        builder = builder.add_extension(extra, critical=True)
+    return CertifiedKey(certificate=builder.sign(key, hashes.SHA256()), private_key=key)
+
+
+@pytest.mark.anyio
+async def test_client_with_anothers_certificate_key_is_rejected() -> None:
+    forged = _reissued(A, key=make_certificate(C.private_key).private_key)
     ca, cb = memory_connection_pair()
     _, server = await _both(_foreign_client(ca, certified=forged), cb)
     assert isinstance(server, CertificateError)
     assert "signature in libp2p extension is invalid" in str(server)
+
+
+@pytest.mark.anyio
+async def test_client_certificate_with_unknown_critical_extension_is_rejected() -> None:
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+    ca, cb = memory_connection_pair()
+    _, server = await _both(_foreign_client(ca, certified=_reissued(A, extra=unknown)), cb)
+    assert isinstance(server, CertificateError)
+    assert "unknown critical extension" in str(server)
+
+
+@pytest.mark.anyio
+async def test_client_certificate_with_critical_libp2p_extension_is_accepted() -> None:
+    # rust-libp2p marks the extension critical; OpenSSL's own complaint about it is overruled.
+    ca, cb = memory_connection_pair()
+    certified = _reissued(A, libp2p_critical=True)
+    _, server = await _both(_foreign_client(ca, certified=certified), cb)
+    assert isinstance(server, TlsSecureConnection), server
+    assert server.remote_peer == A.peer_id
+    await server.aclose()
 
 
 @pytest.mark.anyio
@@ -400,3 +441,27 @@ def test_server_session_fed_random_bytes_raises_only_handshake_errors(data: byte
     except HandshakeError:
         pass
     server.data_to_send()
+
+
+@pytest.mark.anyio
+async def test_host_dialing_the_wrong_peer_gets_peer_id_mismatch() -> None:
+    async with tcp_hosts([Yamux()]) as (client, server):
+        wrong = server.addrs[0].encapsulate(f"/p2p/{C.peer_id}")
+        with anyio.fail_after(20), pytest.raises(DialError) as caught:
+            await client.connect(wrong)
+        ((_, error),) = caught.value.errors
+        assert isinstance(error, PeerIdMismatch)
+        assert error.actual == str(server.peer_id)
+        assert not client.connections(server.peer_id)
+
+
+def test_a_session_is_freed_without_the_cycle_collector() -> None:
+    client, server = _sessions()
+    _pump(client, server)
+    refs = [weakref.ref(client), weakref.ref(server)]
+    gc.disable()
+    try:
+        del client, server
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
