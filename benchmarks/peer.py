@@ -273,6 +273,7 @@ async def main(args: argparse.Namespace) -> None:
     # per-peer limits that protect a public node, so the benchmark peers count but never refuse.
     async with open_default_host(
         listen=[args.listen] if args.listen else [],
+        security=args.security or [],
         muxers=args.muxer or [],
         config=config,
         services=[Identify(), Ping(), perf],
@@ -300,6 +301,9 @@ def cli(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--listen")
     p.add_argument("--dial")
     p.add_argument("--muxer", action="append", choices=["yamux", "mplex"])
+    p.add_argument(
+        "--security", action="append", help="noise or tls; repeatable, in preference order"
+    )
     p.add_argument("--actions", default="")
     p.add_argument("--timeout", type=float, default=300.0)
     args = p.parse_args(argv)

@@ -1,4 +1,5 @@
-// js-libp2p 3.x interop peer: TCP + Noise + yamux/mplex + identify + ping, plus the echo
+// js-libp2p 3.x interop peer: TCP + Noise or TLS (https://github.com/libp2p/specs/blob/master/tls/tls.md)
+// + yamux/mplex + identify + ping, plus the echo
 // protocol and /perf/1.0.0 (https://github.com/libp2p/specs/blob/master/perf/perf.md).
 // With --dht it is also a Kademlia DHT node driven by commands on stdin (kad.mjs).
 // The command-line and JSON-lines contract is described in ../README.md.
@@ -15,6 +16,7 @@ import { identify } from '@libp2p/identify'
 import { mplex } from '@libp2p/mplex'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { kadService, serveCommands } from './kad.mjs'
@@ -47,6 +49,7 @@ function parseCommandLine (argv) {
     options: {
       listen: { type: 'string' },
       muxer: { type: 'string', multiple: true },
+      security: { type: 'string', multiple: true },
       dial: { type: 'string' },
       actions: { type: 'string' },
       seed: { type: 'string' },
@@ -69,6 +72,10 @@ function parseCommandLine (argv) {
   for (const m of muxers) {
     if (m !== 'yamux' && m !== 'mplex') throw new Error(`unknown muxer ${m}`)
   }
+  const security = values.security ?? ['noise']
+  for (const s of security) {
+    if (s !== 'noise' && s !== 'tls') throw new Error(`unknown security ${s}`)
+  }
   const actions = (values.actions ?? '').split(',').filter(a => a !== '').map(parseAction)
   if (actions.length > 0 && values.dial == null) throw new Error('--actions needs --dial')
   if (values.listen == null && values.dial == null) throw new Error('need --listen and/or --dial')
@@ -81,6 +88,7 @@ function parseCommandLine (argv) {
     listen: values.listen,
     dial: values.dial,
     muxers,
+    security,
     actions,
     seed: values.seed,
     timeoutMs: Number(values.timeout) * 1000,
@@ -360,6 +368,9 @@ async function seededKey (seed) {
 
 async function createNode (cfg) {
   const factories = { yamux: () => yamux(), mplex: () => mplex({ disconnectThreshold: cfg.mplexThreshold }) }
+  // TLS offers the muxers in ALPN (muxer ids first, then 'libp2p'): a muxer chosen there skips
+  // the multistream-select muxer round.
+  const encrypters = { noise: () => noise(), tls: () => tls() }
   const privateKey = await seededKey(cfg.seed)
   cfg.selfPeerId = peerIdFromPrivateKey(privateKey)
   const extra = {}
@@ -369,7 +380,7 @@ async function createNode (cfg) {
     privateKey,
     addresses: { listen: cfg.listen != null ? [cfg.listen] : [] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: cfg.security.map(s => encrypters[s]()),
     streamMuxers: cfg.muxers.map(m => factories[m]()),
     // Loopback is exempt from the inbound rate limit (5 connections/s/host by default).
     connectionManager: { allow: LOOPBACK },
@@ -411,7 +422,7 @@ async function main () {
   await node.handle(PERF_PROTOCOL, handlers.perf, opts)
   node.addEventListener('connection:open', evt => {
     const c = evt.detail
-    if (c.direction === 'inbound') emit('inbound', { peer_id: c.remotePeer.toString(), muxer: c.multiplexer ?? null })
+    if (c.direction === 'inbound') emit('inbound', { peer_id: c.remotePeer.toString(), muxer: c.multiplexer ?? null, encryption: c.encryption ?? null })
   })
   if (cfg.listen != null) {
     watchShutdown(node)

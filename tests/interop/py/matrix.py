@@ -5,6 +5,7 @@ runs one action list; the raw events go to a JSON file and a markdown table to s
 Standard library only; run it with any Python >= 3.10 after ../setup.sh:
 
     python3 tests/interop/py/matrix.py --pairs js-js,py-js --muxers yamux,mplex
+    python3 tests/interop/py/matrix.py --security tls
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ class Peer:
 
 
 def run_pair(
-    listener: str, dialer: str, muxer: str, actions: str, timeout: float
+    listener: str, dialer: str, muxer: str, actions: str, timeout: float, *, security: str = "noise"
 ) -> dict[str, Any]:
     mux = ["--muxer", muxer] if muxer != "default" else []
+    mux += ["--security", security]
     server = Peer(listener, ["--listen", "/ip4/127.0.0.1/tcp/0", *mux])
     result: dict[str, Any] = {"listener": listener, "dialer": dialer, "muxer": muxer}
     start = time.monotonic()
@@ -205,6 +207,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", default="js-js,py-py,js-py,py-js", help="LISTENER-DIALER,...")
     ap.add_argument("--muxers", default="yamux,mplex")
+    ap.add_argument("--security", default="noise", choices=["noise", "tls"])
     ap.add_argument("--actions", default=DEFAULT_ACTIONS)
     ap.add_argument("--timeout", type=float, default=600.0, help="per dialer run, seconds")
     ap.add_argument("--out", default=str(REPO / ".interop" / "matrix-results.json"))
@@ -213,7 +216,7 @@ def main() -> int:
     for pair in a.pairs.split(","):
         listener, dialer = pair.split("-")
         for muxer in a.muxers.split(","):
-            r = run_pair(listener, dialer, muxer, a.actions, a.timeout)
+            r = run_pair(listener, dialer, muxer, a.actions, a.timeout, security=a.security)
             s = summarize(r)
             results.append({**r, "summary": s})
             rows.append(s)

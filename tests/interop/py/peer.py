@@ -1,4 +1,4 @@
-"""py-libp2p 0.8.1 interop peer: TCP + Noise + yamux/mplex + identify + ping, echo and perf;
+"""py-libp2p 0.8.1 interop peer: TCP + Noise or TLS + yamux/mplex + identify + ping, echo and perf;
 with --dht also a Kademlia DHT node driven by commands on stdin (peer_kad.py).
 
 Perf follows https://github.com/libp2p/specs/blob/master/perf/perf.md. The command line and the
@@ -18,10 +18,13 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import multiaddr
 import trio
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -34,6 +37,8 @@ from libp2p.perf import PerfService
 from libp2p.rcmgr import Direction
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.security.tls.transport import PROTOCOL_ID as TLS_PROTOCOL_ID
+from libp2p.security.tls.transport import IdentityConfig, TLSTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
@@ -82,6 +87,7 @@ def parse_command_line(argv: list[str]) -> Config:
     p = argparse.ArgumentParser(description="py-libp2p interop peer")
     p.add_argument("--listen")
     p.add_argument("--muxer", action="append", choices=sorted(MUXERS))
+    p.add_argument("--security", action="append", choices=["noise", "tls"])
     p.add_argument("--dial")
     p.add_argument("--actions", default="")
     p.add_argument("--seed")
@@ -112,6 +118,7 @@ def parse_command_line(argv: list[str]) -> Config:
         dht_namespaces=a.dht_namespace,
         bootstrap=a.bootstrap,
         pubsub=a.pubsub,
+        security=a.security or ["noise"],
     )
 
 
@@ -177,17 +184,47 @@ class InboundReporter(INotifee):
 # ------------------------------------------------------------------ host
 
 
+def make_tls(key_pair: Any) -> TLSTransport:
+    """py-libp2p's TLS transport with a certificate js-libp2p accepts.
+
+    py-libp2p's default template adds BasicConstraints and KeyUsage before the libp2p extension,
+    and js-libp2p (@libp2p/tls 3.1.10 verifyPeerCertificate) only looks at the *first* extension,
+    so it refuses py's certificate ("did not include the libp2p public key extension"). The same
+    template without those two extensions leaves the libp2p extension first (and only).
+    """
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "libp2p")])
+    template = (
+        x509.CertificateBuilder()
+        .serial_number(int.from_bytes(os.urandom(8), "big") | 1)
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=365))
+        .subject_name(name)
+        .issuer_name(name)
+    )
+    return TLSTransport(key_pair, identity_config=IdentityConfig(cert_template=template))
+
+
 def make_host(cfg: Config) -> Any:
     if cfg.seed is None:
         key_pair = create_new_key_pair()
     else:
         # Same derivation as the js peer: Ed25519 seed = SHA-256 of the decimal seed string.
         key_pair = create_new_key_pair(hashlib.sha256(cfg.seed.encode()).digest())
-    noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
+    security: dict[TProtocol, Any] = {}
+    for name in cfg.security:
+        if name == "noise":
+            noise_key = create_new_x25519_key_pair().private_key
+            noise = NoiseTransport(key_pair, noise_privkey=noise_key)
+            security[TProtocol(NOISE_PROTOCOL_ID)] = noise
+        else:
+            # No muxers in ALPN: py-libp2p's upgrader ignores the ALPN result and always runs
+            # multistream-select for the muxer, so it must offer only "libp2p" there.
+            security[TProtocol(TLS_PROTOCOL_ID)] = make_tls(key_pair)
     muxers = OrderedDict(MUXERS[m] for m in cfg.muxers)
     return new_host(
         key_pair=key_pair,
-        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        sec_opt=security,
         muxer_opt=muxers,
         listen_addrs=[multiaddr.Multiaddr(cfg.listen)] if cfg.listen else None,
         # One connection per peer: also skips a fixed 250 ms happy-eyeballs wait per dial.

@@ -53,6 +53,7 @@ class Config:
     dht_namespaces: list[str] = field(default_factory=list)
     bootstrap: list[str] = field(default_factory=list)
     pubsub: str | None = None  # "gossipsub" or "floodsub": run py-libp2p's Pubsub (peer_pubsub.py)
+    security: list[str] = field(default_factory=lambda: ["noise"])  # order = preference
 
 
 # ------------------------------------------------------------------ stream helpers
