@@ -6,6 +6,7 @@ parallel echo streams, dial + upgrade + first ping, handshakes/s, RSS per idle c
 ChaCha20-Poly1305 ceiling, and the scale check; prints medians and the issue's ratios.
 ``python -m benchmarks kad [--quick]``: the DHT benchmarks (benchmarks/kad.py).
 ``python -m benchmarks pubsub [--quick]``: the gossipsub benchmarks (benchmarks/pubsub.py).
+``python -m benchmarks quic [--quick]``: the QUIC benchmarks (benchmarks/quic.py).
 """
 
 from __future__ import annotations
@@ -223,6 +224,11 @@ def main() -> None:
         from benchmarks.pubsub import main as pubsub_main
 
         pubsub_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["quic"]:  # python -m benchmarks quic ...: the QUIC benchmarks
+        from benchmarks.quic import main as quic_main
+
+        quic_main(sys.argv[2:])
         return
     args = parse_args()
     start = time.monotonic()

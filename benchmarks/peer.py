@@ -78,6 +78,8 @@ async def drain_stdin(host: Host) -> None:
 async def perf_once(conn: Connection, up: int, down: int, timeout: float) -> None:
     """One perf exchange; upload ends at the first byte back, as the peers measure it."""
     block = bytes(BLOCK)
+    cpu0 = time.process_time()
+    cpu1: float | None = None
     with anyio.fail_after(timeout):
         start = time.perf_counter()
         stream = await conn.new_stream([PERF])
@@ -96,11 +98,12 @@ async def perf_once(conn: Connection, up: int, down: int, timeout: float) -> Non
             except anyio.EndOfStream:
                 break
             if first is None:
-                first = time.perf_counter()
+                first, cpu1 = time.perf_counter(), time.process_time()
         end = time.perf_counter()
     if received != down:
         raise RuntimeError(f"perf: asked for {down} bytes, got {received}")
     first = first or end
+    cpu1 = cpu1 or time.process_time()
     up_s, down_s = first - start, end - first
     emit(
         "perf",
@@ -111,6 +114,8 @@ async def perf_once(conn: Connection, up: int, down: int, timeout: float) -> Non
         download_seconds=down_s,
         upload_mbps=up / 1e6 / up_s if up_s > 0 else None,
         download_mbps=down / 1e6 / down_s if down_s > 0 else None,
+        upload_cpu_s=cpu1 - cpu0,
+        download_cpu_s=time.process_time() - cpu1,
     )
 
 
