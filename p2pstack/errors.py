@@ -10,6 +10,7 @@
     │   └── ProtocolNotSupported      the peer answered ``na`` to every proposal
     ├── SecurityError                 a secure channel could not be established
     │   ├── HandshakeError            the handshake failed (bad payload, bad signature, ...)
+    │   ├── CertificateError          a libp2p TLS certificate is invalid (expired, forged, ...)
     │   └── PeerIdMismatch            the peer proved an identity other than the one we dialed
     ├── MuxerError                    the multiplexed connection failed
     │   ├── StreamReset               the stream was reset (by the peer, or the connection died)
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING
 
 __all__ = [
     "NETWORK_ERRORS",
+    "CertificateError",
     "ConnectionClosedError",
     "ConnectionDenied",
     "DialError",
@@ -135,6 +137,12 @@ class SecurityError(P2PError):
 
 class HandshakeError(SecurityError):
     """The security handshake failed."""
+
+
+class CertificateError(SecurityError):
+    """A libp2p TLS certificate was rejected: malformed, expired or not yet valid, wrongly
+    signed, with an unknown critical extension, or without a valid libp2p public key extension
+    (https://github.com/libp2p/specs/blob/master/tls/tls.md#peer-authentication)."""
 
 
 class PeerIdMismatch(SecurityError):

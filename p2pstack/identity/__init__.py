@@ -1,7 +1,8 @@
 """Identity: libp2p keys, peer IDs, key files, signed envelopes and peer records
 (https://github.com/libp2p/specs/blob/master/peer-ids/peer-ids.md,
 https://github.com/libp2p/specs/blob/master/RFC/0002-signed-envelopes.md,
-https://github.com/libp2p/specs/blob/master/RFC/0003-routing-records.md).
+https://github.com/libp2p/specs/blob/master/RFC/0003-routing-records.md) and the libp2p TLS
+certificate (https://github.com/libp2p/specs/blob/master/tls/tls.md).
 
 Typical use::
 
@@ -20,6 +21,15 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from p2pstack.identity._certificate import (
+        ALPN_LIBP2P,
+        DEFAULT_CERTIFICATE_LIFETIME,
+        LIBP2P_TLS_OID,
+        MAX_CERTIFICATE_SIZE,
+        CertifiedKey,
+        make_certificate,
+        verify_certificate,
+    )
     from p2pstack.identity._envelope import MAX_ENVELOPE_SIZE, Envelope
     from p2pstack.identity._identity import KEY_FILE_MODE, Identity
     from p2pstack.identity._keys import (
@@ -47,6 +57,13 @@ if TYPE_CHECKING:
 
 #: Public name → the module that defines it.
 _EXPORTS = {
+    "ALPN_LIBP2P": "p2pstack.identity._certificate",
+    "CertifiedKey": "p2pstack.identity._certificate",
+    "DEFAULT_CERTIFICATE_LIFETIME": "p2pstack.identity._certificate",
+    "LIBP2P_TLS_OID": "p2pstack.identity._certificate",
+    "MAX_CERTIFICATE_SIZE": "p2pstack.identity._certificate",
+    "make_certificate": "p2pstack.identity._certificate",
+    "verify_certificate": "p2pstack.identity._certificate",
     "EcdsaPrivateKey": "p2pstack.identity._keytypes",
     "EcdsaPublicKey": "p2pstack.identity._keytypes",
     "Ed25519PrivateKey": "p2pstack.identity._keytypes",
@@ -75,7 +92,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ALPN_LIBP2P",
+    "DEFAULT_CERTIFICATE_LIFETIME",
     "KEY_FILE_MODE",
+    "LIBP2P_TLS_OID",
+    "MAX_CERTIFICATE_SIZE",
     "MAX_ENVELOPE_SIZE",
     "MAX_INLINE_KEY_LENGTH",
     "MAX_PEER_ID_TEXT_LENGTH",
@@ -84,6 +105,7 @@ __all__ = [
     "MAX_PUBLIC_KEY_PROTOBUF_SIZE",
     "RSA_MAX_BITS",
     "RSA_MIN_BITS",
+    "CertifiedKey",
     "EcdsaPrivateKey",
     "EcdsaPublicKey",
     "Ed25519PrivateKey",
@@ -100,6 +122,8 @@ __all__ = [
     "Secp256k1PrivateKey",
     "Secp256k1PublicKey",
     "generate_private_key",
+    "make_certificate",
+    "verify_certificate",
 ]
 
 

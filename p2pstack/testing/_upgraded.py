@@ -161,7 +161,6 @@ async def _check_stream(opener: MuxedConnection, acceptor: MuxedConnection, who:
     payload = os.urandom(PAYLOAD_SIZE)
     with _step(f"a stream opened by the {who} carries data both ways"):
         out = await opener.open_stream()
-        inc = await acceptor.accept_stream()
         async with anyio.create_task_group() as tg:
 
             async def send_all() -> None:
@@ -169,7 +168,9 @@ async def _check_stream(opener: MuxedConnection, acceptor: MuxedConnection, who:
                     await out.send(payload[i : i + 16384])
                 await out.send_eof()
 
+            # Sending first: a QUIC stream reaches the peer with its first data, not before.
             tg.start_soon(send_all)
+            inc = await acceptor.accept_stream()
             received = bytearray()
             while True:
                 try:
