@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from benchmarks.kad_procs import REPO
+from benchmarks.quic_core import transfer
 from benchmarks.quic_runs import MAX_DATAGRAM, dials_run, load_average, perf_run
 
 MiB = 1 << 20
@@ -74,8 +75,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
+def datagram_of(kind: str) -> int:
+    """The datagram size of an ``aioquic-SIZE`` kind."""
+    size = kind.removeprefix("aioquic-")
+    return MAX_DATAGRAM if size == "max" else int(size)
+
+
 def one_rep(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]], log: Any) -> None:
-    """One perf run of every perf kind, one dial sample of every dial kind."""
+    """aioquic's core alone at each ceiling's datagram size, one perf run of every perf kind,
+    one dial sample of every dial kind."""
+    for kind in CEILINGS:
+        core = transfer(datagram_of(kind), min(args.size, 16 * MiB), 16 * MiB)
+        samples.setdefault(f"core|{kind}", []).append(core)
     for kind in args.perf_kinds:
         try:
             run = perf_run(kind, args.size, args.timeout, log)
@@ -123,6 +134,23 @@ def perf_table(args: argparse.Namespace, samples: dict[str, list[dict[str, float
     return lines
 
 
+def core_table(samples: dict[str, list[dict[str, float]]]) -> list[str]:
+    lines = ["| aioquic core alone (no I/O), datagram | send CPU ms/MiB | receive CPU ms/MiB "]
+    lines[0] += "| µs per packet (send / receive) | MB/s with one core per side |"
+    lines.append("|---|---|---|---|---|")
+    for kind in CEILINGS:
+        key = f"core|{kind}"
+        send, recv = med(samples, key, "send_us_per_mib"), med(samples, key, "recv_us_per_mib")
+        if send is None or recv is None:
+            continue
+        per = f"{fmt(med(samples, key, 'us_per_packet_send'), 0)} / "
+        per += fmt(med(samples, key, "us_per_packet_recv"), 0)
+        mbps = MiB / max(send, recv)  # bytes per µs = MB/s
+        cells = f"{send / 1000:.1f} | {recv / 1000:.1f} | {per} | {mbps:.1f}"
+        lines.append(f"| {datagram_of(kind)} B | {cells} |")
+    return lines
+
+
 def dial_table(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]]) -> list[str]:
     lines = ["| dialer -> listener | dial + first ping p50 ms | p90 ms | load avg | failed |"]
     lines.append("|---|---|---|---|---|")
@@ -158,7 +186,13 @@ def targets(samples: dict[str, list[dict[str, float]]], ours_datagram: int) -> l
             (f"{d}load / js-libp2p QUIC", ratio(ours, med(samples, "perf|js", d)), 0.0),
         ]
     cpu = [med(samples, k, "listener_cpu") for k in ("perf|p2pstack", same)]
-    rows.append(("listener CPU per MiB / aioquic's (same size)", ratio(*cpu), 0.0))
+    rows.append(("listener CPU per MiB / aioquic pair's (same size)", ratio(*cpu), 0.0))
+    core = f"core|aioquic-{ours_datagram}"
+    for d, f in (("sent", "send_us_per_mib"), ("received", "recv_us_per_mib")):
+        floor = med(samples, core, f)
+        ours_cpu = med(samples, "perf|p2pstack", "up_cpu" if d == "sent" else "down_cpu")
+        name = f"our dialer CPU per MiB {d} / aioquic core alone"
+        rows.append((name, ratio(ours_cpu, floor / 1000 if floor else None), 0.0))
     dial = {k: med(samples, f"dials|{k}", "p50") for k in ("p2pstack", "p2pstack-tcp", "js")}
     rows.append(
         (
@@ -196,6 +230,8 @@ def report(
         f"load average at the end {load_average():.2f}",
         "",
         *perf_table(args, samples),
+        "",
+        *core_table(samples),
         "",
         *dial_table(args, samples),
         "",
