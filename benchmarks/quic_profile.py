@@ -13,6 +13,7 @@ Not part of the test suite::
 
     python -m benchmarks.quic_profile --kind p2pstack --size 32MiB
     python -m benchmarks.quic_profile --kind aioquic-1452 --top 25
+    python -m benchmarks.quic_profile --kind p2pstack --dials 100
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run_profiled(out: str, module: str, args: list[str]) -> None:
         profiler.dump_stats(out)
 
 
-def run_pair(kind: str, size: int, workdir: str) -> tuple[str, str]:
+def run_pair(kind: str, actions: str, workdir: str) -> tuple[str, str]:
     """Run a profiled listener and dialer of ``kind``; returns their profile paths."""
     argv, addr = command(kind)
     module = argv.index("-m")
@@ -91,7 +92,7 @@ def run_pair(kind: str, size: int, workdir: str) -> tuple[str, str]:
     try:
         ev = Lines(listener, f"{kind} listener").event(90)
         subprocess.run(
-            [*profiled(dpath), "--dial", ev["addrs"][0], "--actions", f"perf:{size}:{size}"],
+            [*profiled(dpath), "--dial", ev["addrs"][0], "--actions", actions],
             check=True,
             stdout=subprocess.DEVNULL,
             cwd=REPO,
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--kind", default="p2pstack", help="p2pstack or aioquic-SIZE")
     p.add_argument("--size", default="32MiB", help="bytes each way (KiB/MiB suffixes)")
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--dials", type=int, default=0, help="profile N dials + pings, not perf")
     p.add_argument("--run", nargs=argparse.REMAINDER, help="internal: OUT MODULE ARGS...")
     a = p.parse_args(argv)
     if a.run:
@@ -139,8 +141,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     size = int(a.size.removesuffix("MiB")) * MiB if a.size.endswith("MiB") else int(a.size)
     with tempfile.TemporaryDirectory() as workdir:
-        lpath, dpath = run_pair(a.kind, size, workdir)
-        lines = [f"## {a.kind}, {size / MiB:g} MiB each way over one stream", ""]
+        actions = f"dials:{a.dials}" if a.dials else f"perf:{size}:{size}"
+        lpath, dpath = run_pair(a.kind, actions, workdir)
+        what = f"{a.dials} dials + first ping" if a.dials else f"{size / MiB:g} MiB each way"
+        lines = [f"## {a.kind}: {what}", ""]
         lines += summarise(dpath, "dialer (sends, then receives)", a.top)
         lines += summarise(lpath, "listener (receives, then sends)", a.top)
     print("\n".join(lines), flush=True)

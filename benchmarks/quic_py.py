@@ -122,10 +122,14 @@ async def main(args: argparse.Namespace) -> None:
     listen = [multiaddr.Multiaddr(args.listen)] if args.listen else []
     quic_addr = listen or [multiaddr.Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1")]
     # Defaults (1,200-byte datagrams, 1 MiB stream window) except: one connection per peer (no
-    # fixed 250 ms wait per dial) and a read timeout (30 s by default) longer than the upload
-    # of a big perf run on a loaded machine, during which the client's read waits.
+    # fixed 250 ms wait per dial), a read timeout (30 s by default) longer than the upload of a
+    # big perf run on a loaded machine, during which the client's read waits, and:
     config = QUICTransportConfig(max_connections_per_peer=1)
     config.STREAM_READ_TIMEOUT = 300.0
+    # Its streams silently drop what arrives while 2 MiB wait unread (aioquic grants flow
+    # control credit whether or not the application reads), and a perf run then never ends:
+    # a reader that falls behind on a loaded machine must not lose data here.
+    config.MAX_STREAM_RECEIVE_BUFFER = 256 * 1024 * 1024
     host = new_host(
         key_pair=create_new_key_pair(),
         enable_quic=True,

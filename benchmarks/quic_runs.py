@@ -167,11 +167,14 @@ def perf_run(kind: str, size: int, timeout: float, log: IO[str] | None) -> dict[
 
 def dials_run(kind: str, count: int, timeout: float, log: IO[str] | None) -> dict[str, float]:
     """``count`` x (fresh dial + upgrade + first ping) from a dialer of ``kind`` to a listener of
-    ``kind``; the first dial (cold: imports, JIT, caches) is dropped.
+    ``kind``; the first dial (cold: imports, JIT, caches) is dropped. py-libp2p gets 6: its QUIC
+    listener refuses the 9th connection from one peer.
 
     Returns:
         ``p50`` and ``p90`` in ms and the load average at the end.
     """
+    if kind == "py":  # its listener refuses a peer's 9th connection: the first + 7 redials
+        count = min(count, 6)
     listener = Listener(kind, log)
     try:
         events = dial(kind, listener.addr, f"dials:{count + 1}", timeout, log)
