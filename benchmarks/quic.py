@@ -152,15 +152,17 @@ def core_table(samples: dict[str, list[dict[str, float]]]) -> list[str]:
 
 
 def dial_table(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]]) -> list[str]:
-    lines = ["| dialer -> listener | dial + first ping p50 ms | p90 ms | load avg | failed |"]
-    lines.append("|---|---|---|---|---|")
+    lines = ["| dialer -> listener | dial + first ping p50 ms | p90 ms | listener CPU ms per "]
+    lines[0] += "connection | load avg | failed |"
+    lines.append("|---|---|---|---|---|---|")
     for kind in args.dial_kinds:
         key = f"dials|{kind}"
         loads = [s["load"] for s in samples.get(key, [])]
         load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-"
         fails = len(samples.get(f"{key}|errors", []))
         p50, p90 = med(samples, key, "p50"), med(samples, key, "p90")
-        lines.append(f"| {label(kind)} | {fmt(p50)} | {fmt(p90)} | {load} | {fails} |")
+        cpu = fmt(med(samples, key, "listener_cpu_ms"))
+        lines.append(f"| {label(kind)} | {fmt(p50)} | {fmt(p90)} | {cpu} | {load} | {fails} |")
     return lines
 
 

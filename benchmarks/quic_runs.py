@@ -171,19 +171,23 @@ def dials_run(kind: str, count: int, timeout: float, log: IO[str] | None) -> dic
     listener refuses the 9th connection from one peer.
 
     Returns:
-        ``p50`` and ``p90`` in ms and the load average at the end.
+        ``p50`` and ``p90`` in ms, the listener's CPU ms per connection (accept, handshake,
+        ping, close: the load does not inflate it as it does latency), the load average.
     """
     if kind == "py":  # its listener refuses a peer's 9th connection: the first + 7 redials
         count = min(count, 6)
     listener = Listener(kind, log)
     try:
+        cpu0 = listener.cpu()
         events = dial(kind, listener.addr, f"dials:{count + 1}", timeout, log)
+        cpu = listener.cpu() - cpu0
     finally:
         listener.close()
     ms = sorted(next(e for e in events if e["event"] == "dials")["ms"][1:])
     return {
         "p50": statistics.median(ms),
         "p90": ms[min(len(ms) - 1, int(len(ms) * 0.9))],
+        "listener_cpu_ms": cpu * 1000 / (count + 2),  # + the dialer's first connect
         "load": load_average(),
     }
 
