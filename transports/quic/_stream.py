@@ -21,15 +21,26 @@ __all__ = ["QuicStream", "StreamOwner"]
 class StreamOwner(Protocol):
     """What a stream needs from its connection (``QuicMuxedConnection``)."""
 
-    def stream_consumed(self, stream_id: int, amount: int) -> None: ...
+    def stream_consumed(self, stream_id: int, amount: int) -> None:
+        """The application read (or dropped) ``amount`` bytes: the window may move on."""
+        ...
 
-    def stream_send(self, stream_id: int, data: Buffer, *, end: bool) -> None: ...
+    def stream_send(self, stream_id: int, data: Buffer, *, end: bool) -> None:
+        """Queue ``data`` (and FIN if ``end``); raises ``StreamReset`` if it cannot be sent."""
+        ...
 
-    def stream_buffered(self, stream_id: int) -> int: ...
+    def stream_buffered(self, stream_id: int) -> int:
+        """Bytes queued on the stream and not yet acknowledged by the peer."""
+        ...
 
-    def stream_blocked(self, stream: QuicStream) -> None: ...
+    def stream_blocked(self, stream: QuicStream) -> None:
+        """``stream`` waits for ``stream_buffered`` to drop: set its ``send_signal`` then."""
+        ...
 
-    def stream_abort(self, stream_id: int, *, send: bool, receive: bool) -> None: ...
+    def stream_abort(self, stream_id: int, *, send: bool, receive: bool) -> None:
+        """Send RESET_STREAM (``send``) and/or STOP_SENDING (``receive``); forget the stream
+        once both directions are done. Never raises."""
+        ...
 
 
 class QuicStream:
@@ -125,18 +136,32 @@ class QuicStream:
             if self.remote_fin:
                 raise anyio.EndOfStream
             await self._recv_signal.wait()
+        data = self._take(max_bytes)
+        self._owner.stream_consumed(self._id, len(data))
+        return data
+
+    def _take(self, max_bytes: int) -> bytes:
+        # Each chunk is one packet's payload (~1.4 KB): join as many as fit, so that a reader
+        # asking for 64 KiB makes one call per 64 KiB rather than one per packet.
+        buffer = self._buffer
         chunk = buffer[0]
         head = self._head
         available = len(chunk) - head
-        if available <= max_bytes:
-            buffer.popleft()
-            self._head = 0
-            data = chunk[head:] if head else chunk
-        else:
-            data = chunk[head : head + max_bytes]
+        if available > max_bytes:
             self._head = head + max_bytes
-        self._owner.stream_consumed(self._id, len(data))
-        return data
+            return chunk[head : head + max_bytes]
+        buffer.popleft()
+        self._head = 0
+        first = chunk[head:] if head else chunk
+        if not buffer or available + len(buffer[0]) > max_bytes:
+            return first
+        parts = [first]
+        room = max_bytes - available
+        while buffer and len(buffer[0]) <= room:
+            chunk = buffer.popleft()
+            parts.append(chunk)
+            room -= len(chunk)
+        return b"".join(parts)
 
     async def send(self, item: Buffer) -> None:
         """Queue ``item``; block while the stream's unacknowledged data is over its limit.
