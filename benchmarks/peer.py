@@ -300,6 +300,16 @@ async def main(args: argparse.Namespace) -> None:
                 tg.cancel_scope.cancel()
 
 
+def use_quic_datagram(size: int) -> None:
+    """Make the default stack's QUIC transport send ``size``-byte datagrams (benchmarks only:
+    the default stack has no setting for it, so its QuicTransport factory is replaced)."""
+    from p2pstack.roots import defaults
+    from transports.quic import QuicConfig, QuicTransport
+
+    config = QuicConfig(max_datagram_size=size)
+    setattr(defaults, "QuicTransport", lambda: QuicTransport(config=config))  # noqa: B010
+
+
 def cli(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="p2pstack benchmark peer")
     p.add_argument("--listen")
@@ -307,7 +317,10 @@ def cli(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--muxer", action="append", choices=["yamux", "mplex"])
     p.add_argument("--actions", default="")
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--quic-datagram", type=int, help="QUIC max_datagram_size (default 1452)")
     args = p.parse_args(argv)
+    if args.quic_datagram:
+        use_quic_datagram(args.quic_datagram)
     raise_nofile()
     uv = importlib.util.find_spec("uvloop") is not None
     try:

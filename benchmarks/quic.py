@@ -33,7 +33,7 @@ from benchmarks.quic_runs import MAX_DATAGRAM, dials_run, load_average, perf_run
 
 MiB = 1 << 20
 CEILINGS = ["aioquic-1200", "aioquic-1350", "aioquic-1452", "aioquic-9000", "aioquic-max"]
-PERF_KINDS = ["p2pstack", "py", "js", *CEILINGS]
+PERF_KINDS = ["p2pstack", "p2pstack-max", "py", "js", *CEILINGS]
 DIAL_KINDS = ["p2pstack", "p2pstack-tcp", "js", "js-tcp", "py", "aioquic-1200"]
 RESULTS = REPO / "benchmarks" / "results"
 LABELS = {
@@ -43,6 +43,7 @@ LABELS = {
     "p2pstack-tcp": "p2pstack TCP+Noise+yamux",
     "js-tcp": "js-libp2p TCP+Noise+yamux",
     "aioquic-max": f"bare aioquic, {MAX_DATAGRAM} B datagrams",
+    "p2pstack-max": f"p2pstack QUIC, {MAX_DATAGRAM} B datagrams",
 }
 
 
@@ -50,6 +51,8 @@ def label(kind: str) -> str:
     """Human name of a kind."""
     if kind in LABELS:
         return LABELS[kind]
+    if kind.startswith("p2pstack-"):
+        return f"p2pstack QUIC, {kind.removeprefix('p2pstack-')} B datagrams"
     return f"bare aioquic, {kind.removeprefix('aioquic-')} B datagrams"
 
 
@@ -186,6 +189,11 @@ def targets(samples: dict[str, list[dict[str, float]]], ours_datagram: int) -> l
                 0.9,
             ),
             (f"{d}load / best aioquic ceiling", ratio(ours, best or None), 0.9),
+            (
+                f"{d}load at {MAX_DATAGRAM} B: ours / aioquic pair",
+                ratio(med(samples, "perf|p2pstack-max", d), med(samples, "perf|aioquic-max", d)),
+                0.9,
+            ),
             (f"{d}load / py-libp2p QUIC", ratio(ours, med(samples, "perf|py", d)), 1.3),
             (f"{d}load / js-libp2p QUIC", ratio(ours, med(samples, "perf|js", d)), 0.0),
         ]

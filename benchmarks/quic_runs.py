@@ -37,7 +37,8 @@ def command(kind: str) -> tuple[list[str], str]:
     """The command line and listen address of peer ``kind``.
 
     Args:
-        kind: a key of ``PEERS`` or ``aioquic-SIZE`` (SIZE a datagram size or ``max``).
+        kind: a key of ``PEERS``, ``aioquic-SIZE`` or ``p2pstack-SIZE`` (SIZE a datagram size
+            or ``max``).
 
     Returns:
         The argv prefix (without ``--listen`` / ``--dial``) and the address to listen on.
@@ -45,6 +46,10 @@ def command(kind: str) -> tuple[list[str], str]:
     Raises:
         KeyError: unknown kind.
     """
+    if kind.startswith("p2pstack-") and kind != "p2pstack-tcp":  # p2pstack-SIZE: datagram size
+        size = kind.removeprefix("p2pstack-")
+        size = str(MAX_DATAGRAM) if size == "max" else size
+        return [sys.executable, "-m", "benchmarks.peer", "--quic-datagram", size], QUIC_ADDR
     if kind.startswith("aioquic-"):
         size = kind.removeprefix("aioquic-")
         size = str(MAX_DATAGRAM) if size == "max" else size
