@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from aioquic.quic import events
+from aioquic.quic.connection import QuicConnectionState
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from p2pstack.errors import (
@@ -183,6 +184,19 @@ class QuicMuxedConnection:
         self._process_events()
         if self._blocked:
             self._unblock_writers()
+        if self.quic._state is QuicConnectionState.DRAINING and not self._closed:
+            self._peer_closed()
+
+    def _peer_closed(self) -> None:
+        """The peer sent CONNECTION_CLOSE: end the connection now. aioquic reports it only
+        when its draining period (3 PTO, RFC 9000 section 10.2.2) is over, while streams and
+        their handlers (and per-peer slots) stay held; in draining nothing more is sent or
+        received, so the state can go at once."""
+        event = self.quic._close_event
+        if isinstance(event, events.ConnectionTerminated):
+            self._on_terminated(event)
+        else:
+            self._finish(ConnectionClosedError("QUIC connection closed by the peer"))
 
     async def after_receive(self) -> None:
         """Send what the datagrams received produced (ACKs, data the new window allows)."""
