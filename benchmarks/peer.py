@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 
 import anyio
+import attrs
 
 from p2pstack.connection import Connection, Stream
 from p2pstack.host import Host, HostConfig
@@ -300,13 +301,18 @@ async def main(args: argparse.Namespace) -> None:
                 tg.cancel_scope.cancel()
 
 
-def use_quic_datagram(size: int) -> None:
-    """Make the default stack's QUIC transport send ``size``-byte datagrams (benchmarks only:
-    the default stack has no setting for it, so its QuicTransport factory is replaced)."""
+def use_quic_config(datagram: int | None, send_buffer: int | None) -> None:
+    """Make the default stack's QUIC transport send ``datagram``-byte datagrams and buffer
+    ``send_buffer`` bytes per stream (benchmarks only: the default stack has no setting for
+    them, so its QuicTransport factory is replaced)."""
     from p2pstack.roots import defaults
     from transports.quic import QuicConfig, QuicTransport
 
-    config = QuicConfig(max_datagram_size=size)
+    config = QuicConfig()
+    if datagram:
+        config = attrs.evolve(config, max_datagram_size=datagram)
+    if send_buffer:
+        config = attrs.evolve(config, send_buffer=send_buffer)
     setattr(defaults, "QuicTransport", lambda: QuicTransport(config=config))  # noqa: B010
 
 
@@ -318,9 +324,10 @@ def cli(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--actions", default="")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--quic-datagram", type=int, help="QUIC max_datagram_size (default 1452)")
+    p.add_argument("--quic-send-buffer", type=int, help="QUIC send_buffer per stream (bytes)")
     args = p.parse_args(argv)
-    if args.quic_datagram:
-        use_quic_datagram(args.quic_datagram)
+    if args.quic_datagram or args.quic_send_buffer:
+        use_quic_config(args.quic_datagram, args.quic_send_buffer)
     raise_nofile()
     uv = importlib.util.find_spec("uvloop") is not None
     try:
