@@ -13,8 +13,11 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aioquic import tls
+from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from transports.quic._config import ALPN, QuicConfig
 
@@ -91,6 +94,48 @@ class Libp2pQuic(QuicConnection):
             # aioquic only sends a CertificateRequest behind this flag; libp2p requires
             # mutual authentication (tls.md: "the server MUST require client authentication").
             self.tls._request_client_certificate = True
+
+    # -- the few looks into aioquic's internals the driver needs, kept in one place ----------
+
+    def open_bidi_stream(self) -> int:
+        """Create our next bidirectional stream (aioquic creates streams on first send only,
+        so ``get_next_available_stream_id`` alone would return the same ID again)."""
+        stream_id = self.get_next_available_stream_id()
+        self._get_or_create_stream_for_send(stream_id)
+        return stream_id
+
+    def unacknowledged(self, stream_id: int) -> int:
+        """Bytes written on ``stream_id`` that the peer has not acknowledged yet."""
+        stream = self._streams.get(stream_id)
+        return 0 if stream is None else len(stream.sender._buffer)
+
+    def anything_unacknowledged(self) -> bool:
+        """Whether a stream still has data or a FIN the peer has not acknowledged."""
+        for stream in self._streams.values():
+            sender = stream.sender
+            if sender._reset_error_code is not None or sender.is_finished:
+                continue
+            if sender._buffer or (sender._buffer_fin is not None and not sender._acked_fin):
+                return True
+        return False
+
+    def peer_closed(self) -> events.ConnectionTerminated | None:
+        """The peer's CONNECTION_CLOSE once one was received (aioquic is then draining and
+        delivers it as an event only after 3 PTO), else ``None``."""
+        if self._state is QuicConnectionState.DRAINING:
+            return self._close_event
+        return None
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's TLS certificate (DER) once the handshake got it, else ``None``."""
+        certificate = self.tls._peer_certificate
+        return None if certificate is None else certificate.public_bytes(Encoding.DER)
+
+    @property
+    def initial_decrypted(self) -> bool:
+        """Whether any Initial packet was decrypted (a server's first datagram was genuine)."""
+        space = self._spaces.get(tls.Epoch.INITIAL)
+        return space is not None and space.largest_received_packet >= 0
 
     def credit_due(self, stream_id: int) -> bool:
         """Whether reading from ``stream_id`` freed enough window that an update should go out
