@@ -7,6 +7,8 @@ ChaCha20-Poly1305 ceiling, and the scale check; prints medians and the issue's r
 ``python -m benchmarks kad [--quick]``: the DHT benchmarks (benchmarks/kad.py).
 ``python -m benchmarks pubsub [--quick]``: the gossipsub benchmarks (benchmarks/pubsub.py).
 ``python -m benchmarks tls [--quick]``: TLS+yamux against Noise+yamux (benchmarks/tls.py).
+        return
+``python -m benchmarks quic [--quick]``: the QUIC benchmarks (benchmarks/quic.py).
 """
 
 from __future__ import annotations
@@ -229,6 +231,11 @@ def main() -> None:
         from benchmarks.tls import main as tls_main
 
         tls_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["quic"]:  # python -m benchmarks quic ...: the QUIC benchmarks
+        from benchmarks.quic import main as quic_main
+
+        quic_main(sys.argv[2:])
         return
     args = parse_args()
     start = time.monotonic()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 
 import anyio
+import attrs
 
 from p2pstack.connection import Connection, Stream
 from p2pstack.host import Host, HostConfig
@@ -78,6 +79,8 @@ async def drain_stdin(host: Host) -> None:
 async def perf_once(conn: Connection, up: int, down: int, timeout: float) -> None:
     """One perf exchange; upload ends at the first byte back, as the peers measure it."""
     block = bytes(BLOCK)
+    cpu0 = time.process_time()
+    cpu1: float | None = None
     with anyio.fail_after(timeout):
         start = time.perf_counter()
         stream = await conn.new_stream([PERF])
@@ -96,11 +99,12 @@ async def perf_once(conn: Connection, up: int, down: int, timeout: float) -> Non
             except anyio.EndOfStream:
                 break
             if first is None:
-                first = time.perf_counter()
+                first, cpu1 = time.perf_counter(), time.process_time()
         end = time.perf_counter()
     if received != down:
         raise RuntimeError(f"perf: asked for {down} bytes, got {received}")
     first = first or end
+    cpu1 = cpu1 or time.process_time()
     up_s, down_s = first - start, end - first
     emit(
         "perf",
@@ -111,6 +115,8 @@ async def perf_once(conn: Connection, up: int, down: int, timeout: float) -> Non
         download_seconds=down_s,
         upload_mbps=up / 1e6 / up_s if up_s > 0 else None,
         download_mbps=down / 1e6 / down_s if down_s > 0 else None,
+        upload_cpu_s=cpu1 - cpu0,
+        download_cpu_s=time.process_time() - cpu1,
     )
 
 
@@ -296,6 +302,21 @@ async def main(args: argparse.Namespace) -> None:
                 tg.cancel_scope.cancel()
 
 
+def use_quic_config(datagram: int | None, send_buffer: int | None) -> None:
+    """Make the default stack's QUIC transport send ``datagram``-byte datagrams and buffer
+    ``send_buffer`` bytes per stream (benchmarks only: the default stack has no setting for
+    them, so its QuicTransport factory is replaced)."""
+    from p2pstack.roots import defaults
+    from transports.quic import QuicConfig, QuicTransport
+
+    config = QuicConfig()
+    if datagram:
+        config = attrs.evolve(config, max_datagram_size=datagram)
+    if send_buffer:
+        config = attrs.evolve(config, send_buffer=send_buffer)
+    setattr(defaults, "QuicTransport", lambda: QuicTransport(config=config))  # noqa: B010
+
+
 def cli(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="p2pstack benchmark peer")
     p.add_argument("--listen")
@@ -306,7 +327,11 @@ def cli(argv: Sequence[str] | None = None) -> None:
     )
     p.add_argument("--actions", default="")
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--quic-datagram", type=int, help="QUIC max_datagram_size (default 1452)")
+    p.add_argument("--quic-send-buffer", type=int, help="QUIC send_buffer per stream (bytes)")
     args = p.parse_args(argv)
+    if args.quic_datagram or args.quic_send_buffer:
+        use_quic_config(args.quic_datagram, args.quic_send_buffer)
     raise_nofile()
     uv = importlib.util.find_spec("uvloop") is not None
     try:

@@ -140,6 +140,11 @@ class HandlerRegistry:
         """Negotiate an inbound stream and run its handler; reset it when refused (by a
         resource limit too) or failed."""
         scope: StreamScope | None = None
+        if conn._scope is not None and conn._scope.closed:
+            # The connection ended between the muxer handing the stream over and now (a
+            # pushed stream waits one scheduling round): nothing to serve it on.
+            await muxed.reset()
+            return
         try:
             if conn._scope is not None:
                 scope = conn._scope.open_stream("inbound")

@@ -214,6 +214,13 @@ class QuicMuxedConnection:
             self._unblock_writers()
         if self._lingering:
             self._kick()  # aclose() re-checks what is still unacknowledged
+        if not self._closed:
+            closed_by_peer = self.quic.peer_closed()
+            if closed_by_peer is not None:
+                # aioquic reports it only when its draining period (3 PTO, RFC 9000 section
+                # 10.2.2) is over, while streams, their handlers and per-peer slots stay held;
+                # in draining nothing more is sent or received, so end the connection now.
+                self._on_terminated(closed_by_peer)
 
     async def after_receive(self) -> None:
         """Send what the datagrams received produced (ACKs, data the new window allows)."""
