@@ -7,7 +7,6 @@ ChaCha20-Poly1305 ceiling, and the scale check; prints medians and the issue's r
 ``python -m benchmarks kad [--quick]``: the DHT benchmarks (benchmarks/kad.py).
 ``python -m benchmarks pubsub [--quick]``: the gossipsub benchmarks (benchmarks/pubsub.py).
 ``python -m benchmarks tls [--quick]``: TLS+yamux against Noise+yamux (benchmarks/tls.py).
-        return
 ``python -m benchmarks quic [--quick]``: the QUIC benchmarks (benchmarks/quic.py).
 """
 
