@@ -4,11 +4,11 @@ and ``Yamux``, the ``/yamux/1.0.0`` muxer
 (https://github.com/libp2p/specs/blob/master/yamux/README.md).
 
 On asyncio the writer task ends once it has had nothing to send for ``_WRITER_LINGER`` seconds
-and is started again when frames are queued or a timer is due (a loop timer, not a task, waits
-for the timers meanwhile): an idle connection then holds one task instead of two, about 5 KiB
-less (a task, its anyio handle, event and cancel scope, the task group), which a node with
-thousands of idle connections feels. On other backends the writer runs for the connection's
-life.
+(0.1 s while the connection is new) and is started again when frames are queued or a timer is
+due (a loop timer, not a task, waits for the timers meanwhile): an idle connection then holds
+one task instead of two, about 5 KiB less (a task, its anyio handle, event and cancel scope,
+the task group), which a node with thousands of idle connections feels. On other backends the
+writer runs for the connection's life.
 """
 
 from __future__ import annotations
@@ -62,8 +62,13 @@ _CONTROL_SLACK = 64 * 1024
 _MANY_FRAMES = 512
 _SMALL_READ = 16 * 1024
 #: Seconds the writer task stays after its last write before it ends (asyncio only): long
-#: enough that a busy connection does not start a task per frame.
+#: enough that a busy connection does not start a task per frame (about 40 us each).
 _WRITER_LINGER = 1.0
+#: Until the connection has written this many times its writer stays only
+#: ``_NEW_WRITER_LINGER``: a flood of new connections that write once or twice (a window
+#: update, an identify stream) then holds few writer tasks at its peak.
+_BUSY_WRITES = 16
+_NEW_WRITER_LINGER = 0.1
 
 _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, P2PError)
 
@@ -158,6 +163,7 @@ class YamuxConnection:
         self._writing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._writes = 0  # sends to the secure connection (the writer's linger grows with it)
 
     @property
     def is_closed(self) -> bool:
@@ -469,6 +475,7 @@ class YamuxConnection:
                         # overtakes (or loses) bytes already taken here.
                         if data := core.data_to_send():
                             await conn.send(data)
+                            self._writes += 1
                     idle_since = self._clock()
                     self._drained_signal.set()
             if watchdog.cancelled_caught:
@@ -488,7 +495,8 @@ class YamuxConnection:
 
         Returns:
             False once the writer may end: on asyncio, nothing was queued for
-            ``_WRITER_LINGER`` seconds after ``idle_since`` and no timer is due.
+            ``_WRITER_LINGER`` seconds after ``idle_since`` (``_NEW_WRITER_LINGER`` until the
+            connection has written ``_BUSY_WRITES`` times) and no timer is due.
 
         Raises:
             P2PTimeoutError: a keep-alive ping went unanswered (ends the connection).
@@ -512,7 +520,8 @@ class YamuxConnection:
             else:
                 await self._writer_signal.wait_until(deadline)
             return True
-        linger_end = idle_since + _WRITER_LINGER
+        busy = self._writes >= _BUSY_WRITES
+        linger_end = idle_since + (_WRITER_LINGER if busy else _NEW_WRITER_LINGER)
         if now >= linger_end:
             return False
         await self._writer_signal.wait_until(
