@@ -11,7 +11,8 @@ trip, while a 1 byte/s trickler would need 48 s, far past the upgrade's security
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -50,7 +51,20 @@ class ActivityWatcher:
     def remote_multiaddr(self) -> Multiaddr:
         return self.inner.remote_multiaddr
 
-    async def receive(self, max_bytes: int = 65536) -> bytes:
+    def receive(self, max_bytes: int = 65536) -> Coroutine[Any, Any, bytes]:
+        """Receive like the inner connection (same errors); counts bytes until active.
+
+        Once active this returns the inner connection's own ``receive`` coroutine: no frame of
+        its own stays suspended in every idle connection's read.
+
+        Returns:
+            A coroutine that receives 1 to ``max_bytes`` bytes.
+        """
+        if self._scope is None:
+            return self.inner.receive(max_bytes)
+        return self._receive_counted(max_bytes)
+
+    async def _receive_counted(self, max_bytes: int) -> bytes:
         data = await self.inner.receive(max_bytes)
         if self._scope is not None:
             self._missing -= len(data)

@@ -57,8 +57,9 @@ TRACED_SLACK = 512 * 1024
 #: Python allocator blocks (``sys.getallocatedblocks()``) the node may hold above its baseline
 #: once an attack is over: the leak check of a node measured without tracemalloc.
 BLOCKS_SLACK = 4096
-#: Resident memory allowed above the baseline after an attack (the issue's bound).
-RSS_SLACK = 20 * 1024 * 1024
+#: Resident memory allowed above the baseline after an attack: the issue's "within 20 MB",
+#: decimal megabytes (20,000,000 bytes, 19.07 MiB).
+RSS_SLACK = 20_000_000
 
 
 class Target(Protocol):
@@ -200,7 +201,7 @@ async def assert_back_to_baseline(
         await anyio.sleep(0.05)
     if check_rss:
         grown = now.rss - before.rss
-        assert grown <= RSS_SLACK, f"RSS grew by {grown / 2**20:.1f} MiB"
+        assert grown <= RSS_SLACK, f"RSS grew by {grown / 2**20:.2f} MiB (bound 20 MB)"
     return now
 
 

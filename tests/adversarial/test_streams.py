@@ -237,10 +237,13 @@ async def _fill_unread_streams(arena: Arena) -> None:
         async with open_client() as attacker:
             await attacker.connect(addr)
             held = await _open_many(attacker, peer, SINK, 64)
+            # One buffer for every stream: the attacker shares the node's process here, and
+            # 64 fresh 240 KB buffers would count in the node's RSS.
+            payload = bytes(240_000)
             for stream in held:
                 try:
                     with anyio.fail_after(2):
-                        await stream.send(bytes(240_000))  # within the 256 KiB window
+                        await stream.send(payload)  # within the 256 KiB window
                     sent["complete"] += 1
                 except (P2PError, TimeoutError):
                     sent["reset"] += 1

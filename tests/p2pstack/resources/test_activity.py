@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import types
+
 import anyio
 import pytest
 
@@ -43,4 +45,21 @@ async def test_first_received_byte_marks_the_scope_active_when_asked() -> None:
         await theirs.send_eof()
         with pytest.raises(anyio.EndOfStream):
             await watched.receive()
+        await watched.aclose()
+
+
+async def test_once_active_receive_is_the_inner_connections_own() -> None:
+    rm = manager()
+    scope = rm.open_connection("inbound", addr("127.0.0.1"))
+    ours, theirs = memory_connection_pair()
+    watched = ActivityWatcher(ours, scope, active_bytes=1)
+    with anyio.fail_after(5):
+        await theirs.send(b"x")
+        assert await watched.receive() == b"x"
+        assert scope.active
+        pending = watched.receive(10)
+        assert isinstance(pending, types.CoroutineType)
+        assert pending.cr_code is type(ours).receive.__code__  # no wrapping frame
+        await theirs.send(b"after")
+        assert await pending == b"after"
         await watched.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -473,3 +474,54 @@ async def test_stream_handler_gets_at_most_the_backlog_per_read() -> None:
         await read_frames_until(raw, reset)
     assert len(handed) == 4
     assert resets == [9, 11, 13, 15, 17, 19]
+
+
+def _writer_tasks() -> int:
+    return sum("_write_loop" in task.get_name() for task in asyncio.all_tasks())
+
+
+def test_idle_connection_ends_its_writer_task_and_restarts_it_for_output() -> None:
+    config = YamuxConfig(keepalive_interval=30, keepalive_timeout=10)
+
+    async def main() -> None:
+        async with yamux_pair(config, config, limit=1000) as (a, b):
+            await anyio.sleep(0.05)
+            assert _writer_tasks() == 2  # started by run(), until the linger passes
+            await anyio.sleep(5)
+            assert _writer_tasks() == 0  # idle: one task per connection, the reader
+            stream = await a.open_stream()
+            await stream.send(b"after idle")
+            peer = await b.accept_stream()
+            assert await peer.receive() == b"after idle"
+            await peer.send(b"reply")
+            assert await stream.receive() == b"reply"
+            await anyio.sleep(5)
+            assert _writer_tasks() == 0
+            await anyio.sleep(600)  # keep-alives started from loop timers keep it open
+            assert not a.is_closed and not b.is_closed
+            assert a.rtt is not None and b.rtt is not None
+            assert await b.ping() >= 0
+
+    run_virtual(main)
+
+
+def test_writer_of_a_busy_connection_lingers_longer() -> None:
+    async def main() -> None:
+        async with yamux_pair(limit=1000) as (a, b):
+            stream = await a.open_stream()
+            await stream.send(b"first")
+            peer = await b.accept_stream()
+            assert await peer.receive() == b"first"
+            await anyio.sleep(0.3)
+            assert _writer_tasks() == 0  # a new connection's writer leaves after 0.1 s
+            for _ in range(20):  # request and answer: both sides become busy
+                await stream.send(b"ping")
+                assert await peer.receive() == b"ping"
+                await peer.send(b"pong")
+                assert await stream.receive() == b"pong"
+                await anyio.sleep(0.5)
+            assert _writer_tasks() == 2  # busy: the writers stayed between round trips
+            await anyio.sleep(1.5)
+            assert _writer_tasks() == 0
+
+    run_virtual(main)
