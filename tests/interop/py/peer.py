@@ -1,5 +1,6 @@
-"""py-libp2p 0.8.1 interop peer: TCP + Noise + yamux/mplex + identify + ping, echo and perf;
-with --dht also a Kademlia DHT node driven by commands on stdin (peer_kad.py).
+"""py-libp2p 0.8.1 interop peer: TCP + Noise + yamux/mplex (or QUIC-v1, when an address asks for
+it) + identify + ping, echo and perf; with --dht also a Kademlia DHT node driven by commands on
+stdin (peer_kad.py).
 
 Perf follows https://github.com/libp2p/specs/blob/master/perf/perf.md. The command line and the
 JSON-lines output contract are described in ../README.md. Runs in its own venv
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import signal
 import stat
@@ -37,6 +39,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.quic.config import QUICTransportConfig
 from peer_actions import Ctx, run_actions
 from peer_common import (
     ECHO_PROTOCOL,
@@ -45,6 +48,7 @@ from peer_common import (
     Config,
     PeerError,
     emit,
+    is_quic,
     muxer_of,
     read_chunk,
 )
@@ -137,10 +141,13 @@ def guarded(
 
 
 async def serve_echo(stream: INetStream) -> None:
-    total = 0
-    while (data := await read_chunk(stream)) is not None:
-        total += len(data)
-        await stream.write(data)
+    if is_quic(stream.muxed_conn):
+        total = await echo_decoupled(stream)
+    else:
+        total = 0
+        while (data := await read_chunk(stream)) is not None:
+            total += len(data)
+            await stream.write(data)
     await stream.close()
     emit(
         "served",
@@ -149,6 +156,32 @@ async def serve_echo(stream: INetStream) -> None:
         bytes_in=total,
         bytes_out=total,
     )
+
+
+async def echo_decoupled(stream: INetStream) -> int:
+    """Echo with reading and writing in separate tasks; returns the bytes echoed.
+
+    py-libp2p's QUIC streams drop received bytes ("receive buffer overflow") when more than
+    2 MiB wait unread: its flow-control credit does not wait for the application, so a server
+    that stops reading while its write is blocked loses data. Reading into our own queue
+    keeps the stream's buffer drained; the queue is as large as the client's unanswered data.
+    """
+    send, receive = trio.open_memory_channel[bytes](math.inf)
+    total = 0
+
+    async def pump_in() -> None:
+        nonlocal total
+        async with send:
+            while (data := await read_chunk(stream)) is not None:
+                total += len(data)
+                send.send_nowait(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump_in)
+        async with receive:
+            async for data in receive:
+                await stream.write(data)
+    return total
 
 
 class InboundReporter(INotifee):
@@ -185,14 +218,26 @@ def make_host(cfg: Config) -> Any:
         key_pair = create_new_key_pair(hashlib.sha256(cfg.seed.encode()).digest())
     noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
     muxers = OrderedDict(MUXERS[m] for m in cfg.muxers)
+    # One connection per peer: also skips a fixed 250 ms happy-eyeballs wait per dial.
+    connection: ConnectionConfig = ConnectionConfig(max_connections_per_peer=1)
+    quic = uses_quic(cfg)
+    if quic:
+        # QUIC-only host (py-libp2p builds its transports from the addresses, or from
+        # enable_quic for a dial-only host); the QUIC config carries the connection limits too.
+        connection = QUICTransportConfig(max_connections_per_peer=1)
     return new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt=muxers,
         listen_addrs=[multiaddr.Multiaddr(cfg.listen)] if cfg.listen else None,
-        # One connection per peer: also skips a fixed 250 ms happy-eyeballs wait per dial.
-        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        enable_quic=quic,
+        connection_config=connection,
     )
+
+
+def uses_quic(cfg: Config) -> bool:
+    """Whether any address of the run is QUIC-v1: then the host runs py-libp2p's QUIC transport."""
+    return any("/quic-v1" in a for a in [cfg.listen or "", cfg.dial or "", *cfg.bootstrap])
 
 
 async def wait_for_shutdown(on_line: Callable[[str], Awaitable[None]] | None = None) -> None:
