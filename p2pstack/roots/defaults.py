@@ -22,6 +22,7 @@ from transports.memory import MemoryTransport
 from transports.mplex import Mplex
 from transports.noise import Noise
 from transports.plaintext import Plaintext
+from transports.quic import QuicTransport
 from transports.tcp import TcpTransport
 from transports.yamux import Yamux
 
@@ -96,8 +97,8 @@ async def open_default_host(
     resource_manager: ResourceManager | None = None,
     kad: KadConfig | None = None,
 ) -> AsyncIterator[Host]:
-    """A host with TCP and memory transports, the named security channels and muxers, and the
-    default services.
+    """A host with QUIC-v1, TCP and memory transports, the named security channels and muxers
+    (for TCP), and the default services.
 
     Args:
         identity: the host's identity (default: a fresh Ed25519 one).
@@ -124,7 +125,7 @@ async def open_default_host(
         chosen.append(Kad(kad))
     async with open_host(
         identity=identity,
-        transports=[TcpTransport(), MemoryTransport()],
+        transports=[QuicTransport(), TcpTransport(), MemoryTransport()],
         security=make_security(security),
         muxers=make_muxers(muxers),
         services=chosen,

@@ -302,9 +302,12 @@ class QuicMuxedConnection:
             if kind is events.StreamDataReceived:
                 assert isinstance(event, events.StreamDataReceived)
                 self._on_stream_data(event.stream_id, event.data, event.end_stream)
-            elif kind is events.StreamReset or kind is events.StopSendingReceived:
-                assert isinstance(event, events.StreamReset | events.StopSendingReceived)
-                self._on_stream_reset(event.stream_id, event.error_code)
+            elif kind is events.StreamReset:
+                assert isinstance(event, events.StreamReset)
+                self._on_stream_reset(event.stream_id, event.error_code, receive=True)
+            elif kind is events.StopSendingReceived:
+                assert isinstance(event, events.StopSendingReceived)
+                self._on_stream_reset(event.stream_id, event.error_code, receive=False)
             elif kind is events.HandshakeCompleted:
                 self._on_handshake()
             elif kind is events.ConnectionIdIssued:
@@ -338,10 +341,12 @@ class QuicMuxedConnection:
                 self._accept_signal.set()
         stream.data_received(data, end)
 
-    def _on_stream_reset(self, stream_id: int, code: int) -> None:
+    def _on_stream_reset(self, stream_id: int, code: int, *, receive: bool) -> None:
         stream = self._streams.get(stream_id)
         if stream is not None:
-            stream.broken(StreamReset(f"stream reset by peer (code {code})"))
+            what = "reset" if receive else "stopped"
+            reason = StreamReset(f"stream {what} by peer (code {code})")
+            stream.broken(reason, receive=receive, send=not receive)
             self._forget(stream_id)
 
     def _on_handshake(self) -> None:

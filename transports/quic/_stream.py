@@ -49,6 +49,7 @@ class QuicStream:
         "_id",
         "_owner",
         "_recv_signal",
+        "_send_error",
         "_send_limit",
         "remote_fin",
         "send_closed",
@@ -66,7 +67,8 @@ class QuicStream:
         self.remote_fin = False
         self.send_closed = False
         self._closed = False
-        self._broken: Exception | None = None  # set when reset (either side) or conn died
+        self._broken: Exception | None = None  # reading ended: peer's RESET_STREAM, or death
+        self._send_error: Exception | None = None  # writing ended: STOP_SENDING, or death
 
     @property
     def stream_id(self) -> int:
@@ -86,18 +88,23 @@ class QuicStream:
             self.remote_fin = True
         self._recv_signal.set()
 
-    def broken(self, reason: Exception) -> None:
-        """Mark the stream reset (by the peer, or because the connection ended)."""
-        if self._broken is None:
+    def broken(self, reason: Exception, *, receive: bool = True, send: bool = True) -> None:
+        """Mark directions of the stream reset: ``receive`` when the peer reset its side
+        (RESET_STREAM; unread data is dropped), ``send`` when it asked us to stop sending
+        (STOP_SENDING), both when the connection ended."""
+        if receive and self._broken is None:
             self._broken = reason
-        self._buffer.clear()
-        self._recv_signal.set()
-        self.send_signal.set()
+            self._buffer.clear()
+            self._recv_signal.set()
+        if send and self._send_error is None:
+            self._send_error = reason
+            self.send_signal.set()
 
     @property
     def is_done(self) -> bool:
         """Whether neither direction can carry more data from the application's view."""
-        return self._broken is not None or (self._closed and self.send_closed)
+        receiving_done = self._closed or self._broken is not None
+        return receiving_done and (self.send_closed or self._send_error is not None)
 
     # -- ByteStream ---------------------------------------------------------------------------
 
@@ -141,8 +148,8 @@ class QuicStream:
         while True:
             if self.send_closed:
                 raise anyio.ClosedResourceError
-            if self._broken is not None:
-                raise StreamReset(str(self._broken)) from self._broken
+            if self._send_error is not None:
+                raise StreamReset(str(self._send_error)) from self._send_error
             if self._owner.stream_buffered(self._id) < self._send_limit:
                 break
             self._owner.stream_blocked(self)
@@ -152,7 +159,7 @@ class QuicStream:
 
     async def send_eof(self) -> None:
         """Send FIN: the peer sees end of stream. Idempotent while the stream is intact."""
-        if self.send_closed or self._broken is not None:
+        if self.send_closed or self._send_error is not None:
             return
         self.send_closed = True
         self._owner.stream_send(self._id, b"", end=True)
@@ -175,7 +182,7 @@ class QuicStream:
 
     async def reset(self) -> None:
         """Abort both directions; the peer sees a reset. Idempotent, never raises."""
-        if self._broken is not None:
+        if self._broken is not None and self._send_error is not None:
             return
         self.send_closed = True
         self.broken(StreamReset("stream reset locally"))
