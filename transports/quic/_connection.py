@@ -79,6 +79,10 @@ class QuicMuxedConnection:
         self._waiting_until: float | None = None
         self._blocked: set[QuicStream] = set()
         self._max_inbound = -1  # highest stream ID the peer opened
+        # The peer's stream IDs below _max_inbound whose first frame has not arrived yet: opening
+        # a stream implicitly opens the lower-numbered ones (RFC 9000 section 3.2), whose frames
+        # may come later. Bounded by the stream limit we advertise (aioquic enforces it).
+        self._unopened: set[int] = set()
         self._cids: set[bytes] = set()
         self._last_rx = self._clock()
         self._ping_uid = 0
@@ -325,13 +329,11 @@ class QuicMuxedConnection:
     def _on_stream_data(self, stream_id: int, data: bytes, end: bool) -> None:
         stream = self._streams.get(stream_id)
         if stream is None:
-            by_peer = (stream_id & 1) == (1 if self.is_client else 0)
-            if not by_peer or stream_id <= self._max_inbound:
+            if not self._peer_opens(stream_id):
                 # Closed here and forgotten (data in flight before STOP_SENDING took
                 # effect): drop it, but release its window.
                 self.stream_consumed(stream_id, len(data))
                 return
-            self._max_inbound = stream_id
             stream = QuicStream(self, stream_id, send_limit=self._config.send_buffer)
             self._streams[stream_id] = stream
             if self._handler is not None:
@@ -341,7 +343,23 @@ class QuicMuxedConnection:
                 self._accept_signal.set()
         stream.data_received(data, end)
 
+    def _peer_opens(self, stream_id: int) -> bool:
+        """Whether a frame for ``stream_id`` (unknown here) opens a new stream of the peer's;
+        ``False`` for our own IDs and for the peer's streams already seen and forgotten."""
+        if (stream_id & 1) != (1 if self.is_client else 0):
+            return False
+        if stream_id > self._max_inbound:
+            first = self._max_inbound + 4 if self._max_inbound >= 0 else stream_id & 3
+            self._unopened.update(range(first, stream_id, 4))
+            self._max_inbound = stream_id
+            return True
+        if stream_id in self._unopened:
+            self._unopened.discard(stream_id)
+            return True
+        return False
+
     def _on_stream_reset(self, stream_id: int, code: int, *, receive: bool) -> None:
+        self._unopened.discard(stream_id)
         stream = self._streams.get(stream_id)
         if stream is not None:
             what = "reset" if receive else "stopped"
