@@ -140,6 +140,11 @@ class HandlerRegistry:
         """Negotiate an inbound stream and run its handler; reset it when refused (by a
         resource limit too) or failed."""
         scope: StreamScope | None = None
+        if conn._scope is not None and conn._scope.closed:
+            # The connection ended before this stream's turn came (a muxer that pushes streams,
+            # like QUIC, may hand one over just before it closes): nothing to serve.
+            await muxed.reset()
+            return
         try:
             if conn._scope is not None:
                 scope = conn._scope.open_stream("inbound")
