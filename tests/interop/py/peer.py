@@ -185,14 +185,15 @@ async def echo_decoupled(stream: INetStream) -> int:
 
 
 class InboundReporter(INotifee):
-    """Reports each inbound connection once its muxer is known."""
+    """Reports each inbound connection once its muxer is known, and when it is gone."""
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         if getattr(conn, "direction", None) == Direction.INBOUND:
             emit("inbound", peer_id=str(conn.muxed_conn.peer_id), muxer=muxer_of(conn))
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        pass
+        if getattr(conn, "direction", None) == Direction.INBOUND:
+            emit("disconnected", peer_id=str(conn.muxed_conn.peer_id))
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         pass
