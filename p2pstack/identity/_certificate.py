@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime
 import secrets
 import time
+import warnings
 
 import attrs
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from p2pstack.errors import CertificateError, InvalidKeyError
@@ -76,11 +77,11 @@ class CertifiedKey:
 
     Attributes:
         certificate: the self-signed certificate with the libp2p Public Key Extension.
-        private_key: the certificate's key, which signs the TLS handshake.
+        private_key: the certificate's ECDSA P-256 key, which signs the TLS handshake.
     """
 
     certificate: x509.Certificate
-    private_key: CertificateIssuerPrivateKeyTypes
+    private_key: ec.EllipticCurvePrivateKey
 
     def certificate_der(self) -> bytes:
         """The certificate in DER form, as sent in the TLS Certificate message.
@@ -164,9 +165,17 @@ def verify_certificate(der: bytes, *, now: float | None = None) -> PublicKey:
     if len(der) > MAX_CERTIFICATE_SIZE:
         raise CertificateError(f"certificate of {len(der)} bytes exceeds {MAX_CERTIFICATE_SIZE}")
     try:
-        certificate = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        with warnings.catch_warnings():
+            # A non-positive serial number only warns (for now); it is refused just below.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            certificate = x509.load_der_x509_certificate(der)
+            serial = certificate.serial_number
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateError(f"malformed certificate: {exc}") from exc
+    if serial <= 0:
+        # RFC 5280 section 4.1.2.2: "The serial number MUST be a positive integer" (go refuses
+        # others too).
+        raise CertificateError("certificate serial number is not positive")
     _check_validity(certificate, time.time() if now is None else now)
     _check_self_signature(certificate)
     signed_key = _libp2p_extension(certificate)

@@ -38,8 +38,20 @@ __all__ = [
     "open_default_host",
 ]
 
+
+def _tls() -> SecurityChannel:
+    # Imported on use: pyOpenSSL and X.509 cost start-up time that Noise users need not pay.
+    from transports.tls import Tls
+
+    return Tls()
+
+
 #: Security channels by the name the CLI uses.
-SECURITY: dict[str, Callable[[], SecurityChannel]] = {"noise": Noise, "plaintext": Plaintext}
+SECURITY: dict[str, Callable[[], SecurityChannel]] = {
+    "noise": Noise,
+    "plaintext": Plaintext,
+    "tls": _tls,
+}
 #: Stream muxers by the name the CLI uses.
 MUXERS: dict[str, Callable[[], Muxer]] = {"yamux": Yamux, "mplex": Mplex}
 

@@ -46,6 +46,9 @@ GARBAGE: tuple[tuple[str, bytes], ...] = (
     ("a multistream header", b"\x13/multistream/1.0.0\n"),
     # As a Noise message 1: an all-zero (low-order) X25519 ephemeral key.
     ("a 2-byte length and 32 zero bytes", b"\x00\x20" + bytes(32)),
+    # As TLS: a handshake record header announcing 16 KiB, then too few bytes; a fatal alert.
+    ("a TLS record header, then too few bytes", b"\x16\x03\x01\x40\x00" + bytes(100)),
+    ("a TLS fatal alert", b"\x15\x03\x03\x00\x02\x02\x28"),
 )
 
 

@@ -45,13 +45,21 @@ STREAM_ERROR = 0
 class DatagramSink(Protocol):
     """What a connection needs from its endpoint (``QuicEndpoint``)."""
 
-    async def send(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None: ...
+    async def send(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
+        """Send datagrams, waiting for room in the socket buffer. Never raises for the network."""
+        ...
 
-    def send_nowait(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None: ...
+    def send_nowait(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
+        """Send what fits now; drop the rest. Never raises."""
+        ...
 
-    def register(self, cid: bytes, conn: QuicMuxedConnection) -> None: ...
+    def register(self, cid: bytes, conn: QuicMuxedConnection) -> None:
+        """Route datagrams addressed to ``cid`` to ``conn``."""
+        ...
 
-    def unregister(self, cid: bytes) -> None: ...
+    def unregister(self, cid: bytes) -> None:
+        """Stop routing ``cid``. Idempotent."""
+        ...
 
 
 class QuicMuxedConnection:
@@ -97,10 +105,13 @@ class QuicMuxedConnection:
 
     @property
     def is_closed(self) -> bool:
+        """Whether the connection has ended (no new streams; ``run()`` returns)."""
         return self._closed
 
     @property
     def close_reason(self) -> BaseException | None:
+        """Why it ended: ``None`` for a clean close (or while open), ``HandshakeError``,
+        ``CertificateError``, ``PeerIdMismatch`` or ``ConnectionClosedError``."""
         return self._close_reason
 
     @property
@@ -199,7 +210,7 @@ class QuicMuxedConnection:
                 raise reason
             raise HandshakeError(f"QUIC handshake failed: {reason}")
 
-    # -- streams (StreamOwner) ----------------------------------------------------------------
+    # -- streams (StreamOwner, documented there) -------------------------------------------------
 
     def stream_consumed(self, stream_id: int, amount: int) -> None:
         quic = self.quic

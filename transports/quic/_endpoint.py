@@ -1,6 +1,7 @@
 """One UDP socket shared by every QUIC connection on a local address: the receive task reads
 datagrams in batches and routes them by destination connection ID (RFC 9000 section 5.2);
-Initial packets for unknown IDs start server handshakes, at most ``max_half_open`` at a time.
+Initial packets for unknown IDs go through ``InitialGate`` (Version Negotiation, Retry under
+load, a bound on half-open handshakes).
 Dials from the listening port reuse the same socket, so peers see the address they can dial
 back (the basis of hole punching).
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from p2pstack.sync import FastLock, loop_clock
+from transports.quic._admission import InitialGate, Reply
 from transports.quic._connection import QuicMuxedConnection
 from transports.quic._engine import CID_LENGTH
 
@@ -29,16 +31,13 @@ log = logging.getLogger("transports.quic")
 _BATCH = 64
 #: Largest datagram read (UDP's limit; QUIC peers send at most their max_udp_payload_size).
 _RECV_SIZE = 65535
-#: QUIC version 1 (RFC 9000), the only one libp2p's /quic-v1 speaks.
-_VERSION_1 = b"\x00\x00\x00\x01"
-#: A client's first datagram is padded to at least this size (RFC 9000 section 14.1).
-_MIN_INITIAL_SIZE = 1200
 #: Socket buffers asked for (the kernel may cap them at net.core.[rw]mem_max).
 _SOCKET_BUFFER = 4 * 1024 * 1024
 
 Address = tuple[str, int]
-#: Makes the server connection for a new Initial: (original destination CID, peer address).
-InboundFactory = Callable[[bytes, Address], QuicMuxedConnection]
+#: Makes the server connection for an admitted Initial: (original destination CID, Retry
+#: source CID or None, peer address).
+InboundFactory = Callable[[bytes, bytes | None, Address], QuicMuxedConnection]
 
 
 def open_udp_socket(host: str, port: int) -> socket.socket:
@@ -67,14 +66,14 @@ class QuicEndpoint:
 
     Args:
         sock: from ``open_udp_socket``.
-        max_half_open: server handshakes in progress at once; further Initials are dropped.
+        max_half_open: server handshakes in progress at once (``InitialGate``).
     """
 
     def __init__(self, sock: socket.socket, *, max_half_open: int) -> None:
         self.sock = sock
         self.family = sock.family
         self.host, self.port = sock.getsockname()[:2]
-        self._max_half_open = max_half_open
+        self.gate = InitialGate(max_half_open=max_half_open)
         self._conns: dict[bytes, QuicMuxedConnection] = {}
         self._send_lock = FastLock()
         self.half_open = 0
@@ -90,9 +89,11 @@ class QuicEndpoint:
     # -- DatagramSink ------------------------------------------------------------------------
 
     def register(self, cid: bytes, conn: QuicMuxedConnection) -> None:
+        """Route datagrams addressed to ``cid`` to ``conn``."""
         self._conns[cid] = conn
 
     def unregister(self, cid: bytes) -> None:
+        """Stop routing ``cid``. Idempotent."""
         self._conns.pop(cid, None)
 
     async def send(self, datagrams: list[tuple[bytes, Address]]) -> None:
@@ -166,26 +167,25 @@ class QuicEndpoint:
             dcid = data[1 : 1 + CID_LENGTH]
         conn = self._conns.get(dcid)
         if conn is None:
-            conn = self._new_inbound(data, dcid, addr)
+            conn = self._new_inbound(data, addr, now)
             if conn is None:
                 self.dropped += 1
                 return None
         conn.datagram_received(data, addr, now)
         return conn
 
-    def _new_inbound(self, data: bytes, dcid: bytes, addr: Address) -> QuicMuxedConnection | None:
+    def _new_inbound(self, data: bytes, addr: Address, now: float) -> QuicMuxedConnection | None:
         factory = self.accept_inbound
-        if (
-            factory is None
-            or data[0] & 0xB0 != 0x80  # not a long-header Initial (type bits 00)
-            or data[1:5] != _VERSION_1
-            or len(data) < _MIN_INITIAL_SIZE
-            or not 8 <= len(dcid) <= 20  # RFC 9000 section 7.2: at least 8 bytes
-            or self.half_open >= self._max_half_open
-        ):
+        if factory is None or not data[0] & 0x80:  # not listening, or a short header
             return None
-        conn = factory(dcid, addr)
-        conn.add_cid(dcid)
+        decision = self.gate.admit(data, addr, self.half_open, now)
+        if isinstance(decision, Reply):
+            self.send_nowait([(decision.data, addr)])
+            return None
+        if decision is None:
+            return None
+        conn = factory(decision.original_dcid, decision.retry_scid, addr)
+        conn.add_cid(decision.cid)
         conn.add_cid(conn.quic.host_cid)
         return conn
 

@@ -121,10 +121,15 @@ class Libp2pQuic(QuicConnection):
     def _write_stream_limits(
         self, builder: QuicPacketBuilder, space: QuicPacketSpace, stream: QuicStream
     ) -> None:
-        if stream.max_stream_data_local and stream.stream_id is not None:
-            target = self.consumed.get(stream.stream_id, 0) + self._stream_window
-            if target - stream.max_stream_data_local >= self._stream_window // 4:
-                stream.max_stream_data_local = target
+        # Called for every stream on every packet: return early when there is nothing to say.
+        local = stream.max_stream_data_local
+        if not local or stream.stream_id is None:
+            return
+        target = self.consumed.get(stream.stream_id, 0) + self._stream_window
+        if target - local >= self._stream_window // 4:
+            stream.max_stream_data_local = target
+        elif stream.max_stream_data_local_sent == local:
+            return
         # Likewise the base class doubles when `highest_offset * 2 > max_stream_data_local`.
         receiver = stream.receiver
         highest, receiver.highest_offset = receiver.highest_offset, 0

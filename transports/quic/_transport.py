@@ -7,6 +7,7 @@ streams are QUIC's own (no security or muxer negotiation on top).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -19,18 +20,18 @@ from multiaddr import Multiaddr
 from multiaddr.protocols import P_IP4, P_IP6, P_P2P, P_QUIC1, P_UDP
 
 from p2pstack.errors import P2PError, P2PTimeoutError, TransportError
-from p2pstack.identity import make_certificate
 from p2pstack.interfaces import ConnectionInfo, Direction, UpgradedConnection
-from p2pstack.sync import loop_clock
 from transports.quic._config import QuicConfig
-from transports.quic._connection import QuicMuxedConnection
-from transports.quic._endpoint import Address, QuicEndpoint, open_udp_socket
-from transports.quic._engine import Libp2pQuic, make_configuration
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
     from p2pstack.identity import CertifiedKey, Identity, PeerId
     from p2pstack.interfaces import Upgrader
+    from transports.quic._connection import QuicMuxedConnection
+    from transports.quic._endpoint import Address, QuicEndpoint
+
+# The modules below import aioquic (a few hundred milliseconds): they are loaded when a
+# transport starts, not when this module is imported.
 
 __all__ = ["QuicListener", "QuicTransport", "parse_quic_multiaddr"]
 
@@ -63,6 +64,13 @@ def _multiaddr(host: str, port: int) -> Multiaddr:
     return Multiaddr(f"/{family}/{host}/udp/{port}/quic-v1")
 
 
+def _certificate(identity: Identity) -> CertifiedKey:
+    """Our certificate (aioquic itself is loaded at the first listen or dial)."""
+    from p2pstack.identity import make_certificate
+
+    return make_certificate(identity.private_key)
+
+
 def _upgraded(
     conn: QuicMuxedConnection, endpoint: QuicEndpoint, direction: Direction
 ) -> UpgradedConnection:
@@ -90,10 +98,13 @@ class QuicListener:
         self.endpoint = endpoint
         self._on_close = on_close
         self._closed = False
-        self._send, self._receive = anyio.create_memory_object_stream[QuicMuxedConnection](backlog)
+        self._send, self._receive = anyio.create_memory_object_stream["QuicMuxedConnection"](
+            backlog
+        )
 
     @property
     def multiaddrs(self) -> Sequence[Multiaddr]:
+        """The bound address (port 0 replaced by the real port)."""
         return [_multiaddr(self.endpoint.host, self.endpoint.port)]
 
     def deliver(self, conn: QuicMuxedConnection) -> None:
@@ -164,7 +175,7 @@ class QuicTransport:
         stack = contextlib.AsyncExitStack()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
-        self._key = make_certificate(self._identity.private_key)
+        self._key = _certificate(self._identity)
         return self
 
     async def __aexit__(
@@ -182,7 +193,7 @@ class QuicTransport:
         """Start as the host's transport: take its identity, run sockets in its task group."""
         if self._identity is None:
             self._identity = host.identity
-        self._key = make_certificate(self._identity.private_key)
+        self._key = _certificate(self._identity)
         ready = anyio.Event()
         host.start_soon(self._serve, ready, name="quic transport")
         await ready.wait()
@@ -229,13 +240,17 @@ class QuicTransport:
         target = parse_quic_multiaddr(addr)
         if target is None:
             raise TransportError(f"not a quic-v1 address: {addr}")
+        from transports.quic._endpoint import open_udp_socket
+
         try:
             sock = open_udp_socket(*target)
         except OSError as exc:
             raise TransportError(f"cannot listen on {addr}: {exc}") from exc
         endpoint = self._add_endpoint(sock)
         listener = QuicListener(endpoint, self.config.accept_backlog, self._listener_closed)
-        endpoint.accept_inbound = lambda dcid, peer: self._inbound(endpoint, listener, dcid, peer)
+        endpoint.accept_inbound = lambda dcid, retry_scid, peer: self._inbound(
+            endpoint, listener, dcid, retry_scid, peer
+        )
         return listener
 
     async def dial(
@@ -251,6 +266,10 @@ class QuicTransport:
         target = parse_quic_multiaddr(addr)
         if target is None:
             raise TransportError(f"not a quic-v1 address: {addr}")
+        from p2pstack.sync import loop_clock
+        from transports.quic._connection import QuicMuxedConnection
+        from transports.quic._engine import Libp2pQuic, make_configuration
+
         endpoint = self._dial_endpoint(target[0])
         quic = Libp2pQuic(
             configuration=make_configuration(self.config, self._certified(), is_client=True),
@@ -280,11 +299,18 @@ class QuicTransport:
             endpoint.close()
 
     def _certified(self) -> CertifiedKey:
-        if self._key is None or self._tg is None:
+        if self._key is None or self._tg is None or self._identity is None:
             raise TransportError("QuicTransport is not started (use it in a host or `async with`)")
+        # One certificate serves every connection for half its lifetime, then a new one.
+        certificate = self._key.certificate
+        lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+        if datetime.datetime.now(datetime.UTC) > certificate.not_valid_before_utc + lifetime / 2:
+            self._key = _certificate(self._identity)
         return self._key
 
     def _add_endpoint(self, sock: socket.socket) -> QuicEndpoint:
+        from transports.quic._endpoint import QuicEndpoint
+
         if self._tg is None:
             sock.close()
             raise TransportError("QuicTransport is not started (use it in a host or `async with`)")
@@ -308,6 +334,8 @@ class QuicTransport:
         existing = self._dial_endpoints.get(key)
         if existing is not None and not existing.closed:
             return existing
+        from transports.quic._endpoint import open_udp_socket
+
         try:
             sock = open_udp_socket("::" if ipv6 else "0.0.0.0", 0)
         except OSError as exc:
@@ -316,12 +344,21 @@ class QuicTransport:
         return endpoint
 
     def _inbound(
-        self, endpoint: QuicEndpoint, listener: QuicListener, dcid: bytes, peer: Address
+        self,
+        endpoint: QuicEndpoint,
+        listener: QuicListener,
+        dcid: bytes,
+        retry_scid: bytes | None,
+        peer: Address,
     ) -> QuicMuxedConnection:
+        from transports.quic._connection import QuicMuxedConnection
+        from transports.quic._engine import Libp2pQuic, make_configuration
+
         quic = Libp2pQuic(
             configuration=make_configuration(self.config, self._certified(), is_client=False),
             config=self.config,
             original_destination_connection_id=dcid,
+            retry_source_connection_id=retry_scid,
         )
         conn = QuicMuxedConnection(quic, endpoint, self.config, is_client=False)
         conn.remote_addr = peer

@@ -20,7 +20,7 @@ __all__ = ["MUXER_NAMES", "SECURITY_NAMES", "build_parser", "parse_size"]
 
 #: The names of ``p2pstack.roots.defaults.SECURITY`` and ``MUXERS`` (kept equal by a test):
 #: spelled out here so that parsing does not import the transports.
-SECURITY_NAMES = ("noise", "plaintext")
+SECURITY_NAMES = ("noise", "plaintext", "tls")
 MUXER_NAMES = ("yamux", "mplex")
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -63,7 +63,8 @@ def _stack_options(p: argparse.ArgumentParser) -> None:
         action="append",
         choices=sorted(SECURITY_NAMES),
         metavar="NAME",
-        help="security channel: noise (default) or plaintext; repeat to give a preference order",
+        help="security channel: noise (default), tls (TLS 1.3) or plaintext; repeat to give a "
+        "preference order",
     )
     p.add_argument(
         "--muxer",

@@ -101,7 +101,7 @@ def test_timeout_against_a_silent_listener(command: str) -> None:
         ["ping"],
         ["ping", "/ip4/127.0.0.1/tcp/1", "--count", "0"],
         ["ping", "/ip4/127.0.0.1/tcp/1", "--timeout", "-1"],
-        ["ping", "/ip4/127.0.0.1/tcp/1", "--security", "tls"],
+        ["ping", "/ip4/127.0.0.1/tcp/1", "--security", "ssl"],
         ["ping", "/ip4/127.0.0.1/tcp/1", "--muxer", "spdy"],
         ["perf", "/ip4/127.0.0.1/tcp/1", "--upload", "1MiB"],
         ["perf", "/ip4/127.0.0.1/tcp/1", "--upload", "1XB", "--download", "1"],

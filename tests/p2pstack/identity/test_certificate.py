@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pstack.errors import CertificateError, SecurityError
@@ -206,6 +206,15 @@ def test_malformed_and_oversized_der() -> None:
         verify_certificate(b"\x30" * (MAX_CERTIFICATE_SIZE + 1))
 
 
+def test_non_positive_serial_number() -> None:
+    # The serial is the INTEGER after the version in the TBSCertificate: 02 01 07 in _build.
+    der = bytearray(_build())
+    index = der.index(b"\xa0\x03\x02\x01\x02\x02\x01\x07") + 7
+    der[index] = 0x00
+    with pytest.raises(CertificateError, match="serial number is not positive"):
+        verify_certificate(bytes(der), now=NOW)
+
+
 def test_lifetime_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         make_certificate(ED25519, lifetime=0)
@@ -217,3 +226,26 @@ def test_signed_key_parser_raises_only_certificate_error(data: bytes) -> None:
         _decode_signed_key(data)
     except CertificateError:
         pass
+
+
+VALID_DER = make_certificate(ED25519).certificate_der()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, len(VALID_DER) - 1), st.integers(1, 255))
+def test_any_flipped_byte_gives_certificate_error_or_the_same_key(index: int, flip: int) -> None:
+    mutated = bytearray(VALID_DER)
+    mutated[index] ^= flip
+    try:
+        key = verify_certificate(bytes(mutated))
+    except CertificateError:
+        return
+    # A few bytes are not covered by a signature nor checked (the outer signature algorithm's
+    # parameters, say); what verifies must still name the same host key.
+    assert key == ED25519.public_key
+
+
+@given(st.binary(max_size=600))
+def test_random_bytes_give_certificate_error(data: bytes) -> None:
+    with pytest.raises(CertificateError):
+        verify_certificate(data)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
 
 import anyio
 import pytest
 from multiaddr import Multiaddr
 
 from p2pstack.errors import P2PError, PeerIdMismatch, TransportError
-from p2pstack.identity import Identity
+from p2pstack.identity import Identity, make_certificate
+from p2pstack.interfaces import UpgradedConnection
 from p2pstack.testing import check_upgraded_transport
 from p2pstack.upgrader import DefaultUpgrader
 from tests.transports.quic.conftest import LOCAL4, LOCAL6, connected_pair
@@ -108,3 +110,48 @@ async def test_echo_both_ways() -> None:
                     except anyio.EndOfStream:
                         break
         assert got == payload
+
+
+async def test_dials_leave_from_the_listening_port() -> None:
+    async with (
+        QuicTransport(identity=Identity.generate()) as server,
+        QuicTransport(identity=Identity.generate()) as client,
+    ):
+        listener = await server.listen(Multiaddr(LOCAL4))
+        own = await client.listen(Multiaddr(LOCAL4))
+        accepted: list[UpgradedConnection] = []
+
+        async def accept() -> None:
+            accepted.append(await listener.accept())
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(accept)
+                dialed = await client.dial(listener.multiaddrs[0], remote_peer=None)
+        # The server sees the client's listen address: the one it could dial back.
+        assert accepted[0].info.remote_addr == own.multiaddrs[0]
+        assert dialed.info.local_addr == own.multiaddrs[0]
+        await dialed.muxed.aclose()
+
+
+async def test_certificate_is_renewed_after_half_its_lifetime() -> None:
+    identity = Identity.generate()
+    async with (
+        QuicTransport(identity=identity) as server,
+        QuicTransport(identity=Identity.generate()) as client,
+    ):
+        listener = await server.listen(Multiaddr(LOCAL4))
+        # Valid from an hour and 100 s ago until an hour from now: past half its lifetime.
+        old = make_certificate(identity.private_key, lifetime=3700, now=time.time() - 100)
+        server._key = old
+        accepted: list[UpgradedConnection] = []
+
+        async def accept() -> None:
+            accepted.append(await listener.accept())
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(accept)
+                dialed = await client.dial(listener.multiaddrs[0], remote_peer=identity.peer_id)
+        assert server._key is not old
+        await dialed.muxed.aclose()
