@@ -223,6 +223,7 @@ def make_host(cfg: Config) -> Any:
     connection: ConnectionConfig = ConnectionConfig(max_connections_per_peer=1)
     quic = uses_quic(cfg)
     if quic:
+        keep_reading_after_stop_sending()
         # QUIC-only host (py-libp2p builds its transports from the addresses, or from
         # enable_quic for a dial-only host); the QUIC config carries the connection limits too.
         connection = QUICTransportConfig(max_connections_per_peer=1)
@@ -234,6 +235,31 @@ def make_host(cfg: Config) -> Any:
         enable_quic=quic,
         connection_config=connection,
     )
+
+
+def keep_reading_after_stop_sending() -> None:
+    """Make py-libp2p's QUIC streams stay readable after the peer's STOP_SENDING.
+
+    py-libp2p 0.8.1 marks an outbound stream closed when STOP_SENDING arrives, so a read that
+    starts before the answer already on the wire is appended fails ("Stream N is closed"). A
+    peer that closes a stream after answering (p2pstack's identify, as go's and js's close
+    does) sends STOP_SENDING right after its reply. STOP_SENDING only concerns our sending side
+    (RFC 9000 section 3.5): answer it with RESET_STREAM and leave the read side alone.
+    """
+    from libp2p.transport.quic.stream import QUICStream, StreamState
+
+    async def handle_stop_sending(self: Any, error_code: int) -> None:
+        self._write_closed = True
+        self._backpressure_event.set()
+        async with self._state_lock:
+            self._state = StreamState.CLOSED if self._read_closed else StreamState.WRITE_CLOSED
+        try:
+            self._connection._quic.reset_stream(int(self.stream_id), error_code)
+            await self._connection._transmit()
+        except Exception:  # the stream or connection is already gone
+            pass
+
+    QUICStream.handle_stop_sending = handle_stop_sending  # type: ignore[method-assign]
 
 
 def uses_quic(cfg: Config) -> bool:
