@@ -27,12 +27,15 @@ class QuicConfig:
             application has read; the bound of one stream's receive buffer.
         connection_window: receive window of the whole connection (all streams together).
         send_buffer: bytes a stream may have queued but not yet acknowledged before ``send``
-            blocks.
+            blocks (aioquic drops acknowledged bytes from the front of this buffer, so a
+            larger one costs a bigger copy per ACK).
         max_datagram_size: the largest UDP payload we send (1200 is QUIC's minimum; 1452 fits
             a 1500-byte Ethernet MTU for IPv4 and IPv6).
         max_half_open: inbound handshakes in progress per listening socket; further Initial
             packets are dropped until one finishes.
         accept_backlog: established inbound connections waiting for ``accept``; more are closed.
+        linger: seconds ``aclose`` waits for the peer to acknowledge data already written
+            before CONNECTION_CLOSE (which discards anything in flight).
     """
 
     idle_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
@@ -41,7 +44,8 @@ class QuicConfig:
     max_streams: int = attrs.field(default=256, validator=attrs.validators.gt(0))
     stream_window: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
     connection_window: int = attrs.field(default=16 * 1024 * 1024, validator=attrs.validators.gt(0))
-    send_buffer: int = attrs.field(default=1024 * 1024, validator=attrs.validators.gt(0))
+    send_buffer: int = attrs.field(default=256 * 1024, validator=attrs.validators.gt(0))
     max_datagram_size: int = attrs.field(default=1452, validator=attrs.validators.ge(1200))
     max_half_open: int = attrs.field(default=128, validator=attrs.validators.gt(0))
     accept_backlog: int = attrs.field(default=64, validator=attrs.validators.gt(0))
+    linger: float = attrs.field(default=2.0, validator=attrs.validators.ge(0))

@@ -11,14 +11,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import anyio
 from aioquic.quic import events
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from p2pstack.errors import (
     CertificateError,
     ConnectionClosedError,
     HandshakeError,
     PeerIdMismatch,
+    RemoteProtocolError,
     StreamReset,
 )
 from p2pstack.identity import PeerId, PublicKey, verify_certificate
@@ -36,6 +37,7 @@ log = logging.getLogger("transports.quic")
 
 #: CONNECTION_CLOSE codes (RFC 9001 section 4.8: 0x100 + the TLS alert).
 CLOSE_NO_ERROR = 0x0
+CLOSE_INTERNAL_ERROR = 0x1
 CLOSE_BAD_CERTIFICATE = 0x100 + 42
 CLOSE_CERTIFICATE_REQUIRED = 0x100 + 116
 #: Application error code of our RESET_STREAM and STOP_SENDING frames.
@@ -87,6 +89,7 @@ class QuicMuxedConnection:
         self._waiting_until: float | None = None
         self._blocked: set[QuicStream] = set()
         self._max_inbound = -1  # highest stream ID the peer opened
+        self._lingering = False  # aclose() waits for acknowledgements
         # The peer's stream IDs below _max_inbound whose first frame has not arrived yet: opening
         # a stream implicitly opens the lower-numbered ones (RFC 9000 section 3.2), whose frames
         # may come later. Bounded by the stream limit we advertise (aioquic enforces it).
@@ -131,8 +134,7 @@ class QuicMuxedConnection:
         """
         if self._closed:
             raise ConnectionClosedError(f"connection closed: {self._close_reason}")
-        stream_id = self.quic.get_next_available_stream_id()
-        self.quic._get_or_create_stream_for_send(stream_id)
+        stream_id = self.quic.open_bidi_stream()
         stream = QuicStream(self, stream_id, send_limit=self._config.send_buffer)
         self._streams[stream_id] = stream
         return stream
@@ -156,15 +158,35 @@ class QuicMuxedConnection:
             handler(self._inbound.popleft())
 
     async def aclose(self) -> None:
-        """Close with NO_ERROR (CONNECTION_CLOSE) and end ``run()``. Idempotent, never raises."""
-        self.close_now(CLOSE_NO_ERROR, "closed", None)
+        """Close with NO_ERROR (CONNECTION_CLOSE) and end ``run()``. Idempotent, never raises.
 
-    def close_now(self, code: int, reason: str, error: BaseException | None) -> None:
-        """Send CONNECTION_CLOSE (best effort, without waiting) and end the connection."""
+        CONNECTION_CLOSE discards whatever the streams still have in flight, so data already
+        written (a response followed by a close) is first given up to ``QuicConfig.linger``
+        seconds to be acknowledged.
+        """
         if self._closed:
             return
-        self.quic.close(error_code=code, reason_phrase=reason)
-        self._sink.send_nowait(self.quic.datagrams_to_send(self._clock()))
+        try:
+            if self.remote_peer is not None and self.quic.anything_unacknowledged():
+                self._lingering = True
+                with anyio.move_on_after(self._config.linger):
+                    await self._drive(
+                        lambda: self._closed or not self.quic.anything_unacknowledged()
+                    )
+        finally:
+            self._lingering = False
+            self.close_now(CLOSE_NO_ERROR, "closed", None)
+
+    def close_now(
+        self, code: int, reason: str, error: BaseException | None, *, silent: bool = False
+    ) -> None:
+        """Send CONNECTION_CLOSE (best effort, without waiting; not if ``silent``) and end
+        the connection."""
+        if self._closed:
+            return
+        if not silent:
+            self.quic.close(error_code=code, reason_phrase=reason)
+            self._sink.send_nowait(self.quic.datagrams_to_send(self._clock()))
         self._finish(error)
 
     # -- endpoint side ------------------------------------------------------------------------
@@ -179,10 +201,19 @@ class QuicMuxedConnection:
         if self._closed:
             return
         self._last_rx = now
-        self.quic.receive_datagram(data, addr, now)
+        try:
+            self.quic.receive_datagram(data, addr, now)
+        except Exception as exc:
+            # A peer's bytes must not reach the endpoint's task (and so the host's task
+            # group): end only this connection, with a typed reason.
+            error = RemoteProtocolError(f"QUIC packet processing failed: {exc!r}")
+            self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error)
+            return
         self._process_events()
         if self._blocked:
             self._unblock_writers()
+        if self._lingering:
+            self._kick()  # aclose() re-checks what is still unacknowledged
 
     async def after_receive(self) -> None:
         """Send what the datagrams received produced (ACKs, data the new window allows)."""
@@ -229,8 +260,7 @@ class QuicMuxedConnection:
         self._kick()
 
     def stream_buffered(self, stream_id: int) -> int:
-        stream = self.quic._streams.get(stream_id)
-        return 0 if stream is None else len(stream.sender._buffer)
+        return self.quic.unacknowledged(stream_id)
 
     def stream_blocked(self, stream: QuicStream) -> None:
         self._blocked.add(stream)
@@ -284,9 +314,14 @@ class QuicMuxedConnection:
             if self._closed:
                 break
             now = self._clock()
-            if deadline is not None and now >= deadline:
-                self._on_deadline(now)
-            datagrams = self.quic.datagrams_to_send(now)
+            try:
+                if deadline is not None and now >= deadline:
+                    self._on_deadline(now)
+                datagrams = self.quic.datagrams_to_send(now)
+            except Exception as exc:  # as in datagram_received: end only this connection
+                error = RemoteProtocolError(f"QUIC connection failed: {exc!r}")
+                self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error, silent=True)
+                break
             if datagrams:
                 await self._sink.send(datagrams)
 
@@ -379,13 +414,13 @@ class QuicMuxedConnection:
             self._forget(stream_id)
 
     def _on_handshake(self) -> None:
-        certificate = self.quic.tls._peer_certificate
+        certificate = self.quic.peer_certificate_der()
         if certificate is None:
             error = HandshakeError("the peer sent no certificate (libp2p requires one)")
             self.close_now(CLOSE_CERTIFICATE_REQUIRED, str(error), error)
             return
         try:
-            key = verify_certificate(certificate.public_bytes(Encoding.DER))
+            key = verify_certificate(certificate)
         except CertificateError as exc:
             self.close_now(CLOSE_BAD_CERTIFICATE, str(exc), exc)
             return
@@ -416,7 +451,8 @@ class QuicMuxedConnection:
         self._cids.clear()
         broken = ConnectionClosedError(f"connection closed: {error}")
         for stream in self._streams.values():
-            stream.broken(broken)
+            # A stream whose FIN arrived stays readable to its end (a response, then a close).
+            stream.broken(broken, receive=not stream.remote_fin)
         self._streams.clear()
         self._blocked.clear()
         self._accept_signal.set()

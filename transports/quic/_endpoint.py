@@ -166,12 +166,19 @@ class QuicEndpoint:
         else:
             dcid = data[1 : 1 + CID_LENGTH]
         conn = self._conns.get(dcid)
+        if conn is not None:
+            conn.datagram_received(data, addr, now)
+            return conn
+        conn = self._new_inbound(data, addr, now)
         if conn is None:
-            conn = self._new_inbound(data, addr, now)
-            if conn is None:
-                self.dropped += 1
-                return None
+            self.dropped += 1
+            return None
         conn.datagram_received(data, addr, now)
+        if not conn.quic.initial_decrypted:
+            # Nothing in it decrypted (a forged or corrupted Initial): keep no state for it.
+            conn.close_now(0, "", None, silent=True)
+            self.dropped += 1
+            return None
         return conn
 
     def _new_inbound(self, data: bytes, addr: Address, now: float) -> QuicMuxedConnection | None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aioquic import tls
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from transports.quic._config import ALPN, QuicConfig
 
@@ -92,6 +94,41 @@ class Libp2pQuic(QuicConnection):
             # mutual authentication (tls.md: "the server MUST require client authentication").
             self.tls._request_client_certificate = True
 
+    # -- the few looks into aioquic's internals the driver needs, kept in one place ----------
+
+    def open_bidi_stream(self) -> int:
+        """Create our next bidirectional stream (aioquic creates streams on first send only,
+        so ``get_next_available_stream_id`` alone would return the same ID again)."""
+        stream_id = self.get_next_available_stream_id()
+        self._get_or_create_stream_for_send(stream_id)
+        return stream_id
+
+    def unacknowledged(self, stream_id: int) -> int:
+        """Bytes written on ``stream_id`` that the peer has not acknowledged yet."""
+        stream = self._streams.get(stream_id)
+        return 0 if stream is None else len(stream.sender._buffer)
+
+    def anything_unacknowledged(self) -> bool:
+        """Whether a stream still has data or a FIN the peer has not acknowledged."""
+        for stream in self._streams.values():
+            sender = stream.sender
+            if sender._reset_error_code is not None or sender.is_finished:
+                continue
+            if sender._buffer or (sender._buffer_fin is not None and not sender._acked_fin):
+                return True
+        return False
+
+    def peer_certificate_der(self) -> bytes | None:
+        """The peer's TLS certificate (DER) once the handshake got it, else ``None``."""
+        certificate = self.tls._peer_certificate
+        return None if certificate is None else certificate.public_bytes(Encoding.DER)
+
+    @property
+    def initial_decrypted(self) -> bool:
+        """Whether any Initial packet was decrypted (a server's first datagram was genuine)."""
+        space = self._spaces.get(tls.Epoch.INITIAL)
+        return space is not None and space.largest_received_packet >= 0
+
     def credit_due(self, stream_id: int) -> bool:
         """Whether reading from ``stream_id`` freed enough window that an update should go out
         now (a quarter of a window on the stream or on the connection)."""
@@ -111,6 +148,11 @@ class Libp2pQuic(QuicConnection):
         target = self.consumed_total + self._connection_window
         if target - limit.value >= self._connection_window // 4:
             limit.value = target
+        elif (
+            limit.value == limit.sent
+            and self._local_max_streams_bidi.value == self._local_max_streams_bidi.sent
+        ):
+            return  # called for every packet: nothing to announce (uni streams stay at 0)
         # The base class doubles the window when `used * 2 > value`: hide `used` from it.
         used, limit.used = limit.used, 0
         try:

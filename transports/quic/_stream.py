@@ -136,18 +136,32 @@ class QuicStream:
             if self.remote_fin:
                 raise anyio.EndOfStream
             await self._recv_signal.wait()
+        data = self._take(max_bytes)
+        self._owner.stream_consumed(self._id, len(data))
+        return data
+
+    def _take(self, max_bytes: int) -> bytes:
+        # Each chunk is one packet's payload (~1.4 KB): join as many as fit, so that a reader
+        # asking for 64 KiB makes one call per 64 KiB rather than one per packet.
+        buffer = self._buffer
         chunk = buffer[0]
         head = self._head
         available = len(chunk) - head
-        if available <= max_bytes:
-            buffer.popleft()
-            self._head = 0
-            data = chunk[head:] if head else chunk
-        else:
-            data = chunk[head : head + max_bytes]
+        if available > max_bytes:
             self._head = head + max_bytes
-        self._owner.stream_consumed(self._id, len(data))
-        return data
+            return chunk[head : head + max_bytes]
+        buffer.popleft()
+        self._head = 0
+        first = chunk[head:] if head else chunk
+        if not buffer or available + len(buffer[0]) > max_bytes:
+            return first
+        parts = [first]
+        room = max_bytes - available
+        while buffer and len(buffer[0]) <= room:
+            chunk = buffer.popleft()
+            parts.append(chunk)
+            room -= len(chunk)
+        return b"".join(parts)
 
     async def send(self, item: Buffer) -> None:
         """Queue ``item``; block while the stream's unacknowledged data is over its limit.

@@ -109,7 +109,10 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
         "--listen",
         action="append",
         metavar="MULTIADDR",
-        help="address to listen on, repeatable (default: /ip4/127.0.0.1/tcp/0)",
+        help=(
+            "address to listen on, repeatable: /ip4/../tcp/N or /ip4/../udp/N/quic-v1 "
+            "(default: /ip4/127.0.0.1/tcp/0)"
+        ),
     )
     p.add_argument(
         "--timeout",

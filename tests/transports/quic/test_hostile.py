@@ -5,6 +5,7 @@ serving legitimate peers."""
 from __future__ import annotations
 
 import os
+import random
 import ssl
 
 import anyio
@@ -13,9 +14,9 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from multiaddr import Multiaddr
 
-from p2pstack.errors import ConnectionClosedError
+from p2pstack.errors import ConnectionClosedError, RemoteProtocolError
 from p2pstack.identity import Identity
-from tests.transports.quic.conftest import LOCAL4
+from tests.transports.quic.conftest import LOCAL4, connected_pair
 from transports.quic import (
     QuicConfig,
     QuicListener,
@@ -164,3 +165,45 @@ async def test_peer_over_its_stream_limit_is_closed_and_others_served() -> None:
             assert isinstance(bad.muxed.close_reason, ConnectionClosedError)
             assert "0x4" in str(bad.muxed.close_reason)  # STREAM_LIMIT_ERROR
             await _legit_dial_works(listener, client)
+
+
+async def test_mutated_initials_do_not_hurt_the_listener() -> None:
+    rng = random.Random(7)
+    async with (
+        QuicTransport(
+            identity=Identity.generate(), config=QuicConfig(handshake_timeout=2)
+        ) as server,
+        QuicTransport(identity=Identity.generate()) as client,
+    ):
+        listener = await server.listen(Multiaddr(LOCAL4))
+        target = parse_quic_multiaddr(listener.multiaddrs[0])
+        assert target is not None
+        initial = bytearray(_client_initial())
+        async with await anyio.create_connected_udp_socket(*target) as sock:
+            for _ in range(300):
+                mutated = bytearray(initial)
+                for _ in range(rng.randint(1, 4)):
+                    mutated[rng.randrange(64)] ^= rng.randrange(1, 256)  # header, first frames
+                cut = rng.choice([len(mutated), rng.randrange(1, len(mutated))])
+                if mutated[:cut] != initial:  # two flips of one byte may cancel out
+                    await sock.send(bytes(mutated[:cut]))
+        await _legit_dial_works(listener, client)
+        # None of them decrypted, so none holds a handshake slot (and none needed a Retry).
+        assert listener.endpoint.half_open == 0
+        assert listener.endpoint.gate.retries_sent == 0
+
+
+async def test_engine_failure_ends_only_that_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with connected_pair() as (dialed, accepted, _):
+        assert isinstance(accepted.muxed, QuicMuxedConnection)
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise AssertionError("aioquic bug")
+
+        monkeypatch.setattr(accepted.muxed.quic, "receive_datagram", broken)
+        stream = await dialed.muxed.open_stream()
+        await stream.send(b"trigger")
+        with anyio.fail_after(10), pytest.raises(ConnectionClosedError):
+            await accepted.muxed.accept_stream()
+        assert isinstance(accepted.muxed.close_reason, RemoteProtocolError)
+        assert "aioquic bug" in str(accepted.muxed.close_reason)

@@ -173,3 +173,23 @@ async def test_keep_alive_keeps_an_idle_connection() -> None:
         await anyio.sleep(2.0)
         assert not dialed.muxed.is_closed
         assert not accepted.muxed.is_closed
+
+
+async def test_data_written_before_close_arrives() -> None:
+    payload = os.urandom(512 * 1024)
+    async with connected_pair() as (dialed, accepted, _):
+        out = await dialed.muxed.open_stream()
+        await out.send(payload)
+        await out.send_eof()
+        with anyio.fail_after(20):
+            await dialed.muxed.aclose()  # lingers until the peer acknowledged everything
+            inc = await accepted.muxed.accept_stream()
+            with pytest.raises(ConnectionClosedError):
+                await accepted.muxed.accept_stream()  # the peer's CONNECTION_CLOSE arrived
+            got = bytearray()
+            while True:
+                try:
+                    got += await inc.receive()
+                except anyio.EndOfStream:
+                    break
+        assert got == payload
