@@ -56,6 +56,7 @@ from peer_kad import open_dht, run_command
 from peer_pubsub import open_pubsub, run_pubsub_command
 
 SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
+QUIC_TAIL_WAIT = 0.05  # seconds a QUIC end of stream waits for late data (late_tail_reads)
 MUXERS: dict[str, tuple[TProtocol, Any]] = {
     "yamux": (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
     "mplex": (TProtocol(MPLEX_PROTOCOL_ID), Mplex),
@@ -224,6 +225,7 @@ def make_host(cfg: Config) -> Any:
     quic = uses_quic(cfg)
     if quic:
         keep_reading_after_stop_sending()
+        late_tail_reads()
         # QUIC-only host (py-libp2p builds its transports from the addresses, or from
         # enable_quic for a dial-only host); the QUIC config carries the connection limits too.
         connection = QUICTransportConfig(max_connections_per_peer=1)
@@ -260,6 +262,33 @@ def keep_reading_after_stop_sending() -> None:
             pass
 
     QUICStream.handle_stop_sending = handle_stop_sending  # type: ignore[method-assign]
+
+
+def late_tail_reads() -> None:
+    """Make py-libp2p's QUIC ``read()`` look again before it reports the end of a stream.
+
+    py-libp2p's QUIC now and then reports the end of a stream before the stream's last data is
+    in its buffer (two tasks hand it the events of one aioquic connection, its listener's and
+    the connection's): an echo lost its tail, its own identify request failed the dial. At an
+    end of stream (or "closed") that no reset caused, wait a moment and read what came late.
+    """
+    from libp2p.transport.quic.exceptions import QUICStreamClosedError
+    from libp2p.transport.quic.stream import QUICStream
+
+    original = QUICStream.read
+
+    async def read(self: Any, n: int | None = None) -> bytes:
+        try:
+            return await original(self, n)
+        except (EOFError, QUICStreamClosedError):
+            if self.is_reset():
+                raise
+            await trio.sleep(QUIC_TAIL_WAIT)
+            if not self._receive_buffer:
+                raise
+            return await original(self, n)  # the buffer is read before any state check
+
+    QUICStream.read = read  # type: ignore[method-assign]
 
 
 def uses_quic(cfg: Config) -> bool:

@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
 from libp2p.abc import INetConn, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF, StreamReset
@@ -23,8 +22,6 @@ MAX_IDENTIFY_BYTES = 1 << 20  # bound on an identify response we will buffer
 # its reader loop blocks until that chunk is read, so bigger in-flight blocks per stream let
 # many concurrent streams deadlock the connection (and get reset after 5 s).
 MPLEX_LOCKSTEP_BLOCK = 4096
-#: Seconds to wait at a QUIC end of stream for data py-libp2p appends late (see _late_tail).
-QUIC_TAIL_WAIT = 0.05
 
 
 class PeerError(Exception):
@@ -66,7 +63,7 @@ async def read_chunk(stream: INetStream) -> bytes | None:
     try:
         data = await stream.read(BLOCK)
     except StreamEOF:
-        return await _late_tail(stream)
+        return None
     except StreamReset:
         # py-libp2p's QUIC stream, once FIN went both ways and its buffer is empty, calls itself
         # closed and read() raises (seen as a reset) instead of signalling EOF: the remote's FIN
@@ -74,28 +71,9 @@ async def read_chunk(stream: INetStream) -> bytes | None:
         muxed = stream.muxed_stream
         quic = is_quic(muxed.muxed_conn)
         if quic and getattr(muxed, "_read_closed", False) and not muxed.is_reset():
-            return await _late_tail(stream)
+            return None
         raise
     return data or None
-
-
-async def _late_tail(stream: INetStream) -> bytes | None:
-    """At end of stream: None, or over QUIC the data that arrived after py-libp2p reported it.
-
-    py-libp2p's QUIC now and then reports the end of a stream before the stream's last data
-    is in its buffer (two tasks hand it the events of one aioquic connection, its listener's
-    and the connection's). Waiting a moment and looking again recovers that data.
-    """
-    muxed = stream.muxed_stream
-    if not is_quic(muxed.muxed_conn):
-        return None
-    await trio.sleep(QUIC_TAIL_WAIT)
-    buffer = getattr(muxed, "_receive_buffer", None)
-    if not buffer:
-        return None
-    tail = bytes(buffer)
-    buffer.clear()
-    return tail
 
 
 async def write_zeros(stream: INetStream, count: int) -> None:
