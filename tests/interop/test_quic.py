@@ -211,11 +211,14 @@ async def test_we_redial_them(kind: str, peer: Peer) -> None:
 
 
 #: Open bug: js's ``dials:50`` against our listener fails now and then (1 of 7 runs of this
-#: test; 6 of 6 runs of the same dials from a plain script, 0 of 1 with debug logging on): right
-#: after a fresh dial js reads end of stream on its ping stream ("stream closed after reading
-#: 0/1 bytes") or sees the connection closed by us ("closed (code 0)").
+#: test; 6 of 6 runs of the same dials from a plain script): js reads end of stream on its ping
+#: stream, or sees the connection closed by us. Our host logs "closing inbound connection ...:
+#: peer at connection limit (8)": a connection whose CONNECTION_CLOSE arrived still counts
+#: until aioquic ends its draining period (it reports ConnectionTerminated only then), and js
+#: redials every ~20 ms, faster than that.
 JS_REDIAL_RACE = pytest.mark.xfail(
-    reason="js redials to our QUIC listener: early end of stream now and then", strict=False
+    reason="closed QUIC connections count against the per-peer limit while draining",
+    strict=False,
 )
 
 
