@@ -210,19 +210,7 @@ async def test_we_redial_them(kind: str, peer: Peer) -> None:
                 previous = conn
 
 
-#: Open bug: js's ``dials:50`` against our listener fails now and then (1 of 7 runs of this
-#: test; 6 of 6 runs of the same dials from a plain script): js reads end of stream on its ping
-#: stream, or sees the connection closed by us. Our host logs "closing inbound connection ...:
-#: peer at connection limit (8)": a connection whose CONNECTION_CLOSE arrived still counts
-#: until aioquic ends its draining period (it reports ConnectionTerminated only then), and js
-#: redials every ~20 ms, faster than that.
-JS_REDIAL_RACE = pytest.mark.xfail(
-    reason="closed QUIC connections count against the per-peer limit while draining",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("kind", [pytest.param("js", marks=JS_REDIAL_RACE), "py"])
+@pytest.mark.parametrize("kind", PEERS)
 async def test_they_redial_us(kind: str, peer: Peer) -> None:
     """The peer's ``dials:N``: N times close, dial a fresh connection and ping over it."""
     count = REDIALS[kind]

@@ -210,6 +210,10 @@ class QuicMuxedConnection:
             self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error)
             return
         self._process_events()
+        terminated = self.quic.closed_by_peer()
+        if terminated is not None and not self._closed:
+            self._on_terminated(terminated)
+            return
         if self._blocked:
             self._unblock_writers()
         if self._lingering:

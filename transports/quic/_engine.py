@@ -14,8 +14,9 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from aioquic import tls
+from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionState
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from transports.quic._config import ALPN, QuicConfig
@@ -117,6 +118,15 @@ class Libp2pQuic(QuicConnection):
             if sender._buffer or (sender._buffer_fin is not None and not sender._acked_fin):
                 return True
         return False
+
+    def closed_by_peer(self) -> events.ConnectionTerminated | None:
+        """The peer's CONNECTION_CLOSE once it arrived, else ``None``. aioquic reports it
+        (``ConnectionTerminated``) only when its draining period ends, three PTOs later; the
+        connection is over as soon as it arrives (RFC 9000 section 10.2.2: nothing more may be
+        sent), so its slot in the host's limits should be given back then."""
+        if self._state is QuicConnectionState.DRAINING:
+            return self._close_event
+        return None
 
     def peer_certificate_der(self) -> bytes | None:
         """The peer's TLS certificate (DER) once the handshake got it, else ``None``."""
