@@ -1,5 +1,5 @@
 // js-libp2p 3.x interop peer: TCP + Noise or TLS (https://github.com/libp2p/specs/blob/master/tls/tls.md)
-// + yamux/mplex + identify + ping, plus the echo
+// + yamux/mplex (and QUIC-v1 when an address asks for it) + identify + ping, plus the echo
 // protocol and /perf/1.0.0 (https://github.com/libp2p/specs/blob/master/perf/perf.md).
 // With --dht it is also a Kademlia DHT node driven by commands on stdin (kad.mjs).
 // The command-line and JSON-lines contract is described in ../README.md.
@@ -9,6 +9,7 @@ import { fstatSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
+import { quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateKeyPair, generateKeyPairFromSeed, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
@@ -366,6 +367,10 @@ async function seededKey (seed) {
   return generateKeyPairFromSeed('Ed25519', createHash('sha256').update(String(seed)).digest())
 }
 
+function usesQuic (cfg) {
+  return [cfg.listen, cfg.dial, ...cfg.bootstrap].some(a => a != null && a.includes('/quic-v1'))
+}
+
 async function createNode (cfg) {
   const factories = { yamux: () => yamux(), mplex: () => mplex({ disconnectThreshold: cfg.mplexThreshold }) }
   // TLS offers the muxers in ALPN (muxer ids first, then 'libp2p'): a muxer chosen there skips
@@ -374,12 +379,15 @@ async function createNode (cfg) {
   const privateKey = await seededKey(cfg.seed)
   cfg.selfPeerId = peerIdFromPrivateKey(privateKey)
   const extra = {}
+  // QUIC (quinn + rustls addon, library defaults: 10 s idle timeout, 5 s keep-alive, 256 streams)
+  // only when an address asks for it, so that TCP-only runs stay exactly as before.
+  const transports = usesQuic(cfg) ? [tcp(), quic()] : [tcp()]
   if (cfg.dht != null) extra.dht = kadService(cfg)
   if (cfg.pubsub != null) extra.pubsub = pubsubService(cfg)
   return createLibp2p({
     privateKey,
     addresses: { listen: cfg.listen != null ? [cfg.listen] : [] },
-    transports: [tcp()],
+    transports,
     connectionEncrypters: cfg.security.map(s => encrypters[s]()),
     streamMuxers: cfg.muxers.map(m => factories[m]()),
     // Loopback is exempt from the inbound rate limit (5 connections/s/host by default).

@@ -1,5 +1,6 @@
-"""py-libp2p 0.8.1 interop peer: TCP + Noise or TLS + yamux/mplex + identify + ping, echo and perf;
-with --dht also a Kademlia DHT node driven by commands on stdin (peer_kad.py).
+"""py-libp2p 0.8.1 interop peer: TCP + Noise or TLS + yamux/mplex (or QUIC-v1, when an address
+asks for it) + identify + ping, echo and perf; with --dht also a Kademlia DHT node driven by
+commands on stdin (peer_kad.py).
 
 Perf follows https://github.com/libp2p/specs/blob/master/perf/perf.md. The command line and the
 JSON-lines output contract are described in ../README.md. Runs in its own venv
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import signal
 import stat
@@ -42,6 +44,7 @@ from libp2p.security.tls.transport import IdentityConfig, TLSTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.quic.config import QUICTransportConfig
 from peer_actions import Ctx, run_actions
 from peer_common import (
     ECHO_PROTOCOL,
@@ -50,6 +53,7 @@ from peer_common import (
     Config,
     PeerError,
     emit,
+    is_quic,
     muxer_of,
     read_chunk,
 )
@@ -57,6 +61,7 @@ from peer_kad import open_dht, run_command
 from peer_pubsub import open_pubsub, run_pubsub_command
 
 SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
+QUIC_TAIL_WAIT = 0.05  # seconds a QUIC end of stream waits for late data (late_tail_reads)
 MUXERS: dict[str, tuple[TProtocol, Any]] = {
     "yamux": (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
     "mplex": (TProtocol(MPLEX_PROTOCOL_ID), Mplex),
@@ -144,10 +149,13 @@ def guarded(
 
 
 async def serve_echo(stream: INetStream) -> None:
-    total = 0
-    while (data := await read_chunk(stream)) is not None:
-        total += len(data)
-        await stream.write(data)
+    if is_quic(stream.muxed_conn):
+        total = await echo_decoupled(stream)
+    else:
+        total = 0
+        while (data := await read_chunk(stream)) is not None:
+            total += len(data)
+            await stream.write(data)
     await stream.close()
     emit(
         "served",
@@ -158,15 +166,42 @@ async def serve_echo(stream: INetStream) -> None:
     )
 
 
+async def echo_decoupled(stream: INetStream) -> int:
+    """Echo with reading and writing in separate tasks; returns the bytes echoed.
+
+    py-libp2p's QUIC streams drop received bytes ("receive buffer overflow") when more than
+    2 MiB wait unread: its flow-control credit does not wait for the application, so a server
+    that stops reading while its write is blocked loses data. Reading into our own queue
+    keeps the stream's buffer drained; the queue is as large as the client's unanswered data.
+    """
+    send, receive = trio.open_memory_channel[bytes](math.inf)
+    total = 0
+
+    async def pump_in() -> None:
+        nonlocal total
+        async with send:
+            while (data := await read_chunk(stream)) is not None:
+                total += len(data)
+                send.send_nowait(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump_in)
+        async with receive:
+            async for data in receive:
+                await stream.write(data)
+    return total
+
+
 class InboundReporter(INotifee):
-    """Reports each inbound connection once its muxer is known."""
+    """Reports each inbound connection once its muxer is known, and when it is gone."""
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         if getattr(conn, "direction", None) == Direction.INBOUND:
             emit("inbound", peer_id=str(conn.muxed_conn.peer_id), muxer=muxer_of(conn))
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        pass
+        if getattr(conn, "direction", None) == Direction.INBOUND:
+            emit("disconnected", peer_id=str(conn.muxed_conn.peer_id))
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         pass
@@ -222,14 +257,80 @@ def make_host(cfg: Config) -> Any:
             # multistream-select for the muxer, so it must offer only "libp2p" there.
             security[TProtocol(TLS_PROTOCOL_ID)] = make_tls(key_pair)
     muxers = OrderedDict(MUXERS[m] for m in cfg.muxers)
+    # One connection per peer: also skips a fixed 250 ms happy-eyeballs wait per dial.
+    connection: ConnectionConfig = ConnectionConfig(max_connections_per_peer=1)
+    quic = uses_quic(cfg)
+    if quic:
+        keep_reading_after_stop_sending()
+        late_tail_reads()
+        # QUIC-only host (py-libp2p builds its transports from the addresses, or from
+        # enable_quic for a dial-only host); the QUIC config carries the connection limits too.
+        connection = QUICTransportConfig(max_connections_per_peer=1)
     return new_host(
         key_pair=key_pair,
         sec_opt=security,
         muxer_opt=muxers,
         listen_addrs=[multiaddr.Multiaddr(cfg.listen)] if cfg.listen else None,
-        # One connection per peer: also skips a fixed 250 ms happy-eyeballs wait per dial.
-        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        enable_quic=quic,
+        connection_config=connection,
     )
+
+
+def keep_reading_after_stop_sending() -> None:
+    """Make py-libp2p's QUIC streams stay readable after the peer's STOP_SENDING.
+
+    py-libp2p 0.8.1 marks an outbound stream closed when STOP_SENDING arrives, so a read that
+    starts before the answer already on the wire is appended fails ("Stream N is closed"). A
+    peer that closes a stream after answering (p2pstack's identify, as go's and js's close
+    does) sends STOP_SENDING right after its reply. STOP_SENDING only concerns our sending side
+    (RFC 9000 section 3.5): answer it with RESET_STREAM and leave the read side alone.
+    """
+    from libp2p.transport.quic.stream import QUICStream, StreamState
+
+    async def handle_stop_sending(self: Any, error_code: int) -> None:
+        self._write_closed = True
+        self._backpressure_event.set()
+        async with self._state_lock:
+            self._state = StreamState.CLOSED if self._read_closed else StreamState.WRITE_CLOSED
+        try:
+            self._connection._quic.reset_stream(int(self.stream_id), error_code)
+            await self._connection._transmit()
+        except Exception:  # the stream or connection is already gone
+            pass
+
+    QUICStream.handle_stop_sending = handle_stop_sending  # type: ignore[method-assign]
+
+
+def late_tail_reads() -> None:
+    """Make py-libp2p's QUIC ``read()`` look again before it reports the end of a stream.
+
+    py-libp2p's QUIC now and then reports the end of a stream before the stream's last data is
+    in its buffer (two tasks hand it the events of one aioquic connection, its listener's and
+    the connection's): an echo lost its tail, its own identify request failed the dial. At an
+    end of stream (or "closed") that no reset caused, wait a moment and read what came late.
+    """
+    from libp2p.transport.quic.exceptions import QUICStreamClosedError
+    from libp2p.transport.quic.stream import QUICStream
+
+    original = QUICStream.read
+
+    async def read(self: Any, n: int | None = None) -> bytes:
+        try:
+            return await original(self, n)
+        except (EOFError, QUICStreamClosedError):
+            if self.is_reset():
+                raise
+            await trio.sleep(QUIC_TAIL_WAIT)
+            if not self._receive_buffer:
+                raise
+            return await original(self, n)  # the buffer is read before any state check
+
+    QUICStream.read = read  # type: ignore[method-assign]
+
+
+def uses_quic(cfg: Config) -> bool:
+    """Whether any address of the run is QUIC-v1: then the host runs py-libp2p's QUIC transport."""
+    return any("/quic-v1" in a for a in [cfg.listen or "", cfg.dial or "", *cfg.bootstrap])
 
 
 async def wait_for_shutdown(on_line: Callable[[str], Awaitable[None]] | None = None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from libp2p.abc import INetConn, INetStream
 from libp2p.custom_types import TProtocol
-from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 
 ECHO_PROTOCOL = TProtocol("/p2pstack/echo/1.0.0")
 PERF_PROTOCOL = TProtocol("/perf/1.0.0")
@@ -65,6 +65,15 @@ async def read_chunk(stream: INetStream) -> bytes | None:
         data = await stream.read(BLOCK)
     except StreamEOF:
         return None
+    except StreamReset:
+        # py-libp2p's QUIC stream, once FIN went both ways and its buffer is empty, calls itself
+        # closed and read() raises (seen as a reset) instead of signalling EOF: the remote's FIN
+        # did arrive and nothing reset the stream, so that is the end of the stream.
+        muxed = stream.muxed_stream
+        quic = is_quic(muxed.muxed_conn)
+        if quic and getattr(muxed, "_read_closed", False) and not muxed.is_reset():
+            return None
+        raise
     return data or None
 
 
@@ -76,7 +85,15 @@ async def write_zeros(stream: INetStream, count: int) -> None:
         count -= n
 
 
+def is_quic(muxed_conn: Any) -> bool:
+    """Whether a py-libp2p muxed connection is a QUIC connection (its streams are QUIC's own)."""
+    return type(muxed_conn).__name__ == "QUICConnection"
+
+
 def muxer_of(conn: INetConn) -> str | None:
+    """The negotiated muxer protocol id, or "quic" for QUIC (as js reports it)."""
+    if is_quic(conn.muxed_conn):
+        return "quic"
     get = getattr(conn, "get_negotiated_muxer_protocol", None)
     if get is not None:
         return get()
