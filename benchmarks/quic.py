@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from benchmarks.kad_procs import REPO
 from benchmarks.quic_core import transfer
 from benchmarks.quic_runs import MAX_DATAGRAM, dials_run, load_average, perf_run
+from transports.quic import QuicConfig
 
 MiB = 1 << 20
 CEILINGS = ["aioquic-1200", "aioquic-1350", "aioquic-1452", "aioquic-9000", "aioquic-max"]
@@ -223,13 +224,8 @@ def targets(samples: dict[str, list[dict[str, float]]], ours_datagram: int) -> l
 
 
 def ours_datagram_size() -> int:
-    """The datagram size p2pstack's QUIC sends (its config's default), or aioquic's 1200."""
-    try:
-        from transports.quic import QuicConfig  # type: ignore[attr-defined,unused-ignore]
-
-        return int(QuicConfig().max_datagram_size)
-    except Exception:  # not there yet, or named otherwise: aioquic's default
-        return 1200
+    """The datagram size p2pstack's QUIC sends (its config's default)."""
+    return QuicConfig().max_datagram_size
 
 
 def report(

@@ -261,6 +261,8 @@ class QuicMuxedConnection:
         if self._closed:
             raise StreamReset(f"connection closed: {self._close_reason}")
         try:
+            # aioquic annotates bytes but only appends the data to its send buffer (a bytearray),
+            # so any buffer works and a memoryview is not copied first.
             self.quic.send_stream_data(stream_id, data, end_stream=end)  # type: ignore[arg-type]
         except (ValueError, RuntimeError) as exc:  # aioquic: stream finished or reset
             raise StreamReset(str(exc)) from None

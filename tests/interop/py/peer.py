@@ -298,7 +298,7 @@ def keep_reading_after_stop_sending() -> None:
         except Exception:  # the stream or connection is already gone
             pass
 
-    QUICStream.handle_stop_sending = handle_stop_sending  # type: ignore[method-assign]
+    QUICStream.handle_stop_sending = handle_stop_sending  # type: ignore[method-assign]  # the patch
 
 
 def late_tail_reads() -> None:
@@ -325,7 +325,7 @@ def late_tail_reads() -> None:
                 raise
             return await original(self, n)  # the buffer is read before any state check
 
-    QUICStream.read = read  # type: ignore[method-assign]
+    QUICStream.read = read  # type: ignore[method-assign]  # the patch
 
 
 def uses_quic(cfg: Config) -> bool:

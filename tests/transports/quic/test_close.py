@@ -9,7 +9,7 @@ import anyio
 import pytest
 from aioquic.quic.connection import QuicConnectionState
 
-from p2pstack.errors import StreamReset
+from p2pstack.errors import ConnectionClosedError, StreamReset
 from tests.transports.quic.conftest import connected_pair
 from transports.quic import QuicMuxedConnection
 
@@ -31,3 +31,14 @@ async def test_peer_close_ends_the_connection_without_waiting_for_draining() -> 
         assert muxed.is_closed
         # Ended on the CONNECTION_CLOSE itself: aioquic is still in its draining period.
         assert muxed.quic._state is QuicConnectionState.DRAINING
+
+
+async def test_peer_close_ends_the_connection_before_draining_ends() -> None:
+    async with connected_pair() as (dialed, accepted, _):
+        await dialed.muxed.aclose()
+        with anyio.fail_after(5), pytest.raises(ConnectionClosedError):
+            await accepted.muxed.accept_stream()
+        # aioquic is still draining: the connection did not wait for its timer
+        assert isinstance(accepted.muxed, QuicMuxedConnection)
+        assert accepted.muxed.quic._state is QuicConnectionState.DRAINING
+        assert accepted.muxed.close_reason is None  # a clean close by the peer
