@@ -153,6 +153,10 @@ class HandlerRegistry:
             )
             entry = self._entries.get(proto)
             refusal = self._refusal(entry, conn)
+            if scope is not None and scope.closed:
+                # The connection ended while the stream negotiated: its scope went with it.
+                await muxed.reset()
+                return
             if refusal is None and scope is not None:
                 scope.set_protocol(proto)
         except ResourceLimitExceeded as exc:

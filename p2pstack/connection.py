@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from p2pstack.errors import NETWORK_ERRORS, P2PError
+from p2pstack.errors import NETWORK_ERRORS, ConnectionClosedError, P2PError
 from p2pstack.interfaces import Direction
 from p2pstack.multistream import LazyOutbound, negotiate_outbound
 from p2pstack.sync import Signal
@@ -264,7 +264,7 @@ class Connection:
         seconds = self._negotiate_timeout if timeout is None else timeout
         if lazy and len(protocols) == 1:
             return await self._new_lazy_stream(protocols[0], seconds)
-        scope = self._scope.open_stream("outbound") if self._scope is not None else None
+        scope = self._open_scope()
         try:
             muxed = await self._muxed.open_stream()
             try:
@@ -274,7 +274,7 @@ class Connection:
                     timeout=seconds,
                 )
                 if scope is not None:
-                    scope.set_protocol(proto)
+                    self._count_protocol(scope, proto)
             except NETWORK_ERRORS:
                 await muxed.reset()
                 raise
@@ -286,12 +286,26 @@ class Connection:
         self._track(stream)
         return stream
 
+    def _open_scope(self) -> StreamScope | None:
+        if self._scope is None:
+            return None
+        if self._scope.closed:
+            raise ConnectionClosedError("the connection is closed")
+        return self._scope.open_stream("outbound")
+
+    def _count_protocol(self, scope: StreamScope, protocol: str) -> None:
+        # The connection can end while the stream negotiates; its scope (and the stream's)
+        # is then done, and the stream has nothing left to be counted in.
+        if scope.closed:
+            raise ConnectionClosedError("the connection closed while the stream was opened")
+        scope.set_protocol(protocol)
+
     async def _new_lazy_stream(self, protocol: str, timeout: float) -> Stream:
         negotiation = LazyOutbound(protocol, timeout=timeout)
-        scope = self._scope.open_stream("outbound") if self._scope is not None else None
+        scope = self._open_scope()
         try:
             if scope is not None:
-                scope.set_protocol(protocol)
+                self._count_protocol(scope, protocol)
             muxed = await self._muxed.open_stream()
         except BaseException:
             if scope is not None:

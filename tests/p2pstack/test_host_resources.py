@@ -263,3 +263,58 @@ async def test_default_limits_serve_100_streams_of_one_protocol_from_one_peer() 
                 with pytest.raises(anyio.EndOfStream):
                     await stream.receive()
                 await stream.aclose()
+
+
+async def test_connection_ending_while_a_stream_negotiates_raises_connection_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The connection (and with it the stream's scope) can end between the muxer opening a
+    # stream and its protocol being agreed: the opener gets ConnectionClosedError, a network
+    # error its callers handle, not the scope's ValueError (which once crashed the host from
+    # identify's task).
+    import p2pstack.connection as connection_module
+    from p2pstack.multistream import negotiate_outbound as real
+
+    async def negotiate_then_lose_the_connection(*args: Any, **kwargs: Any) -> Any:
+        result = await real(*args, **kwargs)
+        for conn in b.connections(a.peer_id):
+            assert conn._scope is not None
+            conn._scope.done()
+        return result
+
+    async with hosts(None, None) as (a, b):
+        with anyio.fail_after(10):
+            await b.connect(a.addrs[0])
+            monkeypatch.setattr(
+                connection_module, "negotiate_outbound", negotiate_then_lose_the_connection
+            )
+            with pytest.raises(ConnectionClosedError):
+                await b.new_stream(a.peer_id, ECHO)
+            with pytest.raises(ConnectionClosedError):
+                await b.connections(a.peer_id)[0].new_stream([ECHO])
+            assert b.resource_manager.statistics().usage["system"].streams == 0
+
+
+async def test_connection_ending_while_an_inbound_stream_negotiates_resets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import p2pstack._handlers as handlers_module
+    from p2pstack.multistream import negotiate_inbound as real
+
+    async def negotiate_then_lose_the_connection(*args: Any, **kwargs: Any) -> Any:
+        result = await real(*args, **kwargs)
+        for conn in a.connections(b.peer_id):
+            assert conn._scope is not None
+            conn._scope.done()
+        return result
+
+    async with hosts(None, None) as (a, b):
+        with anyio.fail_after(10):
+            await b.connect(a.addrs[0])
+            monkeypatch.setattr(
+                handlers_module, "negotiate_inbound", negotiate_then_lose_the_connection
+            )
+            with pytest.raises((StreamReset, anyio.EndOfStream)):
+                stream = await b.new_stream(a.peer_id, ECHO)
+                await stream.receive()
+            assert a.resource_manager.statistics().usage["system"].streams == 0
