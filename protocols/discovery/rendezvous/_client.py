@@ -60,8 +60,9 @@ _ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *NETWORK_ERRORS)
 _FALLBACK_STATUSES = (Status.E_NOT_AUTHORIZED, Status.E_INVALID_SIGNED_PEER_RECORD)
 #: Pages fetched per namespace and point in one poll (the cookie resumes the rest next time).
 _MAX_PAGES = 16
-#: Seconds before retrying a registration that failed.
-_RETRY_DELAY = 30.0
+#: Seconds before retrying a failed registration: doubling from the first to the last (the
+#: first attempt often runs before the host listens).
+_RETRY_FIRST, _RETRY_MAX = 0.5, 60.0
 
 
 @attrs.frozen(kw_only=True)
@@ -326,13 +327,14 @@ class Rendezvous:
         return response
 
     async def _keep_registered(self, peer: PeerId, ns: str) -> None:
+        retry = _RETRY_FIRST
         while True:
             try:
                 granted = await self.register(ns, self._ttl, point=peer)
-                delay = max(1.0, math.floor(granted * 7 / 8))
+                delay, retry = max(1.0, math.floor(granted * 7 / 8)), _RETRY_FIRST
             except _ERRORS as exc:
                 _log.info("rendezvous: registering %r at %s failed: %r", ns, peer, exc)
-                delay = _RETRY_DELAY
+                delay, retry = retry, min(2 * retry, _RETRY_MAX)
             await anyio.sleep(delay)
 
     async def _poll(self) -> None:
