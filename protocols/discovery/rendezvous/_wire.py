@@ -171,9 +171,7 @@ def decode_message(data: bytes) -> Message:
         m.ParseFromString(bytes(data))
     except DecodeError as exc:
         raise RemoteProtocolError(f"malformed rendezvous message: {exc}") from exc
-    if not m.HasField("type"):
-        raise RemoteProtocolError("rendezvous message without a type")
-    t = m.type
+    t = m.type  # absent: 0, REGISTER (proto3 encoders leave zeros out)
     if t == pb.Message.REGISTER and m.HasField("register"):
         return _register_from_pb(m.register)
     if t == pb.Message.REGISTER_RESPONSE and m.HasField("registerResponse"):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10rendezvous.proto\x12\x13p2pstack.rendezvous\"\x94\x08\n\x07Message\x12\x36\n\x04type\x18\x01 \x01(\x0e\x32(.p2pstack.rendezvous.Message.MessageType\x12\x37\n\x08register\x18\x02 \x01(\x0b\x32%.p2pstack.rendezvous.Message.Register\x12G\n\x10registerResponse\x18\x03 \x01(\x0b\x32-.p2pstack.rendezvous.Message.RegisterResponse\x12;\n\nunregister\x18\x04 \x01(\x0b\x32\'.p2pstack.rendezvous.Message.Unregister\x12\x37\n\x08\x64iscover\x18\x05 \x01(\x0b\x32%.p2pstack.rendezvous.Message.Discover\x12G\n\x10\x64iscoverResponse\x18\x06 \x01(\x0b\x32-.p2pstack.rendezvous.Message.DiscoverResponse\x1a=\n\x08Register\x12\n\n\x02ns\x18\x01 \x01(\t\x12\x18\n\x10signedPeerRecord\x18\x02 \x01(\x0c\x12\x0b\n\x03ttl\x18\x03 \x01(\x04\x1a\x43\n\x10RegisterResponse\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x12\n\nstatusText\x18\x02 \x01(\t\x12\x0b\n\x03ttl\x18\x03 \x01(\x04\x1a$\n\nUnregister\x12\n\n\x02ns\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x0c\x1a\x35\n\x08\x44iscover\x12\n\n\x02ns\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x04\x12\x0e\n\x06\x63ookie\x18\x03 \x01(\x0c\x1a\x84\x01\n\x10\x44iscoverResponse\x12<\n\rregistrations\x18\x01 \x03(\x0b\x32%.p2pstack.rendezvous.Message.Register\x12\x0e\n\x06\x63ookie\x18\x02 \x01(\x0c\x12\x0e\n\x06status\x18\x03 \x01(\r\x12\x12\n\nstatusText\x18\x04 \x01(\t\"g\n\x0bMessageType\x12\x0c\n\x08REGISTER\x10\x00\x12\x15\n\x11REGISTER_RESPONSE\x10\x01\x12\x0e\n\nUNREGISTER\x10\x02\x12\x0c\n\x08\x44ISCOVER\x10\x03\x12\x15\n\x11\x44ISCOVER_RESPONSE\x10\x04\"\xbe\x01\n\x0eResponseStatus\x12\x06\n\x02OK\x10\x00\x12\x17\n\x13\x45_INVALID_NAMESPACE\x10\x64\x12 \n\x1c\x45_INVALID_SIGNED_PEER_RECORD\x10\x65\x12\x11\n\rE_INVALID_TTL\x10\x66\x12\x14\n\x10\x45_INVALID_COOKIE\x10g\x12\x15\n\x10\x45_NOT_AUTHORIZED\x10\xc8\x01\x12\x15\n\x10\x45_INTERNAL_ERROR\x10\xac\x02\x12\x12\n\rE_UNAVAILABLE\x10\x90\x03\"%\n\x08PeerInfo\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\r\n\x05\x61\x64\x64rs\x18\x02 \x03(\x0c')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10rendezvous.proto\x12\x13p2pstack.rendezvous\"\xea\x07\n\x07Message\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\x37\n\x08register\x18\x02 \x01(\x0b\x32%.p2pstack.rendezvous.Message.Register\x12G\n\x10registerResponse\x18\x03 \x01(\x0b\x32-.p2pstack.rendezvous.Message.RegisterResponse\x12;\n\nunregister\x18\x04 \x01(\x0b\x32\'.p2pstack.rendezvous.Message.Unregister\x12\x37\n\x08\x64iscover\x18\x05 \x01(\x0b\x32%.p2pstack.rendezvous.Message.Discover\x12G\n\x10\x64iscoverResponse\x18\x06 \x01(\x0b\x32-.p2pstack.rendezvous.Message.DiscoverResponse\x1a=\n\x08Register\x12\n\n\x02ns\x18\x01 \x01(\t\x12\x18\n\x10signedPeerRecord\x18\x02 \x01(\x0c\x12\x0b\n\x03ttl\x18\x03 \x01(\x04\x1a\x43\n\x10RegisterResponse\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x12\n\nstatusText\x18\x02 \x01(\t\x12\x0b\n\x03ttl\x18\x03 \x01(\x04\x1a$\n\nUnregister\x12\n\n\x02ns\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x0c\x1a\x35\n\x08\x44iscover\x12\n\n\x02ns\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x04\x12\x0e\n\x06\x63ookie\x18\x03 \x01(\x0c\x1a\x84\x01\n\x10\x44iscoverResponse\x12<\n\rregistrations\x18\x01 \x03(\x0b\x32%.p2pstack.rendezvous.Message.Register\x12\x0e\n\x06\x63ookie\x18\x02 \x01(\x0c\x12\x0e\n\x06status\x18\x03 \x01(\r\x12\x12\n\nstatusText\x18\x04 \x01(\t\"g\n\x0bMessageType\x12\x0c\n\x08REGISTER\x10\x00\x12\x15\n\x11REGISTER_RESPONSE\x10\x01\x12\x0e\n\nUNREGISTER\x10\x02\x12\x0c\n\x08\x44ISCOVER\x10\x03\x12\x15\n\x11\x44ISCOVER_RESPONSE\x10\x04\"\xbe\x01\n\x0eResponseStatus\x12\x06\n\x02OK\x10\x00\x12\x17\n\x13\x45_INVALID_NAMESPACE\x10\x64\x12 \n\x1c\x45_INVALID_SIGNED_PEER_RECORD\x10\x65\x12\x11\n\rE_INVALID_TTL\x10\x66\x12\x14\n\x10\x45_INVALID_COOKIE\x10g\x12\x15\n\x10\x45_NOT_AUTHORIZED\x10\xc8\x01\x12\x15\n\x10\x45_INTERNAL_ERROR\x10\xac\x02\x12\x12\n\rE_UNAVAILABLE\x10\x90\x03\"%\n\x08PeerInfo\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\r\n\x05\x61\x64\x64rs\x18\x02 \x03(\x0c')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rendezvous_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MESSAGE']._serialized_start=42
-  _globals['_MESSAGE']._serialized_end=1086
-  _globals['_MESSAGE_REGISTER']._serialized_start=430
-  _globals['_MESSAGE_REGISTER']._serialized_end=491
-  _globals['_MESSAGE_REGISTERRESPONSE']._serialized_start=493
-  _globals['_MESSAGE_REGISTERRESPONSE']._serialized_end=560
-  _globals['_MESSAGE_UNREGISTER']._serialized_start=562
-  _globals['_MESSAGE_UNREGISTER']._serialized_end=598
-  _globals['_MESSAGE_DISCOVER']._serialized_start=600
-  _globals['_MESSAGE_DISCOVER']._serialized_end=653
-  _globals['_MESSAGE_DISCOVERRESPONSE']._serialized_start=656
-  _globals['_MESSAGE_DISCOVERRESPONSE']._serialized_end=788
-  _globals['_MESSAGE_MESSAGETYPE']._serialized_start=790
-  _globals['_MESSAGE_MESSAGETYPE']._serialized_end=893
-  _globals['_MESSAGE_RESPONSESTATUS']._serialized_start=896
-  _globals['_MESSAGE_RESPONSESTATUS']._serialized_end=1086
-  _globals['_PEERINFO']._serialized_start=1088
-  _globals['_PEERINFO']._serialized_end=1125
+  _globals['_MESSAGE']._serialized_end=1044
+  _globals['_MESSAGE_REGISTER']._serialized_start=388
+  _globals['_MESSAGE_REGISTER']._serialized_end=449
+  _globals['_MESSAGE_REGISTERRESPONSE']._serialized_start=451
+  _globals['_MESSAGE_REGISTERRESPONSE']._serialized_end=518
+  _globals['_MESSAGE_UNREGISTER']._serialized_start=520
+  _globals['_MESSAGE_UNREGISTER']._serialized_end=556
+  _globals['_MESSAGE_DISCOVER']._serialized_start=558
+  _globals['_MESSAGE_DISCOVER']._serialized_end=611
+  _globals['_MESSAGE_DISCOVERRESPONSE']._serialized_start=614
+  _globals['_MESSAGE_DISCOVERRESPONSE']._serialized_end=746
+  _globals['_MESSAGE_MESSAGETYPE']._serialized_start=748
+  _globals['_MESSAGE_MESSAGETYPE']._serialized_end=851
+  _globals['_MESSAGE_RESPONSESTATUS']._serialized_start=854
+  _globals['_MESSAGE_RESPONSESTATUS']._serialized_end=1044
+  _globals['_PEERINFO']._serialized_start=1046
+  _globals['_PEERINFO']._serialized_end=1083
 # @@protoc_insertion_point(module_scope)

@@ -9,9 +9,10 @@ proto2, as in the spec, so that an absent TTL (meaning the 2 h default) is told 
 `Register.signedPeerRecord` (same field number and wire type), and sends `Unregister.id`, which
 the spec deprecates. Both are kept here so that one parser reads either peer.
 
-The status fields are declared `uint32` instead of the spec's `ResponseStatus` (the same varint
-on the wire): a proto2 enum field files an unknown value away and then reads as its default,
-OK, so an error status from a newer peer would look like success.
+`type` and the status fields are declared `uint32` instead of the spec's enums (the same varint
+on the wire): a proto2 enum field files an unknown value away and then reads as its default
+(REGISTER, OK), so an error status from a newer peer would look like success. An absent `type`
+is REGISTER: py-libp2p's proto3 encoder leaves out fields holding 0.
 """
 
 from collections import abc as _abc
@@ -200,7 +201,7 @@ class Message(_message.Message):
     UNREGISTER_FIELD_NUMBER: _builtins.int
     DISCOVER_FIELD_NUMBER: _builtins.int
     DISCOVERRESPONSE_FIELD_NUMBER: _builtins.int
-    type: Global___Message.MessageType.ValueType
+    type: _builtins.int
     @_builtins.property
     def register(self) -> Global___Message.Register: ...
     @_builtins.property
@@ -214,7 +215,7 @@ class Message(_message.Message):
     def __init__(
         self,
         *,
-        type: Global___Message.MessageType.ValueType | None = ...,
+        type: _builtins.int | None = ...,
         register: Global___Message.Register | None = ...,
         registerResponse: Global___Message.RegisterResponse | None = ...,
         unregister: Global___Message.Unregister | None = ...,
