@@ -156,8 +156,20 @@ def _status(value: int) -> Status:
         return Status.E_INTERNAL_ERROR
 
 
+def _ns(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("rendezvous namespace is not UTF-8") from None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode(errors="replace")
+
+
 def _register_from_pb(m: pb.Message.Register) -> Register:
-    return Register(ns=m.ns, record=m.signedPeerRecord, ttl=m.ttl if m.HasField("ttl") else None)
+    ttl = m.ttl if m.HasField("ttl") else None
+    return Register(ns=_ns(m.ns), record=m.signedPeerRecord, ttl=ttl)
 
 
 def decode_message(data: bytes) -> Message:
@@ -176,25 +188,25 @@ def decode_message(data: bytes) -> Message:
         return _register_from_pb(m.register)
     if t == pb.Message.REGISTER_RESPONSE and m.HasField("registerResponse"):
         r = m.registerResponse
-        return RegisterResponse(status=_status(r.status), text=r.statusText, ttl=r.ttl)
+        return RegisterResponse(status=_status(r.status), text=_text(r.statusText), ttl=r.ttl)
     if t == pb.Message.UNREGISTER and m.HasField("unregister"):
-        return Unregister(ns=m.unregister.ns, peer_id=m.unregister.id)
+        return Unregister(ns=_ns(m.unregister.ns), peer_id=m.unregister.id)
     if t == pb.Message.DISCOVER and m.HasField("discover"):
         d = m.discover
-        return Discover(ns=d.ns, limit=d.limit, cookie=d.cookie)
+        return Discover(ns=_ns(d.ns), limit=d.limit, cookie=d.cookie)
     if t == pb.Message.DISCOVER_RESPONSE and m.HasField("discoverResponse"):
         dr = m.discoverResponse
         return DiscoverResponse(
             status=_status(dr.status),
             registrations=tuple(_register_from_pb(r) for r in dr.registrations),
             cookie=dr.cookie,
-            text=dr.statusText,
+            text=_text(dr.statusText),
         )
     raise RemoteProtocolError(f"rendezvous message of type {t} without its body")
 
 
 def _fill_register(target: pb.Message.Register, msg: Register) -> None:
-    target.ns = msg.ns
+    target.ns = msg.ns.encode()
     target.signedPeerRecord = msg.record
     if msg.ttl is not None:
         target.ttl = msg.ttl
@@ -210,16 +222,16 @@ def encode_message(msg: Message) -> bytes:
         case RegisterResponse():
             m.type = pb.Message.REGISTER_RESPONSE
             m.registerResponse.status = msg.status
-            m.registerResponse.statusText = msg.text
+            m.registerResponse.statusText = msg.text.encode()
             m.registerResponse.ttl = msg.ttl
         case Unregister():
             m.type = pb.Message.UNREGISTER
-            m.unregister.ns = msg.ns
+            m.unregister.ns = msg.ns.encode()
             if msg.peer_id:
                 m.unregister.id = msg.peer_id
         case Discover():
             m.type = pb.Message.DISCOVER
-            m.discover.ns = msg.ns
+            m.discover.ns = msg.ns.encode()
             m.discover.limit = msg.limit
             if msg.cookie:
                 m.discover.cookie = msg.cookie
@@ -227,7 +239,7 @@ def encode_message(msg: Message) -> bytes:
             m.type = pb.Message.DISCOVER_RESPONSE
             dr = m.discoverResponse
             dr.status = msg.status
-            dr.statusText = msg.text
+            dr.statusText = msg.text.encode()
             dr.cookie = msg.cookie
             for reg in msg.registrations:
                 _fill_register(dr.registrations.add(), reg)

@@ -12,7 +12,9 @@ the spec deprecates. Both are kept here so that one parser reads either peer.
 `type` and the status fields are declared `uint32` instead of the spec's enums (the same varint
 on the wire): a proto2 enum field files an unknown value away and then reads as its default
 (REGISTER, OK), so an error status from a newer peer would look like success. An absent `type`
-is REGISTER: py-libp2p's proto3 encoder leaves out fields holding 0.
+is REGISTER: py-libp2p's proto3 encoder leaves out fields holding 0. The spec's `string` fields
+are `bytes` here (identical on the wire): the Python runtime hands invalid UTF-8 in a proto2
+string field back as bytes, so the decoder checks the UTF-8 itself.
 """
 
 from collections import abc as _abc
@@ -86,13 +88,13 @@ class Message(_message.Message):
         NS_FIELD_NUMBER: _builtins.int
         SIGNEDPEERRECORD_FIELD_NUMBER: _builtins.int
         TTL_FIELD_NUMBER: _builtins.int
-        ns: _builtins.str
+        ns: _builtins.bytes
         signedPeerRecord: _builtins.bytes
         ttl: _builtins.int
         def __init__(
             self,
             *,
-            ns: _builtins.str | None = ...,
+            ns: _builtins.bytes | None = ...,
             signedPeerRecord: _builtins.bytes | None = ...,
             ttl: _builtins.int | None = ...,
         ) -> None: ...
@@ -110,13 +112,13 @@ class Message(_message.Message):
         STATUSTEXT_FIELD_NUMBER: _builtins.int
         TTL_FIELD_NUMBER: _builtins.int
         status: _builtins.int
-        statusText: _builtins.str
+        statusText: _builtins.bytes
         ttl: _builtins.int
         def __init__(
             self,
             *,
             status: _builtins.int | None = ...,
-            statusText: _builtins.str | None = ...,
+            statusText: _builtins.bytes | None = ...,
             ttl: _builtins.int | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "statusText", b"statusText", "ttl", b"ttl"]  # noqa: Y015
@@ -131,12 +133,12 @@ class Message(_message.Message):
 
         NS_FIELD_NUMBER: _builtins.int
         ID_FIELD_NUMBER: _builtins.int
-        ns: _builtins.str
+        ns: _builtins.bytes
         id: _builtins.bytes
         def __init__(
             self,
             *,
-            ns: _builtins.str | None = ...,
+            ns: _builtins.bytes | None = ...,
             id: _builtins.bytes | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "ns", b"ns"]  # noqa: Y015
@@ -152,13 +154,13 @@ class Message(_message.Message):
         NS_FIELD_NUMBER: _builtins.int
         LIMIT_FIELD_NUMBER: _builtins.int
         COOKIE_FIELD_NUMBER: _builtins.int
-        ns: _builtins.str
+        ns: _builtins.bytes
         limit: _builtins.int
         cookie: _builtins.bytes
         def __init__(
             self,
             *,
-            ns: _builtins.str | None = ...,
+            ns: _builtins.bytes | None = ...,
             limit: _builtins.int | None = ...,
             cookie: _builtins.bytes | None = ...,
         ) -> None: ...
@@ -178,7 +180,7 @@ class Message(_message.Message):
         STATUSTEXT_FIELD_NUMBER: _builtins.int
         cookie: _builtins.bytes
         status: _builtins.int
-        statusText: _builtins.str
+        statusText: _builtins.bytes
         @_builtins.property
         def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message.Register]: ...
         def __init__(
@@ -187,7 +189,7 @@ class Message(_message.Message):
             registrations: _abc.Iterable[Global___Message.Register] | None = ...,
             cookie: _builtins.bytes | None = ...,
             status: _builtins.int | None = ...,
-            statusText: _builtins.str | None = ...,
+            statusText: _builtins.bytes | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["cookie", b"cookie", "status", b"status", "statusText", b"statusText"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
