@@ -17,7 +17,7 @@ from p2pstack.builder import open_host
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import Service
-from protocols.discovery.rendezvous import Rendezvous, RendezvousPoint
+from protocols.discovery.rendezvous import RegistryConfig, Rendezvous, RendezvousPoint
 from protocols.identify import Identify
 from tests.interop.conftest import Peer
 from tests.interop.peers import Event, PeerProcess
@@ -161,3 +161,21 @@ async def test_py_client_at_our_point(peer: Peer) -> None:
                 with anyio.fail_after(TIMEOUT):
                     await unregistered.wait()  # UNREGISTER has no answer
                 assert [r.peer for r in point.registry.registrations("app")] == [ho.peer_id]
+
+
+@pytest.mark.anyio
+async def test_py_client_that_only_discovers(peer: Peer) -> None:
+    # Without a PeerInfo registration of its own, py is recognised only by the point's option.
+    point = RendezvousPoint(RegistryConfig(peer_info_responses=True))
+    async with our_hosts([point]) as (hp,):
+        ours = Rendezvous([str(hp.addrs[0])])
+        async with our_hosts([ours]) as (ho,):
+            with anyio.fail_after(TIMEOUT):
+                await ours.register("app")
+            args = ["--listen", "/ip4/127.0.0.1/tcp/0", "--rendezvous", "client"]
+            async with peer("py", [*args, "--bootstrap", str(hp.addrs[0])]) as proc:
+                await proc.wait_for("ready", TIMEOUT)
+                reply = await command(proc, "discover app 10")
+                assert reply["peers"] == [
+                    {"peer_id": str(ho.peer_id), "addrs": [str(a) for a in ho.listen_addrs]}
+                ]
