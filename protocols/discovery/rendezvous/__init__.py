@@ -10,10 +10,11 @@ Typical use::
     async for found in client.discovered(): ...
 
 Parts: ``_wire`` (messages, records), ``_registry`` (the point's sans-IO core), ``_point`` and
-``_client`` (the drivers).
+``_client`` (the drivers), ``_exchange`` (the client's single requests).
 """
 
-from protocols.discovery.rendezvous._client import Rendezvous, RendezvousRegistration
+from protocols.discovery.rendezvous._client import Rendezvous
+from protocols.discovery.rendezvous._exchange import RendezvousRegistration
 from protocols.discovery.rendezvous._point import PointStatistics, RendezvousPoint
 from protocols.discovery.rendezvous._registry import (
     Registration,

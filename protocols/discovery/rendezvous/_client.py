@@ -20,39 +20,36 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.discovery import DiscoveredPeer, DiscoveryFeed
-from p2pstack.errors import NETWORK_ERRORS, IdentityError, RemoteProtocolError
-from p2pstack.framing import write_lp
+from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.identity import PeerId, PeerRecord
 from p2pstack.multiaddrs import split_peer_id
 from p2pstack.peerstore import ADDR_TTL_PERMANENT
-from p2pstack.reqresp import request
+from protocols.discovery.rendezvous._exchange import (
+    RendezvousRegistration,
+    send_discover,
+    send_register,
+    send_unregister,
+)
 from protocols.discovery.rendezvous._wire import (
     DEFAULT_TTL,
     MAX_NAMESPACE_LENGTH,
-    MAX_RESPONSE_SIZE,
-    PROTOCOL_ID,
     Discover,
-    DiscoverResponse,
     Register,
     RegisterResponse,
     RendezvousError,
     RendezvousRefused,
     Status,
     Unregister,
-    decode_message,
-    encode_message,
     encode_peer_info,
-    open_record,
 )
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
 
-__all__ = ["Rendezvous", "RendezvousRegistration"]
+__all__ = ["Rendezvous"]
 
 _log = logging.getLogger(__name__)
 # P2PError (in NETWORK_ERRORS) covers RendezvousError and the request errors.
@@ -63,25 +60,6 @@ _MAX_PAGES = 16
 #: Seconds before retrying a failed registration: doubling from the first to the last (the
 #: first attempt often runs before the host listens).
 _RETRY_FIRST, _RETRY_MAX = 0.5, 60.0
-
-
-@attrs.frozen(kw_only=True)
-class RendezvousRegistration:
-    """A registration as discovered.
-
-    Attributes:
-        ns: its namespace.
-        peer_id: the registered peer.
-        addrs: its addresses (without ``/p2p/``).
-        ttl: seconds it has left at the point.
-        signed: True if it came as a verified signed peer record.
-    """
-
-    ns: str
-    peer_id: PeerId
-    addrs: tuple[Multiaddr, ...]
-    ttl: int
-    signed: bool
 
 
 def _parse_point(point: Multiaddr | str) -> tuple[PeerId, Multiaddr | None]:
@@ -140,6 +118,8 @@ class Rendezvous:
         self._peer_info_points: set[PeerId] = set()
         self._cookies: dict[tuple[PeerId, str], bytes] = {}
         self._registered: set[tuple[PeerId, str]] = set()
+        # Unregistered by the application: the background refresh of these stops.
+        self._withdrawn: set[tuple[PeerId, str]] = set()
         self._feed = DiscoveryFeed()
         self._host: Host | None = None
         self._record_seq = 0
@@ -211,10 +191,12 @@ class Rendezvous:
         if response.status != Status.OK:
             raise RendezvousRefused(response.status, response.text)
         self._registered.add((peer, namespace))
+        self._withdrawn.discard((peer, namespace))
         return response.ttl
 
     async def unregister(self, namespace: str, *, point: PeerId | None = None) -> None:
-        """Remove our registration in ``namespace`` (no answer comes: the spec has none).
+        """Remove our registration in ``namespace`` (no answer comes: the spec has none), and
+        stop refreshing it if it is one of the service's ``register`` namespaces.
 
         Raises:
             DialError, P2PTimeoutError, ...: the message could not be sent.
@@ -222,16 +204,11 @@ class Rendezvous:
         host = self._need_host()
         peer = self._point(point)
         self._registered.discard((peer, namespace))
+        self._withdrawn.add((peer, namespace))
         # py-libp2p's point requires the (deprecated) peer ID field and ignores the message
         # without it; points following the spec ignore it.
-        payload = encode_message(Unregister(ns=namespace, peer_id=host.peer_id.to_bytes()))
-        with anyio.fail_after(self._timeout):
-            stream = await host.new_stream(peer, [PROTOCOL_ID])
-            try:
-                await write_lp(stream, payload)
-                await stream.send_eof()
-            finally:
-                await stream.aclose()
+        msg = Unregister(ns=namespace, peer_id=host.peer_id.to_bytes())
+        await send_unregister(host, peer, msg, timeout=self._timeout)
 
     async def discover(
         self,
@@ -255,41 +232,16 @@ class Rendezvous:
         Raises:
             RendezvousRefused: the point answered with an error status.
             RemoteProtocolError: the answer is not a DISCOVER_RESPONSE.
+            DialError, RequestTimeout, ...: from the request.
         """
-        host = self._need_host()
-        peer = self._point(point)
         msg = Discover(ns=namespace, limit=limit, cookie=cookie)
-        raw = await request(
-            host,
-            peer,
-            [PROTOCOL_ID],
-            encode_message(msg),
+        return await send_discover(
+            self._need_host(),
+            self._point(point),
+            msg,
             timeout=self._timeout,
-            max_response_size=MAX_RESPONSE_SIZE,
+            allow_unsigned=self._allow_unsigned,
         )
-        response = decode_message(raw)
-        if not isinstance(response, DiscoverResponse):
-            raise RemoteProtocolError(f"{peer} answered DISCOVER with {type(response).__name__}")
-        if response.status != Status.OK:
-            raise RendezvousRefused(response.status, response.text)
-        found = []
-        for reg in response.registrations:
-            try:
-                opened = open_record(reg.record, allow_unsigned=self._allow_unsigned)
-            except IdentityError as exc:
-                _log.debug("skipping a registration from %s: %s", peer, exc)
-                continue
-            ttl = reg.ttl or 0
-            found.append(
-                RendezvousRegistration(
-                    ns=reg.ns,
-                    peer_id=opened.peer_id,
-                    addrs=opened.addrs,
-                    ttl=ttl,
-                    signed=opened.signed,
-                )
-            )
-        return found, response.cookie
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -318,17 +270,11 @@ class Rendezvous:
         self, peer: PeerId, ns: str, ttl: int, addrs: tuple[Multiaddr, ...], *, peer_info: bool
     ) -> RegisterResponse:
         msg = Register(ns=ns, record=self._record(addrs, peer_info=peer_info), ttl=ttl)
-        raw = await request(
-            self._need_host(), peer, [PROTOCOL_ID], encode_message(msg), timeout=self._timeout
-        )
-        response = decode_message(raw)
-        if not isinstance(response, RegisterResponse):
-            raise RemoteProtocolError(f"{peer} answered REGISTER with {type(response).__name__}")
-        return response
+        return await send_register(self._need_host(), peer, msg, timeout=self._timeout)
 
     async def _keep_registered(self, peer: PeerId, ns: str) -> None:
         retry = _RETRY_FIRST
-        while True:
+        while (peer, ns) not in self._withdrawn:
             try:
                 granted = await self.register(ns, self._ttl, point=peer)
                 delay, retry = max(1.0, math.floor(granted * 7 / 8)), _RETRY_FIRST
