@@ -176,8 +176,12 @@ class Rendezvous:
             RemoteProtocolError: the point's answer is not a REGISTER_RESPONSE.
             DialError, RequestTimeout, ...: from the request.
         """
-        host = self._need_host()
         peer = self._point(point)
+        self._withdrawn.discard((peer, namespace))
+        return await self._register(peer, namespace, ttl)
+
+    async def _register(self, peer: PeerId, namespace: str, ttl: int | None) -> int:
+        host = self._need_host()
         addrs = tuple(host.listen_addrs)
         if not addrs:
             raise RendezvousError("no listen address to register")
@@ -191,7 +195,6 @@ class Rendezvous:
         if response.status != Status.OK:
             raise RendezvousRefused(response.status, response.text)
         self._registered.add((peer, namespace))
-        self._withdrawn.discard((peer, namespace))
         return response.ttl
 
     async def unregister(self, namespace: str, *, point: PeerId | None = None) -> None:
@@ -276,7 +279,10 @@ class Rendezvous:
         retry = _RETRY_FIRST
         while (peer, ns) not in self._withdrawn:
             try:
-                granted = await self.register(ns, self._ttl, point=peer)
+                granted = await self._register(peer, ns, self._ttl)
+                if (peer, ns) in self._withdrawn:  # unregistered while this was under way
+                    await self.unregister(ns, point=peer)
+                    return
                 delay, retry = max(1.0, math.floor(granted * 7 / 8)), _RETRY_FIRST
             except _ERRORS as exc:
                 _log.info("rendezvous: registering %r at %s failed: %r", ns, peer, exc)
