@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2pstack.errors import RemoteProtocolError
 from p2pstack.identity import Identity, PeerId
@@ -251,3 +253,41 @@ def test_bad_construction() -> None:
         Registry(nonce=b"short")
     with pytest.raises(ValueError):
         make(min_ttl=10, default_ttl=5)
+
+
+@given(
+    ops=st.lists(st.tuples(st.integers(0, 4), st.booleans()), max_size=25),
+    limit=st.integers(0, 4),
+)
+@settings(max_examples=60, deadline=None)
+def test_paging_with_cookies_sees_each_registration_once(
+    ops: list[tuple[int, bool]], limit: int
+) -> None:
+    # Registrations, refreshes and unregistrations interleaved with pages: a reader following
+    # the cookie sees every live registration, and each refresh again, once and in order.
+    reg = make(max_discover_limit=3)
+    records = {i: register(IDS[i]) for i in range(5)}
+    cookie = b""
+    seen: list[int] = []
+    expected: list[int] = []
+    for who, add in ops:
+        peer = IDS[who].peer_id
+        if add:
+            reg.register(peer, records[who], 0.0)
+            expected = [s for s in expected if s != who] + [who]
+        else:
+            reg.unregister(peer, "app")
+            expected = [s for s in expected if s != who]
+        page = reg.discover(IDS[5].peer_id, Discover(ns="app", limit=limit, cookie=cookie), 0.0)
+        assert page.status == Status.OK
+        cookie = page.cookie
+        seen += [IDS.index(next(i for i in IDS if i.peer_id == p)) for p in peers_of(page)]
+    for _ in range(30):
+        page = reg.discover(IDS[5].peer_id, Discover(ns="app", limit=limit, cookie=cookie), 0.0)
+        cookie = page.cookie
+        seen += [IDS.index(next(i for i in IDS if i.peer_id == p)) for p in peers_of(page)]
+    # every live registration was seen, and after its last refresh
+    for who in expected:
+        assert who in seen
+    live_order = [w for w in seen if w in expected]
+    assert [w for i, w in enumerate(live_order) if w not in live_order[i + 1 :]] == expected
