@@ -65,6 +65,8 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("kad_message", "_kad", "Kademlia DHT Message protobuf decoding and re-encoding"),
         _spec("kad_stream", "_kad", "Kademlia DHT length-prefixed stream decoder"),
         _spec("kad_lookup", "_kad", "Kademlia closest-peers lookup driven by arbitrary events"),
+        _spec("rendezvous_message", "_rendezvous", "rendezvous Message decoding and its records"),
+        _spec("rendezvous_point", "_rendezvous", "rendezvous point registry fed peers' requests"),
         _spec(
             "pubsub_rpc",
             "_pubsub",

@@ -22,7 +22,7 @@ from fuzz import _noise
 from fuzz._identity import CERTIFICATE_CHECK_TIME
 from fuzz._registry import TARGETS
 from p2pstack.framing import encode_lp
-from p2pstack.identity import LIBP2P_TLS_OID, Envelope, Identity, PeerRecord
+from p2pstack.identity import LIBP2P_TLS_OID, Envelope, Identity, PeerId, PeerRecord
 from protocols.identify import IdentifyMessage, encode_identify, frame_identify
 from protocols.pubsub import (
     RPC,
@@ -301,6 +301,49 @@ def _pubsub_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _rendezvous_seeds() -> dict[str, dict[str, bytes]]:
+    from protocols.discovery.rendezvous import (
+        Discover,
+        Register,
+        Unregister,
+        encode_message,
+        encode_peer_info,
+    )
+
+    signer, _ = _noise.identities()
+    addr = Multiaddr("/ip4/127.0.0.1/tcp/4001")
+    record = PeerRecord(signer.peer_id, 1, [addr]).seal(signer.private_key).to_bytes()
+    register = encode_message(Register(ns="app", record=record, ttl=600))
+    # From the third, keyless peer of fuzz._rendezvous.POINT_PEERS: b"\x12\x20" + 32 x 0x01.
+    keyless = PeerId.from_bytes(b"\x12\x20" + b"\x01" * 32)
+    info = encode_peer_info(keyless, (addr,))
+    unsigned = encode_message(Register(ns="app", record=info, ttl=60))
+    discover = encode_message(Discover(ns="app", limit=2))
+    unregister = encode_message(Unregister(ns="app"))
+    # py-libp2p 0.8.1's REGISTER (proto3: no type field) as it sent it in the interop test.
+    py_register = bytes.fromhex(
+        "123c0a0361707012320a260024080112208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf374"
+        "8801b40f6f5c1208047f000001060fa118a038"
+    )
+    return {
+        "rendezvous_message": {
+            "register": register,
+            "py-register": py_register,
+            "discover": discover,
+        },
+        "rendezvous_point": {
+            "register-discover": b"\x00"
+            + encode_lp(b"\x00" + register)
+            + encode_lp(b"\x02" + unsigned)
+            + encode_lp(b"\x05" + discover),
+            "expire-unregister": b"\x00"
+            + encode_lp(b"\x00" + register)
+            + encode_lp(b"\x40" + discover)
+            + encode_lp(b"\x00" + unregister),
+        },
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -309,6 +352,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_identity_seeds(),
         **_kad_seeds(),
         **_pubsub_seeds(),
+        **_rendezvous_seeds(),
     }
 
 

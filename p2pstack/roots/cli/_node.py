@@ -20,7 +20,7 @@ from p2pstack.roots.cli._client import setup_timeouts
 from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.cli._dht_args import node_wants_dht
 from p2pstack.roots.cli._pubsub_args import node_wants_pubsub
-from p2pstack.roots.defaults import open_default_host
+from p2pstack.roots.defaults import default_services, open_default_host
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._dht import check_bootstrap_option
 
         check_bootstrap_option(args.bootstrap)
+    if args.rendezvous or args.namespace:
+        from p2pstack.roots.cli._rendezvous import check_rendezvous_options
+
+        check_rendezvous_options(args)
     return run_async(_serve, args)
 
 
@@ -147,6 +151,10 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli import _pubsub
 
         services = _pubsub.node_services(parts.router)
+    if args.rendezvous_point or args.rendezvous:
+        from p2pstack.roots.cli._rendezvous import rendezvous_services
+
+        services = [*(services or default_services(serve_perf=True)), *rendezvous_services(args)]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -239,6 +247,11 @@ def _start_work(
         from p2pstack.roots.cli import _dht
 
         tg.start_soon(_dht.report_join, host, args.bootstrap, out, timeout)
+    if args.rendezvous:
+        from p2pstack.roots.cli._rendezvous import print_discoveries
+        from protocols.discovery.rendezvous import Rendezvous
+
+        tg.start_soon(print_discoveries, host.service(Rendezvous), out)
 
 
 async def _report_events(

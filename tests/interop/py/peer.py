@@ -1,6 +1,7 @@
 """py-libp2p 0.8.1 interop peer: TCP + Noise or TLS + yamux/mplex (or QUIC-v1, when an address
 asks for it) + identify + ping, echo and perf; with --dht also a Kademlia DHT node driven by
-commands on stdin (peer_kad.py).
+commands on stdin (peer_kad.py); with --rendezvous a rendezvous point or client
+(peer_rendezvous.py).
 
 Perf follows https://github.com/libp2p/specs/blob/master/perf/perf.md. The command line and the
 JSON-lines output contract are described in ../README.md. Runs in its own venv
@@ -59,6 +60,7 @@ from peer_common import (
 )
 from peer_kad import open_dht, run_command
 from peer_pubsub import open_pubsub, run_pubsub_command
+from peer_rendezvous import open_rendezvous, run_rendezvous_command
 
 SHUTDOWN_GRACE = 5.0  # seconds allowed for host shutdown
 QUIC_TAIL_WAIT = 0.05  # seconds a QUIC end of stream waits for late data (late_tail_reads)
@@ -101,7 +103,10 @@ def parse_command_line(argv: list[str]) -> Config:
     p.add_argument("--dht-namespace", action="append", default=[])
     p.add_argument("--bootstrap", action="append", default=[])
     p.add_argument("--pubsub", choices=["gossipsub", "floodsub"])
+    p.add_argument("--rendezvous", choices=["point", "client"])
     a = p.parse_args(argv)
+    if a.rendezvous is not None and (a.listen is None or a.dht or a.pubsub):
+        raise PeerError("--rendezvous needs --listen and mixes with neither --dht nor --pubsub")
     if (a.dht is not None or a.pubsub is not None) and a.listen is None:
         raise PeerError("--dht and --pubsub need --listen")
     if a.dht is not None and a.pubsub is not None:
@@ -124,6 +129,7 @@ def parse_command_line(argv: list[str]) -> Config:
         bootstrap=a.bootstrap,
         pubsub=a.pubsub,
         security=a.security or ["noise"],
+        rendezvous=a.rendezvous,
     )
 
 
@@ -392,6 +398,10 @@ async def serve(host: Any, cfg: Config) -> None:
         async with open_pubsub(host, cfg) as node:
             emit("ready")
             await wait_for_shutdown(lambda line: run_pubsub_command(node, line))
+    elif cfg.rendezvous is not None:
+        async with open_rendezvous(host, cfg) as rv:
+            emit("ready")
+            await wait_for_shutdown(lambda line: run_rendezvous_command(rv, line))
     elif cfg.listen:
         await wait_for_shutdown()
 

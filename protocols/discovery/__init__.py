@@ -1,0 +1,1 @@
+"""Peer discovery protocols (``rendezvous``, ...), each in its own subpackage."""
