@@ -28,6 +28,7 @@ from protocols.membership._wire import (
     Ack,
     Alive,
     Broadcast,
+    Dead,
     Leave,
     MemberRecord,
     Message,
@@ -160,7 +161,7 @@ class SwimCore(MemberTable):
             if self._next_probe <= now:
                 self._next_probe = now + self._probe_interval()
         if now >= self._next_gossip:
-            self._gossip()
+            self._gossip(now)
             self._next_gossip = max(self._next_gossip + self.config.gossip_interval, now + 1e-3)
         if now >= self._next_push_pull:
             self._next_push_pull = now + self.config.push_pull_interval
@@ -214,7 +215,7 @@ class SwimCore(MemberTable):
         self._incarnation += 1
         signature = self._sign(leave_payload(self.local, self._incarnation))
         self._queue.push(Leave(self.local, self._incarnation, signature))
-        self._gossip()
+        self._gossip(now)
 
     @property
     def leave_pending(self) -> bool:
@@ -296,8 +297,9 @@ class SwimCore(MemberTable):
         """Queue ``primary`` for ``peer`` with as many broadcasts as fit the piggyback budget."""
         budget = self.config.piggyback_bytes - sum(broadcast_size(b) for b in first)
         limit = retransmit_limit(self.config.retransmit_mult, self.live_count())
-        # Never tell a member about itself: it knows, and suspicion of it is in ``first``.
-        extra = self._queue.take(budget, limit, skip=lambda b: b.peer_id == peer)
+        # A buddy probe already carries the suspicion of the target first.
+        skip = (lambda b: b.peer_id == peer) if first else None
+        extra = self._queue.take(budget, limit, skip=skip)
         if isinstance(primary, PushPull):
             data = encode_message(Message(primary, first), max_size=self.config.max_push_pull_size)
         else:
@@ -310,11 +312,20 @@ class SwimCore(MemberTable):
         self._sent += 1
         self._bytes += len(data)
 
-    def _gossip(self) -> None:
+    def _gossip(self, now: float) -> None:
         if not len(self._queue):
             return
         window = self.config.gossip_window
-        pool = self.upcoming_probe_targets(window) if window is not None else self._live_others()
+        if window is not None:
+            pool = self.upcoming_probe_targets(window)
+        else:
+            # memberlist also gossips to the recently dead (GossipToTheDeadTime): a live member
+            # wrongly declared dead hears it and refutes.
+            pool = self._live_others() + [
+                p
+                for p, m in self._members.items()
+                if m.state is MemberState.DEAD and now - m.state_change < self.config.dead_retention
+            ]
         if not pool:
             return
         for peer in self._rng.sample(pool, min(self.config.gossip_nodes, len(pool))):
@@ -412,11 +423,23 @@ class SwimCore(MemberTable):
             # Suspects the target, or confirms an existing suspicion as one more member's view.
             self._on_suspect(now, probe.target, member.incarnation, self.local, dead=False)
 
+    def _about_sender(self, sender: PeerId) -> tuple[Broadcast, ...]:
+        """What a pinging member must hear first: that we suspect it or hold it dead (so that it
+        refutes at once even when that claim has left every gossip queue)."""
+        member = self._members.get(sender)
+        if member is None or member.state is MemberState.ALIVE:
+            return ()
+        if member.state is MemberState.SUSPECT:
+            return (Suspect(sender, member.incarnation, self.local),)
+        if member.state is MemberState.DEAD:
+            return (Dead(sender, member.incarnation, self.local),)
+        return ()
+
     def _on_primary(self, now: float, sender: PeerId, primary: Primary) -> None:
         match primary:
             case Ping(seq, target):
                 if target == self.local:
-                    self._send(sender, Ack(seq))
+                    self._send(sender, Ack(seq), self._about_sender(sender))
             case Ack(seq):
                 probe = self._probe
                 if (

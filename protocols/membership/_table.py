@@ -204,6 +204,7 @@ class MemberTable:
         member = self._members.get(peer_id)
         if member is None or inc < member.incarnation or member.state not in _LIVE:
             return
+        self._check_jump(member, inc)
         # Unsigned claims never raise an incarnation: only the member's own alive claim does, so
         # its refutation (above anything it signed) always overrides a liar's claim.
         inc = member.incarnation
