@@ -65,6 +65,8 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("kad_message", "_kad", "Kademlia DHT Message protobuf decoding and re-encoding"),
         _spec("kad_stream", "_kad", "Kademlia DHT length-prefixed stream decoder"),
         _spec("kad_lookup", "_kad", "Kademlia closest-peers lookup driven by arbitrary events"),
+        _spec("swim_message", "_swim", "SWIM membership Message decoding and re-encoding"),
+        _spec("swim_core", "_swim", "SWIM membership core fed arbitrary messages and time"),
         _spec(
             "pubsub_rpc",
             "_pubsub",
