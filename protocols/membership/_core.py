@@ -203,7 +203,9 @@ class SwimCore(MemberTable):
 
     def join(self, now: float, seed: PeerId) -> None:
         """Join through ``seed`` (a member the driver can reach): a push-pull exchange with it."""
-        self.leaving = False
+        if self.leaving:  # a rejoin: a new life above the leave claim
+            self.leaving = False
+            self._bump_incarnation()
         self._send(seed, self._push_pull(join=True, reply=False))
 
     def leave(self, now: float) -> None:
@@ -333,9 +335,15 @@ class SwimCore(MemberTable):
 
     def _push_pull(self, *, join: bool, reply: bool) -> PushPull:
         records = [MemberRecord(self._self_alive, MemberState.ALIVE, self._incarnation)]
+        # Stay within the push-pull bound whatever the members announced (each record is its
+        # alive claim plus a few bytes of state and a leave signature).
+        room = self.config.max_push_pull_size - broadcast_size(self._self_alive) - 64
         for m in self._members.values():
             if m.alive_signature:
                 alive = _alive_of(m)
+                room -= broadcast_size(alive) + len(m.leave_signature) + 32
+                if room < 0:
+                    break
                 records.append(MemberRecord(alive, m.state, m.incarnation, m.leave_signature))
         return PushPull(join, reply, tuple(records))
 

@@ -305,3 +305,27 @@ def test_oversized_probe_message_refused() -> None:
     with pytest.raises(SwimProtocolError):
         a.handle_message(0.0, P1, encode_message(Message(Ack(1), claims), max_size=4096))
     assert a.members() == []
+
+
+def test_push_pull_stays_within_its_bound() -> None:
+    a = make_core(0, config=SwimConfig(max_push_pull_size=1000))
+    claims = tuple(_signed_alive(i, 0, Metadata(0.0, {"k": b"x" * 100})) for i in range(1, 12))
+    for claim in claims:
+        a.handle_message(0.0, P1, encode_message(Message(None, (claim,)), max_size=4096))
+    assert len(a.members()) == 11
+    a.join(0.0, P1)
+    [(_, data)] = a.outgoing()
+    assert len(data) <= 1000
+    push = _decode(data).primary
+    assert isinstance(push, PushPull) and 1 < len(push.members) < 12
+
+
+def test_rejoin_after_leave_is_a_new_incarnation() -> None:
+    a = make_core(0)
+    a.leave(0.0)
+    left_at = a.incarnation
+    a.join(1.0, P1)
+    assert a.incarnation == left_at + 1 and not a.leaving
+    [*_, (_, data)] = a.outgoing()
+    push = _decode(data).primary
+    assert isinstance(push, PushPull) and push.members[0].alive.incarnation == left_at + 1
