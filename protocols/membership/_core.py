@@ -165,9 +165,9 @@ class SwimCore(MemberTable):
             self._next_gossip = max(self._next_gossip + self.config.gossip_interval, now + 1e-3)
         if now >= self._next_push_pull:
             self._next_push_pull = now + self.config.push_pull_interval
-            live = self._live_others()
-            if live and not self.leaving:
-                self._send(self._rng.choice(live), self._push_pull(join=False, reply=False))
+            partner = self._live.sample(self._rng, 1, lambda p: True)
+            if partner and not self.leaving:
+                self._send(partner[0], self._push_pull(join=False, reply=False))
 
     def handle_message(self, now: float, sender: PeerId, data: bytes) -> None:
         """Process one message from ``sender`` (the authenticated libp2p peer).
@@ -261,13 +261,15 @@ class SwimCore(MemberTable):
         """Power of two choices: two random alive members, the one with the lower gossiped load
         (``None`` with no alive member; the only one with one)."""
         rng = rng or self._rng
-        alive = [m for m in self._members.values() if m.state is MemberState.ALIVE]
-        if not alive:
+        pair = [
+            self._members[p]
+            for p in self._live.sample(
+                rng, 2, lambda p: self._members[p].state is MemberState.ALIVE
+            )
+        ]
+        if not pair:
             return None
-        if len(alive) == 1:
-            return alive[0].peer_id
-        a, b = rng.sample(alive, 2)
-        return (a if a.metadata.load <= b.metadata.load else b).peer_id
+        return min(pair, key=lambda m: m.metadata.load).peer_id
 
     def upcoming_probe_targets(self, k: int) -> list[PeerId]:
         """The next ``k`` members to be probed (the rest of this round; not beyond it, since
@@ -317,21 +319,27 @@ class SwimCore(MemberTable):
     def _gossip(self, now: float) -> None:
         if not len(self._queue):
             return
+        k = self.config.gossip_nodes
         window = self.config.gossip_window
         if window is not None:
             pool = self.upcoming_probe_targets(window)
+            targets = self._rng.sample(pool, min(k, len(pool)))
         else:
+            targets = self._live.sample(self._rng, k, lambda p: True)
             # memberlist also gossips to the recently dead (GossipToTheDeadTime): a live member
-            # wrongly declared dead hears it and refutes.
-            pool = self._live_others() + [
-                p
-                for p, m in self._members.items()
-                if m.state is MemberState.DEAD and now - m.state_change < self.config.dead_retention
-            ]
-        if not pool:
-            return
-        for peer in self._rng.sample(pool, min(self.config.gossip_nodes, len(pool))):
+            # wrongly declared dead hears it and refutes. One may take a target's place, in
+            # proportion to how many there are.
+            recent = self._dead.sample(self._rng, 1, lambda p: self._recently_dead(p, now))
+            if recent and (
+                len(targets) < k
+                or self._rng.random() < k * len(self._dead) / (len(self._dead) + len(self._live))
+            ):
+                targets = targets[: k - 1] + recent
+        for peer in targets:
             self._send(peer, None)
+
+    def _recently_dead(self, peer_id: PeerId, now: float) -> bool:
+        return now - self._members[peer_id].state_change < self.config.dead_retention
 
     def _push_pull(self, *, join: bool, reply: bool) -> PushPull:
         records = [MemberRecord(self._self_alive, MemberState.ALIVE, self._incarnation)]
@@ -362,13 +370,6 @@ class SwimCore(MemberTable):
 
     def _probe_interval(self) -> float:
         return self.awareness.scale(self.config.probe_interval)
-
-    def _live_others(self) -> list[PeerId]:
-        return [
-            p
-            for p, m in self._members.items()
-            if m.state in (MemberState.ALIVE, MemberState.SUSPECT)
-        ]
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -404,12 +405,11 @@ class SwimCore(MemberTable):
 
     def _start_indirect(self, probe: _Probe) -> None:
         probe.indirect = True
-        candidates = [
-            p
-            for p, m in self._members.items()
-            if m.state is MemberState.ALIVE and p != probe.target
-        ]
-        helpers = self._rng.sample(candidates, min(self.config.indirect_checks, len(candidates)))
+        helpers = self._live.sample(
+            self._rng,
+            self.config.indirect_checks,
+            lambda p: p != probe.target and self._members[p].state is MemberState.ALIVE,
+        )
         probe.helpers = frozenset(helpers)
         for helper in helpers:
             self._send(helper, PingReq(probe.seq, probe.target))

@@ -45,10 +45,13 @@ class Suspicion:
     max_timeout: float
     confirmations: set[PeerId]
     n: int = 0
+    deadline: float = 0.0
 
     @classmethod
     def new(cls, start: float, sender: PeerId, k: int, min_t: float, max_t: float) -> Suspicion:
-        return cls(start, k, min_t, max_t if k >= 1 else min_t, {sender})
+        s = cls(start, k, min_t, max_t if k >= 1 else min_t, {sender})
+        s.deadline = start + s.timeout()
+        return s
 
     def timeout(self) -> float:
         if self.k < 1:
@@ -57,16 +60,13 @@ class Suspicion:
         raw = self.max_timeout - frac * (self.max_timeout - self.min_timeout)
         return max(math.floor(raw * 1000) / 1000, self.min_timeout)
 
-    @property
-    def deadline(self) -> float:
-        return self.start + self.timeout()
-
     def confirm(self, sender: PeerId) -> bool:
         """Count ``sender``'s suspicion once; ``True`` if it was new (and should be gossiped)."""
         if self.n >= self.k or sender in self.confirmations:
             return False
         self.confirmations.add(sender)
         self.n += 1
+        self.deadline = self.start + self.timeout()
         return True
 
 

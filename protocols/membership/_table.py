@@ -6,6 +6,7 @@ dead and leave claims (hashicorp/memberlist ``state.go`` ``aliveNode``/``suspect
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from p2pstack.identity import PeerId
 from protocols.membership._lifeguard import Awareness, BroadcastQueue, Suspicion
@@ -44,6 +45,49 @@ __all__ = ["MemberTable"]
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
 
 
+class PeerSet:
+    """Peers with O(1) add, remove and random draws (a list plus positions), so that choosing
+    gossip targets and helpers does not scan the whole table."""
+
+    def __init__(self) -> None:
+        self.items: list[PeerId] = []
+        self._pos: dict[PeerId, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, peer_id: object) -> bool:
+        return peer_id in self._pos
+
+    def add(self, peer_id: PeerId) -> None:
+        if peer_id not in self._pos:
+            self._pos[peer_id] = len(self.items)
+            self.items.append(peer_id)
+
+    def discard(self, peer_id: PeerId) -> None:
+        i = self._pos.pop(peer_id, None)
+        if i is None:
+            return
+        last = self.items.pop()
+        if i < len(self.items):
+            self.items[i] = last
+            self._pos[last] = i
+
+    def sample(self, rng: random.Random, k: int, accept: Callable[[PeerId], bool]) -> list[PeerId]:
+        """Up to ``k`` distinct random peers that ``accept`` takes."""
+        if len(self.items) <= 4 * k + 4:
+            pool = [p for p in self.items if accept(p)]
+            return rng.sample(pool, min(k, len(pool)))
+        out: list[PeerId] = []
+        for _ in range(8 * k + 8):  # bounded rejection sampling; few peers are refused
+            peer_id = self.items[rng.randrange(len(self.items))]
+            if peer_id not in out and accept(peer_id):
+                out.append(peer_id)
+                if len(out) == k:
+                    break
+        return out
+
+
 class MemberTable:
     """Members and claims; :class:`SwimCore` adds probing, timers and messages on top."""
 
@@ -67,6 +111,8 @@ class MemberTable:
         self._incarnation = 0
         self._self_alive = self._signed_alive()
         self._members: dict[PeerId, Member] = {}
+        self._live = PeerSet()  # alive or suspect
+        self._dead = PeerSet()  # dead, not yet forgotten
         self._order: list[PeerId] = []
         self._index = 0
         self._suspicions: dict[PeerId, Suspicion] = {}
@@ -101,7 +147,7 @@ class MemberTable:
 
     def live_count(self) -> int:
         """Members alive or suspect, the local one included (memberlist's node estimate)."""
-        return 1 + sum(1 for m in self._members.values() if m.state in _LIVE)
+        return 1 + len(self._live)
 
     def _insert_probe_order(self, peer_id: PeerId) -> None:
         # A random position keeps the detection bound low on average (memberlist aliveNode).
@@ -118,6 +164,8 @@ class MemberTable:
 
     def _remove(self, peer_id: PeerId) -> None:
         del self._members[peer_id]
+        self._live.discard(peer_id)
+        self._dead.discard(peer_id)
         self._suspicions.pop(peer_id, None)
         i = self._order.index(peer_id)
         del self._order[i]
@@ -137,6 +185,14 @@ class MemberTable:
     def _set_state(self, member: Member, state: MemberState, now: float) -> None:
         member.state = state
         member.state_change = now
+        if state in _LIVE:
+            self._live.add(member.peer_id)
+        else:
+            self._live.discard(member.peer_id)
+        if state is MemberState.DEAD:
+            self._dead.add(member.peer_id)
+        else:
+            self._dead.discard(member.peer_id)
         if state is not MemberState.SUSPECT:
             self._suspicions.pop(member.peer_id, None)
 
@@ -179,6 +235,7 @@ class MemberTable:
                 raise MemberTableFull(f"member table full ({self.config.max_members})")
             member = Member(a.peer_id, a.addrs, a.incarnation, MemberState.ALIVE, now, a.metadata)
             self._members[a.peer_id] = member
+            self._live.add(a.peer_id)
             self._insert_probe_order(a.peer_id)
             self._events.append(MemberJoined(a.peer_id, a.incarnation))
         else:

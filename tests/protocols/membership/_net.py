@@ -69,6 +69,31 @@ class Network:
         self.messages = 0
         self._queue: list[tuple[float, int, PeerId, PeerId, bytes]] = []
         self._counter = 0
+        self._due: dict[PeerId, float] = {}
+        self._timers: list[tuple[float, int, PeerId]] = []
+        for p in self.cores:
+            self._reschedule(p)
+
+    def set_slow(self, p: PeerId, tick: float) -> None:
+        """``p``'s timers fire and its reads happen only at multiples of ``tick``."""
+        self.slow[p] = tick
+        self._reschedule(p)
+
+    def _reschedule(self, p: PeerId) -> None:
+        d = self._deadline(p)
+        if self._due.get(p) != d:
+            self._due[p] = d
+            self._counter += 1
+            heapq.heappush(self._timers, (d, self._counter, p))
+
+    def _next_timer(self) -> tuple[float, PeerId | None]:
+        while self._timers:
+            d, _, p = self._timers[0]
+            if p in self.crashed or self._due.get(p) != d:
+                heapq.heappop(self._timers)
+                continue
+            return d, p
+        return math.inf, None
 
     def join_all(self) -> None:
         first = peer(0)
@@ -91,6 +116,7 @@ class Network:
             self.send(p, dst, data)
         for event in core.events():
             self.events.append((self.now, p, event))
+        self._reschedule(p)
 
     def _deliver(self, src: PeerId, dst: PeerId, data: bytes) -> None:
         try:
@@ -111,8 +137,7 @@ class Network:
     def run(self, duration: float) -> None:
         end = self.now + duration
         while True:
-            live = [p for p in self.cores if p not in self.crashed]
-            t_core, who = min(((self._deadline(p), p) for p in live), default=(math.inf, None))
+            t_core, who = self._next_timer()
             t_msg = self._queue[0][0] if self._queue else math.inf
             t = min(t_core, t_msg)
             if t > end:
@@ -125,6 +150,7 @@ class Network:
                     continue
                 if dst in self.slow:
                     self.inbox.setdefault(dst, []).append((src, data))
+                    self._reschedule(dst)
                 else:
                     self._deliver(src, dst, data)
                 continue

@@ -77,3 +77,26 @@ def test_broadcast_queue_skip() -> None:
     q.push(Suspect(peer(1), 0, peer(9)))
     assert q.take(4096, limit=1, skip=lambda b: b.peer_id == peer(1)) == []
     assert len(q) == 1
+
+
+def test_peer_set_draws_distinct_accepted_peers() -> None:
+    import random
+
+    from protocols.membership._table import PeerSet
+
+    s = PeerSet()
+    for i in range(50):
+        s.add(peer(i))
+    s.add(peer(0))
+    for i in range(0, 50, 2):
+        s.discard(peer(i))
+    s.discard(peer(0))
+    assert len(s) == 25 and peer(1) in s and peer(2) not in s
+    rng = random.Random(3)
+    drawn = s.sample(rng, 3, lambda p: p != peer(1))
+    assert len(drawn) == 3 and len(set(drawn)) == 3
+    assert all(p in s and p != peer(1) for p in drawn)
+    assert s.sample(rng, 3, lambda p: p == peer(1)) in ([peer(1)], [])
+    small = PeerSet()
+    small.add(peer(1))
+    assert small.sample(rng, 3, lambda p: True) == [peer(1)]
