@@ -4,6 +4,7 @@ docstring)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import attrs
@@ -272,14 +273,26 @@ class SwimCore(MemberTable):
         return min(pair, key=lambda m: m.metadata.load).peer_id
 
     def upcoming_probe_targets(self, k: int) -> list[PeerId]:
-        """The next ``k`` members to be probed (the rest of this round; not beyond it, since
-        the next round's order is drawn when it starts). The driver connects to them ahead."""
+        """The next (at most) ``k`` distinct members to be probed, in the order of their next
+        probe, so that the driver can connect to them ahead. Near the end of a round the next
+        round's order is drawn now (and then used), so the answer reaches ``k`` whenever ``k``
+        members are live."""
         out: list[PeerId] = []
-        for peer_id in self._order[self._index :]:
+        live = (MemberState.ALIVE, MemberState.SUSPECT)
+        for peer_id in itertools.islice(self._order, self._index, None):
             if len(out) >= k:
-                break
-            if self._members[peer_id].state in (MemberState.ALIVE, MemberState.SUSPECT):
+                return out
+            if self._members[peer_id].state in live:
                 out.append(peer_id)
+        if len(out) < k and len(self._order) > 0:
+            if self._next_order is None:
+                self._next_order = list(self._order)
+                self._rng.shuffle(self._next_order)
+            for peer_id in self._next_order:
+                if len(out) >= k:
+                    break
+                if self._members[peer_id].state in live and peer_id not in out:
+                    out.append(peer_id)
         return out
 
     def statistics(self) -> SwimStatistics:
@@ -382,9 +395,13 @@ class SwimCore(MemberTable):
                 self._index += 1
                 if self._members[peer_id].state in (MemberState.ALIVE, MemberState.SUSPECT):
                     return peer_id
-            # End of a round: forget the long dead, reshuffle (memberlist resetNodes).
+            # End of a round: forget the long dead, reshuffle (memberlist resetNodes), or take
+            # the order already drawn for upcoming_probe_targets.
             self.reap(now)
-            self._rng.shuffle(self._order)
+            if self._next_order is not None:
+                self._order, self._next_order = self._next_order, None
+            else:
+                self._rng.shuffle(self._order)
             self._index = 0
         return None
 

@@ -115,6 +115,8 @@ class MemberTable:
         self._dead = PeerSet()  # dead, not yet forgotten
         self._order: list[PeerId] = []
         self._index = 0
+        #: The next round's order once ``upcoming_probe_targets`` had to look past this round.
+        self._next_order: list[PeerId] | None = None
         self._suspicions: dict[PeerId, Suspicion] = {}
         self._events: list[MemberEvent] = []
         self._queue = BroadcastQueue(config.max_broadcasts)
@@ -152,6 +154,8 @@ class MemberTable:
     def _insert_probe_order(self, peer_id: PeerId) -> None:
         # A random position keeps the detection bound low on average (memberlist aliveNode).
         self._order.insert(self._rng.randint(0, len(self._order)), peer_id)
+        if self._next_order is not None:
+            self._next_order.insert(self._rng.randint(0, len(self._next_order)), peer_id)
 
     def _make_room(self) -> bool:
         if len(self._members) < self.config.max_members:
@@ -171,6 +175,8 @@ class MemberTable:
         del self._order[i]
         if i < self._index:
             self._index -= 1
+        if self._next_order is not None:
+            self._next_order.remove(peer_id)
 
     def reap(self, now: float) -> None:
         """Forget dead and left members older than ``dead_retention``."""
