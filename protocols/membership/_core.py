@@ -158,9 +158,9 @@ class SwimCore(MemberTable):
             self._finish_probe(now)
             if not self.leaving:
                 self._start_probe(now)
-            self._next_probe = max(self._next_probe + self._probe_interval(), now)
-            if self._next_probe <= now:
-                self._next_probe = now + self._probe_interval()
+            # A probe runs its whole (scaled) interval even when this timer ran late, and
+            # missed periods are not caught up (memberlist's probe blocks for its interval).
+            self._next_probe = now + self._probe_interval()
         if now >= self._next_gossip:
             self._gossip(now)
             self._next_gossip = max(self._next_gossip + self.config.gossip_interval, now + 1e-3)
