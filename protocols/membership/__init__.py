@@ -18,6 +18,8 @@ Driver contract (everything is synchronous and cheap; call order is free):
   with the same framing; a failed send is just a lost message (SWIM tolerates loss).
 * ``events()`` drains :data:`MemberEvent` values (joined, suspected, alive, dead, left,
   metadata changed).
+* ``preload(now, claims)`` with other members' ``self_claim()`` starts from a known view
+  (warm restarts; simulations that skip the join storm).
 * ``join(now, seed_peer_id)``, ``leave(now)`` (then run until ``leave_pending`` is false),
   ``set_metadata(load=..., entries=...)``, ``members()``, ``member(peer_id)``,
   ``pick_member_by_load(rng)``, ``statistics()``.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterable
 
 import attrs
 
@@ -219,6 +220,32 @@ class SwimCore(MemberTable):
         signature = self._sign(leave_payload(self.local, self._incarnation))
         self._queue.push(Leave(self.local, self._incarnation, signature))
         self._gossip(now)
+
+    def self_claim(self) -> Alive:
+        """Our current signed alive claim (what push-pull and gossip carry about us)."""
+        return self._self_alive
+
+    def preload(self, now: float, claims: Iterable[Alive]) -> None:
+        """Start from a known view: apply signed alive claims (ours included, which is skipped)
+        without queuing them for gossip, as after a completed join. For warm restarts and for
+        simulations that start from a converged cluster instead of paying the join storm (every
+        join is gossiped to every member, N² · retransmit limit claims in all).
+
+        Raises:
+            SwimProtocolError: a claim was refused (the others are applied).
+        """
+        error: SwimProtocolError | None = None
+        for claim in claims:
+            try:
+                self.apply(now, claim)
+            except MemberTableFull:
+                self.claims_rejected += 1
+            except SwimProtocolError as exc:
+                self.claims_rejected += 1
+                error = error or exc
+            self._queue.discard(claim.peer_id)
+        if error is not None:
+            raise error
 
     @property
     def leave_pending(self) -> bool:

@@ -102,6 +102,9 @@ class BroadcastQueue:
             broadcast, broadcast_size(broadcast), next(self._counter)
         )
 
+    def discard(self, peer_id: PeerId) -> None:
+        self._entries.pop(peer_id, None)
+
     def take(
         self, budget: int, limit: int, skip: Callable[[Broadcast], bool] | None = None
     ) -> list[Broadcast]:

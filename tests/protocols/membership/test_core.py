@@ -331,3 +331,14 @@ def test_rejoin_after_leave_is_a_new_incarnation() -> None:
     [*_, (_, data)] = a.outgoing()
     push = _decode(data).primary
     assert isinstance(push, PushPull) and push.members[0].alive.incarnation == left_at + 1
+
+
+def test_preload_starts_from_a_known_view_without_gossip() -> None:
+    cores = [make_core(i) for i in range(5)]
+    claims = [c.self_claim() for c in cores]
+    forged = Alive(peer(9), 0, (), Metadata(), b"bad")
+    with pytest.raises(InvalidClaimSignature):
+        cores[0].preload(0.0, [*claims, forged])
+    assert {m.peer_id for m in cores[0].members()} == {c.local for c in cores[1:]}
+    assert cores[0].statistics().broadcasts_queued == 0
+    assert [type(e) for e in cores[0].events()] == [MemberJoined] * 4
