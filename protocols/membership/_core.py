@@ -343,12 +343,13 @@ class SwimCore(MemberTable):
         limit = retransmit_limit(self.config.retransmit_mult, self.live_count())
         # A buddy probe already carries the suspicion of the target first.
         skip = (lambda b: b.peer_id == peer) if first else None
-        extra = self._queue.take(budget, limit, skip=skip)
-        if isinstance(primary, PushPull):
+        if isinstance(primary, PushPull):  # carries the whole state: nothing piggybacked
+            extra: list[bytes] = []
             data = encode_message(Message(primary, first), max_size=self.config.max_push_pull_size)
         else:
+            extra = [encoded for _, encoded in self._queue.take(budget, limit, skip=skip)]
             data = encode_message(
-                Message(primary, first + tuple(extra)), max_size=self.config.max_message_size
+                Message(primary, first), max_size=self.config.max_message_size, encoded=extra
             )
         if primary is None and not first and not extra:
             return

@@ -40,11 +40,24 @@ _MAX_INCARNATION = (1 << 63) - 1
 _MAX_SIGNATURE = 1024
 
 
+#: Parsed peer IDs by their bytes: every message names the same few hundred members, and
+#: parsing dominated decoding. Bounded: cleared when full.
+_PEERS: dict[bytes, PeerId] = {}
+_MAX_CACHED_PEERS = 1 << 16
+
+
 def _peer(data: bytes) -> PeerId:
+    peer = _PEERS.get(data)
+    if peer is not None:
+        return peer
     try:
-        return PeerId.from_bytes(data)
+        peer = PeerId.from_bytes(data)
     except (IdentityError, ValueError) as exc:
         raise SwimProtocolError(f"invalid peer ID in SWIM message: {exc}") from exc
+    if len(_PEERS) >= _MAX_CACHED_PEERS:
+        _PEERS.clear()
+    _PEERS[data] = peer
+    return peer
 
 
 def _incarnation(value: int) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import attrs
 
 from p2pstack.identity import PeerId
-from protocols.membership._wire import Broadcast, broadcast_size
+from protocols.membership._wire import Broadcast, encode_broadcast
 
 __all__ = ["Awareness", "BroadcastQueue", "Suspicion"]
 
@@ -73,7 +73,7 @@ class Suspicion:
 @attrs.define
 class _Entry:
     broadcast: Broadcast
-    size: int
+    encoded: bytes
     order: int
     transmits: int = 0
 
@@ -99,7 +99,7 @@ class BroadcastQueue:
             worst = max(self._entries.values(), key=lambda e: (e.transmits, -e.order))
             del self._entries[worst.broadcast.peer_id]
         self._entries[broadcast.peer_id] = _Entry(
-            broadcast, broadcast_size(broadcast), next(self._counter)
+            broadcast, encode_broadcast(broadcast), next(self._counter)
         )
 
     def discard(self, peer_id: PeerId) -> None:
@@ -107,17 +107,19 @@ class BroadcastQueue:
 
     def take(
         self, budget: int, limit: int, skip: Callable[[Broadcast], bool] | None = None
-    ) -> list[Broadcast]:
-        """Broadcasts fitting in ``budget`` bytes; each taken one counts a transmission and is
-        dropped at ``limit`` transmissions. ``skip`` leaves entries out (not counted)."""
-        out: list[Broadcast] = []
+    ) -> list[tuple[Broadcast, bytes]]:
+        """Broadcasts fitting in ``budget`` bytes, with their encodings (for
+        ``encode_message(encoded=...)``); each taken one counts a transmission and is dropped at
+        ``limit`` transmissions. ``skip`` leaves entries out (not counted)."""
+        out: list[tuple[Broadcast, bytes]] = []
         for entry in sorted(self._entries.values(), key=lambda e: (e.transmits, -e.order)):
             if budget < 16:
                 break
-            if entry.size > budget or (skip is not None and skip(entry.broadcast)):
+            size = len(entry.encoded)
+            if size > budget or (skip is not None and skip(entry.broadcast)):
                 continue
-            budget -= entry.size
-            out.append(entry.broadcast)
+            budget -= size
+            out.append((entry.broadcast, entry.encoded))
             entry.transmits += 1
             if entry.transmits >= limit:
                 del self._entries[entry.broadcast.peer_id]

@@ -11,6 +11,7 @@ the member table, so the core checks those.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import attrs
 
@@ -42,6 +43,7 @@ __all__ = [
     "WireLimits",
     "alive_payload",
     "broadcast_size",
+    "encode_broadcast",
     "encode_message",
     "leave_payload",
 ]
@@ -212,10 +214,16 @@ def _broadcast_pb(b: Broadcast) -> swim_pb2.Broadcast:
             )
 
 
+def encode_broadcast(b: Broadcast) -> bytes:
+    """``b`` as the bytes of one ``Message.broadcasts`` field (tag and length included), which
+    may be appended to any encoded message (protobuf concatenates repeated fields)."""
+    body = _broadcast_pb(b).SerializeToString()
+    return b"\x7a" + encode_uvarint(len(body)) + body
+
+
 def broadcast_size(b: Broadcast) -> int:
     """Bytes ``b`` adds to a message (field tag and length included)."""
-    size = _broadcast_pb(b).ByteSize()
-    return 1 + len(encode_uvarint(size)) + size
+    return len(encode_broadcast(b))
 
 
 def _set_primary(pb: swim_pb2.Message, p: Primary) -> None:
@@ -241,8 +249,9 @@ def _set_primary(pb: swim_pb2.Message, p: Primary) -> None:
             pb.push_pull.CopyFrom(swim_pb2.PushPull(join=join, reply=reply, members=records))
 
 
-def encode_message(message: Message, *, max_size: int) -> bytes:
-    """Serialise ``message``.
+def encode_message(message: Message, *, max_size: int, encoded: Sequence[bytes] = ()) -> bytes:
+    """Serialise ``message``, followed by the already encoded broadcasts ``encoded`` (from
+    :func:`encode_broadcast`; they decode after ``message.broadcasts``).
 
     Raises:
         MessageTooLarge: the encoding exceeds ``max_size``.
@@ -250,7 +259,7 @@ def encode_message(message: Message, *, max_size: int) -> bytes:
     pb = swim_pb2.Message(broadcasts=[_broadcast_pb(b) for b in message.broadcasts])
     if message.primary is not None:
         _set_primary(pb, message.primary)
-    data = pb.SerializeToString()
+    data = pb.SerializeToString() + b"".join(encoded)
     if len(data) > max_size:
         raise MessageTooLarge(f"SWIM message of {len(data)} bytes exceeds {max_size}")
     return data

@@ -59,7 +59,7 @@ def test_broadcast_queue_order_limit_and_replacement() -> None:
         q.push(Suspect(peer(i), 0, peer(9)))
     q.push(Suspect(peer(1), 5, peer(9)))  # replaces the older claim about peer 1
     assert len(q) == 3
-    first = q.take(4096, limit=2)
+    first = [b for b, _ in q.take(4096, limit=2)]
     assert [b.peer_id for b in first] == [peer(1), peer(2), peer(0)]  # newest first
     assert first[0] == Suspect(peer(1), 5, peer(9))
     assert q.take(4096, limit=2) and len(q) == 0  # dropped after two transmissions

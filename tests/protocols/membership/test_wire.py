@@ -26,6 +26,7 @@ from protocols.membership._wire import (
     Suspect,
     alive_payload,
     broadcast_size,
+    encode_broadcast,
     leave_payload,
 )
 from tests.protocols.membership._net import peer
@@ -134,3 +135,13 @@ def test_signed_payloads_are_canonical() -> None:
     assert leave_payload(A, 3) == b"/p2pstack/swim/1.0.0/leave\n" + bytes(
         [len(A.to_bytes())]
     ) + A.to_bytes() + (b"\0" * 7 + b"\x03")
+
+
+def test_pre_encoded_broadcasts_follow_the_message_ones() -> None:
+    later = (Suspect(B, 1, A), Dead(A, 2, B))
+    data = encode_message(
+        Message(Ack(9), (_alive(),)), max_size=4096, encoded=[encode_broadcast(b) for b in later]
+    )
+    assert decode_message(data, LIMITS) == Message(Ack(9), (_alive(), *later))
+    with pytest.raises(MessageTooLarge):
+        encode_message(Message(None), max_size=10, encoded=[encode_broadcast(later[0])])
