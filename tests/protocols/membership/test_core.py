@@ -342,3 +342,13 @@ def test_preload_starts_from_a_known_view_without_gossip() -> None:
     assert {m.peer_id for m in cores[0].members()} == {c.local for c in cores[1:]}
     assert cores[0].statistics().broadcasts_queued == 0
     assert [type(e) for e in cores[0].events()] == [MemberJoined] * 4
+
+
+def test_gossip_window_keeps_gossip_on_the_next_probe_targets() -> None:
+    cores = _joined(8, config=SwimConfig(gossip_window=2))
+    a = cores[0]
+    a.set_metadata(load=1.0)  # something to gossip
+    window = set(a.upcoming_probe_targets(2))
+    a.handle_timer(a._next_gossip)
+    gossip = [dst for dst, data in a.outgoing() if _decode(data).primary is None]
+    assert gossip and set(gossip) <= window
