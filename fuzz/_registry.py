@@ -67,6 +67,8 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("kad_lookup", "_kad", "Kademlia closest-peers lookup driven by arbitrary events"),
         _spec("rendezvous_message", "_rendezvous", "rendezvous Message decoding and its records"),
         _spec("rendezvous_point", "_rendezvous", "rendezvous point registry fed peers' requests"),
+        _spec("swim_message", "_swim", "SWIM membership Message decoding and re-encoding"),
+        _spec("swim_core", "_swim", "SWIM membership core fed arbitrary messages and time"),
         _spec(
             "pubsub_rpc",
             "_pubsub",

@@ -21,9 +21,25 @@ from multiaddr import Multiaddr
 from fuzz import _noise
 from fuzz._identity import CERTIFICATE_CHECK_TIME
 from fuzz._registry import TARGETS
+from fuzz._swim import SIGNATURE, fuzz_peer
 from p2pstack.framing import encode_lp
 from p2pstack.identity import LIBP2P_TLS_OID, Envelope, Identity, PeerId, PeerRecord
 from protocols.identify import IdentifyMessage, encode_identify, frame_identify
+from protocols.membership import MemberState as S
+from protocols.membership import Metadata
+from protocols.membership import encode_message as swim_encode
+from protocols.membership._wire import (
+    Ack,
+    Alive,
+    Dead,
+    Leave,
+    MemberRecord,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+)
+from protocols.membership._wire import Message as M
 from protocols.pubsub import (
     RPC,
     ControlGraft,
@@ -344,6 +360,28 @@ def _rendezvous_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _swim_seeds() -> dict[str, dict[str, bytes]]:
+    def enc(message: M) -> bytes:
+        return swim_encode(message, max_size=4096)
+
+    p0, p1, p2 = fuzz_peer(0), fuzz_peer(1), fuzz_peer(2)
+    alive = Alive(p2, 1, (b"\x04\x7f\x00\x00\x01",), Metadata(2.0, {"k": b"v"}), SIGNATURE)
+    claims = (alive, Suspect(p2, 1, p1), Dead(p2, 1, p1), Leave(p2, 2, SIGNATURE))
+    push = PushPull(True, False, (MemberRecord(alive, S.SUSPECT, 1),))
+    return {
+        "swim_message": {
+            "ping": enc(M(Ping(1, p0))),
+            "ack-claims": enc(M(Ack(1), claims)),
+            "push-pull": enc(M(push)),
+        },
+        "swim_core": {
+            "claims": b"\x04" + enc(M(None, claims)),
+            "suspect-self": b"\x00" + enc(M(PingReq(3, p2), (Suspect(p0, 0, p1),))),
+            "join": b"\x08" + enc(M(push)),
+        },
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -353,6 +391,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_kad_seeds(),
         **_pubsub_seeds(),
         **_rendezvous_seeds(),
+        **_swim_seeds(),
     }
 
 
