@@ -30,6 +30,7 @@ Driver contract (everything is synchronous and cheap; call order is free):
 
 from protocols.membership._core import SwimCore, SwimStatistics
 from protocols.membership._decode import decode_message
+from protocols.membership._policy import ConnectionPolicy
 from protocols.membership._types import (
     MAX_INCARNATION_JUMP,
     PROTOCOL_ID,
@@ -61,6 +62,7 @@ from protocols.membership._wire import Message, WireLimits, encode_message
 __all__ = [
     "MAX_INCARNATION_JUMP",
     "PROTOCOL_ID",
+    "ConnectionPolicy",
     "IncarnationTooFarError",
     "InvalidClaimSignature",
     "Member",
