@@ -22,6 +22,7 @@ from protocols.discovery._dnsaddr import (
     DnsTimeout,
     MalformedDnsAnswer,
     default_nameserver,
+    is_dnsaddr,
 )
 from protocols.discovery._policy import DialPolicy, DialPolicyConfig, DialPolicyStatistics
 from protocols.discovery._service import Discovery, DiscoveryConfig, DiscoveryStatistics
@@ -45,4 +46,5 @@ __all__ = [
     "MalformedDnsAnswer",
     "check_bootstrap_addr",
     "default_nameserver",
+    "is_dnsaddr",
 ]

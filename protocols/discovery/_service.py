@@ -85,6 +85,7 @@ class Discovery:
         self._started: list[object] = []
         self._discovered = 0
         self._announced = 0
+        self._recent: dict[tuple[PeerId, str], DiscoveredPeer] = {}
 
     async def start(self, host: Host) -> None:
         """Follow connections, start the discoverers it owns and read every discoverer."""
@@ -113,6 +114,11 @@ class Discovery:
         for discoverer in reversed(self._started):
             await discoverer.stop()  # type: ignore[attr-defined]  # started here
         self._started.clear()
+
+    def announced(self) -> list[DiscoveredPeer]:
+        """The latest announcement per (peer, source), oldest first (at most
+        ``config.policy.max_candidates``): for a reader that subscribed late."""
+        return list(self._recent.values())
 
     def statistics(self) -> DiscoveryStatistics:
         """A snapshot of the counters."""
@@ -143,7 +149,13 @@ class Discovery:
             host.peerstore.add_addrs(found.peer_id, known, self.config.addr_ttl)
         if policy.note(found.peer_id, found.source, known, now):
             self._announced += 1
-            host.events.emit(PeerDiscovered(peer=attrs.evolve(found, addrs=tuple(known))))
+            announced = attrs.evolve(found, addrs=tuple(known))
+            key = (found.peer_id, found.source)
+            self._recent.pop(key, None)
+            self._recent[key] = announced
+            while len(self._recent) > self.config.policy.max_candidates:
+                del self._recent[next(iter(self._recent))]
+            host.events.emit(PeerDiscovered(peer=announced))
         if self.config.dial:
             policy.add(found.peer_id, now, eager=found.source in self.config.eager_sources)
             self._kick()

@@ -76,6 +76,7 @@ async def test_records_announces_and_dials_up_to_the_minimum() -> None:
             assert stats.discovered == 4
             assert stats.announced == 3
             assert stats.policy.dials == 2
+            assert [f.peer_id for f in service.announced()] == [p.peer_id for p in peers]
             assert not me.connections(peers[2].peer_id)
             # One connection ends: the policy dials again to keep two.
             await me.disconnect(peers[0].peer_id)

@@ -1,0 +1,65 @@
+"""Discovery options of ``p2pstack node`` (issue 13; docs/discovery.md, "The command line").
+Standard library only: parsing must not load the network stack (see ``_registry``).
+
+``--bootstrap`` itself is declared with the DHT options (``_dht_args``) and shared. A new
+discovery source adds its flag in ``add_node_discovery_arguments``, its ``dest`` to
+``DISCOVERY_OPTIONS`` and a builder to ``_discovery.SOURCE_BUILDERS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from p2pstack.roots.cli._dht_args import _positive_float
+
+__all__ = [
+    "DISCOVERY_OPTIONS",
+    "RANDOM_WALK_INTERVAL",
+    "add_node_discovery_arguments",
+    "node_wants_discovery",
+]
+
+#: ``argparse`` destinations whose presence turns the discovery service on.
+DISCOVERY_OPTIONS: list[str] = ["bootstrap"]
+#: Default seconds between two random DHT lookups while discovery and the DHT both run.
+RANDOM_WALK_INTERVAL = 60.0
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def add_node_discovery_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``--min-connections`` and ``--random-walk`` to ``node``.
+
+    Args:
+        p: the ``node`` subparser.
+    """
+    p.add_argument(
+        "--min-connections",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="with discovery on: dial discovered peers while fewer than N are connected "
+        "(default: 8); bootstrap peers are dialed at start whatever N",
+    )
+    p.add_argument(
+        "--random-walk",
+        type=_positive_float,
+        default=RANDOM_WALK_INTERVAL,
+        metavar="SECONDS",
+        help="with discovery and the DHT on: seconds between random DHT lookups whose peers "
+        f"are discovered with source 'dht' (default: {RANDOM_WALK_INTERVAL:g})",
+    )
+
+
+def node_wants_discovery(args: argparse.Namespace) -> bool:
+    """Whether a ``node`` command runs the discovery service (a discovery source was asked
+    for: ``--bootstrap``, and the options named in ``DISCOVERY_OPTIONS``)."""
+    return any(getattr(args, name, None) for name in DISCOVERY_OPTIONS)
