@@ -39,11 +39,13 @@ def check_bootstrap_addr(addr: Multiaddr | str) -> Multiaddr:
     """
     parsed = parse_multiaddr(addr)
     if is_dnsaddr(parsed):
-        split_peer_id(parsed)  # a /p2p/ suffix, if any, must be a peer ID
+        if [p.name for p in parsed.protocols()] not in (["dnsaddr"], ["dnsaddr", "p2p"]):
+            raise ValueError(f"{addr}: only /p2p/<peer-id> may follow /dnsaddr/<name>")
+        split_peer_id(parsed)  # the /p2p/ value must be a peer ID
         return parsed
     transport, peer = split_peer_id(parsed)
     if transport is None or peer is None:
-        raise ValueError(f"{addr}: a bootstrap address ends in /p2p/<peer-id> or is /dnsaddr/")
+        raise ValueError(f"{addr}: the address must end in /p2p/<peer-id> (or be /dnsaddr/<name>)")
     return parsed
 
 

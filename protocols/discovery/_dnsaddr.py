@@ -82,7 +82,8 @@ class DnsaddrLimitExceeded(DnsaddrError):
 
 def is_dnsaddr(addr: Multiaddr) -> bool:
     """Whether ``addr`` starts with ``/dnsaddr/``."""
-    return next(iter(addr.protocols())).name == "dnsaddr"
+    first = next(iter(addr.protocols()), None)
+    return first is not None and first.name == "dnsaddr"
 
 
 def build_query(name: str, query_id: int) -> tuple[dns.message.Message, bytes]:

@@ -60,6 +60,7 @@ def test_bootstrap_peer_is_discovered_dialed_and_the_walk_finds_more() -> None:
         ("/ip4/127.0.0.1/tcp/1", "/p2p/<peer-id>"),
         ("nonsense", "--bootstrap"),
         ("/dnsaddr/example.org/p2p/notapeer", "--bootstrap"),
+        ("/dnsaddr/example.org/tcp/1", "only /p2p/"),
     ],
 )
 def test_bad_bootstrap_values_fail_with_one_line(value: str, fragment: str) -> None:

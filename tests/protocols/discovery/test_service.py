@@ -147,5 +147,6 @@ def test_bootstrap_entries_are_checked() -> None:
     BootstrapConfig(peers=[f"/dnsaddr/x.test/p2p/{peer}", f"/ip4/1.2.3.4/tcp/1/p2p/{peer}"])
     with pytest.raises(ValueError, match="p2p"):
         BootstrapConfig(peers=["/ip4/1.2.3.4/tcp/1"])
-    with pytest.raises(ValueError):
-        BootstrapConfig(peers=["not an address"])
+    for bad in ["not an address", "/", "/dnsaddr/x.test/tcp/1", f"/p2p/{peer}"]:
+        with pytest.raises(ValueError):
+            BootstrapConfig(peers=[bad])
