@@ -16,10 +16,12 @@ from p2pstack.host import Host
 from p2pstack.identity import Identity, PeerId
 from p2pstack.interfaces import Service
 from p2pstack.multiaddrs import with_peer_id
+from p2pstack.sim import run_virtual
 from protocols.discovery import (
     Bootstrap,
     BootstrapConfig,
     DialPolicyConfig,
+    DialPolicyStatistics,
     Discovery,
     DiscoveryConfig,
 )
@@ -86,17 +88,6 @@ async def test_records_announces_and_dials_up_to_the_minimum() -> None:
             assert service.statistics().policy.dials == 3
 
 
-async def test_failing_peer_is_retried_with_backoff() -> None:
-    ghost = Identity.generate().peer_id
-    dead = DiscoveredPeer(peer_id=ghost, addrs=(Multiaddr("/memory/999999"),), source="static")
-    service = Discovery([Static([dead])], config(1))
-    async with memory_hosts(1, services=[[service]]):
-        await anyio.sleep(1.0)  # backoff 0.2, 0.4, 0.8: at most four attempts in a second
-        stats = service.statistics().policy
-    assert 1 <= stats.dial_failures <= 4
-    assert stats.dials == stats.dial_failures + stats.dialing
-
-
 async def test_bootstrap_dials_at_start_and_when_connections_fall() -> None:
     async with memory_hosts(1) as (boot,):
         addr = with_peer_id(boot.addrs[0], boot.peer_id)
@@ -150,3 +141,27 @@ def test_bootstrap_entries_are_checked() -> None:
     for bad in ["not an address", "/", "/dnsaddr/x.test/tcp/1", f"/p2p/{peer}"]:
         with pytest.raises(ValueError):
             BootstrapConfig(peers=[bad])
+
+
+def test_backoff_of_a_dead_peer_in_virtual_time() -> None:
+    ghost = Identity.generate().peer_id
+    dead = DiscoveredPeer(peer_id=ghost, addrs=(Multiaddr("/memory/999999"),), source="static")
+    bootstrap = Bootstrap(BootstrapConfig(peers=[f"/memory/999998/p2p/{ghost}"]))
+    # One peer from two sources has one backoff: 1 s doubling to 300 s (the defaults). The
+    # bootstrap list offers it again after 5 s, doubling to 300 s, while no peer is connected.
+    service = Discovery([Static([dead]), bootstrap], DiscoveryConfig())
+    stats: list[object] = []
+
+    async def main() -> None:
+        async with memory_hosts(1, services=[[service]]):
+            await anyio.sleep(1000.0)
+            stats.append(service.statistics().policy)
+            stats.append(bootstrap.rounds)
+
+    run_virtual(main)
+    policy, rounds = stats
+    # Dials at 0, 1, 3, 7, 15, 31, 63, 127, 255, 511, 811 s.
+    assert isinstance(policy, DialPolicyStatistics)
+    assert policy.dial_failures == 11
+    # Offers at 0, 5, 15, 35, 75, 155, 315, 615, 915 s.
+    assert rounds == 9
