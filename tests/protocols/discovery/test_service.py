@@ -165,3 +165,16 @@ def test_backoff_of_a_dead_peer_in_virtual_time() -> None:
     assert policy.dial_failures == 11
     # Offers at 0, 5, 15, 35, 75, 155, 315, 615, 915 s.
     assert rounds == 9
+
+
+async def test_announcement_records_are_bounded() -> None:
+    ids = [Identity.generate().peer_id for _ in range(5)]
+    source = Static([DiscoveredPeer(peer_id=p, source="static") for p in ids])
+    limits = DialPolicyConfig(min_connections=0, max_candidates=2)
+    service = Discovery([source], DiscoveryConfig(policy=limits, dial=False))
+    async with memory_hosts(1, services=[[service]]) as (me,):
+        with me.events.subscribe(PeerDiscovered) as sub, anyio.fail_after(10):
+            while service.statistics().announced < len(ids):
+                await sub.receive()
+        assert [f.peer_id for f in service.announced()] == ids[-2:]
+        assert service.statistics().policy.candidates == 0  # dial=False: no candidates
