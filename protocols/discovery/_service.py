@@ -42,6 +42,8 @@ class DiscoveryConfig:
             (the bootstrap list: it offers its peers at start and when connections run low).
         dial_timeout: seconds one dial may take.
         addr_ttl: seconds discovered addresses stay in the peerstore.
+        max_addrs: addresses kept from one discovery (the first ones; a source may be fed by
+            remote peers, and the peerstore and the announcements need no more).
     """
 
     policy: DialPolicyConfig = attrs.field(factory=DialPolicyConfig)
@@ -51,6 +53,7 @@ class DiscoveryConfig:
     )
     dial_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0.0))
     addr_ttl: float = attrs.field(default=ADDR_TTL_RECENT, validator=attrs.validators.gt(0.0))
+    max_addrs: int = attrs.field(default=32, validator=attrs.validators.gt(0))
 
 
 @attrs.frozen(kw_only=True)
@@ -142,8 +145,8 @@ class Discovery:
         if found.peer_id == host.peer_id:
             return
         self._discovered += 1
-        addrs = [_transport_part(a) for a in found.addrs]
-        known = [a for a in addrs if a is not None]
+        addrs = (_transport_part(a) for a in found.addrs)
+        known = list(dict.fromkeys(a for a in addrs if a is not None))[: self.config.max_addrs]
         now = anyio.current_time()
         if known:
             host.peerstore.add_addrs(found.peer_id, known, self.config.addr_ttl)

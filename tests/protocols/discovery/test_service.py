@@ -178,3 +178,17 @@ async def test_announcement_records_are_bounded() -> None:
                 await sub.receive()
         assert [f.peer_id for f in service.announced()] == ids[-2:]
         assert service.statistics().policy.candidates == 0  # dial=False: no candidates
+
+
+async def test_addresses_of_one_discovery_are_bounded() -> None:
+    peer = Identity.generate().peer_id
+    many = tuple(Multiaddr(f"/ip4/127.0.0.1/tcp/{1000 + i}") for i in range(50))
+    source = Static([DiscoveredPeer(peer_id=peer, addrs=many + many, source="static")])
+    service = Discovery([source], DiscoveryConfig(dial=False, max_addrs=4))
+    async with memory_hosts(1, services=[[service]]) as (me,):
+        with me.events.subscribe(PeerDiscovered) as sub, anyio.fail_after(10):
+            while not service.announced():
+                await sub.receive()
+        (found,) = service.announced()
+        assert found.addrs == many[:4]
+        assert sorted(map(str, me.peerstore.addrs(peer))) == sorted(map(str, many[:4]))
