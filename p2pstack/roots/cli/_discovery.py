@@ -57,7 +57,8 @@ def direct_bootstrap(texts: Sequence[str]) -> list[str]:
 def _bootstrap(args: argparse.Namespace) -> list[PeerDiscovery]:
     if not args.bootstrap:
         return []
-    return [Bootstrap(BootstrapConfig(peers=check_bootstrap_entries(args.bootstrap)))]
+    peers = check_bootstrap_entries(args.bootstrap)
+    return [Bootstrap(BootstrapConfig(peers=peers, nameserver=args.dns_server))]
 
 
 #: Builders of the node's discovery sources from its arguments, in order (mDNS and rendezvous

@@ -17,6 +17,7 @@ __all__ = [
     "RANDOM_WALK_INTERVAL",
     "add_node_discovery_arguments",
     "node_wants_discovery",
+    "parse_nameserver",
 ]
 
 #: ``argparse`` destinations whose presence turns the discovery service on.
@@ -35,8 +36,27 @@ def _count(text: str) -> int:
     return value
 
 
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """Parse ``--dns-server``: ``HOST``, ``HOST:PORT`` or ``[IPv6]:PORT`` (port 53 if none).
+
+    Raises:
+        argparse.ArgumentTypeError: not of that form, or the port is not 1-65535.
+    """
+    host, port = text, "53"
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"invalid DNS server {text!r} (use [IPv6]:PORT)")
+        port = rest[1:] or "53"
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"invalid DNS server {text!r} (use HOST:PORT)")
+    return host, int(port)
+
+
 def add_node_discovery_arguments(p: argparse.ArgumentParser) -> None:
-    """Add ``--min-connections`` and ``--random-walk`` to ``node``.
+    """Add ``--min-connections``, ``--random-walk`` and ``--dns-server`` to ``node``.
 
     Args:
         p: the ``node`` subparser.
@@ -56,6 +76,14 @@ def add_node_discovery_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with discovery and the DHT on: seconds between random DHT lookups whose peers "
         f"are discovered with source 'dht' (default: {RANDOM_WALK_INTERVAL:g})",
+    )
+    p.add_argument(
+        "--dns-server",
+        type=parse_nameserver,
+        default=None,
+        metavar="HOST:PORT",
+        help="the DNS server that resolves /dnsaddr/ bootstrap entries (default: the first "
+        "nameserver of /etc/resolv.conf)",
     )
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from anyio.from_thread import start_blocking_portal
 
-from p2pstack.roots.cli._discovery_args import node_wants_discovery
+from p2pstack.roots.cli._discovery_args import node_wants_discovery, parse_nameserver
 from p2pstack.roots.cli._parser import build_parser
 from tests.p2pstack.cli.runner import assert_one_line_error, json_node, run_cli
+from tests.protocols.discovery.dns_server import dns_server
 
 #: Seconds for a discovery, a connection or a walk between nodes on a loaded machine.
 WAIT = 30.0
@@ -54,6 +56,25 @@ def test_bootstrap_peer_is_discovered_dialed_and_the_walk_finds_more() -> None:
             assert walked["addrs"] == [_addr(second_first).split("/p2p/")[0]]
 
 
+def test_bootstrap_through_a_dnsaddr_name() -> None:
+    zone: dict[str, list[str]] = {}
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(dns_server(zone)) as ((host, port), queries),
+        json_node() as (_, first),
+    ):
+        zone["_dnsaddr.boot.test"] = [f"dnsaddr={_addr(first)}"]
+        entry = f"/dnsaddr/boot.test/p2p/{first['peer_id']}"
+        options = ("--bootstrap", entry, "--dns-server", f"{host}:{port}")
+        with json_node(*options) as (node, _):
+            found = node.wait_event(lambda e: e["event"] == "peer:discovery", WAIT)
+            assert (found["peer_id"], found["source"]) == (first["peer_id"], "bootstrap")
+            node.wait_event(
+                lambda e: e["event"] == "connected" and e["peer_id"] == first["peer_id"], WAIT
+            )
+        assert "_dnsaddr.boot.test" in queries
+
+
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
@@ -78,3 +99,13 @@ def test_discovery_options_parse() -> None:
     for bad in (["--min-connections", "-1"], ["--random-walk", "0"]):
         with pytest.raises(SystemExit):
             parse(*bad)
+
+
+def test_dns_server_values() -> None:
+    assert parse_nameserver("127.0.0.1:5353") == ("127.0.0.1", 5353)
+    assert parse_nameserver("10.0.0.1") == ("10.0.0.1", 53)
+    assert parse_nameserver("[::1]:5353") == ("::1", 5353)
+    assert parse_nameserver("::1") == ("::1", 53)
+    for bad in ("", ":53", "host:0", "host:99999", "host:x", "[::1", "[::1]5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_nameserver(bad)
