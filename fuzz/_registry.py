@@ -74,6 +74,7 @@ TARGETS: dict[str, TargetSpec] = {
             "_pubsub",
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
+        _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
     )
 }
 

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import datetime
 
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
+import dns.rrset
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 from multiaddr import Multiaddr
 
-from fuzz import _noise
+from fuzz import _discovery, _noise
 from fuzz._identity import CERTIFICATE_CHECK_TIME
 from fuzz._registry import TARGETS
 from fuzz._swim import SIGNATURE, fuzz_peer
@@ -382,6 +389,42 @@ def _swim_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _dnsaddr_answer(
+    values: list[bytes], *, rcode: dns.rcode.Rcode = dns.rcode.NOERROR, tc: bool = False
+) -> bytes:
+    response = dns.message.make_response(_discovery.QUERY)
+    response.set_rcode(rcode)
+    if tc:
+        response.flags |= dns.flags.TC
+    for value in values:  # one RRset each: an RRset is a set, its wire order is not stable
+        name = _discovery.QUERY.question[0].name
+        rrset = dns.rrset.RRset(name, dns.rdataclass.IN, dns.rdatatype.TXT)
+        chunks = [value[i : i + 255] for i in range(0, len(value), 255)]
+        rrset.add(dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks), 60)
+        response.answer.append(rrset)
+    wire: bytes = response.to_wire()
+    return wire
+
+
+def _discovery_seeds() -> dict[str, dict[str, bytes]]:
+    peer = "QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN"  # a bootstrap.libp2p.io peer
+    return {
+        "dnsaddr_answer": {
+            "records": _dnsaddr_answer(
+                [
+                    f"dnsaddr=/dnsaddr/sv15.example.org/p2p/{peer}".encode(),
+                    f"dnsaddr=/ip4/127.0.0.1/tcp/4001/p2p/{peer}".encode(),
+                    f"dnsaddr=/ip4/127.0.0.1/udp/4001/quic-v1/p2p/{peer}".encode(),
+                    b"v=spf1 -all",
+                ]
+            ),
+            "long-value": _dnsaddr_answer([b"dnsaddr=/dns4/" + b"a" * 300 + b".org/tcp/1"]),
+            "nxdomain": _dnsaddr_answer([], rcode=dns.rcode.NXDOMAIN),
+            "truncated": _dnsaddr_answer([], tc=True),
+        }
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -392,6 +435,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_pubsub_seeds(),
         **_rendezvous_seeds(),
         **_swim_seeds(),
+        **_discovery_seeds(),
     }
 
 

@@ -27,6 +27,8 @@ from transports.tcp import TcpTransport
 from transports.yamux import Yamux
 
 if TYPE_CHECKING:
+    from p2pstack.discovery import PeerDiscovery
+    from protocols.discovery import DiscoveryConfig
     from protocols.kad import KadConfig
 
 __all__ = [
@@ -108,6 +110,8 @@ async def open_default_host(
     serve_perf: bool = False,
     resource_manager: ResourceManager | None = None,
     kad: KadConfig | None = None,
+    discovery: Sequence[PeerDiscovery] | None = None,
+    discovery_config: DiscoveryConfig | None = None,
 ) -> AsyncIterator[Host]:
     """A host with QUIC-v1, TCP and memory transports, the named security channels and muxers
     (for TCP), and the default services.
@@ -123,6 +127,10 @@ async def open_default_host(
         resource_manager: see ``open_host``.
         kad: also run the Kademlia DHT (``protocols.kad.Kad``) with this configuration, after
             the other services; ``host.service(Kad)`` returns it.
+        discovery: also run the discovery service (``protocols.discovery.Discovery``) over
+            these sources, after the other services, plus the DHT's random walk when ``kad``
+            sets ``random_walk_interval``.
+        discovery_config: the discovery service's settings (its defaults if ``None``).
 
     Yields:
         The started host.
@@ -135,6 +143,8 @@ async def open_default_host(
         from protocols.kad import Kad  # imported only by the DHT's users: it costs start-up time
 
         chosen.append(Kad(kad))
+    if discovery is not None:
+        chosen.append(_discovery_service(chosen, discovery, discovery_config))
     async with open_host(
         identity=identity,
         transports=[QuicTransport(), TcpTransport(), MemoryTransport()],
@@ -146,3 +156,20 @@ async def open_default_host(
         resource_manager=resource_manager,
     ) as host:
         yield host
+
+
+def _discovery_service(
+    services: Sequence[Service],
+    sources: Sequence[PeerDiscovery],
+    config: DiscoveryConfig | None,
+) -> Service:
+    """The discovery service over ``sources``, plus the random walk of a DHT among
+    ``services`` that has one configured."""
+    from protocols.discovery import Discovery
+    from protocols.kad import Kad
+
+    chosen = list(sources)
+    for service in services:
+        if isinstance(service, Kad) and service.config.random_walk_interval is not None:
+            chosen.append(service.discovery)
+    return Discovery(chosen, config)

@@ -45,6 +45,9 @@ Defaults (``KadConfig``) and where they differ from go-libp2p-kad-dht and js-lib
   bucket keeps its least-recently-seen peer unless a ``/ipfs/ping/1.0.0`` check of it fails. A
   table under 10 peers rejoins through ``bootstrap`` every ``refresh_interval`` (go: "fix low
   peers").
+- Random walk: with ``random_walk_interval`` set (off by default), a lookup of a random key
+  runs that often and the peers it met are offered on ``Kad.discovery``, a
+  ``p2pstack.discovery.PeerDiscovery`` source named ``"dht"`` (``random_walk()`` runs one now).
 - Storage in memory, bounded; ``storage="path.sqlite"`` keeps records and providers across
   restarts.
 """

@@ -62,6 +62,9 @@ class KadConfig:
         provider_republish: seconds between republishing this node's provider records.
         provider_expiry_interval: seconds between sweeps of expired provider records.
         refresh_interval: seconds after which an untouched bucket is refreshed by a lookup.
+        random_walk_interval: seconds between two lookups of a random key whose peers are
+            offered on ``Kad.discovery`` (the ``"dht"`` discovery source); ``None`` (default):
+            no random walk.
         liveness_timeout: seconds for the ping that decides whether a least-recently-seen peer
             of a full bucket stays.
         max_inbound_streams: inbound DHT streams served at once, all peers together.
@@ -90,6 +93,9 @@ class KadConfig:
     provider_republish: float = attrs.field(default=22 * _HOUR, validator=_positive_float)
     provider_expiry_interval: float = attrs.field(default=_HOUR, validator=_positive_float)
     refresh_interval: float = attrs.field(default=600.0, validator=_positive_float)
+    random_walk_interval: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0))
+    )
     liveness_timeout: float = attrs.field(default=10.0, validator=_positive_float)
     max_inbound_streams: int = attrs.field(default=128, validator=_positive)
     max_inbound_per_peer: int = attrs.field(default=8, validator=_positive)

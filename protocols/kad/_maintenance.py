@@ -1,6 +1,6 @@
 """The ``Kad`` service's timers as one sans-IO ``TimedCore`` (run by ``p2pstack.sansio``):
-the routing table's own deadlines (bucket refresh) plus provider expiry sweeps and the
-republishing of this node's records and provider records."""
+the routing table's own deadlines (bucket refresh) plus provider expiry sweeps, the
+republishing of this node's records and provider records, and the random walk."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class Maintenance:
             "providers": config.provider_republish,
             "records": config.record_republish,
             "rejoin": config.refresh_interval,
+            "walk": config.random_walk_interval,
         }
         # A job whose interval is None (record republish switched off) never fires.
         self._intervals = {name: every for name, every in intervals.items() if every is not None}
@@ -74,7 +75,8 @@ class Maintenance:
         return keys
 
     def take_due(self) -> set[str]:
-        """The periodic jobs due now: ``expire``, ``providers``, ``records``, ``rejoin``."""
+        """The periodic jobs due now: ``expire``, ``providers``, ``records``, ``rejoin``,
+        ``walk``."""
         due, self._due = self._due, set()
         return due
 

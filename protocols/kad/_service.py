@@ -34,6 +34,7 @@ from protocols.kad._store import ProviderStore, RecordStore
 from protocols.kad._table import RoutingTable
 from protocols.kad._types import KadError, KadMessage, KadPeer, MessageType, Record
 from protocols.kad._validation import Validators
+from protocols.kad._walk import RandomWalk
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
@@ -99,6 +100,8 @@ class Kad:
         self._timers: TimerDriver | None = None
         self._maintenance: Maintenance | None = None
         self._peers: PeerKeeper | None = None
+        #: The random walk's discoveries (source ``"dht"``), for a discovery service.
+        self.discovery = RandomWalk()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -174,6 +177,7 @@ class Kad:
                 host.dialer.peer_routing = None
         if self._sqlite is not None:
             self._sqlite.close()
+        self.discovery.close()
 
     def _require(self) -> tuple[Host, RoutingTable, QueryDriver]:
         if self._host is None or self._table is None or self._queries is None:
@@ -244,6 +248,8 @@ class Kad:
             jobs.append(self.bootstrap)  # (go's "fix low peers")
         if jobs:
             host.start_soon(self._quietly, jobs, name="kad republish")
+        if "walk" in due:
+            host.start_soon(self._quietly, [self.random_walk], name="kad random walk")
 
     async def _lookup_check(self, peer: PeerId) -> None:
         host, _, queries = self._require()
@@ -296,6 +302,20 @@ class Kad:
         message = KadMessage(type=MessageType.FIND_NODE, key=local)
         await queries.lookup(local, message, extra_seeds=[self.peer_info(p) for p in reached])
         return len(table)
+
+    async def random_walk(self) -> int:
+        """Look up a random key and offer the peers met on ``discovery`` (what the timer does
+        every ``config.random_walk_interval``).
+
+        Returns:
+            The number of peers offered.
+
+        Raises:
+            NotFound: there is no peer to ask.
+        """
+        host, _, _ = self._require()
+        result = await self.get_closest_peers(self._rng.randbytes(32))
+        return self.discovery.offer(host.peer_id, result.closest)
 
     async def find_peer(self, peer: PeerId) -> KadPeer:
         """The addresses of ``peer``: from our connection to it, else from a lookup.

@@ -1,6 +1,7 @@
 """``p2pstack node``: a node serving ping, identify and perf (and, with a DHT option, the
-Kademlia DHT: ``_dht``; with ``--pubsub``/``--subscribe``, publish/subscribe: ``_pubsub``) until
-SIGINT or SIGTERM."""
+Kademlia DHT: ``_dht``; with ``--pubsub``/``--subscribe``, publish/subscribe: ``_pubsub``; with a
+discovery source such as ``--bootstrap``, peer discovery: ``_discovery``) until SIGINT or
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from p2pstack.host import HostConfig
 from p2pstack.roots.cli._client import setup_timeouts
 from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.cli._dht_args import node_wants_dht
+from p2pstack.roots.cli._discovery_args import node_wants_discovery
 from p2pstack.roots.cli._pubsub_args import node_wants_pubsub
 from p2pstack.roots.defaults import default_services, open_default_host
 
@@ -63,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         UserError: ``--metrics`` is not ``host:port`` or prometheus-client is not installed; a
-            ``--bootstrap`` value is not a multiaddr ending in ``/p2p/<peer-id>``.
+            ``--bootstrap`` value neither ends in ``/p2p/<peer-id>`` nor is ``/dnsaddr/``.
     """
     if args.metrics is not None:
         check_metrics_option(args.metrics)
-    if args.bootstrap:  # the DHT's or pubsub's peers
-        from p2pstack.roots.cli._dht import check_bootstrap_option
+    if args.bootstrap:  # the bootstrap list's (and the DHT's or pubsub's) peers
+        from p2pstack.roots.cli._discovery import check_bootstrap_entries
 
-        check_bootstrap_option(args.bootstrap)
+        check_bootstrap_entries(args.bootstrap)
     if args.rendezvous or args.namespace:
         from p2pstack.roots.cli._rendezvous import check_rendezvous_options
 
@@ -117,10 +119,12 @@ BOOTSTRAP_TIMEOUT = 60.0
 
 @attrs.frozen
 class _Parts:
-    """What the options add to the node: the DHT mode, the pubsub router, their events."""
+    """What the options add to the node: the DHT mode, the pubsub router, discovery, their
+    events."""
 
     dht: str | None
     router: str | None
+    discovery: bool
     describers: tuple[Callable[[object], tuple[str, str, dict[str, object]] | None], ...]
 
 
@@ -128,6 +132,11 @@ def _parts(args: argparse.Namespace) -> _Parts:
     describers = []
     dht = node_wants_dht(args)
     router = node_wants_pubsub(args)
+    discovery = node_wants_discovery(args)
+    if discovery:
+        from p2pstack.roots.cli._discovery import discovery_event
+
+        describers.append(discovery_event)
     if dht is not None:
         from p2pstack.roots.cli._dht import kad_event
 
@@ -136,7 +145,7 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._pubsub import pubsub_event
 
         describers.append(pubsub_event)
-    return _Parts(dht, router, tuple(describers))
+    return _Parts(dht, router, discovery, tuple(describers))
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -147,11 +156,19 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli import _dht
 
         kad_config = _dht.kad_config(args, parts.dht)
+        if parts.discovery:
+            kad_config = attrs.evolve(kad_config, random_walk_interval=args.random_walk)
+    sources = discovery_config = None
+    if parts.discovery:
+        from p2pstack.roots.cli import _discovery
+
+        sources = _discovery.node_sources(args)
+        discovery_config = _discovery.discovery_config(args)
     if parts.router is not None:
         from p2pstack.roots.cli import _pubsub
 
         services = _pubsub.node_services(parts.router)
-    if args.rendezvous_point or args.rendezvous:
+    if args.rendezvous_point:
         from p2pstack.roots.cli._rendezvous import rendezvous_services
 
         services = [*(services or default_services(serve_perf=True)), *rendezvous_services(args)]
@@ -164,6 +181,8 @@ async def _serve(args: argparse.Namespace) -> int:
         serve_perf=True,  # interop tests and users measure against a node: capped per peer
         services=services,
         kad=kad_config,
+        discovery=sources,
+        discovery_config=discovery_config,
     ) as host:
         # Signal handlers, the event subscription and the topics exist before "listening" is
         # announced: whoever reads that line may connect or send SIGTERM at once.
@@ -174,6 +193,10 @@ async def _serve(args: argparse.Namespace) -> int:
             _subscribed(host, parts.router, args.subscribe) as subscriptions,
         ):
             _announce(host, out, args, parts, metrics)
+            if parts.discovery:  # what was found while the host started, before the subscription
+                from p2pstack.roots.cli._discovery import report_announced
+
+                report_announced(host, out)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_report_events, events, out, parts.describers)
                 _start_work(tg, host, args, out, parts=parts, subscriptions=subscriptions)
@@ -222,6 +245,12 @@ def _announce(
         topics = list(dict.fromkeys(args.subscribe))
         text.append(f"pubsub {parts.router}" + (f", topics: {' '.join(topics)}" if topics else ""))
         extra.update(pubsub=parts.router, topics=topics)
+    if parts.discovery:
+        from p2pstack.roots.cli._discovery import source_names
+
+        names = source_names(host)
+        text.append(f"discovery: {', '.join(names)}")
+        extra["discovery"] = names
     out.event("listening", "\n".join(text), peer_id=str(host.peer_id), addrs=addrs, **extra)
 
 
@@ -234,24 +263,25 @@ def _start_work(
     parts: _Parts,
     subscriptions: list[Subscription],
 ) -> None:
-    """Start printing messages, and joining through ``--bootstrap``."""
+    """Start printing messages, and joining through ``--bootstrap`` (its ``/p2p/`` entries;
+    the discovery service dials the peers of ``/dnsaddr/`` ones)."""
     timeout = args.timeout or BOOTSTRAP_TIMEOUT
+    bootstrap = args.bootstrap
+    if bootstrap:
+        from p2pstack.roots.cli._discovery import direct_bootstrap
+
+        bootstrap = direct_bootstrap(bootstrap)
     if parts.router is not None:
         from p2pstack.roots.cli import _pubsub
 
         for subscription in subscriptions:
             tg.start_soon(_pubsub.print_messages, subscription, out)
-        if args.bootstrap and parts.dht is None:  # else the DHT's join connects
-            tg.start_soon(_pubsub.report_join, host, args.bootstrap, out, timeout)
-    if parts.dht is not None and args.bootstrap:
+        if bootstrap and parts.dht is None:  # else the DHT's join connects
+            tg.start_soon(_pubsub.report_join, host, bootstrap, out, timeout)
+    if parts.dht is not None and bootstrap:
         from p2pstack.roots.cli import _dht
 
-        tg.start_soon(_dht.report_join, host, args.bootstrap, out, timeout)
-    if args.rendezvous:
-        from p2pstack.roots.cli._rendezvous import print_discoveries
-        from protocols.discovery.rendezvous import Rendezvous
-
-        tg.start_soon(print_discoveries, host.service(Rendezvous), out)
+        tg.start_soon(_dht.report_join, host, bootstrap, out, timeout)
 
 
 async def _report_events(

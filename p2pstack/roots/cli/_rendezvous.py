@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 from multiaddr import Multiaddr
 from multiaddr.exceptions import Error as MultiaddrError
 
-from p2pstack.roots.cli._common import Output, UserError
+from p2pstack.roots.cli._common import UserError
 from p2pstack.roots.cli._rendezvous_args import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
+    from p2pstack.discovery import PeerDiscovery
     from p2pstack.interfaces import Service
-    from protocols.discovery.rendezvous import Rendezvous
 
-__all__ = ["POLL_INTERVAL", "check_rendezvous_options", "print_discoveries", "rendezvous_services"]
+__all__ = ["POLL_INTERVAL", "check_rendezvous_options", "rendezvous_services", "rendezvous_sources"]
 
 #: Seconds between the node's polls of its namespaces.
 POLL_INTERVAL = 10.0
@@ -42,27 +42,22 @@ def check_rendezvous_options(args: argparse.Namespace) -> None:
 
 
 def rendezvous_services(args: argparse.Namespace) -> list[Service]:
-    """The point and/or client the options ask for (none without them)."""
-    from protocols.discovery.rendezvous import Rendezvous, RendezvousPoint
+    """The point the options ask for (none without ``--rendezvous-point``). The client is a
+    discovery source (``rendezvous_sources``): the discovery service runs it."""
+    from protocols.discovery.rendezvous import RendezvousPoint
 
-    services: list[Service] = []
-    if args.rendezvous_point:
-        services.append(RendezvousPoint())
-    if args.rendezvous:
-        namespaces = list(dict.fromkeys(args.namespace or [DEFAULT_NAMESPACE]))
-        client = Rendezvous(
-            args.rendezvous, register=namespaces, discover=namespaces, poll_interval=POLL_INTERVAL
-        )
-        services.append(client)
-    return services
+    return [RendezvousPoint()] if args.rendezvous_point else []
 
 
-async def print_discoveries(client: Rendezvous, out: Output) -> None:
-    """Print each discovered peer: ``{"event": "peer:discovery", "peer_id", "addrs",
-    "source": "rendezvous"}``."""
-    async for found in client.discovered():
-        addrs = [str(a) for a in found.addrs]
-        text = f"discovered {found.peer_id} via {found.source}: {' '.join(addrs)}"
-        out.event(
-            "peer:discovery", text, peer_id=str(found.peer_id), addrs=addrs, source=found.source
-        )
+def rendezvous_sources(args: argparse.Namespace) -> list[PeerDiscovery]:
+    """The rendezvous client ``--rendezvous`` asks for, registering and discovering in the
+    ``--namespace`` values (none without the option)."""
+    from protocols.discovery.rendezvous import Rendezvous
+
+    if not args.rendezvous:
+        return []
+    namespaces = list(dict.fromkeys(args.namespace or [DEFAULT_NAMESPACE]))
+    client: Rendezvous = Rendezvous(
+        args.rendezvous, register=namespaces, discover=namespaces, poll_interval=POLL_INTERVAL
+    )
+    return [client]
