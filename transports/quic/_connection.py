@@ -42,6 +42,10 @@ CLOSE_BAD_CERTIFICATE = 0x100 + 42
 CLOSE_CERTIFICATE_REQUIRED = 0x100 + 116
 #: Application error code of our RESET_STREAM and STOP_SENDING frames.
 STREAM_ERROR = 0
+#: A timer this close is run now, as if at its time: asyncio wakes timers up to one clock
+#: resolution early, and waiting again for one already due would spin without time passing
+#: (on the simulator's virtual clock, forever).
+_TIMER_SLACK = 1e-6
 
 
 class DatagramSink(Protocol):
@@ -87,7 +91,9 @@ class QuicMuxedConnection:
         self._wake = Signal()
         self._dirty = False
         self._waiting_until: float | None = None
-        self._blocked: set[QuicStream] = set()
+        # Streams waiting for send room, woken in the order they blocked (a dict: a set's
+        # order follows object addresses, which would make simulations irreproducible).
+        self._blocked: dict[QuicStream, None] = {}
         self._max_inbound = -1  # highest stream ID the peer opened
         self._lingering = False  # aclose() waits for acknowledgements
         # The peer's stream IDs below _max_inbound whose first frame has not arrived yet: opening
@@ -241,6 +247,9 @@ class QuicMuxedConnection:
             HandshakeError, CertificateError, PeerIdMismatch: the handshake failed.
             ConnectionClosedError: the connection ended during it.
         """
+        # Send the first flight now: before anything is sent aioquic's timer reads an absolute
+        # 0.2 s (harmless on a real clock, a 0.2 s stall at the start of a virtual one).
+        self._kick()
         await self._drive(lambda: self._closed or self.remote_peer is not None)
         if self.remote_peer is None:
             reason = self._close_reason
@@ -272,7 +281,7 @@ class QuicMuxedConnection:
         return self.quic.unacknowledged(stream_id)
 
     def stream_blocked(self, stream: QuicStream) -> None:
-        self._blocked.add(stream)
+        self._blocked[stream] = None
 
     def stream_abort(self, stream_id: int, *, send: bool, receive: bool) -> None:
         if self._closed:
@@ -305,7 +314,7 @@ class QuicMuxedConnection:
         limit = self._config.send_buffer
         for stream in list(self._blocked):
             if stream.is_done or self.stream_buffered(stream.stream_id) < limit:
-                self._blocked.discard(stream)
+                del self._blocked[stream]
                 stream.send_signal.set()
 
     async def _drive(self, done: Callable[[], bool]) -> None:
@@ -324,7 +333,8 @@ class QuicMuxedConnection:
                 break
             now = self._clock()
             try:
-                if deadline is not None and now >= deadline:
+                if deadline is not None and now >= deadline - _TIMER_SLACK:
+                    now = max(now, deadline)
                     self._on_deadline(now)
                 datagrams = self.quic.datagrams_to_send(now)
             except Exception as exc:  # as in datagram_received: end only this connection
@@ -343,9 +353,15 @@ class QuicMuxedConnection:
         return ping_at if timer is None else min(timer, ping_at)
 
     def _on_deadline(self, now: float) -> None:
-        timer = self.quic.get_timer()
+        quic = self.quic
+        timer = quic.get_timer()
         if timer is not None and now >= timer:
-            self.quic.handle_timer(now)
+            quic.handle_timer(now)
+            if quic.get_timer() == timer:
+                # aioquic's loss timer is sent time + delay, and it declares a packet lost when
+                # sent time <= now - delay: rounding can leave it due but unfired, which on a
+                # virtual clock (time stands still) would repeat forever.
+                quic.handle_timer(timer + _TIMER_SLACK)
         keep_alive = self._config.keep_alive
         alive = self.remote_peer is not None
         if keep_alive is not None and alive and now >= self._last_rx + keep_alive:
