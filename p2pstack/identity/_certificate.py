@@ -14,12 +14,13 @@ import datetime
 import secrets
 import time
 import warnings
+from collections.abc import Callable
 
 import attrs
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, NameOID
 
@@ -77,11 +78,12 @@ class CertifiedKey:
 
     Attributes:
         certificate: the self-signed certificate with the libp2p Public Key Extension.
-        private_key: the certificate's ECDSA P-256 key, which signs the TLS handshake.
+        private_key: the certificate's key, which signs the TLS handshake: ECDSA P-256, or
+            Ed25519 when made from given randomness (simulations).
     """
 
     certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey
+    private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
     def certificate_der(self) -> bytes:
         """The certificate in DER form, as sent in the TLS Certificate message.
@@ -97,6 +99,7 @@ def make_certificate(
     *,
     lifetime: float = DEFAULT_CERTIFICATE_LIFETIME,
     now: float | None = None,
+    random_bytes: Callable[[int], bytes] | None = None,
 ) -> CertifiedKey:
     """Make a fresh ECDSA P-256 key and a self-signed certificate that binds it to ``host_key``.
 
@@ -104,6 +107,10 @@ def make_certificate(
         host_key: the libp2p host key whose peer ID the certificate proves.
         lifetime: seconds from ``now`` until NotAfter (NotBefore is an hour before ``now``).
         now: the current time (Unix seconds); the system clock when ``None``.
+        random_bytes: for simulations: the certificate key is then an Ed25519 key made from
+            these bytes and the serial number is drawn from them, so the certificate, and every
+            handshake signature (Ed25519 signatures are deterministic), has the same size and
+            content for the same bytes (ECDSA signatures vary by a few bytes).
 
     Returns:
         The certificate and its private key.
@@ -114,7 +121,14 @@ def make_certificate(
     if lifetime <= 0:
         raise ValueError(f"certificate lifetime must be positive, got {lifetime}")
     current = time.time() if now is None else now
-    private_key = ec.generate_private_key(ec.SECP256R1())
+    private_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if random_bytes is None:
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        serial = secrets.randbits(63) + 1
+    else:
+        private_key = ed25519.Ed25519PrivateKey.from_private_bytes(random_bytes(32))
+        # 19 decimal digits and 8 DER bytes always: the certificate's size is fixed.
+        serial = (1 << 62) | int.from_bytes(random_bytes(8), "big") >> 2
     spki = private_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -123,7 +137,6 @@ def make_certificate(
         _der_tlv(_OCTET_STRING, host_key.public_key.to_protobuf()),
         _der_tlv(_OCTET_STRING, signature),
     )
-    serial = secrets.randbits(63) + 1
     # No name is required; a serial number attribute keeps the subject unique and non-empty.
     name = x509.Name([x509.NameAttribute(NameOID.SERIAL_NUMBER, str(serial))])
     certificate = (
@@ -137,7 +150,7 @@ def make_certificate(
         # Not critical: every libp2p implementation knows it, and a non-critical extension
         # cannot make a stricter verifier refuse the certificate.
         .add_extension(x509.UnrecognizedExtension(LIBP2P_TLS_OID, signed_key), critical=False)
-        .sign(private_key, hashes.SHA256())
+        .sign(private_key, None if random_bytes is not None else hashes.SHA256())
     )
     return CertifiedKey(certificate=certificate, private_key=private_key)
 

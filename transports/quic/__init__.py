@@ -14,12 +14,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transports.quic._config import ALPN, QuicConfig
     from transports.quic._connection import QuicMuxedConnection
+    from transports.quic._socket import (
+        DatagramSocket,
+        DatagramSocketFactory,
+        UdpSocket,
+        open_udp_socket,
+    )
     from transports.quic._stream import QuicStream
     from transports.quic._transport import QuicListener, QuicTransport, parse_quic_multiaddr
 
 #: Public name → the module that defines it.
 _EXPORTS = {
     "ALPN": "_config",
+    "DatagramSocket": "_socket",
+    "DatagramSocketFactory": "_socket",
+    "UdpSocket": "_socket",
+    "open_udp_socket": "_socket",
     "QuicConfig": "_config",
     "QuicListener": "_transport",
     "QuicMuxedConnection": "_connection",
@@ -30,11 +40,15 @@ _EXPORTS = {
 
 __all__ = [
     "ALPN",
+    "DatagramSocket",
+    "DatagramSocketFactory",
     "QuicConfig",
     "QuicListener",
     "QuicMuxedConnection",
     "QuicStream",
     "QuicTransport",
+    "UdpSocket",
+    "open_udp_socket",
     "parse_quic_multiaddr",
 ]
 

@@ -1,15 +1,14 @@
-"""The driver of one QUIC connection: feeds datagrams to aioquic's sans-IO ``QuicConnection``,
-runs its timers, sends what it produces, checks the peer's libp2p certificate once the TLS
-handshake completes (https://github.com/libp2p/specs/blob/master/tls/tls.md), and maps QUIC
-streams to the host's ``MuxedStream``s (https://github.com/libp2p/specs/blob/master/quic/README.md).
+"""The driver of one QUIC connection: feeds datagrams to aioquic's sans-IO ``QuicConnection``
+(its timers and sending: ``_driver``), checks the peer's libp2p certificate once the TLS
+handshake completes (``_handshake``), and maps QUIC streams to the host's ``MuxedStream``s
+(``_stream_table``; https://github.com/libp2p/specs/blob/master/quic/README.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import anyio
 from aioquic.quic import events
@@ -22,49 +21,32 @@ from p2pstack.errors import (
     RemoteProtocolError,
     StreamReset,
 )
-from p2pstack.identity import PeerId, PublicKey, verify_certificate
-from p2pstack.sync import Signal, loop_clock
-from transports.quic._stream import QuicStream
+from transports.quic._driver import DatagramSink, QuicDriver
+from transports.quic._handshake import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NO_ERROR,
+    Rejection,
+    authenticate,
+    termination_error,
+)
+from transports.quic._stream_table import StreamTable
 
 if TYPE_CHECKING:
+    from p2pstack.identity import PeerId, PublicKey
     from p2pstack.interfaces import Buffer, MuxedStream
     from transports.quic._config import QuicConfig
     from transports.quic._engine import Libp2pQuic
+    from transports.quic._stream import QuicStream
 
-__all__ = ["DatagramSink", "QuicMuxedConnection"]
+__all__ = ["DatagramSink", "QuicMuxedConnection"]  # DatagramSink: from _driver
 
 log = logging.getLogger("transports.quic")
 
-#: CONNECTION_CLOSE codes (RFC 9001 section 4.8: 0x100 + the TLS alert).
-CLOSE_NO_ERROR = 0x0
-CLOSE_INTERNAL_ERROR = 0x1
-CLOSE_BAD_CERTIFICATE = 0x100 + 42
-CLOSE_CERTIFICATE_REQUIRED = 0x100 + 116
 #: Application error code of our RESET_STREAM and STOP_SENDING frames.
 STREAM_ERROR = 0
 
 
-class DatagramSink(Protocol):
-    """What a connection needs from its endpoint (``QuicEndpoint``)."""
-
-    async def send(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
-        """Send datagrams, waiting for room in the socket buffer. Never raises for the network."""
-        ...
-
-    def send_nowait(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
-        """Send what fits now; drop the rest. Never raises."""
-        ...
-
-    def register(self, cid: bytes, conn: QuicMuxedConnection) -> None:
-        """Route datagrams addressed to ``cid`` to ``conn``."""
-        ...
-
-    def unregister(self, cid: bytes) -> None:
-        """Stop routing ``cid``. Idempotent."""
-        ...
-
-
-class QuicMuxedConnection:
+class QuicMuxedConnection(QuicDriver):
     """One QUIC connection as a ``MuxedConnection`` (and ``StreamPushingConnection``).
 
     Made by ``QuicEndpoint``. The endpoint's receive task calls ``datagram_received`` and
@@ -75,32 +57,12 @@ class QuicMuxedConnection:
     def __init__(
         self, quic: Libp2pQuic, sink: DatagramSink, config: QuicConfig, *, is_client: bool
     ) -> None:
-        self.quic = quic
-        self._sink = sink
-        self._config = config
+        super().__init__(quic, sink, config)
         self.is_client = is_client
-        self._clock = loop_clock()
-        self._streams: dict[int, QuicStream] = {}
-        self._inbound: deque[QuicStream] = deque()
-        self._handler: Callable[[MuxedStream], object] | None = None
-        self._accept_signal = Signal()
-        self._wake = Signal()
-        self._dirty = False
-        self._waiting_until: float | None = None
-        self._blocked: set[QuicStream] = set()
-        self._max_inbound = -1  # highest stream ID the peer opened
+        self._table = StreamTable(self, is_client=is_client, send_limit=config.send_buffer)
         self._lingering = False  # aclose() waits for acknowledgements
-        # The peer's stream IDs below _max_inbound whose first frame has not arrived yet: opening
-        # a stream implicitly opens the lower-numbered ones (RFC 9000 section 3.2), whose frames
-        # may come later. Bounded by the stream limit we advertise (aioquic enforces it).
-        self._unopened: set[int] = set()
-        self._cids: set[bytes] = set()
-        self._last_rx = self._clock()
-        self._ping_uid = 0
-        self._closed = False
         self._close_reason: BaseException | None = None
         self.expected_peer: PeerId | None = None
-        self.remote_peer: PeerId | None = None
         self.remote_public_key: PublicKey | None = None
         self.remote_addr: tuple[str, int] = ("", 0)
 
@@ -134,10 +96,7 @@ class QuicMuxedConnection:
         """
         if self._closed:
             raise ConnectionClosedError(f"connection closed: {self._close_reason}")
-        stream_id = self.quic.open_bidi_stream()
-        stream = QuicStream(self, stream_id, send_limit=self._config.send_buffer)
-        self._streams[stream_id] = stream
-        return stream
+        return self._table.open(self.quic.open_bidi_stream())
 
     async def accept_stream(self) -> QuicStream:
         """Wait for the next stream the peer opened.
@@ -145,17 +104,16 @@ class QuicMuxedConnection:
         Raises:
             ConnectionClosedError: the connection ended.
         """
-        while not self._inbound:
+        table = self._table
+        while not table.inbound:
             if self._closed:
                 raise ConnectionClosedError(f"connection closed: {self._close_reason}")
-            await self._accept_signal.wait()
-        return self._inbound.popleft()
+            await table.accept_signal.wait()
+        return table.inbound.popleft()
 
     def set_stream_handler(self, handler: Callable[[MuxedStream], object]) -> None:
         """Hand each inbound stream to ``handler`` as it opens (queued ones at once)."""
-        self._handler = handler
-        while self._inbound:
-            handler(self._inbound.popleft())
+        self._table.set_handler(handler)
 
     async def aclose(self) -> None:
         """Close with NO_ERROR (CONNECTION_CLOSE) and end ``run()``. Idempotent, never raises.
@@ -210,8 +168,8 @@ class QuicMuxedConnection:
             self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error)
             return
         self._process_events()
-        if self._blocked:
-            self._unblock_writers()
+        if self._table.blocked:
+            self._table.unblock_writers(self.quic.unacknowledged)
         if self._lingering:
             self._kick()  # aclose() re-checks what is still unacknowledged
         if not self._closed:
@@ -222,18 +180,6 @@ class QuicMuxedConnection:
                 # in draining nothing more is sent or received, so end the connection now.
                 self._on_terminated(closed_by_peer)
 
-    async def after_receive(self) -> None:
-        """Send what the datagrams received produced (ACKs, data the new window allows)."""
-        if self._closed:
-            return
-        datagrams = self.quic.datagrams_to_send(self._clock())
-        if datagrams:
-            await self._sink.send(datagrams)
-        timer = self.quic.get_timer()
-        waiting = self._waiting_until
-        if timer is not None and (waiting is None or timer < waiting):
-            self._kick()
-
     async def handshake(self) -> None:
         """Drive the connection until the peer is authenticated; the caller bounds the time.
 
@@ -241,6 +187,9 @@ class QuicMuxedConnection:
             HandshakeError, CertificateError, PeerIdMismatch: the handshake failed.
             ConnectionClosedError: the connection ended during it.
         """
+        # Send the first flight now: before anything is sent aioquic's timer reads an absolute
+        # 0.2 s (harmless on a real clock, a 0.2 s stall at the start of a virtual one).
+        self._kick()
         await self._drive(lambda: self._closed or self.remote_peer is not None)
         if self.remote_peer is None:
             reason = self._close_reason
@@ -272,7 +221,7 @@ class QuicMuxedConnection:
         return self.quic.unacknowledged(stream_id)
 
     def stream_blocked(self, stream: QuicStream) -> None:
-        self._blocked.add(stream)
+        self._table.blocked[stream] = None
 
     def stream_abort(self, stream_id: int, *, send: bool, receive: bool) -> None:
         if self._closed:
@@ -290,69 +239,9 @@ class QuicMuxedConnection:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _kick(self) -> None:
-        if not self._dirty:
-            self._dirty = True
-            self._wake.set()
-
     def _forget(self, stream_id: int) -> None:
-        stream = self._streams.get(stream_id)
-        if stream is not None and stream.is_done:
-            del self._streams[stream_id]
+        if self._table.forget(stream_id):
             self.quic.consumed.pop(stream_id, None)
-
-    def _unblock_writers(self) -> None:
-        limit = self._config.send_buffer
-        for stream in list(self._blocked):
-            if stream.is_done or self.stream_buffered(stream.stream_id) < limit:
-                self._blocked.discard(stream)
-                stream.send_signal.set()
-
-    async def _drive(self, done: Callable[[], bool]) -> None:
-        """Wait for timers and kicks, run them, and send, until ``done()``."""
-        while not done():
-            deadline = self._next_deadline()
-            if not self._dirty:
-                self._waiting_until = deadline
-                if deadline is None:
-                    await self._wake.wait()
-                else:
-                    await self._wake.wait_until(deadline)
-                self._waiting_until = None
-            self._dirty = False
-            if self._closed:
-                break
-            now = self._clock()
-            try:
-                if deadline is not None and now >= deadline:
-                    self._on_deadline(now)
-                datagrams = self.quic.datagrams_to_send(now)
-            except Exception as exc:  # as in datagram_received: end only this connection
-                error = RemoteProtocolError(f"QUIC connection failed: {exc!r}")
-                self.close_now(CLOSE_INTERNAL_ERROR, "internal error", error, silent=True)
-                break
-            if datagrams:
-                await self._sink.send(datagrams)
-
-    def _next_deadline(self) -> float | None:
-        timer = self.quic.get_timer()
-        keep_alive = self._config.keep_alive
-        if keep_alive is None or self.remote_peer is None:
-            return timer
-        ping_at = self._last_rx + keep_alive
-        return ping_at if timer is None else min(timer, ping_at)
-
-    def _on_deadline(self, now: float) -> None:
-        timer = self.quic.get_timer()
-        if timer is not None and now >= timer:
-            self.quic.handle_timer(now)
-        keep_alive = self._config.keep_alive
-        alive = self.remote_peer is not None
-        if keep_alive is not None and alive and now >= self._last_rx + keep_alive:
-            self._ping_uid += 1
-            self.quic.send_ping(self._ping_uid)
-            self._last_rx = now
-        self._process_events()
 
     def _process_events(self) -> None:
         quic = self.quic
@@ -360,7 +249,7 @@ class QuicMuxedConnection:
             kind = type(event)
             if kind is events.StreamDataReceived:
                 assert isinstance(event, events.StreamDataReceived)
-                self._on_stream_data(event.stream_id, event.data, event.end_stream)
+                self._table.data_received(event.stream_id, event.data, event.end_stream)
             elif kind is events.StreamReset:
                 assert isinstance(event, events.StreamReset)
                 self._on_stream_reset(event.stream_id, event.error_code, receive=True)
@@ -374,95 +263,31 @@ class QuicMuxedConnection:
                 self.add_cid(event.connection_id)
             elif kind is events.ConnectionIdRetired:
                 assert isinstance(event, events.ConnectionIdRetired)
-                self._cids.discard(event.connection_id)
-                self._sink.unregister(event.connection_id)
+                self._retire_cid(event.connection_id)
             elif kind is events.ConnectionTerminated:
                 assert isinstance(event, events.ConnectionTerminated)
                 self._on_terminated(event)
                 return
 
-    def _on_stream_data(self, stream_id: int, data: bytes, end: bool) -> None:
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            if not self._peer_opens(stream_id):
-                # Closed here and forgotten (data in flight before STOP_SENDING took
-                # effect): drop it, but release its window.
-                self.stream_consumed(stream_id, len(data))
-                return
-            stream = QuicStream(self, stream_id, send_limit=self._config.send_buffer)
-            self._streams[stream_id] = stream
-            if self._handler is not None:
-                self._handler(stream)
-            else:
-                self._inbound.append(stream)
-                self._accept_signal.set()
-        stream.data_received(data, end)
-
-    def _peer_opens(self, stream_id: int) -> bool:
-        """Whether a frame for ``stream_id`` (unknown here) opens a new stream of the peer's;
-        ``False`` for our own IDs and for the peer's streams already seen and forgotten."""
-        if (stream_id & 1) != (1 if self.is_client else 0):
-            return False
-        if stream_id > self._max_inbound:
-            first = self._max_inbound + 4 if self._max_inbound >= 0 else stream_id & 3
-            self._unopened.update(range(first, stream_id, 4))
-            self._max_inbound = stream_id
-            return True
-        if stream_id in self._unopened:
-            self._unopened.discard(stream_id)
-            return True
-        return False
-
     def _on_stream_reset(self, stream_id: int, code: int, *, receive: bool) -> None:
-        self._unopened.discard(stream_id)
-        stream = self._streams.get(stream_id)
-        if stream is not None:
-            what = "reset" if receive else "stopped"
-            reason = StreamReset(f"stream {what} by peer (code {code})")
-            stream.broken(reason, receive=receive, send=not receive)
-            self._forget(stream_id)
+        self._table.reset_by_peer(stream_id, code, receive=receive)
+        self._forget(stream_id)
 
     def _on_handshake(self) -> None:
-        certificate = self.quic.peer_certificate_der()
-        if certificate is None:
-            error = HandshakeError("the peer sent no certificate (libp2p requires one)")
-            self.close_now(CLOSE_CERTIFICATE_REQUIRED, str(error), error)
+        result = authenticate(self.quic.peer_certificate_der(), self.expected_peer)
+        if isinstance(result, Rejection):
+            self.close_now(result.code, result.reason, result.error)
             return
-        try:
-            key = verify_certificate(certificate)
-        except CertificateError as exc:
-            self.close_now(CLOSE_BAD_CERTIFICATE, str(exc), exc)
-            return
-        peer = PeerId.from_public_key(key)
-        if self.expected_peer is not None and peer != self.expected_peer:
-            mismatch = PeerIdMismatch(str(self.expected_peer), str(peer))
-            self.close_now(CLOSE_BAD_CERTIFICATE, "unexpected peer", mismatch)
-            return
-        self.remote_public_key = key
-        self.remote_peer = peer
+        self.remote_public_key, self.remote_peer = result
 
     def _on_terminated(self, event: events.ConnectionTerminated) -> None:
-        error: BaseException | None = None
-        text = f"code {event.error_code:#x}: {event.reason_phrase}"
-        if self.remote_peer is None:
-            error = HandshakeError(f"QUIC connection closed during the handshake ({text})")
-        elif event.error_code != CLOSE_NO_ERROR or event.reason_phrase == "Idle timeout":
-            error = ConnectionClosedError(f"QUIC connection closed ({text})")
-        self._finish(error)
+        self._finish(termination_error(event, authenticated=self.remote_peer is not None))
 
     def _finish(self, error: BaseException | None) -> None:
         if self._closed:
             return
         self._closed = True
         self._close_reason = error
-        for cid in self._cids:
-            self._sink.unregister(cid)
-        self._cids.clear()
-        broken = ConnectionClosedError(f"connection closed: {error}")
-        for stream in self._streams.values():
-            # A stream whose FIN arrived stays readable to its end (a response, then a close).
-            stream.broken(broken, receive=not stream.remote_fin)
-        self._streams.clear()
-        self._blocked.clear()
-        self._accept_signal.set()
+        self._release_cids()
+        self._table.break_all(ConnectionClosedError(f"connection closed: {error}"))
         self._wake.set()

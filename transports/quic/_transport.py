@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-import socket
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
     from p2pstack.identity import CertifiedKey, Identity, PeerId
     from p2pstack.interfaces import Upgrader
     from transports.quic._connection import QuicMuxedConnection
-    from transports.quic._endpoint import Address, QuicEndpoint
+    from transports.quic._endpoint import QuicEndpoint
+    from transports.quic._socket import Address, DatagramSocket, DatagramSocketFactory
 
 # The modules below import aioquic (a few hundred milliseconds): they are loaded when a
 # transport starts, not when this module is imported.
@@ -64,11 +64,11 @@ def _multiaddr(host: str, port: int) -> Multiaddr:
     return Multiaddr(f"/{family}/{host}/udp/{port}/quic-v1")
 
 
-def _certificate(identity: Identity) -> CertifiedKey:
+def _certificate(identity: Identity, random_bytes: Callable[[int], bytes] | None) -> CertifiedKey:
     """Our certificate (aioquic itself is loaded at the first listen or dial)."""
     from p2pstack.identity import make_certificate
 
-    return make_certificate(identity.private_key)
+    return make_certificate(identity.private_key, random_bytes=random_bytes)
 
 
 def _upgraded(
@@ -152,14 +152,26 @@ class QuicTransport:
     Args:
         identity: the host identity the certificate is made for (default: the host's).
         config: timeouts, windows and limits.
+        socket_factory: binds the datagram sockets the connections run on; the default opens
+            real UDP sockets (``open_udp_socket``). The simulator passes its own.
+        random_bytes: for simulations only: makes the certificate key (Ed25519) from these
+            bytes, so that handshakes have the same size in every run of a seed
+            (``make_certificate``); the default is a fresh ECDSA P-256 key.
     """
 
     delivers_upgraded: Literal[True] = True
 
     def __init__(
-        self, *, identity: Identity | None = None, config: QuicConfig | None = None
+        self,
+        *,
+        identity: Identity | None = None,
+        config: QuicConfig | None = None,
+        socket_factory: DatagramSocketFactory | None = None,
+        random_bytes: Callable[[int], bytes] | None = None,
     ) -> None:
         self.config = config or QuicConfig()
+        self._socket_factory = socket_factory
+        self._random_bytes = random_bytes
         self._identity = identity
         self._key: CertifiedKey | None = None
         self._tg: TaskGroup | None = None
@@ -175,7 +187,7 @@ class QuicTransport:
         stack = contextlib.AsyncExitStack()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
-        self._key = _certificate(self._identity)
+        self._key = _certificate(self._identity, self._random_bytes)
         return self
 
     async def __aexit__(
@@ -193,7 +205,7 @@ class QuicTransport:
         """Start as the host's transport: take its identity, run sockets in its task group."""
         if self._identity is None:
             self._identity = host.identity
-        self._key = _certificate(self._identity)
+        self._key = _certificate(self._identity, self._random_bytes)
         ready = anyio.Event()
         host.start_soon(self._serve, ready, name="quic transport")
         await ready.wait()
@@ -240,12 +252,7 @@ class QuicTransport:
         target = parse_quic_multiaddr(addr)
         if target is None:
             raise TransportError(f"not a quic-v1 address: {addr}")
-        from transports.quic._endpoint import open_udp_socket
-
-        try:
-            sock = open_udp_socket(*target)
-        except OSError as exc:
-            raise TransportError(f"cannot listen on {addr}: {exc}") from exc
+        sock = await self._open_socket(*target, what=f"listen on {addr}")
         endpoint = self._add_endpoint(sock)
         listener = QuicListener(endpoint, self.config.accept_backlog, self._listener_closed)
         endpoint.accept_inbound = lambda dcid, retry_scid, peer: self._inbound(
@@ -270,7 +277,7 @@ class QuicTransport:
         from transports.quic._connection import QuicMuxedConnection
         from transports.quic._engine import Libp2pQuic, make_configuration
 
-        endpoint = self._dial_endpoint(target[0])
+        endpoint = await self._dial_endpoint(target[0])
         quic = Libp2pQuic(
             configuration=make_configuration(self.config, self._certified(), is_client=True),
             config=self.config,
@@ -305,10 +312,21 @@ class QuicTransport:
         certificate = self._key.certificate
         lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
         if datetime.datetime.now(datetime.UTC) > certificate.not_valid_before_utc + lifetime / 2:
-            self._key = _certificate(self._identity)
+            self._key = _certificate(self._identity, self._random_bytes)
         return self._key
 
-    def _add_endpoint(self, sock: socket.socket) -> QuicEndpoint:
+    async def _open_socket(self, host: str, port: int, *, what: str) -> DatagramSocket:
+        factory = self._socket_factory
+        if factory is None:
+            from transports.quic._socket import open_udp_socket
+
+            factory = open_udp_socket
+        try:
+            return await factory(host, port)
+        except (OSError, TransportError) as exc:
+            raise TransportError(f"cannot {what}: {exc}") from exc
+
+    def _add_endpoint(self, sock: DatagramSocket) -> QuicEndpoint:
         from transports.quic._endpoint import QuicEndpoint
 
         if self._tg is None:
@@ -319,7 +337,7 @@ class QuicTransport:
         self._tg.start_soon(endpoint.serve, self._tg, name=f"quic socket {endpoint.port}")
         return endpoint
 
-    def _dial_endpoint(self, host: str) -> QuicEndpoint:
+    async def _dial_endpoint(self, host: str) -> QuicEndpoint:
         """A listening socket of the target's family (so the peer sees our listen port), else
         one ephemeral socket per family."""
         ipv6 = ":" in host
@@ -334,12 +352,7 @@ class QuicTransport:
         existing = self._dial_endpoints.get(key)
         if existing is not None and not existing.closed:
             return existing
-        from transports.quic._endpoint import open_udp_socket
-
-        try:
-            sock = open_udp_socket("::" if ipv6 else "0.0.0.0", 0)
-        except OSError as exc:
-            raise TransportError(f"cannot open a UDP socket: {exc}") from exc
+        sock = await self._open_socket("::" if ipv6 else "0.0.0.0", 0, what="open a UDP socket")
         endpoint = self._dial_endpoints[key] = self._add_endpoint(sock)
         return endpoint
 

@@ -23,6 +23,10 @@ __all__ = ["MAX_DATAGRAM", "DatagramStatistics", "SimDatagramSocket"]
 
 #: Largest payload of one datagram (IPv4's UDP maximum).
 MAX_DATAGRAM = 65507
+#: How early a datagram counts as arrived: asyncio runs timers up to one clock resolution
+#: (1 ns on the virtual loop) before their time, and a reader woken that early must not wait
+#: again for a timer that is itself already due (it would spin without the clock advancing).
+_EARLY = 2e-9
 
 
 @attrs.frozen(kw_only=True)
@@ -79,6 +83,16 @@ class SimDatagramSocket:
             TransportError: ``addr`` is not a UDP address of this socket's family, or
                 ``data`` is larger than ``MAX_DATAGRAM``.
         """
+        self.send_nowait(data, addr)
+        await anyio.lowlevel.checkpoint()
+
+    def send_nowait(self, data: bytes, addr: Multiaddr) -> None:
+        """``send_datagram`` without the checkpoint (sending never waits for the network).
+
+        Raises:
+            anyio.ClosedResourceError: the socket was closed.
+            TransportError: as ``send_datagram``.
+        """
         if self.closed:
             raise anyio.ClosedResourceError
         parsed = parse_endpoint(addr)
@@ -88,7 +102,6 @@ class SimDatagramSocket:
             raise TransportError(f"datagram of {len(data)} bytes is too large")
         self._sent += 1
         send_datagram(self._net, self, bytes(data), (parsed[1], parsed[2]))
-        await anyio.lowlevel.checkpoint()
 
     async def receive(self) -> tuple[bytes, Multiaddr]:
         """Wait for the next datagram.
@@ -106,7 +119,7 @@ class SimDatagramSocket:
             if self._queue:
                 arrival = self._queue[0][0]
                 now = anyio.current_time()
-                if arrival <= now:
+                if arrival <= now + _EARLY:
                     _, _, data, sender = heapq.heappop(self._queue)
                     self._received += 1
                     return data, sender
@@ -114,6 +127,21 @@ class SimDatagramSocket:
                     await self._wait()
                 continue
             await self._wait()
+
+    def receive_nowait(self) -> tuple[bytes, Multiaddr]:
+        """The next datagram if one has arrived (as ``receive``).
+
+        Raises:
+            anyio.WouldBlock: none has arrived yet.
+            anyio.ClosedResourceError: the socket was closed.
+        """
+        if self.closed:
+            raise anyio.ClosedResourceError
+        if not self._queue or self._queue[0][0] > anyio.current_time() + _EARLY:
+            raise anyio.WouldBlock
+        _, _, data, sender = heapq.heappop(self._queue)
+        self._received += 1
+        return data, sender
 
     async def _wait(self) -> None:
         if self._readable is None:
@@ -137,10 +165,12 @@ class SimDatagramSocket:
 
     async def aclose(self) -> None:
         """Close the socket; unread datagrams are discarded. Idempotent."""
-        self._close()
+        self.close()
         await anyio.lowlevel.checkpoint()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """``aclose`` without the checkpoint: a waiting ``receive`` raises
+        ``ClosedResourceError``. Idempotent."""
         if self.closed:
             return
         self.closed = True

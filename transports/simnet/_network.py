@@ -181,7 +181,7 @@ class SimNetwork:
                 listener.closed = True
                 listener._send.close()
         for sock in [s for (n, _, _), s in self._udp.items() if n == node]:
-            sock._close()
+            sock.close()
         self.drop(node)
 
     def restart(self, node: int) -> None:

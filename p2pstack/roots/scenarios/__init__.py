@@ -1,7 +1,7 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
-``kad``, ``kad_churn``, ``pubsub`` and ``pubsub_sybil`` workloads, metrics, summary and plots
-(docs/simulation.md)."""
+``kad``, ``kad_churn``, ``pubsub`` and ``pubsub_sybil`` workloads, metrics, summary and plots,
+and QUIC over the simulated network's datagrams (docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
     IdentifyConfig,
@@ -28,6 +28,7 @@ from p2pstack.roots.scenarios._pubsub import PubsubWorkload
 from p2pstack.roots.scenarios._pubsub_base import PubsubNodes, PubsubSimConfig
 from p2pstack.roots.scenarios._pubsub_sybil import PubsubSybilWorkload
 from p2pstack.roots.scenarios._pubsub_sybil_config import PubsubSybilConfig
+from p2pstack.roots.scenarios._quic import SimQuicSocket, sim_quic_sockets, sim_quic_transport
 from p2pstack.roots.scenarios._runner import SimResult, run_scenario
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
@@ -72,6 +73,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimContext",
+    "SimQuicSocket",
     "SimResult",
     "Workload",
     "WorkloadType",
@@ -80,4 +82,6 @@ __all__ = [
     "parse_scenario",
     "register_workload",
     "run_scenario",
+    "sim_quic_sockets",
+    "sim_quic_transport",
 ]

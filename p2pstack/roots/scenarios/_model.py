@@ -114,7 +114,9 @@ class BootstrapConfig:
 
 @attrs.frozen(kw_only=True)
 class Scenario:
-    """A whole simulation. ``security`` is ``noise`` or ``plaintext`` (fast, insecure);
+    """A whole simulation. ``transport`` is ``tcp`` (simulated TCP, then ``security`` and
+    ``muxer``) or ``quic`` (QUIC-v1 over simulated datagrams: its TLS and streams replace
+    both); ``security`` is ``noise`` or ``plaintext`` (fast, insecure);
     ``services`` names registered workloads (built in: ``identify``, ``ping``), run in that
     order; ``settings`` holds their settings by name (the TOML table of the same name; a
     workload without an entry uses its defaults)."""
@@ -123,6 +125,7 @@ class Scenario:
     nodes: int = 10
     duration: float = 60.0
     seed: int = 0
+    transport: str = "tcp"
     security: str = "noise"
     muxer: str = "yamux"
     services: tuple[str, ...] = ("identify", "ping")
@@ -160,6 +163,8 @@ class Scenario:
             raise ScenarioError(f"nodes must be in 1..{MAX_NODES}")
         if self.duration <= 0 or self.sample_interval <= 0:
             raise ScenarioError("duration and sample_interval must be positive")
+        if self.transport not in ("tcp", "quic"):
+            raise ScenarioError("transport must be 'tcp' or 'quic'")
         if self.security not in ("noise", "plaintext"):
             raise ScenarioError("security must be 'noise' or 'plaintext'")
         if self.muxer not in ("yamux", "mplex"):

@@ -33,8 +33,9 @@ def metrics_values(result: SimResult) -> dict[str, MetricValue]:
         "scenario": sc.name,
         "seed": result.seed,
         "nodes": sc.nodes,
-        "security": sc.security,
-        "muxer": sc.muxer,
+        "transport": sc.transport,
+        "security": "tls" if sc.transport == "quic" else sc.security,
+        "muxer": "quic" if sc.transport == "quic" else sc.muxer,
         "interrupted": result.interrupted,
         "duration_seconds": sc.duration,
         "virtual_seconds": round(result.virtual_seconds, 9),
@@ -61,6 +62,9 @@ def summary_rows(result: SimResult) -> list[tuple[str, str]]:
     """
     sc = result.scenario
     security = sc.security if sc.security == "noise" else "plaintext (INSECURE, fast)"
+    stack = f"tcp / {security} / {sc.muxer}"
+    if sc.transport == "quic":
+        stack = "quic-v1 (TLS 1.3 and streams in QUIC)"
     speed = result.virtual_seconds / result.wall_seconds if result.wall_seconds > 0 else 0.0
     status = [("status", f"INTERRUPTED at {result.virtual_seconds:.1f} s of {sc.duration:g} s")]
     return [
@@ -68,7 +72,7 @@ def summary_rows(result: SimResult) -> list[tuple[str, str]]:
         *(status if result.interrupted else []),
         ("seed", str(result.seed)),
         ("nodes", str(sc.nodes)),
-        ("security / muxer", f"{security} / {sc.muxer}"),
+        ("transport / security / muxer", stack),
         ("virtual time", f"{result.virtual_seconds:.1f} s"),
         ("wall time", f"{result.wall_seconds:.2f} s ({speed:.1f}x real time)"),
         ("trace events", str(result.events)),

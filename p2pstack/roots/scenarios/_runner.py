@@ -23,6 +23,7 @@ from p2pstack.interfaces import Muxer, SecurityChannel, Service
 from p2pstack.peerstore import Peerstore
 from p2pstack.roots.scenarios._metrics import Metrics
 from p2pstack.roots.scenarios._model import Action, Scenario
+from p2pstack.roots.scenarios._quic import sim_quic_transport
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
     WORKLOADS,
@@ -41,7 +42,7 @@ from transports.yamux import Yamux
 
 __all__ = ["SimResult", "run_scenario"]
 
-#: The TCP port every node listens on.
+#: The TCP (or, with ``transport = "quic"``, UDP) port every node listens on.
 LISTEN_PORT = 4001
 W = TypeVar("W")
 
@@ -156,7 +157,12 @@ class _Sim:
         assert self.net is not None
         version = 4 if self.sc.network.ip == "ip4" else 6
         ip = next(ip for ip in self.net.addresses(index) if ip.version == version)
-        return f"/ip{version}/{ip}/tcp/{LISTEN_PORT}"
+        return f"/ip{version}/{ip}/{self._port_suffix()}"
+
+    def _port_suffix(self) -> str:
+        if self.sc.transport == "quic":
+            return f"udp/{LISTEN_PORT}/quic-v1"
+        return f"tcp/{LISTEN_PORT}"
 
     def _identity(self, node: _Node) -> Identity:
         rng = self.rng.child(f"node/{node.index}/identity/{node.generation}")
@@ -183,6 +189,7 @@ class _Sim:
         if node.peerstore is None:
             node.peerstore = Peerstore(clock=anyio.current_time)
         security, muxers, services = self._stack(node)
+        rng = self.rng.child(f"node/{node.index}/run/{node.generation}")
         node.down = anyio.Event()
         cfg = self.sc.network
         trim = ConnectionManagerConfig(
@@ -194,19 +201,21 @@ class _Sim:
             dial_timeout=cfg.dial_timeout,
             connection_manager=trim if cfg.conn_high_water > 0 else None,
         )
+        transport = self.net.transport(node.index)
+        any_ip = "/ip4/0.0.0.0" if self.sc.network.ip == "ip4" else "/ip6/::"
         with anyio.CancelScope() as scope:
             node.scope = scope
             async with open_host(
                 identity=node.identity,
-                transports=[self.net.transport(node.index)],
+                transports=[
+                    sim_quic_transport(transport, rng.child("quic").random_bytes)
+                    if self.sc.transport == "quic"
+                    else transport
+                ],
                 security=security,
                 muxers=muxers,
                 services=services,
-                listen=[
-                    f"/ip4/0.0.0.0/tcp/{LISTEN_PORT}"
-                    if self.sc.network.ip == "ip4"
-                    else f"/ip6/::/tcp/{LISTEN_PORT}"
-                ],
+                listen=[f"{any_ip}/{self._port_suffix()}"],
                 peerstore=node.peerstore,
                 config=config,
             ) as host:
@@ -252,8 +261,11 @@ class _Sim:
         if host is None or other.identity is None or host.connections(other.identity.peer_id):
             return
         addr = f"{self._address(target)}/p2p/{other.identity.peer_id}"
+        started = anyio.current_time()
         try:
             await host.connect(addr)
+            if not self.ended:
+                self.metrics.dialed(anyio.current_time() - started)
         except NET_ERRORS as exc:
             if self.ended:
                 return
@@ -277,10 +289,19 @@ class _Sim:
         assert self.net is not None
         while not self.ended:
             up = sum(1 for n in self.nodes.values() if n.host is not None)
-            conns = self.net.connection_count
+            conns = self._connection_count()
             self.metrics.sample(anyio.current_time(), conns, up)
             self.trace.record("sample", conns=conns, up=up)
             await anyio.sleep(self.sc.sample_interval)
+
+    def _connection_count(self) -> int:
+        """Live connections: the network's (TCP-like) ones, or for QUIC, which the network
+        only sees as datagrams, each host's count (every connection has two ends)."""
+        assert self.net is not None
+        if self.sc.transport != "quic":
+            return self.net.connection_count
+        hosts = [n.host for n in self.nodes.values() if n.host is not None]
+        return sum(len(host.connections()) for host in hosts) // 2
 
     async def timeline(self) -> None:
         for act in self.sc.timeline:
@@ -350,7 +371,7 @@ class _Sim:
         simulation)."""
         if self.ended:
             return
-        conns = self.net.connection_count if self.net is not None else 0
+        conns = self._connection_count() if self.net is not None else 0
         self.trace.record("interrupted" if interrupted else "end", conns=conns)
         self.ended = True
         self.trace.close()

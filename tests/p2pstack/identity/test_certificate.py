@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import random
 import time
 from collections.abc import Sequence
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -249,3 +250,15 @@ def test_any_flipped_byte_gives_certificate_error_or_the_same_key(index: int, fl
 def test_random_bytes_give_certificate_error(data: bytes) -> None:
     with pytest.raises(CertificateError):
         verify_certificate(data)
+
+
+def test_certificate_from_given_randomness_is_ed25519_and_repeats() -> None:
+    made = [
+        make_certificate(ED25519, now=NOW, random_bytes=random.Random(seed).randbytes)
+        for seed in (1, 1, 2)
+    ]
+    first, again, other = (m.certificate_der() for m in made)
+    assert isinstance(made[0].private_key, ed25519.Ed25519PrivateKey)
+    assert first == again  # the same bytes make the same certificate
+    assert other != first and len(other) == len(first)  # other bytes: same size
+    assert verify_certificate(first, now=NOW) == ED25519.public_key
