@@ -119,6 +119,6 @@ def test_connection_watermarks_trim_and_are_validated() -> None:
     )
     trimmed = run_scenario(trimmed_sc, seed=1).metrics.values()
     assert untrimmed["connections_final"] == 45  # every pair, once
-    assert trimmed["connections_final"] < 25
+    assert (final := trimmed["connections_final"]) is not None and final < 25
     with pytest.raises(ScenarioError, match="conn_low_water"):
         parse_scenario({"network": {"conn_low_water": 5, "conn_high_water": 4}})

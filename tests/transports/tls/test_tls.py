@@ -283,7 +283,9 @@ def _reissued(
     forged), with the libp2p extension marked critical (as rust-libp2p does), or with an
     ``extra`` critical extension."""
     genuine = make_certificate(host.private_key)
-    key = key or genuine.private_key
+    if key is None:
+        assert isinstance(genuine.private_key, ec.EllipticCurvePrivateKey)
+        key = genuine.private_key
     original = genuine.certificate
     builder = (
         x509.CertificateBuilder()
@@ -303,7 +305,9 @@ def _reissued(
 
 @pytest.mark.anyio
 async def test_client_with_anothers_certificate_key_is_rejected() -> None:
-    forged = _reissued(A, key=make_certificate(C.private_key).private_key)
+    other = make_certificate(C.private_key).private_key
+    assert isinstance(other, ec.EllipticCurvePrivateKey)
+    forged = _reissued(A, key=other)
     ca, cb = memory_connection_pair()
     _, server = await _both(_foreign_client(ca, certified=forged), cb)
     assert isinstance(server, CertificateError)
