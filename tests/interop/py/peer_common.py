@@ -54,6 +54,7 @@ class Config:
     bootstrap: list[str] = field(default_factory=list)
     pubsub: str | None = None  # "gossipsub" or "floodsub": run py-libp2p's Pubsub (peer_pubsub.py)
     security: list[str] = field(default_factory=lambda: ["noise"])  # order = preference
+    mdns: bool = False  # run py-libp2p's mDNS discovery (zeroconf) and print what it finds
 
 
 # ------------------------------------------------------------------ stream helpers

@@ -1,0 +1,354 @@
+"""The sans-IO core of libp2p mDNS discovery
+(https://github.com/libp2p/specs/blob/master/discovery/mdns.md): datagrams and time in,
+datagrams to send and discovered peers out. No sockets, no clock, no randomness (the peer-name
+is given).
+
+What it does:
+
+* queries ``_p2p._udp.local PTR`` at start and every ``interval`` (js-libp2p: 10 s);
+* answers queries about our service, instance or host name (our own queries too: the spec says
+  a peer answers its own query so that others discover it passively) with a multicast response,
+  at most one per ``response_interval`` (RFC 6762 section 6: "MUST NOT multicast a record ...
+  until at least one second has elapsed"; queries in between are answered together when it
+  ends), unless the query already lists our PTR as a known answer (section 7.1); a legacy
+  unicast query (source port not 5353) gets a unicast reply (section 6.7);
+* reads responses into ``DiscoveredPeer``s, ignoring our own, keeping at most ``max_peers``
+  instances (oldest first out) so that a flood of responses holds bounded state, and reporting
+  an instance again only when its peer or addresses change or its TTL ran out.
+
+Loopback addresses are announced only in answer to a query from this host (the driver tells;
+by default a loopback source address), and accepted only from such a source.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+
+import attrs
+import dns.rdatatype
+from multiaddr import Multiaddr
+
+from p2pstack.discovery import DiscoveredPeer
+from p2pstack.identity import PeerId
+from p2pstack.multiaddrs import with_peer_id
+from protocols.discovery.mdns._addrs import (
+    announceable,
+    ip_of,
+    is_loopback_addr,
+    is_loopback_ip,
+    parse_dnsaddr,
+    srv_port,
+)
+from protocols.discovery.mdns._wire import (
+    DEFAULT_SERVICE,
+    META_QUERY,
+    Host,
+    MdnsPacketError,
+    Message,
+    build_query,
+    build_response,
+    parse_message,
+    txt_strings,
+)
+
+__all__ = ["MDNS_PORT", "Destination", "MdnsConfig", "MdnsCore", "MdnsStatistics"]
+
+#: The mDNS port (RFC 6762 section 3).
+MDNS_PORT = 5353
+#: Where a datagram goes: ``None`` is the multicast group, otherwise ``(ip, port)``.
+Destination = tuple[str, int] | None
+#: ``dnsaddr=`` (the spec) and py-libp2p's extra keys ``dnsaddr2=``, ``dnsaddr3=``, ...
+_DNSADDR = re.compile(rb"^dnsaddr[0-9]{0,3}=")
+_ASKED = {
+    dns.rdatatype.PTR,
+    dns.rdatatype.SRV,
+    dns.rdatatype.TXT,
+    dns.rdatatype.A,
+    dns.rdatatype.AAAA,
+    dns.rdatatype.ANY,
+}
+
+
+@attrs.frozen(kw_only=True)
+class MdnsConfig:
+    """Settings of mDNS discovery.
+
+    Attributes:
+        service: the DNS-SD service name (``_p2p._udp.local``).
+        interval: seconds between our queries (js-libp2p's default is 10 s).
+        ttl: TTL of our records (js-libp2p and go-libp2p use 120 s).
+        response_interval: least time between two multicast responses (RFC 6762: 1 s).
+        max_peers: instances remembered; beyond it the least recently seen is forgotten.
+        max_addrs: addresses announced, and accepted per peer.
+        max_unicast_per_interval: legacy unicast replies per ``response_interval`` (the rest
+            of a flood of them is dropped).
+    """
+
+    service: str = DEFAULT_SERVICE
+    interval: float = 10.0
+    ttl: int = 120
+    response_interval: float = 1.0
+    max_peers: int = 256
+    max_addrs: int = 32
+    max_unicast_per_interval: int = 8
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.interval > 0 and self.response_interval >= 0):
+            raise ValueError("mDNS intervals must be positive")
+        if not (1 <= self.ttl <= 0xFFFFFFFF and self.max_peers >= 1 and self.max_addrs >= 1):
+            raise ValueError("mDNS ttl, max_peers and max_addrs must be at least 1")
+
+
+@attrs.frozen(kw_only=True)
+class MdnsStatistics:
+    """Counters of one mDNS core."""
+
+    queries_sent: int
+    responses_sent: int
+    received: int
+    malformed: int
+    discoveries: int
+    peers: int
+
+
+@attrs.define
+class _Seen:
+    peer: PeerId
+    addrs: tuple[Multiaddr, ...]
+    expires: float
+
+
+class MdnsCore:
+    """mDNS discovery for one node (see the module docstring).
+
+    Args:
+        peer_id: our peer ID (announced in ``/p2p/`` and used to ignore ourselves).
+        peer_name: our random instance label (at most 63 bytes).
+        config: settings.
+        now: the current time; the first query is due at once.
+
+    Raises:
+        ValueError: ``peer_name`` is empty, longer than 63 bytes or contains a dot.
+    """
+
+    def __init__(
+        self, *, peer_id: PeerId, peer_name: str, config: MdnsConfig | None = None, now: float
+    ) -> None:
+        if not 0 < len(peer_name.encode()) <= 63 or "." in peer_name:
+            raise ValueError("an mDNS peer-name is one DNS label of 1 to 63 bytes")
+        self.peer_id = peer_id
+        self.peer_name = peer_name
+        self.config = config or MdnsConfig()
+        self._addrs: tuple[Multiaddr, ...] = ()
+        self._out: deque[tuple[bytes, Destination]] = deque()
+        self._events: deque[DiscoveredPeer] = deque(maxlen=self.config.max_peers)
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()
+        self._next_query = now
+        self._last_response = -math.inf
+        self._respond_at: float | None = None
+        self._respond_loopback = False
+        self._respond_meta = False
+        self._unicast_window = (-math.inf, 0)
+        self._stats = dict.fromkeys(
+            ("queries_sent", "responses_sent", "received", "malformed", "discoveries"), 0
+        )
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def set_addrs(self, addrs: Sequence[Multiaddr]) -> None:
+        """Our dialable addresses (with or without ``/p2p/``), read at each response."""
+        self._addrs = tuple(addrs)
+
+    def receive_datagram(
+        self, data: bytes, source: tuple[str, int], now: float, *, local: bool | None = None
+    ) -> None:
+        """Take one datagram received from ``source`` (ip, port). ``local`` says whether the
+        sender is on this host (default: whether its address is a loopback one): loopback
+        addresses are exchanged only with local peers. Malformed datagrams are counted and
+        dropped; nothing here raises for bad input."""
+        self._stats["received"] += 1
+        try:
+            msg = parse_message(data, self.config.service)
+        except MdnsPacketError:
+            self._stats["malformed"] += 1
+            return
+        loopback = is_loopback_ip(source[0]) if local is None else local
+        if msg.is_response:
+            if source[1] == MDNS_PORT:  # RFC 6762 section 11: other source ports are ignored
+                self._read_response(msg, loopback, now)
+        else:
+            self._read_query(msg, source, loopback, now)
+
+    def handle_timer(self, now: float) -> None:
+        """Send the periodic query and any response that waited for ``response_interval``."""
+        if now >= self._next_query:
+            self._out.append((build_query(self.config.service), None))
+            self._stats["queries_sent"] += 1
+            self._next_query = max(self._next_query + self.config.interval, now)
+        if self._respond_at is not None and now >= self._respond_at:
+            self._send_response(now)
+
+    def goodbye(self) -> None:
+        """Queue a response with TTL 0 so that caches drop us (RFC 6762 section 10.1)."""
+        wire = self._response(loopback=True, ttl=0, meta=False, reply_to=None)
+        if wire is not None:
+            self._out.append((wire, None))
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        if self._respond_at is None:
+            return self._next_query
+        return min(self._next_query, self._respond_at)
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Destination]]:
+        """Datagrams queued since the last call, with where each goes."""
+        out = list(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> DiscoveredPeer | None:
+        """The next discovered peer, or ``None``."""
+        return self._events.popleft() if self._events else None
+
+    def statistics(self) -> MdnsStatistics:
+        return MdnsStatistics(**self._stats, peers=len(self._seen))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _read_query(
+        self, msg: Message, source: tuple[str, int], loopback: bool, now: float
+    ) -> None:
+        service = self.config.service.lower()
+        instance = f"{self.peer_name}.{service}".lower()
+        hostname = f"{self.peer_name}.local".lower()
+        ours = meta = False
+        only_ptr = True
+        for q in msg.questions:
+            if q.rdtype not in _ASKED:
+                continue
+            if q.name == service and q.rdtype in (dns.rdatatype.PTR, dns.rdatatype.ANY):
+                ours = True
+            elif q.name == META_QUERY and q.rdtype in (dns.rdatatype.PTR, dns.rdatatype.ANY):
+                ours = meta = True
+                only_ptr = False
+            elif q.name in (instance, hostname):
+                ours = True
+                only_ptr = False
+        if not ours:
+            return
+        if only_ptr and self._known_by_querier(msg):
+            return
+        if source[1] != MDNS_PORT:
+            self._unicast_reply(msg, source, loopback, now)
+            return
+        self._respond_loopback |= loopback
+        self._respond_meta |= meta
+        if self._respond_at is None:
+            self._respond_at = max(now, self._last_response + self.config.response_interval)
+        if now >= self._respond_at:
+            self._send_response(now)
+
+    def _known_by_querier(self, msg: Message) -> bool:
+        label = self.peer_name.lower()
+        half = self.config.ttl / 2
+        return any(name.lower() == label and ttl >= half for name, ttl in msg.known_answers)
+
+    def _unicast_reply(
+        self, msg: Message, source: tuple[str, int], loopback: bool, now: float
+    ) -> None:
+        start, count = self._unicast_window
+        if now - start >= self.config.response_interval:
+            start, count = now, 0
+        if count >= self.config.max_unicast_per_interval:
+            return
+        self._unicast_window = (start, count + 1)
+        wire = self._response(loopback=loopback, ttl=self.config.ttl, meta=False, reply_to=msg)
+        if wire is not None:
+            self._out.append((wire, source))
+            self._stats["responses_sent"] += 1
+
+    def _send_response(self, now: float) -> None:
+        wire = self._response(
+            loopback=self._respond_loopback,
+            ttl=self.config.ttl,
+            meta=self._respond_meta,
+            reply_to=None,
+        )
+        self._respond_at = None
+        self._respond_loopback = self._respond_meta = False
+        if wire is None:
+            return
+        self._last_response = now
+        self._out.append((wire, None))
+        self._stats["responses_sent"] += 1
+
+    def _response(
+        self, *, loopback: bool, ttl: int, meta: bool, reply_to: Message | None
+    ) -> bytes | None:
+        addrs = [a for a in self._addrs if announceable(a, loopback=loopback)][
+            : self.config.max_addrs
+        ]
+        if not addrs:
+            return None
+        texts = [str(with_peer_id(a, self.peer_id)) for a in addrs]
+        host = Host(
+            peer_name=self.peer_name,
+            txt=txt_strings(texts),
+            port=srv_port(addrs),
+            ips=tuple(dict.fromkeys(ip for a in addrs if (ip := ip_of(a)) is not None)),
+        )
+        return build_response(
+            host, service=self.config.service, ttl=ttl, meta=meta, reply_to=reply_to
+        )
+
+    # -- responses -------------------------------------------------------------------------
+
+    def _read_response(self, msg: Message, loopback: bool, now: float) -> None:
+        own = self.peer_name.lower()
+        for ann in msg.announcements:
+            key = ann.instance.lower()
+            if key == own:
+                continue
+            if ann.ttl == 0:
+                self._seen.pop(key, None)
+                continue
+            found = self._peer_of(ann.strings, loopback)
+            if found is not None:
+                self._remember(key, *found, ann.ttl, now)
+
+    def _peer_of(
+        self, strings: Sequence[bytes], loopback: bool
+    ) -> tuple[PeerId, tuple[Multiaddr, ...]] | None:
+        peer: PeerId | None = None
+        addrs: dict[str, Multiaddr] = {}
+        for text in strings:
+            match = _DNSADDR.match(text)
+            if match is None or len(addrs) >= self.config.max_addrs:
+                continue
+            parsed = parse_dnsaddr(text[match.end() :])
+            if parsed is None:
+                continue
+            addr, pid = parsed
+            if peer is None:
+                peer = pid
+            if pid != peer or (is_loopback_addr(addr) and not loopback):
+                continue
+            addrs.setdefault(str(addr), addr)
+        if peer is None or peer == self.peer_id or not addrs:
+            return None
+        return peer, tuple(addrs.values())
+
+    def _remember(
+        self, instance: str, peer: PeerId, addrs: tuple[Multiaddr, ...], ttl: int, now: float
+    ) -> None:
+        old = self._seen.pop(instance, None)
+        self._seen[instance] = _Seen(peer, addrs, now + ttl)
+        while len(self._seen) > self.config.max_peers:
+            self._seen.popitem(last=False)
+        if old is None or old.peer != peer or old.addrs != addrs or now >= old.expires:
+            self._events.append(DiscoveredPeer(peer_id=peer, addrs=addrs, source="mdns"))
+            self._stats["discoveries"] += 1

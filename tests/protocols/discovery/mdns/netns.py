@@ -1,0 +1,77 @@
+"""Run a test scenario inside a private network namespace (``unshare -n``, as root): only a
+loopback interface, up, with a multicast route, so that mDNS traffic never leaves the test.
+
+The namespace belongs to the child process: it disappears when the child and its own children
+exit, whatever the outcome. ``run_in_netns`` kills the child's whole process group on timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def netns_available() -> bool:
+    """Whether this process may create network namespaces (root with ``unshare`` and ``ip``)."""
+    return (
+        os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("ip") is not None
+    )
+
+
+def setup_loopback_multicast() -> None:
+    """Inside a fresh namespace: bring ``lo`` up and route multicast through it. ``lo`` also
+    gets a documentation address (192.0.2.1, RFC 5737): without a non-loopback address,
+    ``getaddrinfo(..., AI_ADDRCONFIG)`` (used by anyio's TCP listener) resolves nothing."""
+    for cmd in (
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"],
+        ["ip", "link", "set", "lo", "multicast", "on"],
+        ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=10)
+
+
+def run_in_netns(module: str, *args: str, timeout: float) -> list[dict[str, Any]]:
+    """Run ``python -m module args`` in a new network namespace; return the JSON objects it
+    printed, one per line.
+
+    Raises:
+        AssertionError: the child failed or ran past ``timeout`` (its stderr is in the message).
+    """
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    argv = ["unshare", "-n", sys.executable, "-m", module, *args]
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"{module} {args} ran past {timeout} s; stdout:\n{out.decode(errors='replace')}\n"
+            f"stderr:\n{err.decode(errors='replace')[-4000:]}"
+        ) from None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{module} {args} exited with {proc.returncode}; stdout:\n"
+            f"{out.decode(errors='replace')}\nstderr:\n{err.decode(errors='replace')[-4000:]}"
+        )
+    return [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
