@@ -65,6 +65,7 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("kad_message", "_kad", "Kademlia DHT Message protobuf decoding and re-encoding"),
         _spec("kad_stream", "_kad", "Kademlia DHT length-prefixed stream decoder"),
         _spec("kad_lookup", "_kad", "Kademlia closest-peers lookup driven by arbitrary events"),
+        _spec("mdns_message", "_mdns", "mDNS datagrams: parse_message and MdnsCore", 9001),
         _spec(
             "pubsub_rpc",
             "_pubsub",
