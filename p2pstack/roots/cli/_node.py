@@ -19,12 +19,14 @@ from p2pstack.host import HostConfig
 from p2pstack.roots.cli._client import setup_timeouts
 from p2pstack.roots.cli._common import Output, UserError, load_identity, run_async
 from p2pstack.roots.cli._dht_args import node_wants_dht
+from p2pstack.roots.cli._mdns import mdns_service, print_discoveries
 from p2pstack.roots.cli._pubsub_args import node_wants_pubsub
-from p2pstack.roots.defaults import open_default_host
+from p2pstack.roots.defaults import default_services, open_default_host
 
 if TYPE_CHECKING:
     from p2pstack.host import Host
     from p2pstack.metrics import MetricsServer
+    from protocols.discovery.mdns import Mdns
     from protocols.pubsub import Subscription
 
 __all__ = ["node_config", "run"]
@@ -55,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     Args:
         args: ``key``, ``listen``, ``security``, ``muxer``, ``timeout``, ``metrics``, ``json``,
-            the DHT options (``dht``, ``bootstrap``, ``dht_protocol``, ``dht_namespace``) and
-            the pubsub options (``pubsub``, ``subscribe``).
+            the DHT options (``dht``, ``bootstrap``, ``dht_protocol``, ``dht_namespace``),
+            the pubsub options (``pubsub``, ``subscribe``) and ``mdns``, ``mdns_interval``.
 
     Returns:
         0 once stopped by a signal.
@@ -113,11 +115,13 @@ BOOTSTRAP_TIMEOUT = 60.0
 
 @attrs.frozen
 class _Parts:
-    """What the options add to the node: the DHT mode, the pubsub router, their events."""
+    """What the options add to the node: the DHT mode, the pubsub router, their events, the
+    mDNS service."""
 
     dht: str | None
     router: str | None
     describers: tuple[Callable[[object], tuple[str, str, dict[str, object]] | None], ...]
+    mdns: Mdns | None = None
 
 
 def _parts(args: argparse.Namespace) -> _Parts:
@@ -132,7 +136,7 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._pubsub import pubsub_event
 
         describers.append(pubsub_event)
-    return _Parts(dht, router, tuple(describers))
+    return _Parts(dht, router, tuple(describers), mdns_service(args))
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -147,6 +151,8 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli import _pubsub
 
         services = _pubsub.node_services(parts.router)
+    if parts.mdns is not None:
+        services = [*(services or default_services(serve_perf=True)), parts.mdns]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -210,6 +216,9 @@ def _announce(
     if parts.dht is not None:
         text.append(f"DHT {parts.dht} ({args.dht_protocol})")
         extra["dht"] = parts.dht
+    if parts.mdns is not None:
+        text.append(f"mDNS discovery every {args.mdns_interval:g} s")
+        extra["mdns"] = True
     if parts.router is not None:
         topics = list(dict.fromkeys(args.subscribe))
         text.append(f"pubsub {parts.router}" + (f", topics: {' '.join(topics)}" if topics else ""))
@@ -226,8 +235,10 @@ def _start_work(
     parts: _Parts,
     subscriptions: list[Subscription],
 ) -> None:
-    """Start printing messages, and joining through ``--bootstrap``."""
+    """Start printing messages and mDNS discoveries, and joining through ``--bootstrap``."""
     timeout = args.timeout or BOOTSTRAP_TIMEOUT
+    if parts.mdns is not None:
+        tg.start_soon(print_discoveries, parts.mdns, out)
     if parts.router is not None:
         from p2pstack.roots.cli import _pubsub
 

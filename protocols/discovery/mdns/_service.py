@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 
 from p2pstack.discovery import DiscoveredPeer, DiscoveryFeed
+from p2pstack.errors import TransportError
 from p2pstack.events import LocalAddrsChanged
 from p2pstack.sansio import TimerDriver
 from protocols.discovery.mdns._core import MDNS_PORT, MdnsConfig, MdnsCore, MdnsStatistics
@@ -80,9 +81,15 @@ class Mdns:
         """Open the socket and start querying and answering.
 
         Raises:
-            OSError: the multicast socket could not be opened.
+            TransportError: the multicast socket could not be opened.
         """
-        raw = open_multicast_socket(group=self._group, port=self._port, interface=self._interface)
+        try:
+            raw = open_multicast_socket(
+                group=self._group, port=self._port, interface=self._interface
+            )
+        except OSError as exc:
+            where = f"{self._group}:{self._port}"
+            raise TransportError(f"mDNS: cannot open a multicast socket on {where}: {exc}") from exc
         self._sock = await anyio.abc.UDPSocket.from_socket(raw)
         core = MdnsCore(
             peer_id=host.peer_id,

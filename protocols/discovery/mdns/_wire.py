@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_SERVICE",
     "MAX_PACKET_IN",
     "MAX_PACKET_OUT",
+    "MAX_RECORDS",
+    "MAX_TXT_STRING",
     "META_QUERY",
     "Announcement",
     "Host",
