@@ -187,7 +187,9 @@ class MdnsCore:
         if now >= self._next_query:
             self._out.append((build_query(self.config.service), None))
             self._stats["queries_sent"] += 1
-            self._next_query = max(self._next_query + self.config.interval, now)
+            self._next_query += self.config.interval
+            if self._next_query <= now:  # late by a period or more: skip the missed ones
+                self._next_query = now + self.config.interval
         if self._respond_at is not None and now >= self._respond_at:
             self._send_response(now)
 

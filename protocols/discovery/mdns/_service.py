@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -69,6 +69,8 @@ class Mdns:
         self._sock: anyio.abc.UDPSocket | None = None
         self._timers: TimerDriver | None = None
         self._local = LocalAddresses()
+        self._send_lock = anyio.Lock()
+        self._unsubscribe: Callable[[], object] | None = None
 
     def discovered(self) -> AsyncIterator[DiscoveredPeer]:
         return self._feed.discovered()
@@ -98,7 +100,8 @@ class Mdns:
             now=anyio.current_time(),
         )
         core.set_addrs(host.addrs)
-        host.events.on(LocalAddrsChanged, lambda event: core.set_addrs(event.addrs))
+        handle = host.events.on(LocalAddrsChanged, lambda event: core.set_addrs(event.addrs))
+        self._unsubscribe = handle.close
         self._core = core
         self._timers = TimerDriver(core, on_fire=self._flush)
         host.start_soon(self._run, name="mdns")
@@ -111,6 +114,8 @@ class Mdns:
                 with anyio.move_on_after(_GOODBYE_TIMEOUT):
                     await self._flush()
         finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
             if self._sock is not None:
                 await self._sock.aclose()
             self._feed.close()
@@ -131,13 +136,16 @@ class Mdns:
             tg.cancel_scope.cancel()
 
     async def _flush(self) -> None:
+        """Hand discoveries to the feed and send what the core queued. The receive task and the
+        timer task both flush: the lock keeps their sends from overlapping on the socket."""
         core, sock = self._core, self._sock
         assert core is not None and sock is not None
         while (peer := core.next_event()) is not None:
             self._feed.offer(peer)
-        for data, dest in core.datagrams_to_send():
-            target = dest or (self._group, self._port)
-            try:
-                await sock.sendto(data, *target)
-            except OSError as exc:  # no route, interface down: the next period tries again
-                log.debug("mdns: send to %s failed: %s", target, exc)
+        async with self._send_lock:
+            for data, dest in core.datagrams_to_send():
+                target = dest or (self._group, self._port)
+                try:
+                    await sock.sendto(data, *target)
+                except OSError as exc:  # no route, interface down: the next period tries again
+                    log.debug("mdns: send to %s failed: %s", target, exc)

@@ -4,26 +4,24 @@ JSON lines for the test to check. ``python -m tests.protocols.discovery.mdns.sce
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from contextlib import AsyncExitStack
 
 import anyio
+import anyio.lowlevel
+import attrs
 
 from p2pstack.discovery import DiscoveredPeer
+from p2pstack.identity import Identity
 from p2pstack.roots.defaults import open_default_host
-from protocols.discovery.mdns import Mdns, MdnsConfig
+from protocols.discovery.mdns import Mdns, MdnsConfig, build_query, build_response
+from protocols.discovery.mdns._wire import Host
 from tests.protocols.discovery.mdns.netns import setup_loopback_multicast
 
 
 def emit(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
-
-
-async def first_discovery(mdns: Mdns, *, not_from: str) -> DiscoveredPeer:
-    async for peer in mdns.discovered():
-        if str(peer.peer_id) != not_from:
-            return peer
-    raise AssertionError("discovery ended")
 
 
 async def pair(count: int) -> None:
@@ -60,11 +58,65 @@ async def pair(count: int) -> None:
             )
 
 
+def _forged(i: int, peer: str) -> bytes:
+    txt = tuple(f"dnsaddr=/ip4/127.0.0.1/tcp/{p}/p2p/{peer}".encode() for p in range(1, 40))
+    return build_response(Host(peer_name=f"forged{i}", txt=txt))
+
+
+async def hostile(seconds: float) -> None:
+    """Our node under a flood of garbage, forged responses (many instances, oversized TXT
+    records) and queries for ``seconds``; then a real peer starts and must still be found."""
+    config = MdnsConfig(interval=1.0, max_peers=32, max_addrs=8)
+    mdns = Mdns(config)
+    async with open_default_host(listen=["/ip4/127.0.0.1/tcp/0"], services=[mdns]) as host:
+        ids = [str(Identity.generate().peer_id) for _ in range(8)]
+        forged = [_forged(i, ids[i % len(ids)]) for i in range(500)]
+        junk = [b"", b"\xff" * 100, build_query()[:-1], b"\x00" * 9001, build_query()]
+        sent = 0
+        async with await anyio.create_udp_socket(
+            family=socket.AF_INET, local_host="127.0.0.1", local_port=5353, reuse_port=True
+        ) as attacker:
+            start = anyio.current_time()
+            while anyio.current_time() - start < seconds:
+                for data in [*forged[sent % 500 : sent % 500 + 20], *junk]:
+                    await attacker.sendto(data, "224.0.0.251", 5353)
+                    sent += 1
+                await anyio.lowlevel.checkpoint()
+        flood_stats = mdns.statistics()
+        assert flood_stats is not None
+        peer_mdns = Mdns(MdnsConfig(interval=1.0))
+        async with open_default_host(
+            listen=["/ip4/127.0.0.1/tcp/0"], services=[peer_mdns]
+        ) as peer_host:
+            with anyio.fail_after(15):
+                found = await first_discovery_of(mdns, str(peer_host.peer_id))
+        emit(
+            "hostile",
+            sent=sent,
+            seconds=seconds,
+            flood=attrs.asdict(flood_stats),
+            found=[str(a) for a in found.addrs],
+            peer_addrs=[str(a) for a in peer_host.listen_addrs],
+            our_id=str(host.peer_id),
+            max_peers=config.max_peers,
+        )
+
+
+async def first_discovery_of(mdns: Mdns, peer_id: str) -> DiscoveredPeer:
+    async for peer in mdns.discovered():
+        if str(peer.peer_id) == peer_id:
+            return peer
+    raise AssertionError("discovery ended")
+
+
 def main() -> None:
     setup_loopback_multicast()
     name, *args = sys.argv[1:]
     if name == "pair":
-        anyio.run(pair, int(args[0]) if args else 2)
+        count, backend = int(args[0]), args[1]
+        anyio.run(pair, count, backend=backend)
+    elif name == "hostile":
+        anyio.run(hostile, float(args[0]))
     else:
         raise SystemExit(f"unknown scenario {name}")
 

@@ -62,6 +62,9 @@ def test_queries_at_start_then_every_interval() -> None:
     c.handle_timer(5.2)
     assert c.datagrams_to_send() == [(QUERY, None)]
     assert c.next_deadline() == pytest.approx(10.0)
+    c.handle_timer(31.0)  # a timer that ran three periods late sends one query
+    assert c.datagrams_to_send() == [(QUERY, None)]
+    assert c.next_deadline() == pytest.approx(36.0)
 
 
 def test_answers_a_query_with_our_addresses_and_peer_id() -> None:

@@ -6,11 +6,13 @@ import pytest
 
 from tests.protocols.discovery.mdns.netns import netns_available, run_in_netns
 
+SCENARIOS = "tests.protocols.discovery.mdns.scenarios"
 pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root for unshare -n")
 
 
-def test_three_nodes_on_one_host_find_each_other() -> None:
-    events = run_in_netns("tests.protocols.discovery.mdns.scenarios", "pair", "3", timeout=60)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_three_nodes_on_one_host_find_each_other(backend: str) -> None:
+    events = run_in_netns(SCENARIOS, "pair", "3", backend, timeout=60)
     nodes = {e["peer_id"]: e["addrs"] for e in events if e["event"] == "node"}
     found = {e["node"]: e["peers"] for e in events if e["event"] == "found"}
     assert len(nodes) == 3
@@ -18,3 +20,14 @@ def test_three_nodes_on_one_host_find_each_other() -> None:
     for node, peers in found.items():
         # each node found the two others, at exactly the addresses they listen on
         assert peers == {pid: addrs for pid, addrs in nodes.items() if pid != node}
+
+
+def test_a_flood_of_garbage_and_forged_responses_leaves_the_node_bounded_and_working() -> None:
+    (result,) = run_in_netns(SCENARIOS, "hostile", "3", timeout=60)
+    flood = result["flood"]
+    assert flood["malformed"] > 0 and flood["discoveries"] > result["max_peers"]
+    assert flood["peers"] <= result["max_peers"]
+    # at most one multicast response per second (the 1 s rule), plus the first
+    assert flood["responses_sent"] <= result["seconds"] + 2
+    # and a real peer that starts afterwards is still found, at its address
+    assert result["found"] == result["peer_addrs"]
