@@ -13,6 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,69 @@ def run_in_netns(module: str, *args: str, timeout: float) -> list[dict[str, Any]
     Raises:
         AssertionError: the child failed or ran past ``timeout`` (its stderr is in the message).
     """
+    return _finish(_start(["unshare", "-n"], module, args), module, args, timeout)
+
+
+def run_in_named_netns(
+    names: Sequence[str], module: str, *args: str, timeout: float
+) -> list[list[dict[str, Any]]]:
+    """Run ``python -m module args NAME`` in each existing namespace ``NAME`` at once (``ip
+    netns exec``); return each one's JSON lines, in the order of ``names``."""
+    procs = [_start(["ip", "netns", "exec", name], module, (*args, name)) for name in names]
+    return [_finish(p, module, args, timeout) for p in procs]
+
+
+@contextmanager
+def linked_namespaces(count: int = 2) -> Iterator[list[str]]:
+    """``count`` network namespaces on one link (a bridge-less chain is enough for two: a veth
+    pair), each with ``lo`` up and address ``10.77.0.<i+1>/24`` on its end, multicast routed
+    onto the link. Deleted on exit, whatever happened."""
+    if count != 2:
+        raise ValueError("linked_namespaces makes two namespaces")
+    tag = f"{os.getpid() % 100000}"
+    names = [f"p2pmdns-{tag}-{i}" for i in range(count)]
+    links = [f"mda{tag}", f"mdb{tag}"]
+    try:
+        for name in names:
+            _ip("netns", "add", name)
+        _ip(
+            "link",
+            "add",
+            links[0],
+            "netns",
+            names[0],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            links[1],
+            "netns",
+            names[1],
+        )
+        for i, (name, link) in enumerate(zip(names, links, strict=True)):
+            for cmd in (
+                ["link", "set", "lo", "up"],
+                ["addr", "add", f"10.77.0.{i + 1}/24", "dev", link],
+                ["link", "set", link, "up"],
+                ["route", "add", "224.0.0.0/4", "dev", link],
+            ):
+                _ip("-n", name, *cmd)
+        yield names
+    finally:
+        for name in names:
+            subprocess.run(
+                ["ip", "netns", "del", name], capture_output=True, timeout=10, check=False
+            )
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _start(prefix: list[str], module: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    argv = ["unshare", "-n", sys.executable, "-m", module, *args]
-    proc = subprocess.Popen(
+    argv = [*prefix, sys.executable, "-m", module, *args]
+    return subprocess.Popen(
         argv,
         cwd=REPO,
         env=env,
@@ -56,6 +118,11 @@ def run_in_netns(module: str, *args: str, timeout: float) -> list[dict[str, Any]
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def _finish(
+    proc: subprocess.Popen[bytes], module: str, args: Sequence[str], timeout: float
+) -> list[dict[str, Any]]:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -109,9 +109,27 @@ async def first_discovery_of(mdns: Mdns, peer_id: str) -> DiscoveredPeer:
     raise AssertionError("discovery ended")
 
 
+async def lan_node(namespace: str) -> None:
+    """One node of a two-namespace LAN: listens on every interface (loopback and the link),
+    prints its addresses and the first peer it finds."""
+    mdns = Mdns(MdnsConfig(interval=1.0))
+    async with open_default_host(listen=["/ip4/0.0.0.0/tcp/0"], services=[mdns]) as host:
+        addrs = [str(a) for a in host.listen_addrs]
+        with anyio.fail_after(20):
+            async for peer in mdns.discovered():
+                found = {"peer_id": str(peer.peer_id), "addrs": [str(a) for a in peer.addrs]}
+                break
+        emit("lan", namespace=namespace, peer_id=str(host.peer_id), addrs=addrs, found=found)
+        # stay up a little so that the other node also finds us
+        await anyio.sleep(3)
+
+
 def main() -> None:
-    setup_loopback_multicast()
     name, *args = sys.argv[1:]
+    if name == "lan-node":  # in a namespace that linked_namespaces set up
+        anyio.run(lan_node, args[0])
+        return
+    setup_loopback_multicast()
     if name == "pair":
         count, backend = int(args[0]), args[1]
         anyio.run(pair, count, backend=backend)

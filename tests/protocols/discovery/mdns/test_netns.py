@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.protocols.discovery.mdns.netns import netns_available, run_in_netns
+from tests.protocols.discovery.mdns.netns import (
+    linked_namespaces,
+    netns_available,
+    run_in_named_netns,
+    run_in_netns,
+)
 
 SCENARIOS = "tests.protocols.discovery.mdns.scenarios"
 pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root for unshare -n")
@@ -31,3 +36,14 @@ def test_a_flood_of_garbage_and_forged_responses_leaves_the_node_bounded_and_wor
     assert flood["responses_sent"] <= result["seconds"] + 2
     # and a real peer that starts afterwards is still found, at its address
     assert result["found"] == result["peer_addrs"]
+
+
+def test_two_hosts_on_a_link_exchange_only_link_addresses() -> None:
+    with linked_namespaces() as names:
+        results = run_in_named_netns(names, SCENARIOS, "lan-node", timeout=60)
+    (a,), (b,) = results
+    for me, other, prefix in ((a, b, "/ip4/10.77.0.2/"), (b, a, "/ip4/10.77.0.1/")):
+        assert any(x.startswith("/ip4/127.0.0.1/") for x in other["addrs"])  # it listens there
+        assert me["found"]["peer_id"] == other["peer_id"]
+        # but loopback is not announced across the link: only its link address
+        assert me["found"]["addrs"] == [x for x in other["addrs"] if x.startswith(prefix)]
