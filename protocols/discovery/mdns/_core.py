@@ -85,6 +85,9 @@ class MdnsConfig:
         max_addrs: addresses announced, and accepted per peer.
         max_unicast_per_interval: legacy unicast replies per ``response_interval`` (the rest
             of a flood of them is dropped).
+        max_datagrams_per_second: datagrams read per second; the rest of a flood is dropped
+            unread (counted in ``dropped``), which bounds the CPU a flood takes (reading one
+            costs about 1-2 ms of dnspython and multiaddr parsing).
     """
 
     service: str = DEFAULT_SERVICE
@@ -94,12 +97,14 @@ class MdnsConfig:
     max_peers: int = 256
     max_addrs: int = 32
     max_unicast_per_interval: int = 8
+    max_datagrams_per_second: int = 500
 
     def __attrs_post_init__(self) -> None:
         if not (self.interval > 0 and self.response_interval >= 0):
             raise ValueError("mDNS intervals must be positive")
-        if not (1 <= self.ttl <= 0xFFFFFFFF and self.max_peers >= 1 and self.max_addrs >= 1):
-            raise ValueError("mDNS ttl, max_peers and max_addrs must be at least 1")
+        bounds = (self.ttl, self.max_peers, self.max_addrs, self.max_datagrams_per_second)
+        if min(bounds) < 1 or self.ttl > 0xFFFFFFFF or self.max_unicast_per_interval < 0:
+            raise ValueError("mDNS ttl, max_peers, max_addrs and rates must be at least 1")
 
 
 @attrs.frozen(kw_only=True)
@@ -109,6 +114,7 @@ class MdnsStatistics:
     queries_sent: int
     responses_sent: int
     received: int
+    dropped: int
     malformed: int
     discoveries: int
     peers: int
@@ -152,8 +158,10 @@ class MdnsCore:
         self._respond_loopback = False
         self._respond_meta = False
         self._unicast_window = (-math.inf, 0)
+        self._receive_window = (-math.inf, 0)
         self._stats = dict.fromkeys(
-            ("queries_sent", "responses_sent", "received", "malformed", "discoveries"), 0
+            ("queries_sent", "responses_sent", "received", "dropped", "malformed", "discoveries"),
+            0,
         )
 
     # -- inputs ----------------------------------------------------------------------------
@@ -170,6 +178,13 @@ class MdnsCore:
         addresses are exchanged only with local peers. Malformed datagrams are counted and
         dropped; nothing here raises for bad input."""
         self._stats["received"] += 1
+        start, count = self._receive_window
+        if now - start >= 1.0:
+            start, count = now, 0
+        if count >= self.config.max_datagrams_per_second:
+            self._stats["dropped"] += 1
+            return
+        self._receive_window = (start, count + 1)
         try:
             msg = parse_message(data, self.config.service)
         except MdnsPacketError:

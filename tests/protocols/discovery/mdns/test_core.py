@@ -256,3 +256,15 @@ def test_bad_config_is_refused() -> None:
         MdnsConfig(interval=0)
     with pytest.raises(ValueError):
         MdnsConfig(max_peers=0)
+
+
+def test_datagrams_beyond_the_rate_limit_are_dropped_unread() -> None:
+    c = core(max_datagrams_per_second=10)
+    for i in range(25):
+        c.receive_datagram(b"junk", LOCAL, 1.0 + i / 100)
+    c.receive_datagram(response("x", "/ip4/127.0.0.1/tcp/5"), LOCAL, 1.5)
+    assert events(c) == []  # still inside the full second
+    c.receive_datagram(response("x", "/ip4/127.0.0.1/tcp/5"), LOCAL, 2.0)
+    assert len(events(c)) == 1
+    stats = c.statistics()
+    assert (stats.received, stats.dropped, stats.malformed) == (27, 16, 10)
