@@ -2,13 +2,8 @@
 (https://github.com/libp2p/specs/blob/master/discovery/mdns.md): a sans-IO core
 (``MdnsCore``) and the host service that runs it over a multicast UDP socket (``Mdns``)."""
 
-from protocols.discovery.mdns._core import (
-    MDNS_PORT,
-    Destination,
-    MdnsConfig,
-    MdnsCore,
-    MdnsStatistics,
-)
+from protocols.discovery.mdns._config import MdnsConfig, MdnsStatistics
+from protocols.discovery.mdns._core import MDNS_PORT, Destination, MdnsCore
 from protocols.discovery.mdns._service import Mdns, random_peer_name
 from protocols.discovery.mdns._wire import (
     DEFAULT_SERVICE,

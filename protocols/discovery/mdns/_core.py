@@ -42,8 +42,8 @@ from protocols.discovery.mdns._addrs import (
     parse_dnsaddr,
     srv_port,
 )
+from protocols.discovery.mdns._config import MdnsConfig, MdnsStatistics, RateWindow
 from protocols.discovery.mdns._wire import (
-    DEFAULT_SERVICE,
     META_QUERY,
     Host,
     MdnsPacketError,
@@ -54,7 +54,7 @@ from protocols.discovery.mdns._wire import (
     txt_strings,
 )
 
-__all__ = ["MDNS_PORT", "Destination", "MdnsConfig", "MdnsCore", "MdnsStatistics"]
+__all__ = ["MDNS_PORT", "Destination", "MdnsCore"]
 
 #: The mDNS port (RFC 6762 section 3).
 MDNS_PORT = 5353
@@ -70,54 +70,6 @@ _ASKED = {
     dns.rdatatype.AAAA,
     dns.rdatatype.ANY,
 }
-
-
-@attrs.frozen(kw_only=True)
-class MdnsConfig:
-    """Settings of mDNS discovery.
-
-    Attributes:
-        service: the DNS-SD service name (``_p2p._udp.local``).
-        interval: seconds between our queries (js-libp2p's default is 10 s).
-        ttl: TTL of our records (js-libp2p and go-libp2p use 120 s).
-        response_interval: least time between two multicast responses (RFC 6762: 1 s).
-        max_peers: instances remembered; beyond it the least recently seen is forgotten.
-        max_addrs: addresses announced, and accepted per peer.
-        max_unicast_per_interval: legacy unicast replies per ``response_interval`` (the rest
-            of a flood of them is dropped).
-        max_datagrams_per_second: datagrams read per second; the rest of a flood is dropped
-            unread (counted in ``dropped``), which bounds the CPU a flood takes (reading one
-            costs about 1-2 ms of dnspython and multiaddr parsing).
-    """
-
-    service: str = DEFAULT_SERVICE
-    interval: float = 10.0
-    ttl: int = 120
-    response_interval: float = 1.0
-    max_peers: int = 256
-    max_addrs: int = 32
-    max_unicast_per_interval: int = 8
-    max_datagrams_per_second: int = 500
-
-    def __attrs_post_init__(self) -> None:
-        if not (self.interval > 0 and self.response_interval >= 0):
-            raise ValueError("mDNS intervals must be positive")
-        bounds = (self.ttl, self.max_peers, self.max_addrs, self.max_datagrams_per_second)
-        if min(bounds) < 1 or self.ttl > 0xFFFFFFFF or self.max_unicast_per_interval < 0:
-            raise ValueError("mDNS ttl, max_peers, max_addrs and rates must be at least 1")
-
-
-@attrs.frozen(kw_only=True)
-class MdnsStatistics:
-    """Counters of one mDNS core."""
-
-    queries_sent: int
-    responses_sent: int
-    received: int
-    dropped: int
-    malformed: int
-    discoveries: int
-    peers: int
 
 
 @attrs.define
@@ -157,8 +109,10 @@ class MdnsCore:
         self._respond_at: float | None = None
         self._respond_loopback = False
         self._respond_meta = False
-        self._unicast_window = (-math.inf, 0)
-        self._receive_window = (-math.inf, 0)
+        self._unicast = RateWindow(
+            self.config.max_unicast_per_interval, self.config.response_interval
+        )
+        self._receiving = RateWindow(self.config.max_datagrams_per_second, 1.0)
         self._stats = dict.fromkeys(
             ("queries_sent", "responses_sent", "received", "dropped", "malformed", "discoveries"),
             0,
@@ -178,13 +132,9 @@ class MdnsCore:
         addresses are exchanged only with local peers. Malformed datagrams are counted and
         dropped; nothing here raises for bad input."""
         self._stats["received"] += 1
-        start, count = self._receive_window
-        if now - start >= 1.0:
-            start, count = now, 0
-        if count >= self.config.max_datagrams_per_second:
+        if not self._receiving.admit(now):
             self._stats["dropped"] += 1
             return
-        self._receive_window = (start, count + 1)
         try:
             msg = parse_message(data, self.config.service)
         except MdnsPacketError:
@@ -277,12 +227,8 @@ class MdnsCore:
     def _unicast_reply(
         self, msg: Message, source: tuple[str, int], loopback: bool, now: float
     ) -> None:
-        start, count = self._unicast_window
-        if now - start >= self.config.response_interval:
-            start, count = now, 0
-        if count >= self.config.max_unicast_per_interval:
+        if not self._unicast.admit(now):
             return
-        self._unicast_window = (start, count + 1)
         wire = self._response(loopback=loopback, ttl=self.config.ttl, meta=False, reply_to=msg)
         if wire is not None:
             self._out.append((wire, source))

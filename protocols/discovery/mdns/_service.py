@@ -17,7 +17,8 @@ from p2pstack.discovery import DiscoveredPeer, DiscoveryFeed
 from p2pstack.errors import TransportError
 from p2pstack.events import LocalAddrsChanged
 from p2pstack.sansio import TimerDriver
-from protocols.discovery.mdns._core import MDNS_PORT, MdnsConfig, MdnsCore, MdnsStatistics
+from protocols.discovery.mdns._config import MdnsConfig, MdnsStatistics
+from protocols.discovery.mdns._core import MDNS_PORT, MdnsCore
 from protocols.discovery.mdns._socket import MDNS_GROUP_V4, LocalAddresses, open_multicast_socket
 
 if TYPE_CHECKING:
