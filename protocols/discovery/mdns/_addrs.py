@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Sequence
 
+import attrs
 from multiaddr import Multiaddr
 from multiaddr.exceptions import Error as MultiaddrError
 
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id
+from protocols.discovery.mdns._config import RateWindow
 
 __all__ = [
+    "Dnsaddr",
+    "DnsaddrReader",
     "announceable",
     "ip_of",
     "is_loopback_addr",
@@ -78,9 +83,19 @@ def srv_port(addrs: Sequence[Multiaddr]) -> int:
     return 0
 
 
-def parse_dnsaddr(value: bytes) -> tuple[Multiaddr, PeerId] | None:
-    """Read the text after ``dnsaddr=``: a multiaddr ending in ``/p2p/<id>``. Returns the
-    address without ``/p2p/`` and the peer ID, or ``None`` for anything else."""
+@attrs.frozen
+class Dnsaddr:
+    """One ``dnsaddr=`` value read: the address (without ``/p2p/``), its peer, and whether
+    the address is a loopback one."""
+
+    addr: Multiaddr
+    peer: PeerId
+    loopback: bool
+
+
+def parse_dnsaddr(value: bytes) -> Dnsaddr | None:
+    """Read the text after ``dnsaddr=``: a multiaddr ending in ``/p2p/<id>``; ``None`` for
+    anything else."""
     try:
         addr = parse_multiaddr(value.decode("ascii"))
         rest, peer = split_peer_id(addr)
@@ -88,7 +103,36 @@ def parse_dnsaddr(value: bytes) -> tuple[Multiaddr, PeerId] | None:
         return None
     if rest is None or peer is None or _first(rest) is None:
         return None
-    return rest, peer
+    return Dnsaddr(rest, peer, is_loopback_addr(rest))
+
+
+class DnsaddrReader:
+    """``parse_dnsaddr`` with a cache and a budget.
+
+    Reading a multiaddr and a peer ID costs about 0.5-1.5 ms in Python, so the values seen
+    last (peers repeat theirs every query) are kept (``cache_size``, least recently used out),
+    and at most ``per_second`` new values are parsed per second; beyond it ``read`` returns
+    ``None`` and counts the value in ``skipped`` (a flood of unique strings then costs bounded
+    CPU; a real peer's addresses are read at its next response).
+    """
+
+    def __init__(self, *, cache_size: int = 1024, per_second: int = 500) -> None:
+        self._cache: OrderedDict[bytes, Dnsaddr | None] = OrderedDict()
+        self._size = cache_size
+        self._budget = RateWindow(per_second, 1.0)
+        self.skipped = 0
+
+    def read(self, value: bytes, now: float) -> Dnsaddr | None:
+        if value in self._cache:
+            self._cache.move_to_end(value)
+            return self._cache[value]
+        if not self._budget.admit(now):
+            self.skipped += 1
+            return None
+        parsed = self._cache[value] = parse_dnsaddr(value)
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return parsed
 
 
 def _first(addr: Multiaddr) -> tuple[str, str] | None:

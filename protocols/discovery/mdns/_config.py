@@ -24,8 +24,11 @@ class MdnsConfig:
         max_unicast_per_interval: legacy unicast replies per ``response_interval`` (the rest
             of a flood of them is dropped).
         max_datagrams_per_second: datagrams read per second; the rest of a flood is dropped
-            unread (counted in ``dropped``), which bounds the CPU a flood takes (reading one
-            costs about 1-2 ms of dnspython and multiaddr parsing).
+            unread (counted in ``dropped``). With the next bound it caps the CPU a flood
+            takes: a full 1.4 kB datagram costs dnspython about 1-4 ms.
+        max_addr_parses_per_second: ``dnsaddr=`` values not seen recently parsed per second
+            (a multiaddr and peer ID cost 0.5-1.5 ms); beyond it they are skipped (counted in
+            ``skipped_addrs``) until the next second.
     """
 
     service: str = DEFAULT_SERVICE
@@ -35,12 +38,19 @@ class MdnsConfig:
     max_peers: int = 256
     max_addrs: int = 32
     max_unicast_per_interval: int = 8
-    max_datagrams_per_second: int = 500
+    max_datagrams_per_second: int = 200
+    max_addr_parses_per_second: int = 500
 
     def __attrs_post_init__(self) -> None:
         if not (self.interval > 0 and self.response_interval >= 0):
             raise ValueError("mDNS intervals must be positive")
-        bounds = (self.ttl, self.max_peers, self.max_addrs, self.max_datagrams_per_second)
+        bounds = (
+            self.ttl,
+            self.max_peers,
+            self.max_addrs,
+            self.max_datagrams_per_second,
+            self.max_addr_parses_per_second,
+        )
         if min(bounds) < 1 or self.ttl > 0xFFFFFFFF or self.max_unicast_per_interval < 0:
             raise ValueError("mDNS ttl, max_peers, max_addrs and rates must be at least 1")
 
@@ -53,6 +63,7 @@ class MdnsStatistics:
     responses_sent: int
     received: int
     dropped: int
+    skipped_addrs: int
     malformed: int
     discoveries: int
     peers: int

@@ -35,11 +35,10 @@ from p2pstack.discovery import DiscoveredPeer
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import with_peer_id
 from protocols.discovery.mdns._addrs import (
+    DnsaddrReader,
     announceable,
     ip_of,
-    is_loopback_addr,
     is_loopback_ip,
-    parse_dnsaddr,
     srv_port,
 )
 from protocols.discovery.mdns._config import MdnsConfig, MdnsStatistics, RateWindow
@@ -113,6 +112,7 @@ class MdnsCore:
             self.config.max_unicast_per_interval, self.config.response_interval
         )
         self._receiving = RateWindow(self.config.max_datagrams_per_second, 1.0)
+        self._dnsaddrs = DnsaddrReader(per_second=self.config.max_addr_parses_per_second)
         self._stats = dict.fromkeys(
             ("queries_sent", "responses_sent", "received", "dropped", "malformed", "discoveries"),
             0,
@@ -182,7 +182,9 @@ class MdnsCore:
         return self._events.popleft() if self._events else None
 
     def statistics(self) -> MdnsStatistics:
-        return MdnsStatistics(**self._stats, peers=len(self._seen))
+        return MdnsStatistics(
+            **self._stats, skipped_addrs=self._dnsaddrs.skipped, peers=len(self._seen)
+        )
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -279,28 +281,28 @@ class MdnsCore:
             if ann.ttl == 0:
                 self._seen.pop(key, None)
                 continue
-            found = self._peer_of(ann.strings, loopback)
+            found = self._peer_of(ann.strings, loopback, now)
             if found is not None:
                 self._remember(key, *found, ann.ttl, now)
 
     def _peer_of(
-        self, strings: Sequence[bytes], loopback: bool
+        self, strings: Sequence[bytes], loopback: bool, now: float
     ) -> tuple[PeerId, tuple[Multiaddr, ...]] | None:
         peer: PeerId | None = None
-        addrs: dict[str, Multiaddr] = {}
+        addrs: dict[bytes, Multiaddr] = {}
         for text in strings:
             match = _DNSADDR.match(text)
             if match is None or len(addrs) >= self.config.max_addrs:
                 continue
-            parsed = parse_dnsaddr(text[match.end() :])
+            value = text[match.end() :]
+            parsed = self._dnsaddrs.read(value, now)
             if parsed is None:
                 continue
-            addr, pid = parsed
             if peer is None:
-                peer = pid
-            if pid != peer or (is_loopback_addr(addr) and not loopback):
+                peer = parsed.peer
+            if parsed.peer != peer or (parsed.loopback and not loopback):
                 continue
-            addrs.setdefault(str(addr), addr)
+            addrs.setdefault(value, parsed.addr)
         if peer is None or peer == self.peer_id or not addrs:
             return None
         return peer, tuple(addrs.values())

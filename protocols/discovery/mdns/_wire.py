@@ -163,12 +163,24 @@ def build_response(
     Raises:
         ValueError: ``host`` holds a label or string DNS cannot carry.
     """
-    txt = list(host.txt)
-    while True:
-        wire = _response_wire(host, txt, service=service, ttl=ttl, meta=meta, reply_to=reply_to)
-        if len(wire) <= MAX_PACKET_OUT or not txt:
-            return wire
+
+    def wire_with(strings: list[bytes]) -> bytes:
+        return _response_wire(host, strings, service=service, ttl=ttl, meta=meta, reply_to=reply_to)
+
+    # One TXT string costs its length plus a length byte; the empty placeholder of a record
+    # without strings costs 1. Keep the strings that fit, then build once (checked below).
+    room = MAX_PACKET_OUT - len(wire_with([])) + 1
+    txt: list[bytes] = []
+    for text in host.txt:
+        room -= len(text) + 1
+        if room < 0:
+            break
+        txt.append(text)
+    wire = wire_with(txt)
+    while len(wire) > MAX_PACKET_OUT and txt:  # not expected: the arithmetic above is exact
         txt.pop()
+        wire = wire_with(txt)
+    return wire
 
 
 def _response_wire(

@@ -234,7 +234,8 @@ def test_a_flood_of_responses_keeps_bounded_state() -> None:
     found = events(c)
     assert len(found) == 16  # the newest, the older ones were dropped unread
     assert all(len(e.addrs) == 4 for e in found)
-    assert stats.discoveries == 500
+    # 200 datagrams read in that second (max_datagrams_per_second), the rest dropped unread
+    assert (stats.discoveries, stats.dropped) == (200, 300)
 
 
 def test_garbage_is_counted_not_raised() -> None:
@@ -268,3 +269,16 @@ def test_datagrams_beyond_the_rate_limit_are_dropped_unread() -> None:
     assert len(events(c)) == 1
     stats = c.statistics()
     assert (stats.received, stats.dropped, stats.malformed) == (27, 16, 10)
+
+
+def test_new_addresses_beyond_the_parse_budget_are_skipped_and_cached_ones_are_free() -> None:
+    c = core(max_addr_parses_per_second=5, max_addrs=32)
+    addrs = [f"/ip4/127.0.0.1/tcp/{p}" for p in range(1, 9)]
+    c.receive_datagram(response("x", *addrs), LOCAL, 1.0)
+    (first,) = events(c)
+    assert len(first.addrs) == 5 and c.statistics().skipped_addrs == 3
+    c.receive_datagram(response("x", *addrs[:5]), LOCAL, 1.1)  # all cached: no budget needed
+    assert events(c) == [] and c.statistics().skipped_addrs == 3
+    c.receive_datagram(response("x", *addrs), LOCAL, 2.5)  # a new second: the rest is read
+    (second,) = events(c)
+    assert len(second.addrs) == 8

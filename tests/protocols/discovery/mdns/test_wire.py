@@ -164,3 +164,21 @@ def test_mutated_real_messages_parse_or_raise_mdns_packet_error(
         return
     for ann in msg.announcements:
         assert all(len(s) <= 255 for s in ann.strings)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=240), max_size=40),
+    st.integers(1, 63),
+    st.booleans(),
+)
+def test_responses_keep_the_longest_prefix_of_addresses_that_fits(
+    tail: list[bytes], name_len: int, meta: bool
+) -> None:
+    txt = tuple(b"dnsaddr=" + t for t in tail)
+    wire = build_response(Host(peer_name="p" * name_len, txt=txt, port=1), meta=meta)
+    assert len(wire) <= MAX_PACKET_OUT
+    kept = tuple(s for s in parse_message(wire).announcements[0].strings if s)
+    assert kept == txt[: len(kept)]
+    if len(kept) < len(txt):  # the next string would not have fitted
+        assert len(wire) + len(txt[len(kept)]) + 1 > MAX_PACKET_OUT
