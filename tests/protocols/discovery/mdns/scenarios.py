@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from p2pstack.discovery import DiscoveredPeer
+from p2pstack.discovery import DiscoveredPeer, PeerDiscovery
 from p2pstack.identity import Identity
 from p2pstack.roots.defaults import open_default_host
 from protocols.discovery.mdns import Mdns, MdnsConfig, build_query, build_response
@@ -37,7 +37,7 @@ async def pair(count: int) -> None:
             nodes.append((host, mdns))
         wanted = {str(h.peer_id) for h, _ in nodes}
 
-        async def watch(host_id: str, mdns: Mdns) -> None:
+        async def watch(host_id: str, mdns: PeerDiscovery) -> None:
             found: dict[str, list[str]] = {}
             async for peer in mdns.discovered():
                 found[str(peer.peer_id)] = [str(a) for a in peer.addrs]
@@ -56,6 +56,12 @@ async def pair(count: int) -> None:
                 addrs=[str(a) for a in host.listen_addrs],
                 stats=str(mdns.statistics()),
             )
+    # every host is closed: each service's discoveries end for a reader
+    with anyio.fail_after(5):
+        for _, mdns in nodes:
+            async for _peer in mdns.discovered():
+                pass
+    emit("ended")
 
 
 def _forged(i: int, peer: str) -> bytes:

@@ -21,6 +21,7 @@ def test_three_nodes_on_one_host_find_each_other(backend: str) -> None:
     nodes = {e["peer_id"]: e["addrs"] for e in events if e["event"] == "node"}
     found = {e["node"]: e["peers"] for e in events if e["event"] == "found"}
     assert len(nodes) == 3
+    assert events[-1] == {"event": "ended"}  # discovered() ends once the host closed
     assert set(found) == set(nodes)
     for node, peers in found.items():
         # each node found the two others, at exactly the addresses they listen on
