@@ -24,13 +24,14 @@ def emit(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
-async def pair(count: int) -> None:
-    """``count`` of our nodes on one host find each other; each prints what it found."""
+async def pair(count: int, interface: str | None = None) -> None:
+    """``count`` of our nodes on one host find each other; each prints what it found.
+    ``interface``: the IPv4 address of the interface they join the group on and send from."""
     config = MdnsConfig(interval=1.0)
     async with AsyncExitStack() as stack:
         nodes = []
         for _ in range(count):
-            mdns = Mdns(config)
+            mdns = Mdns(config, interface=interface)
             host = await stack.enter_async_context(
                 open_default_host(listen=["/ip4/127.0.0.1/tcp/0"], services=[mdns])
             )
@@ -137,8 +138,8 @@ def main() -> None:
         return
     setup_loopback_multicast()
     if name == "pair":
-        count, backend = int(args[0]), args[1]
-        anyio.run(pair, count, backend=backend)
+        interface = args[2] if len(args) > 2 else None
+        anyio.run(pair, int(args[0]), interface, backend=args[1])
     elif name == "hostile":
         anyio.run(hostile, float(args[0]))
     else:

@@ -15,9 +15,13 @@ SCENARIOS = "tests.protocols.discovery.mdns.scenarios"
 pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root for unshare -n")
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_three_nodes_on_one_host_find_each_other(backend: str) -> None:
-    events = run_in_netns(SCENARIOS, "pair", "3", backend, timeout=60)
+@pytest.mark.parametrize(
+    ("backend", "interface"),
+    [("asyncio", ()), ("trio", ()), ("asyncio", ("127.0.0.1",))],
+    ids=["asyncio", "trio", "interface-given"],
+)
+def test_three_nodes_on_one_host_find_each_other(backend: str, interface: tuple[str]) -> None:
+    events = run_in_netns(SCENARIOS, "pair", "3", backend, *interface, timeout=60)
     nodes = {e["peer_id"]: e["addrs"] for e in events if e["event"] == "node"}
     found = {e["node"]: e["peers"] for e in events if e["event"] == "found"}
     assert len(nodes) == 3
