@@ -76,6 +76,7 @@ async def hostile(seconds: float) -> None:
     config = MdnsConfig(interval=1.0, max_peers=32, max_addrs=8)
     mdns = Mdns(config)
     async with open_default_host(listen=["/ip4/127.0.0.1/tcp/0"], services=[mdns]) as host:
+        node_start = anyio.current_time()
         ids = [str(Identity.generate().peer_id) for _ in range(8)]
         forged = [_forged(i, ids[i % len(ids)]) for i in range(100)]
         junk = [b"", b"\xff" * 100, build_query()[:-1], b"\x00" * 9001, build_query()]
@@ -91,6 +92,7 @@ async def hostile(seconds: float) -> None:
                 await anyio.lowlevel.checkpoint()
         flood_stats = mdns.statistics()
         assert flood_stats is not None
+        running = anyio.current_time() - node_start
         peer_mdns = Mdns(MdnsConfig(interval=1.0))
         async with open_default_host(
             listen=["/ip4/127.0.0.1/tcp/0"], services=[peer_mdns]
@@ -101,6 +103,7 @@ async def hostile(seconds: float) -> None:
             "hostile",
             sent=sent,
             seconds=seconds,
+            running=running,
             flood=attrs.asdict(flood_stats),
             found=[str(a) for a in found.addrs],
             peer_addrs=[str(a) for a in peer_host.listen_addrs],
