@@ -38,7 +38,8 @@ def test_a_flood_of_garbage_and_forged_responses_leaves_the_node_bounded_and_wor
     assert flood["malformed"] > 0 and flood["discoveries"] > result["max_peers"]
     assert flood["peers"] <= result["max_peers"]
     # at most one multicast response per second (the 1 s rule) since the node started; the
-    # flood held queries in every batch, so without the rule there would be hundreds
+    # flood holds a query in every batch of 25 datagrams, so without the rule there would be
+    # one response per query read (dozens)
     assert flood["responses_sent"] <= result["running"] + 2  # (+1 for the start, +1 slack)
     # and a real peer that starts afterwards is still found, at its address
     assert result["found"] == result["peer_addrs"]
