@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 
-__all__ = ["MDNS_GROUP_V4", "LocalAddresses", "open_multicast_socket"]
+__all__ = [
+    "MDNS_GROUP_V4",
+    "MDNS_GROUP_V6",
+    "LocalAddresses",
+    "open_multicast_socket",
+    "open_multicast_socket_v6",
+]
 
 #: The IPv4 mDNS group (RFC 6762 section 3).
 MDNS_GROUP_V4 = "224.0.0.251"
+#: The IPv6 mDNS group, link-local scope (RFC 6762 section 3).
+MDNS_GROUP_V6 = "ff02::fb"
 
 
 def open_multicast_socket(
@@ -39,6 +48,35 @@ def open_multicast_socket(
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, local)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_multicast_socket_v6(
+    *, interface: str, group: str = MDNS_GROUP_V6, port: int = 5353
+) -> socket.socket:
+    """A non-blocking IPv6-only UDP socket bound to ``[::]:port``, joined to ``group`` on the
+    interface named ``interface`` (``ff02::fb`` is link-local: it needs one), sending there.
+
+    Raises:
+        OSError: no such interface, or the socket could not be bound or joined.
+    """
+    index = socket.if_nametoindex(interface)
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("::", port))
+        membership = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, membership)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
         sock.setblocking(False)
     except BaseException:
         sock.close()

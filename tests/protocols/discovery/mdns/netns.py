@@ -63,8 +63,9 @@ def run_in_named_netns(
 @contextmanager
 def linked_namespaces(count: int = 2) -> Iterator[list[str]]:
     """``count`` network namespaces on one link (a bridge-less chain is enough for two: a veth
-    pair), each with ``lo`` up and address ``10.77.0.<i+1>/24`` on its end, multicast routed
-    onto the link. Deleted on exit, whatever happened."""
+    pair), each with ``lo`` up and addresses ``10.77.0.<i+1>/24`` and ``fd77::<i+1>/64`` (plus
+    the kernel's link-local one) on its end, IPv4 multicast routed onto the link. Deleted on
+    exit, whatever happened."""
     if count != 2:
         raise ValueError("linked_namespaces makes two namespaces")
     tag = f"{os.getpid() % 100000}"
@@ -91,6 +92,7 @@ def linked_namespaces(count: int = 2) -> Iterator[list[str]]:
             for cmd in (
                 ["link", "set", "lo", "up"],
                 ["addr", "add", f"10.77.0.{i + 1}/24", "dev", link],
+                ["-6", "addr", "add", f"fd77::{i + 1}/64", "dev", link, "nodad"],
                 ["link", "set", link, "up"],
                 ["route", "add", "224.0.0.0/4", "dev", link],
             ):

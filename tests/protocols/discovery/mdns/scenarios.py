@@ -119,11 +119,17 @@ async def first_discovery_of(mdns: Mdns, peer_id: str) -> DiscoveredPeer:
     raise AssertionError("discovery ended")
 
 
-async def lan_node(namespace: str) -> None:
-    """One node of a two-namespace LAN: listens on every interface (loopback and the link),
-    prints its addresses and the first peer it finds."""
-    mdns = Mdns(MdnsConfig(interval=1.0))
-    async with open_default_host(listen=["/ip4/0.0.0.0/tcp/0"], services=[mdns]) as host:
+async def lan_node(family: str, namespace: str) -> None:
+    """One node of a two-namespace LAN: prints its addresses and the first peer it finds.
+    ``ip4``: mDNS over IPv4, listening on every interface (loopback and the link); ``ip6``:
+    mDNS over IPv6 only (``ff02::fb`` on the link), listening on ``::``."""
+    if family == "ip4":
+        mdns, listen = Mdns(MdnsConfig(interval=1.0)), "/ip4/0.0.0.0/tcp/0"
+    else:
+        (link,) = [name for _, name in socket.if_nameindex() if name != "lo"]
+        config = MdnsConfig(interval=1.0)
+        mdns, listen = Mdns(config, ipv4=False, ipv6_interface=link), "/ip6/::/tcp/0"
+    async with open_default_host(listen=[listen], services=[mdns]) as host:
         addrs = [str(a) for a in host.listen_addrs]
         with anyio.fail_after(20):
             async for peer in mdns.discovered():
@@ -137,7 +143,7 @@ async def lan_node(namespace: str) -> None:
 def main() -> None:
     name, *args = sys.argv[1:]
     if name == "lan-node":  # in a namespace that linked_namespaces set up
-        anyio.run(lan_node, args[0])
+        anyio.run(lan_node, args[0], args[1])
         return
     setup_loopback_multicast()
     if name == "pair":

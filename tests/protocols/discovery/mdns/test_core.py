@@ -12,7 +12,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.discovery import DiscoveredPeer
 from p2pstack.identity import Identity, PeerId
-from protocols.discovery.mdns import MdnsConfig, MdnsCore, build_query, parse_message
+from protocols.discovery.mdns import Mdns, MdnsConfig, MdnsCore, build_query, parse_message
 from protocols.discovery.mdns._wire import Host, build_response
 
 LOCAL = ("127.0.0.1", 5353)
@@ -282,3 +282,8 @@ def test_new_addresses_beyond_the_parse_budget_are_skipped_and_cached_ones_are_f
     c.receive_datagram(response("x", *addrs), LOCAL, 2.5)  # a new second: the rest is read
     (second,) = events(c)
     assert len(second.addrs) == 8
+
+
+def test_a_service_needs_ipv4_or_an_ipv6_interface() -> None:
+    with pytest.raises(ValueError, match="IPv4 or an IPv6 interface"):
+        Mdns(ipv4=False)

@@ -47,10 +47,20 @@ def test_a_flood_of_garbage_and_forged_responses_leaves_the_node_bounded_and_wor
 
 def test_two_hosts_on_a_link_exchange_only_link_addresses() -> None:
     with linked_namespaces() as names:
-        results = run_in_named_netns(names, SCENARIOS, "lan-node", timeout=60)
+        results = run_in_named_netns(names, SCENARIOS, "lan-node", "ip4", timeout=60)
     (a,), (b,) = results
     for me, other, prefix in ((a, b, "/ip4/10.77.0.2/"), (b, a, "/ip4/10.77.0.1/")):
         assert any(x.startswith("/ip4/127.0.0.1/") for x in other["addrs"])  # it listens there
         assert me["found"]["peer_id"] == other["peer_id"]
         # but loopback is not announced across the link: only its link address
+        assert me["found"]["addrs"] == [x for x in other["addrs"] if x.startswith(prefix)]
+
+
+def test_ipv6_only_over_ff02_fb_on_a_link() -> None:
+    with linked_namespaces() as names:
+        results = run_in_named_netns(names, SCENARIOS, "lan-node", "ip6", timeout=60)
+    (a,), (b,) = results
+    for me, other, prefix in ((a, b, "/ip6/fd77::2/"), (b, a, "/ip6/fd77::1/")):
+        assert any(x.startswith("/ip6/::1/") for x in other["addrs"])  # it listens there
+        assert me["found"]["peer_id"] == other["peer_id"]
         assert me["found"]["addrs"] == [x for x in other["addrs"] if x.startswith(prefix)]
