@@ -69,6 +69,7 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("rendezvous_point", "_rendezvous", "rendezvous point registry fed peers' requests"),
         _spec("swim_message", "_swim", "SWIM membership Message decoding and re-encoding"),
         _spec("swim_core", "_swim", "SWIM membership core fed arbitrary messages and time"),
+        _spec("mdns_message", "_mdns", "mDNS datagrams: parse_message and MdnsCore", 9001),
         _spec(
             "pubsub_rpc",
             "_pubsub",

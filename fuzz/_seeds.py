@@ -31,6 +31,9 @@ from fuzz._registry import TARGETS
 from fuzz._swim import SIGNATURE, fuzz_peer
 from p2pstack.framing import encode_lp
 from p2pstack.identity import LIBP2P_TLS_OID, Envelope, Identity, PeerId, PeerRecord
+from protocols.discovery.mdns import build_query as build_mdns_query
+from protocols.discovery.mdns import build_response as build_mdns_response
+from protocols.discovery.mdns._wire import Host as MdnsHost
 from protocols.identify import IdentifyMessage, encode_identify, frame_identify
 from protocols.membership import MemberState as S
 from protocols.membership import Metadata
@@ -425,6 +428,20 @@ def _discovery_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _mdns_seeds() -> dict[str, dict[str, bytes]]:
+    peer = "12D3KooWKbRz4Fd5xBdUgZaCDHusWpQoGTvqEiAGbZ96d8gEswU1"
+    txt = (f"dnsaddr=/ip4/127.0.0.1/tcp/4001/p2p/{peer}".encode(),)
+    host = MdnsHost(peer_name="other", txt=txt, port=4001, ips=("127.0.0.1",))
+    return {
+        "mdns_message": {
+            "query": b"\x01" + build_mdns_query(),
+            "response": b"\x01" + build_mdns_response(host),
+            "response_lan": b"\x00" + build_mdns_response(host),
+            "legacy_query": b"\x03" + b"\x12\x34" + build_mdns_query()[2:],
+        }
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -436,6 +453,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_rendezvous_seeds(),
         **_swim_seeds(),
         **_discovery_seeds(),
+        **_mdns_seeds(),
     }
 
 

@@ -8,7 +8,7 @@ Use it as a host service::
     async with open_host(..., services=[Identify(), kad, Discovery([boot, kad.discovery])]):
         ...
 
-Other sources live in their own subpackages (``rendezvous``, mDNS) and plug in the same way.
+Other sources live in their own subpackages (``rendezvous``, ``mdns``) and plug in the same way.
 """
 
 from protocols.discovery._bootstrap import Bootstrap, BootstrapConfig, check_bootstrap_addr

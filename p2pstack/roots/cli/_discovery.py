@@ -11,6 +11,7 @@ from multiaddr import Multiaddr
 from p2pstack.discovery import DiscoveredPeer, PeerDiscovered, PeerDiscovery
 from p2pstack.host import Host
 from p2pstack.roots.cli._common import Output, UserError
+from p2pstack.roots.cli._mdns import mdns_sources
 from p2pstack.roots.cli._rendezvous import rendezvous_sources
 from protocols.discovery import (
     Bootstrap,
@@ -67,6 +68,7 @@ def _bootstrap(args: argparse.Namespace) -> list[PeerDiscovery]:
 SOURCE_BUILDERS: list[Callable[[argparse.Namespace], list[PeerDiscovery]]] = [
     _bootstrap,
     rendezvous_sources,
+    mdns_sources,
 ]
 
 

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: ``argparse`` destinations whose presence turns the discovery service on.
-DISCOVERY_OPTIONS: list[str] = ["bootstrap", "rendezvous"]
+DISCOVERY_OPTIONS: list[str] = ["bootstrap", "rendezvous", "mdns"]
 #: Default seconds between two random DHT lookups while discovery and the DHT both run.
 RANDOM_WALK_INTERVAL = 60.0
 

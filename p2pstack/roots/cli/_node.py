@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     Args:
         args: ``key``, ``listen``, ``security``, ``muxer``, ``timeout``, ``metrics``, ``json``,
-            the DHT options (``dht``, ``bootstrap``, ``dht_protocol``, ``dht_namespace``) and
-            the pubsub options (``pubsub``, ``subscribe``).
+            the DHT options (``dht``, ``bootstrap``, ``dht_protocol``, ``dht_namespace``),
+            the pubsub options (``pubsub``, ``subscribe``) and ``mdns``, ``mdns_interval``.
 
     Returns:
         0 once stopped by a signal.
@@ -241,6 +241,9 @@ def _announce(
     if parts.dht is not None:
         text.append(f"DHT {parts.dht} ({args.dht_protocol})")
         extra["dht"] = parts.dht
+    if args.mdns:
+        text.append(f"mDNS discovery every {args.mdns_interval:g} s")
+        extra["mdns"] = True
     if parts.router is not None:
         topics = list(dict.fromkeys(args.subscribe))
         text.append(f"pubsub {parts.router}" + (f", topics: {' '.join(topics)}" if topics else ""))

@@ -14,6 +14,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateKeyPair, generateKeyPairFromSeed, publicKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
+import { mdns } from '@libp2p/mdns'
 import { mplex } from '@libp2p/mplex'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -64,7 +65,9 @@ function parseCommandLine (argv) {
       'pubsub-topic': { type: 'string', multiple: true },
       'gossip-d': { type: 'string', default: '6' },
       'gossip-dlo': { type: 'string', default: '4' },
-      'gossip-dhi': { type: 'string', default: '12' }
+      'gossip-dhi': { type: 'string', default: '12' },
+      mdns: { type: 'boolean', default: false },
+      'mdns-interval': { type: 'string', default: '10' }
     },
     strict: true,
     allowPositionals: false
@@ -102,7 +105,9 @@ function parseCommandLine (argv) {
     pubsubTopics: values['pubsub-topic'] ?? [],
     gossipD: Number(values['gossip-d']),
     gossipDlo: Number(values['gossip-dlo']),
-    gossipDhi: Number(values['gossip-dhi'])
+    gossipDhi: Number(values['gossip-dhi']),
+    mdns: values.mdns,
+    mdnsIntervalMs: Number(values['mdns-interval']) * 1000
   }
 }
 
@@ -394,7 +399,9 @@ async function createNode (cfg) {
     connectionManager: { allow: LOOPBACK },
     // Left at its defaults on purpose: it pings every connection every 10 s.
     connectionMonitor: { enabled: true },
-    services: { identify: identify(), ping: ping(), ...extra }
+    services: { identify: identify(), ping: ping(), ...extra },
+    // --mdns: @libp2p/mdns on 224.0.0.251:5353, querying every --mdns-interval seconds
+    peerDiscovery: cfg.mdns ? [mdns({ interval: cfg.mdnsIntervalMs })] : []
   })
 }
 
@@ -432,6 +439,11 @@ async function main () {
     const c = evt.detail
     if (c.direction === 'inbound') emit('inbound', { peer_id: c.remotePeer.toString(), muxer: c.multiplexer ?? null, encryption: c.encryption ?? null })
   })
+  if (cfg.mdns) {
+    node.addEventListener('peer:discovery', evt => {
+      emit('peer:discovery', { peer_id: evt.detail.id.toString(), addrs: evt.detail.multiaddrs.map(a => a.toString()), source: 'mdns' })
+    })
+  }
   if (cfg.listen != null) {
     watchShutdown(node)
     emit('listening', { peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(a => a.toString()) })

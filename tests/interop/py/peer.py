@@ -104,6 +104,7 @@ def parse_command_line(argv: list[str]) -> Config:
     p.add_argument("--bootstrap", action="append", default=[])
     p.add_argument("--pubsub", choices=["gossipsub", "floodsub"])
     p.add_argument("--rendezvous", choices=["point", "client"])
+    p.add_argument("--mdns", action="store_true")
     a = p.parse_args(argv)
     if a.rendezvous is not None and (a.listen is None or a.dht or a.pubsub):
         raise PeerError("--rendezvous needs --listen and mixes with neither --dht nor --pubsub")
@@ -130,6 +131,7 @@ def parse_command_line(argv: list[str]) -> Config:
         pubsub=a.pubsub,
         security=a.security or ["noise"],
         rendezvous=a.rendezvous,
+        mdns=a.mdns,
     )
 
 
@@ -279,6 +281,7 @@ def make_host(cfg: Config) -> Any:
         listen_addrs=[multiaddr.Multiaddr(cfg.listen)] if cfg.listen else None,
         enable_quic=quic,
         connection_config=connection,
+        enable_mDNS=cfg.mdns,
     )
 
 
@@ -406,6 +409,18 @@ async def serve(host: Any, cfg: Config) -> None:
         await wait_for_shutdown()
 
 
+def report_discoveries() -> None:
+    """Print each peer py-libp2p's discovery finds (its mDNS listener calls from zeroconf's
+    thread; one print per line is atomic enough for the JSON-lines contract)."""
+    from libp2p.discovery.events.peerDiscovery import peerDiscovery
+
+    def found(info: Any) -> None:
+        addrs = [str(a) for a in info.addrs]
+        emit("peer:discovery", peer_id=str(info.peer_id), addrs=addrs, source="mdns")
+
+    peerDiscovery.register_peer_discovered_handler(found)
+
+
 async def fresh_dial(host: Any, info: Any, ping: bool, timeout: float) -> float:
     """Close every connection to the target, dial a new one (TCP + Noise + muxer), optionally
     ping once over it; returns the seconds from dial start to the end of the ping/upgrade."""
@@ -444,6 +459,8 @@ async def main(cfg: Config) -> None:
     host = make_host(cfg)
     listen = [multiaddr.Multiaddr(cfg.listen)] if cfg.listen else []
     failure: Exception | None = None
+    if cfg.mdns:  # before host.run starts py-libp2p's mDNS: its first finds come quickly
+        report_discoveries()
     # Shutting the host down is bounded too: cancelled SHUTDOWN_GRACE seconds after the work ends.
     with trio.CancelScope() as shutdown:
         async with host.run(listen_addrs=listen):

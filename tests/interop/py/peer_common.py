@@ -55,6 +55,7 @@ class Config:
     pubsub: str | None = None  # "gossipsub" or "floodsub": run py-libp2p's Pubsub (peer_pubsub.py)
     security: list[str] = field(default_factory=lambda: ["noise"])  # order = preference
     rendezvous: str | None = None  # "point" or "client": py-libp2p rendezvous (peer_rendezvous.py)
+    mdns: bool = False  # run py-libp2p's mDNS discovery (zeroconf) and print what it finds
 
 
 # ------------------------------------------------------------------ stream helpers
