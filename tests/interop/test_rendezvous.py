@@ -2,7 +2,7 @@
 our point (tests/interop/README.md, "Rendezvous mode"). js-libp2p has no maintained rendezvous.
 
 py-libp2p's wire form differs from the spec: it registers an unsigned ``PeerInfo`` where the spec
-has a signed peer record, and reads only that form back (docs/discovery-rendezvous.md).
+has a signed peer record, and reads only that form back (docs/discovery.md, "Rendezvous").
 """
 
 from __future__ import annotations

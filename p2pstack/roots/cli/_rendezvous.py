@@ -1,5 +1,5 @@
 """``p2pstack node``'s rendezvous services and the printing of what they discover
-(docs/discovery-rendezvous.md, "The command line")."""
+(docs/discovery.md, "Rendezvous")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Arguments of ``p2pstack node``'s rendezvous options (issue 13; docs/discovery-rendezvous.md):
+"""Arguments of ``p2pstack node``'s rendezvous options (issue 13; docs/discovery.md, "Rendezvous"):
 ``--rendezvous-point`` serves ``/rendezvous/1.0.0``; ``--rendezvous MA`` registers in and polls
 every ``--namespace`` at that point. Standard library only: parsing must not load the network
 stack (see ``_registry``)."""
