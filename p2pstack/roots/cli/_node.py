@@ -136,6 +136,10 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._pubsub import pubsub_event
 
         describers.append(pubsub_event)
+    if args.membership:
+        from p2pstack.roots.cli._membership import member_event
+
+        describers.append(member_event)
     return _Parts(dht, router, tuple(describers))
 
 
@@ -155,6 +159,10 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._rendezvous import rendezvous_services
 
         services = [*(services or default_services(serve_perf=True)), *rendezvous_services(args)]
+    if args.membership:
+        from p2pstack.roots.cli._membership import membership_service
+
+        services = [*(services or default_services(serve_perf=True)), membership_service(args)]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -247,6 +255,10 @@ def _start_work(
         from p2pstack.roots.cli import _dht
 
         tg.start_soon(_dht.report_join, host, args.bootstrap, out, timeout)
+    if args.membership and args.bootstrap:
+        from p2pstack.roots.cli import _membership
+
+        tg.start_soon(_membership.report_join, host, args.bootstrap, out, timeout)
     if args.rendezvous:
         from p2pstack.roots.cli._rendezvous import print_discoveries
         from protocols.discovery.rendezvous import Rendezvous
