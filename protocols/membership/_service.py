@@ -93,7 +93,7 @@ class Membership:
         seed: seeds the core's randomness (probe order, gossip targets, picks).
         send_timeout: most seconds to dial, open a stream and write one message.
         leave_timeout: most seconds ``stop()`` spends gossiping the leave (the host's
-            ``service_stop_timeout`` bounds it too).
+            ``service_stop_timeout``, 5 s by default, bounds it too).
         max_in_flight: most sends and dials at once; more messages are dropped and counted.
         max_inbound: most inbound SWIM streams served at once.
         addrs_wait: most seconds to wait for the host to listen before the core starts (its
@@ -107,7 +107,7 @@ class Membership:
         policy: ConnectionPolicy | None = None,
         seed: int | None = None,
         send_timeout: float = 5.0,
-        leave_timeout: float = 5.0,
+        leave_timeout: float = 3.0,
         max_in_flight: int = 256,
         max_inbound: int = 256,
         addrs_wait: float = 5.0,
@@ -189,7 +189,8 @@ class Membership:
         self, *, load: float | None = None, entries: dict[str, bytes] | None = None
     ) -> None:
         """Change our gossiped metadata (``load``: lower is less loaded; ``entries``: a small
-        key/value set). Before the core starts, it is applied when it does.
+        key/value set). Before the core starts, it is applied when it does; once ``stop()``
+        began leaving it is ignored (a new alive claim would undo the leave).
 
         Raises:
             MetadataTooLarge: over ``config.max_metadata_size``.
@@ -199,6 +200,8 @@ class Membership:
                 self._pending_metadata["load"] = load
             if entries is not None:
                 self._pending_metadata["entries"] = entries
+            return
+        if self._core.leaving:
             return
         self._core.set_metadata(load=load, entries=entries)
         self._poke()
