@@ -36,3 +36,8 @@ def test_readme_dht_example_runs() -> None:
     stdout = _run(_example("protocols.kad"))
     assert re.search(r"^stored at [12] peers$", stdout, flags=re.MULTILINE), stdout
     assert stdout.splitlines()[-1] == "b'hello'"
+
+
+def test_readme_membership_example_runs() -> None:
+    stdout = _run(_example("protocols.membership"))
+    assert stdout.splitlines()[-1] == "2 True"
