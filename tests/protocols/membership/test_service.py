@@ -170,3 +170,20 @@ async def test_connections_per_member_bounded_by_policy() -> None:
         assert max(own) <= policy.max_connections + 1  # one dial may be under way
         assert sum(h.service(Membership).statistics().closed_by_policy for h in hosts) > 0
         await converge(hosts, 5)  # membership still complete
+
+
+async def test_connections_other_services_opened_are_left_open() -> None:
+    policy = ConnectionPolicy(lookahead=1, idle_timeout=0.3, max_connections=1)
+
+    def make(i: int) -> Membership:
+        return Membership(config=FAST, policy=attrs.evolve(policy), seed=i)
+
+    async with cluster(4, make=make) as (hosts, net, _stacks), host(net, [make(9)]) as extra:
+        with anyio.fail_after(5):
+            app_conn = await extra.connect(hosts[1].addrs[0])  # the app's, not SWIM's
+        await extra.service(Membership).join(hosts[0].addrs[0])
+        await converge([*hosts, extra], 4)
+        await anyio.sleep(2.0)  # many idle timeouts and policy rounds
+        assert not app_conn.is_closed
+        closed = sum(h.service(Membership).statistics().closed_by_policy for h in hosts)
+        assert closed > 0  # the policy did close its own connections meanwhile
