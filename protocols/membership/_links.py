@@ -156,6 +156,10 @@ class Links:
             self.closed_by_policy += 1
             self.host.start_soon(self._close, conn, name="swim close idle")
 
+    def adopt(self, conn: Connection) -> None:
+        """``conn`` was dialed for the membership (a join): the policy may close it."""
+        self._opened.setdefault(conn.remote_peer, conn)
+
     async def _dial(self, peer: PeerId) -> None:
         try:
             had = bool(self.host.connections(peer))

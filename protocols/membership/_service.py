@@ -173,11 +173,14 @@ class Membership:
         """
         host = self._require_host()
         with anyio.fail_after(timeout):
+            before = set(host.connections())
             if isinstance(seed, PeerId):
-                peer = seed
-                await host.dial_peer(peer)
+                conn = await host.dial_peer(seed)
             else:
-                peer = (await host.connect(seed)).remote_peer
+                conn = await host.connect(seed)
+            peer = conn.remote_peer
+            if conn not in before:  # dialed for the join: the connection policy may close it
+                self._require_links().adopt(conn)
             await self._ready.wait()
             core = self._require_core()
             core.join(anyio.current_time(), peer)

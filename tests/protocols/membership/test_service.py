@@ -187,3 +187,21 @@ async def test_connections_other_services_opened_are_left_open() -> None:
         assert not app_conn.is_closed
         closed = sum(h.service(Membership).statistics().closed_by_policy for h in hosts)
         assert closed > 0  # the policy did close its own connections meanwhile
+
+
+async def test_join_connections_are_closed_by_the_policy_too() -> None:
+    policy = ConnectionPolicy(lookahead=1, idle_timeout=0.3, max_connections=1)
+
+    def make(i: int) -> Membership:
+        return Membership(config=FAST, policy=attrs.evolve(policy), seed=i)
+
+    async with cluster(6, make=make) as (hosts, _net, _stacks):
+        seed = hosts[0]
+        # Every member joined through the seed; without closing those connections the seed
+        # would stay connected to all 5.
+        with anyio.fail_after(10):
+            while True:
+                if len({c.remote_peer for c in seed.connections()}) < 5:
+                    break
+                await anyio.sleep(0.05)
+        await converge(hosts, 5)
