@@ -164,12 +164,13 @@ class Membership:
 
     async def join(self, seed: PeerId | Multiaddr | str, *, timeout: float = 10.0) -> None:
         """Join the cluster through ``seed`` (a member's peer ID, or a multiaddr to dial) and
-        wait until it answered (it is then in ``members()``).
+        wait until it answered (it is then in ``members()``); the join request is sent again
+        every few probe intervals until then.
 
         Raises:
             ValueError: ``seed`` is not a valid multiaddr.
             DialError: ``seed`` could not be reached.
-            P2PTimeoutError: no answer within ``timeout``.
+            TimeoutError: no answer within ``timeout``.
         """
         host = self._require_host()
         with anyio.fail_after(timeout):
@@ -183,10 +184,14 @@ class Membership:
                 self._require_links().adopt(conn)
             await self._ready.wait()
             core = self._require_core()
-            core.join(anyio.current_time(), peer)
-            self._poke()
+            # A lost push-pull (a failed stream) is sent again after a few probe intervals.
+            retry = max(1.0, 5 * self.config.probe_interval)
             while core.member(peer) is None:
-                await self._wait_changed()
+                core.join(anyio.current_time(), peer)
+                self._poke()
+                with anyio.move_on_after(retry):
+                    while core.member(peer) is None:
+                        await self._wait_changed()
 
     def set_metadata(
         self, *, load: float | None = None, entries: dict[str, bytes] | None = None

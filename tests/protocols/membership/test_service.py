@@ -192,14 +192,16 @@ async def test_connections_other_services_opened_are_left_open() -> None:
 async def test_join_connections_are_closed_by_the_policy_too() -> None:
     policy = ConnectionPolicy(lookahead=1, idle_timeout=0.3, max_connections=1)
 
+    slower = attrs.evolve(FAST, probe_interval=0.4, probe_timeout=0.2)  # idle gaps per pair
+
     def make(i: int) -> Membership:
-        return Membership(config=FAST, policy=attrs.evolve(policy), seed=i)
+        return Membership(config=slower, policy=attrs.evolve(policy), seed=i)
 
     async with cluster(6, make=make) as (hosts, _net, _stacks):
         seed = hosts[0]
         # Every member joined through the seed; without closing those connections the seed
         # would stay connected to all 5.
-        with anyio.fail_after(10):
+        with anyio.fail_after(12):
             while True:
                 if len({c.remote_peer for c in seed.connections()}) < 5:
                     break
