@@ -33,7 +33,8 @@ Driver contract (everything is synchronous and cheap; call order is free):
 from protocols.membership._core import SwimCore, SwimStatistics
 from protocols.membership._decode import decode_message
 from protocols.membership._policy import ConnectionPolicy
-from protocols.membership._service import MEMBER_EVENT_TYPES, Membership, MembershipStatistics
+from protocols.membership._service import Membership
+from protocols.membership._stats import MEMBER_EVENT_TYPES, MembershipStatistics
 from protocols.membership._types import (
     MAX_INCARNATION_JUMP,
     PROTOCOL_ID,

@@ -19,9 +19,10 @@ from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError, RemoteProtocolEr
 from p2pstack.events import LocalAddrsChanged, PeerFailed, Subscription, Unsubscribe
 from p2pstack.framing import read_lp
 from p2pstack.identity import PeerId
-from protocols.membership._core import SwimCore, SwimStatistics
+from protocols.membership._core import SwimCore
 from protocols.membership._links import Links
 from protocols.membership._policy import ConnectionPolicy
+from protocols.membership._stats import MEMBER_EVENT_TYPES, MembershipStatistics
 from protocols.membership._types import (
     PROTOCOL_ID,
     Member,
@@ -31,8 +32,6 @@ from protocols.membership._types import (
     MemberJoined,
     MemberLeft,
     MemberState,
-    MemberSuspected,
-    MetadataChanged,
     SwimConfig,
 )
 
@@ -43,45 +42,7 @@ if TYPE_CHECKING:
 
 _ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *NETWORK_ERRORS)
 
-__all__ = ["MEMBER_EVENT_TYPES", "Membership", "MembershipStatistics"]
-
-#: The event classes the service publishes on ``host.events``.
-MEMBER_EVENT_TYPES: tuple[type[Any], ...] = (
-    MemberJoined,
-    MemberAlive,
-    MemberSuspected,
-    MemberDead,
-    MemberLeft,
-    MetadataChanged,
-)
-
-
-@attrs.frozen(kw_only=True)
-class MembershipStatistics:
-    """A snapshot of the driver.
-
-    Attributes:
-        members: known members other than us (any state).
-        live_members: alive or suspect members.
-        connected_members: live members we have at least one connection to (any opener):
-            the connections-per-member figure the policy bounds.
-        own_connections: open connections this service dialed.
-        closed_by_policy: connections the policy closed so far.
-        bad_messages: inbound streams reset for bad input.
-        send_failures: messages lost because the dial, stream or write failed.
-        dropped_sends: messages dropped because too many sends were in flight.
-        swim: the core's counters.
-    """
-
-    members: int
-    live_members: int
-    connected_members: int
-    own_connections: int
-    closed_by_policy: int
-    bad_messages: int
-    send_failures: int
-    dropped_sends: int
-    swim: SwimStatistics | None
+__all__ = ["Membership"]
 
 
 class Membership:
