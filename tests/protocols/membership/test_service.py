@@ -14,6 +14,7 @@ from p2pstack.errors import StreamReset
 from p2pstack.events import PeerFailed, Subscription
 from p2pstack.framing import write_lp
 from p2pstack.host import Host
+from p2pstack.sim import run_virtual
 from protocols.membership import (
     PROTOCOL_ID,
     ConnectionPolicy,
@@ -37,9 +38,8 @@ from tests.protocols.membership._hosts import (
     wait_state,
 )
 
-pytestmark = pytest.mark.anyio
 
-
+@pytest.mark.anyio
 async def test_join_converges_and_publishes_events() -> None:
     async with cluster(2) as (hosts, net, _stacks):
         a = hosts[0]
@@ -57,6 +57,7 @@ async def test_join_converges_and_publishes_events() -> None:
                 }
 
 
+@pytest.mark.anyio
 async def test_crashed_member_declared_dead_and_others_react() -> None:
     def make(i: int) -> Membership:
         return Crashing(config=FAST, seed=i) if i == 5 else membership(i)
@@ -82,6 +83,7 @@ def _services(hosts: list[Host]) -> list[Membership]:
     return [h.service(Membership) for h in hosts]
 
 
+@pytest.mark.anyio
 async def test_graceful_leave_shows_left() -> None:
     async with cluster(5) as (hosts, _net, stacks):
         leaver = hosts[4]
@@ -104,6 +106,7 @@ def _drain(sub: Subscription[Any]) -> list[object]:
             return out
 
 
+@pytest.mark.anyio
 async def test_metadata_propagates_and_pick_prefers_low_load() -> None:
     async with cluster(5) as (hosts, _net, _stacks):
         loads = {h.peer_id: float(10 * i) for i, h in enumerate(hosts)}
@@ -127,6 +130,7 @@ async def test_metadata_propagates_and_pick_prefers_low_load() -> None:
         assert hosts[0].peer_id not in counts
 
 
+@pytest.mark.anyio
 async def test_forged_and_garbage_messages_reset_the_stream() -> None:
     async with cluster(3) as (hosts, _net, _stacks):
         target, liar = hosts[0], hosts[1]
@@ -151,6 +155,7 @@ async def test_forged_and_garbage_messages_reset_the_stream() -> None:
         await converge(hosts, 2)
 
 
+@pytest.mark.anyio
 async def test_connections_per_member_bounded_by_policy() -> None:
     policy = ConnectionPolicy(lookahead=2, idle_timeout=0.6, max_connections=3)
 
@@ -172,6 +177,7 @@ async def test_connections_per_member_bounded_by_policy() -> None:
         await converge(hosts, 5)  # membership still complete
 
 
+@pytest.mark.anyio
 async def test_connections_other_services_opened_are_left_open() -> None:
     policy = ConnectionPolicy(lookahead=1, idle_timeout=0.3, max_connections=1)
 
@@ -189,6 +195,7 @@ async def test_connections_other_services_opened_are_left_open() -> None:
         assert closed > 0  # the policy did close its own connections meanwhile
 
 
+@pytest.mark.anyio
 async def test_join_connections_are_closed_by_the_policy_too() -> None:
     policy = ConnectionPolicy(lookahead=1, idle_timeout=0.3, max_connections=1)
 
@@ -207,3 +214,20 @@ async def test_join_connections_are_closed_by_the_policy_too() -> None:
                     break
                 await anyio.sleep(0.05)
         await converge(hosts, 5)
+
+
+def test_failure_detection_in_virtual_time() -> None:
+    """The driver runs on the anyio clock only, so the simulator's virtual time drives it: a
+    crash is declared dead within detection (a probe round of 4 members, 0.8 s) plus the
+    largest suspicion timeout (2 x 2 x 0.2 s) plus gossip, to the virtual millisecond."""
+
+    def make(i: int) -> Membership:
+        return Crashing(config=FAST, seed=i) if i == 4 else membership(i)
+
+    async def main() -> float:
+        async with cluster(5, make=make) as (hosts, _net, stacks):
+            await stacks[4].aclose()
+            return await wait_state(hosts[:4], hosts[4].peer_id, MemberState.DEAD, timeout=30)
+
+    took = run_virtual(main)
+    assert 0.4 <= took <= 0.8 + 0.8 + 0.5
