@@ -56,7 +56,9 @@ class Membership:
         leave_timeout: most seconds ``stop()`` spends gossiping the leave (the host's
             ``service_stop_timeout``, 5 s by default, bounds it too).
         max_in_flight: most sends and dials at once; more messages are dropped and counted.
-        max_inbound: most inbound SWIM streams served at once.
+        max_inbound: most inbound SWIM streams served at once; more are reset.
+        max_inbound_per_peer: most inbound SWIM streams one peer may hold at once, so that one
+            flooding peer cannot use up ``max_inbound`` and starve the others' probes.
         addrs_wait: most seconds to wait for the host to listen before the core starts (its
             alive claims announce the listen addresses).
     """
@@ -71,6 +73,7 @@ class Membership:
         leave_timeout: float = 3.0,
         max_in_flight: int = 256,
         max_inbound: int = 256,
+        max_inbound_per_peer: int = 32,
         addrs_wait: float = 5.0,
     ) -> None:
         self.config = config or SwimConfig()
@@ -80,6 +83,7 @@ class Membership:
         self._leave_timeout = leave_timeout
         self._max_in_flight = max_in_flight
         self._max_inbound = max_inbound
+        self._max_inbound_per_peer = max_inbound_per_peer
         self._addrs_wait = addrs_wait
         self._host: Host | None = None
         self._core: SwimCore | None = None
@@ -100,7 +104,12 @@ class Membership:
         self._links = Links(
             host, self.policy, timeout=self._send_timeout, max_in_flight=self._max_in_flight
         )
-        host.set_stream_handler(PROTOCOL_ID, self._handle, max_inbound=self._max_inbound)
+        host.set_stream_handler(
+            PROTOCOL_ID,
+            self._handle,
+            max_inbound=self._max_inbound,
+            max_inbound_per_peer=self._max_inbound_per_peer,
+        )
         self._handles.append(host.events.on(LocalAddrsChanged, lambda _e: self._addrs_known.set()))
         host.start_soon(self._run, name="swim driver")
 
