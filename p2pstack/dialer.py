@@ -93,6 +93,8 @@ class DialPolicy:
     backoff_base: float = 5.0
     #: Longest backoff.
     backoff_max: float = 300.0
+    #: Backoff of a peer a failure detector declared gone (``PeerFailed``).
+    failed_peer_backoff: float = 300.0
     #: Time given to peer routing to find addresses.
     routing_timeout: float = 30.0
     #: Time given to close a surplus connection won by a late attempt.
@@ -222,6 +224,17 @@ class Dialer(Generic[T]):
     def clear_backoff(self, peer: PeerId) -> None:
         """Forget the failures of ``peer`` (for example after it connected to us)."""
         self._backoff.pop(peer, None)
+
+    def suspend(self, peer: PeerId, duration: float) -> None:
+        """Refuse dials to ``peer`` (``DialBackoff``) for at least ``duration`` seconds, as if
+        it had failed: for a peer a failure detector declared gone. A longer backoff in place
+        is kept; ``clear_backoff`` (a connection from the peer) ends it."""
+        entry = self._backoff.get(peer)
+        until = self._clock() + duration
+        if entry is None:
+            self._backoff[peer] = _Backoff(1, until)
+        else:
+            entry.until = max(entry.until, until)
 
     def _record_failure(self, peer: PeerId) -> None:
         entry = self._backoff.get(peer)

@@ -43,6 +43,7 @@ __all__ = [
     "LocalProtocolsChanged",
     "PeerConnected",
     "PeerDisconnected",
+    "PeerFailed",
     "PeerProtocolsChanged",
     "StreamHandlerFailed",
     "Subscription",
@@ -90,6 +91,22 @@ class PeerDisconnected:
     """The last connection to a peer closed."""
 
     peer_id: PeerId
+
+
+@attrs.frozen(kw_only=True)
+class PeerFailed:
+    """A failure detector declared a peer gone: ``reason`` is ``"dead"`` (it stopped answering)
+    or ``"left"`` (it said goodbye); ``source`` names the detector (``"membership"``).
+
+    Emitted by services (the membership protocol), not by the host, which honours it: the peer
+    is put in dial backoff for ``DialPolicy.failed_peer_backoff`` seconds (cleared as soon as it
+    connects to us again) and its connection manager tags are dropped. The DHT drops the peer
+    from its routing table.
+    """
+
+    peer_id: PeerId
+    source: str
+    reason: str = "dead"
 
 
 @attrs.frozen(kw_only=True)

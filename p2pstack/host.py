@@ -42,6 +42,7 @@ from p2pstack.events import (
     LocalProtocolsChanged,
     PeerConnected,
     PeerDisconnected,
+    PeerFailed,
     PeerProtocolsChanged,
 )
 from p2pstack.hostconfig import HostConfig, HostStatistics, default_resource_manager
@@ -148,6 +149,8 @@ class Host:
         )
         # Discovery services hear "below the minimum peer count" on the bus like any event.
         self.connmgr.on_below_min(self.events.emit)
+        # A peer a failure detector declared gone is not redialed until it connects again.
+        self.events.on(PeerFailed, self._peer_failed)
         task_group.start_soon(self.connmgr.run, name="connection manager")
 
     # -- introspection -------------------------------------------------------------------------
@@ -811,6 +814,10 @@ class Host:
             async with anyio.create_task_group() as tg:
                 for conn in self.connections():
                     tg.start_soon(conn.aclose)
+
+    def _peer_failed(self, event: PeerFailed) -> None:
+        self.dialer.suspend(event.peer_id, self.dialer.policy.failed_peer_backoff)
+        self.connmgr.forget_peer(event.peer_id)
 
     def _protection_changed(self, peer: PeerId, protected: bool) -> None:
         if protected:

@@ -41,3 +41,8 @@ def test_readme_dht_example_runs() -> None:
 def test_readme_discovery_example_runs() -> None:
     stdout = _run(_example("protocols.discovery import"))
     assert stdout.splitlines() == ["bootstrap True"]
+
+
+def test_readme_membership_example_runs() -> None:
+    stdout = _run(_example("protocols.membership"))
+    assert stdout.splitlines()[-1] == "2 True"

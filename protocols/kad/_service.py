@@ -18,7 +18,7 @@ import anyio
 from multiaddr import Multiaddr
 
 from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError
-from p2pstack.events import LocalAddrsChanged, PeerProtocolsChanged, Unsubscribe
+from p2pstack.events import LocalAddrsChanged, PeerFailed, PeerProtocolsChanged, Unsubscribe
 from p2pstack.multiaddrs import parse_multiaddr
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sansio import TimerDriver
@@ -155,6 +155,8 @@ class Kad:
         )
         host.start_soon(self._timers.run, name="kad timers")
         self._handles.append(host.events.on(PeerProtocolsChanged, peers.protocols_changed))
+        # A failure detector (membership) declared the peer gone: it leaves the table now.
+        self._handles.append(host.events.on(PeerFailed, lambda e: peers.remove(e.peer_id)))
         if cfg.mode == "auto":
             self._handles.append(host.events.on(LocalAddrsChanged, lambda _e: self._apply_mode()))
         self._apply_mode()

@@ -1,8 +1,10 @@
 """Gossip membership, failure detection and load sharing: SWIM with the Lifeguard extensions as
 the libp2p protocol ``/p2pstack/swim/1.0.0`` (docs/membership.md).
 
-This package holds the sans-IO core. :class:`SwimCore` never does I/O, reads no clock and draws
-randomness only from the ``random.Random`` it is given, so a simulation replays from a seed.
+This package holds the sans-IO core and :class:`Membership`, the host service that drives it
+over libp2p streams (``_service.py``, ``_links.py``). :class:`SwimCore` never does I/O, reads no
+clock and draws randomness only from the ``random.Random`` it is given, so a simulation replays
+from a seed.
 
 Driver contract (everything is synchronous and cheap; call order is free):
 
@@ -31,6 +33,8 @@ Driver contract (everything is synchronous and cheap; call order is free):
 from protocols.membership._core import SwimCore, SwimStatistics
 from protocols.membership._decode import decode_message
 from protocols.membership._policy import ConnectionPolicy
+from protocols.membership._service import Membership
+from protocols.membership._stats import MEMBER_EVENT_TYPES, MembershipStatistics
 from protocols.membership._types import (
     MAX_INCARNATION_JUMP,
     PROTOCOL_ID,
@@ -61,6 +65,7 @@ from protocols.membership._wire import Message, WireLimits, encode_message
 
 __all__ = [
     "MAX_INCARNATION_JUMP",
+    "MEMBER_EVENT_TYPES",
     "PROTOCOL_ID",
     "ConnectionPolicy",
     "IncarnationTooFarError",
@@ -74,7 +79,9 @@ __all__ = [
     "MemberState",
     "MemberSuspected",
     "MemberTableFull",
+    "Membership",
     "MembershipError",
+    "MembershipStatistics",
     "Message",
     "MessageTooLarge",
     "Metadata",

@@ -294,3 +294,20 @@ async def test_shared_failure_and_cancelled_leader() -> None:
     assert "cancelled" in str(errors[-1])
     assert dialer.pending == 0
     assert dialer.backoff_remaining(PEER) == 0.0
+
+
+def test_suspend_backs_a_peer_off_and_keeps_a_longer_backoff() -> None:
+    net = FakeNet({addr(1): (0.1, True)})
+
+    async def main() -> None:
+        dialer = net.dialer(policy=DialPolicy(backoff_base=2.0, backoff_max=50.0))
+        dialer.suspend(PEER, 30.0)
+        with pytest.raises(DialBackoff) as refused:
+            await dialer.dial(PEER, [addr(1)])
+        assert refused.value.retry_in == pytest.approx(30.0)
+        dialer.suspend(PEER, 5.0)  # a shorter suspension does not shorten it
+        assert dialer.backoff_remaining(PEER) == pytest.approx(30.0)
+        await anyio.sleep(30.0)
+        assert (await dialer.dial(PEER, [addr(1)])).addr == addr(1)
+
+    run_virtual(main)

@@ -11,7 +11,7 @@ from p2pstack.builder import open_host
 from p2pstack.connmgr import ConnectionManagerConfig, PeersBelowMinimum
 from p2pstack.dialer import DialBackoff, PeerRouting
 from p2pstack.errors import DialError
-from p2pstack.events import ConnectionClosed, PeerDisconnected
+from p2pstack.events import ConnectionClosed, PeerDisconnected, PeerFailed
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import PeerId
 from tests.p2pstack.hosts import ECHO, echo_handler, echo_once, stack
@@ -85,6 +85,24 @@ async def test_failed_peer_is_backed_off_but_an_explicit_address_is_tried() -> N
             conn = await a.connect(b.addrs[0])
             assert conn.remote_peer == b.peer_id
             assert a.dialer.backoff_remaining(b.peer_id) == 0.0
+
+
+async def test_a_peer_declared_failed_is_not_redialed_until_it_connects_again() -> None:
+    async with hosts(2) as (a, b):
+        a.peerstore.add_addrs(b.peer_id, b.listen_addrs, 60)
+        a.connmgr.tag_peer(b.peer_id, "useful", 5)
+        a.events.emit(PeerFailed(peer_id=b.peer_id, source="membership", reason="left"))
+        assert a.dialer.backoff_remaining(b.peer_id) == pytest.approx(
+            a.dialer.policy.failed_peer_backoff, abs=1.0
+        )
+        assert a.connmgr.tags(b.peer_id) == {}
+        with anyio.fail_after(10):
+            with pytest.raises(DialBackoff):
+                await a.dial_peer(b.peer_id)
+            await b.connect(a.addrs[0])  # it came back: dialing it works again
+            assert a.dialer.backoff_remaining(b.peer_id) == 0.0
+            await a.disconnect(b.peer_id)
+            assert (await a.dial_peer(b.peer_id)).remote_peer == b.peer_id
 
 
 async def test_connected_and_protected_peers_are_pinned() -> None:

@@ -109,6 +109,7 @@ def node_wants_dht(args: argparse.Namespace) -> str | None:
         return mode
     # --bootstrap alone asks for the DHT, unless pubsub is on: then it names pubsub peers.
     pubsub = getattr(args, "pubsub", None) or getattr(args, "subscribe", None)
+    pubsub = pubsub or getattr(args, "membership", False)  # then it names membership seeds
     others = args.dht_namespace or args.dht_protocol != DHT_PROTOCOL
     return "server" if others or (args.bootstrap and not pubsub) else None
 

@@ -145,6 +145,10 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._pubsub import pubsub_event
 
         describers.append(pubsub_event)
+    if args.membership:
+        from p2pstack.roots.cli._membership import member_event
+
+        describers.append(member_event)
     return _Parts(dht, router, discovery, tuple(describers))
 
 
@@ -172,6 +176,10 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._rendezvous import rendezvous_services
 
         services = [*(services or default_services(serve_perf=True)), *rendezvous_services(args)]
+    if args.membership:
+        from p2pstack.roots.cli._membership import membership_service
+
+        services = [*(services or default_services(serve_perf=True)), membership_service(args)]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -285,6 +293,10 @@ def _start_work(
         from p2pstack.roots.cli import _dht
 
         tg.start_soon(_dht.report_join, host, bootstrap, out, timeout)
+    if args.membership and bootstrap:
+        from p2pstack.roots.cli import _membership
+
+        tg.start_soon(_membership.report_join, host, bootstrap, out, timeout)
 
 
 async def _report_events(

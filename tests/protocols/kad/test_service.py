@@ -8,9 +8,18 @@ import anyio
 import pytest
 
 from p2pstack.builder import open_host
+from p2pstack.events import PeerFailed
 from p2pstack.identity import PeerId
 from protocols.identify import Identify
-from protocols.kad import Kad, KadError, KadPeer, NotFound, Record, RecordValidationError
+from protocols.kad import (
+    Kad,
+    KadError,
+    KadPeer,
+    KadPeerRemoved,
+    NotFound,
+    Record,
+    RecordValidationError,
+)
 from protocols.kad._cid import cid_to_key
 from protocols.kad._validation import Validators
 from tests.protocols.kad._network import (
@@ -205,3 +214,15 @@ async def test_provide_without_a_listen_address_and_a_zero_limit_are_refused() -
             with pytest.raises(ValueError, match="limit"):
                 async for _ in kad(unlistening).find_providers(cid_to_key(CID), limit=0):
                     pass
+
+
+@pytest.mark.anyio
+async def test_a_failed_peer_leaves_the_routing_table() -> None:
+    async with kad_network(2) as (a, b):
+        assert b.peer_id in kad(a).routing_table
+        with a.events.subscribe(KadPeerRemoved) as removed:
+            a.events.emit(PeerFailed(peer_id=b.peer_id, source="membership"))
+            with anyio.fail_after(5):
+                event = await removed.receive()
+        assert event.peer_id == b.peer_id
+        assert b.peer_id not in kad(a).routing_table
