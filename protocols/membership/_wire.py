@@ -10,6 +10,7 @@ the member table, so the core checks those.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 
@@ -154,10 +155,12 @@ def _u64(value: int) -> bytes:
     return struct.pack(">Q", value)
 
 
+@functools.lru_cache(maxsize=16384)
 def alive_payload(
     peer_id: PeerId, incarnation: int, addrs: tuple[bytes, ...], meta: Metadata
 ) -> bytes:
-    """The bytes an alive claim's signature covers (entries sorted by key)."""
+    """The bytes an alive claim's signature covers (entries sorted by key). Cached: each claim
+    is checked by every member that hears it, and gossip repeats it."""
     parts = [f"{PROTOCOL_ID}/alive\n".encode(), encode_lp(peer_id.to_bytes()), _u64(incarnation)]
     parts.append(encode_uvarint(len(addrs)))
     parts.extend(encode_lp(a) for a in addrs)
