@@ -158,7 +158,11 @@ class MembershipWorkload:
         if not self.runs:
             return []
         return [
-            plot_detection(self.runs, out_dir / "membership-detection.png", f"{title}: detection"),
+            plot_detection(
+                self.runs,
+                out_dir / "membership-detection.png",
+                f"{title}: detection (x: seconds from the crash)",
+            ),
             plot_views(self.runs, out_dir / "membership-views.png", f"{title}: members seen"),
         ]
 

@@ -132,6 +132,8 @@ class SwimNet:
         self.policies = [policy() for _ in range(n)]
         #: Each member's open connections (member indexes; a connection is in both ends' sets).
         self.connections: list[set[int]] = [set() for _ in range(n)]
+        #: Connections opened so far (ahead of a probe or on demand).
+        self.opened = 0
         self.crashed: set[int] = set()
         #: Starved members: index -> tick (seconds).
         self.starved: dict[int, float] = {}
@@ -178,6 +180,7 @@ class SwimNet:
         if j not in self.connections[i]:
             self.connections[i].add(j)
             self.connections[j].add(i)
+            self.opened += 1
         self.policies[i].used(self.ids[j], now)
         self.policies[j].used(self.ids[i], now)
 
@@ -190,6 +193,7 @@ class SwimNet:
                 if j not in self.crashed and j not in self.connections[i]:
                     self.connections[i].add(j)
                     self.connections[j].add(i)
+                    self.opened += 1
             connected = [self.ids[j] for j in sorted(self.connections[i])]
             for peer in policy.to_close(core, now, connected):
                 j = self.index[peer]

@@ -51,8 +51,8 @@ class MembershipSimConfig:
     ``starved_fraction`` of the others run their timers and reads only every ``starved_tick``
     seconds (CPU starvation). Links: one-way latency uniform in [``latency_min``,
     ``latency_max``] per pair, ``loss`` of messages lost. Each member keeps connections by a
-    ``ConnectionPolicy(lookahead, idle_timeout, max_connections)``; ``gossip_window`` (0: any
-    member, as memberlist) keeps gossip on the next probe targets. The run lasts ``run_for``
+    ``ConnectionPolicy(lookahead, idle_timeout, max_connections)``; ``gossip_window`` (0, the
+    default: any member, as memberlist) keeps gossip on the next probe targets. The run lasts ``run_for``
     seconds, once per entry of ``lifeguard`` (same seed, same network); then one steady run of
     ``load_run_for`` seconds per entry of ``load_sizes`` measures the message load."""
 
@@ -66,7 +66,7 @@ class MembershipSimConfig:
     latency_max: float = 0.050
     loss: float = 0.01
     lifeguard: tuple[str, ...] = attrs.field(default=("on",), converter=_arms)
-    gossip_window: int = 3
+    gossip_window: int = 0
     lookahead: int = 3
     idle_timeout: float = 5.0
     max_connections: int = 16
@@ -287,6 +287,9 @@ class MembershipRun:
                 sum(v.conns_mean for v in self.views) / len(self.views), 3
             )
             if self.views
+            else None,
+            "connections_opened_per_member_per_second": round(self.net.opened / self.n / self.t, 3)
+            if self.t
             else None,
             "view_min_end": self.views[-1].view_min if self.views else None,
             "protocol_errors": self.net.errors,
