@@ -53,8 +53,9 @@ class MembershipSimConfig:
     ``latency_max``] per pair, ``loss`` of messages lost. Each member keeps connections by a
     ``ConnectionPolicy(lookahead, idle_timeout, max_connections)``; ``gossip_window`` (0, the
     default: any member, as memberlist) keeps gossip on the next probe targets. The run lasts
-    ``run_for`` seconds, once per entry of ``lifeguard`` (same seed, same network); then one steady run of
-    ``load_run_for`` seconds per entry of ``load_sizes`` measures the message load."""
+    ``run_for`` seconds, once per entry of ``lifeguard`` (same seed, same network); then one
+    steady run of ``load_run_for`` seconds per entry of ``load_sizes`` measures the message
+    load."""
 
     members: int = 1000
     run_for: float = 40.0
