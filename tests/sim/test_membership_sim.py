@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from p2pstack.roots.scenarios import (
     LoadBalanceConfig,
     MembershipSimConfig,
     MembershipWorkload,
+    ScenarioError,
     SimResult,
     load_scenario,
     parse_scenario,
@@ -167,3 +170,14 @@ def test_example_files_state_the_setting() -> None:
     assert (lg.loss, lg.lifeguard) == (0.1, ("on", "off")) and lg.starved_fraction > 0
     lb = load_scenario(EXAMPLES / "load-balance.toml").workload_settings("load_balance")
     assert isinstance(lb, LoadBalanceConfig)
+
+
+def test_bad_settings_are_scenario_errors() -> None:
+    for table, value, message in (
+        ("membership", {"members": 1}, "members >= 2"),
+        ("membership", {"lifeguard": ["maybe"]}, '"on" and/or "off"'),
+        ("membership", {"load_sizes": ["many"]}, "load_sizes"),
+        ("load_balance", {"utilization": 1.5}, "utilization"),
+    ):
+        with pytest.raises(ScenarioError, match=message):
+            parse_scenario({"nodes": 1, "services": [table], table: value})
