@@ -58,6 +58,7 @@ from protocols.membership._types import (
     SwimConfig,
     SwimProtocolError,
     VerifyFn,
+    push_pull_scale,
     retransmit_limit,
     suspicion_timeout,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "WireLimits",
     "decode_message",
     "encode_message",
+    "push_pull_scale",
     "retransmit_limit",
     "suspicion_timeout",
 ]

@@ -24,6 +24,7 @@ from protocols.membership._types import (
     SwimConfig,
     SwimProtocolError,
     VerifyFn,
+    push_pull_scale,
     retransmit_limit,
 )
 from protocols.membership._wire import (
@@ -115,6 +116,7 @@ class SwimCore(MemberTable):
         self._next_probe = now + rng.uniform(0, cfg.probe_interval)
         self._next_gossip = now + rng.uniform(0, cfg.gossip_interval)
         self._next_push_pull = now + rng.uniform(0, cfg.push_pull_interval)
+        self._push_pull_started = False
         self._sent = self._bytes = self._received = 0
 
     # --- driver API -----------------------------------------------------------------------
@@ -166,7 +168,13 @@ class SwimCore(MemberTable):
             self._gossip(now)
             self._next_gossip = max(self._next_gossip + self.config.gossip_interval, now + 1e-3)
         if now >= self._next_push_pull:
-            self._next_push_pull = now + self.config.push_pull_interval
+            self._next_push_pull = now + push_pull_scale(
+                self.config.push_pull_interval, self.live_count()
+            )
+            if not self._push_pull_started:
+                # memberlist's trigger: a random stagger, then the first (scaled) interval.
+                self._push_pull_started = True
+                return
             partner = self._live.sample(self._rng, 1, lambda p: True)
             if partner and not self.leaving:
                 self._send(partner[0], self._push_pull(join=False, reply=False))
@@ -237,7 +245,8 @@ class SwimCore(MemberTable):
         error: SwimProtocolError | None = None
         for claim in claims:
             try:
-                self.apply(now, claim)
+                # Not queued for gossip (the claim is known to all): saves encoding each one.
+                self._on_alive(now, claim, gossip=False)
             except MemberTableFull:
                 self.claims_rejected += 1
             except SwimProtocolError as exc:

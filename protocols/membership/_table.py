@@ -223,7 +223,7 @@ class MemberTable:
                 f" known {member.incarnation}"
             )
 
-    def _on_alive(self, now: float, a: Alive) -> None:
+    def _on_alive(self, now: float, a: Alive, *, gossip: bool = True) -> None:
         if a.peer_id == self.local:
             if a.incarnation > self._incarnation and not self.leaving:
                 self._refute(a.incarnation)  # an older life of ours: move above it
@@ -255,7 +255,8 @@ class MemberTable:
                 self._events.append(event(a.peer_id, a.incarnation))
         member.alive_signature, member.alive_incarnation = a.signature, a.incarnation
         member.leave_signature = b""
-        self._queue.push(a)
+        if gossip:
+            self._queue.push(a)
 
     def _on_suspect(
         self, now: float, peer_id: PeerId, inc: int, sender: PeerId, *, dead: bool

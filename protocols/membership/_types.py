@@ -36,6 +36,7 @@ __all__ = [
     "SwimConfig",
     "SwimProtocolError",
     "VerifyFn",
+    "push_pull_scale",
     "retransmit_limit",
     "suspicion_timeout",
 ]
@@ -185,6 +186,19 @@ MemberEvent = (
 def suspicion_timeout(mult: int, n: int, interval: float) -> float:
     """memberlist's ``suspicionTimeout``: ``mult * max(1, log10(n)) * interval`` seconds."""
     return mult * max(1.0, math.log10(max(1, n))) * interval
+
+
+#: Members above which memberlist stretches the push-pull interval (``pushPullScaleThreshold``).
+PUSH_PULL_SCALE_THRESHOLD = 32
+
+
+def push_pull_scale(interval: float, n: int) -> float:
+    """memberlist's ``pushPullScale``: the push-pull interval times
+    ``ceil(log2(n) - log2(32)) + 1`` above 32 members (so that each member's share of the
+    anti-entropy traffic, which carries the whole table, stays bounded as the cluster grows)."""
+    if n <= PUSH_PULL_SCALE_THRESHOLD:
+        return interval
+    return (math.ceil(math.log2(n) - math.log2(PUSH_PULL_SCALE_THRESHOLD)) + 1) * interval
 
 
 def retransmit_limit(mult: int, n: int) -> int:

@@ -10,6 +10,7 @@ the member table, so the core checks those.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 
@@ -157,11 +158,20 @@ def _u64(value: int) -> bytes:
 def alive_payload(
     peer_id: PeerId, incarnation: int, addrs: tuple[bytes, ...], meta: Metadata
 ) -> bytes:
-    """The bytes an alive claim's signature covers (entries sorted by key)."""
+    """The bytes an alive claim's signature covers (entries sorted by key). Cached: each claim
+    is checked by every member that hears it, and gossip repeats it."""
+    # The packed load is part of the key: 0.0 == -0.0 but their encodings differ.
+    return _alive_payload(peer_id, incarnation, tuple(addrs), meta, struct.pack(">d", meta.load))
+
+
+@functools.lru_cache(maxsize=16384)
+def _alive_payload(
+    peer_id: PeerId, incarnation: int, addrs: tuple[bytes, ...], meta: Metadata, load: bytes
+) -> bytes:
     parts = [f"{PROTOCOL_ID}/alive\n".encode(), encode_lp(peer_id.to_bytes()), _u64(incarnation)]
     parts.append(encode_uvarint(len(addrs)))
     parts.extend(encode_lp(a) for a in addrs)
-    parts.append(struct.pack(">d", meta.load))
+    parts.append(load)
     parts.append(encode_uvarint(len(meta.entries)))
     for key in sorted(meta.entries):
         parts.append(encode_lp(key.encode()) + encode_lp(meta.entries[key]))

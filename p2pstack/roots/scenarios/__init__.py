@@ -1,7 +1,8 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
-``kad``, ``kad_churn``, ``pubsub`` and ``pubsub_sybil`` workloads, metrics, summary and plots,
-and QUIC over the simulated network's datagrams (docs/simulation.md)."""
+``kad``, ``kad_churn``, ``pubsub``, ``pubsub_sybil``, ``membership`` and ``load_balance``
+workloads, metrics, summary and plots, and QUIC over the simulated network's datagrams
+(docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
     IdentifyConfig,
@@ -12,6 +13,9 @@ from p2pstack.roots.scenarios._builtin import (
 from p2pstack.roots.scenarios._kad import KadLookupsConfig
 from p2pstack.roots.scenarios._kad_churn import KadChurnConfig, KadChurnWorkload
 from p2pstack.roots.scenarios._kad_lookups import KadLookupsWorkload
+from p2pstack.roots.scenarios._load_balance import LoadBalanceConfig, LoadBalanceWorkload
+from p2pstack.roots.scenarios._membership import MembershipWorkload
+from p2pstack.roots.scenarios._membership_run import MembershipSimConfig
 from p2pstack.roots.scenarios._metrics import Metrics
 from p2pstack.roots.scenarios._model import (
     ACTIONS,
@@ -56,6 +60,10 @@ __all__ = [
     "KadChurnWorkload",
     "KadLookupsConfig",
     "KadLookupsWorkload",
+    "LoadBalanceConfig",
+    "LoadBalanceWorkload",
+    "MembershipSimConfig",
+    "MembershipWorkload",
     "MetricValue",
     "Metrics",
     "NatBoxConfig",

@@ -145,3 +145,14 @@ def test_pre_encoded_broadcasts_follow_the_message_ones() -> None:
     assert decode_message(data, LIMITS) == Message(Ack(9), (_alive(), *later))
     with pytest.raises(MessageTooLarge):
         encode_message(Message(None), max_size=10, encoded=[encode_broadcast(later[0])])
+
+
+def test_cached_alive_payload_keeps_equal_but_differently_encoded_values_apart() -> None:
+    # 0.0 == -0.0 (same hash), but the signature covers the IEEE-754 bytes.
+    plus = alive_payload(A, 1, (b"\x01",), Metadata(0.0))
+    minus = alive_payload(A, 1, (b"\x01",), Metadata(-0.0))
+    # ... load (8 bytes), then the entry count (0).
+    assert plus.endswith(b"\x00" * 8 + b"\x00")
+    assert minus.endswith(b"\x80" + b"\x00" * 7 + b"\x00")
+    # Addresses given as a list (unhashable) give the same bytes as the tuple.
+    assert alive_payload(A, 1, [b"\x01"], Metadata(0.0)) == plus  # type: ignore[arg-type]
