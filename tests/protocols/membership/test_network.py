@@ -129,7 +129,7 @@ def test_lifeguard_reduces_false_positives_with_late_timers() -> None:
     for lifeguard in (True, False):
         net = _cluster(12, seed=2, loss=0.1, config=SwimConfig(lifeguard=lifeguard))
         slow = {peer(1), peer(2)}
-        for p in slow:
+        for p in (peer(1), peer(2)):  # in a fixed order (a set's follows the hash seed)
             net.set_slow(p, 1.5)  # starved of CPU: timers and reads only every 1.5 s
         t0 = net.now
         net.run(30.0)
@@ -141,7 +141,7 @@ def test_lifeguard_reduces_false_positives_with_late_timers() -> None:
         false_dead[lifeguard] = len(_false_dead(net, t0, slow))
     # Without Lifeguard a healthy member is sometimes declared dead (one here), never with it.
     assert false_dead[True] == 0
-    assert false_dead[False] >= false_dead[True]
+    assert false_dead[False] > false_dead[True], false_dead
     assert false_suspicions[False] > 100
     assert false_suspicions[True] * 4 < false_suspicions[False], false_suspicions
 
