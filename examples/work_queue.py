@@ -33,7 +33,7 @@ from p2pstack.host import Stream
 from p2pstack.identity import PeerId
 from p2pstack.roots.defaults import open_default_host
 from protocols.identify import Identify
-from protocols.membership import Membership, MemberSuspected, SwimConfig
+from protocols.membership import Membership, MemberState, MemberSuspected, SwimConfig
 
 TASK_PROTOCOL = "/p2pstack/example/task/1.0.0"
 #: Fast SWIM timers for a short demo on loopback (memberlist's LAN values are 5x slower).
@@ -41,6 +41,8 @@ CONFIG = SwimConfig(probe_interval=0.2, probe_timeout=0.1, gossip_interval=0.05)
 MAX_FRAME = 1024
 #: Seconds a worker whose task stream failed is not picked.
 SKIP_FAILED = 1.0
+#: Seconds the summary waits for the membership to report the killed worker gone.
+KILL_NOTICE = 10.0
 ERRORS: tuple[type[BaseException], ...] = (TimeoutError, ValueError, *NETWORK_ERRORS)
 
 
@@ -211,6 +213,14 @@ async def submit_all(
                         tasks.start_soon(_kill, workers[victim], kills[victim])
         elapsed = anyio.current_time() - started
         killed = None if victim is None else workers[victim].peer_id
+        if killed is not None:
+            # The re-routed tasks can finish before the leave (or the failure) has reached the
+            # submitter: give the membership a bounded moment to report it.
+            for _ in range(int(KILL_NOTICE / 0.05)):
+                seen = submitter.membership.member(killed)
+                if seen is not None and seen.state is not MemberState.ALIVE:
+                    break
+                await anyio.sleep(0.05)
         seen = None if killed is None else submitter.membership.member(killed)
         per_worker = Counter(
             names.get(PeerId.from_string(p), p) for p in submitter.completed.values()
