@@ -10,7 +10,7 @@ that stream and is counted, nothing else.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import anyio
 import attrs
@@ -93,7 +93,8 @@ class Membership:
         self._changed = anyio.Event()
         self._addrs_known = anyio.Event()
         self._handles: list[Unsubscribe] = []
-        self._pending_metadata: dict[str, Any] = {}
+        self._pending_load: float | None = None
+        self._pending_entries: dict[str, bytes] | None = None
         self._bad_messages = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -175,9 +176,9 @@ class Membership:
         """
         if self._core is None:
             if load is not None:
-                self._pending_metadata["load"] = load
+                self._pending_load = load
             if entries is not None:
-                self._pending_metadata["entries"] = entries
+                self._pending_entries = entries
             return
         if self._core.leaving:
             return
@@ -205,12 +206,15 @@ class Membership:
         load (``None`` when no member is alive)."""
         return None if self._core is None else self._core.pick_member_by_load(self._rng)
 
-    def subscribe(self, *, max_buffer: int | None = None, lossy: bool = False) -> Subscription[Any]:
+    def subscribe(
+        self, *, max_buffer: int | None = None, lossy: bool = False
+    ) -> Subscription[MemberEvent]:
         """An async-iterable subscription to the membership events (``MemberJoined``,
         ``MemberAlive``, ``MemberSuspected``, ``MemberDead``, ``MemberLeft``,
         ``MetadataChanged``); use it in a ``with`` block."""
         host = self._require_host()
-        return host.events.subscribe(*MEMBER_EVENT_TYPES, max_buffer=max_buffer, lossy=lossy)
+        sub = host.events.subscribe(*MEMBER_EVENT_TYPES, max_buffer=max_buffer, lossy=lossy)
+        return cast("Subscription[MemberEvent]", sub)  # it carries only these types
 
     def statistics(self) -> MembershipStatistics:
         """A snapshot of the driver's and the core's counters."""
@@ -246,8 +250,8 @@ class Membership:
             now=anyio.current_time(),
             config=self.config,
         )
-        if self._pending_metadata:
-            core.set_metadata(**self._pending_metadata)
+        if self._pending_load is not None or self._pending_entries is not None:
+            core.set_metadata(load=self._pending_load, entries=self._pending_entries)
         self._core = core
         self._ready.set()
         next_maintain = anyio.current_time()

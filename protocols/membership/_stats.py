@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from protocols.membership._core import SwimStatistics
@@ -19,7 +17,7 @@ from protocols.membership._types import (
 __all__ = ["MEMBER_EVENT_TYPES", "MembershipStatistics"]
 
 #: The event classes the service publishes on ``host.events``.
-MEMBER_EVENT_TYPES: tuple[type[Any], ...] = (
+MEMBER_EVENT_TYPES: tuple[type[object], ...] = (
     MemberJoined,
     MemberAlive,
     MemberSuspected,
