@@ -30,9 +30,9 @@ def test_point_seeds_get_past_the_signature(monkeypatch: pytest.MonkeyPatch) -> 
     real = Registry.handle_request
 
     def spy(self: Registry, peer: object, data: bytes, now: float) -> bytes | None:
-        answer = real(self, peer, data, now)  # type: ignore[arg-type]
+        answer = real(self, peer, data, now)  # type: ignore[arg-type]  # the spy forwards the peer as it got it
         if answer is not None:
-            statuses.append(decode_message(answer).status)  # type: ignore[union-attr]
+            statuses.append(decode_message(answer).status)  # type: ignore[union-attr]  # a None there fails the test as well
         return answer
 
     monkeypatch.setattr(Registry, "handle_request", spy)

@@ -45,7 +45,7 @@ def test_core_seed_reaches_the_member_table() -> None:
 
     def spy(self: SwimCore, now: float, sender: object, data: bytes) -> None:
         try:
-            original(self, now, sender, data)  # type: ignore[arg-type]
+            original(self, now, sender, data)  # type: ignore[arg-type]  # the wrapper forwards the sender as it got it
         finally:
             core_members.append(len(self.members()))
 

@@ -126,7 +126,7 @@ async def test_py_client_at_our_point(peer: Peer) -> None:
         real_unregister(peer, ns)
         unregistered.set()
 
-    point.registry.unregister = spy  # type: ignore[method-assign]
+    point.registry.unregister = spy  # type: ignore[method-assign]  # a spy stands in for the method in this test
     async with our_hosts([point]) as (hp,):
         ours = Rendezvous([str(hp.addrs[0])])
         async with our_hosts([ours]) as (ho,):

@@ -71,7 +71,7 @@ class FakeNet:
         self.closed.append(conn.addr)
 
     def dialer(self, **kwargs: object) -> Dialer[Conn]:
-        return Dialer(self.dial_one, close=self.close, clock=anyio.current_time, **kwargs)  # type: ignore[arg-type]
+        return Dialer(self.dial_one, close=self.close, clock=anyio.current_time, **kwargs)  # type: ignore[arg-type]  # the test's options pass through **kwargs
 
 
 def test_rank_quic_first_and_families_interleave() -> None:

@@ -32,7 +32,7 @@ def pair() -> dict[str, object]:
             found.append(
                 node.wait_event(
                     lambda e, o=other: (
-                        e["event"] == "peer:discovery"  # type: ignore[misc]
+                        e["event"] == "peer:discovery"  # type: ignore[misc]  # JSON event fields are untyped
                         and e["peer_id"] == o["peer_id"]
                     ),
                     DISCOVERY_TIMEOUT,

@@ -19,7 +19,7 @@ def _member(peer: object, state: str) -> Callable[[dict[str, object]], bool]:
 def test_members_join_crash_and_leave() -> None:
     with json_node(*FAST) as (seed, seed_info):
         a_peer = seed_info["peer_id"]
-        addr = str(seed_info["addrs"][0])  # type: ignore[index]
+        addr = str(seed_info["addrs"][0])  # type: ignore[index]  # JSON event fields are untyped
         crasher = NodeProcess(["--json", *FAST, "--bootstrap", addr])
         try:
             crasher_peer = crasher.wait_event(lambda e: e["event"] == "listening")["peer_id"]

@@ -33,7 +33,7 @@ def test_two_nodes_find_each_other_through_a_point() -> None:
         nodes.append(b)
         found = b.wait_event(lambda e: e["event"] == "peer:discovery" and e["peer_id"] == a_id)
         assert found["source"] == "rendezvous"
-        assert a_addr.rsplit("/p2p/", 1)[0] in found["addrs"]  # type: ignore[operator]
+        assert a_addr.rsplit("/p2p/", 1)[0] in found["addrs"]  # type: ignore[operator]  # JSON event fields are untyped
         # (a would print b at its next poll, 10 s later: polling again is tested in-process)
         assert not any(e.get("peer_id") == a_id for e in a.events()[1:])  # never itself
         for node in (a, b, point):

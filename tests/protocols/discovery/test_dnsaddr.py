@@ -62,7 +62,7 @@ for depth in range(6):
 
 
 def resolver(server: tuple[str, int], **kwargs: float) -> DnsaddrResolver:
-    return DnsaddrResolver(server, **kwargs)  # type: ignore[arg-type]
+    return DnsaddrResolver(server, **kwargs)  # type: ignore[arg-type]  # the test's options pass through **kwargs
 
 
 async def test_resolves_nested_records_with_the_peer_filter() -> None:

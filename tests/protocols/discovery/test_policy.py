@@ -14,7 +14,7 @@ PEERS = [Identity.generate().peer_id for _ in range(8)]
 
 
 def policy(**kwargs: float) -> DialPolicy:
-    return DialPolicy(ME, DialPolicyConfig(**kwargs))  # type: ignore[arg-type]
+    return DialPolicy(ME, DialPolicyConfig(**kwargs))  # type: ignore[arg-type]  # the test's options pass through **kwargs
 
 
 def test_dials_up_to_the_minimum_within_the_concurrency_bound() -> None:

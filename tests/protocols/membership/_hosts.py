@@ -65,7 +65,7 @@ async def wait_state(
     started = anyio.current_time()
     with anyio.fail_after(timeout):
         while True:
-            members = [h.service(Membership).member(peer) for h in hosts]  # type: ignore[arg-type]
+            members = [h.service(Membership).member(peer) for h in hosts]  # type: ignore[arg-type]  # the caller passes a PeerId typed loosely as object
             if all(m is not None and m.state is state for m in members):
                 return anyio.current_time() - started
             await anyio.sleep(0.05)

@@ -7,6 +7,7 @@ import heapq
 import hmac
 import math
 import random
+from collections.abc import Callable
 
 from p2pstack.identity import PeerId
 from protocols.membership import MemberEvent, SwimConfig, SwimCore, SwimProtocolError
@@ -20,7 +21,7 @@ def _secret(p: PeerId) -> bytes:
     return hashlib.sha256(b"secret" + p.to_bytes()).digest()
 
 
-def signer(p: PeerId):  # type: ignore[no-untyped-def]
+def signer(p: PeerId) -> Callable[[bytes], bytes]:
     return lambda payload: hmac.new(_secret(p), payload, "sha256").digest()
 
 

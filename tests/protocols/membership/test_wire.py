@@ -155,4 +155,4 @@ def test_cached_alive_payload_keeps_equal_but_differently_encoded_values_apart()
     assert plus.endswith(b"\x00" * 8 + b"\x00")
     assert minus.endswith(b"\x80" + b"\x00" * 7 + b"\x00")
     # Addresses given as a list (unhashable) give the same bytes as the tuple.
-    assert alive_payload(A, 1, [b"\x01"], Metadata(0.0)) == plus  # type: ignore[arg-type]
+    assert alive_payload(A, 1, [b"\x01"], Metadata(0.0)) == plus  # type: ignore[arg-type]  # a list where a tuple is declared: the payload must not depend on it

@@ -27,7 +27,7 @@ IDS = [Identity.generate() for _ in range(6)]
 
 
 def make(**kwargs: object) -> Registry:
-    return Registry(RegistryConfig(**kwargs), nonce=NONCE)  # type: ignore[arg-type]
+    return Registry(RegistryConfig(**kwargs), nonce=NONCE)  # type: ignore[arg-type]  # the test's options pass through **kwargs
 
 
 def peers_of(response: DiscoverResponse) -> list[PeerId]:

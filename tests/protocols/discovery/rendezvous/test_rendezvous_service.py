@@ -73,10 +73,10 @@ async def test_register_discover_unregister() -> None:
                 real = point.registry.unregister
 
                 def spy(peer: object, ns: str) -> None:
-                    real(peer, ns)  # type: ignore[arg-type]
+                    real(peer, ns)  # type: ignore[arg-type]  # the spy forwards the peer as it got it
                     removed.set()
 
-                point.registry.unregister = spy  # type: ignore[method-assign]
+                point.registry.unregister = spy  # type: ignore[method-assign]  # a spy stands in for the method in this test
                 await a.unregister("app")
                 await removed.wait()
                 assert (await b.discover("app"))[0] == []

@@ -31,7 +31,7 @@ async def test_point_expires_registrations_without_requests() -> None:
         if point.registry.statistics().expired:
             emptied.set()
 
-    point.registry.handle_timer = spy  # type: ignore[method-assign]
+    point.registry.handle_timer = spy  # type: ignore[method-assign]  # a spy stands in for the method in this test
     async with hosts([point]) as (p,):
         client = Rendezvous([str(p.addrs[0])])
         async with hosts([client]):
@@ -60,8 +60,8 @@ async def test_client_refreshes_then_unregisters_on_stop() -> None:
         real_unregister(peer, ns)
         removed.set()
 
-    point.registry.register = on_register  # type: ignore[method-assign]
-    point.registry.unregister = on_unregister  # type: ignore[method-assign]
+    point.registry.register = on_register  # type: ignore[method-assign]  # a spy stands in for the method in this test
+    point.registry.unregister = on_unregister  # type: ignore[method-assign]  # a spy stands in for the method in this test
     async with hosts([point]) as (p,):
         client = Rendezvous([str(p.addrs[0])], register=["app"], ttl=2)
         async with hosts([client]) as (h,):
