@@ -4,7 +4,7 @@ connection limits by direction, peer and source IP, bans, and stream scopes."""
 from __future__ import annotations
 
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
@@ -265,6 +265,22 @@ async def test_default_limits_serve_100_streams_of_one_protocol_from_one_peer() 
                 await stream.aclose()
 
 
+def losing_the_connection(
+    negotiate: Callable[..., Awaitable[Any]], host: Host, peer: Host
+) -> Callable[..., Awaitable[Any]]:
+    """``negotiate`` that, once done, ends ``host``'s connection scopes to ``peer`` (as a
+    connection closing during negotiation does)."""
+
+    async def negotiate_then_lose_the_connection(*args: Any, **kwargs: Any) -> Any:
+        result = await negotiate(*args, **kwargs)
+        for conn in host.connections(peer.peer_id):
+            assert conn._scope is not None
+            conn._scope.done()
+        return result
+
+    return negotiate_then_lose_the_connection
+
+
 async def test_connection_ending_while_a_stream_negotiates_raises_connection_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -273,20 +289,15 @@ async def test_connection_ending_while_a_stream_negotiates_raises_connection_clo
     # error its callers handle, not the scope's ValueError (which once crashed the host from
     # identify's task).
     import p2pstack.connection as connection_module
-    from p2pstack.multistream import negotiate_outbound as real
-
-    async def negotiate_then_lose_the_connection(*args: Any, **kwargs: Any) -> Any:
-        result = await real(*args, **kwargs)
-        for conn in b.connections(a.peer_id):
-            assert conn._scope is not None
-            conn._scope.done()
-        return result
+    from p2pstack.multistream import negotiate_outbound
 
     async with hosts(None, None) as (a, b):
         with anyio.fail_after(10):
             await b.connect(a.addrs[0])
             monkeypatch.setattr(
-                connection_module, "negotiate_outbound", negotiate_then_lose_the_connection
+                connection_module,
+                "negotiate_outbound",
+                losing_the_connection(negotiate_outbound, b, a),
             )
             with pytest.raises(ConnectionClosedError):
                 await b.new_stream(a.peer_id, ECHO)
@@ -299,20 +310,13 @@ async def test_connection_ending_while_an_inbound_stream_negotiates_resets_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import p2pstack._handlers as handlers_module
-    from p2pstack.multistream import negotiate_inbound as real
-
-    async def negotiate_then_lose_the_connection(*args: Any, **kwargs: Any) -> Any:
-        result = await real(*args, **kwargs)
-        for conn in a.connections(b.peer_id):
-            assert conn._scope is not None
-            conn._scope.done()
-        return result
+    from p2pstack.multistream import negotiate_inbound
 
     async with hosts(None, None) as (a, b):
         with anyio.fail_after(10):
             await b.connect(a.addrs[0])
             monkeypatch.setattr(
-                handlers_module, "negotiate_inbound", negotiate_then_lose_the_connection
+                handlers_module, "negotiate_inbound", losing_the_connection(negotiate_inbound, a, b)
             )
             with pytest.raises((StreamReset, anyio.EndOfStream)):
                 stream = await b.new_stream(a.peer_id, ECHO)
