@@ -5,18 +5,24 @@
 #      node_modules/.bin/node. Not `npm ci`: it refuses a lockfile that pins
 #      @chainsafe/libp2p-quic, whose six other platform packages this registry does not serve.
 #   2. .interop/py-venv: a separate venv holding py-libp2p 0.8.1 (kept out of the project venv).
+#   3. .interop/p2pclient-venv: p2pclient 0.3.0, Python bindings of the p2pd control protocol
+#      (it pins protobuf < 7 and multiaddr < 1.0, so it cannot share either venv).
+#   4. nftables (`nft`), for the NAT routers of the hole-punching tests: installed with apt-get
+#      when missing and running as root; otherwise a warning (those tests then fail, not skip).
 # Idempotent: each step is skipped when its stamp matches (lockfile hash / pinned version and
 # interpreter) and redone when anything changed. Works unattended (CI=true, no stdin, root).
 # Env: PYTHON (default python3) for the py venv; NPM (default npm).
 set -euo pipefail
 
 PY_LIBP2P_VERSION="0.8.1"
+P2PCLIENT_VERSION="0.3.0"
 NODE_MAJOR="22"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 js_dir="$here/js"
 venv="$repo/.interop/py-venv"
+p2pclient_venv="$repo/.interop/p2pclient-venv"
 log_dir="$repo/.interop/logs"
 python="${PYTHON:-python3}"
 npm="${NPM:-npm}"
@@ -94,8 +100,57 @@ setup_py() {
     echo "py: installed $want ($(since "$t") s)"
 }
 
+# ---------------------------------------------------------------- p2pclient (daemon bindings)
+setup_p2pclient() {
+    local t stamp want log
+    t="$(now)"
+    want="p2pclient==$P2PCLIENT_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"
+    stamp="$p2pclient_venv/.p2pstack-setup-stamp"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
+        && "$p2pclient_venv/bin/python" -c "import p2pclient" 2>/dev/null; then
+        echo "p2pclient: up to date ($want in .interop/p2pclient-venv) - skipped"
+        return
+    fi
+    log="$log_dir/pip-install-p2pclient.log"
+    echo "p2pclient: creating .interop/p2pclient-venv with $want (log: $log) ..."
+    rm -rf "$p2pclient_venv"
+    "$python" -m venv "$p2pclient_venv" || die "python -m venv failed"
+    if ! "$p2pclient_venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "p2pclient==$P2PCLIENT_VERSION" </dev/null >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "pip install p2pclient==$P2PCLIENT_VERSION failed (full log: $log)"
+    fi
+    "$p2pclient_venv/bin/python" -c "import p2pclient" || die "p2pclient does not import in $p2pclient_venv"
+    echo "$want" >"$stamp"
+    echo "p2pclient: installed $want ($(since "$t") s)"
+}
+
+# ---------------------------------------------------------------- nftables (NAT routers)
+setup_nft() {
+    if command -v nft >/dev/null; then
+        echo "nft: present ($(nft --version 2>/dev/null | head -n1))"
+        return
+    fi
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "nft: WARNING: nftables is missing and cannot be installed here (needs root and apt-get); the NAT tests will fail" >&2
+        return
+    fi
+    local log="$log_dir/apt-nftables.log"
+    echo "nft: apt-get install nftables (log: $log) ..."
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables </dev/null >"$log" 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >>"$log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables </dev/null >>"$log" 2>&1 \
+            || { tail -n 20 "$log" >&2; die "apt-get install nftables failed (full log: $log)"; }
+    fi
+    command -v nft >/dev/null || die "nftables installed but nft is not on PATH"
+    echo "nft: installed ($(nft --version 2>/dev/null | head -n1))"
+}
+
 setup_js
 setup_py
+setup_p2pclient
+setup_nft
 echo "interop setup done in $(since "$t_all") s"
 echo "  js peer: $js_dir/node_modules/.bin/node $js_dir/peer.mjs"
 echo "  py peer: $venv/bin/python $here/py/peer.py"
+echo "  p2pclient: $p2pclient_venv/bin/python"
