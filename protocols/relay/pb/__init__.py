@@ -1,0 +1,1 @@
+"""Generated protobuf modules for circuit relay v2 (regenerate with ``tools/gen_protos.sh``)."""
