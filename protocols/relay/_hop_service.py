@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 from multiaddr import Multiaddr
 
-from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError
+from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError, RemoteProtocolError
 from p2pstack.events import ConnectionClosed
 from p2pstack.multiaddrs import with_peer_id
 from p2pstack.sansio import TimerDriver
@@ -38,7 +38,6 @@ from protocols.relay._wire import (
     HopMessage,
     HopType,
     Limit,
-    MalformedMessage,
     Peer,
     Reservation,
     Status,
@@ -100,6 +99,8 @@ class RelayService:
         self._host: Host | None = None
         self._timers = TimerDriver(self.core, on_fire=self._on_timer)
         self._scopes: dict[int, anyio.CancelScope] = {}
+        # Circuits whose time ran out before their relaying started (the target was slow).
+        self._expired: set[int] = set()
 
     @property
     def _limit(self) -> Limit | None:
@@ -145,7 +146,7 @@ class RelayService:
 
     def _connection_closed(self, event: ConnectionClosed) -> None:
         conn = event.connection
-        self.core.connection_closed(conn.remote_peer, id(conn))
+        self.core.connection_closed(conn.remote_peer, conn)
 
     async def _on_timer(self) -> None:
         _peers, circuits = self.core.take_expired()
@@ -153,6 +154,8 @@ class RelayService:
             scope = self._scopes.get(cid)
             if scope is not None:
                 scope.cancel()
+            else:
+                self._expired.add(cid)
 
     async def _answer(self, stream: Stream, message: HopMessage) -> bool:
         try:
@@ -170,7 +173,7 @@ class RelayService:
         try:
             with anyio.fail_after(self.config.stream_timeout):
                 request = await read_hop(stream)
-        except MalformedMessage as exc:
+        except RemoteProtocolError as exc:  # MalformedMessage, or bad framing
             _log.debug("relay: malformed hop message from %s: %s", stream.remote_peer, exc)
             await self._answer(stream, self._status(Status.MALFORMED_MESSAGE))
             return
@@ -190,7 +193,7 @@ class RelayService:
         peer = conn.remote_peer
         now = loop_clock()()
         decision = self.core.reserve(
-            peer, id(conn), remote_ip(conn.remote_multiaddr), now, relayed=is_relayed(conn)
+            peer, conn, remote_ip(conn.remote_multiaddr), now, relayed=is_relayed(conn)
         )
         if isinstance(decision, Refused):
             host.events.emit(
@@ -242,6 +245,7 @@ class RelayService:
         finally:
             relayed = self.core.close_circuit(cid)
             self._scopes.pop(cid, None)
+            self._expired.discard(cid)
             if reason != "stopped" or relayed != (0, 0):
                 host.events.emit(
                     CircuitClosed(
@@ -286,6 +290,8 @@ class RelayService:
     async def _relay(self, cid: int, hop: Stream, stop: Stream) -> str:
         with anyio.CancelScope() as scope:
             self._scopes[cid] = scope
+            if cid in self._expired:
+                scope.cancel()
             outcome = await splice(
                 hop,
                 stop,

@@ -27,6 +27,7 @@ from protocols.relay import (
     open_voucher,
     read_hop,
 )
+from protocols.relay import _hop_service as service_module
 from tests.protocols.relay.hop_client import (
     accept_stops,
     connect,
@@ -219,6 +220,7 @@ async def test_relay_loops_are_refused() -> None:
         (b"\x08\x01\x12\x02\x0a\x00", Status.MALFORMED_MESSAGE),  # empty peer id
         (b"\xff\xff", Status.MALFORMED_MESSAGE),  # not a protobuf
         (b"\x08\x02\x28\x64", Status.UNEXPECTED_MESSAGE),  # a STATUS sent to the relay
+        (b"\x08\x00" * 2100, Status.MALFORMED_MESSAGE),  # over the 4 KiB message limit
     ],
 )
 async def test_malformed_and_unexpected_requests(body: bytes, status: Status) -> None:
@@ -261,3 +263,36 @@ async def test_target_refusing_the_stop_gives_connection_failed() -> None:
         with pytest.raises(RelayStatusError, match="CONNECTION_FAILED"):
             await connect(source, relay.peer_id, target.peer_id)
         assert service.statistics().circuits == 0
+
+
+async def test_duration_counts_while_the_target_is_slow_to_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The circuit's time runs out before the target answers: relaying must not start unlimited.
+    service = RelayService(RelayConfig(limit_duration=1))
+    async with trio_of_hosts(service) as (relay, target, source):
+        release = anyio.Event()
+
+        async def slow(stream: Stream, _request: StopMessage) -> None:
+            await release.wait()
+
+        accept_stops(target, serve=slow)
+        real_read = service_module.read_stop
+
+        async def late_read(stream: Stream) -> StopMessage:
+            answer = await real_read(stream)
+            await anyio.sleep(1.5)
+            return answer
+
+        monkeypatch.setattr(service_module, "read_stop", late_read)
+        with relay.events.subscribe(CircuitClosed) as events:
+            try:
+                assert (await reserve(target, relay.peer_id)).status is Status.OK
+                stream, _ = await connect(source, relay.peer_id, target.peer_id)
+                with anyio.fail_after(10):
+                    closed = await events.receive()
+            finally:
+                release.set()
+        assert closed.reason == "duration limit"
+        with anyio.fail_after(10), pytest.raises((StreamReset, anyio.EndOfStream)):
+            await stream.receive()
