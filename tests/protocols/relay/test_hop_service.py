@@ -26,6 +26,7 @@ from protocols.relay import (
     StopMessage,
     open_voucher,
     read_hop,
+    read_stop,
 )
 from protocols.relay import _hop_service as service_module
 from tests.protocols.relay.hop_client import (
@@ -277,7 +278,7 @@ async def test_duration_counts_while_the_target_is_slow_to_accept(
             await release.wait()
 
         accept_stops(target, serve=slow)
-        real_read = service_module.read_stop
+        real_read = read_stop
 
         async def late_read(stream: Stream) -> StopMessage:
             answer = await real_read(stream)
