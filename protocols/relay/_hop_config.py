@@ -32,6 +32,15 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) ->
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
+def _fits(bits: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        _positive(instance, attribute, value)
+        if value is not None and value >= 1 << bits:
+            raise ValueError(f"{attribute.name} must fit in a uint{bits}, got {value}")
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class RelayConfig:
     """Limits of a relay.
@@ -57,12 +66,12 @@ class RelayConfig:
         max_hop_streams_per_peer: hop streams one peer may have open at once.
 
     Raises:
-        ValueError: a limit is not positive.
+        ValueError: a limit is not positive (or a circuit limit does not fit its wire field).
     """
 
     reservation_ttl: float = attrs.field(default=3600.0, validator=_positive)
-    limit_duration: int | None = attrs.field(default=120, validator=_positive)
-    limit_data: int | None = attrs.field(default=1 << 17, validator=_positive)
+    limit_duration: int | None = attrs.field(default=120, validator=_fits(32))
+    limit_data: int | None = attrs.field(default=1 << 17, validator=_fits(64))
     max_reservations: int = attrs.field(default=128, validator=_positive)
     max_reservations_per_peer: int = attrs.field(default=4, validator=_positive)
     max_reservations_per_ip: int = attrs.field(default=8, validator=_positive)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 from google.protobuf.message import DecodeError
@@ -129,6 +130,16 @@ class Peer:
     addrs: tuple[Multiaddr, ...] = attrs.field(default=(), converter=_addrs)
 
 
+def _u32(_instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and not 0 <= value <= _U32_MAX:
+        raise ValueError(f"{attribute.name} must fit in a uint32, got {value}")
+
+
+def _u64(_instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and not 0 <= value <= _U64_MAX:
+        raise ValueError(f"{attribute.name} must fit in a uint64, got {value}")
+
+
 @attrs.frozen(kw_only=True)
 class Limit:
     """``Limit``: the relayed connection's caps; ``None`` means no limit of that kind.
@@ -136,10 +147,13 @@ class Limit:
     Attributes:
         duration: seconds (uint32).
         data: bytes in each direction (uint64).
+
+    Raises:
+        ValueError: a value out of its integer range.
     """
 
-    duration: int | None = None
-    data: int | None = None
+    duration: int | None = attrs.field(default=None, validator=_u32)
+    data: int | None = attrs.field(default=None, validator=_u64)
 
 
 @attrs.frozen(kw_only=True)
@@ -153,7 +167,7 @@ class Reservation:
             ``open_voucher`` checks it), or ``None``.
     """
 
-    expire: int
+    expire: int = attrs.field(validator=_u64)
     addrs: tuple[Multiaddr, ...] = attrs.field(default=(), converter=_addrs)
     voucher: bytes | None = None
 

@@ -123,3 +123,8 @@ def test_duration_deadline_is_reported_once() -> None:
 def test_config_refuses_non_positive_limits(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         RelayConfig(**{field: 0})
+
+
+def test_config_refuses_limits_the_wire_cannot_carry() -> None:
+    with pytest.raises(ValueError, match="uint32"):
+        RelayConfig(limit_duration=1 << 32)

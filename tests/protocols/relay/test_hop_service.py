@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 import anyio
 import anyio.lowlevel
 import pytest
 from multiaddr import Multiaddr
 
+from p2pstack.builder import open_host
 from p2pstack.errors import StreamReset
 from p2pstack.events import ConnectionClosed
 from p2pstack.framing import write_lp
-from p2pstack.host import Stream
+from p2pstack.host import Host, Stream
 from protocols.relay import (
     HOP_PROTOCOL_ID,
     CircuitClosed,
@@ -37,6 +40,9 @@ from tests.protocols.relay.hop_client import (
     trio_of_hosts,
 )
 from transports.memory import MemoryNetwork
+from transports.noise import Noise
+from transports.tcp import TcpTransport
+from transports.yamux import Yamux
 
 pytestmark = pytest.mark.anyio
 
@@ -297,3 +303,30 @@ async def test_duration_counts_while_the_target_is_slow_to_accept(
         assert closed.reason == "duration limit"
         with anyio.fail_after(10), pytest.raises((StreamReset, anyio.EndOfStream)):
             await stream.receive()
+
+
+async def test_reservations_per_ip_over_tcp() -> None:
+    # Every peer connects from 127.0.0.1: the third one is over the per-IP limit.
+    service = RelayService(RelayConfig(max_reservations_per_ip=2))
+
+    def tcp_host(services: list[RelayService]) -> AbstractAsyncContextManager[Host]:
+        return open_host(
+            transports=[TcpTransport()],
+            security=[Noise()],
+            muxers=[Yamux()],
+            services=services,
+            listen=["/ip4/127.0.0.1/tcp/0"],
+        )
+
+    async with (
+        tcp_host([service]) as relay,
+        tcp_host([]) as a,
+        tcp_host([]) as b,
+        tcp_host([]) as c,
+    ):
+        statuses = []
+        for peer in (a, b, c):
+            with anyio.fail_after(10):
+                await peer.connect(relay.addrs[0])
+            statuses.append((await reserve(peer, relay.peer_id)).status)
+    assert statuses == [Status.OK, Status.OK, Status.RESERVATION_REFUSED]

@@ -164,3 +164,12 @@ async def test_stream_helpers_read_one_message_each() -> None:
     pipe.buf[:] = b"\x80\x40"  # a length of 8192
     with pytest.raises(RemoteProtocolError, match="limit"):
         await read_stop(pipe)  # type: ignore[arg-type]  # a minimal stream
+
+
+def test_out_of_range_values_are_refused_when_built() -> None:
+    with pytest.raises(ValueError, match="uint32"):
+        Limit(duration=1 << 32)
+    with pytest.raises(ValueError, match="uint64"):
+        Limit(data=-1)
+    with pytest.raises(ValueError, match="uint64"):
+        Reservation(expire=1 << 64)
