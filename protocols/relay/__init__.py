@@ -12,7 +12,7 @@ from protocols.relay._hop_config import (
     ReservationRefused,
 )
 from protocols.relay._hop_core import Granted, HopCore, Refused, RelayStatistics
-from protocols.relay._hop_service import RelayService, is_relayed, remote_ip
+from protocols.relay._hop_service import PROTECTION_TAG, RelayService, is_relayed, remote_ip
 from protocols.relay._voucher import (
     VOUCHER_DOMAIN,
     VOUCHER_PAYLOAD_TYPE,
@@ -50,6 +50,7 @@ __all__ = [
     "HOP_PROTOCOL_ID",
     "MAX_ADDRS",
     "MAX_MESSAGE_SIZE",
+    "PROTECTION_TAG",
     "STOP_PROTOCOL_ID",
     "VOUCHER_DOMAIN",
     "VOUCHER_PAYLOAD_TYPE",

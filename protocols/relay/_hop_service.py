@@ -54,9 +54,13 @@ if TYPE_CHECKING:
     from p2pstack.host import Host
     from p2pstack.identity import PeerId
 
-__all__ = ["RelayService", "is_relayed", "remote_ip"]
+__all__ = ["PROTECTION_TAG", "RelayService", "is_relayed", "remote_ip"]
 
 _log = logging.getLogger(__name__)
+
+#: The connection manager's protection tag of peers holding a reservation (their connection
+#: carries it: trimming it would end the reservation).
+PROTECTION_TAG = "relay-reservation"
 
 #: What a peer going away or stalling raises from a stream under ``fail_after``.
 _FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *NETWORK_ERRORS)
@@ -146,10 +150,17 @@ class RelayService:
 
     def _connection_closed(self, event: ConnectionClosed) -> None:
         conn = event.connection
-        self.core.connection_closed(conn.remote_peer, conn)
+        if self.core.connection_closed(conn.remote_peer, conn):
+            self._unprotect(conn.remote_peer)
+
+    def _unprotect(self, peer: PeerId) -> None:
+        if self._host is not None and not self.core.has_reservation(peer):
+            self._host.connmgr.unprotect(peer, PROTECTION_TAG)
 
     async def _on_timer(self) -> None:
-        _peers, circuits = self.core.take_expired()
+        peers, circuits = self.core.take_expired()
+        for peer in peers:
+            self._unprotect(peer)
         for cid in circuits:
             scope = self._scopes.get(cid)
             if scope is not None:
@@ -202,6 +213,7 @@ class RelayService:
             await self._answer(stream, self._status(decision.status))
             return
         self._timers.poke()
+        host.connmgr.protect(peer, PROTECTION_TAG)
         expire = int(self._wall() + (decision.expires - now))
         answer = HopMessage(
             type=HopType.STATUS,

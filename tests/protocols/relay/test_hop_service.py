@@ -16,6 +16,7 @@ from p2pstack.framing import write_lp
 from p2pstack.host import Host, Stream
 from protocols.relay import (
     HOP_PROTOCOL_ID,
+    PROTECTION_TAG,
     CircuitClosed,
     CircuitOpened,
     CircuitRefused,
@@ -101,11 +102,13 @@ async def test_reservation_ends_with_its_connection() -> None:
     async with trio_of_hosts(service) as (relay, target, source):
         assert (await reserve(target, relay.peer_id)).status is Status.OK
         assert service.statistics().reservations == 1
+        assert relay.connmgr.is_protected(target.peer_id, PROTECTION_TAG)
         with relay.events.subscribe(ConnectionClosed) as events:
             await target.disconnect(relay.peer_id)
             with anyio.fail_after(10):
                 await events.receive()
         assert service.statistics().reservations == 0
+        assert not relay.connmgr.is_protected(target.peer_id, PROTECTION_TAG)
         with pytest.raises(RelayStatusError, match="NO_RESERVATION"):
             await connect(source, relay.peer_id, target.peer_id)
 
