@@ -76,6 +76,8 @@ TARGETS: dict[str, TargetSpec] = {
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
+        _spec("relay_message", "_relay", "circuit relay v2 hop/stop messages and vouchers"),
+        _spec("relay_core", "_relay", "circuit relay v2 reservation and circuit tables"),
     )
 }
 

@@ -442,6 +442,48 @@ def _mdns_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _relay_seeds() -> dict[str, dict[str, bytes]]:
+    from protocols.relay import (
+        HopMessage,
+        HopType,
+        Limit,
+        Peer,
+        Reservation,
+        Status,
+        StopMessage,
+        StopType,
+        encode_hop,
+        encode_stop,
+        make_voucher,
+    )
+
+    relay, peer = _noise.identities()
+    addr = Multiaddr(f"/ip4/127.0.0.1/tcp/4001/p2p/{relay.peer_id}")
+    voucher = make_voucher(relay.private_key, peer.peer_id, 1_700_000_000)
+    limit = Limit(duration=120, data=1 << 17)
+    ok = HopMessage(
+        type=HopType.STATUS,
+        status=Status.OK,
+        reservation=Reservation(expire=1_700_000_000, addrs=[addr], voucher=voucher),
+        limit=limit,
+    )
+    connect = HopMessage(type=HopType.CONNECT, peer=Peer(id=peer.peer_id))
+    stop = StopMessage(type=StopType.CONNECT, peer=Peer(id=relay.peer_id), limit=limit)
+    # reserve B, A, C; connect A->B; data both ways; close; time; connection closed.
+    steps = bytes([0x08, 1, 0, 0x00, 2, 0, 0x10, 1, 0, 0x01, 1, 0, 0x03, 0, 200, 0x03, 1, 255])
+    steps += bytes([0x02, 0, 0, 0x05, 40, 0, 0x0C, 0, 0, 0x05, 30, 0])
+    return {
+        "relay_message": {
+            "reserve": b"\x00" + encode_hop(HopMessage(type=HopType.RESERVE)),
+            "reserve-ok": b"\x00" + encode_hop(ok),
+            "connect": b"\x00" + encode_hop(connect),
+            "stop-connect": b"\x01" + encode_stop(stop),
+            "voucher": b"\x02" + voucher,
+        },
+        "relay_core": {"reserve-connect-expire": b"\x00" + steps},
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -454,6 +496,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_swim_seeds(),
         **_discovery_seeds(),
         **_mdns_seeds(),
+        **_relay_seeds(),
     }
 
 

@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._rendezvous import check_rendezvous_options
 
         check_rendezvous_options(args)
+    from p2pstack.roots.cli._relay_service import check_relay_service_options
+
+    check_relay_service_options(args)
     return run_async(_serve, args)
 
 
@@ -149,6 +152,10 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._membership import member_event
 
         describers.append(member_event)
+    if args.relay_service:
+        from p2pstack.roots.cli._relay_service import relay_event
+
+        describers.append(relay_event)
     return _Parts(dht, router, discovery, tuple(describers))
 
 
@@ -180,6 +187,10 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._membership import membership_service
 
         services = [*(services or default_services(serve_perf=True)), membership_service(args)]
+    if args.relay_service:
+        from p2pstack.roots.cli._relay_service import relay_services
+
+        services = [*(services or default_services(serve_perf=True)), *relay_services(args)]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
