@@ -5,6 +5,7 @@ marked limited) and auto-relay (``AutoRelay``). Message schema in :mod:`protocol
 """
 
 from protocols.relay._addrs import circuit_addr, is_circuit, split_circuit
+from protocols.relay._autorelay import AutoRelay, AutoRelayConfig, RelayCandidates
 from protocols.relay._client_wire import (
     HOP_PROTOCOL_ID,
     STOP_PROTOCOL_ID,
@@ -19,9 +20,12 @@ from protocols.relay._transport import CircuitRelayTransport
 __all__ = [
     "HOP_PROTOCOL_ID",
     "STOP_PROTOCOL_ID",
+    "AutoRelay",
+    "AutoRelayConfig",
     "CircuitConfig",
     "CircuitListener",
     "CircuitRelayTransport",
+    "RelayCandidates",
     "RelayStatusError",
     "Reservation",
     "ReservationLost",

@@ -103,3 +103,28 @@ async def _pipe(src: Stream, dst: Stream) -> None:
     except NETWORK_ERRORS:
         await dst.reset()
         await src.reset()
+
+
+async def _serve() -> None:
+    """Run a relay on 127.0.0.1, print ``{"addr": ...}``, serve until stdin closes."""
+    import json
+    import sys
+
+    from p2pstack.builder import open_host
+    from transports.noise import Noise
+    from transports.tcp import TcpTransport
+    from transports.yamux import Yamux
+
+    async with open_host(
+        transports=[TcpTransport()],
+        security=[Noise()],
+        muxers=[Yamux()],
+        services=[MiniRelay()],
+        listen=["/ip4/127.0.0.1/tcp/0"],
+    ) as host:
+        print(json.dumps({"addr": str(host.addrs[0])}), flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.read)
+
+
+if __name__ == "__main__":
+    anyio.run(_serve)
