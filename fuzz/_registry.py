@@ -76,6 +76,7 @@ TARGETS: dict[str, TargetSpec] = {
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
+        _spec("relay_client", "_relay_client", "circuit relay v2 hop answers and stop requests"),
     )
 }
 

@@ -36,10 +36,10 @@ def split_circuit(addr: Multiaddr) -> tuple[Multiaddr | None, PeerId]:
     head, sep, tail = text.partition(_CIRCUIT)
     if not sep:
         raise TransportError(f"{addr} is not a relayed address")
+    if _CIRCUIT in tail:
+        raise TransportError(f"{addr}: a circuit over a circuit is refused")
     if tail:
         raise TransportError(f"{addr}: nothing may follow /p2p-circuit here")
-    if _CIRCUIT in head:
-        raise TransportError(f"{addr}: a circuit over a circuit is refused")
     if not head:
         raise TransportError(f"{addr}: the relay's /p2p/<id> is missing before /p2p-circuit")
     try:

@@ -107,9 +107,11 @@ def reservation_of(relay: PeerId, message: pb.HopMessage) -> Reservation:
     for raw in message.reservation.addrs[:MAX_RESERVATION_ADDRS]:
         try:
             addr = Multiaddr(raw)
-        except (MultiaddrError, ValueError, TypeError):
-            continue  # an address we cannot parse is not advertised
-        if "p2p-circuit" not in [p.name for p in addr.protocols()]:
+            names = [p.name for p in addr.protocols()]  # the bytes are decoded lazily
+            str(addr)
+        except (MultiaddrError, ValueError, TypeError, LookupError):
+            continue  # an address we cannot read is not advertised
+        if "p2p-circuit" not in names:
             addrs.append(addr)
     return Reservation(
         relay=relay,
