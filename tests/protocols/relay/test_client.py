@@ -13,7 +13,7 @@ from multiaddr import Multiaddr
 from p2pstack.builder import open_host
 from p2pstack.connection import Stream
 from p2pstack.errors import DialError, LimitedConnectionError, ProtocolNotSupported
-from p2pstack.host import Host
+from p2pstack.host import Host, HostConfig
 from p2pstack.interfaces import ConnectionLimits, Service
 from p2pstack.multiaddrs import with_peer_id
 from protocols.identify import Identify
@@ -39,7 +39,10 @@ FAST = CircuitConfig(hop_timeout=10, min_refresh=0.2, retry_min=0.1, retry_max=0
 
 @asynccontextmanager
 async def node(
-    *services: Service, listen: tuple[str, ...] = (), config: CircuitConfig = FAST
+    *services: Service,
+    listen: tuple[str, ...] = (),
+    config: CircuitConfig = FAST,
+    host_config: HostConfig | None = None,
 ) -> AsyncIterator[Host]:
     async with open_host(
         transports=[TcpTransport(), CircuitRelayTransport(config)],
@@ -47,6 +50,7 @@ async def node(
         muxers=[Yamux()],
         services=[Identify(), Ping(), *services],
         listen=listen,
+        config=host_config,
     ) as host:
         yield host
 
