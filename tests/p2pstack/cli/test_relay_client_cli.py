@@ -57,6 +57,9 @@ def test_node_listens_through_relay_and_ping_reaches_it() -> None:
         identify = run_cli("identify", circuit[0], "--json")
         assert identify.returncode == 0, identify.stderr
         assert str(peer_id) in identify.stdout
+        # perf does not run over a relay's limited connection: a clear one-line refusal.
+        perf = run_cli("perf", circuit[0], "--upload", "1000", "--download", "1000")
+        assert_one_line_error(perf, "limited (relayed)")
 
 
 def test_dial_through_relay_without_reservation_names_no_reservation() -> None:
