@@ -92,8 +92,11 @@ async def test_listen_and_dial_through_a_relay() -> None:
                 )
                 await refused.send(b"x")
                 await refused.receive()
-            # Ping and identify opted in; the listener side is limited as well.
+            # Ping and identify opted in; identify advertises the circuit address; the
+            # listener side is limited as well.
             assert len(await dialer.service(Ping).ping(listener.peer_id)) == 1
+            info = await dialer.service(Identify).identify_connection(conn)
+            assert bound[0] in info.listen_addrs
             inbound = listener.connections(dialer.peer_id)
             assert [c.limited for c in inbound] == [True]
             assert inbound[0].limits == ConnectionLimits(duration=120.0, data=1 << 17)
