@@ -111,6 +111,9 @@ async def js_dialer_reaches_us(host: Host, relay_addr: str, tmp_path: Path) -> N
             conn = (await opened.receive()).connection
     assert conn.limited and conn.direction == "inbound"
     assert conn.remote_multiaddr == Multiaddr(f"{relay_addr}/p2p-circuit/p2p/{conn.remote_peer}")
+    async with relay_peer("py", dial_args, tmp_path) as py_dialer:
+        done = await py_dialer.collect_until_done(TIMEOUT)
+    assert done.get("echo") == [{"event": "echo", "ok": True, "bytes": 4096}], done
 
 
 async def we_reach_js_listener(host: Host, relay_addr: str, tmp_path: Path) -> None:

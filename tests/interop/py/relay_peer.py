@@ -1,8 +1,12 @@
 """py-libp2p 0.8.1 circuit relay v2 interop peer (libp2p.relay.circuit_v2), printing JSON lines.
 
-Role ``relay`` (the one py supports reliably here): ``--role relay [--listen MA]`` runs a relay
-(hop) with TCP + Noise + yamux, prints ``listening`` {peer_id, addrs}, serves until stdin
-closes or SIGTERM.
+Roles, with TCP + Noise + yamux:
+
+- ``--role relay [--listen MA]`` runs a relay (hop), prints ``listening`` {peer_id, addrs},
+  serves until stdin closes or SIGTERM;
+- ``--role dialer --dial MA [--bytes N]`` dials ``MA`` (``<relay>/p2p-circuit/p2p/<target>``)
+  with py's ``CircuitV2Transport``, echoes N bytes on ``/p2pstack/echo/1.0.0`` and prints
+  ``echo`` {ok, bytes} or ``dial_error`` {message}, then ``done``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,14 @@ import multiaddr
 import trio
 from libp2p import new_host
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, STOP_PROTOCOL_ID, CircuitV2Protocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
 from libp2p.relay.circuit_v2.resources import RelayLimits
+from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.tools.anyio_service import background_trio_service
+
+
+ECHO = "/p2pstack/echo/1.0.0"
 
 
 def emit(event: str, **fields: object) -> None:
@@ -40,13 +50,64 @@ async def run_relay(listen: str) -> None:
             await wait_stdin_closed()
 
 
+async def run_dialer(target: str, size: int) -> None:
+    host = new_host(muxer_preference="YAMUX")
+    protocol = CircuitV2Protocol(
+        host,
+        limits=RelayLimits(duration=120, data=1 << 20, max_circuit_conns=4, max_reservations=4),
+        allow_hop=False,
+    )
+    config = RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT)
+    maddr = multiaddr.Multiaddr(target)
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        async with background_trio_service(protocol):
+            transport = CircuitV2Transport(host, protocol, config)
+            try:
+                with trio.fail_after(30):
+                    relay_part = multiaddr.Multiaddr(target.split("/p2p-circuit")[0])
+                    await host.connect(info_from_p2p_addr(relay_part))
+                    conn = await transport.dial(maddr)
+                    stream = await conn.new_stream()
+                    ok = await echo_over(stream, size)
+                emit("echo", ok=ok, bytes=size)
+            except Exception as exc:  # reported to the test
+                emit("dial_error", message=f"{type(exc).__name__}: {exc}")
+            emit("done")
+
+
+async def echo_over(stream: object, size: int) -> bool:
+    """multistream-select by hand on the raw muxed stream, then one echo round."""
+    from libp2p.protocol_muxer.multiselect_client import MultiselectClient
+    from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
+
+    await MultiselectClient().select_one_of(
+        [ECHO],
+        MultiselectCommunicator(stream),  # type: ignore[arg-type]
+    )
+    payload = bytes(i % 251 for i in range(size))
+    await stream.write(payload)  # type: ignore[attr-defined]
+    received = b""
+    while len(received) < size:
+        chunk = await stream.read(size - len(received))  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        received += chunk
+    await stream.close()  # type: ignore[attr-defined]
+    return received == payload
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--role", choices=["relay"], required=True)
+    parser.add_argument("--role", choices=["relay", "dialer"], required=True)
     parser.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
+    parser.add_argument("--dial")
+    parser.add_argument("--bytes", type=int, default=1024)
     args = parser.parse_args()
     try:
-        trio.run(run_relay, args.listen)
+        if args.role == "relay":
+            trio.run(run_relay, args.listen)
+        else:
+            trio.run(run_dialer, args.dial, args.bytes)
     except Exception as exc:  # reported to the test as an error event
         emit("error", message=f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from exc
