@@ -18,13 +18,12 @@ import sys
 import multiaddr
 import trio
 from libp2p import new_host
-from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, STOP_PROTOCOL_ID, CircuitV2Protocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
+from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, STOP_PROTOCOL_ID, CircuitV2Protocol
 from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.tools.anyio_service import background_trio_service
-
 
 ECHO = "/p2pstack/echo/1.0.0"
 
@@ -59,20 +58,20 @@ async def run_dialer(target: str, size: int) -> None:
     )
     config = RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT)
     maddr = multiaddr.Multiaddr(target)
-    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-        async with background_trio_service(protocol):
-            transport = CircuitV2Transport(host, protocol, config)
-            try:
-                with trio.fail_after(30):
-                    relay_part = multiaddr.Multiaddr(target.split("/p2p-circuit")[0])
-                    await host.connect(info_from_p2p_addr(relay_part))
-                    conn = await transport.dial(maddr)
-                    stream = await conn.new_stream()
-                    ok = await echo_over(stream, size)
-                emit("echo", ok=ok, bytes=size)
-            except Exception as exc:  # reported to the test
-                emit("dial_error", message=f"{type(exc).__name__}: {exc}")
-            emit("done")
+    listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    async with host.run(listen_addrs=listen), background_trio_service(protocol):
+        transport = CircuitV2Transport(host, protocol, config)
+        try:
+            with trio.fail_after(30):
+                relay_part = multiaddr.Multiaddr(target.split("/p2p-circuit", maxsplit=1)[0])
+                await host.connect(info_from_p2p_addr(relay_part))
+                conn = await transport.dial(maddr)
+                stream = await conn.new_stream()
+                ok = await echo_over(stream, size)
+            emit("echo", ok=ok, bytes=size)
+        except Exception as exc:  # reported to the test
+            emit("dial_error", message=f"{type(exc).__name__}: {exc}")
+        emit("done")
 
 
 async def echo_over(stream: object, size: int) -> bool:
