@@ -3,11 +3,15 @@ private (or forced), replaced when refused, released when public."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import anyio
 import pytest
+from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.events import LocalAddrsChanged
+from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import with_peer_id
 from protocols.identify import Identify
 from protocols.relay import (
@@ -88,3 +92,30 @@ async def test_auto_relay_follows_reachability() -> None:
 def test_config_rejects_negative_reservations() -> None:
     with pytest.raises(ValueError, match="negative"):
         AutoRelay(CircuitRelayTransport(), AutoRelayConfig(reservations=-1))
+
+
+async def test_candidates_from_a_discovery_source_after_a_refusal() -> None:
+    async with (
+        node(MiniRelay(refuse=True), listen=LISTEN) as refusing,
+        node(MiniRelay(), listen=LISTEN) as good,
+    ):
+        asked = 0
+
+        async def discover() -> AsyncIterator[PeerId | Multiaddr]:
+            nonlocal asked
+            asked += 1
+            yield with_peer_id(refusing.listen_addrs[0], refusing.peer_id)
+            yield with_peer_id(good.listen_addrs[0], good.peer_id)
+
+        transport = CircuitRelayTransport(FAST)
+        config = AutoRelayConfig(reservations=1, force=True, check_interval=0.2)
+        auto = AutoRelay(transport, config, candidates=discover)
+        async with open_host(
+            transports=[TcpTransport(), transport],
+            security=[Noise()],
+            muxers=[Yamux()],
+            services=[auto],
+        ) as private:
+            with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
+                assert (await made.receive()).relay == good.peer_id
+            assert auto.relays == [good.peer_id] and asked >= 1
