@@ -195,6 +195,7 @@ class CircuitRelayTransport:
             wall_clock=self._wall_clock,
         )
         await listener.open()
+        self._listeners = self.listeners  # closed listeners are forgotten: a bounded map
         self._listeners[relay] = listener
         return listener
 
