@@ -78,6 +78,7 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
         _spec("relay_message", "_relay", "circuit relay v2 hop/stop messages and vouchers"),
         _spec("relay_core", "_relay", "circuit relay v2 reservation and circuit tables"),
+        _spec("relay_client", "_relay_client", "circuit relay v2 hop answers and stop requests"),
     )
 }
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 from multiaddr import Multiaddr
 
-from fuzz import _discovery, _noise
+from fuzz import _discovery, _noise, _relay_client
 from fuzz._identity import CERTIFICATE_CHECK_TIME
 from fuzz._registry import TARGETS
 from fuzz._swim import SIGNATURE, fuzz_peer
@@ -497,6 +497,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_discovery_seeds(),
         **_mdns_seeds(),
         **_relay_seeds(),
+        **_relay_client.seeds(),
     }
 
 

@@ -134,11 +134,10 @@ class HandlerRegistry:
         return None
 
     async def serve(self, conn: Connection, muxed: MuxedStream) -> None:
-        """Negotiate an inbound stream and run its handler; reset it when refused or failed."""
-        # On a limited connection, protocols whose handler did not opt in are answered "na".
-        supports = self._allowed_on_limited if conn.limited else self._entries
         """Negotiate an inbound stream and run its handler; reset it when refused (by a
         resource limit too) or failed."""
+        # On a limited connection, protocols whose handler did not opt in are answered "na".
+        supports = self._allowed_on_limited if conn.limited else self._entries
         scope: StreamScope | None = None
         if conn._scope is not None and conn._scope.closed:
             # The connection ended between the muxer handing the stream over and now (a

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
     from p2pstack.identity import PeerId, PublicKey
-    from p2pstack.interfaces import Buffer, ConnectionInfo, MuxedStream, UpgradedConnection
+    from p2pstack.interfaces import (
+        Buffer,
+        ConnectionInfo,
+        ConnectionLimits,
+        MuxedStream,
+        UpgradedConnection,
+    )
     from p2pstack.resources import ConnectionScope, StreamScope
 
 __all__ = ["Connection", "Direction", "Stream"]
@@ -230,6 +236,11 @@ class Connection:
     def limited(self) -> bool:
         """A limited (relayed) connection runs only handlers that opted in."""
         return self.info.limited
+
+    @property
+    def limits(self) -> ConnectionLimits | None:
+        """The relay's limits on a limited connection (``None`` if unknown or unlimited)."""
+        return self.info.limits
 
     @property
     def is_closed(self) -> bool:

@@ -459,13 +459,17 @@ class Host:
 
     def _best_connection(self, peer: PeerId) -> Connection | None:
         conns = [c for c in self.connections(peer) if not c.draining]
+        # A direct connection is preferred to a limited (relayed) one.
+        conns.sort(key=lambda c: c.limited)
         return conns[0] if conns else None
 
     async def _dial(
         self, peer: PeerId, addrs: Sequence[Multiaddr] | None, *, force: bool = False
     ) -> Connection:
         existing = self._best_connection(peer)
-        if existing is not None:
+        if existing is not None and not (existing.limited and _has_direct(addrs)):
+            # Only an explicit direct address is dialed next to a limited connection (the
+            # direct connection then replaces it); otherwise any open connection serves.
             return existing
         try:
             conn = await self.dialer.dial(peer, addrs, force=force)
@@ -828,6 +832,13 @@ class Host:
 
 async def _close_connection(conn: Connection) -> None:
     await conn.aclose()
+
+
+def _has_direct(addrs: Sequence[Multiaddr] | None) -> bool:
+    """Whether ``addrs`` holds an address that is not relayed (``/p2p-circuit``)."""
+    return addrs is not None and any(
+        all(p.name != "p2p-circuit" for p in addr.protocols()) for addr in addrs
+    )
 
 
 def _as_peer_id(peer: PeerId | str) -> PeerId:

@@ -34,6 +34,7 @@ __all__ = [
     "Buffer",
     "ByteStream",
     "ConnectionInfo",
+    "ConnectionLimits",
     "DatagramSender",
     "Direction",
     "Listener",
@@ -342,6 +343,19 @@ class MemoryBudgetedMuxer(Muxer, Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class ConnectionLimits:
+    """The limits a relay put on a limited connection (circuit relay v2 ``Limit``).
+
+    Attributes:
+        duration: seconds the connection may last (``None``: no duration limit).
+        data: bytes it may carry in each direction (``None``: no data limit).
+    """
+
+    duration: float | None = None
+    data: int | None = None
+
+
+@attrs.frozen(kw_only=True)
 class ConnectionInfo:
     """What is known about an established (secured, multiplexed) connection.
 
@@ -355,6 +369,7 @@ class ConnectionInfo:
         direction: ``"outbound"`` if we dialed.
         limited: the connection has limits on data or duration (a relayed connection); only
             handlers that opted in run on it.
+        limits: its limits when the relay told them (``None``: not limited, or not told).
         transport: a short name of the transport (``"tcp"``, ``"memory"``, ``"quic-v1"``).
     """
 
@@ -366,6 +381,7 @@ class ConnectionInfo:
     muxer: str
     direction: Direction
     limited: bool = False
+    limits: ConnectionLimits | None = None
     transport: str = ""
 
 

@@ -18,6 +18,7 @@ from p2pstack.resources import ResourceManager
 from protocols.identify import Identify
 from protocols.perf import Perf
 from protocols.ping import Ping
+from protocols.relay import CircuitRelayTransport
 from transports.memory import MemoryTransport
 from transports.mplex import Mplex
 from transports.noise import Noise
@@ -112,9 +113,10 @@ async def open_default_host(
     kad: KadConfig | None = None,
     discovery: Sequence[PeerDiscovery] | None = None,
     discovery_config: DiscoveryConfig | None = None,
+    circuit: CircuitRelayTransport | None = None,
 ) -> AsyncIterator[Host]:
-    """A host with QUIC-v1, TCP and memory transports, the named security channels and muxers
-    (for TCP), and the default services.
+    """A host with QUIC-v1, TCP, memory and circuit relay v2 transports, the named security
+    channels and muxers (for TCP and relayed connections), and the default services.
 
     Args:
         identity: the host's identity (default: a fresh Ed25519 one).
@@ -131,6 +133,8 @@ async def open_default_host(
             these sources, after the other services, plus the DHT's random walk when ``kad``
             sets ``random_walk_interval``.
         discovery_config: the discovery service's settings (its defaults if ``None``).
+        circuit: the circuit relay transport (dials and listens on ``/p2p-circuit``
+            addresses; a fresh one if ``None``), for services that need it (``AutoRelay``).
 
     Yields:
         The started host.
@@ -147,7 +151,12 @@ async def open_default_host(
         chosen.append(_discovery_service(chosen, discovery, discovery_config))
     async with open_host(
         identity=identity,
-        transports=[QuicTransport(), TcpTransport(), MemoryTransport()],
+        transports=[
+            QuicTransport(),
+            TcpTransport(),
+            MemoryTransport(),
+            circuit or CircuitRelayTransport(),
+        ],
         security=make_security(security),
         muxers=make_muxers(muxers),
         services=chosen,

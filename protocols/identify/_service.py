@@ -150,11 +150,13 @@ class Identify:
     async def start(self, host: Host) -> None:
         """Register the identify (and push) handlers and event callbacks."""
         self._host = host
-        host.set_stream_handler(PROTOCOL_ID, self._handle_identify)
+        # Identify runs over limited (relayed) connections too: DCUtR needs the observed and
+        # listen addresses exchanged there (circuit relay v2 spec, "Interaction with DCUtR").
+        host.set_stream_handler(PROTOCOL_ID, self._handle_identify, allow_limited=True)
         if self._on_connect:
             self._handles.append(host.events.on(ConnectionOpened, self._connection_opened))
         if self._push_enabled:
-            host.set_stream_handler(PUSH_PROTOCOL_ID, self._handle_push)
+            host.set_stream_handler(PUSH_PROTOCOL_ID, self._handle_push, allow_limited=True)
             self._push_wanted = anyio.Event()
             host.start_soon(self._run_pusher, name="identify push")
             # A DHT switching mode changes our protocols; a new listener changes our addresses.

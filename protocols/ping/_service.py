@@ -173,6 +173,7 @@ class Ping:
             self._handle,
             max_inbound=self._max_inbound,
             max_inbound_per_peer=self._max_per_peer,
+            allow_limited=True,  # a few bytes: cheap on a relayed connection (js does too)
         )
 
     async def stop(self) -> None:
@@ -210,7 +211,7 @@ class Ping:
             raise ValueError("count must be at least 1")
         try:
             with anyio.fail_after(timeout):
-                stream = await self._host.new_stream(peer, [PROTOCOL_ID])
+                stream = await self._host.new_stream(peer, [PROTOCOL_ID], allow_limited=True)
         except TimeoutError:
             raise P2PTimeoutError(f"ping: could not open a stream within {timeout} s") from None
         payloads = [self._random_bytes(PAYLOAD_SIZE) for _ in range(count)]

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 from multiaddr import Multiaddr
 from multiaddr.exceptions import Error as MultiaddrError
 
-from p2pstack.errors import InvalidPeerIdError, P2PError, RemoteProtocolError
+from p2pstack.errors import InvalidPeerIdError, RemoteProtocolError
 from p2pstack.framing import read_lp, write_lp
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import ByteStream
@@ -42,7 +42,6 @@ __all__ = [
     "Limit",
     "MalformedMessage",
     "Peer",
-    "RelayStatusError",
     "Reservation",
     "Status",
     "StopMessage",
@@ -101,21 +100,6 @@ class MalformedMessage(RemoteProtocolError):
     ``Status.MALFORMED_MESSAGE`` and close the stream)."""
 
     status = Status.MALFORMED_MESSAGE
-
-
-class RelayStatusError(P2PError):
-    """A relay or a target answered with a status other than OK.
-
-    The message names the status (``"... NO_RESERVATION"``), so that a user reading it knows
-    why a relayed dial or a reservation failed.
-
-    Attributes:
-        status: the status received.
-    """
-
-    def __init__(self, status: Status, message: str) -> None:
-        super().__init__(f"{message}: {status.name}")
-        self.status = status
 
 
 def _addrs(value: Iterable[Multiaddr]) -> tuple[Multiaddr, ...]:

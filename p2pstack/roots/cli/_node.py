@@ -80,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from p2pstack.roots.cli._relay_service import check_relay_service_options
 
     check_relay_service_options(args)
+    if args.relay or args.auto_relay:
+        from p2pstack.roots.cli._relay_client import check_relay_options
+
+        check_relay_options(args)
     return run_async(_serve, args)
 
 
@@ -153,7 +157,11 @@ def _parts(args: argparse.Namespace) -> _Parts:
 
         describers.append(member_event)
     if args.relay_service:
-        from p2pstack.roots.cli._relay_service import relay_event
+        from p2pstack.roots.cli._relay_service import relay_event as relay_service_event
+
+        describers.append(relay_service_event)
+    if args.relay or args.auto_relay:
+        from p2pstack.roots.cli._relay_client import relay_event
 
         describers.append(relay_event)
     return _Parts(dht, router, discovery, tuple(describers))
@@ -191,6 +199,12 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._relay_service import relay_services
 
         services = [*(services or default_services(serve_perf=True)), *relay_services(args)]
+    circuit = None
+    if args.auto_relay:
+        from p2pstack.roots.cli._relay_client import auto_relay
+
+        circuit, relay_service = auto_relay(args)
+        services = [*(services or default_services(serve_perf=True)), relay_service]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -202,6 +216,7 @@ async def _serve(args: argparse.Namespace) -> int:
         kad=kad_config,
         discovery=sources,
         discovery_config=discovery_config,
+        circuit=circuit,
     ) as host:
         # Signal handlers, the event subscription and the topics exist before "listening" is
         # announced: whoever reads that line may connect or send SIGTERM at once.
@@ -211,6 +226,10 @@ async def _serve(args: argparse.Namespace) -> int:
             _start_metrics(args.metrics, host) as metrics,
             _subscribed(host, parts.router, args.subscribe) as subscriptions,
         ):
+            if args.relay and not args.auto_relay:
+                from p2pstack.roots.cli._relay_client import listen_via_relays
+
+                await listen_via_relays(host, args)
             _announce(host, out, args, parts, metrics)
             if parts.discovery:  # what was found while the host started, before the subscription
                 from p2pstack.roots.cli._discovery import report_announced

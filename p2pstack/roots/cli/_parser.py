@@ -17,6 +17,7 @@ from p2pstack.roots.cli._mdns import add_node_mdns_arguments
 from p2pstack.roots.cli._membership_args import add_node_membership_arguments
 from p2pstack.roots.cli._pubsub_args import add_node_pubsub_arguments, configure_pubsub
 from p2pstack.roots.cli._registry import COMMANDS, Command, register
+from p2pstack.roots.cli._relay_client_args import add_node_relay_arguments
 from p2pstack.roots.cli._relay_service_args import add_node_relay_service_arguments
 from p2pstack.roots.cli._rendezvous_args import add_node_rendezvous_arguments
 from p2pstack.roots.cli._sim import add_sim_arguments
@@ -143,6 +144,7 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
     add_node_mdns_arguments(p)
     add_node_membership_arguments(p)
     add_node_relay_service_arguments(p)
+    add_node_relay_arguments(p)
 
 
 def _configure_ping(p: argparse.ArgumentParser) -> None:

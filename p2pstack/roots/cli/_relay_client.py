@@ -1,0 +1,98 @@
+"""``p2pstack node --relay MA``: listen through circuit relay v2 relays, and print the
+reservation events as ``relay:reservation`` lines (``--json``: ``{"event":
+"relay:reservation", "state": "made"|"refreshed"|"lost", ...}``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from p2pstack.errors import P2PError
+from p2pstack.multiaddrs import parse_multiaddr, split_peer_id
+from p2pstack.roots.cli._common import UserError
+from protocols.relay import (
+    AutoRelay,
+    AutoRelayConfig,
+    CircuitRelayTransport,
+    ReservationLost,
+    ReservationMade,
+    ReservationRefreshed,
+)
+
+if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
+    from p2pstack.host import Host
+
+__all__ = ["auto_relay", "check_relay_options", "listen_via_relays", "relay_event"]
+
+
+def relay_listen_addr(text: str) -> Multiaddr:
+    """The circuit listen address for ``--relay text``.
+
+    Raises:
+        UserError: not a multiaddr ending in ``/p2p/<id>`` (or ``/p2p/<id>/p2p-circuit``).
+    """
+    try:
+        addr = parse_multiaddr(text.removesuffix("/p2p-circuit"))
+        _, relay = split_peer_id(addr)
+    except ValueError as exc:
+        raise UserError(f"--relay: {exc}") from None
+    if relay is None or "/p2p-circuit" in str(addr):
+        raise UserError(f"--relay: {text} must be a relay address ending in /p2p/<peer-id>")
+    return parse_multiaddr(f"{addr}/p2p-circuit")
+
+
+def check_relay_options(args: argparse.Namespace) -> None:
+    """Fail before the node starts on a bad ``--relay`` or ``--auto-relay``.
+
+    Raises:
+        UserError: what is wrong, in one line.
+    """
+    for text in args.relay:
+        relay_listen_addr(text)
+    if args.auto_relay < 0:
+        raise UserError("--auto-relay: the number of reservations cannot be negative")
+
+
+async def listen_via_relays(host: Host, args: argparse.Namespace) -> None:
+    """Reserve at every ``--relay`` and listen through it (without ``--auto-relay``, which
+    then picks them itself).
+
+    Raises:
+        UserError: a relay could not be reached or refused (the message names the status).
+    """
+    for text in args.relay:
+        try:
+            await host.listen([relay_listen_addr(text)])
+        except P2PError as exc:
+            raise UserError(f"--relay {text}: {exc}") from None
+
+
+def auto_relay(args: argparse.Namespace) -> tuple[CircuitRelayTransport, AutoRelay]:
+    """The circuit transport and the auto-relay service for ``--auto-relay N``: forced on (the
+    node was asked to use relays), candidates from ``--relay`` and connected hop peers."""
+    circuit = CircuitRelayTransport()
+    relays = [str(relay_listen_addr(text)).removesuffix("/p2p-circuit") for text in args.relay]
+    config = AutoRelayConfig(reservations=args.auto_relay, force=True, relays=relays)
+    return circuit, AutoRelay(circuit, config)
+
+
+def relay_event(event: object) -> tuple[str, str, dict[str, object]] | None:
+    """Describe a reservation event for the node's output, or ``None`` for other events."""
+    if isinstance(event, ReservationMade | ReservationRefreshed):
+        state = "made" if isinstance(event, ReservationMade) else "refreshed"
+        addrs = [str(a) for a in event.addrs]
+        text = f"relay reservation {state} at {event.relay}: {' '.join(addrs)}"
+        fields: dict[str, object] = {
+            "state": state,
+            "relay": str(event.relay),
+            "addrs": addrs,
+            "expire": event.expire,
+        }
+        return "relay:reservation", text, fields
+    if isinstance(event, ReservationLost):
+        text = f"relay reservation lost at {event.relay}: {event.reason}"
+        fields = {"state": "lost", "relay": str(event.relay), "reason": event.reason}
+        return "relay:reservation", text, fields
+    return None

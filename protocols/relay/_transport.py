@@ -1,0 +1,250 @@
+"""The circuit relay v2 client as a transport: dial ``.../p2p/<relay>/p2p-circuit/p2p/<target>``
+(hop CONNECT), listen on ``.../p2p/<relay>/p2p-circuit`` (RESERVE, then stop CONNECTs), the
+relayed stream upgraded like a raw connection and marked limited
+(https://github.com/libp2p/specs/blob/master/relay/circuit-v2.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+import attrs
+from multiaddr import Multiaddr
+
+from p2pstack.errors import (
+    NETWORK_ERRORS,
+    InvalidPeerIdError,
+    LocalProtocolError,
+    P2PTimeoutError,
+    RemoteProtocolError,
+    TransportError,
+)
+from p2pstack.framing import read_lp_message, write_lp_message
+from p2pstack.identity import PeerId
+from p2pstack.multiaddrs import with_peer_id
+from protocols.relay._addrs import circuit_addr, is_circuit, split_circuit
+from protocols.relay._client_wire import (
+    HOP_PROTOCOL_ID,
+    MAX_MESSAGE_SIZE,
+    STOP_PROTOCOL_ID,
+    limits_of,
+    status_error,
+)
+from protocols.relay._listener import CircuitConfig, CircuitListener
+from protocols.relay._relayed import RelayedConnection
+from protocols.relay.pb import circuit_pb2 as pb
+
+if TYPE_CHECKING:
+    from p2pstack.connection import Connection, Stream
+    from p2pstack.host import Host
+    from p2pstack.interfaces import ConnectionLimits, UpgradedConnection, Upgrader
+
+__all__ = ["CircuitRelayTransport"]
+
+log = logging.getLogger("protocols.relay")
+
+
+def _mark(upgraded: UpgradedConnection, limits: ConnectionLimits | None) -> UpgradedConnection:
+    info = attrs.evolve(upgraded.info, limited=True, limits=limits, transport="p2p-circuit")
+    return attrs.evolve(upgraded, info=info)
+
+
+class CircuitRelayTransport:
+    """Dials and listens through circuit relay v2 relays. Give it to the host as a transport;
+    it is also a service (it serves ``/libp2p/circuit/relay/0.2.0/stop``).
+
+    Args:
+        config: timeouts and bounds.
+        wall_clock: Unix time in seconds (reservation expiry is Unix time).
+    """
+
+    delivers_upgraded: Literal[True] = True
+
+    def __init__(
+        self, config: CircuitConfig | None = None, *, wall_clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config or CircuitConfig()
+        self._wall_clock = wall_clock
+        self._host: Host | None = None
+        self._listeners: dict[PeerId, CircuitListener] = {}
+
+    @property
+    def listeners(self) -> dict[PeerId, CircuitListener]:
+        """The open listeners by relay."""
+        return {relay: lst for relay, lst in self._listeners.items() if not lst.closed}
+
+    async def start(self, host: Host) -> None:
+        """Serve the stop protocol; only on direct connections (no circuit over a circuit)."""
+        self._host = host
+        host.set_stream_handler(
+            STOP_PROTOCOL_ID, self._handle_stop, max_inbound=self.config.max_inbound_circuits
+        )
+
+    async def stop(self) -> None:
+        """Close the listeners; the host closes the relayed connections."""
+        for listener in list(self._listeners.values()):
+            await listener.aclose()
+
+    def _require_host(self) -> Host:
+        if self._host is None:
+            raise LocalProtocolError("the circuit transport is used before the host started it")
+        return self._host
+
+    def can_dial(self, addr: Multiaddr) -> bool:
+        """Whether ``addr`` is a relayed address."""
+        return is_circuit(addr)
+
+    def can_listen(self, addr: Multiaddr) -> bool:
+        """Whether ``addr`` is ``.../p2p/<relay>/p2p-circuit``."""
+        return is_circuit(addr) and str(addr).endswith("/p2p-circuit")
+
+    async def dial(
+        self, addr: Multiaddr, *, remote_peer: PeerId | None, upgrader: Upgrader
+    ) -> UpgradedConnection:
+        """Connect to ``remote_peer`` through the relay named in ``addr``.
+
+        Raises:
+            TransportError: a malformed or nested circuit address, no target peer, the relay
+                unreachable, or its refusal (``RelayStatusError``: ``NO_RESERVATION``, ...).
+            P2PTimeoutError: the relay did not answer within ``hop_timeout``.
+            RemoteProtocolError: the relay broke the protocol.
+            SecurityError, NegotiationError, UpgradeError: the end-to-end upgrade failed.
+        """
+        host = self._require_host()
+        relay_addr, relay = split_circuit(addr)
+        if remote_peer is None:
+            raise TransportError(f"{addr}: dialing through a relay needs /p2p/<target>")
+        if remote_peer in (relay, host.peer_id):
+            raise TransportError(f"{addr}: the target is the relay or ourselves")
+        conn = await self._relay_connection(relay_addr, relay)
+        stream, answer = await self._connect(conn, remote_peer)
+        local = circuit_addr(relay_addr, relay)
+        raw = RelayedConnection(stream, local=local, remote=with_peer_id(local, remote_peer))
+        try:
+            upgraded = await upgrader.upgrade_outbound(raw, remote_peer=remote_peer)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await raw.aclose()
+            raise
+        return _mark(upgraded, limits_of(answer.limit if answer.HasField("limit") else None))
+
+    async def _relay_connection(self, relay_addr: Multiaddr | None, relay: PeerId) -> Connection:
+        host = self._require_host()
+        try:
+            if relay_addr is None:
+                conn = await host.dial_peer(relay)
+            else:
+                conn = await host.connect(with_peer_id(relay_addr, relay))
+        except NETWORK_ERRORS as exc:
+            raise TransportError(f"relay {relay} unreachable: {exc}") from exc
+        if conn.limited:
+            raise TransportError(f"relay {relay} is reachable only through a relay: refused")
+        return conn
+
+    async def _connect(self, conn: Connection, target: PeerId) -> tuple[Stream, pb.HopMessage]:
+        request = pb.HopMessage(type=pb.HopMessage.CONNECT, peer=pb.Peer(id=target.to_bytes()))
+        seconds = self.config.hop_timeout
+        stream: Stream | None = None
+        try:
+            with anyio.fail_after(seconds):
+                stream = await conn.new_stream([HOP_PROTOCOL_ID])
+                await write_lp_message(stream, request)
+                answer = await read_lp_message(stream, pb.HopMessage, max_size=MAX_MESSAGE_SIZE)
+            if answer.type != pb.HopMessage.STATUS:
+                raise RemoteProtocolError("CONNECT was answered with a message other than STATUS")
+            if answer.status != pb.OK:
+                raise status_error(
+                    answer.status, f"relayed dial to {target} via {conn.remote_peer}"
+                )
+        except BaseException as exc:
+            if stream is not None:
+                with anyio.CancelScope(shield=True):
+                    await stream.reset()
+            if isinstance(exc, TimeoutError) and not isinstance(exc, P2PTimeoutError):
+                raise P2PTimeoutError(
+                    f"CONNECT: no answer from the relay in {seconds:g} s"
+                ) from None
+            if isinstance(exc, anyio.EndOfStream):
+                raise TransportError("the relay closed the stream without answering") from None
+            raise
+        return stream, answer
+
+    async def listen(self, addr: Multiaddr, *, upgrader: Upgrader) -> CircuitListener:
+        """Reserve a slot at the relay in ``addr`` and listen through it.
+
+        Raises:
+            TransportError: a malformed address, already listening through that relay, the
+                relay unreachable, or its refusal (the message names the status).
+        """
+        host = self._require_host()
+        relay_addr, relay = split_circuit(addr)
+        if relay == host.peer_id:
+            raise TransportError(f"{addr}: we cannot be our own relay")
+        if relay in self.listeners:
+            raise TransportError(f"already listening through relay {relay}")
+        listener = CircuitListener(
+            host,
+            relay_addr,
+            relay,
+            upgrader=upgrader,
+            config=self.config,
+            wall_clock=self._wall_clock,
+        )
+        await listener.open()
+        self._listeners = self.listeners  # closed listeners are forgotten: a bounded map
+        self._listeners[relay] = listener
+        return listener
+
+    async def _handle_stop(self, stream: Stream) -> None:
+        """A relay connects a peer to us: check, answer, upgrade as responder, hand over."""
+        relay = stream.remote_peer
+        try:
+            with anyio.fail_after(self.config.stop_timeout):
+                request = await read_lp_message(stream, pb.StopMessage, max_size=MAX_MESSAGE_SIZE)
+        except TimeoutError:
+            log.debug("stop stream from %s sent nothing in time", relay)
+            return
+        listener = self.listeners.get(relay)
+        source: PeerId | None = None
+        if request.type != pb.StopMessage.CONNECT:
+            status = pb.UNEXPECTED_MESSAGE
+        elif stream.connection.limited:
+            status = pb.PERMISSION_DENIED  # a circuit over a circuit
+        elif listener is None or listener.reservation is None:
+            status = pb.PERMISSION_DENIED  # not a relay we hold a reservation with
+        else:
+            source = _source_peer(request)
+            status = pb.MALFORMED_MESSAGE if source in (None, relay) else pb.OK
+        await write_lp_message(stream, pb.StopMessage(type=pb.StopMessage.STATUS, status=status))
+        if status != pb.OK or source is None or listener is None:
+            log.info("refused stop CONNECT from %s: %s", relay, pb.Status.Name(status))
+            return
+        await self._accept_relayed(stream, listener, source, request)
+
+    async def _accept_relayed(
+        self, stream: Stream, listener: CircuitListener, source: PeerId, request: pb.StopMessage
+    ) -> None:
+        local = circuit_addr(listener.relay_addr, listener.relay)
+        raw = RelayedConnection(stream, local=local, remote=with_peer_id(local, source))
+        upgraded = await listener.upgrader.upgrade_inbound(raw)  # bounded by its deadlines
+        limits = limits_of(request.limit if request.HasField("limit") else None)
+        if upgraded.info.remote_peer != source or not listener.deliver(_mark(upgraded, limits)):
+            log.info("dropping relayed connection from %s via %s", source, listener.relay)
+            with anyio.CancelScope(shield=True):
+                await upgraded.muxed.aclose()
+            return
+        # The stream is the connection: this handler holds it until the connection ends.
+        await raw.closed.wait()
+
+
+def _source_peer(request: pb.StopMessage) -> PeerId | None:
+    if not request.HasField("peer") or not request.peer.HasField("id"):
+        return None
+    try:
+        return PeerId.from_bytes(request.peer.id)
+    except InvalidPeerIdError:
+        return None
