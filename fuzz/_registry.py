@@ -76,6 +76,7 @@ TARGETS: dict[str, TargetSpec] = {
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
+        _spec("p2pd_reply", "_p2pd", "p2pd control replies: Response, DHTResponse, PSMessage"),
     )
 }
 

@@ -164,6 +164,7 @@ class ReplyStream(Generic[T]):
             await self.aclose()
             raise
         if not more:
+            self._done = True  # the first reply was the whole answer: no reopening
             stream, self._stream = self._stream, None
             await stream.aclose()
 

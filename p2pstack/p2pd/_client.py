@@ -27,7 +27,7 @@ from p2pstack.p2pd._codec import (
     stream_info,
 )
 from p2pstack.p2pd._services import ConnManagerClient, DhtClient, PeerstoreClient, PubsubClient
-from p2pstack.p2pd._sockets import listen_control
+from p2pstack.p2pd._sockets import listen_control, split_control_addr
 
 __all__ = ["DaemonClient", "StreamHandler"]
 
@@ -67,6 +67,8 @@ class DaemonClient:
     ) -> None:
         self.control_addr = parse_multiaddr(control_addr)
         self._listen_addr = parse_multiaddr(listen_addr)
+        split_control_addr(self.control_addr)  # refuse what cannot be a control socket now
+        split_control_addr(self._listen_addr)
         self._channel = ControlChannel(self.control_addr, timeout, max_message_size)
         self.dht = DhtClient(self._channel)
         self.pubsub = PubsubClient(self._channel)

@@ -153,15 +153,20 @@ def peer_id(data: bytes) -> PeerId:
 
 
 def multiaddr(data: bytes) -> Multiaddr:
-    """A multiaddr from its binary form.
+    """A multiaddr from its binary form, checked: it must decode, and re-encode to ``data``.
 
     Raises:
         DaemonProtocolError: not a valid binary multiaddr.
     """
     try:
-        return Multiaddr(data)
+        # The library parses binary forms lazily (on str()) and leniently (short fields are
+        # padded): decode to text, parse that, and insist on the same bytes.
+        ma = Multiaddr(str(Multiaddr(data)))
     except Exception as exc:  # the multiaddr library raises many unrelated types on bad bytes
         raise DaemonProtocolError(f"invalid multiaddr from the daemon: {exc!r}") from None
+    if ma.to_bytes() != data or not data:
+        raise DaemonProtocolError(f"invalid multiaddr from the daemon: {data!r}")
+    return ma
 
 
 def multiaddrs(items: Iterable[bytes]) -> tuple[Multiaddr, ...]:

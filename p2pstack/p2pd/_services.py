@@ -28,8 +28,13 @@ __all__ = ["ConnManagerClient", "DhtClient", "PeerstoreClient", "PubsubClient"]
 
 T = TypeVar("T")
 D = pb.DHTRequest
-#: Slack, in seconds, on top of a DHT query's own timeout for the daemon to answer.
+#: Slack, in seconds, on top of a DHT query's own timeout for the daemon to answer (at most the
+#: timeout itself, so that short timeouts stay short).
 _SLACK = 5.0
+
+
+def _bound(timeout: float) -> float:
+    return timeout + min(_SLACK, timeout)
 
 
 def _item_reader(
@@ -66,7 +71,7 @@ class DhtClient:
             request,
             _dht_start,
             _item_reader(self._channel),
-            deadline_after=timeout + _SLACK,
+            deadline_after=_bound(timeout),
         )
 
     async def _single(self, request: pb.Request, timeout: float) -> DhtItem:
@@ -80,7 +85,7 @@ class DhtClient:
 
         Raises:
             DaemonError: not found, or no DHT. DaemonProtocolError: a malformed reply.
-            P2PTimeoutError: no answer in ``timeout`` (+5 s).
+            P2PTimeoutError: no answer in ``timeout`` (plus up to 5 s of slack).
         """
         item = await self._single(rq.dht(D.FIND_PEER, peer=peer, timeout=timeout), timeout)
         if item.peer is None:
@@ -120,11 +125,11 @@ class DhtClient:
     async def put_value(self, key: bytes, value: bytes, *, timeout: float = 60.0) -> None:
         """Store ``value`` under ``key`` (raises as :meth:`find_peer`)."""
         request = rq.dht(D.PUT_VALUE, key=key, value=value, timeout=timeout)
-        await self._channel.request(request, timeout + _SLACK)
+        await self._channel.request(request, _bound(timeout))
 
     async def provide(self, cid: bytes, *, timeout: float = 60.0) -> None:
         """Announce the daemon as a provider of ``cid`` (raises as :meth:`find_peer`)."""
-        await self._channel.request(rq.dht(D.PROVIDE, cid=cid, timeout=timeout), timeout + _SLACK)
+        await self._channel.request(rq.dht(D.PROVIDE, cid=cid, timeout=timeout), _bound(timeout))
 
 
 def _peer_of(item: DhtItem) -> PeerInfo:

@@ -1,0 +1,215 @@
+"""``DaemonClient`` against a scripted in-process daemon on 127.0.0.1 or a unix socket: one
+control connection per request, raw stream after STREAM_OPEN, BEGIN/VALUE/END and single
+replies, subscriptions, handlers, typed errors, timeouts and size bounds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+from multiaddr import Multiaddr
+
+from p2pstack.errors import P2PTimeoutError
+from p2pstack.framing import encode_lp
+from p2pstack.identity import PeerId, generate_private_key
+from p2pstack.p2pd import DaemonClient, DaemonError, DaemonProtocolError, StreamInfo
+from p2pstack.p2pd._channel import read_message
+from p2pstack.p2pd._sockets import split_control_addr
+from p2pstack.p2pd.pb import p2pd_pb2 as pb
+
+pytestmark = pytest.mark.anyio
+
+PEER = PeerId.from_public_key(generate_private_key().public_key)
+ADDR = Multiaddr("/ip4/127.0.0.1/tcp/4001")
+OK = pb.Response.OK
+Serve = Callable[[pb.Request, anyio.abc.SocketStream], Awaitable[None]]
+
+
+def lp(*messages: pb.Response | pb.DHTResponse | pb.PSMessage | pb.StreamInfo) -> bytes:
+    return b"".join(encode_lp(m.SerializeToString()) for m in messages)
+
+
+@asynccontextmanager
+async def fake_daemon(
+    serve: Serve, unix: Path | None = None
+) -> AsyncIterator[tuple[str, list[pb.Request]]]:
+    """A daemon that answers each control connection's one request with ``serve``."""
+    seen: list[pb.Request] = []
+    if unix is not None:
+        listener: anyio.abc.SocketListener = await anyio.create_unix_listener(unix)
+        addr = f"/unix{unix}"
+    else:
+        multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        listener = multi.listeners[0]  # type: ignore[assignment]  # one host: one SocketListener
+        addr = f"/ip4/127.0.0.1/tcp/{listener.extra(anyio.abc.SocketAttribute.local_port)}"
+
+    async def handle(conn: anyio.abc.SocketStream) -> None:
+        async with conn:
+            req = pb.Request.FromString(await read_message(conn, 1 << 20))
+            seen.append(req)
+            await serve(req, conn)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield addr, seen
+        tg.cancel_scope.cancel()
+
+
+async def test_identify_over_tcp_and_unix(tmp_path: Path) -> None:
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        ident = pb.IdentifyResponse(id=PEER.to_bytes(), addrs=[ADDR.to_bytes()])
+        await conn.send(lp(pb.Response(type=OK, identify=ident)))
+
+    for unix in (None, tmp_path / "d.sock"):
+        async with fake_daemon(serve, unix) as (addr, seen):
+            with anyio.fail_after(10):
+                info = await DaemonClient(addr).identify()
+            assert (info.peer_id, info.addrs) == (PEER, (ADDR,))
+            assert seen[0].type == pb.Request.IDENTIFY and seen[0].HasField("type")
+
+
+async def test_error_reply_is_a_daemon_error_and_silence_a_timeout() -> None:
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        if req.type == pb.Request.DISCONNECT:
+            err = pb.ErrorResponse(msg="ERR_INVALID_REQUEST_TYPE")
+            await conn.send(lp(pb.Response(type=pb.Response.ERROR, error=err)))
+        else:
+            await anyio.sleep_forever()
+
+    async with fake_daemon(serve) as (addr, _):
+        client = DaemonClient(addr, timeout=0.5)
+        with anyio.fail_after(10):
+            with pytest.raises(DaemonError, match="ERR_INVALID_REQUEST_TYPE"):
+                await client.disconnect(PEER)
+            with pytest.raises(P2PTimeoutError):
+                await client.list_peers()
+
+
+async def test_oversized_or_missing_reply_is_a_protocol_error() -> None:
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        if req.type == pb.Request.LIST_PEERS:
+            await conn.send(b"\xff\xff\xff\x7f")  # a 256 MiB length: refused at the prefix
+
+    async with fake_daemon(serve) as (addr, _):
+        client = DaemonClient(addr, max_message_size=1024)
+        with anyio.fail_after(10):
+            with pytest.raises(DaemonProtocolError, match="limit"):
+                await client.list_peers()
+            with pytest.raises(DaemonProtocolError, match="closed"):
+                await client.identify()
+
+
+async def test_stream_open_hands_over_the_bytes_after_the_reply() -> None:
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        info = pb.StreamInfo(peer=req.streamOpen.peer, addr=ADDR.to_bytes(), proto="/echo")
+        # the reply and the stream's first bytes in one segment: none may be lost
+        await conn.send(lp(pb.Response(type=OK, streamInfo=info)) + b"early")
+        await conn.send(await conn.receive())
+
+    async with fake_daemon(serve) as (addr, seen):
+        with anyio.fail_after(10):
+            info, stream = await DaemonClient(addr).stream_open(PEER, ["/echo", "/x"], timeout=5)
+            async with stream:
+                assert await stream.receive() == b"early"
+                await stream.send(b"ping")
+                assert await stream.receive() == b"ping"
+    assert (info.peer_id, info.addr, info.protocol) == (PEER, ADDR, "/echo")
+    assert list(seen[0].streamOpen.proto) == ["/echo", "/x"] and seen[0].streamOpen.timeout == 5
+
+
+async def test_dht_streams_and_single_values() -> None:
+    other = PeerId.from_public_key(generate_private_key().public_key)
+
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        kind = req.dht.type
+        if kind == pb.DHTRequest.GET_CLOSEST_PEERS:
+            begin = pb.Response(type=OK, dht=pb.DHTResponse(type=pb.DHTResponse.BEGIN))
+            values = [
+                pb.DHTResponse(type=pb.DHTResponse.VALUE, value=p.to_bytes()) for p in (PEER, other)
+            ]
+            await conn.send(lp(begin, *values, pb.DHTResponse(type=pb.DHTResponse.END)))
+        elif kind == pb.DHTRequest.GET_VALUE:
+            value = pb.DHTResponse(type=pb.DHTResponse.VALUE, value=b"v")
+            await conn.send(lp(pb.Response(type=OK, dht=value)))  # js closes after it, no END
+        elif kind == pb.DHTRequest.FIND_PROVIDERS:
+            begin = pb.Response(type=OK, dht=pb.DHTResponse(type=pb.DHTResponse.BEGIN))
+            peer = pb.PeerInfo(id=other.to_bytes(), addrs=[ADDR.to_bytes()])
+            await conn.send(lp(begin, pb.DHTResponse(type=pb.DHTResponse.VALUE, peer=peer)))
+            await anyio.sleep_forever()  # never ends: the deadline must
+
+    async with fake_daemon(serve) as (addr, seen):
+        client = DaemonClient(addr)
+        with anyio.fail_after(20):
+            assert [p async for p in client.dht.get_closest_peers(b"k")] == [PEER, other]
+            assert await client.dht.get_value(b"/pk/k", timeout=3) == b"v"
+            got = []
+            with pytest.raises(P2PTimeoutError):
+                async for p in client.dht.find_providers(b"cid", count=2, timeout=0.5):
+                    got.append(p.peer_id)
+            assert got == [other]
+    assert seen[1].dht.timeout == 3 and seen[2].dht.count == 2
+
+
+async def test_subscription_yields_messages_until_the_daemon_closes() -> None:
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        assert req.pubsub.type == pb.PSRequest.SUBSCRIBE
+        msgs = [pb.PSMessage(data=bytes([i]), topicIDs=[req.pubsub.topic]) for i in range(3)]
+        await conn.send(lp(pb.Response(type=OK), *msgs))
+
+    async with fake_daemon(serve) as (addr, _):
+        with anyio.fail_after(10):
+            async with DaemonClient(addr).pubsub.subscribe("t", idle_timeout=5) as sub:
+                got = [m async for m in sub]
+    assert [(m.data, m.topics) for m in got] == [
+        (b"\x00", ("t",)),
+        (b"\x01", ("t",)),
+        (b"\x02", ("t",)),
+    ]
+
+
+async def test_stream_handler_serves_inbound_and_survives_garbage() -> None:
+    registered = anyio.Event()
+    handler_addr: list[Multiaddr] = []
+
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        handler_addr.append(Multiaddr(req.streamHandler.addr))
+        await conn.send(lp(pb.Response(type=OK)))
+        registered.set()
+
+    got: list[tuple[StreamInfo, bytes]] = []
+
+    async def handler(info: StreamInfo, stream: anyio.abc.ByteStream) -> None:
+        data = await stream.receive()
+        got.append((info, data))
+        await stream.send(data.upper())
+
+    async with fake_daemon(serve) as (addr, seen), DaemonClient(addr) as client:
+        with anyio.fail_after(10):
+            await client.stream_handler(["/up"], handler)
+            await registered.wait()
+            _, host, port = split_control_addr(handler_addr[0])
+            # a broken daemon connection: garbage instead of a StreamInfo, then a good one
+            async with await anyio.connect_tcp(host, port) as bad:
+                await bad.send(b"\x05\xff\xff\xff\xff\xff")
+                with pytest.raises(anyio.EndOfStream):
+                    await bad.receive()
+            async with await anyio.connect_tcp(host, port) as good:
+                info = pb.StreamInfo(peer=PEER.to_bytes(), addr=ADDR.to_bytes(), proto="/up")
+                await good.send(lp(info) + b"hello")
+                assert await good.receive() == b"HELLO"
+    assert got == [(StreamInfo(PEER, ADDR, "/up"), b"hello")]
+    assert list(seen[0].streamHandler.proto) == ["/up"]
+
+
+async def test_stream_handler_needs_the_client_entered() -> None:
+    async def handler(info: StreamInfo, stream: anyio.abc.ByteStream) -> None:
+        raise AssertionError("not called")
+
+    with pytest.raises(RuntimeError, match="async with"):
+        await DaemonClient("/ip4/127.0.0.1/tcp/1").stream_handler(["/x"], handler)
+    with pytest.raises(ValueError, match="control address"):
+        DaemonClient("/ip4/127.0.0.1/udp/1")
