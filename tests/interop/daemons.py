@@ -120,30 +120,44 @@ async def _stop(process: Process) -> None:
 
 def start_daemon_sync(
     argv: Sequence[str], timeout: float = READY_TIMEOUT
-) -> tuple[subprocess.Popen[str], Banner]:
+) -> tuple[subprocess.Popen[bytes], Banner]:
     """Start a daemon from its full argv without an event loop (benchmark, p2pclient tests);
     the caller stops it with :func:`stop_sync`."""
-    proc = subprocess.Popen(
-        list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        text=True, bufsize=1,
-    )  # fmt: skip
+    proc = spawn_sync(argv)
+    return proc, wait_banner_sync(proc, timeout)
+
+
+def spawn_sync(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a daemon; :func:`wait_banner_sync` waits for it (start several, then wait)."""
+    return subprocess.Popen(
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
+
+
+def wait_banner_sync(proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT) -> Banner:
+    """The banner of a daemon started by :func:`spawn_sync` (stops it on failure). Reads the
+    pipe's file descriptor directly: a buffered reader would hide lines from ``select``."""
     found: dict[str, str] = {}
     end = time.monotonic() + timeout
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    pending = b""
     while len(found) < 2:
         left = end - time.monotonic()
-        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
             stop_sync(proc)
-            raise TimeoutError(f"no daemon banner from {argv[:2]} in {timeout} s")
-        line = proc.stdout.readline()
-        if not line:
+            raise TimeoutError(f"no daemon banner from {proc.args!r} in {timeout} s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
             stop_sync(proc)
-            raise RuntimeError(f"daemon {argv[:2]} exited ({proc.poll()}) before its banner")
-        parse_banner_line(line, found)
-    return proc, Banner(found["control"], found["peer_id"])
+            raise RuntimeError(f"daemon {proc.args!r} exited ({proc.poll()}) before its banner")
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            parse_banner_line(line.decode(errors="replace"), found)
+    return Banner(found["control"], found["peer_id"])
 
 
-def stop_sync(proc: subprocess.Popen[str]) -> None:
+def stop_sync(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then kill after 10 s."""
     if proc.poll() is None:
         proc.terminate()
@@ -162,6 +176,8 @@ __all__ = [
     "command",
     "run_daemon",
     "selected",
+    "spawn_sync",
     "start_daemon_sync",
     "stop_sync",
+    "wait_banner_sync",
 ]
