@@ -89,6 +89,7 @@ async def connect_pair(a: DaemonClient, b: DaemonClient) -> PeerId:
     return b_info.peer_id
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("kind", KINDS)
 async def test_identify_connect_and_streams(kind: str, our_host: OurHost, tmp_path: Path) -> None:
     async with (
