@@ -21,7 +21,7 @@ from p2pstack.p2pd import (
     decode_stream_info,
     peer_info,
 )
-from p2pstack.p2pd._codec import multiaddrs, peer_id, stream_info
+from p2pstack.p2pd._codec import multiaddrs, peer_id, stream_info, texts
 from p2pstack.p2pd.pb import p2pd_pb2 as pb
 
 __all__ = ["fuzz_p2pd_reply"]
@@ -45,6 +45,8 @@ def _first(body: bytes) -> None:
         peer_info(resp.peerStore.peer)
     for raw in resp.pubsub.peerIDs:
         peer_id(raw)
+    texts(resp.pubsub.topics)
+    texts(resp.peerStore.protos)
 
 
 def _follower(kind: int, body: bytes) -> None:
@@ -52,7 +54,8 @@ def _follower(kind: int, body: bytes) -> None:
         msg = decode_dht_response(body)
         if msg.type == pb.DHTResponse.VALUE:
             item = decode_dht_item(msg)
-            check(item.peer is not None or item.value is not None or not body[2:], "empty item")
+            check(item.value == (msg.value if msg.HasField("value") else None), "value kept")
+            check((item.peer is None) != msg.HasField("peer"), "peer kept")
     elif kind == 1:
         ps = decode_ps_message(body)
         check(all(isinstance(t, str) for t in ps.topics), "topics are text")

@@ -134,10 +134,27 @@ def check_ok(resp: pb.Response) -> pb.Response:
     if not resp.HasField("type"):
         raise DaemonProtocolError("daemon response without a type")
     if resp.type == pb.Response.ERROR:
-        raise DaemonError(resp.error.msg if resp.HasField("error") else "(no message)")
+        msg = resp.error.msg if resp.HasField("error") else "(no message)"
+        raise DaemonError(msg if isinstance(msg, str) else msg.decode("utf-8", "replace"))
     if resp.type != pb.Response.OK:  # pragma: no cover - proto2 rejects unknown enum values
         raise DaemonProtocolError(f"unknown response type {resp.type}")
     return resp
+
+
+def text(value: str | bytes) -> str:
+    """A string field as text: proto2 parsing keeps a string that is not UTF-8 as ``bytes``.
+
+    Raises:
+        DaemonProtocolError: the field is not valid UTF-8.
+    """
+    if not isinstance(value, str):
+        raise DaemonProtocolError("a text field from the daemon is not UTF-8")
+    return value
+
+
+def texts(values: Iterable[str | bytes]) -> tuple[str, ...]:
+    """Repeated string fields as text (see :func:`text`)."""
+    return tuple(text(v) for v in values)
 
 
 def peer_id(data: bytes) -> PeerId:
@@ -196,7 +213,7 @@ def decode_stream_info(body: bytes) -> StreamInfo:
 
 def stream_info(msg: pb.StreamInfo) -> StreamInfo:
     """A ``StreamInfo`` message as a :class:`StreamInfo` (see :func:`decode_stream_info`)."""
-    return StreamInfo(peer_id(msg.peer), multiaddr(msg.addr), msg.proto)
+    return StreamInfo(peer_id(msg.peer), multiaddr(msg.addr), text(msg.proto))
 
 
 def decode_dht_response(body: bytes) -> pb.DHTResponse:
@@ -235,7 +252,7 @@ def decode_ps_message(body: bytes) -> PubsubMessage:
     sender = getattr(msg, "from")  # ``from`` is a Python keyword
     return PubsubMessage(
         data=msg.data,
-        topics=tuple(msg.topicIDs),
+        topics=texts(msg.topicIDs),
         from_peer=peer_id(sender) if msg.HasField("from") else None,
         seqno=msg.seqno,
         signature=msg.signature,

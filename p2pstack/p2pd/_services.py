@@ -21,6 +21,7 @@ from p2pstack.p2pd._codec import (
     decode_ps_message,
     peer_id,
     peer_info,
+    texts,
 )
 from p2pstack.p2pd.pb import p2pd_pb2 as pb
 
@@ -157,7 +158,7 @@ class PubsubClient:
     async def get_topics(self, *, timeout: float | None = None) -> tuple[str, ...]:
         """The topics the daemon is subscribed to."""
         resp = await self._channel.request(rq.pubsub(pb.PSRequest.GET_TOPICS), timeout)
-        return tuple(resp.pubsub.topics)
+        return texts(resp.pubsub.topics)
 
     async def list_peers(self, topic: str, *, timeout: float | None = None) -> tuple[PeerId, ...]:
         """The peers the daemon knows to be subscribed to ``topic``."""
@@ -228,7 +229,7 @@ class PeerstoreClient:
         """The protocols the daemon knows ``peer`` supports."""
         request = rq.peerstore(pb.PeerstoreRequest.GET_PROTOCOLS, peer)
         resp = await self._channel.request(request)
-        return tuple(resp.peerStore.protos)
+        return texts(resp.peerStore.protos)
 
     async def get_peer_info(self, peer: PeerId) -> PeerInfo:
         """What the daemon's peerstore holds about ``peer`` (its addresses)."""

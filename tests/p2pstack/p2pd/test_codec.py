@@ -123,3 +123,15 @@ def test_pubsub_message() -> None:
 @given(st.binary(max_size=512))
 def test_reply_parser_raises_only_typed_errors(data: bytes) -> None:
     fuzz_p2pd_reply(data)
+
+
+def test_text_fields_that_are_not_utf8_are_protocol_errors() -> None:
+    # found by the p2pd_reply fuzz target: proto2 parsing keeps a non-UTF-8 string as bytes
+    bad = pb.StreamInfo(peer=PEER.to_bytes(), addr=ADDR.to_bytes()).SerializeToString()
+    with pytest.raises(DaemonProtocolError, match="UTF-8"):
+        decode_stream_info(bad + b"\x1a\x02\x910")
+    with pytest.raises(DaemonProtocolError, match="UTF-8"):
+        decode_ps_message(b"\x22\x02\x910")
+    with pytest.raises(DaemonError) as err:
+        check_ok(decode_response(b"\x08\x01\x12\x04\x0a\x02\x910"))
+    assert err.value.message == "\ufffd0"
