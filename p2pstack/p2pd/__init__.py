@@ -1,8 +1,10 @@
 """The p2pd control protocol (go-libp2p-daemon's API, also spoken by js-libp2p's daemon,
 https://github.com/libp2p/go-libp2p-daemon/blob/master/specs/CONTROL.md): its message schema in
 :mod:`p2pstack.p2pd.pb`, a sans-IO codec and :class:`DaemonClient`, which drives any
-p2pd-compatible daemon (docs/daemon-client.md)."""
+p2pd-compatible daemon (docs/daemon-client.md). ``requests`` builds each request the client
+sends (``encode_request(requests.identify())``)."""
 
+from p2pstack.p2pd import _requests as requests
 from p2pstack.p2pd._channel import ReplyStream
 from p2pstack.p2pd._client import MAX_INBOUND, DaemonClient, StreamHandler
 from p2pstack.p2pd._codec import (
@@ -48,4 +50,5 @@ __all__ = [
     "decode_stream_info",
     "encode_request",
     "peer_info",
+    "requests",
 ]
