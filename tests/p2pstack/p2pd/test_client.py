@@ -213,3 +213,66 @@ async def test_stream_handler_needs_the_client_entered() -> None:
         await DaemonClient("/ip4/127.0.0.1/tcp/1").stream_handler(["/x"], handler)
     with pytest.raises(ValueError, match="control address"):
         DaemonClient("/ip4/127.0.0.1/udp/1")
+
+
+async def test_every_other_request_and_its_reply() -> None:
+    public = generate_private_key().public_key
+    info = pb.PeerInfo(id=PEER.to_bytes(), addrs=[ADDR.to_bytes()])
+    value = pb.DHTResponse.VALUE
+
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        dht = req.dht.type if req.HasField("dht") else None
+        if dht == pb.DHTRequest.SEARCH_VALUE:
+            begin = pb.Response(type=OK, dht=pb.DHTResponse(type=pb.DHTResponse.BEGIN))
+            vals = [pb.DHTResponse(type=value, value=v) for v in (b"1", b"2")]
+            await conn.send(lp(begin, *vals, pb.DHTResponse(type=pb.DHTResponse.END)))
+        elif dht == pb.DHTRequest.GET_PUBLIC_KEY:
+            reply = pb.DHTResponse(type=value, value=public.to_protobuf())
+            await conn.send(lp(pb.Response(type=OK, dht=reply)))
+        elif dht == pb.DHTRequest.FIND_PEER:
+            await conn.send(lp(pb.Response(type=OK, dht=pb.DHTResponse(type=value, peer=info))))
+        elif req.type == pb.Request.PUBSUB:
+            ps = pb.PSResponse(topics=["a", "b"], peerIDs=[PEER.to_bytes()])
+            await conn.send(lp(pb.Response(type=OK, pubsub=ps)))
+        elif req.type == pb.Request.PEERSTORE:
+            store = pb.PeerstoreResponse(peer=info, protos=["/x/1", "/y/1"])
+            await conn.send(lp(pb.Response(type=OK, peerStore=store)))
+        else:
+            await conn.send(lp(pb.Response(type=OK)))
+
+    async with fake_daemon(serve) as (addr, seen):
+        c = DaemonClient(addr)
+        with anyio.fail_after(20):
+            assert await c.dht.search_value(b"k", timeout=5).collect() == [b"1", b"2"]
+            assert await c.dht.get_public_key(PEER) == public
+            assert (await c.dht.find_peer(PEER)).addrs == (ADDR,)
+            await c.dht.put_value(b"k", b"v")
+            await c.dht.provide(b"cid")
+            assert await c.pubsub.get_topics() == ("a", "b")
+            assert await c.pubsub.list_peers("a") == (PEER,)
+            await c.pubsub.publish("a", b"data")
+            await c.connmanager.tag_peer(PEER, "keep", 7)
+            await c.connmanager.untag_peer(PEER, "keep")
+            await c.connmanager.trim()
+            assert await c.peerstore.get_protocols(PEER) == ("/x/1", "/y/1")
+            assert (await c.peerstore.get_peer_info(PEER)).peer_id == PEER
+            await c.connect(PEER, [ADDR], timeout=2)
+            await c.disconnect(PEER)
+    kinds = [(r.type, r.dht.type if r.HasField("dht") else None) for r in seen]
+    D = pb.DHTRequest
+    assert [k for k, _ in kinds] == [pb.Request.DHT] * 5 + [pb.Request.PUBSUB] * 3 + [
+        pb.Request.CONNMANAGER
+    ] * 3 + [pb.Request.PEERSTORE] * 2 + [pb.Request.CONNECT, pb.Request.DISCONNECT]
+    assert [d for _, d in kinds[:5]] == [
+        D.SEARCH_VALUE, D.GET_PUBLIC_KEY, D.FIND_PEER, D.PUT_VALUE, D.PROVIDE,
+    ]  # fmt: skip
+    assert (seen[4].dht.cid, seen[3].dht.value) == (b"cid", b"v")
+    assert seen[7].pubsub.data == b"data" and seen[6].pubsub.topic == "a"
+    tag = seen[8].connManager
+    assert (tag.type, PeerId.from_bytes(tag.peer), tag.tag, tag.weight) == (
+        pb.ConnManagerRequest.TAG_PEER, PEER, "keep", 7,
+    )  # fmt: skip
+    assert seen[10].connManager.type == pb.ConnManagerRequest.TRIM
+    assert seen[11].peerStore.type == pb.PeerstoreRequest.GET_PROTOCOLS
+    assert seen[12].peerStore.type == pb.PeerstoreRequest.GET_PEER_INFO
+    assert seen[13].connect.timeout == 2 and PeerId.from_bytes(seen[14].disconnect.peer) == PEER
