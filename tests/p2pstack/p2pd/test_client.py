@@ -18,7 +18,7 @@ from p2pstack.framing import encode_lp
 from p2pstack.identity import PeerId, generate_private_key
 from p2pstack.p2pd import DaemonClient, DaemonError, DaemonProtocolError, StreamInfo
 from p2pstack.p2pd._channel import read_message
-from p2pstack.p2pd._sockets import split_control_addr
+from p2pstack.p2pd._sockets import connect_control
 from p2pstack.p2pd.pb import p2pd_pb2 as pb
 
 pytestmark = pytest.mark.anyio
@@ -171,7 +171,10 @@ async def test_subscription_yields_messages_until_the_daemon_closes() -> None:
     ]
 
 
-async def test_stream_handler_serves_inbound_and_survives_garbage() -> None:
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+async def test_stream_handler_serves_inbound_and_survives_garbage(
+    unix: bool, tmp_path: Path
+) -> None:
     registered = anyio.Event()
     handler_addr: list[Multiaddr] = []
 
@@ -187,21 +190,23 @@ async def test_stream_handler_serves_inbound_and_survives_garbage() -> None:
         got.append((info, data))
         await stream.send(data.upper())
 
-    async with fake_daemon(serve) as (addr, seen), DaemonClient(addr) as client:
+    listen = f"/unix{tmp_path / 'client.sock'}" if unix else "/ip4/127.0.0.1/tcp/0"
+    async with fake_daemon(serve) as (addr, seen), DaemonClient(addr, listen_addr=listen) as client:
         with anyio.fail_after(10):
             await client.stream_handler(["/up"], handler)
             await registered.wait()
-            _, host, port = split_control_addr(handler_addr[0])
+            assert str(handler_addr[0]) == listen or not unix
             # a broken daemon connection: garbage instead of a StreamInfo, then a good one
-            async with await anyio.connect_tcp(host, port) as bad:
+            async with await connect_control(handler_addr[0]) as bad:
                 await bad.send(b"\x05\xff\xff\xff\xff\xff")
                 with pytest.raises(anyio.EndOfStream):
                     await bad.receive()
-            async with await anyio.connect_tcp(host, port) as good:
+            async with await connect_control(handler_addr[0]) as good:
                 info = pb.StreamInfo(peer=PEER.to_bytes(), addr=ADDR.to_bytes(), proto="/up")
                 await good.send(lp(info) + b"hello")
                 assert await good.receive() == b"HELLO"
     assert got == [(StreamInfo(PEER, ADDR, "/up"), b"hello")]
+    assert not (tmp_path / "client.sock").exists()  # the client removed its socket file
     assert list(seen[0].streamHandler.proto) == ["/up"]
 
 
