@@ -64,7 +64,10 @@ class ControlChannel:
             raise P2PTimeoutError(f"no control connection to {self.addr} in {limit} s") from None
         try:
             with anyio.fail_after(limit):
-                await stream.send(data)
+                try:
+                    await stream.send(data)
+                except (anyio.BrokenResourceError, OSError) as exc:
+                    raise DaemonProtocolError(f"control connection lost: {exc!r}") from None
                 resp = check_ok(decode_response(await self.read(stream)))
         except TimeoutError:
             await stream.aclose()
@@ -88,7 +91,7 @@ class ControlChannel:
         """
         body = await self.read_or_eof(stream)
         if body is None:
-            raise DaemonProtocolError("the daemon closed the control connection")
+            raise DaemonProtocolError("the daemon closed the control connection without a reply")
         return body
 
     async def read_or_eof(self, stream: anyio.abc.ByteStream) -> bytes | None:

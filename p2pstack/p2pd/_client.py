@@ -79,9 +79,10 @@ class DaemonClient:
         self._listener: anyio.abc.SocketListener | None = None
         self._unix_path: str | None = None
         self.handler_addr: Multiaddr | None = None
-        self._slots = anyio.Semaphore(MAX_INBOUND)
+        self._slots: anyio.Semaphore | None = None
 
     async def __aenter__(self) -> DaemonClient:
+        self._slots = anyio.Semaphore(MAX_INBOUND)  # made here: it binds to the running loop
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         return self
@@ -179,7 +180,7 @@ class DaemonClient:
         return self.handler_addr
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener) -> None:
-        assert self._tg is not None
+        assert self._tg is not None and self._slots is not None
         while True:
             await self._slots.acquire()
             try:
@@ -187,9 +188,9 @@ class DaemonClient:
             except BaseException:
                 self._slots.release()
                 raise
-            self._tg.start_soon(self._serve_inbound, conn)
+            self._tg.start_soon(self._serve_inbound, conn, self._slots)
 
-    async def _serve_inbound(self, conn: anyio.abc.SocketStream) -> None:
+    async def _serve_inbound(self, conn: anyio.abc.SocketStream, slots: anyio.Semaphore) -> None:
         """Read the ``StreamInfo``, run the handler. A daemon that sends nothing, garbage or a
         protocol with no handler costs that one connection; so does a handler whose stream
         breaks (a network error). Any other exception from a handler propagates."""
@@ -208,7 +209,7 @@ class DaemonClient:
                     except _NETWORK:
                         return
         finally:
-            self._slots.release()
+            slots.release()
 
 
 #: What a broken connection raises: it ends that stream only.

@@ -281,3 +281,25 @@ async def test_every_other_request_and_its_reply() -> None:
     assert seen[11].peerStore.type == pb.PeerstoreRequest.GET_PROTOCOLS
     assert seen[12].peerStore.type == pb.PeerstoreRequest.GET_PEER_INFO
     assert seen[13].connect.timeout == 2 and PeerId.from_bytes(seen[14].disconnect.peer) == PEER
+
+
+async def test_a_handler_bug_propagates_out_of_the_client() -> None:
+    async def serve(req: pb.Request, conn: anyio.abc.SocketStream) -> None:
+        await conn.send(lp(pb.Response(type=OK)))
+
+    async def buggy(info: StreamInfo, stream: anyio.abc.ByteStream) -> None:
+        raise ValueError("handler bug")
+
+    async with fake_daemon(serve) as (addr, _):
+        with pytest.raises(BaseExceptionGroup) as caught:
+            async with DaemonClient(addr) as client:
+                with anyio.fail_after(10):
+                    await client.stream_handler(["/bug"], buggy)
+                    assert client.handler_addr is not None
+                    async with await connect_control(client.handler_addr) as conn:
+                        info = pb.StreamInfo(
+                            peer=PEER.to_bytes(), addr=ADDR.to_bytes(), proto="/bug"
+                        )
+                        await conn.send(lp(info))
+                        await anyio.sleep_forever()  # the handler's error cancels this
+        assert caught.group_contains(ValueError, match="handler bug")
