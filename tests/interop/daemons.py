@@ -29,8 +29,10 @@ DAEMONS: dict[str, list[str]] = {
     "js": [str(JS_NODE), str(HERE / "js" / "js_daemon.mjs")],
     # "p2pstack": [sys.executable, "-m", "p2pstack.roots.cli", "daemon"],
 }
-#: The flags every test daemon gets: a TCP control socket on a free port, loopback only.
-BASE_FLAGS = ["-listen=/ip4/127.0.0.1/tcp/0", "-hostAddrs=/ip4/127.0.0.1/tcp/0"]
+#: The control socket a test daemon gets unless told otherwise: TCP on a free port.
+TCP_CONTROL = "/ip4/127.0.0.1/tcp/0"
+#: The flags every test daemon gets: its control socket, libp2p on loopback only.
+BASE_FLAGS = [f"-listen={TCP_CONTROL}", "-hostAddrs=/ip4/127.0.0.1/tcp/0"]
 READY_TIMEOUT = 60.0  # seconds for a daemon to print its banner on a loaded 2-core machine
 
 
@@ -42,12 +44,13 @@ def selected() -> list[str]:
     return [n for n in names.split(",") if n in DAEMONS]
 
 
-def command(kind: str, flags: Sequence[str]) -> list[str]:
-    """The full argv of daemon ``kind`` with ``flags`` after the base flags."""
+def command(kind: str, flags: Sequence[str], control: str = TCP_CONTROL) -> list[str]:
+    """The full argv of daemon ``kind``: the base flags (with ``control`` as ``-listen``), then
+    ``flags``."""
     argv = DAEMONS[kind]
     if argv[0].endswith("node") and not Path(argv[0]).exists():
         raise AssertionError(f"{argv[0]} missing: run `make interop-setup`")
-    return [*argv, *BASE_FLAGS, *flags]
+    return [*argv, f"-listen={control}", *BASE_FLAGS[1:], *flags]
 
 
 @attrs.frozen
@@ -80,13 +83,14 @@ class DaemonProcess:
 
 @asynccontextmanager
 async def run_daemon(
-    kind: str, flags: Sequence[str] = (), *, log_dir: Path
+    kind: str, flags: Sequence[str] = (), *, log_dir: Path, control: str = TCP_CONTROL
 ) -> AsyncIterator[DaemonProcess]:
-    """Start daemon ``kind`` and wait for its banner; stop it (SIGTERM, then kill) on exit."""
+    """Start daemon ``kind`` (control socket ``control``) and wait for its banner; stop it
+    (SIGTERM, then kill) on exit."""
     stderr_path = log_dir / f"daemon-{kind}-{time.monotonic_ns()}.stderr"
     with stderr_path.open("wb") as stderr:
         process = await anyio.open_process(
-            command(kind, flags), stdin=subprocess.DEVNULL, stderr=stderr
+            command(kind, flags, control), stdin=subprocess.DEVNULL, stderr=stderr
         )
     try:
         assert process.stdout is not None
@@ -171,6 +175,7 @@ def stop_sync(proc: subprocess.Popen[bytes]) -> None:
 __all__ = [
     "BASE_FLAGS",
     "DAEMONS",
+    "TCP_CONTROL",
     "Banner",
     "DaemonProcess",
     "command",

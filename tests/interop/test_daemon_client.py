@@ -200,3 +200,14 @@ async def test_pubsub(kind: str, tmp_path: Path) -> None:
                     msg = await anext(sub)
             assert msg.data == b"hello subscribers" and topic in msg.topics
             assert msg.from_peer == (await a.identify()).peer_id
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unix_control_socket(kind: str, tmp_path: Path) -> None:
+    control = f"/unix{tmp_path / 'p2pd.sock'}"
+    async with run_daemon(kind, ["-noListenAddrs"], log_dir=tmp_path, control=control) as d:
+        assert d.control == control
+        with anyio.fail_after(30):
+            me = await DaemonClient(control).identify()
+        assert me.peer_id == PeerId.from_string(d.banner.peer_id) and me.addrs == ()

@@ -96,9 +96,17 @@ async function main () {
     connectionManager: { allow: LOOPBACK },
     services
   })
-  const server = createServer(multiaddr(flags.listen ?? '/unix/tmp/p2pd.sock'), node)
+  // @multiformats/multiaddr 13 wants a unix path percent-encoded in text form
+  // (`/unix/%2Ftmp%2Fp2pd.sock`); p2pd and its clients write it plainly (`/unix/tmp/p2pd.sock`).
+  const listenText = flags.listen ?? '/unix/tmp/p2pd.sock'
+  const unixPath = listenText.startsWith('/unix/') ? listenText.slice('/unix'.length) : null
+  const control = unixPath != null
+    ? multiaddr(`/unix/${encodeURIComponent(unixPath)}`)
+    : multiaddr(listenText)
+  const server = createServer(control, node)
   await server.start()
-  process.stdout.write(`Control socket: ${server.getMultiaddr().toString()}\n`)
+  const shown = unixPath != null ? `/unix${unixPath}` : server.getMultiaddr().toString()
+  process.stdout.write(`Control socket: ${shown}\n`)
   process.stdout.write(`Peer ID: ${node.peerId.toString()}\n`)
   process.stdout.write('Peer Addrs:\n')
   for (const addr of node.getMultiaddrs()) {
