@@ -8,6 +8,8 @@ ChaCha20-Poly1305 ceiling, and the scale check; prints medians and the issue's r
 ``python -m benchmarks pubsub [--quick]``: the gossipsub benchmarks (benchmarks/pubsub.py).
 ``python -m benchmarks tls [--quick]``: TLS+yamux against Noise+yamux (benchmarks/tls.py).
 ``python -m benchmarks quic [--quick]``: the QUIC benchmarks (benchmarks/quic.py).
+``python -m benchmarks daemon [--quick] [--daemon NAME | --daemon-cmd CMD]``: upload through a
+p2pd daemon against direct library use (benchmarks/daemon.py).
 """
 
 from __future__ import annotations
@@ -230,6 +232,11 @@ def main() -> None:
         from benchmarks.tls import main as tls_main
 
         tls_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["daemon"]:  # python -m benchmarks daemon ...: through a p2pd daemon
+        from benchmarks.daemon import main as daemon_main
+
+        daemon_main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["quic"]:  # python -m benchmarks quic ...: the QUIC benchmarks
         from benchmarks.quic import main as quic_main

@@ -79,6 +79,7 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("relay_message", "_relay", "circuit relay v2 hop/stop messages and vouchers"),
         _spec("relay_core", "_relay", "circuit relay v2 reservation and circuit tables"),
         _spec("relay_client", "_relay_client", "circuit relay v2 hop answers and stop requests"),
+        _spec("p2pd_reply", "_p2pd", "p2pd control replies: Response, DHTResponse, PSMessage"),
     )
 }
 

@@ -484,6 +484,36 @@ def _relay_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _p2pd_seeds() -> dict[str, dict[str, bytes]]:
+    from p2pstack.framing import encode_lp
+    from p2pstack.identity import PeerId
+    from p2pstack.p2pd.pb import p2pd_pb2 as pb
+
+    peer = PeerId.from_string("12D3KooWKbRz4Fd5xBdUgZaCDHusWpQoGTvqEiAGbZ96d8gEswU1").to_bytes()
+    addr = bytes.fromhex("047f000001060fa1")  # /ip4/127.0.0.1/tcp/4001
+    ok = pb.Response.OK
+    identify = pb.Response(type=ok, identify=pb.IdentifyResponse(id=peer, addrs=[addr]))
+    begin = pb.Response(type=ok, dht=pb.DHTResponse(type=pb.DHTResponse.BEGIN))
+    value = pb.DHTResponse(type=pb.DHTResponse.VALUE, peer=pb.PeerInfo(id=peer, addrs=[addr]))
+    end = pb.DHTResponse(type=pb.DHTResponse.END)
+    message = pb.PSMessage(data=b"hello", seqno=b"\x00" * 8, topicIDs=["t"])
+    error = pb.Response(type=pb.Response.ERROR, error=pb.ErrorResponse(msg="Peer not found"))
+    info = pb.StreamInfo(peer=peer, addr=addr, proto="/echo/1.0.0")
+
+    def lp(*messages: pb.Response | pb.DHTResponse | pb.PSMessage | pb.StreamInfo) -> bytes:
+        return b"".join(encode_lp(m.SerializeToString()) for m in messages)
+
+    return {
+        "p2pd_reply": {
+            "identify": b"\x00" + lp(identify),
+            "dht-stream": b"\x00" + lp(begin, value, end),
+            "subscription": b"\x01" + lp(pb.Response(type=ok), message, message),
+            "stream-info": b"\x02" + lp(pb.Response(type=ok, streamInfo=info), info),
+            "error": b"\x00" + lp(error),
+        }
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -498,6 +528,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_mdns_seeds(),
         **_relay_seeds(),
         **_relay_client.seeds(),
+        **_p2pd_seeds(),
     }
 
 

@@ -28,6 +28,16 @@ CRASHES = [
         b"\xf0\xc8\x02\x00\x03\x00\x00\x010\x02\x02hi\x06\x00",
         id="mplex_core-write-to-stream-reset-in-the-same-chunk",
     ),
+    # p2pd client: proto2 parsing keeps a string field that is not UTF-8 as bytes, so a
+    # StreamInfo's protocol (here b"\x910") came out as bytes where the client promises text.
+    # Text fields are now checked (DaemonProtocolError).
+    pytest.param(
+        "p2pd_reply",
+        b"\x02\x02\x08\x006\n&\x00$\x08\x01\x12 \x91D\xa2\x19\xdc\xa7)\x1aD\xe2\xa0\xf9\x9b"
+        b'"\xdfZsK^\x16\xf5\xf2V\xc8\xdf\xce\xd4/\xe8t\xb7v\x12\x08\x04\x7f\x00\x00\x01\x06'
+        b"\x0f\xa1\x1a\x02\x910",
+        id="p2pd_reply-stream-info-protocol-not-utf8",
+    ),
 ]
 
 

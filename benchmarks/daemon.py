@@ -1,0 +1,116 @@
+"""``python -m benchmarks daemon [--quick] [--daemon NAME | --daemon-cmd CMD] [--size N]``:
+one-stream upload throughput through a p2pd daemon's control socket against direct library use.
+
+Three processes on the daemon path (a client of the daemon, the daemon, a remote p2pstack node)
+and two on the direct one (a p2pstack library host, the same remote), as described in
+benchmarks/daemon_peer.py; the two paths alternate, rep after rep, and the medians are printed
+side by side with their ratio. The daemon is a name of tests/interop/daemons.py's ``DAEMONS``
+(``js`` today) or any command line taking p2pd's flags (``--daemon-cmd "p2pstack daemon"``).
+``--quick`` is the smoke test: 16 MiB, one rep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks._procs import REPO, environment
+from tests.interop.daemons import BASE_FLAGS, DAEMONS, start_daemon_sync, stop_sync
+
+MiB = 1 << 20
+PEER = [sys.executable, "-m", "benchmarks.daemon_peer"]
+
+
+def start_remote(timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], str]:
+    """The remote node and its first address (with ``/p2p/``)."""
+    proc = subprocess.Popen(
+        [*PEER, "remote"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO
+    )
+    assert proc.stdout is not None
+    fd, pending, end = proc.stdout.fileno(), b"", time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            stop_sync(proc)
+            raise TimeoutError("the remote node did not start")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise RuntimeError(f"the remote node exited ({proc.wait()})")
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            if line.startswith(b"{") and json.loads(line).get("event") == "listening":
+                return proc, str(json.loads(line)["addrs"][0])
+
+
+def run_upload(args: list[str], timeout: float) -> dict[str, Any]:
+    """One uploading process to its end; its ``upload`` event."""
+    proc = subprocess.run(
+        [*PEER, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("{") and (ev := json.loads(line)).get("event") == "upload":
+            result: dict[str, Any] = ev
+            return result
+    raise RuntimeError(f"upload {args[0]} failed ({proc.returncode}): {proc.stderr[-1500:]}")
+
+
+def daemon_argv(args: argparse.Namespace) -> list[str]:
+    if args.daemon_cmd:
+        return [*shlex.split(args.daemon_cmd), *BASE_FLAGS]
+    if args.daemon not in DAEMONS:
+        raise SystemExit(f"unknown daemon {args.daemon!r}; known: {', '.join(DAEMONS)}")
+    return [*DAEMONS[args.daemon], *BASE_FLAGS]
+
+
+def measure(args: argparse.Namespace) -> dict[str, list[float]]:
+    """MB/s samples by path ("direct", "daemon")."""
+    results: dict[str, list[float]] = {"direct": [], "daemon": []}
+    remote, addr = start_remote()
+    try:
+        daemon, banner = start_daemon_sync(daemon_argv(args))
+        try:
+            size = ["--size", str(args.size)]
+            for _ in range(args.reps):
+                ev = run_upload(["direct", addr, *size], args.timeout)
+                results["direct"].append(ev["mbps"])
+                ev = run_upload(["via", banner.control, addr, *size], args.timeout)
+                results["daemon"].append(ev["mbps"])
+        finally:
+            stop_sync(daemon)
+    finally:
+        stop_sync(remote)
+    return results
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks daemon", description=__doc__)
+    p.add_argument("--daemon", default="js", help="a name of tests/interop/daemons.py DAEMONS")
+    p.add_argument("--daemon-cmd", help="a daemon command line taking p2pd's flags")
+    p.add_argument("--size", type=int, default=256 * MiB, help="bytes per upload")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per upload process")
+    p.add_argument("--quick", action="store_true", help="16 MiB, one rep: a smoke test")
+    p.add_argument("--json", action="store_true", help="print the samples as JSON too")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.size, args.reps = 16 * MiB, 1
+    results = measure(args)
+    direct, daemon = (statistics.median(results[k]) for k in ("direct", "daemon"))
+    name = args.daemon_cmd or args.daemon
+    print(f"one-stream upload of {args.size / MiB:.0f} MiB, median of {args.reps}")
+    print(", ".join(f"{k}={v}" for k, v in environment().items()))
+    print("| path | processes | MB/s |")
+    print("|---|---|---|")
+    print(f"| p2pstack library host -> remote | 2 | {direct:,.1f} |")
+    print(f"| client -> {name} daemon -> remote | 3 | {daemon:,.1f} |")
+    print(f"daemon / direct: {daemon / direct:.2f}")
+    if args.json:
+        print(json.dumps({"samples": results, "ratio": daemon / direct, "daemon": name}))
