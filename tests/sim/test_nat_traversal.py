@@ -6,12 +6,13 @@ mapping timeouts visible, and the same seed giving the same metrics.json."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from p2pstack.roots.scenarios import NatBoxConfig, ScenarioError, parse_scenario
+from p2pstack.roots.scenarios import NatBoxConfig, ScenarioError, load_scenario, parse_scenario
 from p2pstack.roots.scenarios._nat_dcutr import InitiatorCore, ResponderCore, decode
 from p2pstack.roots.scenarios._nat_expected import expected_quic, expected_tcp, nat_type
 from p2pstack.roots.scenarios._nat_relay import FrameReader, Kind, encode
@@ -188,3 +189,28 @@ def test_short_population_matches_the_rfcs_and_repeats(request: pytest.FixtureRe
     again = run_checked(sc, seed=3, check=_check_short, test_id=request.node.nodeid)
     one, two = (json.dumps(metrics_values(r), sort_keys=True) for r in (first, again))
     assert one == two
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sim" / "nat-traversal.toml"
+
+
+def test_the_example_is_the_documented_population() -> None:
+    sc = load_scenario(EXAMPLE)
+    cfg = sc.workload_settings("nat_traversal")
+    assert (sc.nodes, cfg.relays, cfg.pairs, cfg.max_reservations) == (60, (1, 2, 3), 700, 17)
+    boxed = [n for box in sc.network.nat_box for n in box.nodes]
+    assert sorted(boxed) == list(range(7, 61)) and all(b.per_node for b in sc.network.nat_box)
+
+
+@pytest.mark.long
+def test_the_example_matches_the_rfcs(request: pytest.FixtureRequest) -> None:
+    def check(result: Any) -> None:
+        m = metrics_values(result)
+        assert m["holepunch_matches_expected_rate"] == 1.0
+        assert m["holepunch_quic_matches_expected_rate"] == 1.0
+        assert m["holepunch_success_rate_eim_eim"] == 1.0
+        assert m["holepunch_success_rate_sym_sym"] == 0.0
+        reach = m["reachable_pairs_rate"]
+        assert isinstance(reach, float) and 0.9 < reach < 1.0
+
+    run_checked(EXAMPLE, seed=1, check=check, test_id=request.node.nodeid)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import attrs
 
 from p2pstack.roots.scenarios._workload import WORKLOADS
+from transports.simnet import BEHAVIOURS, PORT_ALLOCATIONS
 
 __all__ = [
     "ACTIONS",
@@ -46,10 +47,10 @@ NAT_KINDS = (
     "symmetric",
     "firewall",
 )
-#: RFC 4787 mapping and filtering behaviours (``transports.simnet.BEHAVIOURS``).
-NAT_BEHAVIOURS = ("endpoint-independent", "address-dependent", "address-and-port-dependent")
-#: External port allocation of a translating box (``transports.simnet.PORT_ALLOCATIONS``).
-NAT_PORT_ALLOCATIONS = ("preserve", "sequential", "random")
+#: RFC 4787 mapping and filtering behaviours.
+NAT_BEHAVIOURS = BEHAVIOURS
+#: External port allocation of a translating box.
+NAT_PORT_ALLOCATIONS = PORT_ALLOCATIONS
 #: Most nodes a scenario may have: bounds memory (about 0.3 MiB per node with Noise).
 MAX_NODES = 20_000
 

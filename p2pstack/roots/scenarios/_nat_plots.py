@@ -41,8 +41,14 @@ def _bars(
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("rate")
     ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.set_title(title, pad=24)
+    ax.legend(
+        fontsize=7,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=len(series) + 1,
+        frameon=False,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
