@@ -352,3 +352,50 @@ def test_filtering_admits_only_what_the_rules_allow(
         else:
             allowed = live and remote in sent
         assert admitted == allowed
+
+
+@pytest.mark.parametrize(
+    ("peer_kind", "opens"),
+    [("full-cone", True), ("restricted-cone", True), ("port-restricted", False)],
+)
+def test_symmetric_side_reaches_the_peer_listener_only_through_a_loose_filter(
+    peer_kind: str, opens: bool
+) -> None:
+    async def main() -> None:
+        net = _net(latency=0.02, connect_timeout=4.0)
+        sym = net.add_nat(NatSpec.of_kind("symmetric", port_allocation="random"), [1])
+        peer = net.add_nat(NatSpec.of_kind(peer_kind), [2])
+        observer = await net.transport(3).listen(Multiaddr("/ip4/0.0.0.0/tcp/80"))
+        t1, t2 = net.transport(1, reuse_port=True), net.transport(2, reuse_port=True)
+        l2 = await t2.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+        await t1.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+        observed = {}
+        for n, t in ((1, t1), (2, t2)):  # what a public node sees: the mapping towards it
+            await t.dial(Multiaddr("/ip4/11.0.0.3/tcp/80"))
+            observed[n] = (await observer.accept()).remote_multiaddr
+        assert str(observed[2]) == f"/ip4/{peer.public[4]}/tcp/4001"  # kept port
+        results: dict[int, object] = {}
+
+        async def dial(n: int, t: object, target: Multiaddr) -> None:
+            try:
+                results[n] = await t.dial(target)  # type: ignore[attr-defined]
+            except TransportError as exc:
+                results[n] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dial, 1, t1, observed[2])
+            tg.start_soon(dial, 2, t2, observed[1])
+        # The symmetric side's SYN leaves from a new port: never a simultaneous open...
+        assert isinstance(results[2], TransportError)
+        ports = {m.external[1] for m in sym.mappings(anyio.current_time())}
+        assert len(ports) == 2  # one mapping per destination
+        if not opens:
+            assert isinstance(results[1], TransportError)
+            return
+        # ...but a filter that admits it hands it to the peer's listener.
+        accepted = await l2.accept()
+        assert str(accepted.remote_multiaddr).startswith(f"/ip4/{sym.public[4]}/tcp/")
+        assert accepted.remote_multiaddr != observed[1]
+        assert not isinstance(results[1], BaseException)
+
+    run_virtual(main)
