@@ -5,12 +5,16 @@ mapping timeouts visible, and the same seed giving the same metrics.json."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from p2pstack.roots.scenarios import NatBoxConfig, ScenarioError, load_scenario, parse_scenario
 from p2pstack.roots.scenarios._nat_dcutr import InitiatorCore, ResponderCore, decode
@@ -214,3 +218,23 @@ def test_the_example_matches_the_rfcs(request: pytest.FixtureRequest) -> None:
         assert isinstance(reach, float) and 0.9 < reach < 1.0
 
     run_checked(EXAMPLE, seed=1, check=check, test_id=request.node.nodeid)
+
+
+@given(data=st.binary(max_size=200), cuts=st.lists(st.integers(0, 200), max_size=5))
+def test_any_bytes_give_frames_or_a_typed_error(data: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds) if data[a:b]]
+
+    async def main() -> None:
+        reader = FrameReader(_Chunks(chunks))  # type: ignore[arg-type]
+        with contextlib.suppress(ValueError, anyio.EndOfStream):
+            for _ in range(len(data) + 1):
+                kind, _src, _dst, body = await reader.next()
+                assert 0 <= kind <= 255 and len(body) <= 4096
+
+    anyio.run(main)
+    try:
+        kind, addrs = decode(data)
+    except ValueError:
+        return
+    assert (kind, bool(addrs)) in ((b"S", False), (b"C", True))

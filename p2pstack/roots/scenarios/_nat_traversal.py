@@ -216,7 +216,9 @@ class NatTraversalWorkload:
         except NET_ERRORS:
             return attrs.evolve(record, outcome="relay_failed")
         tcp_attempt = await self._respond(
-            circuit, [na.observed], lambda addrs: dial_tcp(na.transport, addrs, tcp, self._t)
+            circuit,
+            [na.observed],
+            lambda addrs: dial_tcp(na.transport, addrs, tcp, self._attempt_timeout),
         )
         record = attrs.evolve(
             record,
@@ -233,7 +235,7 @@ class NatTraversalWorkload:
         quic_attempt = await self._respond(
             circuit,
             [na.observed_udp],
-            lambda addrs: quic_client(udp, addrs, quic, key, self._t),
+            lambda addrs: quic_client(udp, addrs, quic, key, self._attempt_timeout),
         )
         return attrs.evolve(
             record,
@@ -243,7 +245,7 @@ class NatTraversalWorkload:
         )
 
     @property
-    def _t(self) -> float:
+    def _attempt_timeout(self) -> float:
         return self.cfg.attempt_timeout
 
     async def _respond(
@@ -270,11 +272,17 @@ class NatTraversalWorkload:
         udp = node.udp
         rng = self.sim.rng.child(f"nat_traversal/punch/{circuit.peer}/{index}")
         steps: list[tuple[str | None, DirectDial]] = [
-            (node.observed, lambda addrs: dial_tcp(node.transport, addrs, tcp, self._t))
+            (
+                node.observed,
+                lambda addrs: dial_tcp(node.transport, addrs, tcp, self._attempt_timeout),
+            )
         ]
         if self.cfg.quic:
             steps.append(
-                (node.observed_udp, lambda addrs: udp_punches(udp, addrs, quic, rng, self._t))
+                (
+                    node.observed_udp,
+                    lambda addrs: udp_punches(udp, addrs, quic, rng, self._attempt_timeout),
+                )
             )
 
         async def run() -> None:
