@@ -130,6 +130,28 @@ def test_box_settings_per_node_and_overrides() -> None:
             parse_scenario({"nodes": 4, "network": {"nat_box": [{"nodes": [2], key: value}]}})
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"relays": [9]}, r"relays: 9 must be a node \(1..4\)"),
+        ({"relays": [2]}, "relays: 2 must be a node .* not behind a NAT box"),
+        ({"port": 4001}, "the hosts' listen port"),
+        ({"attempts": 0}, "attempts >= 1"),
+        ({"probe_at": 5.0, "punch_at": 10.0}, "probe_at must come after punch_at"),
+    ],
+)
+def test_bad_nat_traversal_settings_are_refused(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(
+            {
+                "nodes": 4,
+                "services": ["nat_traversal"],
+                "network": {"nat_box": [{"nodes": [2]}]},
+                "nat_traversal": {"relays": [1], **settings},
+            }
+        )
+
+
 def _box(kind: str, nodes: str, **extra: Any) -> dict[str, Any]:
     return {"kind": kind, "nodes": [nodes], "per_node": True, **extra}
 

@@ -223,6 +223,10 @@ class Scenario:
         if not 0 <= net.conn_low_water <= net.conn_high_water or net.conn_grace < 0:
             raise ScenarioError("network: need 0 <= conn_low_water <= conn_high_water")
         self._validate_addressing(nodes)
+        for name in self.services:  # workload settings that depend on the rest of the scenario
+            check = getattr(self.workload_settings(name), "check_scenario", None)
+            if check is not None:
+                check(self)
         return self
 
     def _validate_addressing(self, nodes: range) -> None:

@@ -20,6 +20,7 @@ import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.interfaces import Service
+from p2pstack.roots.scenarios._model import Scenario, ScenarioError
 from p2pstack.roots.scenarios._nat_dcutr import (
     DirectDial,
     InitiatorCore,
@@ -39,6 +40,7 @@ from p2pstack.roots.scenarios._nat_punch import (
     udp_punches,
 )
 from p2pstack.roots.scenarios._nat_relay import RelayServer
+from p2pstack.roots.scenarios._runner import LISTEN_PORT
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
     MetricValue,
@@ -91,6 +93,22 @@ class NatTraversalConfig:
         if self.probe_at <= self.punch_at:
             raise ValueError("probe_at must come after punch_at")
 
+    def check_scenario(self, scenario: Scenario) -> None:
+        """Relays must be nodes of the scenario and public; the port must not be the hosts'.
+
+        Raises:
+            ScenarioError: the first rule broken.
+        """
+        boxed = {n for box in scenario.network.nat_box for n in box.nodes}
+        for relay in self.relays:
+            if not 1 <= relay <= scenario.nodes or relay in boxed:
+                raise ScenarioError(
+                    f"nat_traversal.relays: {relay} must be a node (1..{scenario.nodes})"
+                    " not behind a NAT box"
+                )
+        if self.port == LISTEN_PORT:
+            raise ScenarioError(f"nat_traversal.port: {LISTEN_PORT} is the hosts' listen port")
+
 
 class NatTraversalWorkload:
     """One run of the ``nat_traversal`` workload."""
@@ -117,9 +135,7 @@ class NatTraversalWorkload:
         net = self.sim.network
         box = net.routing.box_of(index)
         self.types[index] = nat_type(None if box is None else box.spec)
-        if index in self.cfg.relays:
-            if box is not None:
-                raise ValueError(f"relay {index} must be public (it is behind a NAT box)")
+        if index in self.cfg.relays:  # public: checked with the scenario
             await self._run_relay(index)
         else:
             await self._run_node(index)
