@@ -33,8 +33,8 @@ R1_OTHER_PORT: Endpoint = (ipaddress.ip_address("11.0.0.2"), 81)
 R2: Endpoint = (ipaddress.ip_address("11.0.0.3"), 80)
 
 
-def _box(spec: NatSpec) -> NatBox:
-    return NatBox(spec, 1, PUBLIC if spec.translate else {})
+def _box(spec: NatSpec, seed: int = 0) -> NatBox:
+    return NatBox(spec, 1, PUBLIC if spec.translate else {}, random.Random(seed))
 
 
 # kind, mapping kept for (same address, other port), for (other address),
@@ -44,6 +44,7 @@ TABLE = [
     ("restricted-cone", NatSpec.of_kind("restricted-cone"), True, True, (True, True, False)),
     ("port-restricted", NatSpec.of_kind("port-restricted"), True, True, (True, False, False)),
     ("address-dependent", NatSpec(mapping=ADM, filtering=ADM), True, False, (True, True, False)),
+    ("address-dependent", NatSpec.of_kind("address-dependent"), True, False, (True, False, False)),
     ("symmetric", NatSpec.of_kind("symmetric"), False, False, (True, False, False)),
     ("firewall", NatSpec.of_kind("firewall"), True, True, (True, False, False)),
 ]
@@ -58,7 +59,7 @@ def test_mapping_and_filtering_rules(
     box = _box(spec)
     first = box.outbound("udp", INSIDE, R1, 0.0)
     assert first is not None
-    if spec.port_preservation and spec.translate:
+    if spec.port_allocation == "preserve" and spec.translate:
         assert first.external == (PUBLIC[4], 5000)  # port preserved
     elif spec.translate:
         assert first.external == (PUBLIC[4], 1024)
@@ -89,8 +90,60 @@ def test_symmetric_ports_are_allocated_in_order_and_preserved_when_free() -> Non
     preserving = _box(NatSpec(mapping=APDM, filtering=APDM))
     ports = [preserving.outbound("udp", INSIDE, r, 0.0).external[1] for r in (R1, R2)]  # type: ignore[union-attr]
     assert ports == [5000, 1024]
-    no_preservation = _box(NatSpec(port_preservation=False))
+    no_preservation = _box(NatSpec(port_allocation="sequential"))
     assert no_preservation.outbound("tcp", INSIDE, R1, 0.0).external[1] == 1024  # type: ignore[union-attr]
+
+
+def _ports(box: NatBox, remotes: tuple[Endpoint, ...]) -> list[int]:
+    out = []
+    for remote in remotes:
+        mapping = box.outbound("tcp", INSIDE, remote, 0.0)
+        assert mapping is not None
+        out.append(mapping.external[1])
+    return out
+
+
+def test_random_allocation_is_seeded_and_maps_each_destination_to_a_new_port() -> None:
+    spec = NatSpec.of_kind("symmetric", port_allocation="random")
+    remotes = (R1, R2, R1_OTHER_PORT)
+    box = _box(spec, seed=7)
+    ports = _ports(box, remotes)
+    assert len(set(ports)) == 3 and all(1024 <= p <= 65535 for p in ports)
+    assert ports != [1024, 1025, 1026] and 5000 not in ports
+    assert _ports(_box(spec, seed=7), remotes) == ports  # same seed, same ports
+    assert _ports(_box(spec, seed=8), remotes) != ports
+    assert _ports(box, (R2,)) == [ports[1]]  # an existing mapping keeps its port
+    with pytest.raises(ValueError, match="rng"):
+        NatBox(spec, 1, PUBLIC)
+
+
+def test_hairpinning_is_not_supported() -> None:
+    async def main() -> None:
+        net = _net(connect_timeout=3.0)
+        box = net.add_nat(NatSpec.of_kind("full-cone"), [1, 2])
+        public = f"/ip4/{box.public[4]}"
+        # 2 opens TCP and UDP mappings of port 4001 (full cone: anyone may use them)...
+        t2 = net.transport(2, reuse_port=True)
+        await t2.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+        await net.transport(3).listen(Multiaddr("/ip4/0.0.0.0/tcp/80"))
+        await t2.dial(Multiaddr("/ip4/11.0.0.3/tcp/80"))
+        sock = await t2.bind_datagram(Multiaddr("/ip4/0.0.0.0/udp/4001"))
+        await sock.send_datagram(b"open", Multiaddr("/ip4/11.0.0.3/udp/1"))
+        # ...the outside reaches them through the box...
+        outside = await net.transport(3).bind_datagram(Multiaddr("/ip4/0.0.0.0/udp/7"))
+        await outside.send_datagram(b"in", Multiaddr(f"{public}/udp/4001"))
+        assert (await sock.receive())[0] == b"in"
+        await net.transport(3).dial(Multiaddr(f"{public}/tcp/4001"))
+        # ...a neighbour behind the same box does not: no hairpinning.
+        neighbour = await net.transport(1).bind_datagram(Multiaddr("/ip4/0.0.0.0/udp/7"))
+        await neighbour.send_datagram(b"hairpin", Multiaddr(f"{public}/udp/4001"))
+        await anyio.sleep(1)
+        with pytest.raises(anyio.WouldBlock):
+            sock.receive_nowait()
+        with pytest.raises(TransportError, match="unreachable"):
+            await net.transport(1).dial(Multiaddr(f"{public}/tcp/4001"))
+
+    run_virtual(main)
 
 
 def test_udp_timeout_outbound_refresh_only_by_default() -> None:
@@ -132,6 +185,8 @@ def test_invalid_specs() -> None:
         NatSpec(udp_timeout=0.0)
     with pytest.raises(ValueError):
         NatSpec.of_kind("carrier-grade")
+    with pytest.raises(ValueError):
+        NatSpec(port_allocation="lucky")
 
 
 # -- connections through boxes ---------------------------------------------------------------------
@@ -297,3 +352,50 @@ def test_filtering_admits_only_what_the_rules_allow(
         else:
             allowed = live and remote in sent
         assert admitted == allowed
+
+
+@pytest.mark.parametrize(
+    ("peer_kind", "opens"),
+    [("full-cone", True), ("restricted-cone", True), ("port-restricted", False)],
+)
+def test_symmetric_side_reaches_the_peer_listener_only_through_a_loose_filter(
+    peer_kind: str, opens: bool
+) -> None:
+    async def main() -> None:
+        net = _net(latency=0.02, connect_timeout=4.0)
+        sym = net.add_nat(NatSpec.of_kind("symmetric", port_allocation="random"), [1])
+        peer = net.add_nat(NatSpec.of_kind(peer_kind), [2])
+        observer = await net.transport(3).listen(Multiaddr("/ip4/0.0.0.0/tcp/80"))
+        t1, t2 = net.transport(1, reuse_port=True), net.transport(2, reuse_port=True)
+        l2 = await t2.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+        await t1.listen(Multiaddr("/ip4/0.0.0.0/tcp/4001"))
+        observed = {}
+        for n, t in ((1, t1), (2, t2)):  # what a public node sees: the mapping towards it
+            await t.dial(Multiaddr("/ip4/11.0.0.3/tcp/80"))
+            observed[n] = (await observer.accept()).remote_multiaddr
+        assert str(observed[2]) == f"/ip4/{peer.public[4]}/tcp/4001"  # kept port
+        results: dict[int, object] = {}
+
+        async def dial(n: int, t: object, target: Multiaddr) -> None:
+            try:
+                results[n] = await t.dial(target)  # type: ignore[attr-defined]
+            except TransportError as exc:
+                results[n] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dial, 1, t1, observed[2])
+            tg.start_soon(dial, 2, t2, observed[1])
+        # The symmetric side's SYN leaves from a new port: never a simultaneous open...
+        assert isinstance(results[2], TransportError)
+        ports = {m.external[1] for m in sym.mappings(anyio.current_time())}
+        assert len(ports) == 2  # one mapping per destination
+        if not opens:
+            assert isinstance(results[1], TransportError)
+            return
+        # ...but a filter that admits it hands it to the peer's listener.
+        accepted = await l2.accept()
+        assert str(accepted.remote_multiaddr).startswith(f"/ip4/{sym.public[4]}/tcp/")
+        assert accepted.remote_multiaddr != observed[1]
+        assert not isinstance(results[1], BaseException)
+
+    run_virtual(main)

@@ -11,7 +11,7 @@ from transports.simnet._addresses import (
 )
 from transports.simnet._datagram import MAX_DATAGRAM, DatagramStatistics, SimDatagramSocket
 from transports.simnet._link import Latency, LinkDirection, LinkSpec
-from transports.simnet._nat import BEHAVIOURS, NatBox, NatMapping, NatSpec
+from transports.simnet._nat import BEHAVIOURS, PORT_ALLOCATIONS, NatBox, NatMapping, NatSpec
 from transports.simnet._network import DEFAULT_BACKLOG, DEFAULT_WINDOW, SimNetwork
 from transports.simnet._stream import SimConnection
 from transports.simnet._transport import SimListener, SimTransport, node_of
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_BACKLOG",
     "DEFAULT_WINDOW",
     "MAX_DATAGRAM",
+    "PORT_ALLOCATIONS",
     "AddressPlan",
     "DatagramStatistics",
     "Endpoint",

@@ -1,23 +1,28 @@
 """Sans-IO NAT and firewall boxes of the simulated network, after the behaviours of RFC 4787
 (UDP) and RFC 5382 (TCP): mapping (endpoint-independent, address-dependent,
-address-and-port-dependent), filtering (the same three), mapping timeouts, port preservation,
-and firewall-only boxes that translate nothing and admit inbound packets of known flows only.
+address-and-port-dependent), filtering (the same three), mapping timeouts, port allocation
+(preserving, sequential, random), no hairpinning, and firewall-only boxes that translate
+nothing and admit inbound packets of known flows only.
 
 Time is passed in; the box never reads a clock (docs/simulation.md, "NAT boxes").
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import attrs
 
 from transports.simnet._addresses import Endpoint, IPAddress, Proto
 
-__all__ = ["BEHAVIOURS", "NatBox", "NatMapping", "NatSpec"]
+__all__ = ["BEHAVIOURS", "PORT_ALLOCATIONS", "NatBox", "NatMapping", "NatSpec"]
 
 #: Mapping and filtering behaviours, from the most to the least permissive.
 BEHAVIOURS = ("endpoint-independent", "address-dependent", "address-and-port-dependent")
+#: How a translating box picks an external port (RFC 4787 section 4.2.1): keep the internal
+#: port when free (else sequential), the next free port in order, or a random free port.
+PORT_ALLOCATIONS = ("preserve", "sequential", "random")
 #: External ports a translating box allocates when it cannot preserve the internal port.
 _PORT_FIRST, _PORT_LAST = 1024, 65535
 
@@ -40,7 +45,9 @@ class NatSpec:
             asks for at least 120 s).
         tcp_timeout: idle seconds of a TCP mapping (RFC 5382 REQ-5: at least 2 h 4 min).
         inbound_refresh: whether inbound UDP refreshes a mapping (TCP traffic always does).
-        port_preservation: keep the internal port as the external port when it is free.
+        port_allocation: ``preserve`` (keep the internal port as the external port when it is
+            free, else the next free port in order), ``sequential`` (the next free port from
+            1024 on) or ``random`` (a free port drawn from the box's seeded stream).
         max_mappings: table size; when full and nothing has expired, new flows are dropped.
     """
 
@@ -50,12 +57,14 @@ class NatSpec:
     udp_timeout: float = 120.0
     tcp_timeout: float = 7440.0
     inbound_refresh: bool = False
-    port_preservation: bool = True
+    port_allocation: str = "preserve"
     max_mappings: int = 65536
 
     def __attrs_post_init__(self) -> None:
         if self.mapping not in BEHAVIOURS or self.filtering not in BEHAVIOURS:
             raise ValueError(f"mapping and filtering must be one of {BEHAVIOURS}")
+        if self.port_allocation not in PORT_ALLOCATIONS:
+            raise ValueError(f"port_allocation must be one of {PORT_ALLOCATIONS}")
         if self.udp_timeout <= 0 or self.tcp_timeout <= 0 or self.max_mappings < 1:
             raise ValueError("timeouts and max_mappings must be positive")
 
@@ -63,8 +72,9 @@ class NatSpec:
     def of_kind(cls, kind: str, **overrides: Any) -> NatSpec:
         """A common box by name: ``full-cone``, ``restricted-cone``, ``port-restricted``
         (endpoint-independent mapping, filtering by endpoint, address, or address and port),
-        ``symmetric`` (address-and-port-dependent both, no port preservation) or ``firewall``;
-        ``overrides`` set other fields.
+        ``address-dependent`` (address-dependent mapping, address-and-port-dependent
+        filtering), ``symmetric`` (address-and-port-dependent both, sequential ports) or
+        ``firewall``; ``overrides`` set other fields.
 
         Raises:
             ValueError: unknown kind.
@@ -74,6 +84,7 @@ class NatSpec:
             "full-cone": (eim, eim, True),
             "restricted-cone": (eim, adf, True),
             "port-restricted": (eim, apdf, True),
+            "address-dependent": (adf, apdf, True),
             "symmetric": (apdf, apdf, True),
             "firewall": (eim, apdf, False),
         }
@@ -85,7 +96,7 @@ class NatSpec:
             mapping=mapping,
             filtering=filtering,
             translate=translate,
-            port_preservation=kind != "symmetric",
+            port_allocation="sequential" if kind == "symmetric" else "preserve",
         )
         return attrs.evolve(base, **overrides)
 
@@ -129,10 +140,23 @@ class NatBox:
         spec: its behaviour.
         index: its number (1, 2, ...), which picks its public addresses.
         public: its public address per IP version (a firewall has none of its own).
+        rng: the seeded stream of ``random`` port allocation (required for it).
+
+    Raises:
+        ValueError: ``random`` port allocation without ``rng``.
     """
 
-    def __init__(self, spec: NatSpec, index: int, public: dict[int, IPAddress]) -> None:
+    def __init__(
+        self,
+        spec: NatSpec,
+        index: int,
+        public: dict[int, IPAddress],
+        rng: random.Random | None = None,
+    ) -> None:
+        if spec.port_allocation == "random" and rng is None:
+            raise ValueError("random port allocation needs a seeded rng")
         self.spec = spec
+        self.rng = rng
         self.index = index
         self.public = public
         self._by_key: dict[tuple[object, ...], NatMapping] = {}
@@ -232,8 +256,15 @@ class NatBox:
         return mapping
 
     def _free_port(self, proto: Proto, ip: IPAddress, wanted: int) -> int | None:
-        if self.spec.port_preservation and (proto, (ip, wanted)) not in self._by_external:
+        allocation = self.spec.port_allocation
+        if allocation == "preserve" and (proto, (ip, wanted)) not in self._by_external:
             return wanted
+        if allocation == "random":
+            assert self.rng is not None
+            for _ in range(64):  # a few draws, then the ordered scan below finds any free one
+                port = self.rng.randint(_PORT_FIRST, _PORT_LAST)
+                if (proto, (ip, port)) not in self._by_external:
+                    return port
         span = _PORT_LAST - _PORT_FIRST + 1
         for _ in range(span):
             port = self._next_port

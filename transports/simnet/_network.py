@@ -144,7 +144,10 @@ class SimNetwork:
             busy.update(n for n, _, _ in self._udp)
             if early := sorted(busy.intersection(members)):
                 raise ValueError(f"nodes {early} already use their public addresses")
-        return self.routing.add_box(spec, members)
+        # Only a box that draws ports takes a seed from the network's stream, so adding
+        # other boxes leaves every latency draw where it was.
+        rng = random.Random(self.rng.getrandbits(64)) if spec.port_allocation == "random" else None
+        return self.routing.add_box(spec, members, rng)
 
     def addresses(self, node: int) -> tuple[IPAddress, ...]:
         """``node``'s own IP addresses (private behind a translating box), IPv4 first."""

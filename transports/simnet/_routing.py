@@ -3,6 +3,7 @@ to a packet on its way out (``egress``) and in (``ingress``). Time is passed in.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 
 from transports.simnet._addresses import AddressPlan, Endpoint, IPAddress, Proto
@@ -32,8 +33,11 @@ class Routing:
         self._box_of: dict[int, NatBox] = {}
         self._gateways: dict[IPAddress, NatBox] = {}
 
-    def add_box(self, spec: NatSpec, nodes: Iterable[int]) -> NatBox:
-        """Put ``nodes`` behind a new box (their addresses change if it translates).
+    def add_box(
+        self, spec: NatSpec, nodes: Iterable[int], rng: random.Random | None = None
+    ) -> NatBox:
+        """Put ``nodes`` behind a new box (their addresses change if it translates); ``rng``
+        draws its ports if it allocates them at random.
 
         Raises:
             ValueError: a node is already behind a box.
@@ -48,7 +52,7 @@ class Routing:
                 ip = self.plan.gateway(version, index)
                 if ip is not None:
                     public[version] = ip
-        box = NatBox(spec, index, public)
+        box = NatBox(spec, index, public, rng)
         for ip in public.values():
             self._gateways[ip] = box
         for n in members:

@@ -1,8 +1,8 @@
 """Simulation scenarios (a composition root): the TOML/Python scenario model, the runner on the
 virtual network and clock, the workload registry with the built-in ``identify``, ``ping``,
-``kad``, ``kad_churn``, ``pubsub``, ``pubsub_sybil``, ``membership`` and ``load_balance``
-workloads, metrics, summary and plots, and QUIC over the simulated network's datagrams
-(docs/simulation.md)."""
+``kad``, ``kad_churn``, ``pubsub``, ``pubsub_sybil``, ``membership``, ``load_balance`` and
+``nat_traversal`` workloads, metrics, summary and plots, and QUIC over the simulated network's
+datagrams (docs/simulation.md)."""
 
 from p2pstack.roots.scenarios._builtin import (
     IdentifyConfig,
@@ -28,6 +28,7 @@ from p2pstack.roots.scenarios._model import (
     load_scenario,
     parse_scenario,
 )
+from p2pstack.roots.scenarios._nat_traversal import NatTraversalConfig, NatTraversalWorkload
 from p2pstack.roots.scenarios._pubsub import PubsubWorkload
 from p2pstack.roots.scenarios._pubsub_base import PubsubNodes, PubsubSimConfig
 from p2pstack.roots.scenarios._pubsub_sybil import PubsubSybilWorkload
@@ -67,6 +68,8 @@ __all__ = [
     "MetricValue",
     "Metrics",
     "NatBoxConfig",
+    "NatTraversalConfig",
+    "NatTraversalWorkload",
     "NetworkConfig",
     "NodeInfo",
     "NodeStarted",

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import attrs
 
 from p2pstack.roots.scenarios._workload import WORKLOADS
+from transports.simnet import BEHAVIOURS, PORT_ALLOCATIONS
 
 __all__ = [
     "ACTIONS",
@@ -38,7 +39,18 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "replace": ("nodes", "over"),
 }
 #: NAT box kinds (``transports.simnet.NatSpec.of_kind``).
-NAT_KINDS = ("full-cone", "restricted-cone", "port-restricted", "symmetric", "firewall")
+NAT_KINDS = (
+    "full-cone",
+    "restricted-cone",
+    "port-restricted",
+    "address-dependent",
+    "symmetric",
+    "firewall",
+)
+#: RFC 4787 mapping and filtering behaviours.
+NAT_BEHAVIOURS = BEHAVIOURS
+#: External port allocation of a translating box.
+NAT_PORT_ALLOCATIONS = PORT_ALLOCATIONS
 #: Most nodes a scenario may have: bounds memory (about 0.3 MiB per node with Noise).
 MAX_NODES = 20_000
 
@@ -68,12 +80,19 @@ class Action:
 @attrs.frozen(kw_only=True)
 class NatBoxConfig:
     """A NAT or firewall box (``[[network.nat_box]]``) in front of ``nodes``: ``kind`` in
-    ``NAT_KINDS``, mapping timeouts in seconds."""
+    ``NAT_KINDS``, mapping timeouts in seconds; ``mapping``, ``filtering`` (``NAT_BEHAVIOURS``)
+    and ``port_allocation`` (``NAT_PORT_ALLOCATIONS``) override the kind's when set;
+    ``per_node`` puts each of ``nodes`` behind a box of its own (a home router each) instead
+    of all behind one."""
 
     kind: str = "port-restricted"
     nodes: tuple[int, ...] = ()
     udp_timeout: float = 120.0
     tcp_timeout: float = 7440.0
+    mapping: str = ""
+    filtering: str = ""
+    port_allocation: str = ""
+    per_node: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -204,6 +223,10 @@ class Scenario:
         if not 0 <= net.conn_low_water <= net.conn_high_water or net.conn_grace < 0:
             raise ScenarioError("network: need 0 <= conn_low_water <= conn_high_water")
         self._validate_addressing(nodes)
+        for name in self.services:  # workload settings that depend on the rest of the scenario
+            check = getattr(self.workload_settings(name), "check_scenario", None)
+            if check is not None:
+                check(self)
         return self
 
     def _validate_addressing(self, nodes: range) -> None:
@@ -220,6 +243,13 @@ class Scenario:
                 raise ScenarioError(f"{where}: nodes {sorted(twice)} are behind another box")
             if box.udp_timeout <= 0 or box.tcp_timeout <= 0:
                 raise ScenarioError(f"{where}: timeouts must be positive")
+            for key in ("mapping", "filtering"):
+                if getattr(box, key) not in ("", *NAT_BEHAVIOURS):
+                    raise ScenarioError(f"{where}: {key} must be one of {list(NAT_BEHAVIOURS)}")
+            if box.port_allocation not in ("", *NAT_PORT_ALLOCATIONS):
+                raise ScenarioError(
+                    f"{where}: port_allocation must be one of {list(NAT_PORT_ALLOCATIONS)}"
+                )
             seen.update(box.nodes)
 
 

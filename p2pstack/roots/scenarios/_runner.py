@@ -22,7 +22,7 @@ from p2pstack.identity import Identity, PeerId
 from p2pstack.interfaces import Muxer, SecurityChannel, Service
 from p2pstack.peerstore import Peerstore
 from p2pstack.roots.scenarios._metrics import Metrics
-from p2pstack.roots.scenarios._model import Action, Scenario
+from p2pstack.roots.scenarios._model import Action, NatBoxConfig, Scenario
 from p2pstack.roots.scenarios._quic import sim_quic_transport
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
@@ -40,7 +40,7 @@ from transports.plaintext import Plaintext
 from transports.simnet import Latency, LinkSpec, NatSpec, SimNetwork
 from transports.yamux import Yamux
 
-__all__ = ["SimResult", "run_scenario"]
+__all__ = ["SimResult", "nat_spec", "run_scenario"]
 
 #: The TCP (or, with ``transport = "quic"``, UDP) port every node listens on.
 LISTEN_PORT = 4001
@@ -81,6 +81,19 @@ class SimResult:
             if isinstance(workload, kind):
                 return workload
         raise LookupError(f"no {kind.__name__} in this run (services: {self.scenario.services})")
+
+
+def nat_spec(box: NatBoxConfig) -> NatSpec:
+    """The simnet box of a ``[[network.nat_box]]`` entry: its kind, with the entry's timeouts
+    and any behaviour it overrides."""
+    overrides = {
+        key: value
+        for key in ("mapping", "filtering", "port_allocation")
+        if (value := getattr(box, key))
+    }
+    return NatSpec.of_kind(
+        box.kind, udp_timeout=box.udp_timeout, tcp_timeout=box.tcp_timeout, **overrides
+    )
 
 
 class _Node:
@@ -133,6 +146,11 @@ class _Sim:
             return None
         return f"{self._address(index)}/p2p/{node.identity.peer_id}"
 
+    @property
+    def network(self) -> SimNetwork:
+        assert self.net is not None
+        return self.net
+
     # -- building nodes ------------------------------------------------------------------------
 
     def _network(self) -> SimNetwork:
@@ -146,10 +164,9 @@ class _Sim:
         for n in cfg.nat:
             net.set_reachable(n, False)
         for box in cfg.nat_box:
-            spec = NatSpec.of_kind(
-                box.kind, udp_timeout=box.udp_timeout, tcp_timeout=box.tcp_timeout
-            )
-            net.add_nat(spec, box.nodes)
+            spec = nat_spec(box)
+            for members in [[n] for n in box.nodes] if box.per_node else [list(box.nodes)]:
+                net.add_nat(spec, members)
         return net
 
     def _address(self, index: int) -> str:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from p2pstack.identity import PeerId
     from p2pstack.interfaces import Service
     from p2pstack.sim import SeededRandom, TraceRecorder
+    from transports.simnet import SimNetwork
 
 __all__ = [
     "NET_ERRORS",
@@ -124,6 +125,12 @@ class SimContext(Protocol):
     def dial_address(self, index: int) -> str | None:
         """The address others dial node ``index`` at, with ``/p2p/<its peer ID>``; None while
         it is down."""
+        ...
+
+    @property
+    def network(self) -> SimNetwork:
+        """The simulated network (its NAT boxes, transports and datagram sockets), for
+        workloads that work below the hosts (the ``nat_traversal`` workload)."""
         ...
 
 
