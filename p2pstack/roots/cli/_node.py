@@ -149,6 +149,10 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._membership import member_event
 
         describers.append(member_event)
+    if args.autonat:
+        from p2pstack.roots.cli._autonat import autonat_event
+
+        describers.append(autonat_event)
     return _Parts(dht, router, discovery, tuple(describers))
 
 
@@ -180,6 +184,10 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._membership import membership_service
 
         services = [*(services or default_services(serve_perf=True)), membership_service(args)]
+    if args.autonat:
+        from p2pstack.roots.cli._autonat import node_autonat_services
+
+        services = [*(services or default_services(serve_perf=True)), *node_autonat_services(args)]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
