@@ -76,6 +76,8 @@ TARGETS: dict[str, TargetSpec] = {
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
+        _spec("autonat_v1", "_autonat", "AutoNAT v1 Message decoding and address selection"),
+        _spec("autonat_v2", "_autonat", "AutoNAT v2 Message, DialBack decoding, selection"),
     )
 }
 

@@ -454,7 +454,14 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_swim_seeds(),
         **_discovery_seeds(),
         **_mdns_seeds(),
+        **_autonat_seeds(),
     }
+
+
+def _autonat_seeds() -> dict[str, dict[str, bytes]]:
+    from fuzz._autonat import autonat_seeds
+
+    return autonat_seeds()
 
 
 def write_seeds() -> list[str]:
