@@ -14,7 +14,7 @@ from protocols.autonat._policy import (
 )
 from protocols.autonat._schedule import ClientSchedule
 from protocols.autonat._v1 import AutoNAT, AutoNATConfig, local_test_addrs
-from protocols.autonat._v2 import AutoNATv2, DialDataRefused, V2Result
+from protocols.autonat._v2 import AutoNATv2, DialDataRefused, NoDialResponse, V2Result
 from protocols.autonat._wire import (
     DIAL_BACK_PROTOCOL_ID,
     DIAL_REQUEST_PROTOCOL_ID,
@@ -57,6 +57,7 @@ __all__ = [
     "DialResponse",
     "DialStatus",
     "DialerFactory",
+    "NoDialResponse",
     "RateLimiter",
     "ReachabilityTracker",
     "ResponseStatus",

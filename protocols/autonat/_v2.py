@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from p2pstack.identity import PeerId
     from p2pstack.topology import Topology
 
-__all__ = ["AutoNATv2", "DialDataRefused", "V2Result"]
+__all__ = ["AutoNATv2", "DialDataRefused", "NoDialResponse", "V2Result"]
 
 _log = logging.getLogger("protocols.autonat")
 
@@ -88,6 +88,10 @@ class V2Result:
         if self.dial_status == DialStatus.OK:
             return True if self.verified else None
         return False if self.dial_status == DialStatus.E_DIAL_ERROR else None
+
+
+class NoDialResponse(RemoteProtocolError):
+    """The server ended the stream without a ``DialResponse``."""
 
 
 class DialDataRefused(RemoteProtocolError):
@@ -175,6 +179,7 @@ class AutoNATv2:
         """Ask ``peer`` to dial one of ``addrs`` (the first it is willing to).
 
         Raises:
+            NoDialResponse: the server closed the stream without answering.
             DialDataRefused: the server asked for more than 100 kB of dial data, or for an
                 address index we did not send (the stream is reset).
             RemoteProtocolError: the server broke the protocol.
@@ -192,7 +197,12 @@ class AutoNATv2:
                 request = DialRequest(addrs=tuple(addrs), nonce=nonce)
                 await stream.send(encode_lp(encode_v2(request)))
                 while True:
-                    msg = decode_v2(await read_lp(stream, max_size=MAX_MESSAGE_SIZE))
+                    try:
+                        body = await read_lp(stream, max_size=MAX_MESSAGE_SIZE)
+                    except anyio.EndOfStream:
+                        # js-libp2p's server closes without an answer when it will not dial.
+                        raise NoDialResponse("the server closed without a DialResponse") from None
+                    msg = decode_v2(body)
                     if isinstance(msg, DialResponse):
                         break
                     if not isinstance(msg, DialDataRequest) or sent:

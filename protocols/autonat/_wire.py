@@ -163,10 +163,16 @@ def decode_v1(data: bytes) -> V1Dial | V1DialResponse:
         status: V1Status | int = V1Status(code) if code in V1Status._value2member_map_ else code
         return V1DialResponse(
             status=status,
-            text=resp.statusText[:256],
+            text=_status_text(resp.statusText),
             addr=parse_addr(resp.addr) if resp.HasField("addr") else None,
         )
     raise RemoteProtocolError(f"unknown AutoNAT message type {pb.type}")
+
+
+def _status_text(raw: str | bytes) -> str:
+    # protobuf hands a proto2 string holding invalid UTF-8 over as bytes: made printable.
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    return text[:256]
 
 
 # -- v2 ------------------------------------------------------------------------------------------

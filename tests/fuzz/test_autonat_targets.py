@@ -28,3 +28,9 @@ def test_v1_target_catches_third_party_selection(monkeypatch: pytest.MonkeyPatch
     seed = (TARGETS["autonat_v1"].seed_dir / "dial").read_bytes()
     with pytest.raises(AssertionError, match="third-party"):
         _autonat.fuzz_autonat_v1(seed)
+
+
+def test_invalid_utf8_status_text_regression() -> None:
+    # Found by the fuzzer: a statusText with invalid UTF-8 decoded but did not re-encode.
+    data = bytes.fromhex("08011a100865" + "12026ef2" + "1a08047f000001040fa1")
+    _autonat.fuzz_autonat_v1(data)
