@@ -76,6 +76,7 @@ async def run_probes(
     await anyio.sleep(schedule.boot_delay)
     while True:
         wake = new_wake()
+        host.addresses.expire()
         servers = [
             peer
             for peer in {c.remote_peer for c in host.connections() if not c.limited}
@@ -86,9 +87,13 @@ async def run_probes(
         async with anyio.create_task_group() as tg:
             for peer in servers[: schedule.servers_per_round]:
                 tg.start_soon(_ask, probe, peer, schedule.timeout, results, source)
+        decided = tracker.state
         for peer, reachable in results:
-            state = tracker.record(peer, reachable, anyio.current_time())
-            host.addresses.set_reachability(state, source=source)
+            tracker.record(peer, reachable, anyio.current_time())
+        if tracker.state != decided:
+            # Only our own changes are published: with v1 and v2 both running, neither
+            # overrides the other's decision every round.
+            host.addresses.set_reachability(tracker.state, source=source)
         interval = (
             schedule.refresh_interval if tracker.state != "unknown" else schedule.retry_interval
         )

@@ -175,6 +175,27 @@ def test_manager_by_peer_external_and_reachability_events() -> None:
     assert len(manager.addr_reachability()) == AddressManager.MAX_ADDR_REACHABILITY
 
 
+def test_expiry_is_published() -> None:
+    bus = EventBus()
+    seen: list[ObservedAddrsChanged] = []
+    bus.on(ObservedAddrsChanged, seen.append)
+    now = [0.0]
+    manager = AddressManager(
+        listen_addrs=list,
+        events=bus,
+        clock=lambda: now[0],
+        config=AddressConfig(confirmations=1, ttl=5.0),
+    )
+    manager.record_observed(
+        _Conn(str(LOCAL), "/ip4/198.51.100.1/tcp/9", Identity.generate().peer_id), SEEN
+    )
+    now[0] = 4.0
+    manager.expire()
+    now[0] = 6.0
+    manager.expire()
+    assert [list(e.addrs) for e in seen] == [[SEEN], []]
+
+
 def test_config_validation() -> None:
     with pytest.raises(ValueError):
         AddressConfig(confirmations=0)
