@@ -13,6 +13,7 @@ from protocols.autonat._policy import (
     select_v2_addr,
 )
 from protocols.autonat._schedule import ClientSchedule
+from protocols.autonat._server import DialDataCounter, Requester, V2Target, screen_v1, screen_v2
 from protocols.autonat._v1 import AutoNAT, AutoNATConfig, local_test_addrs
 from protocols.autonat._v2 import AutoNATv2, DialDataRefused, NoDialResponse, V2Result
 from protocols.autonat._wire import (
@@ -50,6 +51,7 @@ __all__ = [
     "AutoNATConfig",
     "AutoNATv2",
     "ClientSchedule",
+    "DialDataCounter",
     "DialDataRefused",
     "DialDataRequest",
     "DialDataResponse",
@@ -60,12 +62,14 @@ __all__ = [
     "NoDialResponse",
     "RateLimiter",
     "ReachabilityTracker",
+    "Requester",
     "ResponseStatus",
     "ServerLimits",
     "V1Dial",
     "V1DialResponse",
     "V1Status",
     "V2Result",
+    "V2Target",
     "decode_dial_back",
     "decode_dial_back_response",
     "decode_v1",
@@ -76,6 +80,8 @@ __all__ = [
     "encode_v1",
     "encode_v2",
     "local_test_addrs",
+    "screen_v1",
+    "screen_v2",
     "select_v1_addrs",
     "select_v2_addr",
 ]

@@ -24,8 +24,9 @@ from p2pstack.errors import LocalProtocolError, P2PTimeoutError, RemoteProtocolE
 from p2pstack.framing import encode_lp, read_lp
 from p2pstack.multiaddrs import with_peer_id
 from protocols.autonat._dialer import DIAL_ERRORS, DialerFactory
-from protocols.autonat._policy import RateLimiter, ServerLimits, dialable, select_v1_addrs
+from protocols.autonat._policy import RateLimiter, ServerLimits, dialable
 from protocols.autonat._schedule import ClientSchedule, run_probes
+from protocols.autonat._server import Requester, screen_v1
 from protocols.autonat._wire import (
     MAX_MESSAGE_SIZE,
     PROTOCOL_ID,
@@ -203,20 +204,16 @@ class AutoNAT:
         """The server's answer to ``request`` received over ``conn`` (dialing back if the
         request qualifies)."""
         limits = self.config.limits
-        if not isinstance(request, V1Dial):
-            return _refuse(V1Status.E_BAD_REQUEST, "expected a DIAL message")
-        if request.peer_id != conn.remote_peer.to_bytes():
-            return _refuse(V1Status.E_BAD_REQUEST, "peer ID is not the requester's")
-        if conn.limited:
-            return _refuse(V1Status.E_DIAL_REFUSED, "refusing requests over a relayed connection")
-        addrs = select_v1_addrs(
-            request.addrs,
-            conn.remote_multiaddr,
-            allow_private=limits.allow_private,
-            max_addrs=limits.max_addrs,
+        who = Requester(
+            peer_id=conn.remote_peer.to_bytes(),
+            observed=conn.remote_multiaddr,
+            limited=conn.limited,
         )
-        if not addrs:
-            return _refuse(V1Status.E_DIAL_REFUSED, "no dialable address on the observed IP")
+        addrs = screen_v1(
+            request, who, allow_private=limits.allow_private, max_addrs=limits.max_addrs
+        )
+        if isinstance(addrs, V1DialResponse):
+            return addrs
         if self._dialer is None:
             return _refuse(V1Status.E_DIAL_REFUSED, "this node does not dial back")
         if not self._limiter.allow(conn.remote_peer, anyio.current_time()):

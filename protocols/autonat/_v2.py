@@ -25,8 +25,9 @@ from p2pstack.errors import LocalProtocolError, P2PTimeoutError, RemoteProtocolE
 from p2pstack.framing import encode_lp, read_lp
 from p2pstack.multiaddrs import with_peer_id
 from protocols.autonat._dialer import DIAL_ERRORS, DialerFactory
-from protocols.autonat._policy import RateLimiter, select_v2_addr
+from protocols.autonat._policy import RateLimiter
 from protocols.autonat._schedule import run_probes
+from protocols.autonat._server import DialDataCounter, Requester, screen_v2
 from protocols.autonat._v1 import AutoNATConfig, local_test_addrs
 from protocols.autonat._wire import (
     DIAL_BACK_PROTOCOL_ID,
@@ -260,29 +261,35 @@ class AutoNATv2:
     async def _answer(self, stream: Stream, request: DialRequest) -> DialResponse:
         conn = stream.connection
         limits = self.config.limits
-        if conn.limited or not self._limiter.allow(conn.remote_peer, anyio.current_time()):
-            return DialResponse(status=ResponseStatus.E_REQUEST_REJECTED)
-        chosen = select_v2_addr(
-            request.addrs, conn.remote_multiaddr, allow_private=limits.allow_private
+        who = Requester(
+            peer_id=conn.remote_peer.to_bytes(),
+            observed=conn.remote_multiaddr,
+            limited=conn.limited,
         )
-        if chosen is None or self._dialer is None:
+        target = screen_v2(request, who, allow_private=limits.allow_private)
+        if isinstance(target, DialResponse):
+            return target
+        if self._dialer is None:
             return DialResponse(status=ResponseStatus.E_DIAL_REFUSED)
-        index, addr, needs_data = chosen
-        if needs_data:
+        if not self._limiter.allow(conn.remote_peer, anyio.current_time()):
+            return DialResponse(status=ResponseStatus.E_REQUEST_REJECTED)
+        if target.needs_data:
             if not self._data_limiter.allow(None, anyio.current_time()):
                 return DialResponse(status=ResponseStatus.E_REQUEST_REJECTED)
-            ask = DialDataRequest(addr_idx=index, num_bytes=limits.dial_data_bytes)
+            ask = DialDataRequest(addr_idx=target.index, num_bytes=limits.dial_data_bytes)
             await stream.send(encode_lp(encode_v2(ask)))
-            await _receive_dial_data(stream, limits.dial_data_bytes)
+            counter = DialDataCounter(limits.dial_data_bytes)
+            while not counter.feed(decode_v2(await read_lp(stream, max_size=MAX_MESSAGE_SIZE))):
+                pass
         try:
             self._busy.acquire_nowait()
         except anyio.WouldBlock:
             return DialResponse(status=ResponseStatus.E_REQUEST_REJECTED)
         try:
-            outcome = await self._dial_back(conn, addr, request.nonce)
+            outcome = await self._dial_back(conn, target.addr, request.nonce)
         finally:
             self._busy.release()
-        return DialResponse(status=ResponseStatus.OK, addr_idx=index, dial_status=outcome)
+        return DialResponse(status=ResponseStatus.OK, addr_idx=target.index, dial_status=outcome)
 
     async def _dial_back(self, conn: Connection, addr: Multiaddr, nonce: int) -> DialStatus:
         assert self._dialer is not None
@@ -318,20 +325,3 @@ async def _send_dial_data(stream: Stream, ask: DialDataRequest, n_addrs: int) ->
         await stream.send(chunk)
         sent += MAX_DIAL_DATA_CHUNK
     return sent
-
-
-async def _receive_dial_data(stream: Stream, wanted: int) -> None:
-    """Read ``DialDataResponse`` messages until ``wanted`` data bytes arrived.
-
-    Raises:
-        RemoteProtocolError: another message, an empty or oversized chunk.
-        P2PError: the client reset the stream (it refused the cost).
-    """
-    got = 0
-    while got < wanted:
-        msg = decode_v2(await read_lp(stream, max_size=MAX_MESSAGE_SIZE))
-        if not isinstance(msg, DialDataResponse):
-            raise RemoteProtocolError("expected DialDataResponse")
-        if not 0 < len(msg.data) <= MAX_DIAL_DATA_CHUNK:
-            raise RemoteProtocolError(f"dial data chunk of {len(msg.data)} bytes")
-        got += len(msg.data)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from multiaddr import Multiaddr
 
 from p2pstack.errors import RemoteProtocolError
 from protocols.autonat import (
+    DialDataCounter,
     DialDataRequest,
     DialDataResponse,
     DialRequest,
@@ -14,11 +16,13 @@ from protocols.autonat import (
     DialStatus,
     RateLimiter,
     ReachabilityTracker,
+    Requester,
     ResponseStatus,
     ServerLimits,
     V1Dial,
     V1DialResponse,
     V1Status,
+    V2Target,
     decode_dial_back,
     decode_dial_back_response,
     decode_v1,
@@ -27,6 +31,8 @@ from protocols.autonat import (
     encode_dial_back_response,
     encode_v1,
     encode_v2,
+    screen_v1,
+    screen_v2,
     select_v1_addrs,
     select_v2_addr,
 )
@@ -128,3 +134,54 @@ def test_tracker_needs_confidence() -> None:
 def test_dial_data_range() -> None:
     with pytest.raises(ValueError):
         ServerLimits(dial_data_bytes=1000)
+
+
+ME = b"\x00\x02\x08\x01"
+SEEN = Multiaddr("/ip4/127.0.0.1/tcp/50000")
+
+
+def test_screen_v1() -> None:
+    who = Requester(peer_id=ME, observed=SEEN, limited=False)
+    other = Multiaddr("/ip4/127.0.0.2/tcp/4001")
+
+    def status(request: V1Dial | V1DialResponse, who: Requester = who) -> object:
+        result = screen_v1(request, who, allow_private=True, max_addrs=4)
+        return (result.status, result.text) if isinstance(result, V1DialResponse) else result
+
+    assert status(V1Dial(peer_id=ME, addrs=(other, TCP))) == [TCP]
+    assert status(V1Dial(peer_id=ME, addrs=(other,))) == (
+        101,
+        "no dialable address on the observed IP",
+    )
+    assert status(V1Dial(peer_id=b"\x00\x01\x00", addrs=(TCP,)))[0] == 200  # type: ignore[index]
+    assert status(V1DialResponse(status=0))[0] == 200  # type: ignore[index]
+    relayed = attrs.evolve(who, limited=True)
+    assert status(V1Dial(peer_id=ME, addrs=(TCP,)), relayed)[0] == 101  # type: ignore[index]
+
+
+def test_screen_v2() -> None:
+    who = Requester(peer_id=ME, observed=SEEN, limited=False)
+    other = Multiaddr("/ip4/127.0.0.2/tcp/4001")
+    target = screen_v2(DialRequest(addrs=(None, other, TCP), nonce=1), who, allow_private=True)
+    assert target == V2Target(index=1, addr=other, needs_data=True)
+    refused = screen_v2(DialRequest(addrs=(other,), nonce=1), who, allow_private=False)
+    assert refused == DialResponse(status=ResponseStatus.E_DIAL_REFUSED)
+    relayed = screen_v2(
+        DialRequest(addrs=(TCP,), nonce=1), attrs.evolve(who, limited=True), allow_private=True
+    )
+    assert relayed == DialResponse(status=ResponseStatus.E_REQUEST_REJECTED)
+
+
+def test_dial_data_counter() -> None:
+    counter = DialDataCounter(10_000)
+    assert not counter.feed(DialDataResponse(data=bytes(4096)))
+    assert not counter.feed(DialDataResponse(data=bytes(4096)))
+    assert counter.feed(DialDataResponse(data=bytes(4096)))  # the last may go past
+    assert counter.received == 12_288
+    for bad in (
+        DialDataResponse(data=b""),
+        DialDataResponse(data=bytes(4097)),
+        DialResponse(status=200),
+    ):
+        with pytest.raises(RemoteProtocolError):
+            DialDataCounter(1).feed(bad)
