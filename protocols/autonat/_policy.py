@@ -24,6 +24,9 @@ __all__ = [
 ]
 
 
+_positive = attrs.validators.gt(0)
+
+
 def _dial_data(_inst: object, _attr: object, value: int) -> None:
     if not 30_000 <= value <= 100_000:
         raise ValueError("dial_data_bytes must be 30000-100000 (the v2 spec's range)")
@@ -48,15 +51,15 @@ class ServerLimits:
     """
 
     allow_private: bool = False
-    window: float = 60.0
-    global_rate: int = 30
-    per_peer_rate: int = 3
-    dial_data_rate: int = 12
-    max_concurrent: int = 8
-    max_addrs: int = 4
+    window: float = attrs.field(default=60.0, validator=attrs.validators.gt(0.0))
+    global_rate: int = attrs.field(default=30, validator=_positive)
+    per_peer_rate: int = attrs.field(default=3, validator=_positive)
+    dial_data_rate: int = attrs.field(default=12, validator=_positive)
+    max_concurrent: int = attrs.field(default=8, validator=_positive)
+    max_addrs: int = attrs.field(default=4, validator=_positive)
     dial_data_bytes: int = attrs.field(default=30_000, validator=_dial_data)
-    dial_timeout: float = 15.0
-    max_peers: int = 1024
+    dial_timeout: float = attrs.field(default=15.0, validator=attrs.validators.gt(0.0))
+    max_peers: int = attrs.field(default=1024, validator=_positive)
 
 
 class RateLimiter:

@@ -38,12 +38,12 @@ class ClientSchedule:
         confidence: agreeing servers needed for a decision.
     """
 
-    boot_delay: float = 5.0
-    retry_interval: float = 60.0
-    refresh_interval: float = 15 * 60.0
-    servers_per_round: int = 4
-    timeout: float = 30.0
-    confidence: int = 3
+    boot_delay: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    retry_interval: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    refresh_interval: float = attrs.field(default=15 * 60.0, validator=attrs.validators.gt(0))
+    servers_per_round: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    confidence: int = attrs.field(default=3, validator=attrs.validators.ge(1))
 
 
 #: ``probe(peer) -> True`` (it reached us), ``False`` (it could not) or ``None`` (no vote).

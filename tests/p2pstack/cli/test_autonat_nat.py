@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from tests.p2pstack.cli.runner import NodeProcess
 from tests.protocols.discovery.mdns.netns import netns_available
 
 pytestmark = pytest.mark.skipif(
-    not netns_available() or not os.path.exists("/usr/sbin/nft"),
+    not netns_available() or shutil.which("nft") is None,
     reason="needs root, ip and nft for namespaces with a NAT router",
 )
 

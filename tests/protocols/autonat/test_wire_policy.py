@@ -8,6 +8,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.errors import RemoteProtocolError
 from protocols.autonat import (
+    ClientSchedule,
     DialDataCounter,
     DialDataRequest,
     DialDataResponse,
@@ -131,9 +132,13 @@ def test_tracker_needs_confidence() -> None:
         ReachabilityTracker(confidence=0)
 
 
-def test_dial_data_range() -> None:
+def test_config_validation() -> None:
     with pytest.raises(ValueError):
         ServerLimits(dial_data_bytes=1000)
+    with pytest.raises(ValueError):
+        ServerLimits(per_peer_rate=0)
+    with pytest.raises(ValueError):
+        ClientSchedule(confidence=0)
 
 
 ME = b"\x00\x02\x08\x01"
