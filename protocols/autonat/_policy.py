@@ -13,6 +13,7 @@ import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.addresses import Reachability, ip_of, is_public_addr, transport_key
+from p2pstack.multiaddrs import split_peer_id
 
 __all__ = [
     "RateLimiter",
@@ -126,8 +127,9 @@ def select_v1_addrs(
     seen_ip = ip_of(observed)
     if seen_ip is None:
         return []
-    chosen = [a for a in addrs if ip_of(a) == seen_ip and dialable(a, allow_private=allow_private)]
-    return chosen[:max_addrs]
+    bare = (_bare(a) for a in addrs)
+    chosen = [a for a in bare if ip_of(a) == seen_ip and dialable(a, allow_private=allow_private)]
+    return list(dict.fromkeys(chosen))[:max_addrs]
 
 
 def select_v2_addr(
@@ -141,10 +143,20 @@ def select_v2_addr(
         requester's observed IP), or ``None`` if none qualifies.
     """
     seen_ip = ip_of(observed)
-    for index, addr in enumerate(addrs):
-        if addr is not None and dialable(addr, allow_private=allow_private):
+    for index, sent in enumerate(addrs):
+        if sent is None:
+            continue
+        addr = _bare(sent)
+        if dialable(addr, allow_private=allow_private):
             return index, addr, ip_of(addr) != seen_ip
     return None
+
+
+def _bare(addr: Multiaddr) -> Multiaddr:
+    # A /p2p/ part is dropped: the dial back always authenticates the requester itself, so a
+    # request cannot make us vouch for another peer that shares its IP.
+    transport, _peer = split_peer_id(addr)
+    return transport if transport is not None else addr
 
 
 class ReachabilityTracker:

@@ -92,6 +92,10 @@ def test_v1_selects_only_the_observed_ip() -> None:
     circuit = Multiaddr("/ip4/127.0.0.1/tcp/4001/p2p-circuit")
     assert select_v1_addrs([other, TCP, circuit], seen, allow_private=True, max_addrs=4) == [TCP]
     assert select_v1_addrs([TCP], seen, allow_private=False, max_addrs=4) == []
+    victim = "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
+    with_id = Multiaddr(f"/ip4/127.0.0.1/tcp/4001/p2p/{victim}")
+    assert select_v1_addrs([with_id, TCP], seen, allow_private=True, max_addrs=4) == [TCP]
+    assert select_v2_addr([with_id], seen, allow_private=True) == (0, TCP, False)
     many = [Multiaddr(f"/ip4/127.0.0.1/tcp/{p}") for p in range(1, 10)]
     assert len(select_v1_addrs(many, seen, allow_private=True, max_addrs=4)) == 4
 
