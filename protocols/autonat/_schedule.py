@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
+from p2pstack.events import LocalAddrsChanged, ObservedAddrsChanged, Unsubscribe
 from protocols.autonat._dialer import DIAL_ERRORS
 from protocols.autonat._policy import ReachabilityTracker
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from p2pstack.host import Host
     from p2pstack.identity import PeerId
 
-__all__ = ["ClientSchedule", "run_probes"]
+__all__ = ["ClientSchedule", "recheck_on_address_changes", "run_probes"]
 
 _log = logging.getLogger("protocols.autonat")
 
@@ -113,3 +114,16 @@ async def _ask(
             results.append((peer, await probe(peer)))
     except DIAL_ERRORS as exc:
         _log.debug("%s probe via %s failed: %r", source, peer, exc)
+
+
+def recheck_on_address_changes(host: Host, wake: Callable[[], None]) -> list[Unsubscribe]:
+    """Call ``wake()`` when our addresses change ("Nodes are encouraged to periodically re-check
+    their status, especially after changing their set of addresses they're listening on").
+
+    Returns:
+        The callbacks' handles, to close when the service stops.
+    """
+    return [
+        host.events.on(LocalAddrsChanged, lambda _event: wake()),
+        host.events.on(ObservedAddrsChanged, lambda _event: wake()),
+    ]

@@ -25,7 +25,7 @@ from p2pstack.framing import encode_lp, read_lp
 from p2pstack.multiaddrs import with_peer_id
 from protocols.autonat._dialer import DIAL_ERRORS, DialerFactory
 from protocols.autonat._policy import RateLimiter, ServerLimits, dialable
-from protocols.autonat._schedule import ClientSchedule, run_probes
+from protocols.autonat._schedule import ClientSchedule, recheck_on_address_changes, run_probes
 from protocols.autonat._server import Requester, screen_v1
 from protocols.autonat._wire import (
     MAX_MESSAGE_SIZE,
@@ -38,6 +38,7 @@ from protocols.autonat._wire import (
 )
 
 if TYPE_CHECKING:
+    from p2pstack.events import Unsubscribe
     from p2pstack.host import Connection, Host, Stream
     from p2pstack.identity import PeerId
     from p2pstack.topology import Topology
@@ -107,6 +108,7 @@ class AutoNAT:
         self._host: Host | None = None
         self._topology: Topology | None = None
         self._wake = anyio.Event()
+        self._handles: list[Unsubscribe] = []
         #: Answers served, by status (for tests and statistics).
         self.served: dict[V1Status, int] = {}
 
@@ -117,6 +119,7 @@ class AutoNAT:
             host.set_stream_handler(PROTOCOL_ID, self._serve, max_inbound_per_peer=2)
         if self.config.client:
             self._topology = host.register_topology(PROTOCOL_ID, on_connect=self._new_server)
+            self._handles = recheck_on_address_changes(host, self._recheck)
             probes = functools.partial(
                 run_probes, source="autonat", new_wake=self._new_wake, rng=self._rng
             )
@@ -129,6 +132,9 @@ class AutoNAT:
         if self._topology is not None:
             self._topology.close()
             self._topology = None
+        for handle in self._handles:
+            handle.close()
+        self._handles = []
 
     def _require_host(self) -> Host:
         if self._host is None:
@@ -138,6 +144,10 @@ class AutoNAT:
     def _new_wake(self) -> anyio.Event:
         self._wake = anyio.Event()
         return self._wake
+
+    def _recheck(self) -> None:
+        # The current round's event (``_new_wake`` replaces it every round).
+        self._wake.set()
 
     def _new_server(self, _peer: PeerId) -> None:
         if self._require_host().addresses.reachability == "unknown":

@@ -26,7 +26,7 @@ from p2pstack.framing import encode_lp, read_lp
 from p2pstack.multiaddrs import with_peer_id
 from protocols.autonat._dialer import DIAL_ERRORS, DialerFactory
 from protocols.autonat._policy import RateLimiter
-from protocols.autonat._schedule import run_probes
+from protocols.autonat._schedule import recheck_on_address_changes, run_probes
 from protocols.autonat._server import DialDataCounter, Requester, screen_v2
 from protocols.autonat._v1 import AutoNATConfig, local_test_addrs
 from protocols.autonat._wire import (
@@ -49,6 +49,7 @@ from protocols.autonat._wire import (
 )
 
 if TYPE_CHECKING:
+    from p2pstack.events import Unsubscribe
     from p2pstack.host import Connection, Host, Stream
     from p2pstack.identity import PeerId
     from p2pstack.topology import Topology
@@ -130,6 +131,7 @@ class AutoNATv2:
         self._host: Host | None = None
         self._topology: Topology | None = None
         self._wake = anyio.Event()
+        self._handles: list[Unsubscribe] = []
         #: Answers served, by status.
         self.served: dict[ResponseStatus, int] = {}
 
@@ -143,6 +145,7 @@ class AutoNATv2:
             self._topology = host.register_topology(
                 DIAL_REQUEST_PROTOCOL_ID, on_connect=self._new_server
             )
+            self._handles = recheck_on_address_changes(host, self._recheck)
             probes = functools.partial(
                 run_probes, source="autonat-v2", new_wake=self._new_wake, rng=self._rng
             )
@@ -160,6 +163,9 @@ class AutoNATv2:
         if self._topology is not None:
             self._topology.close()
             self._topology = None
+        for handle in self._handles:
+            handle.close()
+        self._handles = []
 
     def _require_host(self) -> Host:
         if self._host is None:
@@ -169,6 +175,10 @@ class AutoNATv2:
     def _new_wake(self) -> anyio.Event:
         self._wake = anyio.Event()
         return self._wake
+
+    def _recheck(self) -> None:
+        # The current round's event (``_new_wake`` replaces it every round).
+        self._wake.set()
 
     def _new_server(self, _peer: PeerId) -> None:
         if self._require_host().addresses.reachability == "unknown":

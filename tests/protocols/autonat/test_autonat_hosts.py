@@ -14,7 +14,7 @@ from multiaddr import Multiaddr
 from p2pstack.addresses import AddressConfig
 from p2pstack.builder import open_host
 from p2pstack.errors import NETWORK_ERRORS
-from p2pstack.events import ObservedAddrsChanged, ReachabilityChanged
+from p2pstack.events import ConnectionOpened, ObservedAddrsChanged, ReachabilityChanged
 from p2pstack.framing import encode_lp, read_lp
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
@@ -245,3 +245,28 @@ async def test_observed_addresses_confirmed_through_identify() -> None:
     assert info.listen_addrs and all("0.0.0.0" not in str(a) for a in info.listen_addrs)
     assert info.signed_peer_record is not None
     assert all("0.0.0.0" not in str(a) for a in info.signed_peer_record.addrs)
+
+
+@pytest.mark.anyio
+async def test_client_rechecks_when_its_addresses_change() -> None:
+    # A retry interval longer than the test: only the address change can start round two.
+    schedule = ClientSchedule(
+        boot_delay=0, retry_interval=1000, refresh_interval=1000, confidence=1
+    )
+    dialer = Dialer()
+    async with (
+        _node([AutoNAT(SERVER, dialer=dialer)], ["/ip4/127.0.0.1/tcp/0"]) as server,
+        _node(
+            [AutoNAT(attrs.evolve(CLIENT, schedule=schedule))], ["/ip4/127.0.0.1/tcp/0"]
+        ) as client,
+    ):
+        with client.events.subscribe(ReachabilityChanged) as changes:
+            with anyio.fail_after(30):
+                await client.connect(server.addrs[0])
+                await changes.receive()
+        with client.events.subscribe(ConnectionOpened) as opened:
+            with anyio.fail_after(30):
+                await client.listen(["/ip4/127.0.0.1/tcp/0"])
+                back = await opened.receive()  # the dial back of the new round
+    assert back.connection.remote_peer != server.peer_id
+    assert dialer.opened == 2
