@@ -24,10 +24,12 @@ import pytest
 from tests.p2pstack.cli.runner import NodeProcess
 from tests.protocols.discovery.mdns.netns import netns_available
 
-pytestmark = pytest.mark.skipif(
+#: The namespaces need root, ``ip`` and ``nft`` (tests/interop/setup.sh installs nftables).
+NEEDS_NAT = pytest.mark.skipif(
     not netns_available() or shutil.which("nft") is None,
     reason="needs root, ip and nft for namespaces with a NAT router",
 )
+pytestmark = NEEDS_NAT
 
 AUTONAT = ("--json", "--autonat", "--autonat-allow-private", "--autonat-confidence", "1")
 _CLONE_NEWNET = 0x40000000
