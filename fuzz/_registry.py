@@ -80,6 +80,8 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("relay_core", "_relay", "circuit relay v2 reservation and circuit tables"),
         _spec("relay_client", "_relay_client", "circuit relay v2 hop answers and stop requests"),
         _spec("p2pd_reply", "_p2pd", "p2pd control replies: Response, DHTResponse, PSMessage"),
+        _spec("autonat_v1", "_autonat", "AutoNAT v1 Message decoding and address selection"),
+        _spec("autonat_v2", "_autonat", "AutoNAT v2 Message, DialBack decoding, selection"),
     )
 }
 

@@ -529,7 +529,14 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_relay_seeds(),
         **_relay_client.seeds(),
         **_p2pd_seeds(),
+        **_autonat_seeds(),
     }
+
+
+def _autonat_seeds() -> dict[str, dict[str, bytes]]:
+    from fuzz._autonat import autonat_seeds
+
+    return autonat_seeds()
 
 
 def write_seeds() -> list[str]:

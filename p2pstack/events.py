@@ -30,10 +30,12 @@ from p2pstack.sync import Signal
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
 
+    from p2pstack.addresses import Reachability
     from p2pstack.connection import Connection
     from p2pstack.identity import PeerId
 
 __all__ = [
+    "AddrReachabilityChanged",
     "ConnectionClosed",
     "ConnectionOpened",
     "EventBus",
@@ -41,10 +43,12 @@ __all__ = [
     "HostEvent",
     "LocalAddrsChanged",
     "LocalProtocolsChanged",
+    "ObservedAddrsChanged",
     "PeerConnected",
     "PeerDisconnected",
     "PeerFailed",
     "PeerProtocolsChanged",
+    "ReachabilityChanged",
     "StreamHandlerFailed",
     "Subscription",
     "Unsubscribe",
@@ -146,6 +150,39 @@ class StreamHandlerFailed:
     error: BaseException
 
 
+@attrs.frozen(kw_only=True)
+class ObservedAddrsChanged:
+    """The confirmed observed addresses (``host.addresses.observed()``), or the addresses
+    other services advertise through ``host.addresses.set_external``, changed: what we
+    advertise may have changed (identify pushes it). ``addrs``: the confirmed observed ones."""
+
+    addrs: Sequence[Multiaddr]
+
+
+@attrs.frozen(kw_only=True)
+class ReachabilityChanged:
+    """The node's reachability changed (``host.addresses.reachability``).
+
+    Attributes:
+        reachability: the new state, ``"unknown"``, ``"public"`` or ``"private"``.
+        previous: the state before.
+        source: who decided (``"autonat"``, ``"autonat-v2"``, ...).
+    """
+
+    reachability: Reachability
+    previous: Reachability
+    source: str
+
+
+@attrs.frozen(kw_only=True)
+class AddrReachabilityChanged:
+    """One of our addresses was found dialable (``public``) or not (``private``) by AutoNAT
+    v2."""
+
+    addr: Multiaddr
+    reachability: Reachability
+
+
 #: The core events, for exhaustive ``match`` over what the host itself emits.
 HostEvent = (
     ConnectionOpened
@@ -156,6 +193,9 @@ HostEvent = (
     | LocalProtocolsChanged
     | PeerProtocolsChanged
     | StreamHandlerFailed
+    | ObservedAddrsChanged
+    | ReachabilityChanged
+    | AddrReachabilityChanged
 )
 
 

@@ -20,6 +20,7 @@ from multiaddr import Multiaddr
 
 from p2pstack._handlers import HandlerRegistry, StreamHandler
 from p2pstack._ifaddrs import expand_unspecified
+from p2pstack.addresses import AddressManager
 from p2pstack.connection import Connection, Stream
 from p2pstack.connmgr import ConnectionManager, ConnectionManagerConfig, choose_connection_to_keep
 from p2pstack.dialer import Dialer, PeerRouting
@@ -87,6 +88,7 @@ class Host:
 
     Attributes:
         events: the event bus (``host.events.on``, ``host.events.subscribe``).
+        addresses: observed and advertised addresses, reachability (``AddressManager``).
     """
 
     def __init__(
@@ -111,6 +113,12 @@ class Host:
         self.agent_version = config.agent_version
         self.protocol_version = config.protocol_version
         self.events = EventBus(default_buffer=config.event_buffer)
+        self.addresses = AddressManager(
+            listen_addrs=lambda: self.listen_addrs,
+            events=self.events,
+            clock=anyio.current_time,
+            config=config.addresses,
+        )
         self._transports = list(transports)
         self._services = list(services)
         self._started_services: list[Service] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import attrs
 
 from p2pstack import __version__
+from p2pstack.addresses import AddressConfig
 from p2pstack.connmgr import ConnectionManagerConfig
 from p2pstack.dialer import DialPolicy
 from p2pstack.resources import LimitedResourceManager, Limits
@@ -47,6 +48,8 @@ class HostConfig:
     #: Watermarks for trimming connections; ``None``: trim back to ``max_connections`` only
     #: when it is exceeded (outbound dials are not refused).
     connection_manager: ConnectionManagerConfig | None = None
+    #: Observed-address confirmation threshold, expiry and bounds (``host.addresses``).
+    addresses: AddressConfig = attrs.field(factory=AddressConfig)
     agent_version: str = f"p2pstack/{__version__}"
     protocol_version: str = "ipfs/0.1.0"
 

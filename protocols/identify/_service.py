@@ -25,6 +25,7 @@ from p2pstack.events import (
     ConnectionOpened,
     LocalAddrsChanged,
     LocalProtocolsChanged,
+    ObservedAddrsChanged,
     Unsubscribe,
 )
 from p2pstack.identity import PeerId, PeerRecord, PublicKey
@@ -162,6 +163,8 @@ class Identify:
             # A DHT switching mode changes our protocols; a new listener changes our addresses.
             self._handles.append(host.events.on(LocalProtocolsChanged, self._want_push))
             self._handles.append(host.events.on(LocalAddrsChanged, self._want_push))
+            # Newly confirmed observed addresses are advertised too.
+            self._handles.append(host.events.on(ObservedAddrsChanged, self._want_push))
 
     async def stop(self) -> None:
         """Stop reacting to events and pushing; the host cancels the pusher task."""
@@ -199,7 +202,7 @@ class Identify:
     # -- our message ----------------------------------------------------------------------------
 
     def _signed_record(self, host: Host) -> bytes:
-        addrs = tuple(host.listen_addrs)
+        addrs = tuple(host.addresses.advertised())
         if addrs != self._record_addrs:
             self._seq += 1
             record = PeerRecord(peer_id=host.peer_id, seq=self._seq, addrs=list(addrs))
@@ -214,7 +217,7 @@ class Identify:
             protocol_version=host.protocol_version,
             agent_version=host.agent_version,
             public_key=host.identity.public_key.to_protobuf(),
-            listen_addrs=tuple(host.listen_addrs),
+            listen_addrs=tuple(host.addresses.advertised()),
             observed_addr=observed_addr,
             protocols=tuple(host.protocols),
             signed_peer_record=self._signed_record(host),
@@ -383,6 +386,9 @@ class Identify:
             store.add_addrs(peer, addrs, self._addr_ttl)
         if msg.protocols or not push:
             host.set_peer_protocols(peer, msg.protocols)
+        if msg.observed_addr is not None and not push:
+            # Counted towards confirming how others see us (host.addresses.observed()).
+            host.addresses.record_observed(conn, msg.observed_addr)
         if msg.agent_version is not None:
             store.set_metadata(peer, "agent_version", msg.agent_version)
         if msg.protocol_version is not None:

@@ -164,6 +164,10 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._relay_client import relay_event
 
         describers.append(relay_event)
+    if args.autonat:
+        from p2pstack.roots.cli._autonat import autonat_event
+
+        describers.append(autonat_event)
     return _Parts(dht, router, discovery, tuple(describers))
 
 
@@ -205,6 +209,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
         circuit, relay_service = auto_relay(args)
         services = [*(services or default_services(serve_perf=True)), relay_service]
+    if args.autonat:
+        from p2pstack.roots.cli._autonat import node_autonat_services
+
+        services = [*(services or default_services(serve_perf=True)), *node_autonat_services(args)]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
