@@ -14,6 +14,7 @@ from p2pstack.builder import open_host
 from p2pstack.connection import Stream
 from p2pstack.errors import DialError, LimitedConnectionError, ProtocolNotSupported
 from p2pstack.host import Host, HostConfig
+from p2pstack.identity import Identity
 from p2pstack.interfaces import ConnectionLimits, Service
 from p2pstack.multiaddrs import with_peer_id
 from protocols.identify import Identify
@@ -43,8 +44,10 @@ async def node(
     listen: tuple[str, ...] = (),
     config: CircuitConfig = FAST,
     host_config: HostConfig | None = None,
+    identity: Identity | None = None,
 ) -> AsyncIterator[Host]:
     async with open_host(
+        identity=identity,
         transports=[TcpTransport(), CircuitRelayTransport(config)],
         security=[Noise()],
         muxers=[Yamux()],
