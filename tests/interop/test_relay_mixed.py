@@ -11,26 +11,18 @@ test_relay_client.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 
-from p2pstack.builder import open_host
 from p2pstack.events import ConnectionOpened
-from p2pstack.host import Host, HostConfig
-from protocols.identify import Identify
+from p2pstack.host import Host
 from protocols.ping import Ping
-from protocols.relay import CircuitOpened, CircuitRelayTransport
+from protocols.relay import CircuitOpened
 from tests.interop.peers import ECHO
 from tests.interop.relay_peers import relay_host, run_relay_client
-from tests.interop.test_relay_client import relay
-from tests.p2pstack.hosts import echo_handler
-from transports.noise import Noise
-from transports.tcp import TcpTransport
-from transports.yamux import Yamux
+from tests.interop.test_relay_client import our_host, relay
 
 pytestmark = pytest.mark.anyio
 
@@ -43,20 +35,6 @@ TIMEOUT = 60.0
 def anyio_backend() -> str:
     """One backend: the peers are what is tested here (tests/protocols/relay runs both)."""
     return "asyncio"
-
-
-@asynccontextmanager
-async def our_node() -> AsyncIterator[Host]:
-    """A p2pstack node with the circuit transport, serving echo on limited connections."""
-    async with open_host(
-        transports=[TcpTransport(), CircuitRelayTransport()],
-        security=[Noise()],
-        muxers=[Yamux()],
-        services=[Identify(), Ping()],
-        config=HostConfig(upgrade_timeout=30.0),
-    ) as host:
-        host.set_stream_handler(ECHO, echo_handler, allow_limited=True)
-        yield host
 
 
 async def echo_through(host: Host, circuit: str, size: int) -> None:
@@ -75,7 +53,7 @@ async def echo_through(host: Host, circuit: str, size: int) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_our_relay_and_node_with_a_peer_on_either_end(kind: str, tmp_path: Path) -> None:
-    async with relay_host() as our_relay, our_node() as ours:
+    async with relay_host() as our_relay, our_host() as ours:
         addr = str(our_relay.addrs[0])
         with (
             our_relay.events.subscribe(CircuitOpened) as opened,
@@ -110,7 +88,7 @@ async def test_our_relay_and_node_with_a_peer_on_either_end(kind: str, tmp_path:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_their_relay_between_our_nodes(kind: str, tmp_path: Path) -> None:
-    async with relay(kind, tmp_path) as relay_addr, our_node() as listener, our_node() as dialer:
+    async with relay(kind, tmp_path) as relay_addr, our_host() as listener, our_host() as dialer:
         with anyio.fail_after(TIMEOUT):
             bound = await listener.listen([f"{relay_addr}/p2p-circuit"])
             assert bound, "no circuit address after the reservation"

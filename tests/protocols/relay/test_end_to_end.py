@@ -9,13 +9,11 @@ import pytest
 from multiaddr import Multiaddr
 
 from p2pstack.connection import Stream
-from p2pstack.errors import NETWORK_ERRORS, DialError, LimitedConnectionError, ProtocolNotSupported
+from p2pstack.errors import NETWORK_ERRORS, DialError
 from p2pstack.events import ConnectionClosed
 from p2pstack.identity import Identity
 from p2pstack.interfaces import ConnectionLimits
 from p2pstack.multiaddrs import with_peer_id
-from protocols.identify import Identify
-from protocols.ping import Ping
 from protocols.relay import (
     CircuitClosed,
     CircuitOpened,
@@ -25,7 +23,13 @@ from protocols.relay import (
     ReservationMade,
     ReservationRefreshed,
 )
-from tests.protocols.relay.test_client import ECHO, echo, node, relay_circuit
+from tests.protocols.relay.test_client import (
+    ECHO,
+    echo,
+    node,
+    relay_circuit,
+    use_relayed_connection,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -51,28 +55,9 @@ async def test_listen_dial_echo_ping_identify_through_our_relay() -> None:
             bound = await listener.listen([relay_circuit(relay)])
             assert bound == [Multiaddr(relay_circuit(relay))]
             assert relay.service(RelayService).statistics().reservations == 1
-            conn = await dialer.connect(with_peer_id(bound[0], listener.peer_id))
-            assert conn.limited and conn.limits == limits
-            assert conn.info.transport == "p2p-circuit"
+            await use_relayed_connection(dialer, listener, bound[0], limits)
             event = await opened.receive()
             assert (event.source, event.target) == (dialer.peer_id, listener.peer_id)
-            with pytest.raises(LimitedConnectionError):
-                await dialer.new_stream(listener.peer_id, ECHO)
-            stream = await dialer.new_stream(listener.peer_id, ECHO, allow_limited=True)
-            await stream.send(b"through a p2pstack relay")
-            assert await stream.receive() == b"through a p2pstack relay"
-            await stream.aclose()
-            with pytest.raises(ProtocolNotSupported):  # raised at once, or on the first read
-                refused = await dialer.new_stream(
-                    listener.peer_id, "/direct-only/1.0.0", allow_limited=True
-                )
-                await refused.send(b"x")
-                await refused.receive()
-            assert len(await dialer.service(Ping).ping(listener.peer_id)) == 1
-            info = await dialer.service(Identify).identify_connection(conn)
-            assert bound[0] in info.listen_addrs
-            inbound = listener.connections(dialer.peer_id)
-            assert [(c.limited, c.limits) for c in inbound] == [(True, limits)]
 
 
 async def test_dial_to_a_peer_without_reservation_says_no_reservation() -> None:
