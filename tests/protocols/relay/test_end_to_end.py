@@ -93,6 +93,7 @@ async def test_limits_reset_the_circuit_and_both_ends_see_a_clean_error(
         with (
             relay.events.subscribe(CircuitClosed) as closed,
             dialer.events.subscribe(ConnectionClosed) as gone,
+            listener.events.subscribe(ConnectionClosed) as gone_too,
             anyio.fail_after(40),
         ):
             bound = await listener.listen([relay_circuit(relay)])
@@ -111,10 +112,13 @@ async def test_limits_reset_the_circuit_and_both_ends_see_a_clean_error(
             assert event.reason == reason
             if reason == "data limit":
                 assert max(event.bytes_relayed) <= 64 * 1024
-            # The dialer's relayed connection ends with the circuit.
+            # The relayed connection ends with the circuit, at both ends.
             while (await gone.receive()).connection.remote_peer != listener.peer_id:
                 pass
+            while (await gone_too.receive()).connection.remote_peer != dialer.peer_id:
+                pass
             assert dialer.connections(listener.peer_id) == []
+            assert listener.connections(dialer.peer_id) == []
             # The reservation outlives the circuit: a new relayed connection works.
             conn = await dialer.connect(with_peer_id(bound[0], listener.peer_id))
             assert conn.limited
