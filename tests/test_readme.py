@@ -1,4 +1,4 @@
-"""The README's library examples run as written."""
+"""The README's library examples run as written; its links into docs/ lead somewhere."""
 
 from __future__ import annotations
 
@@ -46,3 +46,20 @@ def test_readme_discovery_example_runs() -> None:
 def test_readme_membership_example_runs() -> None:
     stdout = _run(_example("protocols.membership"))
     assert stdout.splitlines()[-1] == "2 True"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_readme_docs_links_point_at_files_and_headings() -> None:
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#([^)\s]+))?\)", README.read_text())
+    assert links, "the README links no docs"
+    for path, anchor in links:
+        target = README.parent / path
+        assert target.is_file(), f"README links a missing {path}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), flags=re.MULTILINE)
+            assert anchor in {_slug(h) for h in headings}, f"no #{anchor} in {path}"

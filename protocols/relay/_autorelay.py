@@ -21,7 +21,7 @@ from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id
 from protocols.relay._addrs import circuit_addr
-from protocols.relay._client_wire import HOP_PROTOCOL_ID
+from protocols.relay._wire import HOP_PROTOCOL_ID
 
 if TYPE_CHECKING:
     from p2pstack.host import Host

@@ -1,6 +1,6 @@
-"""The circuit relay v2 messages as the client side uses them: protocol IDs, status codes mapped
-to typed errors, limits and reservations read from the generated protobuf classes
-(https://github.com/libp2p/specs/blob/master/relay/circuit-v2.md#wire-format).
+"""What the client side adds to the circuit relay v2 messages of :mod:`protocols.relay._wire`:
+refusal statuses as typed errors, a relay's ``Limit`` as the host's ``ConnectionLimits`` and the
+reservation we hold (https://github.com/libp2p/specs/blob/master/relay/circuit-v2.md).
 """
 
 from __future__ import annotations
@@ -8,37 +8,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import attrs
-from multiaddr import Multiaddr
-from multiaddr.exceptions import Error as MultiaddrError
 
 from p2pstack.errors import RemoteProtocolError, TransportError
 from p2pstack.interfaces import ConnectionLimits
-from protocols.relay._wire import HOP_PROTOCOL_ID, MAX_MESSAGE_SIZE, STOP_PROTOCOL_ID
-from protocols.relay.pb import circuit_pb2 as pb
+from protocols.relay._wire import HopMessage, HopType, Limit, Status
 
 if TYPE_CHECKING:
+    from multiaddr import Multiaddr
+
     from p2pstack.identity import PeerId
 
 __all__ = [
-    "HOP_PROTOCOL_ID",
-    "MAX_MESSAGE_SIZE",
-    "STOP_PROTOCOL_ID",
     "HeldReservation",
     "RelayStatusError",
+    "expect_ok",
     "limits_of",
     "reservation_of",
-    "status_error",
     "status_name",
 ]
-
-#: Most relay addresses kept from one reservation.
-MAX_RESERVATION_ADDRS = 32
 
 
 def status_name(status: int) -> str:
     """The spec's name of a status code (``NO_RESERVATION``), or ``STATUS_<n>`` if unknown."""
     try:
-        return pb.Status.Name(status)  # type: ignore[arg-type]  # any int may come off the wire
+        return Status(status).name
     except ValueError:
         return f"STATUS_{status}"
 
@@ -57,17 +50,26 @@ class RelayStatusError(TransportError):
         super().__init__(f"{what}: relay answered {self.name} ({status})")
 
 
-def status_error(status: int, what: str) -> RelayStatusError:
-    """The typed error for a refusal ``status`` of the action ``what``."""
-    return RelayStatusError(status, what)
+def expect_ok(answer: HopMessage, what: str) -> None:
+    """Check that ``answer`` is the relay's ``STATUS`` ``OK`` to the request ``what``.
+
+    Raises:
+        RemoteProtocolError: the answer is not a ``STATUS`` message.
+        RelayStatusError: the relay refused.
+    """
+    if answer.type is not HopType.STATUS:
+        raise RemoteProtocolError(f"{what} was answered with a message other than STATUS")
+    assert answer.status is not None  # decode_hop: a STATUS carries a status
+    if answer.status is not Status.OK:
+        raise RelayStatusError(answer.status, f"{what} refused")
 
 
-def limits_of(limit: pb.Limit | None) -> ConnectionLimits | None:
-    """The connection limits a ``Limit`` message sets (``None`` if it sets none)."""
+def limits_of(limit: Limit | None) -> ConnectionLimits | None:
+    """The connection limits a ``Limit`` sets (``None`` if it sets none; ``0`` means none)."""
     if limit is None:
         return None
-    duration = float(limit.duration) if limit.HasField("duration") and limit.duration else None
-    data = int(limit.data) if limit.HasField("data") and limit.data else None
+    duration = float(limit.duration) if limit.duration else None
+    data = limit.data or None
     if duration is None and data is None:
         return None
     return ConnectionLimits(duration=duration, data=data)
@@ -92,28 +94,19 @@ class HeldReservation:
     limits: ConnectionLimits | None
 
 
-def reservation_of(relay: PeerId, message: pb.HopMessage) -> HeldReservation:
-    """Read the reservation of an ``OK`` answer to RESERVE.
+def reservation_of(relay: PeerId, message: HopMessage) -> HeldReservation:
+    """Read the reservation of an ``OK`` answer to RESERVE; relayed relay addresses are dropped.
 
     Raises:
-        RemoteProtocolError: the answer has no reservation or no expiry.
+        RemoteProtocolError: the answer has no reservation.
     """
-    if not message.HasField("reservation") or not message.reservation.HasField("expire"):
+    if message.reservation is None:
         raise RemoteProtocolError("RESERVE answered OK without a reservation expiry")
-    addrs: list[Multiaddr] = []
-    for raw in message.reservation.addrs[:MAX_RESERVATION_ADDRS]:
-        try:
-            addr = Multiaddr(raw)
-            names = [p.name for p in addr.protocols()]  # the bytes are decoded lazily
-            str(addr)
-        except (MultiaddrError, ValueError, TypeError, LookupError):
-            continue  # an address we cannot read is not advertised
-        if "p2p-circuit" not in names:
-            addrs.append(addr)
+    rsvp = message.reservation
     return HeldReservation(
         relay=relay,
-        expire=int(message.reservation.expire),
-        addrs=tuple(addrs),
-        voucher=bytes(message.reservation.voucher),
-        limits=limits_of(message.limit if message.HasField("limit") else None),
+        expire=rsvp.expire,
+        addrs=tuple(a for a in rsvp.addrs if "p2p-circuit" not in str(a)),
+        voucher=rsvp.voucher or b"",
+        limits=limits_of(message.limit),
     )

@@ -9,16 +9,9 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from p2pstack.errors import P2PTimeoutError, RemoteProtocolError
-from p2pstack.framing import read_lp_message, write_lp_message
-from protocols.relay._client_wire import (
-    HOP_PROTOCOL_ID,
-    MAX_MESSAGE_SIZE,
-    HeldReservation,
-    reservation_of,
-    status_error,
-)
-from protocols.relay.pb import circuit_pb2 as pb
+from p2pstack.errors import P2PTimeoutError
+from protocols.relay._client_wire import HeldReservation, expect_ok, reservation_of
+from protocols.relay._wire import HOP_PROTOCOL_ID, HopMessage, HopType, read_hop, write_hop
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -64,19 +57,15 @@ async def reserve(conn: Connection, *, timeout: float) -> HeldReservation:
         P2PTimeoutError: no answer within ``timeout``.
         P2PError, anyio.EndOfStream, anyio.BrokenResourceError: the stream failed.
     """
-    request = pb.HopMessage(type=pb.HopMessage.RESERVE)
     try:
         with anyio.fail_after(timeout):
             stream = await conn.new_stream([HOP_PROTOCOL_ID])
             async with stream:
-                await write_lp_message(stream, request)
-                answer = await read_lp_message(stream, pb.HopMessage, max_size=MAX_MESSAGE_SIZE)
+                await write_hop(stream, HopMessage(type=HopType.RESERVE))
+                answer = await read_hop(stream)
     except TimeoutError as exc:
         if isinstance(exc, P2PTimeoutError):
             raise
         raise P2PTimeoutError(f"RESERVE: no answer within {timeout:g} s") from None
-    if answer.type != pb.HopMessage.STATUS:
-        raise RemoteProtocolError("RESERVE was answered with a message other than STATUS")
-    if answer.status != pb.OK:
-        raise status_error(answer.status, f"reservation at {conn.remote_peer} refused")
+    expect_ok(answer, f"RESERVE at {conn.remote_peer}")
     return reservation_of(conn.remote_peer, answer)

@@ -17,26 +17,31 @@ from multiaddr import Multiaddr
 
 from p2pstack.errors import (
     NETWORK_ERRORS,
-    InvalidPeerIdError,
     LocalProtocolError,
     P2PTimeoutError,
-    RemoteProtocolError,
     TransportError,
 )
-from p2pstack.framing import read_lp_message, write_lp_message
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import with_peer_id
 from protocols.relay._addrs import circuit_addr, is_circuit, split_circuit
-from protocols.relay._client_wire import (
-    HOP_PROTOCOL_ID,
-    MAX_MESSAGE_SIZE,
-    STOP_PROTOCOL_ID,
-    limits_of,
-    status_error,
-)
+from protocols.relay._client_wire import expect_ok, limits_of
 from protocols.relay._listener import CircuitConfig, CircuitListener
 from protocols.relay._relayed import RelayedConnection
-from protocols.relay.pb import circuit_pb2 as pb
+from protocols.relay._wire import (
+    HOP_PROTOCOL_ID,
+    STOP_PROTOCOL_ID,
+    HopMessage,
+    HopType,
+    MalformedMessage,
+    Peer,
+    Status,
+    StopMessage,
+    StopType,
+    read_hop,
+    read_stop,
+    write_hop,
+    write_stop,
+)
 
 if TYPE_CHECKING:
     from p2pstack.connection import Connection, Stream
@@ -130,7 +135,7 @@ class CircuitRelayTransport:
             with anyio.CancelScope(shield=True):
                 await raw.aclose()
             raise
-        return _mark(upgraded, limits_of(answer.limit if answer.HasField("limit") else None))
+        return _mark(upgraded, limits_of(answer.limit))
 
     async def _relay_connection(self, relay_addr: Multiaddr | None, relay: PeerId) -> Connection:
         host = self._require_host()
@@ -145,21 +150,16 @@ class CircuitRelayTransport:
             raise TransportError(f"relay {relay} is reachable only through a relay: refused")
         return conn
 
-    async def _connect(self, conn: Connection, target: PeerId) -> tuple[Stream, pb.HopMessage]:
-        request = pb.HopMessage(type=pb.HopMessage.CONNECT, peer=pb.Peer(id=target.to_bytes()))
+    async def _connect(self, conn: Connection, target: PeerId) -> tuple[Stream, HopMessage]:
+        request = HopMessage(type=HopType.CONNECT, peer=Peer(id=target))
         seconds = self.config.hop_timeout
         stream: Stream | None = None
         try:
             with anyio.fail_after(seconds):
                 stream = await conn.new_stream([HOP_PROTOCOL_ID])
-                await write_lp_message(stream, request)
-                answer = await read_lp_message(stream, pb.HopMessage, max_size=MAX_MESSAGE_SIZE)
-            if answer.type != pb.HopMessage.STATUS:
-                raise RemoteProtocolError("CONNECT was answered with a message other than STATUS")
-            if answer.status != pb.OK:
-                raise status_error(
-                    answer.status, f"relayed dial to {target} via {conn.remote_peer}"
-                )
+                await write_hop(stream, request)
+                answer = await read_hop(stream)
+            expect_ok(answer, f"CONNECT to {target} via {conn.remote_peer}")
         except BaseException as exc:
             if stream is not None:
                 with anyio.CancelScope(shield=True):
@@ -204,34 +204,44 @@ class CircuitRelayTransport:
         relay = stream.remote_peer
         try:
             with anyio.fail_after(self.config.stop_timeout):
-                request = await read_lp_message(stream, pb.StopMessage, max_size=MAX_MESSAGE_SIZE)
+                request = await read_stop(stream)
         except TimeoutError:
             log.debug("stop stream from %s sent nothing in time", relay)
             return
-        listener = self.listeners.get(relay)
-        source: PeerId | None = None
-        if request.type != pb.StopMessage.CONNECT:
-            status = pb.UNEXPECTED_MESSAGE
-        elif stream.connection.limited:
-            status = pb.PERMISSION_DENIED  # a circuit over a circuit
-        elif listener is None or listener.reservation is None:
-            status = pb.PERMISSION_DENIED  # not a relay we hold a reservation with
-        else:
-            source = _source_peer(request)
-            status = pb.MALFORMED_MESSAGE if source in (None, relay) else pb.OK
-        await write_lp_message(stream, pb.StopMessage(type=pb.StopMessage.STATUS, status=status))
-        if status != pb.OK or source is None or listener is None:
-            log.info("refused stop CONNECT from %s: %s", relay, pb.Status.Name(status))
+        except MalformedMessage as exc:
+            log.info("malformed stop message from %s: %s", relay, exc)
+            await write_stop(stream, StopMessage(type=StopType.STATUS, status=exc.status))
             return
-        await self._accept_relayed(stream, listener, source, request)
+        status = self._stop_status(stream, request)
+        await write_stop(stream, StopMessage(type=StopType.STATUS, status=status))
+        listener = self.listeners.get(relay)
+        if status is not Status.OK or request.peer is None or listener is None:
+            log.info("refused stop CONNECT from %s: %s", relay, status.name)
+            return
+        await self._accept_relayed(stream, listener, request)
+
+    def _stop_status(self, stream: Stream, request: StopMessage) -> Status:
+        """Our answer to a relay's stop message."""
+        listener = self.listeners.get(stream.remote_peer)
+        if request.type is not StopType.CONNECT or request.peer is None:
+            return Status.UNEXPECTED_MESSAGE
+        if stream.connection.limited:
+            return Status.PERMISSION_DENIED  # a circuit over a circuit
+        if listener is None or listener.reservation is None:
+            return Status.PERMISSION_DENIED  # not a relay we hold a reservation with
+        if request.peer.id == stream.remote_peer:
+            return Status.MALFORMED_MESSAGE
+        return Status.OK
 
     async def _accept_relayed(
-        self, stream: Stream, listener: CircuitListener, source: PeerId, request: pb.StopMessage
+        self, stream: Stream, listener: CircuitListener, request: StopMessage
     ) -> None:
+        assert request.peer is not None
+        source = request.peer.id
         local = circuit_addr(listener.relay_addr, listener.relay)
         raw = RelayedConnection(stream, local=local, remote=with_peer_id(local, source))
         upgraded = await listener.upgrader.upgrade_inbound(raw)  # bounded by its deadlines
-        limits = limits_of(request.limit if request.HasField("limit") else None)
+        limits = limits_of(request.limit)
         if upgraded.info.remote_peer != source or not listener.deliver(_mark(upgraded, limits)):
             log.info("dropping relayed connection from %s via %s", source, listener.relay)
             with anyio.CancelScope(shield=True):
@@ -239,12 +249,3 @@ class CircuitRelayTransport:
             return
         # The stream is the connection: this handler holds it until the connection ends.
         await raw.closed.wait()
-
-
-def _source_peer(request: pb.StopMessage) -> PeerId | None:
-    if not request.HasField("peer") or not request.peer.HasField("id"):
-        return None
-    try:
-        return PeerId.from_bytes(request.peer.id)
-    except InvalidPeerIdError:
-        return None

@@ -31,5 +31,6 @@ def test_other_exceptions_escape(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_zero_limit_is_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_relay_client, "limits_of", lambda limit: ConnectionLimits(data=0))
+    seed = (TARGETS["relay_client"].seed_dir / "stop_connect").read_bytes()
     with pytest.raises(AssertionError, match="zero data"):
-        _relay_client.fuzz_relay_client(b"\x01")
+        _relay_client.fuzz_relay_client(seed)

@@ -1,5 +1,5 @@
 """``p2pstack node --relay-service``: the relay service and the printing of its events
-(docs/nat-relay.md)."""
+(docs/nat.md)."""
 
 from __future__ import annotations
 

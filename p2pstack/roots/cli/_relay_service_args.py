@@ -1,4 +1,4 @@
-"""Arguments of ``p2pstack node --relay-service`` (issue 14; docs/nat-relay.md): act as a
+"""Arguments of ``p2pstack node --relay-service`` (issue 14; docs/nat.md): act as a
 circuit relay v2 relay, with its main limits. Standard library only: parsing must not load the
 network stack (see ``_registry``)."""
 

@@ -1,6 +1,7 @@
 """A small relay (hop) for the client tests: RESERVE and CONNECT with a fixed TTL and limit,
-streams spliced without enforcing the limit. Only what the client tests need; the relay service
-of the project lives elsewhere."""
+streams spliced without enforcing the limit, and a refusal on demand. The project's relay is
+``RelayService`` (with the client end to end in test_end_to_end.py); this one keeps the client
+tests independent of it."""
 
 from __future__ import annotations
 
@@ -11,13 +12,26 @@ from multiaddr import Multiaddr
 
 from p2pstack.connection import Stream
 from p2pstack.errors import NETWORK_ERRORS
-from p2pstack.framing import read_lp_message, write_lp_message
 from p2pstack.host import Host
 from p2pstack.identity import PeerId
-from protocols.relay import HOP_PROTOCOL_ID, STOP_PROTOCOL_ID
-from protocols.relay.pb import circuit_pb2 as pb
+from protocols.relay import (
+    HOP_PROTOCOL_ID,
+    STOP_PROTOCOL_ID,
+    HopMessage,
+    HopType,
+    Limit,
+    Peer,
+    Reservation,
+    Status,
+    StopMessage,
+    StopType,
+    read_hop,
+    read_stop,
+    write_hop,
+    write_stop,
+)
 
-LIMIT = pb.Limit(duration=120, data=1 << 17)
+LIMIT = Limit(duration=120, data=1 << 17)
 
 
 class MiniRelay:
@@ -37,44 +51,40 @@ class MiniRelay:
 
     async def _hop(self, stream: Stream) -> None:
         with anyio.fail_after(10):
-            msg = await read_lp_message(stream, pb.HopMessage, max_size=4096)
-        if msg.type == pb.HopMessage.RESERVE:
+            msg = await read_hop(stream)
+        if msg.type is HopType.RESERVE:
             await self._reserve(stream)
-        elif msg.type == pb.HopMessage.CONNECT:
-            await self._connect(stream, PeerId.from_bytes(msg.peer.id))
+        elif msg.type is HopType.CONNECT and msg.peer is not None:
+            await self._connect(stream, msg.peer.id)
 
     async def _reserve(self, stream: Stream) -> None:
         assert self.host is not None
         if self.refuse:
-            await _status(stream, pb.RESERVATION_REFUSED)
+            await _status(stream, Status.RESERVATION_REFUSED)
             return
         self.reserved.add(stream.remote_peer)
         self.reserve_count += 1
-        addrs = [Multiaddr(str(a)).to_bytes() for a in self.host.listen_addrs]
-        reservation = pb.Reservation(expire=int(time.time() + self.ttl), addrs=addrs)
-        answer = pb.HopMessage(
-            type=pb.HopMessage.STATUS, status=pb.OK, reservation=reservation, limit=LIMIT
+        addrs = [Multiaddr(str(a)) for a in self.host.listen_addrs]
+        reservation = Reservation(expire=int(time.time() + self.ttl), addrs=addrs)
+        answer = HopMessage(
+            type=HopType.STATUS, status=Status.OK, reservation=reservation, limit=LIMIT
         )
-        await write_lp_message(stream, answer)
+        await write_hop(stream, answer)
 
     async def _connect(self, stream: Stream, target: PeerId) -> None:
         assert self.host is not None
         if target not in self.reserved:
-            await _status(stream, pb.NO_RESERVATION)
+            await _status(stream, Status.NO_RESERVATION)
             return
         stop = await self.host.new_stream(target, STOP_PROTOCOL_ID)
-        request = pb.StopMessage(
-            type=pb.StopMessage.CONNECT, peer=pb.Peer(id=stream.remote_peer.to_bytes()), limit=LIMIT
-        )
-        await write_lp_message(stop, request)
+        request = StopMessage(type=StopType.CONNECT, peer=Peer(id=stream.remote_peer), limit=LIMIT)
+        await write_stop(stop, request)
         with anyio.fail_after(10):
-            answer = await read_lp_message(stop, pb.StopMessage, max_size=4096)
-        if answer.status != pb.OK:
-            await _status(stream, pb.CONNECTION_FAILED)
+            answer = await read_stop(stop)
+        if answer.status is not Status.OK:
+            await _status(stream, Status.CONNECTION_FAILED)
             return
-        await write_lp_message(
-            stream, pb.HopMessage(type=pb.HopMessage.STATUS, status=pb.OK, limit=LIMIT)
-        )
+        await write_hop(stream, HopMessage(type=HopType.STATUS, status=Status.OK, limit=LIMIT))
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pipe, stream, stop)
             tg.start_soon(_pipe, stop, stream)
@@ -83,15 +93,15 @@ class MiniRelay:
 async def stop_connect(host: Host, target: PeerId, source: PeerId) -> int:
     """Open a stop stream to ``target`` as a relay would, and return its answer's status."""
     stop = await host.new_stream(target, STOP_PROTOCOL_ID)
-    request = pb.StopMessage(type=pb.StopMessage.CONNECT, peer=pb.Peer(id=source.to_bytes()))
-    await write_lp_message(stop, request)
-    answer = await read_lp_message(stop, pb.StopMessage, max_size=4096)
+    await write_stop(stop, StopMessage(type=StopType.CONNECT, peer=Peer(id=source)))
+    answer = await read_stop(stop)
     await stop.aclose()
-    return answer.status
+    assert answer.status is not None  # read_stop: a STATUS carries one
+    return int(answer.status)
 
 
-async def _status(stream: Stream, status: int) -> None:
-    await write_lp_message(stream, pb.HopMessage(type=pb.HopMessage.STATUS, status=status))  # type: ignore[arg-type]  # a Status value as int
+async def _status(stream: Stream, status: Status) -> None:
+    await write_hop(stream, HopMessage(type=HopType.STATUS, status=status))
 
 
 async def _pipe(src: Stream, dst: Stream) -> None:

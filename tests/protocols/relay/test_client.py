@@ -14,6 +14,7 @@ from p2pstack.builder import open_host
 from p2pstack.connection import Stream
 from p2pstack.errors import DialError, LimitedConnectionError, ProtocolNotSupported
 from p2pstack.host import Host, HostConfig
+from p2pstack.identity import Identity
 from p2pstack.interfaces import ConnectionLimits, Service
 from p2pstack.multiaddrs import with_peer_id
 from protocols.identify import Identify
@@ -43,8 +44,10 @@ async def node(
     listen: tuple[str, ...] = (),
     config: CircuitConfig = FAST,
     host_config: HostConfig | None = None,
+    identity: Identity | None = None,
 ) -> AsyncIterator[Host]:
     async with open_host(
+        identity=identity,
         transports=[TcpTransport(), CircuitRelayTransport(config)],
         security=[Noise()],
         muxers=[Yamux()],
@@ -63,6 +66,37 @@ async def echo(stream: Stream) -> None:
     await stream.send(await stream.receive())
 
 
+async def use_relayed_connection(
+    dialer: Host, listener: Host, bound: Multiaddr, limits: ConnectionLimits
+) -> None:
+    """Dial ``listener`` at its circuit address ``bound`` and check the limited connection:
+    ``limits`` on both ends, echo only with ``allow_limited``, a protocol that did not opt in
+    refused, ping and identify over it (the listener serves ``ECHO`` and, not opted in,
+    ``/direct-only/1.0.0``)."""
+    conn = await dialer.connect(with_peer_id(bound, listener.peer_id))
+    assert conn.limited and conn.limits == limits
+    assert conn.info.transport == "p2p-circuit"
+    with pytest.raises(LimitedConnectionError):
+        await dialer.new_stream(listener.peer_id, ECHO)
+    stream = await dialer.new_stream(listener.peer_id, ECHO, allow_limited=True)
+    await stream.send(b"through the relay")
+    assert await stream.receive() == b"through the relay"
+    await stream.aclose()
+    with pytest.raises(ProtocolNotSupported):  # raised at once, or on the first read
+        refused = await dialer.new_stream(
+            listener.peer_id, "/direct-only/1.0.0", allow_limited=True
+        )
+        await refused.send(b"x")
+        await refused.receive()
+    # Ping and identify opted in; identify advertises the circuit address; the listener side
+    # is limited as well.
+    assert len(await dialer.service(Ping).ping(listener.peer_id)) == 1
+    info = await dialer.service(Identify).identify_connection(conn)
+    assert bound in info.listen_addrs
+    inbound = listener.connections(dialer.peer_id)
+    assert [(c.limited, c.limits) for c in inbound] == [(True, limits)]
+
+
 async def test_listen_and_dial_through_a_relay() -> None:
     async with (
         node(MiniRelay(), listen=("/ip4/127.0.0.1/tcp/0",)) as relay,
@@ -76,30 +110,8 @@ async def test_listen_and_dial_through_a_relay() -> None:
             assert bound == [Multiaddr(relay_circuit(relay))]
             target = with_peer_id(bound[0], listener.peer_id)
             assert target in listener.addrs
-            conn = await dialer.connect(target)
-            assert conn.limited
-            assert conn.limits == ConnectionLimits(duration=120.0, data=1 << 17)
-            assert conn.info.transport == "p2p-circuit"
-            with pytest.raises(LimitedConnectionError):
-                await dialer.new_stream(listener.peer_id, ECHO)
-            stream = await dialer.new_stream(listener.peer_id, ECHO, allow_limited=True)
-            await stream.send(b"through the relay")
-            assert await stream.receive() == b"through the relay"
-            await stream.aclose()
-            with pytest.raises(ProtocolNotSupported):  # raised at once, or on the first read
-                refused = await dialer.new_stream(
-                    listener.peer_id, "/direct-only/1.0.0", allow_limited=True
-                )
-                await refused.send(b"x")
-                await refused.receive()
-            # Ping and identify opted in; identify advertises the circuit address; the
-            # listener side is limited as well.
-            assert len(await dialer.service(Ping).ping(listener.peer_id)) == 1
-            info = await dialer.service(Identify).identify_connection(conn)
-            assert bound[0] in info.listen_addrs
-            inbound = listener.connections(dialer.peer_id)
-            assert [c.limited for c in inbound] == [True]
-            assert inbound[0].limits == ConnectionLimits(duration=120.0, data=1 << 17)
+            limits = ConnectionLimits(duration=120.0, data=1 << 17)
+            await use_relayed_connection(dialer, listener, bound[0], limits)
 
 
 async def test_dial_without_reservation_says_no_reservation() -> None:

@@ -51,12 +51,20 @@ async def test_oversized_or_garbage_stop_streams_are_closed() -> None:
     async with node(MiniRelay(), listen=LISTEN) as relay, node() as listener:
         with anyio.fail_after(20):
             await listener.listen([relay_circuit(relay)])
-            for payload in (encode_lp(b"\x00" * 5000), b"\xff" * 16, encode_lp(b"\xff\xff\xff")):
+            for payload in (encode_lp(b"\x00" * 5000), b"\xff" * 16):
                 stream = await relay.new_stream(listener.peer_id, STOP_PROTOCOL_ID)
                 await stream.send(payload)
                 with pytest.raises((anyio.EndOfStream, *NETWORK_ERRORS)):
                     await stream.receive()
                 await stream.aclose()
+            # A well-framed body that is no StopMessage: the spec's status, then the end.
+            stream = await relay.new_stream(listener.peer_id, STOP_PROTOCOL_ID)
+            await stream.send(encode_lp(b"\xff\xff\xff"))
+            answer = await read_lp_message(stream, pb.StopMessage, max_size=4096)
+            assert answer.status == pb.MALFORMED_MESSAGE
+            with pytest.raises((anyio.EndOfStream, *NETWORK_ERRORS)):
+                await stream.receive()
+            await stream.aclose()
             # Still listening through the relay.
             assert await stop_connect(relay, listener.peer_id, Identity.generate().peer_id) in (
                 pb.OK,

@@ -11,9 +11,9 @@ from p2pstack.errors import RemoteProtocolError, TransportError
 from p2pstack.identity import Identity
 from p2pstack.interfaces import ConnectionLimits
 from protocols.relay import RelayStatusError, circuit_addr, split_circuit, status_name
-from protocols.relay._client_wire import limits_of, reservation_of
+from protocols.relay._client_wire import expect_ok, limits_of, reservation_of
 from protocols.relay._listener import CircuitConfig, refresh_delay
-from protocols.relay.pb import circuit_pb2 as pb
+from protocols.relay._wire import HopMessage, HopType, Limit, Reservation, Status
 
 RELAY = Identity.generate().peer_id
 TARGET = Identity.generate().peer_id
@@ -28,35 +28,42 @@ def test_status_names_come_from_the_spec() -> None:
     assert isinstance(error, TransportError)
 
 
+def test_expect_ok_turns_refusals_into_typed_errors() -> None:
+    expect_ok(HopMessage(type=HopType.STATUS, status=Status.OK), "RESERVE")
+    with pytest.raises(RelayStatusError, match="NO_RESERVATION") as info:
+        expect_ok(HopMessage(type=HopType.STATUS, status=Status.NO_RESERVATION), "CONNECT")
+    assert info.value.status == 204
+    with pytest.raises(RemoteProtocolError, match="other than STATUS"):
+        expect_ok(HopMessage(type=HopType.RESERVE), "CONNECT")
+
+
 def test_limits() -> None:
     assert limits_of(None) is None
-    assert limits_of(pb.Limit()) is None
-    assert limits_of(pb.Limit(duration=0, data=0)) is None
-    assert limits_of(pb.Limit(duration=120)) == ConnectionLimits(duration=120.0)
-    assert limits_of(pb.Limit(data=1 << 17)) == ConnectionLimits(data=1 << 17)
+    assert limits_of(Limit()) is None
+    assert limits_of(Limit(duration=0, data=0)) is None
+    assert limits_of(Limit(duration=120)) == ConnectionLimits(duration=120.0)
+    assert limits_of(Limit(data=1 << 17)) == ConnectionLimits(data=1 << 17)
 
 
 def test_reservation_reads_addresses_and_keeps_the_voucher() -> None:
     tcp = Multiaddr("/ip4/127.0.0.1/tcp/4001")
     with_id = Multiaddr(f"/ip4/127.0.0.1/tcp/4002/p2p/{RELAY}")
     relayed = Multiaddr(f"/ip4/127.0.0.1/tcp/1/p2p/{RELAY}/p2p-circuit")
-    message = pb.HopMessage(
-        type=pb.HopMessage.STATUS,
-        status=pb.OK,
-        reservation=pb.Reservation(
-            expire=1_900_000_000,
-            addrs=[tcp.to_bytes(), with_id.to_bytes(), relayed.to_bytes(), b"\xff\xff"],
-            voucher=b"signed envelope bytes",
+    message = HopMessage(
+        type=HopType.STATUS,
+        status=Status.OK,
+        reservation=Reservation(
+            expire=1_900_000_000, addrs=(tcp, with_id, relayed), voucher=b"signed envelope bytes"
         ),
-        limit=pb.Limit(duration=60),
+        limit=Limit(duration=60),
     )
     reservation = reservation_of(RELAY, message)
-    assert reservation.addrs == (tcp, with_id)  # relayed and unparsable ones dropped
+    assert reservation.addrs == (tcp, with_id)  # the relayed one dropped
     assert reservation.voucher == b"signed envelope bytes"
     assert reservation.expire == 1_900_000_000
     assert reservation.limits == ConnectionLimits(duration=60.0)
     with pytest.raises(RemoteProtocolError, match="expiry"):
-        reservation_of(RELAY, pb.HopMessage(type=pb.HopMessage.STATUS, status=pb.OK))
+        reservation_of(RELAY, HopMessage(type=HopType.STATUS, status=Status.OK))
 
 
 def test_split_circuit() -> None:
