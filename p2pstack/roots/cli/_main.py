@@ -69,7 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    args = build_parser().parse_args(argv)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    if raw[:1] == ["daemon"]:  # p2pd's Go-style flags: not argparse's syntax
+        from p2pstack.roots.daemon._main import main as daemon_main
+
+        return daemon_main(raw[1:])
+    args = build_parser().parse_args(raw)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     raise_fd_limit()
