@@ -76,6 +76,8 @@ TARGETS: dict[str, TargetSpec] = {
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
+        _spec("p2pd_request", "_daemon", "daemon control Request parsing and validation"),
+        _spec("p2pd_stream", "_daemon", "daemon control connection request decoder, in chunks"),
     )
 }
 

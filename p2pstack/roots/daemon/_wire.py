@@ -188,7 +188,9 @@ def _peer(data: bytes, what: str = "peer") -> PeerId:
 
 def _addr(data: bytes) -> Multiaddr:
     try:
-        return Multiaddr(data)
+        addr = Multiaddr(data)
+        str(addr)  # the bytes form is checked lazily: make it check now
+        return addr
     except Exception as exc:  # the multiaddr package raises several unrelated types
         raise ControlError(f"invalid multiaddr: {exc}") from None
 
@@ -219,7 +221,9 @@ def parse_request(body: bytes) -> Command:
         request.ParseFromString(body)
     except (DecodeError, RecursionError) as exc:
         raise ControlError(f"malformed request: {exc}") from None
-    kind = request.type  # absent means 0, IDENTIFY, as proto2 defaults it
+    if not request.HasField("type"):  # absent, or a value this schema does not know
+        raise ControlError("missing or unknown request type")
+    kind = request.type
     if kind == pb.Request.IDENTIFY:
         return Identify()
     if kind == pb.Request.LIST_PEERS:
