@@ -67,11 +67,17 @@ def test_connect_request_from_literal_bytes() -> None:
             "missing topic",
         ),
         (
-            pb.Request(type=pb.Request.CONNMANAGER, connManager=pb.ConnManagerRequest(type=0)),
+            pb.Request(
+                type=pb.Request.CONNMANAGER,
+                connManager=pb.ConnManagerRequest(type=pb.ConnManagerRequest.TAG_PEER),
+            ),
             "missing tag",
         ),
         (
-            pb.Request(type=pb.Request.PEERSTORE, peerStore=pb.PeerstoreRequest(type=0)),
+            pb.Request(
+                type=pb.Request.PEERSTORE,
+                peerStore=pb.PeerstoreRequest(type=pb.PeerstoreRequest.UNSPECIFIED),
+            ),
             "unsupported PEERSTORE",
         ),
     ],
@@ -91,15 +97,20 @@ def test_valid_dht_pubsub_connmanager_peerstore_requests() -> None:
         type=pb.Request.DHT, dht=pb.DHTRequest(type=pb.DHTRequest.FIND_PROVIDERS, cid=b"c", count=3)
     )
     assert w.parse_request(dht.SerializeToString()) == w.Dht("FIND_PROVIDERS", key=b"c", count=3)
-    ps = pb.Request(type=pb.Request.PUBSUB, pubsub=pb.PSRequest(type=3, topic="t"))
+    ps = pb.Request(
+        type=pb.Request.PUBSUB, pubsub=pb.PSRequest(type=pb.PSRequest.SUBSCRIBE, topic="t")
+    )
     assert w.parse_request(ps.SerializeToString()) == w.PubsubCommand("SUBSCRIBE", "t")
     cm = pb.Request(
         type=pb.Request.CONNMANAGER,
-        connManager=pb.ConnManagerRequest(type=0, peer=PEER.to_bytes(), tag="t", weight=7),
+        connManager=pb.ConnManagerRequest(
+            type=pb.ConnManagerRequest.TAG_PEER, peer=PEER.to_bytes(), tag="t", weight=7
+        ),
     )
     assert w.parse_request(cm.SerializeToString()) == w.ConnManager("TAG_PEER", PEER, "t", 7)
     store = pb.Request(
-        type=pb.Request.PEERSTORE, peerStore=pb.PeerstoreRequest(type=1, id=PEER.to_bytes())
+        type=pb.Request.PEERSTORE,
+        peerStore=pb.PeerstoreRequest(type=pb.PeerstoreRequest.GET_PROTOCOLS, id=PEER.to_bytes()),
     )
     assert w.parse_request(store.SerializeToString()) == w.Peerstore("GET_PROTOCOLS", PEER)
 
