@@ -22,6 +22,7 @@ import { tcp } from '@libp2p/tcp'
 import { tls } from '@libp2p/tls'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { plaintext } from './plaintext.mjs'
 
 const READY_TIMEOUT_MS = 15000
 
@@ -95,12 +96,15 @@ async function spawnP2pstack (options) {
   }
 }
 
+function encrypter (name) {
+  if (name === 'tls') return tls()
+  if (name === 'plaintext') return plaintext()
+  return noise()
+}
+
 async function spawnJs (options) {
   if (options.transport != null && options.transport !== 'tcp') {
     throw new UnsupportedError(`js slot: no ${options.transport} transport installed`)
-  }
-  if (options.encryption === 'plaintext') {
-    throw new UnsupportedError('js slot: @libp2p/plaintext is not installed')
   }
   const privateKey = options.key != null ? privateKeyFromProtobuf(fs.readFileSync(options.key)) : undefined
   const services = { identify: identify(), ping: ping() }
@@ -115,7 +119,7 @@ async function spawnJs (options) {
     privateKey,
     addresses: { listen: options.noListen === true ? [] : ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp(), circuitRelayTransport()],
-    connectionEncrypters: [options.encryption === 'tls' ? tls() : noise()],
+    connectionEncrypters: [encrypter(options.encryption)],
     streamMuxers: [options.muxer === 'mplex' ? mplex() : yamux()],
     services
   })

@@ -21,7 +21,6 @@ export function pendingRules (mode) {
   const rules = []
   if (mode === 'mixed') {
     rules.push([/ over relay /, (t) => t.includes('go') && 'circuit relay is not served by the p2pstack daemon yet (relay work in progress)'])
-    rules.push([/\/plaintext\//, () => 'js slot: @libp2p/plaintext is not installed in tests/interop/js'])
   } else {
     rules.push([/ over relay /, () => 'circuit relay is not served by the p2pstack daemon yet (relay work in progress)'])
   }
