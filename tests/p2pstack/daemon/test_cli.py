@@ -133,3 +133,26 @@ def test_four_daemons_start_at_once() -> None:
             stop(proc)
     print(f"four daemons ready after {[round(t, 2) for t in took]} s, load {os.getloadavg()}")
     assert max(took) < 20
+
+
+def _legacy_ed25519_file(identity: Identity, path: Path) -> None:
+    """go's 96-byte form: ``PrivateKey{Type: Ed25519, Data: seed || public || public}``."""
+    data = identity.private_key.to_bytes()  # seed || public
+    data += data[32:]
+    path.write_bytes(b"\x08\x01\x12" + bytes([len(data)]) + data)
+
+
+@pytest.mark.parametrize("kind", ["legacy-ed25519", "rsa", "secp256k1", "ed25519"])
+def test_key_files_in_every_form_the_suite_uses(tmp_path: Path, kind: str) -> None:
+    from p2pstack.roots.daemon._main import load_key
+
+    path = tmp_path / "key"
+    if kind == "legacy-ed25519":
+        identity = Identity.generate()
+        _legacy_ed25519_file(identity, path)
+    else:
+        key_type = {"rsa": KeyType.RSA, "secp256k1": KeyType.SECP256K1}.get(kind, KeyType.ED25519)
+        identity = Identity.generate(key_type)
+        path.write_bytes(identity.private_key.to_protobuf())
+    path.chmod(0o644)  # as the suite writes them: p2pd does not check the mode, neither do we
+    assert load_key(str(path)).peer_id == identity.peer_id
