@@ -156,3 +156,10 @@ def test_key_files_in_every_form_the_suite_uses(tmp_path: Path, kind: str) -> No
         path.write_bytes(identity.private_key.to_protobuf())
     path.chmod(0o644)  # as the suite writes them: p2pd does not check the mode, neither do we
     assert load_key(str(path)).peer_id == identity.peer_id
+
+
+def test_daemon_flags_after_the_global_verbose_option() -> None:
+    from p2pstack.roots.cli import main
+
+    assert main(["-v", "daemon", "-nope"]) == 2
+    assert main(["daemon", "-h"]) == 0
