@@ -49,8 +49,8 @@ def read_banner(proc: subprocess.Popen[str]) -> dict[str, list[str]]:
     return out
 
 
-def stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen[str], signum: int = signal.SIGTERM) -> int:
+    proc.send_signal(signum)
     try:
         return proc.wait(timeout=30)
     finally:
@@ -85,7 +85,8 @@ def test_bad_key_file_is_one_line_exit_1(tmp_path: Path) -> None:
     assert "-id" in result.stderr
 
 
-def test_banner_key_file_and_clean_shutdown(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_banner_key_file_and_clean_shutdown(tmp_path: Path, signum: int) -> None:
     identity = Identity.generate(KeyType.SECP256K1)
     key = tmp_path / "key"
     key.write_bytes(identity.private_key.to_protobuf())
@@ -100,7 +101,7 @@ def test_banner_key_file_and_clean_shutdown(tmp_path: Path) -> None:
         assert addr.startswith("/ip4/127.0.0.1/tcp/") and not addr.endswith("/tcp/0")
         assert sock.exists()
     finally:
-        code = stop(proc)
+        code = stop(proc, signum)
     assert code == 0
     assert not sock.exists()
 
