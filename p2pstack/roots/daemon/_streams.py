@@ -24,6 +24,8 @@ __all__ = ["StreamHandlers", "component", "connect_control_addr", "open_stream",
 
 _DIAL_FAILED: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError, ValueError)
 
+#: Most protocols clients may register in all (each is a stream handler of the node).
+MAX_HANDLERS = 256
 #: Seconds the daemon gives itself to dial a client's handler address and send the StreamInfo.
 HANDLER_DIAL_TIMEOUT = 10.0
 
@@ -114,8 +116,9 @@ class StreamHandlers:
         registration of the same protocol).
 
         Raises:
-            ControlError: the address is not one the daemon can dial, or a protocol is one the
-                node itself serves (identify, ping, the DHT...).
+            ControlError: the address is not one the daemon can dial, a protocol is one the
+                node itself serves (identify, ping, the DHT...), or ``MAX_HANDLERS`` would be
+                exceeded.
         """
         kinds = [p.name for p in addr.protocols()]
         if kinds != ["unix"] and not (len(kinds) == 2 and kinds[1] == "tcp"):
@@ -123,6 +126,9 @@ class StreamHandlers:
         for proto in protocols:
             if proto in self._host.protocols and proto not in self._targets:
                 raise w.ControlError(f"protocol {proto} is served by the node itself")
+        new = set(protocols) - set(self._targets)
+        if len(self._targets) + len(new) > MAX_HANDLERS:
+            raise w.ControlError(f"more than {MAX_HANDLERS} protocols registered")
         for proto in protocols:
             self._targets[proto] = addr
             self._host.set_stream_handler(proto, self._forward, replace=True)

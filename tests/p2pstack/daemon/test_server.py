@@ -205,3 +205,32 @@ async def test_stream_handler_refuses_a_protocol_the_node_serves(daemons: Daemon
             ),
         )
     assert response.type == pb.Response.ERROR and "served by the node" in response.error.msg
+
+
+async def test_stream_handler_registrations_are_bounded(daemons: Daemons) -> None:
+    from p2pstack.roots.daemon._streams import MAX_HANDLERS
+
+    async with daemons(1) as [(host, path, _)]:
+        protos = [f"/many/{i}" for i in range(MAX_HANDLERS)]
+        for start in range(0, MAX_HANDLERS, 64):
+            ok = await ask(
+                path,
+                pb.Request(
+                    type=pb.Request.STREAM_HANDLER,
+                    streamHandler=pb.StreamHandlerRequest(
+                        addr=_unix_addr("/tmp/x.sock"), proto=protos[start : start + 64]
+                    ),
+                ),
+            )
+            assert ok.type == pb.Response.OK
+        over = await ask(
+            path,
+            pb.Request(
+                type=pb.Request.STREAM_HANDLER,
+                streamHandler=pb.StreamHandlerRequest(
+                    addr=_unix_addr("/tmp/x.sock"), proto=["/one/more"]
+                ),
+            ),
+        )
+        assert over.type == pb.Response.ERROR and "more than" in over.error.msg
+        assert "/one/more" not in host.protocols
