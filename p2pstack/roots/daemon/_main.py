@@ -234,8 +234,11 @@ async def _run(options: DaemonOptions) -> int:
                         listen=list(options.host_addrs),
                     )
                 )
-            except (OSError, P2PError, ValueError) as exc:
-                raise StartError(_one_line(exc)) from None
+            except (OSError, P2PError, ValueError, BaseExceptionGroup) as exc:
+                leaf = _leaf(exc)
+                if not isinstance(leaf, OSError | P2PError | ValueError):
+                    raise
+                raise StartError(_one_line(leaf)) from None
             signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
             await _serve(options, host, listener, control_addr, signals)
     finally:
@@ -245,6 +248,13 @@ async def _run(options: DaemonOptions) -> int:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(socket_path)
     return 0
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one error inside nested single-error groups (the host's task groups wrap them)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _one_line(exc: BaseException) -> str:

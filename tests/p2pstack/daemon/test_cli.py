@@ -164,3 +164,18 @@ def test_daemon_flags_after_the_global_verbose_option() -> None:
 
     assert main(["-v", "daemon", "-nope"]) == 2
     assert main(["daemon", "-h"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("-hostAddrs=/garbage", "invalid multiaddr"),
+        ("-hostAddrs=/ip4/127.0.0.1/udp/0", "no transport can listen"),
+        ("-listen=/ip4/127.0.0.1/udp/1", "use /unix/PATH or /ip4/127.0.0.1/tcp/PORT"),
+    ],
+)
+def test_addresses_it_cannot_use_are_one_line_exit_1(flag: str, message: str) -> None:
+    args = [flag] if flag.startswith("-listen") else ["-listen=/ip4/127.0.0.1/tcp/0", flag]
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr
