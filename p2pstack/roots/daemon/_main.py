@@ -200,6 +200,17 @@ async def _bind_control(
     raise StartError(f"-listen {addr}: use /unix/PATH or /ip4/127.0.0.1/tcp/PORT")
 
 
+def relay_parts(
+    options: DaemonOptions,
+) -> tuple[list[Transport | UpgradedTransport], list[Service]]:
+    """Circuit relay v2: the transport that dials ``/p2p-circuit`` addresses (p2pd always has
+    it) and, with ``-relay``, the hop service. None yet: this is where ``protocols.relay`` plugs
+    in (its transport's CONNECT failure through a relay without a reservation should name
+    ``NO_RESERVATION``, which the interop suite checks)."""
+    del options  # -relay is accepted and ignored until then
+    return [], []
+
+
 def _transports(host_addrs: Sequence[str]) -> list[Transport | UpgradedTransport]:
     from transports.tcp import TcpTransport
 
@@ -220,6 +231,7 @@ async def _run(options: DaemonOptions) -> int:
     from p2pstack.errors import P2PError
 
     identity = load_key(options.key_file)
+    relay = relay_parts(options)
     listener, control_addr, socket_path = await _bind_control(options.listen)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -227,10 +239,10 @@ async def _run(options: DaemonOptions) -> int:
                 host = await stack.enter_async_context(
                     open_host(
                         identity=identity,
-                        transports=_transports(options.host_addrs),
+                        transports=[*_transports(options.host_addrs), *relay[0]],
                         security=_security(options.security),
                         muxers=_muxers(options.muxers),
-                        services=_services(options),
+                        services=[*_services(options), *relay[1]],
                         listen=list(options.host_addrs),
                     )
                 )
