@@ -5,11 +5,20 @@ the standard library, so that a bad flag is reported before the network stack lo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import attrs
 
-__all__ = ["BOOL_FLAGS", "USAGE", "DaemonOptions", "FlagError", "HelpRequested", "parse_flags"]
+__all__ = [
+    "BOOL_FLAGS",
+    "USAGE",
+    "DaemonOptions",
+    "FlagError",
+    "HelpRequested",
+    "parse_duration",
+    "parse_flags",
+]
 
 DEFAULT_LISTEN = "/unix/tmp/p2pd.sock"
 
@@ -26,6 +35,7 @@ BOOL_FLAGS: dict[str, bool] = {
     "plaintext": False,
     "b": False,
     "q": False,
+    "connManager": False,
 }
 #: Flags that take a value, and their defaults.
 VALUE_FLAGS: dict[str, str] = {
@@ -36,6 +46,9 @@ VALUE_FLAGS: dict[str, str] = {
     "muxer": "",
     "security": "",
     "bootstrapPeers": "",
+    "connLo": "256",
+    "connHi": "512",
+    "connGrace": "120s",
 }
 
 USAGE = """usage: p2pstack daemon [flags]   (p2pd-compatible; -flag=value or -flag value)
@@ -51,6 +64,7 @@ USAGE = """usage: p2pstack daemon [flags]   (p2pd-compatible; -flag=value or -fl
   -security NAME      shorthand: only this security channel
   -muxer yamux|mplex  only this stream muxer (default both, yamux first)
   -b                  connect to -bootstrapPeers (comma-separated /.../p2p/ID) at start
+  -connManager        trim connections: -connLo N (256), -connHi N (512), -connGrace D (120s)
   -q                  print nothing at start"""
 
 
@@ -77,6 +91,7 @@ class DaemonOptions:
         muxers: muxer names in preference order.
         bootstrap: peers to connect to at start (``-b``).
         quiet: ``-q``.
+        conn_manager: ``(low, high, grace seconds)`` with ``-connManager``, else None.
     """
 
     listen: str
@@ -89,6 +104,7 @@ class DaemonOptions:
     muxers: tuple[str, ...]
     bootstrap: tuple[str, ...]
     quiet: bool
+    conn_manager: tuple[int, int, float] | None = None
 
 
 def _bool(name: str, text: str) -> bool:
@@ -128,6 +144,44 @@ def _scan(argv: Sequence[str]) -> tuple[dict[str, bool], dict[str, str], set[str
             raise FlagError(f"flag provided but not defined: -{name}")
         i += 1
     return bools, values, set(bools)
+
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(name: str, text: str) -> float:
+    """A Go duration (``90s``, ``1m30s``, ``250ms``; a bare ``0``) in seconds.
+
+    Raises:
+        FlagError: not a duration.
+    """
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION.match(text, pos)
+        if match is None:
+            raise FlagError(f'invalid value "{text}" for -{name}: not a duration (e.g. 20s, 1m)')
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not text:
+        raise FlagError(f"invalid value for -{name}: empty duration")
+    return total
+
+
+def _count(name: str, text: str) -> int:
+    if not text.isdigit():
+        raise FlagError(f'invalid value "{text}" for -{name}: not a count')
+    return int(text)
+
+
+def _conn_manager(values: dict[str, str]) -> tuple[int, int, float]:
+    low = _count("connLo", values.get("connLo", VALUE_FLAGS["connLo"]))
+    high = _count("connHi", values.get("connHi", VALUE_FLAGS["connHi"]))
+    if low > high:
+        raise FlagError(f"-connLo {low} is above -connHi {high}")
+    return low, high, parse_duration("connGrace", values.get("connGrace", VALUE_FLAGS["connGrace"]))
 
 
 def _security(bools: dict[str, bool], shorthand: str) -> tuple[str, ...]:
@@ -188,4 +242,5 @@ def parse_flags(argv: Sequence[str]) -> DaemonOptions:
         muxers=(muxer,) if muxer else ("yamux", "mplex"),
         bootstrap=tuple(a.strip() for a in bootstrap) if flag("b") else (),
         quiet=flag("q"),
+        conn_manager=_conn_manager(values) if flag("connManager") else None,
     )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import anyio.abc
     from multiaddr import Multiaddr
 
-    from p2pstack.host import Host
+    from p2pstack.host import Host, HostConfig
     from p2pstack.identity import Identity, PeerId
     from p2pstack.interfaces import (
         Muxer,
@@ -211,6 +211,18 @@ def relay_parts(
     return [], []
 
 
+def _host_config(options: DaemonOptions) -> HostConfig | None:
+    """``-connManager``'s watermarks and grace period (without it, the library's defaults)."""
+    if options.conn_manager is None:
+        return None
+    from p2pstack.connmgr import ConnectionManagerConfig
+    from p2pstack.host import HostConfig
+
+    low, high, grace = options.conn_manager
+    manager = ConnectionManagerConfig(low_water=low, high_water=high, grace_period=grace)
+    return HostConfig(connection_manager=manager)
+
+
 def _transports(host_addrs: Sequence[str]) -> list[Transport | UpgradedTransport]:
     from transports.tcp import TcpTransport
 
@@ -244,6 +256,7 @@ async def _run(options: DaemonOptions) -> int:
                         muxers=_muxers(options.muxers),
                         services=[*_services(options), *relay[1]],
                         listen=list(options.host_addrs),
+                        config=_host_config(options),
                     )
                 )
             except (OSError, P2PError, ValueError, BaseExceptionGroup) as exc:

@@ -107,7 +107,8 @@ def test_banner_key_file_and_clean_shutdown(tmp_path: Path, signum: int) -> None
 
 
 def test_tcp_control_socket_reports_its_real_port() -> None:
-    proc = start("-listen=/ip4/127.0.0.1/tcp/0", "-noListenAddrs", "-q=false")
+    p2pclient_flags = ("-connManager=true", "-connLo=1", "-connHi=2", "-connGrace=0")
+    proc = start("-listen=/ip4/127.0.0.1/tcp/0", "-noListenAddrs", "-q=false", *p2pclient_flags)
     try:
         banner = read_banner(proc)
         control = banner["Control socket"][0]

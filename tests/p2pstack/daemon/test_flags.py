@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2pstack.roots.daemon._flags import FlagError, HelpRequested, parse_flags
+from p2pstack.roots.daemon._flags import FlagError, HelpRequested, parse_duration, parse_flags
 
 
 def test_defaults_are_p2pd_s() -> None:
@@ -89,3 +89,31 @@ def test_bad_flags(argv: list[str], message: str) -> None:
 def test_help() -> None:
     with pytest.raises(HelpRequested):
         parse_flags(["-h"])
+
+
+def test_connection_manager_flags_as_p2pclient_passes_them() -> None:
+    options = parse_flags(["-connManager=true", "-connLo=1", "-connHi=2", "-connGrace=0"])
+    assert options.conn_manager == (1, 2, 0.0)
+    assert parse_flags(["-connManager"]).conn_manager == (256, 512, 120.0)
+    assert parse_flags(["-connLo=1"]).conn_manager is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("20s", 20.0), ("1m30s", 90.0), ("250ms", 0.25), ("1.5h", 5400.0)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration("connGrace", text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-connManager", "-connGrace=20"],
+        ["-connManager", "-connLo=5", "-connHi=2"],
+        ["-connManager", "-connHi=x"],
+    ],
+)
+def test_bad_connection_manager_flags(argv: list[str]) -> None:
+    with pytest.raises(FlagError):
+        parse_flags(argv)
