@@ -131,7 +131,9 @@ class StreamHandlers:
             raise w.ControlError(f"more than {MAX_HANDLERS} protocols registered")
         for proto in protocols:
             self._targets[proto] = addr
-            self._host.set_stream_handler(proto, self._forward, replace=True)
+            # As p2pd: a client's protocols are served on relayed (limited) connections too;
+            # what runs over them is the client's choice, as STREAM_OPEN's is.
+            self._host.set_stream_handler(proto, self._forward, replace=True, allow_limited=True)
 
     async def _forward(self, stream: Stream) -> None:
         target = self._targets.get(stream.protocol)
