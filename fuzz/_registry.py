@@ -82,6 +82,8 @@ TARGETS: dict[str, TargetSpec] = {
         _spec("p2pd_reply", "_p2pd", "p2pd control replies: Response, DHTResponse, PSMessage"),
         _spec("autonat_v1", "_autonat", "AutoNAT v1 Message decoding and address selection"),
         _spec("autonat_v2", "_autonat", "AutoNAT v2 Message, DialBack decoding, selection"),
+        _spec("p2pd_request", "_daemon", "daemon control Request parsing and validation"),
+        _spec("p2pd_stream", "_daemon", "daemon control connection request decoder, in chunks"),
     )
 }
 

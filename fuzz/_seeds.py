@@ -514,6 +514,38 @@ def _p2pd_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _daemon_seeds() -> dict[str, dict[str, bytes]]:
+    from p2pstack.p2pd.pb import p2pd_pb2 as pd
+
+    peer = bytes.fromhex("002408011220") + bytes(32)  # an identity-multihash peer ID
+    addr = bytes.fromhex("047f000001060fa1")  # /ip4/127.0.0.1/tcp/4001
+    requests = {
+        "identify": pd.Request(type=pd.Request.IDENTIFY),
+        "connect": pd.Request(
+            type=pd.Request.CONNECT, connect=pd.ConnectRequest(peer=peer, addrs=[addr], timeout=5)
+        ),
+        "stream_open": pd.Request(
+            type=pd.Request.STREAM_OPEN,
+            streamOpen=pd.StreamOpenRequest(peer=peer, proto=["/echo/1.0.0"]),
+        ),
+        "dht_put": pd.Request(
+            type=pd.Request.DHT,
+            dht=pd.DHTRequest(type=pd.DHTRequest.PUT_VALUE, key=b"/pk/x", value=b"v"),
+        ),
+        "pubsub_subscribe": pd.Request(
+            type=pd.Request.PUBSUB, pubsub=pd.PSRequest(type=pd.PSRequest.SUBSCRIBE, topic="t")
+        ),
+    }
+    bodies = {name: r.SerializeToString() for name, r in requests.items()}
+    return {
+        "p2pd_request": bodies,
+        "p2pd_stream": {
+            "two_requests": b"\x02" + encode_lp(bodies["identify"]) + encode_lp(bodies["connect"]),
+            "then_raw": b"\x0c" + encode_lp(bodies["stream_open"]) + b"raw stream bytes",
+        },
+    }
+
+
 def seeds() -> dict[str, dict[str, bytes]]:
     """Every target's seeds, by target name, then by file name."""
     return {
@@ -530,6 +562,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_relay_client.seeds(),
         **_p2pd_seeds(),
         **_autonat_seeds(),
+        **_daemon_seeds(),
     }
 
 

@@ -69,7 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    args = build_parser().parse_args(argv)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    verbosity = 0
+    while verbosity < len(raw) and raw[verbosity] in ("-v", "-vv", "--verbose"):
+        verbosity += 1
+    if raw[verbosity : verbosity + 1] == ["daemon"]:  # p2pd's Go-style flags, not argparse's
+        from p2pstack.roots.daemon._main import main as daemon_main
+
+        levels = [logging.WARNING, logging.INFO, logging.DEBUG]
+        count = sum(2 if a == "-vv" else 1 for a in raw[:verbosity])
+        logging.basicConfig(
+            level=levels[min(count, 2)], format="%(levelname)s %(name)s: %(message)s"
+        )
+        return daemon_main(raw[verbosity + 1 :])
+    args = build_parser().parse_args(raw)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     raise_fd_limit()

@@ -160,6 +160,12 @@ def _configure_perf(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", type=parse_size, required=True, metavar="BYTES")
 
 
+def _configure_daemon(p: argparse.ArgumentParser) -> None:
+    # p2pd's Go-style flags (-flag=value) are parsed by the daemon itself (``main`` hands them
+    # over untouched); this only documents them in ``p2pstack --help``.
+    p.add_argument("flags", nargs=argparse.REMAINDER, help="p2pd flags, see p2pstack daemon -h")
+
+
 for _command in (
     Command("key", "manage key files", _configure_key, f"{_CLI}._keys:run_key"),
     Command("id", "print the peer ID of a key file", _key_option, f"{_CLI}._keys:run_id"),
@@ -188,6 +194,12 @@ for _command in (
         "publish/subscribe: sub (print a topic's messages), pub (publish one)",
         configure_pubsub,
         f"{_CLI}._pubsub:run_pubsub",
+    ),
+    Command(
+        "daemon",
+        "run a p2pd-compatible daemon (go-libp2p-daemon's flags: p2pstack daemon -h)",
+        _configure_daemon,
+        "p2pstack.roots.daemon._main:run",
     ),
     Command(
         "sim",
