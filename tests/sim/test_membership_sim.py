@@ -210,6 +210,13 @@ def test_example_files_state_the_setting() -> None:
     lg = load_scenario(EXAMPLES / "membership-lifeguard.toml").workload_settings("membership")
     assert isinstance(lg, MembershipSimConfig)
     assert (lg.loss, lg.lifeguard) == (0.1, ("on", "off")) and lg.starved_fraction > 0
+    harsh = load_scenario(EXAMPLES / "membership-lifeguard-harsh.toml")
+    hs = harsh.workload_settings("membership")
+    assert isinstance(hs, MembershipSimConfig)
+    assert (hs.loss, hs.lifeguard, hs.starved_fraction) == (0.1, ("on", "off"), 0.2)
+    big = load_scenario(EXAMPLES / "membership-load-10000.toml").workload_settings("membership")
+    assert isinstance(big, MembershipSimConfig)
+    assert big.shared_view and big.load_sizes == (100, 1000, 10000)
     lb = load_scenario(EXAMPLES / "load-balance.toml").workload_settings("load_balance")
     assert isinstance(lb, LoadBalanceConfig)
 
