@@ -99,6 +99,10 @@ def test_shared_view_gives_the_same_load_with_less_memory() -> None:
         if shared:
             assert records < 100 * 25
     assert abs(loads[True] - loads[False]) < 0.1 * loads[False], loads
+    cfg = MembershipSimConfig(members=100, crash_fraction=0.0, shared_view=True)
+    again = MembershipRun(cfg, 1, lifeguard=True, faults=False)
+    again.run_until(6.0)
+    assert again.messages_per_member_per_period() == loads[True]  # same seed, same run
 
 
 def test_paused_members_run_late_then_catch_up() -> None:
