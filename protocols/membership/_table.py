@@ -108,7 +108,9 @@ class MemberTable:
         """Start from a converged view shared with other cores (instead of :meth:`preload`):
         every member of ``view`` alive, no events, nothing queued for gossip, a random probe
         order; this core copies a member's record only when it touches it. For simulations of
-        many members (a full table per core would not fit in memory)."""
+        many members (a full table per core would not fit in memory). ``members()`` then
+        returns the view's own records for the members this core has not touched: read them,
+        never change them."""
         self._members = MemberOverlay(view, self.local)
         self._live = PeerSetOverlay(view, self.local)
         self._dead = PeerSet()
