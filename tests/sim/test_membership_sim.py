@@ -112,6 +112,8 @@ def test_paused_members_run_late_then_catch_up() -> None:
     assert pause.resume_at(2.0) == 5.0 and pause.resume_at(6.0) == 6.0
     assert pause.resume_at(12.0) == 15.0
     assert Starvation(tick=1.5).resume_at(2.0) == 3.0 and Starvation(tick=1.5).frozen(0.1)
+    reads = Starvation(tick=1.5, slow_reads=True)  # slow message processing, timers on time
+    assert reads.resume_at(2.0) == 2.0 and reads.next_tick(2.0) == 3.0 and reads.frozen(2.0)
     cfg = MembershipSimConfig(
         members=40,
         run_for=20.0,
@@ -128,6 +130,26 @@ def test_paused_members_run_late_then_catch_up() -> None:
     suspected = {r[2] for r in run.false_suspicions}
     assert run.starved <= suspected
     assert run.views[-1].view_min == 40
+
+
+def test_slow_readers_accuse_on_time_without_lifeguard() -> None:
+    # Members that read their messages only every 2 s but whose timers run on time miss the
+    # acks of their probes and suspect healthy members every period.
+    cfg = MembershipSimConfig(
+        members=40,
+        run_for=10.0,
+        crash_fraction=0.0,
+        starved_fraction=0.1,
+        starved_tick=2.0,
+        starved_reads_only=True,
+    )
+    run = MembershipRun(cfg, 1, lifeguard=False)
+    run.run_until(cfg.run_for)
+    by_slow = [r for r in run.false_suspicions if r[1] in run.starved and r[2] not in run.starved]
+    assert len(by_slow) >= 4 * 5  # about one a second each, after the first
+    # Their own timers raised them between reading ticks (a ticking member's come on ticks).
+    assert any(abs(t / 2.0 - round(t / 2.0)) > 1e-6 for t, *_ in by_slow)
+    assert run.net.errors == 0
 
 
 def _scenario(seed: int) -> dict[str, object]:

@@ -82,12 +82,15 @@ class _Verifier:
 @attrs.frozen
 class Starvation:
     """How a starved member gets the CPU: only at multiples of ``tick`` (``tick > 0``), or
-    always but for pauses of ``pause`` seconds every ``every`` seconds from ``phase``."""
+    always but for pauses of ``pause`` seconds every ``every`` seconds from ``phase``. With
+    ``slow_reads`` only its message handling waits for the ticks; its timers run on time (slow
+    message processing)."""
 
     tick: float = 0.0
     pause: float = 0.0
     every: float = 0.0
     phase: float = 0.0
+    slow_reads: bool = False
 
     def _window(self, t: float) -> float:
         return self.phase + math.floor((t - self.phase) / self.every) * self.every
@@ -99,8 +102,13 @@ class Starvation:
         start = self._window(t)
         return start <= t < start + self.pause
 
+    def next_tick(self, t: float) -> float:
+        return math.ceil(t / self.tick - 1e-9) * self.tick
+
     def resume_at(self, t: float) -> float:
         """When a timer due at ``t`` runs."""
+        if self.slow_reads:
+            return t
         if self.tick > 0:
             return math.ceil(t / self.tick - 1e-9) * self.tick
         if t == math.inf:
@@ -205,6 +213,12 @@ class SwimNet:
         self.starved[i] = Starvation(tick=tick)
         self._reschedule(i)
 
+    def slow_reads(self, i: int, tick: float) -> None:
+        """Member ``i`` reads its messages only at multiples of ``tick``; its timers run on
+        time."""
+        self.starved[i] = Starvation(tick=tick, slow_reads=True)
+        self._reschedule(i)
+
     def pause(self, i: int, pause: float, every: float, phase: float) -> None:
         """Member ``i`` is frozen (no timers, no reads) for ``pause`` seconds every ``every``
         seconds from ``phase``; then its late timers fire and it reads what queued up."""
@@ -285,7 +299,10 @@ class SwimNet:
         d = self.cores[i].next_deadline()
         d = math.inf if d is None else d
         starved = self.starved.get(i)
-        if starved is not None:
+        if starved is not None and starved.slow_reads:
+            if self._inbox.get(i):
+                d = min(d, starved.next_tick(self.queue.now))
+        elif starved is not None:
             if self._inbox.get(i):
                 d = min(d, self.queue.now)
             d = starved.resume_at(d)
@@ -306,6 +323,10 @@ class SwimNet:
         self.cores[i].handle_timer(now)
         self._flush(i, now)
         # A starved process: its timers fire first, then it reads what queued up meanwhile.
+        starved = self.starved.get(i)
+        if starved is not None and starved.slow_reads and starved.next_tick(now) != now:
+            self._reschedule(i)
+            return  # a timer between its reading ticks
         for src, data in self._inbox.pop(i, []):
             self._handle(i, src, data, now)
 

@@ -50,7 +50,9 @@ class MembershipSimConfig:
     converged view; at ``crash_at`` a ``crash_fraction`` of them crash at once; a
     ``starved_fraction`` of the others run their timers and reads only every ``starved_tick``
     seconds (CPU starvation), or, with ``starved_pause`` > 0, are frozen for ``starved_pause``
-    seconds every ``starved_every`` seconds (each from a random phase). Links: one-way latency
+    seconds every ``starved_every`` seconds (each from a random phase); with
+    ``starved_reads_only`` only their reads wait for the tick (slow message processing, timers
+    on time). Links: one-way latency
     uniform in [``latency_min``, ``latency_max``] per pair, ``loss`` of messages lost. Each
     member keeps connections by a ``ConnectionPolicy(lookahead, idle_timeout,
     max_connections)``; ``gossip_window`` (0, the default: any member, as memberlist) keeps
@@ -68,6 +70,7 @@ class MembershipSimConfig:
     starved_tick: float = 1.5
     starved_pause: float = 0.0
     starved_every: float = 0.0
+    starved_reads_only: bool = False
     latency_min: float = 0.005
     latency_max: float = 0.050
     loss: float = 0.01
@@ -162,6 +165,8 @@ class MembershipRun:
             if cfg.starved_pause > 0:
                 phase = rng.uniform(0.0, cfg.starved_every)
                 self.net.pause(i, cfg.starved_pause, cfg.starved_every, phase)
+            elif cfg.starved_reads_only:
+                self.net.slow_reads(i, cfg.starved_tick)
             else:
                 self.net.starve(i, cfg.starved_tick)
         self.crashed_at: float | None = None
