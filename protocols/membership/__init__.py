@@ -21,7 +21,8 @@ Driver contract (everything is synchronous and cheap; call order is free):
 * ``events()`` drains :data:`MemberEvent` values (joined, suspected, alive, dead, left,
   metadata changed).
 * ``preload(now, claims)`` with other members' ``self_claim()`` starts from a known view
-  (warm restarts; simulations that skip the join storm).
+  (warm restarts; simulations that skip the join storm); ``adopt(SharedView(now, claims,
+  verify))`` does the same for many cores in one process, sharing the view's records.
 * ``join(now, seed_peer_id)``, ``leave(now)`` (then run until ``leave_pending`` is false),
   ``set_metadata(load=..., entries=...)``, ``members()``, ``member(peer_id)``,
   ``pick_member_by_load(rng)``, ``statistics()``.
@@ -34,6 +35,7 @@ from protocols.membership._core import SwimCore, SwimStatistics
 from protocols.membership._decode import decode_message
 from protocols.membership._policy import ConnectionPolicy
 from protocols.membership._service import Membership
+from protocols.membership._shared import SharedView
 from protocols.membership._stats import MEMBER_EVENT_TYPES, MembershipStatistics
 from protocols.membership._types import (
     MAX_INCARNATION_JUMP,
@@ -88,6 +90,7 @@ __all__ = [
     "Metadata",
     "MetadataChanged",
     "MetadataTooLarge",
+    "SharedView",
     "SignFn",
     "SwimConfig",
     "SwimCore",

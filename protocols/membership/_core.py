@@ -196,6 +196,14 @@ class SwimCore(MemberTable):
         self._received += 1
         error: SwimProtocolError | None = None
         claims: list[Broadcast] = list(message.broadcasts)
+        # Lifeguard's buddy system: a prober that still suspects us (its claim is older than our
+        # refutation, which missed it) gets our current claim with the ack.
+        stale = self.config.lifeguard and any(
+            isinstance(c, (Suspect, Dead))
+            and c.peer_id == self.local
+            and c.incarnation < self._incarnation
+            for c in claims
+        )
         if isinstance(message.primary, PushPull):
             claims.extend(self._merge_claims(sender, message.primary.members))
         for claim in claims:
@@ -207,7 +215,7 @@ class SwimCore(MemberTable):
                 self.claims_rejected += 1
                 error = error or exc
         if message.primary is not None:
-            self._on_primary(now, sender, message.primary)
+            self._on_primary(now, sender, message.primary, stale)
         if error is not None:
             raise error
 
@@ -497,11 +505,14 @@ class SwimCore(MemberTable):
             return (Dead(sender, member.incarnation, self.local),)
         return ()
 
-    def _on_primary(self, now: float, sender: PeerId, primary: Primary) -> None:
+    def _on_primary(self, now: float, sender: PeerId, primary: Primary, stale: bool) -> None:
         match primary:
             case Ping(seq, target):
                 if target == self.local:
-                    self._send(sender, Ack(seq), self._about_sender(sender))
+                    first = self._about_sender(sender)
+                    if stale and not self.leaving:
+                        first = (*first, self._self_alive)
+                    self._send(sender, Ack(seq), first)
             case Ack(seq):
                 probe = self._probe
                 if (

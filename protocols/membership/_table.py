@@ -6,10 +6,10 @@ dead and leave claims (hashicorp/memberlist ``state.go`` ``aliveNode``/``suspect
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 from p2pstack.identity import PeerId
 from protocols.membership._lifeguard import Awareness, BroadcastQueue, Suspicion
+from protocols.membership._shared import MemberOverlay, PeerSet, PeerSetOverlay, SharedView
 from protocols.membership._types import (
     MAX_INCARNATION_JUMP,
     IncarnationTooFarError,
@@ -43,49 +43,6 @@ from protocols.membership._wire import (
 __all__ = ["MemberTable"]
 
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
-
-
-class PeerSet:
-    """Peers with O(1) add, remove and random draws (a list plus positions), so that choosing
-    gossip targets and helpers does not scan the whole table."""
-
-    def __init__(self) -> None:
-        self.items: list[PeerId] = []
-        self._pos: dict[PeerId, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __contains__(self, peer_id: object) -> bool:
-        return peer_id in self._pos
-
-    def add(self, peer_id: PeerId) -> None:
-        if peer_id not in self._pos:
-            self._pos[peer_id] = len(self.items)
-            self.items.append(peer_id)
-
-    def discard(self, peer_id: PeerId) -> None:
-        i = self._pos.pop(peer_id, None)
-        if i is None:
-            return
-        last = self.items.pop()
-        if i < len(self.items):
-            self.items[i] = last
-            self._pos[last] = i
-
-    def sample(self, rng: random.Random, k: int, accept: Callable[[PeerId], bool]) -> list[PeerId]:
-        """Up to ``k`` distinct random peers that ``accept`` takes."""
-        if len(self.items) <= 4 * k + 4:
-            pool = [p for p in self.items if accept(p)]
-            return rng.sample(pool, min(k, len(pool)))
-        out: list[PeerId] = []
-        for _ in range(8 * k + 8):  # bounded rejection sampling; few peers are refused
-            peer_id = self.items[rng.randrange(len(self.items))]
-            if peer_id not in out and accept(peer_id):
-                out.append(peer_id)
-                if len(out) == k:
-                    break
-        return out
 
 
 class MemberTable:
@@ -146,6 +103,22 @@ class MemberTable:
             self.awareness.apply_delta(1)
 
     # --- table ----------------------------------------------------------------------------
+
+    def adopt(self, view: SharedView) -> None:
+        """Start from a converged view shared with other cores (instead of :meth:`preload`):
+        every member of ``view`` alive, no events, nothing queued for gossip, a random probe
+        order; this core copies a member's record only when it touches it. For simulations of
+        many members (a full table per core would not fit in memory). ``members()`` then
+        returns the view's own records for the members this core has not touched: read them,
+        never change them."""
+        self._members = MemberOverlay(view, self.local)
+        self._live = PeerSetOverlay(view, self.local)
+        self._dead = PeerSet()
+        self._order = [p for p in view.ids if p != self.local]
+        self._rng.shuffle(self._order)
+        self._index = 0
+        self._next_order = None
+        self._suspicions.clear()
 
     def live_count(self) -> int:
         """Members alive or suspect, the local one included (memberlist's node estimate)."""

@@ -19,6 +19,7 @@ from p2pstack.roots.scenarios import (
     load_scenario,
     parse_scenario,
 )
+from p2pstack.roots.scenarios._membership_net import Starvation
 from p2pstack.roots.scenarios._membership_run import MembershipRun
 from p2pstack.roots.scenarios._report import metrics_values
 from p2pstack.roots.scenarios.testing import run_checked
@@ -82,6 +83,73 @@ def test_message_load_per_member_does_not_grow_with_n() -> None:
     # A probe and an ack per member per period (and the odd push-pull), whatever N.
     assert 1.5 < loads[0] < 3.0 and 1.5 < loads[1] < 3.0
     assert abs(loads[1] - loads[0]) < 0.15 * loads[0], loads
+
+
+def test_shared_view_gives_the_same_load_with_less_memory() -> None:
+    loads = {}
+    for shared in (False, True):
+        cfg = MembershipSimConfig(members=100, crash_fraction=0.0, shared_view=shared)
+        run = MembershipRun(cfg, 1, lifeguard=True, faults=False)
+        run.run_until(6.0)
+        loads[shared] = run.messages_per_member_per_period()
+        assert run.views[-1].view_min == 100 and run.metrics()["false_suspicions"] == 0
+        records = sum(len(dict.keys(c._members)) for c in run.net.cores)
+        # A full table per core, or only the records each core touched.
+        assert (records == 100 * 99) is not shared
+        if shared:
+            assert records < 100 * 25
+    assert abs(loads[True] - loads[False]) < 0.1 * loads[False], loads
+    cfg = MembershipSimConfig(members=100, crash_fraction=0.0, shared_view=True)
+    again = MembershipRun(cfg, 1, lifeguard=True, faults=False)
+    again.run_until(6.0)
+    assert again.messages_per_member_per_period() == loads[True]  # same seed, same run
+
+
+def test_paused_members_run_late_then_catch_up() -> None:
+    pause = Starvation(pause=4.0, every=10.0, phase=1.0)
+    assert pause.frozen(1.0) and pause.frozen(4.9) and not pause.frozen(5.0)
+    assert pause.frozen(11.5) and not pause.frozen(0.5)
+    assert pause.resume_at(2.0) == 5.0 and pause.resume_at(6.0) == 6.0
+    assert pause.resume_at(12.0) == 15.0
+    assert Starvation(tick=1.5).resume_at(2.0) == 3.0 and Starvation(tick=1.5).frozen(0.1)
+    reads = Starvation(tick=1.5, slow_reads=True)  # slow message processing, timers on time
+    assert reads.resume_at(2.0) == 2.0 and reads.next_tick(2.0) == 3.0 and reads.frozen(2.0)
+    cfg = MembershipSimConfig(
+        members=40,
+        run_for=20.0,
+        crash_fraction=0.0,
+        starved_fraction=0.1,
+        starved_pause=6.0,
+        starved_every=10.0,
+    )
+    run = MembershipRun(cfg, 1, lifeguard=True)
+    run.run_until(cfg.run_for)
+    assert len(run.starved) == 4
+    # Paused for 6 s, longer than a probe period: the paused members are suspected, and refute
+    # once they run again (6 s is below the 6.4 s minimum suspicion timeout at N = 40).
+    suspected = {r[2] for r in run.false_suspicions}
+    assert run.starved <= suspected
+    assert run.views[-1].view_min == 40
+
+
+def test_slow_readers_accuse_on_time_without_lifeguard() -> None:
+    # Members that read their messages only every 2 s but whose timers run on time miss the
+    # acks of their probes and suspect healthy members every period.
+    cfg = MembershipSimConfig(
+        members=40,
+        run_for=10.0,
+        crash_fraction=0.0,
+        starved_fraction=0.1,
+        starved_tick=2.0,
+        starved_reads_only=True,
+    )
+    run = MembershipRun(cfg, 1, lifeguard=False)
+    run.run_until(cfg.run_for)
+    by_slow = [r for r in run.false_suspicions if r[1] in run.starved and r[2] not in run.starved]
+    assert len(by_slow) >= 4 * 5  # about one a second each, after the first
+    # Their own timers raised them between reading ticks (a ticking member's come on ticks).
+    assert any(abs(t / 2.0 - round(t / 2.0)) > 1e-6 for t, *_ in by_slow)
+    assert run.net.errors == 0
 
 
 def _scenario(seed: int) -> dict[str, object]:
@@ -168,6 +236,17 @@ def test_example_files_state_the_setting() -> None:
     lg = load_scenario(EXAMPLES / "membership-lifeguard.toml").workload_settings("membership")
     assert isinstance(lg, MembershipSimConfig)
     assert (lg.loss, lg.lifeguard) == (0.1, ("on", "off")) and lg.starved_fraction > 0
+    harsh = load_scenario(EXAMPLES / "membership-lifeguard-harsh.toml")
+    hs = harsh.workload_settings("membership")
+    assert isinstance(hs, MembershipSimConfig)
+    assert (hs.loss, hs.lifeguard, hs.starved_fraction) == (0.1, ("on", "off"), 0.2)
+    slow = load_scenario(EXAMPLES / "membership-lifeguard-slow-reads.toml")
+    ss = slow.workload_settings("membership")
+    assert isinstance(ss, MembershipSimConfig)
+    assert ss.starved_reads_only and (ss.loss, ss.lifeguard) == (0.1, ("on", "off"))
+    big = load_scenario(EXAMPLES / "membership-load-10000.toml").workload_settings("membership")
+    assert isinstance(big, MembershipSimConfig)
+    assert big.shared_view and big.load_sizes == (100, 1000, 10000)
     lb = load_scenario(EXAMPLES / "load-balance.toml").workload_settings("load_balance")
     assert isinstance(lb, LoadBalanceConfig)
 

@@ -96,7 +96,13 @@ class MembershipWorkload:
             out[f"messages_per_member_per_period_n{n}"] = run.messages_per_member_per_period()
             out[f"bytes_per_member_per_period_n{n}"] = run.bytes_per_member_per_period()
         if True in self.runs and False in self.runs:
-            for key in ("false_positives", "false_positives_healthy", "false_suspicions"):
+            for key in (
+                "false_positives",
+                "false_positives_healthy",
+                "false_suspicions",
+                "false_dead_declarations",
+                "false_positive_events_at_healthy",
+            ):
                 on, off = out[key], out[key + "_lifeguard_off"]
                 assert isinstance(on, int) and isinstance(off, int)
                 # Off / on, with at least one incident counted on each side.
@@ -128,11 +134,21 @@ class MembershipWorkload:
             ),
             row("false positives (dead) / healthy", "false_positives", "false_positives_healthy"),
             row("false suspicions / healthy", "false_suspicions", "false_suspicions_healthy"),
+            row(
+                "false dead declarations: all / by healthy members",
+                "false_dead_declarations",
+                "false_positive_events_at_healthy",
+            ),
             (
                 "false positives / healthy / suspicions: off ÷ on",
                 f"{m.get('false_positives_reduction')}"
                 f" / {m.get('false_positives_healthy_reduction')}"
                 f" / {m.get('false_suspicions_reduction')}",
+            ),
+            (
+                "false dead declarations, all / by healthy members: off ÷ on",
+                f"{m.get('false_dead_declarations_reduction')}"
+                f" / {m.get('false_positive_events_at_healthy_reduction')}",
             ),
             row(
                 "messages / bytes per member per period",

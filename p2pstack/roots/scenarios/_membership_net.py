@@ -11,7 +11,9 @@ signed with a per-member HMAC key instead of Ed25519 (the signature checks still
 claim; the real keys only cost CPU).
 
 Starved members (CPU starvation: their timers run late) run their timers and read their
-messages only at multiples of their ``tick``, as a process that gets the CPU only now and then.
+messages only at multiples of their ``tick``, as a process that gets the CPU only now and then,
+or are frozen for a pause now and then (a process stopped, swapped out or blocked for seconds);
+when they run again their late timers fire first, then they read what queued up.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ import math
 import random
 from collections.abc import Callable
 
+import attrs
+
 from p2pstack.identity import PeerId
 from p2pstack.roots.scenarios._pubsub_net import EventQueue
 from protocols.membership import (
     ConnectionPolicy,
     MemberEvent,
+    SharedView,
     SwimConfig,
     SwimCore,
     SwimProtocolError,
 )
 
-__all__ = ["SwimNet", "member_id"]
+__all__ = ["Starvation", "SwimNet", "member_id"]
 
 #: One listen address announced by every member (8 bytes: /ip4/127.0.0.1/tcp/4096).
 _ADDR = b"\x04\x7f\x00\x00\x01\x06\x10\x00"
@@ -74,6 +79,44 @@ class _Verifier:
         return True
 
 
+@attrs.frozen
+class Starvation:
+    """How a starved member gets the CPU: only at multiples of ``tick`` (``tick > 0``), or
+    always but for pauses of ``pause`` seconds every ``every`` seconds from ``phase``. With
+    ``slow_reads`` only its message handling waits for the ticks; its timers run on time (slow
+    message processing)."""
+
+    tick: float = 0.0
+    pause: float = 0.0
+    every: float = 0.0
+    phase: float = 0.0
+    slow_reads: bool = False
+
+    def _window(self, t: float) -> float:
+        return self.phase + math.floor((t - self.phase) / self.every) * self.every
+
+    def frozen(self, t: float) -> bool:
+        """Whether a message arriving at ``t`` waits (always, for a ticking member)."""
+        if self.tick > 0:
+            return True
+        start = self._window(t)
+        return start <= t < start + self.pause
+
+    def next_tick(self, t: float) -> float:
+        return math.ceil(t / self.tick - 1e-9) * self.tick
+
+    def resume_at(self, t: float) -> float:
+        """When a timer due at ``t`` runs."""
+        if self.slow_reads:
+            return t
+        if self.tick > 0:
+            return math.ceil(t / self.tick - 1e-9) * self.tick
+        if t == math.inf:
+            return t
+        start = self._window(t)
+        return start + self.pause if start <= t < start + self.pause else t
+
+
 #: (virtual time, observer index, event) callback.
 EventSink = Callable[[float, int, MemberEvent], None]
 
@@ -92,6 +135,8 @@ class SwimNet:
         loss: probability that a message is lost.
         policy: a new member's connection policy.
         on_event: receives every membership event.
+        shared_view: the cores adopt one :class:`SharedView` instead of each preloading a full
+            table (10,000 members fit in memory; the random draws differ from a preloaded run).
     """
 
     def __init__(
@@ -105,6 +150,7 @@ class SwimNet:
         loss: float,
         policy: Callable[[], ConnectionPolicy],
         on_event: EventSink,
+        shared_view: bool = False,
     ) -> None:
         self.queue = EventQueue()
         self.rng = random.Random(f"swim-net/{seed}")
@@ -124,9 +170,14 @@ class SwimNet:
             for i, p in enumerate(self.ids)
         ]
         claims = [core.self_claim() for core in self.cores]
-        for core in self.cores:
-            core.preload(0.0, claims)
-            core.events()  # the joins of the preloaded view
+        if shared_view:
+            view = SharedView(0.0, claims, verify)
+            for core in self.cores:
+                core.adopt(view)
+        else:
+            for core in self.cores:
+                core.preload(0.0, claims)
+                core.events()  # the joins of the preloaded view
         self.latency_min, self.latency_max, self.loss = latency_min, latency_max, loss
         self._links: dict[tuple[int, int], float] = {}
         self.policies = [policy() for _ in range(n)]
@@ -135,8 +186,8 @@ class SwimNet:
         #: Connections opened so far (ahead of a probe or on demand).
         self.opened = 0
         self.crashed: set[int] = set()
-        #: Starved members: index -> tick (seconds).
-        self.starved: dict[int, float] = {}
+        #: Starved members: index -> how.
+        self.starved: dict[int, Starvation] = {}
         self._inbox: dict[int, list[tuple[PeerId, bytes]]] = {}
         self._due: list[float] = [math.inf] * n
         self._on_event = on_event
@@ -159,7 +210,19 @@ class SwimNet:
 
     def starve(self, i: int, tick: float) -> None:
         """Member ``i`` runs its timers and reads messages only at multiples of ``tick``."""
-        self.starved[i] = tick
+        self.starved[i] = Starvation(tick=tick)
+        self._reschedule(i)
+
+    def slow_reads(self, i: int, tick: float) -> None:
+        """Member ``i`` reads its messages only at multiples of ``tick``; its timers run on
+        time."""
+        self.starved[i] = Starvation(tick=tick, slow_reads=True)
+        self._reschedule(i)
+
+    def pause(self, i: int, pause: float, every: float, phase: float) -> None:
+        """Member ``i`` is frozen (no timers, no reads) for ``pause`` seconds every ``every``
+        seconds from ``phase``; then its late timers fire and it reads what queued up."""
+        self.starved[i] = Starvation(pause=pause, every=every, phase=phase)
         self._reschedule(i)
 
     def run_until(self, t: float) -> None:
@@ -235,11 +298,14 @@ class SwimNet:
     def _deadline(self, i: int) -> float:
         d = self.cores[i].next_deadline()
         d = math.inf if d is None else d
-        tick = self.starved.get(i)
-        if tick is not None:
+        starved = self.starved.get(i)
+        if starved is not None and starved.slow_reads:
+            if self._inbox.get(i):
+                d = min(d, starved.next_tick(self.queue.now))
+        elif starved is not None:
             if self._inbox.get(i):
                 d = min(d, self.queue.now)
-            d = math.ceil(d / tick - 1e-9) * tick
+            d = starved.resume_at(d)
         return d
 
     def _reschedule(self, i: int) -> None:
@@ -257,6 +323,10 @@ class SwimNet:
         self.cores[i].handle_timer(now)
         self._flush(i, now)
         # A starved process: its timers fire first, then it reads what queued up meanwhile.
+        starved = self.starved.get(i)
+        if starved is not None and starved.slow_reads and starved.next_tick(now) != now:
+            self._reschedule(i)
+            return  # a timer between its reading ticks
         for src, data in self._inbox.pop(i, []):
             self._handle(i, src, data, now)
 
@@ -264,7 +334,8 @@ class SwimNet:
         src, dst, data = arg
         if dst in self.crashed:
             return
-        if dst in self.starved:
+        starved = self.starved.get(dst)
+        if starved is not None and starved.frozen(now):
             self._inbox.setdefault(dst, []).append((self.ids[src], data))
             self._reschedule(dst)
             return

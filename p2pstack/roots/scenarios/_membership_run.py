@@ -49,13 +49,18 @@ class MembershipSimConfig:
     """``[membership]``: ``members`` SWIM cores (memberlist's LAN defaults) start from a
     converged view; at ``crash_at`` a ``crash_fraction`` of them crash at once; a
     ``starved_fraction`` of the others run their timers and reads only every ``starved_tick``
-    seconds (CPU starvation). Links: one-way latency uniform in [``latency_min``,
-    ``latency_max``] per pair, ``loss`` of messages lost. Each member keeps connections by a
-    ``ConnectionPolicy(lookahead, idle_timeout, max_connections)``; ``gossip_window`` (0, the
-    default: any member, as memberlist) keeps gossip on the next probe targets. The run lasts
+    seconds (CPU starvation), or, with ``starved_pause`` > 0, are frozen for ``starved_pause``
+    seconds every ``starved_every`` seconds (each from a random phase); with
+    ``starved_reads_only`` only their reads wait for the tick (slow message processing, timers
+    on time). Links: one-way latency
+    uniform in [``latency_min``, ``latency_max``] per pair, ``loss`` of messages lost. Each
+    member keeps connections by a ``ConnectionPolicy(lookahead, idle_timeout,
+    max_connections)``; ``gossip_window`` (0, the default: any member, as memberlist) keeps
+    gossip on the next probe targets. The run lasts
     ``run_for`` seconds, once per entry of ``lifeguard`` (same seed, same network); then one
     steady run of ``load_run_for`` seconds per entry of ``load_sizes`` measures the message
-    load."""
+    load. ``shared_view`` starts every core from one shared converged view (``SharedView``)
+    instead of a full table each: the memory of 10,000 members."""
 
     members: int = 1000
     run_for: float = 40.0
@@ -63,6 +68,9 @@ class MembershipSimConfig:
     crash_at: float = 5.0
     starved_fraction: float = 0.0
     starved_tick: float = 1.5
+    starved_pause: float = 0.0
+    starved_every: float = 0.0
+    starved_reads_only: bool = False
     latency_min: float = 0.005
     latency_max: float = 0.050
     loss: float = 0.01
@@ -74,6 +82,7 @@ class MembershipSimConfig:
     load_sizes: tuple[int, ...] = attrs.field(default=(), converter=_sizes)
     load_run_for: float = 10.0
     sample_interval: float = 1.0
+    shared_view: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.members < 2 or not 0 <= self.crash_fraction < 1:
@@ -82,6 +91,8 @@ class MembershipSimConfig:
             raise ValueError("starved_fraction and loss must be in [0, 1)")
         if self.run_for <= 0 or self.sample_interval <= 0 or self.starved_tick <= 0:
             raise ValueError("run_for, sample_interval and starved_tick must be positive")
+        if self.starved_pause and not 0 < self.starved_pause < self.starved_every:
+            raise ValueError("need 0 < starved_pause < starved_every")
 
 
 def pct(values: Sequence[float], p: float) -> float | None:
@@ -141,6 +152,7 @@ class MembershipRun:
                 max_connections=cfg.max_connections,
             ),
             on_event=self._event,
+            shared_view=cfg.shared_view,
         )
         rng = self.net.rng
         everyone = list(range(self.n))
@@ -150,7 +162,13 @@ class MembershipRun:
         k_starve = round(cfg.starved_fraction * self.n) if faults else 0
         self.starved = set(rng.sample(others, k_starve))
         for i in sorted(self.starved):
-            self.net.starve(i, cfg.starved_tick)
+            if cfg.starved_pause > 0:
+                phase = rng.uniform(0.0, cfg.starved_every)
+                self.net.pause(i, cfg.starved_pause, cfg.starved_every, phase)
+            elif cfg.starved_reads_only:
+                self.net.slow_reads(i, cfg.starved_tick)
+            else:
+                self.net.starve(i, cfg.starved_tick)
         self.crashed_at: float | None = None
         #: Per crashed member: first suspicion and first dead declaration anywhere, and when
         #: each live member declared or learnt its death.
@@ -278,6 +296,16 @@ class MembershipRun:
             "false_positives_healthy": sum(1 for m, _ in fd if m not in self.starved),
             "false_positive_members": len({m for m, _ in fd}),
             "false_dead_declarations": len(self.false_deaths),
+            # Lifeguard's paper counts where a false positive happens: declarations made by
+            # healthy (not starved) members, one per declaring member.
+            "false_positive_events_at_healthy": sum(
+                1 for r in self.false_deaths if r[1] not in self.starved
+            ),
+            "false_positive_events_healthy_about_healthy": sum(
+                1
+                for r in self.false_deaths
+                if r[1] not in self.starved and r[2] not in self.starved
+            ),
             "false_suspicions": len(fs),
             "false_suspicions_healthy": sum(1 for m, _ in fs if m not in self.starved),
             "false_suspicion_declarations": len(self.false_suspicions),

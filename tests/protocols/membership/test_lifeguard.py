@@ -82,7 +82,7 @@ def test_broadcast_queue_skip() -> None:
 def test_peer_set_draws_distinct_accepted_peers() -> None:
     import random
 
-    from protocols.membership._table import PeerSet
+    from protocols.membership._shared import PeerSet
 
     s = PeerSet()
     for i in range(50):

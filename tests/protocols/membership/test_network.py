@@ -124,25 +124,28 @@ def test_lying_member_cannot_keep_a_live_one_dead() -> None:
 
 
 def test_lifeguard_reduces_false_positives_with_late_timers() -> None:
-    false_suspicions = {}
-    false_dead = {}
-    for lifeguard in (True, False):
-        net = _cluster(12, seed=2, loss=0.1, config=SwimConfig(lifeguard=lifeguard))
-        slow = {peer(1), peer(2)}
-        for p in (peer(1), peer(2)):  # in a fixed order (a set's follows the hash seed)
-            net.set_slow(p, 1.5)  # starved of CPU: timers and reads only every 1.5 s
-        t0 = net.now
-        net.run(30.0)
-        false_suspicions[lifeguard] = sum(
-            1
-            for t, _, e in net.events
-            if t >= t0 and isinstance(e, MemberSuspected) and e.peer_id not in slow
-        )
-        false_dead[lifeguard] = len(_false_dead(net, t0, slow))
-    # Without Lifeguard a healthy member is sometimes declared dead (one here), never with it.
+    # Summed over three seeds: one run's count swings with the trajectory (seed 2 alone: 41 or
+    # 72 suspicions with Lifeguard, depending on whether an ack carries a missed refutation).
+    false_suspicions = {True: 0, False: 0}
+    false_dead = {True: 0, False: 0}
+    for seed in (2, 3, 4):
+        for lifeguard in (True, False):
+            net = _cluster(12, seed=seed, loss=0.1, config=SwimConfig(lifeguard=lifeguard))
+            slow = {peer(1), peer(2)}
+            for p in (peer(1), peer(2)):  # in a fixed order (a set's follows the hash seed)
+                net.set_slow(p, 1.5)  # starved of CPU: timers and reads only every 1.5 s
+            t0 = net.now
+            net.run(30.0)
+            false_suspicions[lifeguard] += sum(
+                1
+                for t, _, e in net.events
+                if t >= t0 and isinstance(e, MemberSuspected) and e.peer_id not in slow
+            )
+            false_dead[lifeguard] += len(_false_dead(net, t0, slow))
+    # Without Lifeguard a healthy member is sometimes declared dead (once here), never with it.
     assert false_dead[True] == 0
     assert false_dead[False] > false_dead[True], false_dead
-    assert false_suspicions[False] > 100
+    assert false_suspicions[False] > 300
     assert false_suspicions[True] * 4 < false_suspicions[False], false_suspicions
 
 
