@@ -28,6 +28,7 @@ from protocols.dcutr._wire import (
     MessageType,
     UnexpectedMessageError,
     decode_message,
+    encode_body,
     encode_message,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "UnexpectedMessageError",
     "UpgradeFailed",
     "decode_message",
+    "encode_body",
     "encode_message",
     "punch_target",
     "transport_of",

@@ -27,6 +27,7 @@ __all__ = [
     "MessageType",
     "UnexpectedMessageError",
     "decode_message",
+    "encode_body",
     "encode_message",
 ]
 
@@ -75,12 +76,17 @@ def encode_message(msg: DcutrMessage) -> bytes:
     Raises:
         ValueError: the encoding would exceed ``MAX_MESSAGE_SIZE``.
     """
+    return encode_lp(encode_body(msg))
+
+
+def encode_body(msg: DcutrMessage) -> bytes:
+    """The protobuf body of ``msg``, without the length prefix (see ``encode_message``)."""
     pb = HolePunch(type=HolePunch.Type.ValueType(msg.type))
     pb.ObsAddrs.extend(addr.to_bytes() for addr in msg.addrs[:MAX_ADDRS])
     body = pb.SerializeToString()
     if len(body) > MAX_MESSAGE_SIZE:
         raise ValueError(f"DCUtR message of {len(body)} bytes exceeds {MAX_MESSAGE_SIZE}")
-    return encode_lp(body)
+    return body
 
 
 def decode_message(body: bytes) -> DcutrMessage:
