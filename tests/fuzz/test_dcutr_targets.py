@@ -43,4 +43,4 @@ def test_message_target_lets_other_exceptions_through(monkeypatch: pytest.Monkey
     monkeypatch.setattr(_dcutr, "decode_message", broken)
     with pytest.raises(ValueError):
         _dcutr.fuzz_dcutr_message(b"\x08\xac\x02")
-    assert MessageType.SYNC == 300
+    assert int(MessageType.SYNC) == 300
