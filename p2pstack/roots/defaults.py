@@ -13,7 +13,7 @@ from multiaddr import Multiaddr
 from p2pstack.builder import open_host
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
-from p2pstack.interfaces import Muxer, SecurityChannel, Service
+from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport, UpgradedTransport
 from p2pstack.resources import ResourceManager
 from protocols.identify import Identify
 from protocols.perf import Perf
@@ -112,6 +112,7 @@ async def open_default_host(
     kad: KadConfig | None = None,
     discovery: Sequence[PeerDiscovery] | None = None,
     discovery_config: DiscoveryConfig | None = None,
+    transports: Sequence[Transport | UpgradedTransport] | None = None,
 ) -> AsyncIterator[Host]:
     """A host with QUIC-v1, TCP and memory transports, the named security channels and muxers
     (for TCP), and the default services.
@@ -131,6 +132,8 @@ async def open_default_host(
             these sources, after the other services, plus the DHT's random walk when ``kad``
             sets ``random_walk_interval``.
         discovery_config: the discovery service's settings (its defaults if ``None``).
+        transports: replaces the default QUIC, TCP and memory transports (hole punching needs
+            TCP with port reuse and QUIC with punch sockets).
 
     Yields:
         The started host.
@@ -147,7 +150,11 @@ async def open_default_host(
         chosen.append(_discovery_service(chosen, discovery, discovery_config))
     async with open_host(
         identity=identity,
-        transports=[QuicTransport(), TcpTransport(), MemoryTransport()],
+        transports=(
+            [QuicTransport(), TcpTransport(), MemoryTransport()]
+            if transports is None
+            else list(transports)
+        ),
         security=make_security(security),
         muxers=make_muxers(muxers),
         services=chosen,

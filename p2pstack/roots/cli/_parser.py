@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from p2pstack.roots.cli._dcutr_args import add_node_dcutr_arguments
 from p2pstack.roots.cli._dht_args import (
     _positive_float,
     _positive_int,
@@ -141,6 +142,7 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
     add_node_discovery_arguments(p)
     add_node_mdns_arguments(p)
     add_node_membership_arguments(p)
+    add_node_dcutr_arguments(p)
 
 
 def _configure_ping(p: argparse.ArgumentParser) -> None:
