@@ -2,13 +2,19 @@
 streams and makes the direct connection
 (https://github.com/libp2p/specs/blob/master/relay/DCUtR.md).
 
-TCP: both peers dial from their listen ports at once (TCP simultaneous open; the transport
-needs ``port_reuse``); the stream's opener runs the upgrade as initiator, the other side as
-responder (``Host.dial_direct(role=...)``). QUIC: the opener dials; the other side sends random
-datagrams from its listen socket every 10-200 ms (``udp_punch``) so that its NAT lets the dial
-in, and the dial arrives as an inbound connection. Whichever direct connection to the peer
-appears first wins; the host then prefers it over the relayed one and closes that after its
-streams drain (``choose_connection_to_keep``: direct beats limited).
+Roles: the spec leaves open which side runs the security handshake as initiator. Every
+deployed implementation lets the peer that *received* the stream (``A``, which dialed through
+the relay) act as the client and the stream's opener (``B``) as the server: go-libp2p's default
+("legacy") hole puncher dials with ``isClient=false``, rust-libp2p's dcutr dials from ``B``
+with ``override_role()``, js-libp2p's with ``initiator: false``. We do the same.
+
+TCP: both peers dial from their listen ports at once (TCP simultaneous open; the transport needs
+``port_reuse``); ``A`` runs the upgrade as initiator, ``B`` as responder
+(``Host.dial_direct(role=...)``). QUIC: ``A`` dials; ``B`` sends random datagrams from its listen
+socket every 10-200 ms (``udp_punch``) so that its NAT lets the dial in, which then arrives as
+an inbound connection (go's and rust's QUIC "server role" of a hole punch). Whichever direct
+connection to the peer appears first wins; the host then prefers it over the relayed one and
+closes that after its streams drain (``choose_connection_to_keep``: direct beats limited).
 """
 
 from __future__ import annotations
@@ -171,7 +177,7 @@ class Dcutr:
                 return _failed(peer, "initiator", core.attempts, core.rtt, f"{exc!r}")
             if isinstance(event, UpgradeFailed):
                 return _failed(peer, "initiator", event.attempts, core.rtt, event.reason)
-            conn = await self._connect_direct(peer, event, "initiator")
+            conn = await self._connect_direct(peer, event, "responder")
             if conn is not None:
                 core.succeeded()
                 return _direct(peer, "initiator", core.attempts, core.rtt, conn)
@@ -199,7 +205,7 @@ class Dcutr:
                 error = exc
                 break
             if isinstance(event, DialRequested):
-                conn = await self._connect_direct(peer, event, "responder")
+                conn = await self._connect_direct(peer, event, "initiator")
                 if conn is not None:
                     result = _direct(peer, "responder", core.attempts, None, conn)
         if result is None:
@@ -215,7 +221,8 @@ class Dcutr:
         self, peer: PeerId, event: DialRequested, role: Role
     ) -> Connection | None:
         """Dial (and punch) towards ``event.addrs`` until a new direct connection to ``peer``
-        opens, for at most ``attempt_timeout`` seconds."""
+        opens, for at most ``attempt_timeout`` seconds. ``role`` is our side of the upgrade:
+        ``"responder"`` for the stream's opener (``B``), ``"initiator"`` for ``A``."""
         host = self._need_host()
         before = {id(c) for c in host.connections(peer)}
         found: list[Connection] = []
@@ -238,8 +245,15 @@ class Dcutr:
                 with anyio.move_on_after(self._attempt_timeout):
                     await opened.wait()
                 tg.cancel_scope.cancel()
-        live = [c for c in found if not c.is_closed]
-        return live[0] if live else None
+        if not found:
+            return None
+        live = [c for c in found if not c.is_closed and not c.draining]
+        if live:
+            return live[0]
+        # The new connection lost the host's one-connection-per-peer tie-break to another
+        # direct one (only when DCUtR ran over a direct connection): that one is the result.
+        kept = [c for c in host.connections(peer) if not c.limited and not c.draining]
+        return kept[0] if kept else None
 
     async def _dial(self, peer: PeerId, addr: Multiaddr, role: Role) -> None:
         try:

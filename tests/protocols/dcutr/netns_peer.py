@@ -117,6 +117,7 @@ async def report(
         rtt_ms=None if res.rtt is None else round(res.rtt * 1000, 3),
         transport=res.transport,
         remote_addr=None if conn is None else str(conn.remote_multiaddr),
+        direction=None if conn is None else conn.direction,
         reason=res.reason,
         seconds=round(time.monotonic() - started, 3),
     )

@@ -118,6 +118,12 @@ def test_hole_punch_through_two_nats(kind: str) -> None:
     proto = "tcp" if kind == "tcp" else "udp"
     assert out_b["remote_addr"].startswith(f"/ip4/{net.nat_a_wan}/{proto}/4001")
     assert out_a["remote_addr"].startswith(f"/ip4/{net.nat_b_wan}/{proto}/4001")
+    if kind == "tcp":
+        # A TCP simultaneous open: both connect() calls succeeded, no listener accepted.
+        assert out_a["direction"] == out_b["direction"] == "outbound"
+    else:
+        # A dialed; B punched and accepted A's QUIC connection on its listen socket.
+        assert (out_a["direction"], out_b["direction"]) == ("outbound", "inbound")
     # The relayed connection closed; pings run over the direct one.
     assert ping["limited_closed"] is True
     assert len(ping["rtts_ms"]) == 3
