@@ -15,18 +15,30 @@ import ipaddress
 
 import attrs
 from multiaddr import Multiaddr
-from multiaddr.protocols import P_IP4, P_IP6, P_P2P, P_QUIC1, P_TCP, P_UDP
+from multiaddr.protocols import (
+    P_DNS,
+    P_DNS4,
+    P_DNS6,
+    P_IP4,
+    P_IP6,
+    P_P2P,
+    P_QUIC1,
+    P_TCP,
+    P_UDP,
+)
 
 __all__ = ["AddressPolicy", "transport_of"]
 
 
-def transport_of(addr: Multiaddr) -> str | None:
+def transport_of(addr: Multiaddr, *, dns: bool = False) -> str | None:
     """``"tcp"`` for ``/ip4|ip6/../tcp/..``, ``"quic-v1"`` for ``/ip4|ip6/../udp/../quic-v1``
-    (a trailing ``/p2p/<id>`` allowed), else ``None`` (relayed, DNS, other transports)."""
+    (a trailing ``/p2p/<id>`` allowed), else ``None`` (relayed, other transports; DNS names
+    unless ``dns``)."""
     codes = [proto.code for proto, _ in addr.items()]
     if codes and codes[-1] == P_P2P:
         codes = codes[:-1]
-    if len(codes) < 2 or codes[0] not in (P_IP4, P_IP6):
+    hosts = (P_IP4, P_IP6, P_DNS, P_DNS4, P_DNS6) if dns else (P_IP4, P_IP6)
+    if len(codes) < 2 or codes[0] not in hosts:
         return None
     if codes[1:] == [P_TCP]:
         return "tcp"

@@ -29,6 +29,7 @@ import anyio
 
 from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError, RemoteProtocolError
 from p2pstack.events import ConnectionOpened
+from p2pstack.multiaddrs import split_peer_id
 from protocols.dcutr._core import DialRequested, InitiatorCore, ResponderCore, UpgradeFailed
 from protocols.dcutr._events import HolePunchFinished
 from protocols.dcutr._policy import AddressPolicy, transport_of
@@ -115,10 +116,11 @@ class Dcutr:
         """Nothing to leave: the host cancels running upgrades."""
 
     def local_addrs(self) -> tuple[Multiaddr, ...]:
-        """The TCP and QUIC addresses we offer in CONNECT (at most ``MAX_ADDRS``)."""
+        """The addresses we offer in CONNECT: TCP and QUIC ones, by IP or DNS name (relayed
+        and other transports' addresses left out), at most ``MAX_ADDRS``."""
         host = self._need_host()
         source = self._address_source or (lambda: host.listen_addrs)
-        return tuple(a for a in source() if transport_of(a) is not None)[:MAX_ADDRS]
+        return tuple(a for a in source() if transport_of(a, dns=True) is not None)[:MAX_ADDRS]
 
     def _need_host(self) -> Host:
         if self._host is None:
@@ -256,8 +258,11 @@ class Dcutr:
         return kept[0] if kept else None
 
     async def _dial(self, peer: PeerId, addr: Multiaddr, role: Role) -> None:
+        transport_addr, addr_peer = split_peer_id(addr)
+        if transport_addr is None or addr_peer not in (None, peer):
+            return  # another peer's address: not this peer's to offer
         try:
-            await self._need_host().dial_direct(peer, addr, role=role)
+            await self._need_host().dial_direct(peer, transport_addr, role=role)
         except _DIAL_ERRORS as exc:
             _log.debug("dcutr dial %s (%s) failed: %r", addr, role, exc)
 
