@@ -1,17 +1,19 @@
-"""DCUtR (``/libp2p/dcutr``) against js-libp2p's @libp2p/dcutr 3.0.28 on loopback.
+"""DCUtR (``/libp2p/dcutr``) against js-libp2p's @libp2p/dcutr 3.0.28 and py-libp2p 0.8.1's
+``libp2p.relay.circuit_v2.dcutr`` on loopback.
 
 js ignores private and loopback addresses in CONNECT (``isPublicAndDialable``), so: with our
 loopback addresses js ends the exchange without answering; with a DNS name (js takes DNS
 addresses as "probably public"; ``/dns4/localhost`` still resolves to loopback) it answers
 with its own addresses and dials us. js as the spec's B is started by the peer script
-(``--initiate``), because js only starts DCUtR by itself on relayed connections.
+(``--initiate``), because js only starts DCUtR by itself on relayed connections. py refuses
+the exchange whenever it already has a direct connection to the peer, as it has here.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -33,13 +35,14 @@ from protocols.dcutr import (
     encode_message,
 )
 from protocols.identify import Identify
-from tests.interop.peers import HERE, JS_NODE, REPO, PeerProcess
+from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, REPO, PeerProcess
 from transports.noise import Noise
 from transports.tcp import TcpTransport
 from transports.yamux import Yamux
 
 pytestmark = pytest.mark.anyio
 JS_DCUTR_PEER = HERE / "js" / "dcutr_peer.mjs"
+PY_DCUTR_PEER = HERE / "py" / "dcutr_peer.py"
 
 
 @pytest.fixture
@@ -48,20 +51,22 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def js_peer(log_dir: Path, *args: str) -> AsyncIterator[PeerProcess]:
-    if not JS_NODE.exists():
-        raise AssertionError(f"js interop peer not installed ({JS_NODE}): make interop-setup")
-    stderr_path = log_dir / "js-dcutr.stderr"
+async def peer_process(kind: str, log_dir: Path, *args: str) -> AsyncIterator[PeerProcess]:
+    """The js or py DCUtR peer script, ended when the block exits."""
+    exe, script = (JS_NODE, JS_DCUTR_PEER) if kind == "js" else (PY_PYTHON, PY_DCUTR_PEER)
+    if not exe.exists():
+        raise AssertionError(f"{kind} interop peer not installed ({exe}): make interop-setup")
+    stderr_path = log_dir / f"{kind}-dcutr.stderr"
     with stderr_path.open("wb") as stderr:
         process = await anyio.open_process(
-            [str(JS_NODE), str(JS_DCUTR_PEER), *args],
+            [str(exe), str(script), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             cwd=str(REPO),
         )
         try:
-            yield PeerProcess("js", process, stderr_path)
+            yield PeerProcess(kind, process, stderr_path)
         finally:
             with anyio.CancelScope(shield=True):
                 process.terminate()
@@ -71,6 +76,10 @@ async def js_peer(log_dir: Path, *args: str) -> AsyncIterator[PeerProcess]:
                     process.kill()
                     await process.wait()
                 await process.aclose()
+
+
+def js_peer(log_dir: Path, *args: str) -> AbstractAsyncContextManager[PeerProcess]:
+    return peer_process("js", log_dir, *args)
 
 
 @asynccontextmanager
@@ -181,3 +190,17 @@ async def test_js_initiates_and_we_connect_directly(tmp_path: Path) -> None:
             assert str(result.connection.remote_multiaddr) in {
                 a.rsplit("/p2p/", 1)[0] for a in listening["addrs"]
             }
+
+
+@pytest.mark.parametrize("offered", ["loopback", "dns"])
+async def test_py_refuses_dcutr_over_a_direct_connection(tmp_path: Path, offered: str) -> None:
+    async with peer_process("py", tmp_path) as py, our_host(auto=False) as host:
+        listening = await py.wait_for("listening", 30)
+        addr = host.listen_addrs[0] if offered == "loopback" else dns_name(host)
+        with anyio.fail_after(20):
+            answer = await exchange_connect(host, listening["addrs"][0], addr)
+        assert answer is None  # "Already have direct connection": the stream is closed
+        with anyio.move_on_after(1):
+            while True:
+                event = await py.next_event(2)
+                assert event.get("direction") != "OUTBOUND", "py dialed"
