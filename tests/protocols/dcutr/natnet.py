@@ -67,8 +67,14 @@ table inet natfilter {{
 
 
 @contextmanager
-def nat_network(*, symmetric: bool = False) -> Iterator[NatNet]:
-    """Build the topology; remove every namespace on exit, whatever happened."""
+def nat_network(*, symmetric: bool = False, symmetric_b: bool | None = None) -> Iterator[NatNet]:
+    """Build the topology; remove every namespace on exit, whatever happened.
+
+    Args:
+        symmetric: both NATs (or only A's, if ``symmetric_b`` is given) map flows randomly.
+        symmetric_b: B's NAT maps flows randomly (default: as ``symmetric``).
+    """
+    sym_b = symmetric if symmetric_b is None else symmetric_b
     tag = f"{os.getpid() % 10000}{random.randrange(100)}"
     m = random.randrange(100, 250)
     n = random.randrange(20, 240, 2)
@@ -100,7 +106,7 @@ def nat_network(*, symmetric: bool = False) -> Iterator[NatNet]:
         for router in ("na", "nb", "in"):
             _ns(names[router], "sysctl", "-qw", "net.ipv4.ip_forward=1")
         _ns(names["na"], "nft", "-f", "-", stdin=_nat_rules(f"h{tag}l2", symmetric))
-        _ns(names["nb"], "nft", "-f", "-", stdin=_nat_rules(f"h{tag}l3", symmetric))
+        _ns(names["nb"], "nft", "-f", "-", stdin=_nat_rules(f"h{tag}l3", sym_b))
         yield NatNet(
             host_a=names["ha"],
             host_b=names["hb"],

@@ -18,7 +18,16 @@ from p2pstack.framing import encode_lp
 from p2pstack.host import Host, Stream
 from p2pstack.identity import PeerId
 from p2pstack.interfaces import Role
-from protocols.dcutr import PROTOCOL_ID, Dcutr, HolePunchFinished, PunchSockets
+from protocols.dcutr import (
+    PROTOCOL_ID,
+    Dcutr,
+    DcutrMessage,
+    HolePunchFinished,
+    MessageType,
+    PunchSockets,
+    encode_body,
+    encode_message,
+)
 from transports.memory import MemoryNetwork, UpgradedMemoryTransport
 from transports.noise import Noise
 from transports.quic import QuicTransport, open_udp_socket
@@ -48,8 +57,7 @@ async def dcutr_host(
             Dcutr(
                 allow_private_addresses=allow_private,
                 udp_punch=sockets.punch,
-                attempt_timeout=3.0,
-                **kwargs,  # type: ignore[arg-type]  # test knobs, checked by Dcutr itself
+                **{"attempt_timeout": 3.0, **kwargs},  # type: ignore[arg-type]  # test knobs, checked by Dcutr itself
             )
         ],
         listen=listen,
@@ -183,3 +191,57 @@ async def test_responder_resets_garbage_and_stays_up() -> None:
         # A still serves a proper exchange afterwards.
         stream = await conn.new_stream([PROTOCOL_ID])
         await stream.aclose()
+
+
+@pytest.mark.anyio
+async def test_responder_never_dials_private_addresses_from_the_peer() -> None:
+    net = MemoryNetwork()
+    async with (
+        dcutr_host(net, "tcp", allow_private=False, auto=False, attempt_timeout=0.5) as a,
+        dcutr_host(net, "tcp", auto=False) as b,
+    ):
+        dialed: list[Multiaddr] = []
+
+        async def spy(peer: PeerId, addr: Multiaddr, *, role: Role = "initiator") -> Connection:
+            dialed.append(addr)
+            raise AssertionError("dialed")
+
+        a.dial_direct = spy  # type: ignore[method-assign]
+        out_a = Outcomes(a)
+        bogus = [
+            "/ip4/127.0.0.1/tcp/1",
+            "/ip4/10.1.2.3/tcp/4001",
+            "/ip4/192.168.0.1/udp/4001/quic-v1",
+            "/ip6/::1/tcp/1",
+            "/ip4/0.0.0.0/tcp/1",
+            "/ip4/224.0.0.1/udp/1/quic-v1",
+            "/dns4/localhost/tcp/1",
+        ]
+        connect = DcutrMessage(MessageType.CONNECT, tuple(Multiaddr(x) for x in bogus))
+        conn = await b.connect(memory_addr(a))
+        with anyio.fail_after(15):
+            stream = await conn.new_stream([PROTOCOL_ID])
+            # ... and an ObsAddrs entry that is no multiaddr at all
+            await stream.send(encode_lp(encode_body(connect) + b"\x12\x09garbage!!"))
+            await stream.receive()  # A's CONNECT
+            await stream.send(encode_message(DcutrMessage(MessageType.SYNC)))
+            await stream.send_eof()
+            res = await out_a.first()
+        assert res.outcome == "failed" and res.role == "responder"
+        assert dialed == []
+
+
+@pytest.mark.anyio
+async def test_one_inbound_exchange_per_peer() -> None:
+    net = MemoryNetwork()
+    async with dcutr_host(net, "tcp", auto=False) as a, dcutr_host(net, "tcp", auto=False) as b:
+        conn = await b.connect(memory_addr(a))
+        with anyio.fail_after(15):
+            first = await conn.new_stream([PROTOCOL_ID])
+            with pytest.raises(NETWORK_ERRORS):  # reset: over the per-peer limit
+                second = await conn.new_stream([PROTOCOL_ID])
+                await second.send(encode_message(DcutrMessage(MessageType.SYNC)))
+                await second.receive()
+            await first.send(encode_message(DcutrMessage(MessageType.CONNECT, ())))
+            answer = await first.receive()
+        assert answer[1:3] == b"\x08\x64"  # the first exchange is served: A's CONNECT

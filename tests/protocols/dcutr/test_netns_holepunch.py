@@ -130,10 +130,20 @@ def test_hole_punch_through_two_nats(kind: str) -> None:
     assert ping["connections"] and all(limited is False for _, limited in ping["connections"])
 
 
-def test_symmetric_nats_fail_within_the_attempt_limit() -> None:
-    with nat_network(symmetric=True) as net:
+@pytest.mark.parametrize(
+    ("kind", "sym_a", "sym_b"),
+    [
+        ("tcp", True, True),
+        pytest.param("quic", True, True, marks=pytest.mark.long),
+        pytest.param("tcp", False, True, marks=pytest.mark.long),
+        pytest.param("quic", True, False, marks=pytest.mark.long),
+    ],
+    ids=["tcp-both", "quic-both", "tcp-b-only", "quic-a-only"],
+)
+def test_symmetric_nats_fail_within_the_attempt_limit(kind: str, sym_a: bool, sym_b: bool) -> None:
+    with nat_network(symmetric=sym_a, symmetric_b=sym_b) as net:
         started = time.monotonic()
-        out_b, out_a, _ = punch(net, "tcp")
+        out_b, out_a, _ = punch(net, kind)
         took = time.monotonic() - started
     assert out_b["outcome"] == "failed"
     assert out_b["attempts"] == 3
