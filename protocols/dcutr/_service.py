@@ -71,6 +71,8 @@ class Dcutr:
         udp_punch: sends a punch datagram from the QUIC listen socket (``PunchSockets.punch``);
             without it this side cannot help a QUIC hole punch as responder.
         auto: start an upgrade on every new inbound limited (relayed) connection.
+        unilateral_first: before the exchange, dial the peer's known addresses that pass the
+            policy (the spec's unilateral upgrade).
         random_bytes: punch payloads; ``rng``: punch intervals (injectable for tests).
     """
 
@@ -85,6 +87,7 @@ class Dcutr:
         idle_timeout: float = 30.0,
         udp_punch: UdpPunch | None = None,
         auto: bool = True,
+        unilateral_first: bool = True,
         random_bytes: Callable[[int], bytes] = os.urandom,
         rng: random.Random | None = None,
     ) -> None:
@@ -98,6 +101,7 @@ class Dcutr:
         self._idle_timeout = idle_timeout
         self._udp_punch = udp_punch
         self._auto = auto
+        self._unilateral_first = unilateral_first
         self._random_bytes = random_bytes
         self._rng = rng or random.Random()
         self._host: Host | None = None
@@ -157,13 +161,27 @@ class Dcutr:
             raise LocalProtocolError(f"a DCUtR upgrade with {peer} is already running")
         self._running.add(peer)
         try:
-            stream = await connection.new_stream([PROTOCOL_ID])
-            async with stream:
-                result = await self._initiate(stream, peer)
+            direct = await self._unilateral(peer) if self._unilateral_first else None
+            if direct is not None:
+                result = _direct(peer, "initiator", 0, None, direct)
+            else:
+                stream = await connection.new_stream([PROTOCOL_ID])
+                async with stream:
+                    result = await self._initiate(stream, peer)
         finally:
             self._running.discard(peer)
         host.events.emit(result)
         return result
+
+    async def _unilateral(self, peer: PeerId) -> Connection | None:
+        """The spec's first step: "If that set [of A's addresses from identify] includes
+        public addresses, then A may be reachable by a direct connection", so B dials them
+        before any hole punch (``attempts`` 0 on success)."""
+        addrs = self.policy.filter(tuple(self._need_host().peerstore.addrs(peer)))
+        if not addrs:
+            return None
+        plain = DialRequested(attempt=0, addrs=addrs, rejected=0, rtt=None)
+        return await self._connect_direct(peer, plain, "initiator")
 
     async def _initiate(self, stream: Stream, peer: PeerId) -> HolePunchFinished:
         core = InitiatorCore(

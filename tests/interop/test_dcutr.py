@@ -91,7 +91,10 @@ async def our_host(*, auto: bool = True, by_name: bool = False) -> AsyncIterator
         return [dns_name(started[0])]
 
     dcutr = Dcutr(
-        allow_private_addresses=True, auto=auto, address_source=by_dns_name if by_name else None
+        allow_private_addresses=True,
+        auto=auto,
+        address_source=by_dns_name if by_name else None,
+        unilateral_first=False,  # we connect to js directly: the exchange itself is tested
     )
     async with open_host(
         transports=[TcpTransport(port_reuse=True)],

@@ -20,7 +20,7 @@ async def _initiate(addr: str) -> HolePunchFinished:
         transports=[TcpTransport(port_reuse=True)],
         security=[Noise()],
         muxers=[Yamux()],
-        services=[Dcutr(allow_private_addresses=True, auto=False)],
+        services=[Dcutr(allow_private_addresses=True, auto=False, unilateral_first=False)],
         listen=["/ip4/127.0.0.1/tcp/0"],
     ) as host:
         with anyio.fail_after(20):

@@ -245,3 +245,19 @@ async def test_one_inbound_exchange_per_peer() -> None:
             await first.send(encode_message(DcutrMessage(MessageType.CONNECT, ())))
             answer = await first.receive()
         assert answer[1:3] == b"\x08\x64"  # the first exchange is served: A's CONNECT
+
+
+@pytest.mark.anyio
+async def test_unilateral_upgrade_when_the_peer_is_reachable() -> None:
+    net = MemoryNetwork()
+    async with dcutr_host(net, "tcp") as a, dcutr_host(net, "tcp") as b:
+        # As identify would have told B: A's TCP listen address.
+        tcp = next(x for x in a.listen_addrs if "/tcp/" in str(x))
+        b.peerstore.add_addrs(a.peer_id, [tcp], 600)
+        out_a, out_b = Outcomes(a), Outcomes(b)
+        with anyio.fail_after(10):
+            await a.connect(memory_addr(b))
+        res = await out_b.first()
+        assert res.outcome == "direct" and res.attempts == 0  # no hole punch was needed
+        assert res.connection is not None and res.connection.direction == "outbound"
+        assert out_a.got == []  # A never saw a DCUtR stream
