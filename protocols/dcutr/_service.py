@@ -52,6 +52,9 @@ _log = logging.getLogger(__name__)
 UdpPunch = Callable[["Multiaddr", bytes], Awaitable[bool]]
 #: What a failed dial raises (``P2PError`` is among ``NETWORK_ERRORS``).
 _DIAL_ERRORS: tuple[type[BaseException], ...] = (OSError, *NETWORK_ERRORS)
+#: Most upgrades we run as B at once (each holds a stream and up to MAX_ADDRS dials);
+#: relayed connections arriving beyond it stay relayed.
+MAX_CONCURRENT_UPGRADES = 16
 #: Seconds between punch packets: "random UDP packets ... every 10-200 ms".
 PUNCH_INTERVAL = (0.010, 0.200)
 
@@ -106,6 +109,7 @@ class Dcutr:
         self._rng = rng or random.Random()
         self._host: Host | None = None
         self._running: set[PeerId] = set()
+        self._scheduled: set[PeerId] = set()  # auto upgrades started, not yet running
 
     async def start(self, host: Host) -> None:
         """Serve ``/libp2p/dcutr`` (on limited connections too) and watch new connections."""
@@ -134,14 +138,24 @@ class Dcutr:
     def _on_connection(self, event: ConnectionOpened) -> None:
         conn = event.connection
         # The spec: the peer that received the relayed connection starts the upgrade.
-        if conn.limited and conn.direction == "inbound" and self._host is not None:
-            self._host.start_soon(self._auto_upgrade, conn, name="dcutr upgrade")
+        if not (conn.limited and conn.direction == "inbound") or self._host is None:
+            return
+        peer = conn.remote_peer
+        busy = self._scheduled | self._running
+        if len(busy) >= MAX_CONCURRENT_UPGRADES or peer in busy:
+            _log.info("dcutr: not upgrading %s (busy)", peer)
+            return
+        self._scheduled.add(peer)
+        self._host.start_soon(self._auto_upgrade, conn, name="dcutr upgrade")
 
     async def _auto_upgrade(self, conn: Connection) -> None:
         try:
+            self._scheduled.discard(conn.remote_peer)
             await self.upgrade(conn)
         except NETWORK_ERRORS as exc:
             _log.info("dcutr with %s: %r", conn.remote_peer, exc)
+        finally:
+            self._scheduled.discard(conn.remote_peer)
 
     # -- initiator (the spec's B) -----------------------------------------------------------
 

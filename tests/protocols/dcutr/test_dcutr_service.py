@@ -261,3 +261,34 @@ async def test_unilateral_upgrade_when_the_peer_is_reachable() -> None:
         assert res.outcome == "direct" and res.attempts == 0  # no hole punch was needed
         assert res.connection is not None and res.connection.direction == "outbound"
         assert out_a.got == []  # A never saw a DCUtR stream
+
+
+@pytest.mark.anyio
+async def test_auto_upgrades_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from protocols.dcutr import _service
+
+    monkeypatch.setattr(_service, "MAX_CONCURRENT_UPGRADES", 1)
+    net = MemoryNetwork()
+    async with (
+        dcutr_host(net, "tcp") as a,
+        dcutr_host(net, "tcp") as c,
+        dcutr_host(net, "tcp") as b,
+    ):
+        # B's exchange with A hangs (A's handler never answers): B is busy, C stays relayed.
+        stalled = anyio.Event()
+
+        async def silent(stream: Stream) -> None:
+            stalled.set()
+            await anyio.sleep(30)
+
+        a.set_stream_handler(PROTOCOL_ID, silent, replace=True, allow_limited=True)
+        out_b = Outcomes(b)
+        with anyio.fail_after(10):
+            await a.connect(memory_addr(b))
+            await stalled.wait()
+            relayed = await c.connect(memory_addr(b))
+        with anyio.move_on_after(1.5):
+            await out_b.arrived.wait()
+        assert out_b.got == []
+        assert relayed.limited and not relayed.is_closed
+        assert all(conn.limited for conn in b.connections(c.peer_id))
