@@ -203,11 +203,17 @@ class Dcutr:
             max_attempts=self._max_attempts,
             response_timeout=self._response_timeout,
         )
+        before = self._connection_ids(peer)
         core.start_attempt(anyio.current_time(), self.local_addrs())
         while True:
             try:
                 event = await _pump(stream, core)
             except NETWORK_ERRORS as exc:
+                # A may close the relayed connection (and our stream) as soon as its own dial
+                # succeeded (js-libp2p does), before our timer fires: the direct one counts.
+                made = self._new_direct(peer, before)
+                if made is not None and not isinstance(exc, RemoteProtocolError):
+                    return _direct(peer, "initiator", core.attempts, core.rtt, made)
                 return _failed(peer, "initiator", core.attempts, core.rtt, f"{exc!r}")
             if isinstance(event, UpgradeFailed):
                 return _failed(peer, "initiator", event.attempts, core.rtt, event.reason)
@@ -228,6 +234,7 @@ class Dcutr:
             idle_timeout=self._idle_timeout,
             now=anyio.current_time(),
         )
+        before = self._connection_ids(peer)
         result: HolePunchFinished | None = None
         error: BaseException | None = None
         while result is None and not core.done:
@@ -242,6 +249,9 @@ class Dcutr:
                 conn = await self._connect_direct(peer, event, "initiator")
                 if conn is not None:
                     result = _direct(peer, "responder", core.attempts, None, conn)
+        made = self._new_direct(peer, before) if result is None and core.attempts else None
+        if made is not None and not isinstance(error, RemoteProtocolError):
+            result = _direct(peer, "responder", core.attempts, None, made)
         if result is None:
             reason = "the peer ended the exchange" if error is None else repr(error)
             result = _failed(peer, "responder", core.attempts, None, reason)
@@ -250,6 +260,16 @@ class Dcutr:
             raise error  # the host resets the stream
 
     # -- making the direct connection --------------------------------------------------------
+
+    def _connection_ids(self, peer: PeerId) -> set[int]:
+        return {id(c) for c in self._need_host().connections(peer)}
+
+    def _new_direct(self, peer: PeerId, before: set[int]) -> Connection | None:
+        """A direct connection to ``peer`` opened since ``before`` was taken, if any."""
+        for conn in self._need_host().connections(peer):
+            if id(conn) not in before and not conn.limited and not conn.draining:
+                return conn
+        return None
 
     async def _connect_direct(
         self, peer: PeerId, event: DialRequested, role: Role

@@ -166,8 +166,11 @@ async def test_we_initiate_and_js_dials_back(tmp_path: Path) -> None:
             await js.wait_for("connection", 10)  # the carrier (inbound at js)
             dialed = await js.wait_for("connection", 10)
             assert dialed["direction"] == "outbound"
-            closed = await js.wait_for("closed", 10)
-            assert closed["direction"] == "inbound"
+            # (our host may also close js's new connection: one connection per peer)
+            closed = [await js.wait_for("closed", 10)]
+            if closed[0]["direction"] != "inbound":
+                closed.append(await js.wait_for("closed", 10))
+            assert closed[-1]["direction"] == "inbound"
 
 
 async def test_js_initiates_and_we_connect_directly(tmp_path: Path) -> None:
