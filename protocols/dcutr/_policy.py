@@ -34,7 +34,10 @@ def transport_of(addr: Multiaddr, *, dns: bool = False) -> str | None:
     """``"tcp"`` for ``/ip4|ip6/../tcp/..``, ``"quic-v1"`` for ``/ip4|ip6/../udp/../quic-v1``
     (a trailing ``/p2p/<id>`` allowed), else ``None`` (relayed, other transports; DNS names
     unless ``dns``)."""
-    codes = [proto.code for proto, _ in addr.items()]
+    try:
+        codes = [proto.code for proto, _ in addr.items()]
+    except ValueError:  # the multiaddr library's parse errors are ValueErrors
+        return None
     if codes and codes[-1] == P_P2P:
         codes = codes[:-1]
     hosts = (P_IP4, P_IP6, P_DNS, P_DNS4, P_DNS6) if dns else (P_IP4, P_IP6)

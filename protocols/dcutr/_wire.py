@@ -126,8 +126,10 @@ def _parse_addr(raw: bytes) -> Multiaddr | None:
         return None
     try:
         addr = Multiaddr(raw)
-        # Parsing is partly lazy: the text form walks every component.
+        # Parsing is partly lazy: the text form and the component walk each parse on their
+        # own, and the library lets some inputs through one but not the other.
         same = addr.to_bytes() == raw and Multiaddr(str(addr)).to_bytes() == raw
+        list(addr.items())
     except Exception:
         return None
     return addr if same else None

@@ -53,11 +53,11 @@ def test_malformed_messages(body: bytes) -> None:
 
 
 def test_bogus_addresses_are_dropped_and_counted() -> None:
-    entries = [b"\xff\xff", b"", b"\x04\x01\x02", PUBLIC_A.to_bytes()]
+    entries = [b"\xff\xff", b"", b"\x04\x01\x02", b"*\t*********", PUBLIC_A.to_bytes()]
     body = b"\x08\x64" + b"".join(bytes([0x12, len(e)]) + e for e in entries)
     msg = decode_message(body)
     assert msg.addrs == (PUBLIC_A,)
-    assert msg.invalid == 3
+    assert msg.invalid == 4
 
 
 def test_address_count_bound() -> None:
