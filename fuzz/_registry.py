@@ -75,6 +75,8 @@ TARGETS: dict[str, TargetSpec] = {
             "_pubsub",
             "pubsub RPCs, signing, floodsub and gossipsub cores, queue",
         ),
+        _spec("dcutr_message", "_dcutr", "DCUtR HolePunch decoding and re-encoding"),
+        _spec("dcutr_core", "_dcutr", "DCUtR initiator and responder cores fed a peer's bytes"),
         _spec("dnsaddr_answer", "_discovery", "DNS TXT answers to a _dnsaddr. query", 4200),
         _spec("relay_message", "_relay", "circuit relay v2 hop/stop messages and vouchers"),
         _spec("relay_core", "_relay", "circuit relay v2 reservation and circuit tables"),

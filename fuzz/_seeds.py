@@ -31,6 +31,9 @@ from fuzz._registry import TARGETS
 from fuzz._swim import SIGNATURE, fuzz_peer
 from p2pstack.framing import encode_lp
 from p2pstack.identity import LIBP2P_TLS_OID, Envelope, Identity, PeerId, PeerRecord
+from protocols.dcutr import DcutrMessage, MessageType
+from protocols.dcutr import encode_body as dcutr_body
+from protocols.dcutr import encode_message as dcutr_encode
 from protocols.discovery.mdns import build_query as build_mdns_query
 from protocols.discovery.mdns import build_response as build_mdns_response
 from protocols.discovery.mdns._wire import Host as MdnsHost
@@ -428,6 +431,26 @@ def _discovery_seeds() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _dcutr_seeds() -> dict[str, dict[str, bytes]]:
+    public = Multiaddr("/ip4/1.2.3.4/tcp/4001")
+    private = Multiaddr("/ip4/192.168.1.2/udp/4001/quic-v1")
+    connect = DcutrMessage(MessageType.CONNECT, (public, private))
+    sync = DcutrMessage(MessageType.SYNC)
+    return {
+        "dcutr_message": {
+            "connect": dcutr_body(connect),
+            "sync": dcutr_body(sync),
+            "bogus-addr": b"\x08\x64\x12\x03\x04\x01\x02" + dcutr_body(connect)[2:],
+        },
+        "dcutr_core": {
+            "responder-rounds": b"\x00" + (dcutr_encode(connect) + dcutr_encode(sync)) * 3,
+            "responder-private": b"\x41" + dcutr_encode(connect) + dcutr_encode(sync),
+            "initiator-answer": b"\x80" + dcutr_encode(connect),
+            "initiator-sync-first": b"\x83" + dcutr_encode(sync),
+        },
+    }
+
+
 def _mdns_seeds() -> dict[str, dict[str, bytes]]:
     peer = "12D3KooWKbRz4Fd5xBdUgZaCDHusWpQoGTvqEiAGbZ96d8gEswU1"
     txt = (f"dnsaddr=/ip4/127.0.0.1/tcp/4001/p2p/{peer}".encode(),)
@@ -563,6 +586,7 @@ def seeds() -> dict[str, dict[str, bytes]]:
         **_p2pd_seeds(),
         **_autonat_seeds(),
         **_daemon_seeds(),
+        **_dcutr_seeds(),
     }
 
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         Listener,
         MuxedStream,
         RawConnection,
+        Role,
         Transport,
         UpgradedConnection,
         UpgradedListener,
@@ -488,7 +489,27 @@ class Host:
             return self._best_connection(peer) or conn
         return conn
 
-    async def _dial_one(self, addr: Multiaddr, peer: PeerId | None) -> Connection:
+    async def dial_direct(
+        self, peer: PeerId, addr: Multiaddr, *, role: Role = "initiator"
+    ) -> Connection:
+        """Open a new connection to ``peer`` at ``addr`` even if one is open (hole punching:
+        the direct connection that replaces a relayed one).
+
+        Args:
+            peer: the peer that must answer at ``addr``.
+            addr: a transport address (without ``/p2p/``).
+            role: ``"responder"`` runs the upgrade as the responding side, for the peer that
+                does not lead a TCP simultaneous open (ignored by pre-upgraded transports).
+
+        Raises:
+            ResourceLimitExceeded, TransportError, P2PTimeoutError, SecurityError,
+            NegotiationError, UpgradeError, OSError: the dial failed.
+        """
+        return await self._dial_one(addr, peer, role=role)
+
+    async def _dial_one(
+        self, addr: Multiaddr, peer: PeerId | None, *, role: Role = "initiator"
+    ) -> Connection:
         """One attempt of the dialer: the outbound resource scope (the outbound cap, the
         gater's deny list: checked before a socket is used), dial and upgrade, admission of
         the proven peer; then the host adopts the connection.
@@ -499,7 +520,7 @@ class Host:
         """
         scope = self.resource_manager.open_connection("outbound", addr)
         try:
-            upgraded = await self._dial_upgrade(addr, peer, scope)
+            upgraded = await self._dial_upgrade(addr, peer, scope, role)
         except BaseException:
             scope.done()
             raise
@@ -509,7 +530,7 @@ class Host:
         return self._add_connection(upgraded, scope)
 
     async def _dial_upgrade(
-        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope
+        self, addr: Multiaddr, peer: PeerId | None, scope: ConnectionScope, role: Role
     ) -> UpgradedConnection:
         """Dial and upgrade one address (the upgrade has its own staged deadlines).
 
@@ -541,7 +562,7 @@ class Host:
             if isinstance(exc, P2PError):
                 raise
             raise P2PTimeoutError(f"dial timed out after {self.config.dial_timeout:g} s") from None
-        return await self.upgrader.upgrade_outbound(raw, remote_peer=peer, memory=scope)
+        return await self.upgrader.upgrade_outbound(raw, remote_peer=peer, role=role, memory=scope)
 
     # -- connections -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from multiaddr import Multiaddr
 from p2pstack.builder import open_host
 from p2pstack.host import Host, HostConfig
 from p2pstack.identity import Identity
-from p2pstack.interfaces import Muxer, SecurityChannel, Service
+from p2pstack.interfaces import Muxer, SecurityChannel, Service, Transport, UpgradedTransport
 from p2pstack.resources import ResourceManager
 from protocols.identify import Identify
 from protocols.perf import Perf
@@ -114,6 +114,7 @@ async def open_default_host(
     discovery: Sequence[PeerDiscovery] | None = None,
     discovery_config: DiscoveryConfig | None = None,
     circuit: CircuitRelayTransport | None = None,
+    transports: Sequence[Transport | UpgradedTransport] | None = None,
 ) -> AsyncIterator[Host]:
     """A host with QUIC-v1, TCP, memory and circuit relay v2 transports, the named security
     channels and muxers (for TCP and relayed connections), and the default services.
@@ -135,6 +136,9 @@ async def open_default_host(
         discovery_config: the discovery service's settings (its defaults if ``None``).
         circuit: the circuit relay transport (dials and listens on ``/p2p-circuit``
             addresses; a fresh one if ``None``), for services that need it (``AutoRelay``).
+        transports: replaces the default QUIC, TCP and memory transports (hole punching needs
+            TCP with port reuse and QUIC with punch sockets); the circuit transport is added
+            to them.
 
     Yields:
         The started host.
@@ -152,9 +156,11 @@ async def open_default_host(
     async with open_host(
         identity=identity,
         transports=[
-            QuicTransport(),
-            TcpTransport(),
-            MemoryTransport(),
+            *(
+                [QuicTransport(), TcpTransport(), MemoryTransport()]
+                if transports is None
+                else transports
+            ),
             circuit or CircuitRelayTransport(),
         ],
         security=make_security(security),

@@ -23,6 +23,13 @@ CRASHES = [
     # the responder's write of message 2 raise ValueError from the DH (cryptography refuses the
     # all-zero shared secret): an inbound handshake, and with it the host, died on 34 bytes.
     pytest.param("noise_handshake", b"\x00" + bytes(32), id="noise-low-order-ephemeral-key"),
+    # DCUtR: an ObsAddrs entry /ip6zone/********* whose text form parses but whose component
+    # walk (Multiaddr.items(), lazy) raises; the address policy walked it outside any guard.
+    pytest.param(
+        "dcutr_core",
+        b"\x80\x19\x08d\x12\x08\x04\x01\x02\x03\x04\x06\x0f\xa1\x12\x0b*\t*********)))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\x02\x91\x02\x0f\xa1\xcd\x03",
+        id="dcutr_core-ip6zone-lazy-parse",
+    ),
     pytest.param(
         "mplex_core",
         b"\xf0\xc8\x02\x00\x03\x00\x00\x010\x02\x02hi\x06\x00",

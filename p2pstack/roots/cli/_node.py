@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.metrics is not None:
         check_metrics_option(args.metrics)
+    if args.dcutr_allow_private and not args.dcutr:
+        raise UserError("--dcutr-allow-private needs --dcutr")
     if args.bootstrap:  # the bootstrap list's (and the DHT's or pubsub's) peers
         from p2pstack.roots.cli._discovery import check_bootstrap_entries
 
@@ -168,6 +170,10 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._autonat import autonat_event
 
         describers.append(autonat_event)
+    if args.dcutr:
+        from p2pstack.roots.cli._dcutr import holepunch_event
+
+        describers.append(holepunch_event)
     return _Parts(dht, router, discovery, tuple(describers))
 
 
@@ -213,6 +219,12 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._autonat import node_autonat_services
 
         services = [*(services or default_services(serve_perf=True)), *node_autonat_services(args)]
+    transports = None
+    if args.dcutr:
+        from p2pstack.roots.cli._dcutr import dcutr_setup
+
+        transports, dcutr = dcutr_setup(args)
+        services = [*(services or default_services(serve_perf=True)), dcutr]
     async with open_default_host(
         identity=load_identity(args.key),
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
@@ -225,6 +237,7 @@ async def _serve(args: argparse.Namespace) -> int:
         discovery=sources,
         discovery_config=discovery_config,
         circuit=circuit,
+        transports=transports,
     ) as host:
         # Signal handlers, the event subscription and the topics exist before "listening" is
         # announced: whoever reads that line may connect or send SIGTERM at once.

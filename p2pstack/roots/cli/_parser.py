@@ -7,6 +7,7 @@ import argparse
 import re
 
 from p2pstack.roots.cli._autonat_args import add_node_autonat_arguments
+from p2pstack.roots.cli._dcutr_args import add_node_dcutr_arguments
 from p2pstack.roots.cli._dht_args import (
     _positive_float,
     _positive_int,
@@ -147,6 +148,7 @@ def _configure_node(p: argparse.ArgumentParser) -> None:
     add_node_relay_service_arguments(p)
     add_node_relay_arguments(p)
     add_node_autonat_arguments(p)
+    add_node_dcutr_arguments(p)
 
 
 def _configure_ping(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,1 @@
+"""Generated protobuf module for DCUtR (regenerate with ``tools/gen_protos.sh``)."""
