@@ -10,22 +10,19 @@ answers ``OK`` (with the address reached), ``E_DIAL_ERROR``, ``E_DIAL_REFUSED`` 
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 from multiaddr import Multiaddr
 
-from p2pstack.errors import LocalProtocolError, P2PTimeoutError, RemoteProtocolError
+from p2pstack.errors import P2PTimeoutError, RemoteProtocolError
 from p2pstack.framing import encode_lp, read_lp
 from p2pstack.multiaddrs import with_peer_id
+from protocols.autonat._base import AutoNATConfig, ProbingService, local_test_addrs
 from protocols.autonat._dialer import DIAL_ERRORS, DialerFactory
-from protocols.autonat._policy import RateLimiter, ServerLimits, dialable
-from protocols.autonat._schedule import ClientSchedule, recheck_on_address_changes, run_probes
 from protocols.autonat._server import Requester, screen_v1
 from protocols.autonat._wire import (
     MAX_MESSAGE_SIZE,
@@ -38,46 +35,15 @@ from protocols.autonat._wire import (
 )
 
 if TYPE_CHECKING:
-    from p2pstack.events import Unsubscribe
     from p2pstack.host import Connection, Host, Stream
     from p2pstack.identity import PeerId
-    from p2pstack.topology import Topology
 
 __all__ = ["AutoNAT", "AutoNATConfig", "local_test_addrs"]
 
 _log = logging.getLogger("protocols.autonat")
 
 
-@attrs.frozen(kw_only=True)
-class AutoNATConfig:
-    """AutoNAT settings (v1 and v2 share them).
-
-    Attributes:
-        client: ask servers and decide our reachability.
-        server: answer requests (needs a dialer factory).
-        allow_private: the client also asks about private and loopback addresses (a server's
-            own policy is ``limits.allow_private``).
-        limits: the server's limits and private-address policy.
-        schedule: the client's timing and confidence.
-        request_timeout: seconds a server gives one request stream to arrive and be answered.
-    """
-
-    client: bool = True
-    server: bool = True
-    allow_private: bool = False
-    limits: ServerLimits = attrs.field(factory=ServerLimits)
-    schedule: ClientSchedule = attrs.field(factory=ClientSchedule)
-    request_timeout: float = 30.0
-
-
-def local_test_addrs(host: Host, *, allow_private: bool) -> list[Multiaddr]:
-    """Our addresses worth testing: the advertised ones and the observed ones (confirmed or
-    not), that a server may dial (``dialable``)."""
-    candidates = [*host.addresses.advertised(), *host.addresses.observed(include_unconfirmed=True)]
-    return [a for a in dict.fromkeys(candidates) if dialable(a, allow_private=allow_private)]
-
-
-class AutoNAT:
+class AutoNAT(ProbingService):
     """The AutoNAT v1 service (``host.service(AutoNAT)``).
 
     Args:
@@ -87,6 +53,8 @@ class AutoNAT:
         rng: randomness for choosing servers.
     """
 
+    service_name = "AutoNAT"
+
     def __init__(
         self,
         config: AutoNATConfig | None = None,
@@ -94,21 +62,7 @@ class AutoNAT:
         dialer: DialerFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.config = config or AutoNATConfig()
-        limits = self.config.limits
-        self._dialer = dialer
-        self._rng = rng or random.Random()
-        self._limiter = RateLimiter(
-            window=limits.window,
-            total=limits.global_rate,
-            per_key=limits.per_peer_rate,
-            max_keys=limits.max_peers,
-        )
-        self._busy = anyio.CapacityLimiter(limits.max_concurrent)
-        self._host: Host | None = None
-        self._topology: Topology | None = None
-        self._wake = anyio.Event()
-        self._handles: list[Unsubscribe] = []
+        super().__init__(config, dialer=dialer, rng=rng)
         #: Answers served, by status (for tests and statistics).
         self.served: dict[V1Status, int] = {}
 
@@ -118,40 +72,7 @@ class AutoNAT:
         if self.config.server:
             host.set_stream_handler(PROTOCOL_ID, self._serve, max_inbound_per_peer=2)
         if self.config.client:
-            self._topology = host.register_topology(PROTOCOL_ID, on_connect=self._new_server)
-            self._handles = recheck_on_address_changes(host, self._recheck)
-            probes = functools.partial(
-                run_probes, source="autonat", new_wake=self._new_wake, rng=self._rng
-            )
-            host.start_soon(
-                probes, host, PROTOCOL_ID, self._probe_vote, self.config.schedule, name="autonat"
-            )
-
-    async def stop(self) -> None:
-        """Stop following servers; the host cancels the probe task."""
-        if self._topology is not None:
-            self._topology.close()
-            self._topology = None
-        for handle in self._handles:
-            handle.close()
-        self._handles = []
-
-    def _require_host(self) -> Host:
-        if self._host is None:
-            raise LocalProtocolError("the AutoNAT service has not been started")
-        return self._host
-
-    def _new_wake(self) -> anyio.Event:
-        self._wake = anyio.Event()
-        return self._wake
-
-    def _recheck(self) -> None:
-        # The current round's event (``_new_wake`` replaces it every round).
-        self._wake.set()
-
-    def _new_server(self, _peer: PeerId) -> None:
-        if self._require_host().addresses.reachability == "unknown":
-            self._wake.set()
+            self._start_client(host, PROTOCOL_ID, source="autonat", task="autonat")
 
     # -- client --------------------------------------------------------------------------------
 

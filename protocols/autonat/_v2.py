@@ -11,7 +11,6 @@ nonce on a ``dial-back`` stream. Client: tests its addresses one request at a ti
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 from collections.abc import Sequence
@@ -24,11 +23,10 @@ from multiaddr import Multiaddr
 from p2pstack.errors import LocalProtocolError, P2PTimeoutError, RemoteProtocolError
 from p2pstack.framing import encode_lp, read_lp
 from p2pstack.multiaddrs import with_peer_id
+from protocols.autonat._base import AutoNATConfig, ProbingService, local_test_addrs
 from protocols.autonat._dialer import DIAL_ERRORS, DialerFactory
 from protocols.autonat._policy import RateLimiter
-from protocols.autonat._schedule import recheck_on_address_changes, run_probes
 from protocols.autonat._server import DialDataCounter, Requester, screen_v2
-from protocols.autonat._v1 import AutoNATConfig, local_test_addrs
 from protocols.autonat._wire import (
     DIAL_BACK_PROTOCOL_ID,
     DIAL_REQUEST_PROTOCOL_ID,
@@ -49,10 +47,8 @@ from protocols.autonat._wire import (
 )
 
 if TYPE_CHECKING:
-    from p2pstack.events import Unsubscribe
     from p2pstack.host import Connection, Host, Stream
     from p2pstack.identity import PeerId
-    from p2pstack.topology import Topology
 
 __all__ = ["AutoNATv2", "DialDataRefused", "NoDialResponse", "V2Result"]
 
@@ -100,8 +96,10 @@ class DialDataRefused(RemoteProtocolError):
     """The server asked for more dial data than we send, or for an address we did not list."""
 
 
-class AutoNATv2:
+class AutoNATv2(ProbingService):
     """The AutoNAT v2 service (``host.service(AutoNATv2)``); same arguments as ``AutoNAT``."""
+
+    service_name = "AutoNATv2"
 
     def __init__(
         self,
@@ -110,28 +108,15 @@ class AutoNATv2:
         dialer: DialerFactory | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.config = config or AutoNATConfig()
+        super().__init__(config, dialer=dialer, rng=rng)
         limits = self.config.limits
-        self._dialer = dialer
-        self._rng = rng or random.Random()
-        self._limiter = RateLimiter(
-            window=limits.window,
-            total=limits.global_rate,
-            per_key=limits.per_peer_rate,
-            max_keys=limits.max_peers,
-        )
         self._data_limiter = RateLimiter(
             window=limits.window,
             total=limits.dial_data_rate,
             per_key=limits.dial_data_rate,
             max_keys=1,
         )
-        self._busy = anyio.CapacityLimiter(limits.max_concurrent)
         self._pending: dict[int, anyio.Event] = {}
-        self._host: Host | None = None
-        self._topology: Topology | None = None
-        self._wake = anyio.Event()
-        self._handles: list[Unsubscribe] = []
         #: Answers served, by status.
         self.served: dict[ResponseStatus, int] = {}
 
@@ -142,47 +127,9 @@ class AutoNATv2:
             host.set_stream_handler(DIAL_REQUEST_PROTOCOL_ID, self._serve, max_inbound_per_peer=2)
         if self.config.client:
             host.set_stream_handler(DIAL_BACK_PROTOCOL_ID, self._dial_back_arrived, max_inbound=8)
-            self._topology = host.register_topology(
-                DIAL_REQUEST_PROTOCOL_ID, on_connect=self._new_server
+            self._start_client(
+                host, DIAL_REQUEST_PROTOCOL_ID, source="autonat-v2", task="autonat v2"
             )
-            self._handles = recheck_on_address_changes(host, self._recheck)
-            probes = functools.partial(
-                run_probes, source="autonat-v2", new_wake=self._new_wake, rng=self._rng
-            )
-            host.start_soon(
-                probes,
-                host,
-                DIAL_REQUEST_PROTOCOL_ID,
-                self._probe_vote,
-                self.config.schedule,
-                name="autonat v2",
-            )
-
-    async def stop(self) -> None:
-        """Stop following servers; the host cancels the probe task."""
-        if self._topology is not None:
-            self._topology.close()
-            self._topology = None
-        for handle in self._handles:
-            handle.close()
-        self._handles = []
-
-    def _require_host(self) -> Host:
-        if self._host is None:
-            raise LocalProtocolError("the AutoNATv2 service has not been started")
-        return self._host
-
-    def _new_wake(self) -> anyio.Event:
-        self._wake = anyio.Event()
-        return self._wake
-
-    def _recheck(self) -> None:
-        # The current round's event (``_new_wake`` replaces it every round).
-        self._wake.set()
-
-    def _new_server(self, _peer: PeerId) -> None:
-        if self._require_host().addresses.reachability == "unknown":
-            self._wake.set()
 
     # -- client --------------------------------------------------------------------------------
 
