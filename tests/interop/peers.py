@@ -103,21 +103,32 @@ class PeerProcess:
                 grouped.setdefault(name, []).append(event)
 
 
-def _open_log(log_dir: Path, kind: str) -> tuple[Path, IO[bytes]]:
+def _open_log(log_dir: Path, name: str) -> tuple[Path, IO[bytes]]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / f"{kind}-peer-{len(list(log_dir.iterdir()))}.stderr"
+    path = log_dir / f"{name}-{len(list(log_dir.iterdir()))}.stderr"
     return path, path.open("wb")
 
 
 @asynccontextmanager
-async def run_peer(kind: str, args: Sequence[str], *, log_dir: Path) -> AsyncIterator[PeerProcess]:
-    """Start a peer with ``args``; it is terminated (then killed) when the block ends."""
-    argv = command(kind) + list(args)
-    if kind == "js" and "--mplex-disconnect-threshold" not in args:
-        argv += ["--mplex-disconnect-threshold", JS_MPLEX_DEFAULT_THRESHOLD]
-    stderr_path, stderr = _open_log(log_dir, kind)
+async def spawn(
+    kind: str, argv: Sequence[str | Path], *, log_dir: Path, label: str = "peer"
+) -> AsyncIterator[PeerProcess]:
+    """Start ``argv`` (a peer script and its arguments) with stdin and stdout piped and stderr in
+    a log file under ``log_dir``; it is terminated (then killed) when the block ends.
+
+    Raises:
+        AssertionError: the script's interpreter is not installed (``make interop-setup``).
+    """
+    exe = Path(argv[0])
+    if exe.is_absolute() and not await anyio.Path(exe).exists():
+        raise AssertionError(f"{kind} interop peer is not installed ({exe}): make interop-setup")
+    stderr_path, stderr = _open_log(log_dir, f"{kind}-{label}")
     process = await anyio.open_process(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=str(REPO)
+        [str(a) for a in argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        cwd=str(REPO),
     )
     try:
         yield PeerProcess(kind, process, stderr_path)
@@ -132,3 +143,13 @@ async def run_peer(kind: str, args: Sequence[str], *, log_dir: Path) -> AsyncIte
                     await process.wait()
             await process.aclose()
             stderr.close()
+
+
+@asynccontextmanager
+async def run_peer(kind: str, args: Sequence[str], *, log_dir: Path) -> AsyncIterator[PeerProcess]:
+    """Start a peer with ``args``; it is terminated (then killed) when the block ends."""
+    argv = command(kind) + list(args)
+    if kind == "js" and "--mplex-disconnect-threshold" not in args:
+        argv += ["--mplex-disconnect-threshold", JS_MPLEX_DEFAULT_THRESHOLD]
+    async with spawn(kind, argv, log_dir=log_dir) as peer:
+        yield peer

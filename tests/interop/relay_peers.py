@@ -3,20 +3,16 @@ against a p2pstack relay: the relay host and the subprocess runner."""
 
 from __future__ import annotations
 
-import itertools
-import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-
-import anyio
 
 from p2pstack.builder import open_host
 from p2pstack.host import Host, HostConfig
 from protocols.identify import Identify
 from protocols.ping import Ping
 from protocols.relay import RelayConfig, RelayService
-from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, REPO, PeerProcess
+from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, PeerProcess, spawn
 from transports.mplex import Mplex
 from transports.noise import Noise
 from transports.tcp import TcpTransport
@@ -24,7 +20,6 @@ from transports.yamux import Yamux
 
 __all__ = ["relay_host", "run_relay_client"]
 
-_RUNS = itertools.count()
 
 SCRIPTS = {
     "js": (JS_NODE, HERE / "js" / "relay_client_peer.mjs"),
@@ -51,28 +46,7 @@ async def run_relay_client(
     kind: str, args: Sequence[str], *, log_dir: Path
 ) -> AsyncIterator[PeerProcess]:
     """Start the ``kind`` relay client peer with ``args``; terminated when the block ends."""
-    exe, script = SCRIPTS[kind]
-    if not exe.exists():
-        raise AssertionError(f"interop peer {kind!r} is not installed ({exe} missing)")
-    await anyio.Path(log_dir).mkdir(parents=True, exist_ok=True)
-    stderr_path = log_dir / f"{kind}-relay-client-{next(_RUNS)}.stderr"
-    with stderr_path.open("wb") as stderr:
-        process = await anyio.open_process(
-            [str(exe), str(script), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=str(REPO),
-        )
-        try:
-            yield PeerProcess(kind, process, stderr_path)
-        finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()
-                    with anyio.move_on_after(5):
-                        await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-                await process.aclose()
+    async with spawn(
+        kind, SCRIPTS[kind] + tuple(args), log_dir=log_dir, label="relay-client"
+    ) as peer:
+        yield peer

@@ -5,7 +5,6 @@ policy switched on), js's requests, built with js's own codecs, get real dial ba
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +31,7 @@ from protocols.autonat import (
     encode_v1,
 )
 from protocols.identify import Identify
-from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, REPO, Event, PeerProcess
+from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, Event, PeerProcess, spawn
 from tests.protocols.autonat.test_autonat_hosts import Dialer
 from transports.noise import Noise
 from transports.tcp import TcpTransport
@@ -63,30 +62,8 @@ def _log_path(log_dir: Path, kind: str) -> Path:
 
 @asynccontextmanager
 async def autonat_peer(kind: str, args: Sequence[str], log_dir: Path) -> AsyncIterator[PeerProcess]:
-    exe, script = SCRIPTS[kind]
-    if not exe.exists():
-        raise AssertionError(f"{exe} missing: run `make interop-setup`")
-    stderr_path = _log_path(log_dir, kind)
-    with stderr_path.open("wb") as stderr:
-        process = await anyio.open_process(
-            [str(exe), str(script), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=str(REPO),
-        )
-        try:
-            yield PeerProcess(kind, process, stderr_path)
-        finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()
-                    with anyio.move_on_after(5):
-                        await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
-                await process.aclose()
+    async with spawn(kind, SCRIPTS[kind] + tuple(args), log_dir=log_dir, label="autonat") as peer:
+        yield peer
 
 
 @asynccontextmanager

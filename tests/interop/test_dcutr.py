@@ -11,7 +11,6 @@ the exchange whenever it already has a direct connection to the peer, as it has 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -35,7 +34,7 @@ from protocols.dcutr import (
     encode_message,
 )
 from protocols.identify import Identify
-from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, REPO, PeerProcess
+from tests.interop.peers import HERE, JS_NODE, PY_PYTHON, PeerProcess, spawn
 from transports.noise import Noise
 from transports.tcp import TcpTransport
 from transports.yamux import Yamux
@@ -53,29 +52,9 @@ def anyio_backend() -> str:
 @asynccontextmanager
 async def peer_process(kind: str, log_dir: Path, *args: str) -> AsyncIterator[PeerProcess]:
     """The js or py DCUtR peer script, ended when the block exits."""
-    exe, script = (JS_NODE, JS_DCUTR_PEER) if kind == "js" else (PY_PYTHON, PY_DCUTR_PEER)
-    if not exe.exists():
-        raise AssertionError(f"{kind} interop peer not installed ({exe}): make interop-setup")
-    stderr_path = log_dir / f"{kind}-dcutr.stderr"
-    with stderr_path.open("wb") as stderr:
-        process = await anyio.open_process(
-            [str(exe), str(script), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=str(REPO),
-        )
-        try:
-            yield PeerProcess(kind, process, stderr_path)
-        finally:
-            with anyio.CancelScope(shield=True):
-                process.terminate()
-                with anyio.move_on_after(5):
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-                await process.aclose()
+    argv = (JS_NODE, JS_DCUTR_PEER) if kind == "js" else (PY_PYTHON, PY_DCUTR_PEER)
+    async with spawn(kind, [*argv, *args], log_dir=log_dir, label="dcutr") as peer:
+        yield peer
 
 
 def js_peer(log_dir: Path, *args: str) -> AbstractAsyncContextManager[PeerProcess]:

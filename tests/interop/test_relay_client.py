@@ -5,7 +5,6 @@ dial fails naming NO_RESERVATION. Peers: js/relay_peer.mjs, py/relay_peer.py."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,8 +21,7 @@ from p2pstack.identity import Identity
 from protocols.identify import Identify
 from protocols.ping import Ping
 from protocols.relay import CircuitRelayTransport
-from tests.interop.peers import ECHO, JS_NODE, PY_PYTHON, PeerProcess
-from tests.interop.peers import _open_log as open_log
+from tests.interop.peers import ECHO, JS_NODE, PY_PYTHON, PeerProcess, spawn
 from tests.p2pstack.hosts import echo_handler
 from transports.noise import Noise
 from transports.tcp import TcpTransport
@@ -47,23 +45,8 @@ def anyio_backend() -> str:
 @asynccontextmanager
 async def relay_peer(kind: str, args: Sequence[str], tmp_path: Path) -> AsyncIterator[PeerProcess]:
     """Run ``relay_peer`` of ``kind`` with ``args``; terminated when the block ends."""
-    stderr_path, stderr = open_log(tmp_path, f"{kind}-relay")
-    with stderr:
-        process = await anyio.open_process(
-            [*SCRIPTS[kind], *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
-        )
-        try:
-            yield PeerProcess(kind, process, stderr_path)
-        finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()
-                    with anyio.move_on_after(5):
-                        await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
-                await process.aclose()
+    async with spawn(kind, [*SCRIPTS[kind], *args], log_dir=tmp_path, label="relay") as peer:
+        yield peer
 
 
 @asynccontextmanager
