@@ -1,6 +1,6 @@
 """One node of the ``nat_traversal`` workload: its listen port (TCP with port reuse), its links
 to relays (observed address, reservation, keep-alives), relayed circuits to other nodes and
-direct dials for hole punches (docs/nat-simulation.md)."""
+direct dials for hole punches (docs/nat.md, "Simulating NATs")."""
 
 from __future__ import annotations
 
