@@ -21,6 +21,7 @@ import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.errors import LocalProtocolError, RemoteProtocolError
+from p2pstack.identity import Identity, PeerId
 from p2pstack.interfaces import Service
 from p2pstack.roots.scenarios._model import Scenario, ScenarioError
 from p2pstack.roots.scenarios._nat_dcutr import (
@@ -41,7 +42,7 @@ from p2pstack.roots.scenarios._nat_punch import (
     quic_client,
     udp_punches,
 )
-from p2pstack.roots.scenarios._nat_relay import RelayServer
+from p2pstack.roots.scenarios._nat_relay_server import RelayServer
 from p2pstack.roots.scenarios._runner import LISTEN_PORT
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
@@ -151,7 +152,7 @@ class NatTraversalWorkload:
 
     async def _run_relay(self, index: int) -> None:
         relay = self.relays[index] = RelayServer(
-            self.sim.network, index, self.cfg.port, self.cfg.max_reservations
+            self.sim.network, index, self.cfg.port, self.cfg.max_reservations, self._peer_id(index)
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(relay.serve, tg)
@@ -161,6 +162,12 @@ class NatTraversalWorkload:
             for node, ok in (await relay.probe(self.cfg.probe_timeout)).items():
                 self.alive[node] = self.alive.get(node, False) or ok
             await anyio.sleep_forever()
+
+    def _peer_id(self, index: int) -> PeerId:
+        """Node ``index``'s peer ID in the relay messages: a seeded Ed25519 identity of the
+        workload's own (the relayed path does not run over the hosts)."""
+        rng = self.sim.rng.child(f"nat_traversal/identity/{index}")
+        return Identity.generate(random_bytes=rng.random_bytes).peer_id
 
     def _relay_address(self, relay: int) -> str:
         ip = self.sim.network.addresses(relay)[0]
@@ -175,7 +182,11 @@ class NatTraversalWorkload:
         rng.shuffle(order)
         relays = [(r, self._relay_address(r)) for r in order]
         node = self.nodes[index] = NatNode(
-            self.sim.network, index, cfg.port, lambda c: self._on_stop(index, c)
+            self.sim.network,
+            index,
+            self._peer_id(index),
+            cfg.port,
+            lambda c: self._on_stop(index, c),
         )
         udp = f"/ip4/{self.sim.network.addresses(order[0])[0]}/udp/{cfg.port}"
         async with anyio.create_task_group() as tg:
@@ -234,6 +245,7 @@ class NatTraversalWorkload:
                 nb.reservation,
                 self._relay_address(nb.reservation),
                 nb.index,
+                nb.peer_id,
                 self.cfg.exchange_timeout,
             )
         except NET_ERRORS:
