@@ -1,14 +1,14 @@
-"""Hole-punch coordination of the ``nat_traversal`` workload, after DCUtR
-(https://github.com/libp2p/specs/blob/master/relay/DCUtR.md): over the relayed path, B (the
-peer that accepted the relayed connection) sends CONNECT with its observed addresses and
-starts a timer, A answers CONNECT with its own, B takes the round-trip time, sends SYNC and
-dials after half of it while A dials as soon as SYNC arrives; up to ``attempts`` rounds.
+"""Hole-punch coordination of the ``nat_traversal`` workload: the DCUtR sans-IO cores of
+``protocols.dcutr`` (https://github.com/libp2p/specs/blob/master/relay/DCUtR.md) driven over
+the simulated relayed path, on the virtual clock.
 
-The message logic is a sans-IO core (``InitiatorCore``, ``ResponderCore``: bytes and times in,
-bytes, addresses and delays out); ``initiate`` and ``respond`` drive it over a
-``RelayedChannel`` and call a ``DirectDial``. This is the seam where the real DCUtR core of
-``protocols.dcutr`` replaces these two classes (and the channel becomes a stream of a
-relayed connection): the runner's side, the relay model and the NAT boxes stay as they are.
+B (the peer that accepted the relayed connection) runs ``InitiatorCore``: CONNECT with its
+observed address, the round-trip time to A's CONNECT, SYNC, the dial after RTT / 2, another
+round after a failed dial until the core's attempt limit. A runs ``ResponderCore``: it answers
+CONNECT and dials when SYNC arrives. The cores' bytes (length-prefixed ``HolePunch`` protobufs)
+are what travels over the ``RelayedChannel``; their deadlines (response timeout, SYNC timer,
+idle timeout) are waited for with the simulator's clock. The dials are the scenario's
+(``_nat_punch``: TCP simultaneous open from the listen port, QUIC with punch packets).
 """
 
 from __future__ import annotations
@@ -17,114 +17,85 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import anyio
+from multiaddr import Multiaddr
 
-__all__ = [
-    "DirectDial",
-    "InitiatorCore",
-    "RelayedChannel",
-    "ResponderCore",
-    "decode",
-    "initiate",
-    "respond",
-]
+from protocols.dcutr import (
+    AddressPolicy,
+    DcutrEvent,
+    DialRequested,
+    InitiatorCore,
+    ResponderCore,
+    UpgradeFailed,
+)
 
-_CONNECT, _SYNC = b"C", b"S"
+__all__ = ["DirectDial", "RelayedChannel", "initiate", "quic_addr", "respond", "udp_addrs"]
 
 #: Dials the peer's addresses directly (both sides at once for TCP); True once a direct
 #: connection exists, False after the attempt's timeout.
 DirectDial = Callable[[Sequence[str]], Awaitable[bool]]
 
+#: The simulated network's public addresses (11.0.0.0/8) are global: the default policy, which
+#: dials only global unicast addresses, applies unchanged.
+_POLICY = AddressPolicy()
+
+
+_QUIC = "/quic-v1"
+
+
+def quic_addr(udp: str | None) -> str | None:
+    """The QUIC address DCUtR announces for an observed UDP mapping (``.../udp/P/quic-v1``):
+    the address policy dials TCP and QUIC-v1 addresses only."""
+    return None if udp is None else udp + _QUIC
+
+
+def udp_addrs(addrs: Sequence[str]) -> list[str]:
+    """The UDP destinations of QUIC addresses (the simulated sockets send plain datagrams)."""
+    return [a.removesuffix(_QUIC) for a in addrs]
+
 
 class RelayedChannel(Protocol):
-    """The relayed path between the two peers (messages, in order, with the relay's latency)."""
+    """The relayed path between the two peers (chunks of bytes, in order, with the relay's
+    latency)."""
 
     async def send(self, data: bytes) -> None:
-        """Send one message; raises ``anyio.BrokenResourceError`` if the path is gone."""
+        """Send bytes; raises ``anyio.BrokenResourceError`` if the path is gone."""
         ...
 
     async def receive(self) -> bytes:
-        """The next message (waits; callers bound the wait)."""
+        """The next chunk (waits; callers bound the wait)."""
         ...
 
 
-def decode(data: bytes) -> tuple[bytes, tuple[str, ...]]:
-    """``(type, addresses)`` of a message.
-
-    Raises:
-        ValueError: neither CONNECT nor SYNC.
-    """
-    kind, body = data[:1], data[1:]
-    if kind == _SYNC and not body:
-        return kind, ()
-    if kind == _CONNECT:
-        addrs = tuple(a for a in body.decode("utf-8", "replace").split("\n") if a)
-        if addrs:
-            return kind, addrs
-    raise ValueError("not a CONNECT with addresses or a SYNC")
-
-
-def _connect(addrs: Sequence[str]) -> bytes:
-    return _CONNECT + "\n".join(addrs).encode()
-
-
-class InitiatorCore:
-    """B's side: CONNECT out, CONNECT in (round-trip time), SYNC out, dial after RTT / 2."""
-
-    def __init__(self, own_addrs: Sequence[str]) -> None:
-        self.own_addrs = tuple(own_addrs)
-        self._sent_at: float | None = None
-        self.rtt: float | None = None
-
-    def connect(self, now: float) -> bytes:
-        """The CONNECT to send now (starts the round-trip timer)."""
-        self._sent_at = now
-        return _connect(self.own_addrs)
-
-    def on_connect(self, data: bytes, now: float) -> tuple[bytes, float, tuple[str, ...]]:
-        """A's CONNECT arrived.
-
-        Returns:
-            The SYNC to send, the delay before dialing (RTT / 2) and A's addresses.
-
-        Raises:
-            ValueError: not a CONNECT, or no CONNECT of ours outstanding.
-        """
-        kind, addrs = decode(data)
-        if kind != _CONNECT or self._sent_at is None:
-            raise ValueError("expected a CONNECT answer")
-        self.rtt = now - self._sent_at
-        self._sent_at = None
-        return _SYNC, self.rtt / 2, addrs
+async def _pump(channel: RelayedChannel, core: InitiatorCore | ResponderCore) -> DcutrEvent | None:
+    """Send what the core has to send, then wait for input until its next deadline (feeding
+    the core, or firing its timer); the next event, or ``None`` once the core has no deadline
+    and nothing to say."""
+    while True:
+        out = core.data_to_send()
+        if out:
+            await channel.send(out)
+        event = core.next_event()
+        if event is not None:
+            return event
+        deadline = core.next_deadline()
+        if deadline is None:
+            return None
+        data = b""
+        with anyio.move_on_after(max(deadline - anyio.current_time(), 0.0)):
+            data = await channel.receive()
+        if data:
+            core.receive_data(data, anyio.current_time())
+        else:
+            core.handle_timer(anyio.current_time())
 
 
-class ResponderCore:
-    """A's side: answer CONNECT with our addresses, dial when SYNC arrives."""
-
-    def __init__(self, own_addrs: Sequence[str]) -> None:
-        self.own_addrs = tuple(own_addrs)
-        self.peer_addrs: tuple[str, ...] = ()
-
-    def on_message(self, data: bytes) -> bytes | None:
-        """A message from B.
-
-        Returns:
-            The CONNECT answer to send, or ``None`` for SYNC (dial ``peer_addrs`` now).
-
-        Raises:
-            ValueError: malformed, or SYNC before any CONNECT.
-        """
-        kind, addrs = decode(data)
-        if kind == _CONNECT:
-            self.peer_addrs = addrs
-            return _connect(self.own_addrs)
-        if not self.peer_addrs:
-            raise ValueError("SYNC before CONNECT")
-        return None
+def _strs(event: DialRequested) -> list[str]:
+    return [str(addr) for addr in event.addrs]
 
 
 async def initiate(
     channel: RelayedChannel,
-    core: InitiatorCore,
+    own_addrs: Sequence[str],
     dial: DirectDial,
     *,
     attempts: int,
@@ -133,41 +104,56 @@ async def initiate(
     """Run B's side.
 
     Returns:
-        The attempt (1-based) that gave a direct connection, 0 if none did.
+        The attempt (1-based) that gave a direct connection, 0 if none did (every attempt
+        failed, A did not answer within ``timeout``, or A announced no dialable address).
 
     Raises:
-        TimeoutError: A did not answer within ``timeout``.
-        ValueError: A sent something else than CONNECT.
+        p2pstack.errors.RemoteProtocolError: A sent something DCUtR does not allow.
     """
-    for attempt in range(1, attempts + 1):
-        await channel.send(core.connect(anyio.current_time()))
-        with anyio.fail_after(timeout):
-            answer = await channel.receive()
-        sync, delay, addrs = core.on_connect(answer, anyio.current_time())
-        await channel.send(sync)
-        await anyio.sleep(delay)
-        if await dial(addrs):
-            return attempt
-    return 0
+    own = tuple(Multiaddr(a) for a in own_addrs)
+    core = InitiatorCore(policy=_POLICY, max_attempts=attempts, response_timeout=timeout)
+    core.start_attempt(anyio.current_time(), own)
+    while True:
+        event = await _pump(channel, core)
+        if not isinstance(event, DialRequested):
+            return 0  # UpgradeFailed, or finished
+        if await dial(_strs(event)):
+            core.succeeded()
+            return event.attempt
+        core.attempt_failed(anyio.current_time(), own)
 
 
 async def respond(
     channel: RelayedChannel,
-    core: ResponderCore,
+    own_addrs: Sequence[str],
     dial: DirectDial,
     *,
     attempts: int,
     timeout: float,
 ) -> int:
-    """Run A's side (mirror of ``initiate``)."""
-    for attempt in range(1, attempts + 1):
-        with anyio.fail_after(timeout):
-            reply = core.on_message(await channel.receive())
-            if reply is None:
-                raise ValueError("SYNC before CONNECT")
-            await channel.send(reply)
-            if core.on_message(await channel.receive()) is not None:
-                raise ValueError("expected SYNC")
-        if await dial(core.peer_addrs):
-            return attempt
-    return 0
+    """Run A's side: answer each CONNECT, dial on each SYNC, until a dial works, ``attempts``
+    rounds failed, or B stays silent for ``timeout``.
+
+    Returns:
+        The attempt that gave a direct connection, 0 if none did.
+
+    Raises:
+        p2pstack.errors.RemoteProtocolError: B sent something DCUtR does not allow (a round
+            past ``attempts`` among them).
+    """
+    own = tuple(Multiaddr(a) for a in own_addrs)
+    core = ResponderCore(
+        own,
+        policy=_POLICY,
+        max_attempts=attempts,
+        idle_timeout=timeout,
+        now=anyio.current_time(),
+    )
+    while True:
+        event = await _pump(channel, core)
+        if event is None or isinstance(event, UpgradeFailed) or core.done:
+            return 0
+        if await dial(_strs(event)):
+            return event.attempt
+        if event.attempt >= attempts:
+            return 0

@@ -1,7 +1,7 @@
 """What RFC 4787 (UDP) and RFC 5382 (TCP) say a DCUtR hole punch between two NAT types can
 achieve, worked out from the mapping and filtering rules alone (no simulation): the
 "expected" column next to the simulated outcome of the ``nat_traversal`` workload
-(docs/nat-simulation.md, "Expected outcomes").
+(docs/nat.md, "Simulating NATs", expected outcomes).
 
 Both peers announce the address a public node observed (their mapping towards it). A peer
 *keeps* that address towards the other peer when its box maps endpoint-independently (or

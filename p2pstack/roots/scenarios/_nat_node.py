@@ -1,6 +1,6 @@
 """One node of the ``nat_traversal`` workload: its listen port (TCP with port reuse), its links
 to relays (observed address, reservation, keep-alives), relayed circuits to other nodes and
-direct dials for hole punches (docs/nat-simulation.md)."""
+direct dials for hole punches (docs/nat.md, "Simulating NATs")."""
 
 from __future__ import annotations
 
@@ -12,9 +12,29 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from multiaddr import Multiaddr
 
+from p2pstack.errors import RemoteProtocolError
+from p2pstack.identity import PeerId
 from p2pstack.roots.scenarios._nat_punch import INITIAL, REPLY, Punch
-from p2pstack.roots.scenarios._nat_relay import OBSERVE, OBSERVED, Frame, Kind, RelayLink
+from p2pstack.roots.scenarios._nat_relay import (
+    OBSERVE,
+    OBSERVED,
+    Frame,
+    Kind,
+    RelayLink,
+    hop_status,
+)
 from p2pstack.roots.scenarios._workload import NET_ERRORS
+from protocols.relay import (
+    HopMessage,
+    HopType,
+    Peer,
+    Status,
+    StopMessage,
+    StopType,
+    decode_stop,
+    encode_hop,
+    encode_stop,
+)
 from transports.simnet import SimDatagramSocket, SimNetwork, SimTransport
 
 __all__ = ["Circuit", "NatNode"]
@@ -32,12 +52,18 @@ class Circuit:
         self._recv: MemoryObjectReceiveStream[bytes]
         self._send, self._recv = anyio.create_memory_object_stream[bytes](_INBOX)
         self.accepted = anyio.Event()
-        self.refused = False
+        self.status: Status | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the relay answered the CONNECT with anything but OK."""
+        return self.status is not Status.OK
 
     def deliver(self, kind: int, body: bytes) -> None:
         if kind == Kind.ACCEPT:
-            self.refused = body != b"1"
-            self.accepted.set()
+            if not self.accepted.is_set():
+                self.status = hop_status(body)
+                self.accepted.set()
         else:
             try:
                 self._send.send_nowait(body)
@@ -58,6 +84,7 @@ class NatNode:
     Args:
         net: the simulated network.
         index: the node's number.
+        peer_id: its peer ID.
         port: the TCP port it listens on and dials from.
         on_stop: called (synchronously) when a peer opens a circuit to this node.
     """
@@ -66,10 +93,12 @@ class NatNode:
         self,
         net: SimNetwork,
         index: int,
+        peer_id: PeerId,
         port: int,
         on_stop: Callable[[Circuit], None],
     ) -> None:
         self.net, self.index, self.port = net, index, port
+        self.peer_id = peer_id
         self.transport: SimTransport = net.transport(index, reuse_port=True)
         self.on_stop = on_stop
         self.links: dict[int, RelayLink] = {}
@@ -135,7 +164,7 @@ class NatNode:
             with anyio.fail_after(timeout):
                 conn = await self.transport.dial(Multiaddr(address))
             link = RelayLink(conn, self.index, relay, self._on_frame)
-            observed = await link.start(self.tg, timeout)
+            observed = await link.start(self.tg, self.peer_id, timeout)
         except NET_ERRORS:
             return None
         self.links[relay] = link
@@ -166,8 +195,11 @@ class NatNode:
         self.links.pop(self.reservation, None)
         await self.reserve(relays, timeout)
 
-    async def open_circuit(self, relay: int, address: str, peer: int, timeout: float) -> Circuit:
-        """A relayed connection to ``peer`` through ``relay`` (CONNECT, then the peer's ACCEPT).
+    async def open_circuit(
+        self, relay: int, address: str, peer: int, peer_id: PeerId, timeout: float
+    ) -> Circuit:
+        """A relayed connection to ``peer`` through ``relay`` (hop CONNECT to ``peer_id``; the
+        relay's STATUS answer).
 
         Raises:
             OSError: no link to the relay, the peer has no reservation there, or no answer.
@@ -176,7 +208,8 @@ class NatNode:
         if link is None:
             raise ConnectionError(f"no connection to relay {relay}")
         circuit = self.circuits[peer] = Circuit(self, link, peer)
-        if not await link.send(Kind.CONNECT, peer):
+        request = HopMessage(type=HopType.CONNECT, peer=Peer(id=peer_id))
+        if not await link.send(Kind.CONNECT, peer, encode_hop(request)):
             raise ConnectionError("relay connection lost")
         with anyio.move_on_after(timeout):
             await circuit.accepted.wait()
@@ -187,8 +220,17 @@ class NatNode:
     async def _on_frame(self, link: RelayLink, frame: Frame) -> None:
         kind, src, _, body = frame
         if kind == Kind.STOP:
+            try:
+                stop = decode_stop(body)
+            except RemoteProtocolError:
+                stop = None
+            if stop is None or stop.type is not StopType.CONNECT or stop.peer is None:
+                answer = StopMessage(type=StopType.STATUS, status=Status.MALFORMED_MESSAGE)
+                await link.send(Kind.ACCEPT, src, encode_stop(answer))
+                return
             circuit = self.circuits[src] = Circuit(self, link, src)
-            await link.send(Kind.ACCEPT, src, b"1")
+            ok = StopMessage(type=StopType.STATUS, status=Status.OK)
+            await link.send(Kind.ACCEPT, src, encode_stop(ok))
             self.on_stop(circuit)
         elif kind in (Kind.ACCEPT, Kind.DATA) and src in self.circuits:
             self.circuits[src].deliver(kind, body)

@@ -1,6 +1,16 @@
-"""The relayed path of the ``nat_traversal`` workload: a minimal circuit relay over simulated
-TCP connections, modelled on circuit relay v2 (reservation, CONNECT, STOP, then relayed data)
-without its wire format (https://github.com/libp2p/specs/blob/master/relay/circuit-v2.md).
+"""The relayed path of the ``nat_traversal`` workload: a circuit relay over simulated TCP
+connections whose reservation and circuit set-up speak circuit relay v2's messages
+(https://github.com/libp2p/specs/blob/master/relay/circuit-v2.md, ``protocols.relay``'s
+``HopMessage`` / ``StopMessage`` and their encoding): RESERVE answered by STATUS OK with a
+``Reservation`` and ``Limit`` or STATUS RESERVATION_REFUSED when the relay is full; CONNECT to a
+peer ID answered by STATUS NO_RESERVATION, or a STOP CONNECT to the target whose STATUS the
+relay turns into the dialer's answer; a malformed message gets MALFORMED_MESSAGE and the
+connection closes.
+
+The simulation has no secure channel and no stream multiplexer, so a small frame header stands
+in for both: each frame says which kind of message it carries (which stream it would travel on)
+and between which nodes; the first frame of a connection carries the node's peer ID (what the
+secure channel would authenticate).
 
 Every node keeps one connection per relay it talks to, dialed from its listen port (as a
 libp2p node with port reuse does); the relay tells each connection the address it came from
@@ -11,7 +21,6 @@ expires because keep-alives are rarer than the box's idle timeout.
 
 from __future__ import annotations
 
-import contextlib
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -19,18 +28,33 @@ import anyio
 from anyio.abc import TaskGroup
 from multiaddr import Multiaddr
 
+from p2pstack.errors import RemoteProtocolError
+from p2pstack.identity import PeerId
 from p2pstack.roots.scenarios._workload import NET_ERRORS
-from transports.simnet import SimConnection, SimNetwork
+from protocols.relay import (
+    HopMessage,
+    HopType,
+    Limit,
+    Reservation,
+    Status,
+    decode_hop,
+    encode_hop,
+)
+from transports.simnet import SimConnection
 
 __all__ = [
+    "ENDED",
+    "LIMIT",
     "OBSERVE",
     "OBSERVED",
+    "RESERVATION_TTL",
     "Frame",
     "FrameReader",
     "Kind",
     "RelayLink",
-    "RelayServer",
     "encode",
+    "hop_status",
+    "status_body",
 ]
 
 #: Length of the rest (2 bytes), kind (1), source node (4), destination node (4).
@@ -39,20 +63,24 @@ _HEADER = struct.Struct(">HBII")
 MAX_BODY = 4096
 #: Errors of a connection that went away (the network's, which include the end of a stream).
 _GONE = NET_ERRORS
-#: ... or that carried a malformed frame.
-_ENDED: tuple[type[BaseException], ...] = (*NET_ERRORS, ValueError)
+#: ... or that carried a malformed frame or message.
+ENDED: tuple[type[BaseException], ...] = (*NET_ERRORS, ValueError, RemoteProtocolError)
+#: What a circuit may carry (js and go's defaults), sent with each grant and circuit.
+LIMIT = Limit(duration=120, data=1 << 17)
+#: Reservation lifetime announced in ``Reservation.expire`` (seconds after the grant).
+RESERVATION_TTL = 3600
 
 
 class Kind:
     """Frame kinds."""
 
-    HELLO = 1  # node -> relay: first frame of a connection
+    HELLO = 1  # node -> relay: first frame of a connection, body: the node's peer ID
     OBSERVED = 2  # relay -> node: the address the connection came from
-    RESERVE = 3  # node -> relay
-    RESERVED = 4  # relay -> node: body b"1" accepted, b"0" refused (full)
-    CONNECT = 5  # node A -> relay: open a circuit to dst
-    STOP = 6  # relay -> B: A wants a circuit
-    ACCEPT = 7  # B -> relay -> A: the circuit is open (body b"0": refused / no reservation)
+    RESERVE = 3  # node -> relay: hop RESERVE
+    RESERVED = 4  # relay -> node: hop STATUS (OK with a reservation, or a refusal)
+    CONNECT = 5  # node A -> relay: hop CONNECT to B's peer ID
+    STOP = 6  # relay -> B: stop CONNECT from A's peer ID
+    ACCEPT = 7  # B -> relay: stop STATUS; relay -> A: hop STATUS (OK: the circuit is open)
     DATA = 8  # over a circuit, relayed between src and dst
     KEEPALIVE = 9  # node -> relay
     PROBE = 10  # relay -> node: is the reservation alive
@@ -60,6 +88,27 @@ class Kind:
 
 
 Frame = tuple[int, int, int, bytes]
+
+
+def hop_status(body: bytes) -> Status:
+    """The status of a hop STATUS message (``MALFORMED_MESSAGE`` if it is none)."""
+    try:
+        msg = decode_hop(body)
+    except RemoteProtocolError:
+        return Status.MALFORMED_MESSAGE
+    if msg.type is not HopType.STATUS or msg.status is None:
+        return Status.MALFORMED_MESSAGE
+    return msg.status
+
+
+def status_body(
+    status: Status, reservation: Reservation | None = None, limit: Limit | None = None
+) -> bytes:
+    return encode_hop(
+        HopMessage(type=HopType.STATUS, status=status, reservation=reservation, limit=limit)
+    )
+
+
 #: UDP: a request for the observed address, and the answer's prefix.
 OBSERVE, OBSERVED = b"O", b"o"
 
@@ -98,112 +147,6 @@ class FrameReader:
             self._buf += await self.conn.receive()
 
 
-class RelayServer:
-    """A public relay node: accepts connections, reports observed addresses, holds up to
-    ``max_reservations`` reservations and forwards circuits between connected nodes.
-
-    Args:
-        net: the simulated network.
-        node: the relay's node number.
-        port: its TCP port.
-        max_reservations: reservations held at once.
-    """
-
-    def __init__(self, net: SimNetwork, node: int, port: int, max_reservations: int) -> None:
-        self.net, self.node, self.port = net, node, port
-        self.max_reservations = max_reservations
-        #: Nodes with a reservation here, and every connected node's connection.
-        self.reserved: dict[int, SimConnection] = {}
-        self.conns: dict[int, SimConnection] = {}
-        self.refused = 0
-        self._probe_answers: dict[int, anyio.Event] = {}
-
-    async def serve(self, tg: TaskGroup) -> None:
-        """Listen, then serve each connection in ``tg`` (forever)."""
-        listener = await self.net.transport(self.node).listen(
-            Multiaddr(f"/ip4/0.0.0.0/tcp/{self.port}")
-        )
-        with contextlib.suppress(anyio.ClosedResourceError):  # the node crashed
-            while True:
-                conn = await listener.accept()
-                tg.start_soon(self._serve_conn, conn)
-
-    async def serve_udp(self) -> None:
-        """Answer UDP observation requests (``O``) with the source they came from (``o`` and
-        the address): a node's UDP mapping, which QUIC hole punching announces."""
-        sock = await self.net.transport(self.node).bind_datagram(
-            Multiaddr(f"/ip4/0.0.0.0/udp/{self.port}")
-        )
-        with contextlib.suppress(anyio.ClosedResourceError):  # the node crashed
-            while True:
-                data, source = await sock.receive()
-                if data == OBSERVE:
-                    sock.send_nowait(OBSERVED + str(source).encode(), source)
-
-    async def probe(self, timeout: float) -> dict[int, bool]:
-        """Ask every reserved node whether its reservation still works (a write that resets an
-        expired mapping's connection counts as dead)."""
-        alive: dict[int, bool] = {}
-        self._probe_answers = {}
-        for node, conn in list(self.reserved.items()):
-            self._probe_answers[node] = anyio.Event()
-            alive[node] = await self._send(conn, encode(Kind.PROBE, self.node, node))
-        with anyio.move_on_after(timeout):
-            for node, event in self._probe_answers.items():
-                if alive[node]:
-                    await event.wait()
-        return {n: ok and self._probe_answers[n].is_set() for n, ok in alive.items()}
-
-    async def _send(self, conn: SimConnection, frame: bytes) -> bool:
-        try:
-            await conn.send(frame)
-            return True
-        except _GONE:
-            return False
-
-    async def _serve_conn(self, conn: SimConnection) -> None:
-        reader = FrameReader(conn)
-        node = 0
-        try:
-            while True:
-                kind, src, dst, body = await reader.next()
-                if node == 0 and kind != Kind.HELLO:
-                    return
-                if kind == Kind.HELLO:
-                    node = src
-                    self.conns[node] = conn
-                    observed = str(conn.remote_multiaddr).encode()
-                    await conn.send(encode(Kind.OBSERVED, self.node, node, observed))
-                elif kind == Kind.RESERVE:
-                    ok = node in self.reserved or len(self.reserved) < self.max_reservations
-                    if ok:
-                        self.reserved[node] = conn
-                    else:
-                        self.refused += 1
-                    await conn.send(encode(Kind.RESERVED, self.node, node, b"1" if ok else b"0"))
-                elif kind == Kind.CONNECT:
-                    target = self.reserved.get(dst)
-                    sent = target is not None and await self._send(
-                        target, encode(Kind.STOP, node, dst)
-                    )
-                    if not sent:
-                        await conn.send(encode(Kind.ACCEPT, dst, node, b"0"))
-                elif kind in (Kind.ACCEPT, Kind.DATA):
-                    peer = self.conns.get(dst)
-                    if peer is not None:
-                        await self._send(peer, encode(kind, node, dst, body))
-                elif kind == Kind.PROBE_OK and node in self._probe_answers:
-                    self._probe_answers[node].set()
-        except _ENDED:
-            pass
-        finally:
-            if self.conns.get(node) is conn:
-                del self.conns[node]
-            if self.reserved.get(node) is conn:
-                del self.reserved[node]
-            await conn.aclose()
-
-
 class RelayLink:
     """A node's connection to one relay: observed address, reservation, circuits.
 
@@ -225,27 +168,30 @@ class RelayLink:
         self.on_frame = on_frame
         self.observed: Multiaddr | None = None
         self.reserved = False
+        #: The status of the last reservation answer.
+        self.status: Status | None = None
         self.alive = True
         self._observed = anyio.Event()
         self._reservation: anyio.Event | None = None
 
-    async def start(self, tg: TaskGroup, timeout: float) -> Multiaddr:
-        """Say hello, run the reader in ``tg``, wait for the observed address.
+    async def start(self, tg: TaskGroup, peer_id: PeerId, timeout: float) -> Multiaddr:
+        """Say hello (with our peer ID), run the reader in ``tg``, wait for the observed
+        address.
 
         Raises:
             TimeoutError: no answer in ``timeout`` seconds.
         """
         tg.start_soon(self._read)
-        await self.send(Kind.HELLO, 0)
+        await self.send(Kind.HELLO, 0, peer_id.to_bytes())
         with anyio.fail_after(timeout):
             await self._observed.wait()
         assert self.observed is not None
         return self.observed
 
     async def reserve(self, timeout: float) -> bool:
-        """Ask for a reservation; ``False`` if refused or unanswered."""
+        """Ask for a reservation (hop RESERVE); ``False`` if refused or unanswered."""
         self._reservation = anyio.Event()
-        if not await self.send(Kind.RESERVE, 0):
+        if not await self.send(Kind.RESERVE, 0, encode_hop(HopMessage(type=HopType.RESERVE))):
             return False
         with anyio.move_on_after(timeout):
             await self._reservation.wait()
@@ -270,13 +216,14 @@ class RelayLink:
                     self.observed = Multiaddr(body.decode())
                     self._observed.set()
                 elif kind == Kind.RESERVED:
-                    self.reserved = body == b"1"
+                    self.status = hop_status(body)
+                    self.reserved = self.status is Status.OK
                     if self._reservation is not None:
                         self._reservation.set()
                 elif kind == Kind.PROBE:
                     await self.send(Kind.PROBE_OK, self.relay)
                 else:
                     await self.on_frame(self, frame)
-        except _ENDED:
+        except ENDED:
             self.alive = False
             self.reserved = False

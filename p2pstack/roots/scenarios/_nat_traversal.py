@@ -2,12 +2,13 @@
 ``[[network.nat_box]]``) with a few public relays. Every node reserves at a relay (over an
 outbound connection, which any box allows) and learns its observed address there; then every
 pair of nodes tries to talk: directly when one is public, otherwise over a relayed connection
-followed by a DCUtR-style hole punch (``_nat_dcutr``) whose TCP dials really cross the NAT
-boxes of the simulated network. At ``probe_at`` the relays check which reservations still work
-(mapping timeouts against keep-alives). Metrics: ``reachable_pairs_rate``,
+followed by a DCUtR hole punch (the sans-IO cores of ``protocols.dcutr``, driven by
+``_nat_dcutr``) whose TCP and QUIC dials really cross the NAT boxes of the simulated network.
+At ``probe_at`` the relays check which reservations still work (mapping timeouts against
+keep-alives). Metrics: ``reachable_pairs_rate``,
 ``holepunch_success_rate`` overall, per NAT-type combination and per mapping class, next to
 the outcome RFC 4787/5382 predict for each combination (``_nat_expected``), and the time to a
-direct connection (docs/nat-simulation.md)."""
+direct connection (docs/nat.md, "Simulating NATs")."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ import anyio
 import attrs
 from multiaddr import Multiaddr
 
+from p2pstack.errors import LocalProtocolError, RemoteProtocolError
+from p2pstack.identity import Identity, PeerId
 from p2pstack.interfaces import Service
 from p2pstack.roots.scenarios._model import Scenario, ScenarioError
 from p2pstack.roots.scenarios._nat_dcutr import (
     DirectDial,
-    InitiatorCore,
-    ResponderCore,
     initiate,
+    quic_addr,
     respond,
+    udp_addrs,
 )
 from p2pstack.roots.scenarios._nat_expected import NatType, expected_quic, expected_tcp, nat_type
 from p2pstack.roots.scenarios._nat_metrics import PairRecord, nat_metrics, nat_summary
@@ -39,7 +42,7 @@ from p2pstack.roots.scenarios._nat_punch import (
     quic_client,
     udp_punches,
 )
-from p2pstack.roots.scenarios._nat_relay import RelayServer
+from p2pstack.roots.scenarios._nat_relay_server import RelayServer
 from p2pstack.roots.scenarios._runner import LISTEN_PORT
 from p2pstack.roots.scenarios._workload import (
     NET_ERRORS,
@@ -52,8 +55,13 @@ from p2pstack.roots.scenarios._workload import (
 
 __all__ = ["NatTraversalConfig", "NatTraversalWorkload"]
 
-#: How a DCUtR exchange can fail: the relayed path went away, or a malformed message.
-_FAILED: tuple[type[BaseException], ...] = (*NET_ERRORS, ValueError)
+#: How a DCUtR exchange can fail: the relayed path went away, or a message the protocol does
+#: not allow (the cores of ``protocols.dcutr`` raise protocol errors).
+_FAILED: tuple[type[BaseException], ...] = (
+    *NET_ERRORS,
+    RemoteProtocolError,
+    LocalProtocolError,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -144,7 +152,7 @@ class NatTraversalWorkload:
 
     async def _run_relay(self, index: int) -> None:
         relay = self.relays[index] = RelayServer(
-            self.sim.network, index, self.cfg.port, self.cfg.max_reservations
+            self.sim.network, index, self.cfg.port, self.cfg.max_reservations, self._peer_id(index)
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(relay.serve, tg)
@@ -154,6 +162,12 @@ class NatTraversalWorkload:
             for node, ok in (await relay.probe(self.cfg.probe_timeout)).items():
                 self.alive[node] = self.alive.get(node, False) or ok
             await anyio.sleep_forever()
+
+    def _peer_id(self, index: int) -> PeerId:
+        """Node ``index``'s peer ID in the relay messages: a seeded Ed25519 identity of the
+        workload's own (the relayed path does not run over the hosts)."""
+        rng = self.sim.rng.child(f"nat_traversal/identity/{index}")
+        return Identity.generate(random_bytes=rng.random_bytes).peer_id
 
     def _relay_address(self, relay: int) -> str:
         ip = self.sim.network.addresses(relay)[0]
@@ -168,7 +182,11 @@ class NatTraversalWorkload:
         rng.shuffle(order)
         relays = [(r, self._relay_address(r)) for r in order]
         node = self.nodes[index] = NatNode(
-            self.sim.network, index, cfg.port, lambda c: self._on_stop(index, c)
+            self.sim.network,
+            index,
+            self._peer_id(index),
+            cfg.port,
+            lambda c: self._on_stop(index, c),
         )
         udp = f"/ip4/{self.sim.network.addresses(order[0])[0]}/udp/{cfg.port}"
         async with anyio.create_task_group() as tg:
@@ -227,6 +245,7 @@ class NatTraversalWorkload:
                 nb.reservation,
                 self._relay_address(nb.reservation),
                 nb.index,
+                nb.peer_id,
                 self.cfg.exchange_timeout,
             )
         except NET_ERRORS:
@@ -250,8 +269,8 @@ class NatTraversalWorkload:
         quic.started = anyio.current_time()
         quic_attempt = await self._respond(
             circuit,
-            [na.observed_udp],
-            lambda addrs: quic_client(udp, addrs, quic, key, self._attempt_timeout),
+            [quic_addr(na.observed_udp)],
+            lambda addrs: quic_client(udp, udp_addrs(addrs), quic, key, self._attempt_timeout),
         )
         return attrs.evolve(
             record,
@@ -268,10 +287,10 @@ class NatTraversalWorkload:
         self, circuit: Circuit, addrs: Sequence[str | None], dial: DirectDial
     ) -> int:
         """A's side of one DCUtR exchange; the attempt that worked, 0 if none."""
-        core = ResponderCore([a for a in addrs if a])
+        own = [a for a in addrs if a]
         try:
             return await respond(
-                circuit, core, dial, attempts=self.cfg.attempts, timeout=self.cfg.exchange_timeout
+                circuit, own, dial, attempts=self.cfg.attempts, timeout=self.cfg.exchange_timeout
             )
         except _FAILED:
             return 0
@@ -296,18 +315,19 @@ class NatTraversalWorkload:
         if self.cfg.quic:
             steps.append(
                 (
-                    node.observed_udp,
-                    lambda addrs: udp_punches(udp, addrs, quic, rng, self._attempt_timeout),
+                    quic_addr(node.observed_udp),
+                    lambda addrs: udp_punches(
+                        udp, udp_addrs(addrs), quic, rng, self._attempt_timeout
+                    ),
                 )
             )
 
         async def run() -> None:
             for own, dial in steps:
-                core = InitiatorCore([own] if own else [])
                 try:
                     await initiate(
                         circuit,
-                        core,
+                        [own] if own else [],
                         dial,
                         attempts=self.cfg.attempts,
                         timeout=self.cfg.exchange_timeout,
