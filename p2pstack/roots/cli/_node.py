@@ -162,7 +162,7 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._relay_service import relay_event as relay_service_event
 
         describers.append(relay_service_event)
-    if args.relay or args.auto_relay:
+    if args.relay or args.auto_relay or args.autonat:
         from p2pstack.roots.cli._relay_client import relay_event
 
         describers.append(relay_event)
@@ -214,6 +214,11 @@ async def _serve(args: argparse.Namespace) -> int:
         from p2pstack.roots.cli._relay_client import auto_relay
 
         circuit, relay_service = auto_relay(args)
+        services = [*(services or default_services(serve_perf=True)), relay_service]
+    elif args.autonat and not args.relay:  # AutoNAT finds us private: reserve on our own
+        from p2pstack.roots.cli._relay_client import reachability_relay
+
+        circuit, relay_service = reachability_relay()
         services = [*(services or default_services(serve_perf=True)), relay_service]
     if args.autonat:
         from p2pstack.roots.cli._autonat import node_autonat_services
