@@ -61,10 +61,14 @@ PUNCH_INTERVAL = (0.010, 0.200)
 
 def host_addrs(host: Host) -> list[Multiaddr]:
     """What DCUtR offers by default: ``host.addresses``' confirmed observed addresses (how
-    peers outside our NAT see us) first, then the advertised ones (listen addresses and
-    external ones), without duplicates."""
+    peers outside our NAT see us) first, those of our listening sockets (the ones a TCP
+    simultaneous open and a QUIC punch use) ahead of the rest, then the advertised ones
+    (listen addresses and external ones), without duplicates."""
     addresses = host.addresses
-    return list(dict.fromkeys([*addresses.observed(), *addresses.advertised()]))
+    observed = addresses.observed()
+    advertised = addresses.advertised()
+    of_listeners = [a for a in advertised if a in set(observed)]
+    return list(dict.fromkeys([*of_listeners, *observed, *advertised]))
 
 
 class Dcutr:

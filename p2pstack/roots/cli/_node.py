@@ -52,6 +52,14 @@ def node_config(timeout: float | None) -> HostConfig:
     return attrs.evolve(config, **changes)
 
 
+def _with_confirmations(config: HostConfig, confirmations: int) -> HostConfig:
+    """``config`` with ``--observed-confirmations``."""
+    if confirmations == config.addresses.confirmations:
+        return config
+    addresses = attrs.evolve(config.addresses, confirmations=confirmations)
+    return attrs.evolve(config, addresses=addresses)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the node until SIGINT or SIGTERM.
 
@@ -235,7 +243,7 @@ async def _serve(args: argparse.Namespace) -> int:
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
         security=args.security or [],
         muxers=args.muxer or [],
-        config=node_config(args.timeout),
+        config=_with_confirmations(node_config(args.timeout), args.observed_confirmations),
         serve_perf=True,  # interop tests and users measure against a node: capped per peer
         services=services,
         kad=kad_config,
