@@ -1,6 +1,7 @@
 """Arguments of ``p2pstack node``'s AutoNAT options (issue 14; docs/nat.md, "Reachability and
 AutoNAT"): ``--autonat`` runs AutoNAT v1 and v2, client and server, and prints reachability
-changes and confirmed observed addresses. Standard library only: parsing must not load the network stack."""
+changes and confirmed observed addresses. Standard library only: parsing must not load the
+network stack."""
 
 from __future__ import annotations
 
