@@ -18,24 +18,19 @@ import anyio
 from p2pstack.addresses import AddressConfig
 from p2pstack.events import ConnectionClosed, ReachabilityChanged
 from p2pstack.host import Host, HostConfig
-from p2pstack.interfaces import Transport, UpgradedTransport
 from p2pstack.roots.autonat import autonat_services
 from p2pstack.roots.defaults import default_services, open_default_host
+from p2pstack.roots.nat import nat_traversal
 from protocols.autonat import AutoNATConfig, ClientSchedule, ServerLimits
-from protocols.dcutr import Dcutr, HolePunchFinished, PunchSockets
+from protocols.dcutr import HolePunchFinished
 from protocols.ping import Ping
 from protocols.relay import (
-    AutoRelay,
     AutoRelayConfig,
-    CircuitRelayTransport,
     RelayConfig,
     RelayService,
     ReservationMade,
 )
 from tests.protocols.dcutr.netns_peer import local_ip
-from transports.memory import MemoryTransport
-from transports.quic import QuicTransport, open_udp_socket
-from transports.tcp import TcpTransport
 
 PORT = 4001
 #: The test network's addresses are private ranges: AutoNAT tests and dials them.
@@ -66,25 +61,18 @@ async def relay(ip: str) -> None:
 
 async def node(mode: str, relay_addr: str, target: str | None) -> None:
     ip = local_ip()
-    sockets = PunchSockets(open_udp_socket)
-    circuit = CircuitRelayTransport()
-    services = [
-        *default_services(),
-        AutoRelay(circuit, AutoRelayConfig(reservations=1, check_interval=0.5)),
-        *autonat_services(AUTONAT),
-        Dcutr(allow_private_addresses=True, udp_punch=sockets.punch, attempt_timeout=2.0),
-    ]
-    transports: list[Transport | UpgradedTransport] = [
-        QuicTransport(socket_factory=sockets),
-        TcpTransport(port_reuse=True),
-        MemoryTransport(),
-    ]
+    parts = nat_traversal(
+        autonat=AUTONAT,
+        auto_relay=AutoRelayConfig(reservations=1, check_interval=0.5),
+        allow_private=True,  # the test network uses private ranges only
+        dcutr_attempt_timeout=2.0,
+    )
     async with open_default_host(
         listen=[f"/ip4/{ip}/tcp/{PORT}", f"/ip4/{ip}/udp/{PORT}/quic-v1"],
-        services=services,
+        services=[*default_services(), *parts.services],
         config=CONFIG,
-        circuit=circuit,
-        transports=transports,
+        circuit=parts.circuit,
+        transports=parts.transports,
     ) as host:
         await run_node(host, mode, relay_addr, target)
 
