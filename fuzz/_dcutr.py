@@ -1,5 +1,5 @@
-"""Fuzz targets for DCUtR (docs/nat-dcutr.md): the ``HolePunch`` decoder (with re-encoding)
-and both sans-IO cores fed the bytes of a peer."""
+"""Fuzz targets for DCUtR (docs/nat.md, "Hole punching (DCUtR)"): the ``HolePunch`` decoder
+(with re-encoding) and both sans-IO cores fed the bytes of a peer."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from protocols.dcutr._core import (
 from protocols.dcutr._events import HolePunchFinished
 from protocols.dcutr._policy import AddressPolicy, transport_of
 from protocols.dcutr._punch import PunchSocket, PunchSockets, punch_target
-from protocols.dcutr._service import Dcutr
+from protocols.dcutr._service import Dcutr, host_addrs
 from protocols.dcutr._wire import (
     MAX_ADDRS,
     MAX_MESSAGE_SIZE,
@@ -53,6 +53,7 @@ __all__ = [
     "decode_message",
     "encode_body",
     "encode_message",
+    "host_addrs",
     "punch_target",
     "transport_of",
 ]

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from p2pstack.identity import PeerId
     from p2pstack.interfaces import Role
 
-__all__ = ["Dcutr"]
+__all__ = ["Dcutr", "host_addrs"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,12 +59,25 @@ MAX_CONCURRENT_UPGRADES = 16
 PUNCH_INTERVAL = (0.010, 0.200)
 
 
+def host_addrs(host: Host) -> list[Multiaddr]:
+    """What DCUtR offers by default: ``host.addresses``' confirmed observed addresses (how
+    peers outside our NAT see us) first, those of our listening sockets (the ones a TCP
+    simultaneous open and a QUIC punch use) ahead of the rest, then the advertised ones
+    (listen addresses and external ones), without duplicates."""
+    addresses = host.addresses
+    observed = addresses.observed()
+    advertised = addresses.advertised()
+    of_listeners = [a for a in advertised if a in set(observed)]
+    return list(dict.fromkeys([*of_listeners, *observed, *advertised]))
+
+
 class Dcutr:
     """Direct Connection Upgrade through Relay (``host.service(Dcutr)``).
 
     Args:
-        address_source: our addresses to offer the peer (observed/public ones); default
-            the host's ``listen_addrs``. Only TCP and QUIC-v1 addresses are sent.
+        address_source: our addresses to offer the peer; default ``host_addrs``: the
+            host's confirmed observed addresses first, then its advertised ones. Only TCP
+            and QUIC-v1 addresses are sent.
         allow_private_addresses: dial private, loopback and other non-global addresses the
             peer sent (tests only; see ``AddressPolicy``).
         max_attempts: CONNECT/SYNC rounds (the spec: 3).
@@ -127,7 +140,7 @@ class Dcutr:
         """The addresses we offer in CONNECT: TCP and QUIC ones, by IP or DNS name (relayed
         and other transports' addresses left out), at most ``MAX_ADDRS``."""
         host = self._need_host()
-        source = self._address_source or (lambda: host.listen_addrs)
+        source = self._address_source or (lambda: host_addrs(host))
         return tuple(a for a in source() if transport_of(a, dns=True) is not None)[:MAX_ADDRS]
 
     def _need_host(self) -> Host:

@@ -3,8 +3,11 @@ advertises their circuit addresses (go-libp2p's autorelay, js-libp2p's relay dis
 
 Candidates, in order: the configured relays, connected peers whose identify lists the hop
 protocol, then a discovery source (a DHT, a rendezvous point) given as a callable. It runs
-when configured to (``force``) or while the node is private: reachability comes from the
-outside (``set_reachability``, or an async iterable of ``"private"``/``"public"``).
+when configured to (``force``) or while the node is private. Reachability comes from the host
+(``host.addresses.reachability`` and its ``ReachabilityChanged`` events, which AutoNAT feeds),
+or from the outside (``set_reachability``, or an async iterable of ``"private"``/``"public"``).
+The circuit addresses of the reservations it holds are advertised through
+``host.addresses.set_external("relay", ...)``, so identify and the peer record carry them.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import attrs
 from multiaddr import Multiaddr
 
 from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.events import ReachabilityChanged, Unsubscribe
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import parse_multiaddr, split_peer_id
 from protocols.relay._addrs import circuit_addr
+from protocols.relay._reserve import ReservationLost, ReservationMade, ReservationRefreshed
 from protocols.relay._wire import HOP_PROTOCOL_ID
 
 if TYPE_CHECKING:
@@ -67,8 +72,12 @@ class AutoRelay:
         transport: the host's circuit transport.
         config: the settings.
         candidates: the discovery source of relays (optional).
-        reachability: reachability updates (optional; see also ``set_reachability``).
+        reachability: reachability updates (optional; see also ``set_reachability``);
+            without them auto-relay follows the host's ``ReachabilityChanged`` events.
     """
+
+    #: The ``host.addresses.set_external`` source name of the advertised circuit addresses.
+    EXTERNAL_SOURCE = "relay"
 
     def __init__(
         self,
@@ -90,6 +99,7 @@ class AutoRelay:
         self._mine: set[PeerId] = set()  # relays whose listeners we opened
         self._failed: dict[PeerId, float] = {}
         self._wake = anyio.Event()
+        self._handles: list[Unsubscribe] = []
 
     @property
     def relays(self) -> list[PeerId]:
@@ -108,9 +118,32 @@ class AutoRelay:
         host.start_soon(self._run, name="auto-relay")
         if self._updates is not None:
             host.start_soon(self._follow, self._updates, name="auto-relay reachability")
+        else:
+            self._handles.append(host.events.on(ReachabilityChanged, self._on_reachability))
+            if host.addresses.reachability != "unknown":
+                self.set_reachability(host.addresses.reachability)
+        for kind in (ReservationMade, ReservationRefreshed, ReservationLost):
+            self._handles.append(host.events.on(kind, self._on_reservation))
 
     async def stop(self) -> None:
-        """Nothing to leave: the transport's listeners close with the host."""
+        """Stop following events; the transport's listeners close with the host."""
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
+
+    def _on_reachability(self, event: ReachabilityChanged) -> None:
+        self.set_reachability(event.reachability)
+
+    def _on_reservation(self, _event: object) -> None:
+        self._publish()
+
+    def _publish(self) -> None:
+        """Advertise the circuit addresses of the reservations we hold (none: withdrawn)."""
+        if self._host is None:
+            return
+        listeners = self._transport.listeners
+        addrs = [a for r in self.relays for a in listeners[r].multiaddrs]
+        self._host.addresses.set_external(self.EXTERNAL_SOURCE, addrs)
 
     async def _follow(self, updates: AsyncIterable[Reachability]) -> None:
         async for state in updates:
@@ -137,6 +170,7 @@ class AutoRelay:
             self._mine.discard(relay)
             if relay in listeners:
                 await listeners[relay].aclose()
+        self._publish()
 
     async def check(self) -> None:
         """Drop reservations that are lost, then fill up to ``config.reservations``."""
@@ -165,6 +199,7 @@ class AutoRelay:
             self._failed[relay] = anyio.current_time()
             return
         self._mine.add(relay)
+        self._publish()
 
     async def _candidate_relays(self, host: Host) -> list[tuple[PeerId, Multiaddr | None]]:
         now = anyio.current_time()

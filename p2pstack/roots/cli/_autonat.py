@@ -1,5 +1,5 @@
 """``p2pstack node --autonat``: the AutoNAT services and the events the node prints for them
-(docs/nat-autonat.md)."""
+(docs/nat.md, "Reachability and AutoNAT")."""
 
 from __future__ import annotations
 

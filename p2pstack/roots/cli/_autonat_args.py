@@ -1,6 +1,7 @@
-"""Arguments of ``p2pstack node``'s AutoNAT options (issue 14; docs/nat-autonat.md): ``--autonat``
-runs AutoNAT v1 and v2, client and server, and prints reachability changes and confirmed
-observed addresses. Standard library only: parsing must not load the network stack."""
+"""Arguments of ``p2pstack node``'s AutoNAT options (issue 14; docs/nat.md, "Reachability and
+AutoNAT"): ``--autonat`` runs AutoNAT v1 and v2, client and server, and prints reachability
+changes and confirmed observed addresses. Standard library only: parsing must not load the
+network stack."""
 
 from __future__ import annotations
 
@@ -19,8 +20,19 @@ def _confidence(text: str) -> int:
     return value
 
 
+def _confirmations(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError("observed addresses need 1 to 16 observers")
+    return value
+
+
 def add_node_autonat_arguments(p: argparse.ArgumentParser) -> None:
-    """Add ``--autonat``, ``--autonat-confidence`` and ``--autonat-allow-private`` to ``node``.
+    """Add ``--autonat``, ``--autonat-confidence``, ``--autonat-allow-private`` and
+    ``--observed-confirmations`` to ``node``.
 
     Args:
         p: the ``node`` subparser.
@@ -44,4 +56,13 @@ def add_node_autonat_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --autonat: also test and dial back private and loopback addresses "
         "(private networks and tests; never on the Internet)",
+    )
+    p.add_argument(
+        "--observed-confirmations",
+        type=_confirmations,
+        default=4,
+        metavar="N",
+        help="distinct peers (by IP) that must report an observed address before it is "
+        "advertised and offered for hole punching (default: 4, as go-libp2p; 1 in a test "
+        "network with a single public peer)",
     )

@@ -1,6 +1,6 @@
 """``p2pstack node --dcutr``: the DCUtR service with the transports hole punching needs (TCP
 with port reuse, QUIC whose sockets can send punch packets), and its JSON ``holepunch``
-events (docs/nat-dcutr.md)."""
+events (docs/nat.md, "Hole punching (DCUtR)")."""
 
 from __future__ import annotations
 

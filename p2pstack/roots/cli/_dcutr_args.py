@@ -1,6 +1,7 @@
-"""Arguments of ``p2pstack node``'s hole-punching options (issue 14; docs/nat-dcutr.md):
-``--dcutr`` runs DCUtR (``/libp2p/dcutr``) with TCP port reuse and QUIC punch sockets.
-Standard library only: parsing must not load the network stack (see ``_registry``)."""
+"""Arguments of ``p2pstack node``'s hole-punching options (issue 14; docs/nat.md, "Hole
+punching (DCUtR)"): ``--dcutr`` runs DCUtR (``/libp2p/dcutr``) with TCP port reuse and QUIC
+punch sockets. Standard library only: parsing must not load the network stack (see
+``_registry``)."""
 
 from __future__ import annotations
 

@@ -52,6 +52,14 @@ def node_config(timeout: float | None) -> HostConfig:
     return attrs.evolve(config, **changes)
 
 
+def _with_confirmations(config: HostConfig, confirmations: int) -> HostConfig:
+    """``config`` with ``--observed-confirmations``."""
+    if confirmations == config.addresses.confirmations:
+        return config
+    addresses = attrs.evolve(config.addresses, confirmations=confirmations)
+    return attrs.evolve(config, addresses=addresses)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the node until SIGINT or SIGTERM.
 
@@ -162,7 +170,7 @@ def _parts(args: argparse.Namespace) -> _Parts:
         from p2pstack.roots.cli._relay_service import relay_event as relay_service_event
 
         describers.append(relay_service_event)
-    if args.relay or args.auto_relay:
+    if args.relay or args.auto_relay or args.autonat:
         from p2pstack.roots.cli._relay_client import relay_event
 
         describers.append(relay_event)
@@ -215,6 +223,11 @@ async def _serve(args: argparse.Namespace) -> int:
 
         circuit, relay_service = auto_relay(args)
         services = [*(services or default_services(serve_perf=True)), relay_service]
+    elif args.autonat and not args.relay:  # AutoNAT finds us private: reserve on our own
+        from p2pstack.roots.cli._relay_client import reachability_relay
+
+        circuit, relay_service = reachability_relay()
+        services = [*(services or default_services(serve_perf=True)), relay_service]
     if args.autonat:
         from p2pstack.roots.cli._autonat import node_autonat_services
 
@@ -230,7 +243,7 @@ async def _serve(args: argparse.Namespace) -> int:
         listen=args.listen or ["/ip4/127.0.0.1/tcp/0"],
         security=args.security or [],
         muxers=args.muxer or [],
-        config=node_config(args.timeout),
+        config=_with_confirmations(node_config(args.timeout), args.observed_confirmations),
         serve_perf=True,  # interop tests and users measure against a node: capped per peer
         services=services,
         kad=kad_config,

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
     from p2pstack.host import Host
 
-__all__ = ["auto_relay", "check_relay_options", "listen_via_relays", "relay_event"]
+__all__ = [
+    "auto_relay",
+    "check_relay_options",
+    "listen_via_relays",
+    "reachability_relay",
+    "relay_event",
+]
 
 
 def relay_listen_addr(text: str) -> Multiaddr:
@@ -76,6 +82,14 @@ def auto_relay(args: argparse.Namespace) -> tuple[CircuitRelayTransport, AutoRel
     relays = [str(relay_listen_addr(text)).removesuffix("/p2p-circuit") for text in args.relay]
     config = AutoRelayConfig(reservations=args.auto_relay, force=True, relays=relays)
     return circuit, AutoRelay(circuit, config)
+
+
+def reachability_relay() -> tuple[CircuitRelayTransport, AutoRelay]:
+    """The circuit transport and auto-relay for ``--autonat`` without ``--relay`` or
+    ``--auto-relay``: one reservation while AutoNAT finds the node private (released when it
+    becomes public), at a connected peer that serves the relay hop protocol."""
+    circuit = CircuitRelayTransport()
+    return circuit, AutoRelay(circuit, AutoRelayConfig(reservations=1, check_interval=5.0))
 
 
 def relay_event(event: object) -> tuple[str, str, dict[str, object]] | None:

@@ -34,3 +34,9 @@ def test_bad_autonat_option() -> None:
     result = run_cli("node", "--autonat", "--autonat-confidence", "0")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "confidence" in result.stderr
+
+
+def test_bad_observed_confirmations() -> None:
+    result = run_cli("node", "--observed-confirmations", "0")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--observed-confirmations: observed addresses need 1 to 16" in result.stderr

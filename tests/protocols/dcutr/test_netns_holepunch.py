@@ -27,10 +27,10 @@ pytestmark = pytest.mark.skipif(not available(), reason="needs root, ip and nft"
 class Proc:
     """A child in a namespace whose stdout lines are read by a thread."""
 
-    def __init__(self, netns: str, *argv: str) -> None:
+    def __init__(self, netns: str, *argv: str, exe: str = sys.executable) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.popen = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, *argv],
+            ["ip", "netns", "exec", netns, exe, *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -119,3 +119,33 @@ async def test_candidates_from_a_discovery_source_after_a_refusal() -> None:
             with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
                 assert (await made.receive()).relay == good.peer_id
             assert auto.relays == [good.peer_id] and asked >= 1
+
+
+async def test_auto_relay_follows_the_hosts_reachability_and_advertises_its_circuit() -> None:
+    """Without a reachability source, auto-relay follows ``ReachabilityChanged`` (what AutoNAT
+    decides) and advertises its circuit addresses through ``host.addresses``."""
+    mini = MiniRelay()
+    async with node(mini, listen=LISTEN) as relay:
+        transport = CircuitRelayTransport(FAST)
+        relay_addr = str(with_peer_id(relay.listen_addrs[0], relay.peer_id))
+        config = AutoRelayConfig(reservations=1, relays=[relay_addr], check_interval=0.2)
+        auto = AutoRelay(transport, config)
+        async with open_host(
+            transports=[TcpTransport(), transport],
+            security=[Noise()],
+            muxers=[Yamux()],
+            services=[auto],
+        ) as private:
+            with anyio.fail_after(20):
+                await anyio.sleep(0.5)  # unknown: no reservation
+                assert mini.reserve_count == 0 and private.addresses.advertised() == []
+                with private.events.subscribe(ReservationMade) as made:
+                    private.addresses.set_reachability("private", source="autonat")
+                    assert (await made.receive()).relay == relay.peer_id
+                assert auto.reachability == "private" and auto.relays == [relay.peer_id]
+                circuit = [a for a in private.addresses.advertised() if "p2p-circuit" in str(a)]
+                assert circuit and str(circuit[0]).startswith(str(relay.listen_addrs[0]))
+                with private.events.subscribe(LocalAddrsChanged) as changed:
+                    private.addresses.set_reachability("public", source="autonat")
+                    assert (await changed.receive()).addrs == []
+                assert auto.relays == [] and private.addresses.advertised() == []
