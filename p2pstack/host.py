@@ -134,6 +134,7 @@ class Host:
         self._peer_protocols: dict[PeerId, frozenset[str]] = {}
         self._pending_upgrades = 0
         self._started = False
+        self._listening = anyio.Event()
         self._closing = False
         #: Dials peers (``dialer.peer_routing`` may be set later, by a DHT service's start).
         self.dialer: Dialer[Connection] = Dialer(
@@ -812,6 +813,13 @@ class Host:
             self._started_services.append(service)
         self._started = True
         await self.listen(listen)
+        self._listening.set()
+
+    async def wait_listening(self) -> None:
+        """Wait until the host has started and bound its initial listen addresses (at once if
+        it has). Services that dial at start wait here, so that a dial made with port reuse
+        leaves from the listen port (an observed address a hole punch can use)."""
+        await self._listening.wait()
 
     async def _stop_services(self) -> None:
         """Stop listening, then stop the started services in reverse order, each bounded by

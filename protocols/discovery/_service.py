@@ -184,6 +184,7 @@ class Discovery:
         host, policy = self._require()
         ok = False
         try:
+            await host.wait_listening()  # dial from the listen port, not an ephemeral one
             with anyio.fail_after(self.config.dial_timeout):
                 await host.dial_peer(peer)
             ok = True

@@ -174,3 +174,36 @@ async def test_a_failed_stop_is_raised_after_every_service_stopped() -> None:
             pass
     assert info.group_contains(RuntimeError, match="two cannot stop")
     assert "stop one with 0 connections" in log
+
+
+class ListenWaiter:
+    """A service whose task waits for the host to be listening, then records its addresses."""
+
+    def __init__(self) -> None:
+        self.bound_at_start: list[str] | None = None
+        self.bound_when_listening: list[str] | None = None
+        self.done = anyio.Event()
+
+    async def start(self, host: Host) -> None:
+        self.bound_at_start = [str(a) for a in host.bound_addrs]
+        host.start_soon(self._task, host)
+
+    async def _task(self, host: Host) -> None:
+        await host.wait_listening()
+        self.bound_when_listening = [str(a) for a in host.bound_addrs]
+        self.done.set()
+
+    async def stop(self) -> None:
+        return
+
+
+async def test_wait_listening_returns_once_the_listen_addresses_are_bound() -> None:
+    waiter = ListenWaiter()
+    with anyio.fail_after(10):
+        async with memory_hosts(1, services=[[waiter]]) as (host,):
+            await waiter.done.wait()
+            await host.wait_listening()  # at once, now
+    assert waiter.bound_at_start == []  # services start before the host listens
+    assert waiter.bound_when_listening and waiter.bound_when_listening == [
+        str(a) for a in host.bound_addrs
+    ]

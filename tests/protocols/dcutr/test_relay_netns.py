@@ -137,11 +137,6 @@ def test_cli_node_reserves_is_dialed_through_the_relay_and_hole_punched(how: str
         theirs = b.wait_for("holepunch", 30)
     # DCUtR ran over the relayed connection, started by the node that received it.
     assert punched["role"] == "initiator" and theirs["role"] == "responder"
-    if how == "--bootstrap":
-        # The bootstrap connection to the relay is dialed while the node starts, before its
-        # listeners are bound, so from an ephemeral port: the observed address it yields
-        # predicts nothing for a punch from port 4001 (docs/nat.md, "Putting it together").
-        return
     assert punched["outcome"] == "direct" and theirs["outcome"] == "direct", (punched, theirs)
     assert punched["role"] == "initiator" and punched["transport"] == "tcp"
     assert punched["addr"].startswith(f"/ip4/{net.nat_b_wan}/tcp/4001"), punched
