@@ -10,8 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from p2pstack.framing import LpDecoder, encode_lp
 from p2pstack.p2pd import DaemonClient, DaemonError
-from protocols.relay import HOP_PROTOCOL_ID, HopMessage, HopType, Status, read_hop, write_hop
+from protocols.relay import HOP_PROTOCOL_ID, HopMessage, HopType, Status, decode_hop, encode_hop
 from tests.interop.daemons import run_daemon
 from tests.interop.test_daemon_client import ECHO_B, daemons, echo, echo_roundtrip
 
@@ -36,8 +37,11 @@ async def test_connect_through_our_relay(tmp_path: Path) -> None:
 
             _info, hop = await b.stream_open(relay.peer_id, [HOP_PROTOCOL_ID])
             async with hop:
-                await write_hop(hop, HopMessage(type=HopType.RESERVE))
-                assert (await read_hop(hop)).status is Status.OK
+                await hop.send(encode_lp(encode_hop(HopMessage(type=HopType.RESERVE))))
+                decoder, answers = LpDecoder(4096), list[bytes]()
+                while not answers:
+                    answers = decoder.feed(await hop.receive())
+                assert decode_hop(answers[0]).status is Status.OK
 
             await b.stream_handler([ECHO_B], echo)
             await a.connect(target.peer_id, [circuit])
