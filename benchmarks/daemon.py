@@ -19,6 +19,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -62,20 +63,26 @@ def run_upload(args: list[str], timeout: float) -> dict[str, Any]:
     raise RuntimeError(f"upload {args[0]} failed ({proc.returncode}): {proc.stderr[-1500:]}")
 
 
-def daemon_argv(args: argparse.Namespace) -> list[str]:
+def daemon_argv(args: argparse.Namespace, control_dir: str) -> list[str]:
+    """The daemon's command line: its command, then p2pd flags with the control socket that
+    ``--control`` asks for (TCP on loopback, or a unix socket in ``control_dir``)."""
+    flags = list(BASE_FLAGS)
+    if args.control == "unix":
+        flags[0] = f"-listen=/unix{control_dir}/p2pd.sock"
     if args.daemon_cmd:
-        return [*shlex.split(args.daemon_cmd), *BASE_FLAGS]
+        return [*shlex.split(args.daemon_cmd), *flags]
     if args.daemon not in DAEMONS:
         raise SystemExit(f"unknown daemon {args.daemon!r}; known: {', '.join(DAEMONS)}")
-    return [*DAEMONS[args.daemon], *BASE_FLAGS]
+    return [*DAEMONS[args.daemon], *flags]
 
 
 def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     """MB/s samples by path ("direct", "daemon")."""
     results: dict[str, list[float]] = {"direct": [], "daemon": []}
     remote, addr = start_remote()
+    control_dir = tempfile.TemporaryDirectory(prefix="p2pd-bench-")
     try:
-        daemon, banner = start_daemon_sync(daemon_argv(args))
+        daemon, banner = start_daemon_sync(daemon_argv(args, control_dir.name))
         try:
             size = ["--size", str(args.size)]
             for _ in range(args.reps):
@@ -87,6 +94,7 @@ def measure(args: argparse.Namespace) -> dict[str, list[float]]:
             stop_sync(daemon)
     finally:
         stop_sync(remote)
+        control_dir.cleanup()
     return results
 
 
@@ -94,6 +102,12 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks daemon", description=__doc__)
     p.add_argument("--daemon", default="js", help="a name of tests/interop/daemons.py DAEMONS")
     p.add_argument("--daemon-cmd", help="a daemon command line taking p2pd's flags")
+    p.add_argument(
+        "--control",
+        choices=["tcp", "unix"],
+        default="tcp",
+        help="the control socket: TCP on loopback, or a unix socket (p2pd's default)",
+    )
     p.add_argument("--size", type=int, default=256 * MiB, help="bytes per upload")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per upload process")
@@ -105,7 +119,10 @@ def main(argv: list[str]) -> None:
     results = measure(args)
     direct, daemon = (statistics.median(results[k]) for k in ("direct", "daemon"))
     name = args.daemon_cmd or args.daemon
-    print(f"one-stream upload of {args.size / MiB:.0f} MiB, median of {args.reps}")
+    print(
+        f"one-stream upload of {args.size / MiB:.0f} MiB, median of {args.reps}, "
+        f"{args.control} control socket, load average {os.getloadavg()[0]:.2f}"
+    )
     print(", ".join(f"{k}={v}" for k, v in environment().items()))
     print("| path | processes | MB/s |")
     print("|---|---|---|")

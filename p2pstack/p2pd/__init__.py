@@ -1,8 +1,8 @@
 """The p2pd control protocol (go-libp2p-daemon's API, also spoken by js-libp2p's daemon,
 https://github.com/libp2p/go-libp2p-daemon/blob/master/specs/CONTROL.md): its message schema in
 :mod:`p2pstack.p2pd.pb`, a sans-IO codec and :class:`DaemonClient`, which drives any
-p2pd-compatible daemon (docs/daemon-client.md). ``requests`` builds each request the client
-sends (``encode_request(requests.identify())``)."""
+p2pd-compatible daemon (docs/daemon.md, "The client library"). ``requests`` builds each request
+the client sends (``encode_request(requests.identify())``)."""
 
 from p2pstack.p2pd import _requests as requests
 from p2pstack.p2pd._channel import ReplyStream
@@ -25,6 +25,7 @@ from p2pstack.p2pd._codec import (
     peer_info,
 )
 from p2pstack.p2pd._services import ConnManagerClient, DhtClient, PeerstoreClient, PubsubClient
+from p2pstack.p2pd._sockets import widen_buffers
 
 __all__ = [
     "MAX_INBOUND",
@@ -51,4 +52,5 @@ __all__ = [
     "encode_request",
     "peer_info",
     "requests",
+    "widen_buffers",
 ]

@@ -27,7 +27,7 @@ from p2pstack.p2pd._codec import (
     stream_info,
 )
 from p2pstack.p2pd._services import ConnManagerClient, DhtClient, PeerstoreClient, PubsubClient
-from p2pstack.p2pd._sockets import listen_control, split_control_addr
+from p2pstack.p2pd._sockets import listen_control, split_control_addr, widen_buffers
 
 __all__ = ["DaemonClient", "StreamHandler"]
 
@@ -143,6 +143,7 @@ class DaemonClient:
         """
         request = rq.stream_open(peer, protocols, timeout)
         stream, resp = await self._channel.open(request, timeout + 5)
+        widen_buffers(stream)
         try:
             info = stream_info(resp.streamInfo)
         except BaseException:
@@ -204,6 +205,7 @@ class DaemonClient:
                     return
                 handler = self._handlers.get(info.protocol)
                 if handler is not None:
+                    widen_buffers(conn)
                     try:
                         await handler(info, conn)
                     except _NETWORK:

@@ -3,13 +3,16 @@ accepts them, dialed and listened on with anyio."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+
 import anyio
 import anyio.abc
 from multiaddr import Multiaddr
 
 from p2pstack.multiaddrs import parse_multiaddr
 
-__all__ = ["connect_control", "listen_control", "split_control_addr"]
+__all__ = ["connect_control", "listen_control", "split_control_addr", "widen_buffers"]
 
 
 def split_control_addr(addr: Multiaddr | str) -> tuple[str, str, int]:
@@ -26,6 +29,23 @@ def split_control_addr(addr: Multiaddr | str) -> tuple[str, str, int]:
         host = str(ma.value_for_protocol(names[0]))
         return "tcp", host, int(str(ma.value_for_protocol("tcp")))
     raise ValueError(f"unsupported control address {ma} (use /unix/PATH or /ip4/A/tcp/N)")
+
+
+#: Kernel socket buffer asked for on a unix control connection that carries a stream.
+SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def widen_buffers(conn: anyio.abc.ByteStream) -> None:
+    """Ask for ``SOCKET_BUFFER``-byte kernel buffers on ``conn`` if it is a unix socket (an
+    anyio socket stream) that will carry a stream's bytes: with the default (about 200 KiB) the
+    writer and the reader wait on each other's wake-ups chunk after chunk. The kernel caps it at
+    ``net.core.wmem_max`` / ``rmem_max``; TCP sockets are left to their own auto-tuning."""
+    sock = conn.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    if not isinstance(sock, socket.socket) or sock.family != socket.AF_UNIX:
+        return
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):  # a smaller buffer only costs throughput
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
 
 async def connect_control(addr: Multiaddr | str) -> anyio.abc.SocketStream:

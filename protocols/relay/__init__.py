@@ -21,6 +21,7 @@ from protocols.relay._hop_service import PROTECTION_TAG, RelayService, is_relaye
 from protocols.relay._listener import CircuitConfig, CircuitListener
 from protocols.relay._reserve import ReservationLost, ReservationMade, ReservationRefreshed
 from protocols.relay._transport import CircuitRelayTransport
+from protocols.relay._unreserved import ANY_RELAY, UnreservedListener
 from protocols.relay._voucher import (
     VOUCHER_DOMAIN,
     VOUCHER_PAYLOAD_TYPE,
@@ -54,6 +55,7 @@ from protocols.relay._wire import (
 )
 
 __all__ = [
+    "ANY_RELAY",
     "HOP_PROTOCOL_ID",
     "MAX_ADDRS",
     "MAX_MESSAGE_SIZE",
@@ -93,6 +95,7 @@ __all__ = [
     "Status",
     "StopMessage",
     "StopType",
+    "UnreservedListener",
     "Voucher",
     "VoucherError",
     "circuit_addr",

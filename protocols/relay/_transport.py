@@ -27,6 +27,7 @@ from protocols.relay._addrs import circuit_addr, is_circuit, split_circuit
 from protocols.relay._client_wire import expect_ok, limits_of
 from protocols.relay._listener import CircuitConfig, CircuitListener
 from protocols.relay._relayed import RelayedConnection
+from protocols.relay._unreserved import ANY_RELAY, UnreservedListener
 from protocols.relay._wire import (
     HOP_PROTOCOL_ID,
     STOP_PROTOCOL_ID,
@@ -76,6 +77,7 @@ class CircuitRelayTransport:
         self._wall_clock = wall_clock
         self._host: Host | None = None
         self._listeners: dict[PeerId, CircuitListener] = {}
+        self._any: UnreservedListener | None = None
 
     @property
     def listeners(self) -> dict[PeerId, CircuitListener]:
@@ -93,6 +95,8 @@ class CircuitRelayTransport:
         """Close the listeners; the host closes the relayed connections."""
         for listener in list(self._listeners.values()):
             await listener.aclose()
+        if self._any is not None:
+            await self._any.aclose()
 
     def _require_host(self) -> Host:
         if self._host is None:
@@ -173,14 +177,23 @@ class CircuitRelayTransport:
             raise
         return stream, answer
 
-    async def listen(self, addr: Multiaddr, *, upgrader: Upgrader) -> CircuitListener:
-        """Reserve a slot at the relay in ``addr`` and listen through it.
+    async def listen(
+        self, addr: Multiaddr, *, upgrader: Upgrader
+    ) -> CircuitListener | UnreservedListener:
+        """Reserve a slot at the relay in ``addr`` and listen through it; on the bare
+        ``/p2p-circuit``, accept circuits from any relay without a reservation of ours (as
+        go-libp2p does, for reservations made by hand).
 
         Raises:
             TransportError: a malformed address, already listening through that relay, the
                 relay unreachable, or its refusal (the message names the status).
         """
         host = self._require_host()
+        if str(addr) == ANY_RELAY:
+            if self._any is not None and not self._any.closed:
+                raise TransportError(f"already listening on {ANY_RELAY}")
+            self._any = UnreservedListener(upgrader, max_pending=self.config.max_pending)
+            return self._any
         relay_addr, relay = split_circuit(addr)
         if relay == host.peer_id:
             raise TransportError(f"{addr}: we cannot be our own relay")
@@ -214,7 +227,7 @@ class CircuitRelayTransport:
             return
         status = self._stop_status(stream, request)
         await write_stop(stream, StopMessage(type=StopType.STATUS, status=status))
-        listener = self.listeners.get(relay)
+        listener = self._listener_for(relay)
         if status is not Status.OK or request.peer is None or listener is None:
             log.info("refused stop CONNECT from %s: %s", relay, status.name)
             return
@@ -222,28 +235,42 @@ class CircuitRelayTransport:
 
     def _stop_status(self, stream: Stream, request: StopMessage) -> Status:
         """Our answer to a relay's stop message."""
-        listener = self.listeners.get(stream.remote_peer)
+        listener = self._listener_for(stream.remote_peer)
         if request.type is not StopType.CONNECT or request.peer is None:
             return Status.UNEXPECTED_MESSAGE
         if stream.connection.limited:
             return Status.PERMISSION_DENIED  # a circuit over a circuit
-        if listener is None or listener.reservation is None:
+        if listener is None:
             return Status.PERMISSION_DENIED  # not a relay we hold a reservation with
         if request.peer.id == stream.remote_peer:
             return Status.MALFORMED_MESSAGE
         return Status.OK
 
+    def _listener_for(self, relay: PeerId) -> CircuitListener | UnreservedListener | None:
+        """The listener through ``relay`` (holding a reservation), else the one on the bare
+        ``/p2p-circuit`` if open."""
+        listener = self.listeners.get(relay)
+        if listener is not None and listener.reservation is not None:
+            return listener
+        if self._any is not None and not self._any.closed:
+            return self._any
+        return None
+
     async def _accept_relayed(
-        self, stream: Stream, listener: CircuitListener, request: StopMessage
+        self,
+        stream: Stream,
+        listener: CircuitListener | UnreservedListener,
+        request: StopMessage,
     ) -> None:
         assert request.peer is not None
-        source = request.peer.id
-        local = circuit_addr(listener.relay_addr, listener.relay)
+        source, relay = request.peer.id, stream.remote_peer
+        relay_addr = listener.relay_addr if isinstance(listener, CircuitListener) else None
+        local = circuit_addr(relay_addr, relay)
         raw = RelayedConnection(stream, local=local, remote=with_peer_id(local, source))
         upgraded = await listener.upgrader.upgrade_inbound(raw)  # bounded by its deadlines
         limits = limits_of(request.limit)
         if upgraded.info.remote_peer != source or not listener.deliver(_mark(upgraded, limits)):
-            log.info("dropping relayed connection from %s via %s", source, listener.relay)
+            log.info("dropping relayed connection from %s via %s", source, relay)
             with anyio.CancelScope(shield=True):
                 await upgraded.muxed.aclose()
             return

@@ -45,6 +45,14 @@ CRASHES = [
         b"\x0f\xa1\x1a\x02\x910",
         id="p2pd_reply-stream-info-protocol-not-utf8",
     ),
+    # p2pd daemon: the same proto2 behaviour on the daemon's side: a STREAM_OPEN protocol that
+    # is not UTF-8 (b"/echo/\xb1.0.0") reached the protocol check as bytes (TypeError). The
+    # request's text fields (protocols, topic, tag) are now checked (ControlError).
+    pytest.param(
+        "p2pd_request",
+        b"\x08\x02\x1a5\n&\x00$\x08\x01\x12 \x00\x00\x00 " + bytes(28) + b"\x12\x0b/echo/\xb1.0.0",
+        id="p2pd_request-stream-open-protocol-not-utf8",
+    ),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ JS_NODE = HERE / "js" / "node_modules" / ".bin" / "node"
 #: Daemon name -> argv prefix (p2pd flags follow).
 DAEMONS: dict[str, list[str]] = {
     "js": [str(JS_NODE), str(HERE / "js" / "js_daemon.mjs")],
-    # "p2pstack": [sys.executable, "-m", "p2pstack.roots.cli", "daemon"],
+    "p2pstack": [sys.executable, "-m", "p2pstack.roots.cli", "daemon"],
 }
 #: The control socket a test daemon gets unless told otherwise: TCP on a free port.
 TCP_CONTROL = "/ip4/127.0.0.1/tcp/0"

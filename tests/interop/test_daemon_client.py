@@ -1,6 +1,6 @@
 """``p2pstack.p2pd.DaemonClient`` driving real p2pd-compatible daemons (tests/interop/daemons.py:
-js-libp2p's @libp2p/daemon-server today): identify, connect, streams both ways with a p2pstack
-library host and between two daemons, typed errors, DHT and pubsub."""
+js-libp2p behind @libp2p/daemon-server, and ``p2pstack daemon``): identify, connect, streams both
+ways with a p2pstack library host and between two daemons, typed errors, DHT and pubsub."""
 
 from __future__ import annotations
 

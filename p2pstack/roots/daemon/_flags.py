@@ -59,7 +59,7 @@ USAGE = """usage: p2pstack daemon [flags]   (p2pd-compatible; -flag=value or -fl
   -id FILE            private key file (protobuf PrivateKey: Ed25519, RSA, secp256k1, ECDSA)
   -dht | -dhtServer | -dhtClient   run the Kademlia DHT (server or client mode)
   -pubsub             run pubsub;  -pubsubRouter gossipsub|floodsub (default gossipsub)
-  -relay              circuit relay (default true; accepted, relay is not served yet)
+  -relay              relay for other peers (circuit relay v2 hop; default true)
   -noise -tls -plaintext   security channels (default noise and tls; naming one picks it)
   -security NAME      shorthand: only this security channel
   -muxer yamux|mplex  only this stream muxer (default both, yamux first)

@@ -203,12 +203,17 @@ async def _bind_control(
 def relay_parts(
     options: DaemonOptions,
 ) -> tuple[list[Transport | UpgradedTransport], list[Service]]:
-    """Circuit relay v2: the transport that dials ``/p2p-circuit`` addresses (p2pd always has
-    it) and, with ``-relay``, the hop service. None yet: this is where ``protocols.relay`` plugs
-    in (its transport's CONNECT failure through a relay without a reservation should name
-    ``NO_RESERVATION``, which the interop suite checks)."""
-    del options  # -relay is accepted and ignored until then
-    return [], []
+    """Circuit relay v2: the transport that dials ``/p2p-circuit`` addresses and accepts
+    circuits (p2pd always has it; its CONNECT through a relay without a reservation fails
+    naming ``NO_RESERVATION``) and, with ``-relay`` (p2pd's default), the hop service."""
+    from protocols.relay import CircuitRelayTransport
+
+    transports: list[Transport | UpgradedTransport] = [CircuitRelayTransport()]
+    if not options.relay:
+        return transports, []
+    from protocols.relay import RelayService
+
+    return transports, [RelayService()]
 
 
 def _host_config(options: DaemonOptions) -> HostConfig | None:
@@ -244,6 +249,10 @@ async def _run(options: DaemonOptions) -> int:
 
     identity = load_key(options.key_file)
     relay = relay_parts(options)
+    # Circuits from any relay: p2pd's clients reserve by hand (a hop RESERVE on a stream of
+    # their own), then expect the relay to reach them.
+    from protocols.relay import ANY_RELAY
+
     listener, control_addr, socket_path = await _bind_control(options.listen)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -255,7 +264,7 @@ async def _run(options: DaemonOptions) -> int:
                         security=_security(options.security),
                         muxers=_muxers(options.muxers),
                         services=[*_services(options), *relay[1]],
-                        listen=list(options.host_addrs),
+                        listen=[*options.host_addrs, ANY_RELAY],
                         config=_host_config(options),
                     )
                 )

@@ -11,6 +11,7 @@ import anyio
 from multiaddr import Multiaddr
 
 from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.p2pd import widen_buffers
 from p2pstack.p2pd.pb import p2pd_pb2 as pb
 from p2pstack.roots.daemon import _wire as w
 from p2pstack.roots.daemon._pipe import pipe
@@ -68,6 +69,7 @@ async def open_stream(
         with anyio.CancelScope(shield=True):
             await stream.reset()
         raise
+    widen_buffers(conn)
     await pipe(conn, stream, first=rest)
     return True
 
@@ -150,4 +152,5 @@ class StreamHandlers:
             if client is not None:
                 await client.aclose()
             return
+        widen_buffers(client)
         await pipe(client, stream)

@@ -195,13 +195,20 @@ def _addr(data: bytes) -> Multiaddr:
         raise ControlError(f"invalid multiaddr: {exc}") from None
 
 
+def _text(value: object, what: str) -> str:
+    """A string field's value: proto2 parsing hands one that is not UTF-8 over as bytes."""
+    if not isinstance(value, str):
+        raise ControlError(f"{what} is not UTF-8 text")
+    return value
+
+
 def _protocols(values: Sequence[str]) -> tuple[str, ...]:
     if not values:
         raise ControlError("missing protocol")
     if len(values) > MAX_LIST:
         raise ControlError(f"more than {MAX_LIST} protocols")
     for proto in values:
-        if not proto or len(proto) > 1024 or "\n" in proto:
+        if not _text(proto, "protocol id") or len(proto) > 1024 or "\n" in proto:
             raise ControlError(f"invalid protocol id {proto[:64]!r}")
     return tuple(values)
 
@@ -298,7 +305,7 @@ def _pubsub(msg: pb.PSRequest) -> PubsubCommand:
     if msg.type not in pb.PSRequest.Type.values():
         raise ControlError(f"unknown PUBSUB request type {msg.type}")
     op = pb.PSRequest.Type.Name(msg.type)
-    topic = msg.topic if msg.HasField("topic") else None
+    topic = _text(msg.topic, "topic") if msg.HasField("topic") else None
     if op in ("PUBLISH", "SUBSCRIBE") and not topic:
         raise ControlError(f"missing topic in PUBSUB {op} request")
     return PubsubCommand(op, topic, msg.data)
@@ -312,7 +319,7 @@ def _connmanager(msg: pb.ConnManagerRequest) -> ConnManager:
         return ConnManager(op)
     if not msg.tag:
         raise ControlError(f"missing tag in CONNMANAGER {op} request")
-    return ConnManager(op, _peer(msg.peer), msg.tag, msg.weight)
+    return ConnManager(op, _peer(msg.peer), _text(msg.tag, "tag"), msg.weight)
 
 
 def _peerstore(msg: pb.PeerstoreRequest) -> Peerstore:

@@ -9,6 +9,7 @@
 // that runs `-m p2pstack.roots.cli daemon` (or P2PSTACK_DAEMON, a JSON argv). With --output,
 // mocha's JSON report goes to FILE and the reasons of tests held pending to FILE.pending.json.
 import fs from 'node:fs'
+import { register } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -19,6 +20,8 @@ if (!fs.existsSync(link)) {
   // Bare imports resolve from the importing file's directories: borrow the js peer's packages.
   fs.symlinkSync(path.join('..', 'js', 'node_modules'), link, 'dir')
 }
+
+register('./aegir_hook.mjs', import.meta.url)
 
 const { values } = parseArgs({
   options: {

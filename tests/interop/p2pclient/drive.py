@@ -11,7 +11,7 @@ handler and open with an echo, disconnect), ``dht`` (put/get of the /pk/ record 
 the step may fail, ends the run with exit code 1. tests/interop/test_p2pclient.py asserts on
 these lines.
 
-p2pclient quirks met here (docs/daemon-client.md): the handler listen address is sent to the
+p2pclient quirks met here (docs/daemon.md): the handler listen address is sent to the
 daemon as given, so ``/tcp/0`` cannot work (a free port is picked first); ``stream_handler``
 takes one protocol per call and needs ``listen()`` entered; an exception in a handler silently
 stops the listener (``_serve_listener`` swallows it); ``subscribe`` returns the raw control
