@@ -1,6 +1,6 @@
 """Circuit relay v2, our client side against js-libp2p (@libp2p/circuit-relay-v2 4.2.13) and
 py-libp2p 0.8.1 (libp2p.relay.circuit_v2) relays: we listen through their relay and a js
-dialer echoes with us; we dial a js listener through their relay; without a reservation our
+dialer echoes with us; we dial a js and a py listener through their relay; without a reservation our
 dial fails naming NO_RESERVATION. Peers: js/relay_peer.mjs, py/relay_peer.py."""
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ async def test_listen_dial_and_refusal_through_relay(relay_kind: str, tmp_path: 
     """One relay of each kind serves the three exchanges (a relay start costs seconds)."""
     async with relay(relay_kind, tmp_path) as relay_addr, our_host() as host:
         await js_dialer_reaches_us(host, relay_addr, tmp_path)
-        await we_reach_js_listener(host, relay_addr, tmp_path)
+        await we_reach_listener("js", host, relay_addr, tmp_path)
+        await we_reach_listener("py", host, relay_addr, tmp_path)
         await dial_without_reservation_says_no_reservation(host, relay_addr)
 
 
@@ -99,15 +100,17 @@ async def js_dialer_reaches_us(host: Host, relay_addr: str, tmp_path: Path) -> N
     assert done.get("echo") == [{"event": "echo", "ok": True, "bytes": 4096}], done
 
 
-async def we_reach_js_listener(host: Host, relay_addr: str, tmp_path: Path) -> None:
+async def we_reach_listener(kind: str, host: Host, relay_addr: str, tmp_path: Path) -> None:
+    """A ``kind`` peer reserves at the relay; we dial its circuit address and echo."""
     listen_args = ["--role", "listener", "--relay", relay_addr]
-    async with relay_peer("js", listen_args, tmp_path) as listener:
+    async with relay_peer(kind, listen_args, tmp_path) as listener:
         listening = await listener.wait_for("listening", TIMEOUT)
         circuit = str(listening["addrs"][0])
         assert circuit.startswith(f"{relay_addr}/p2p-circuit/p2p/")
         with anyio.fail_after(TIMEOUT):
             conn = await host.connect(circuit)
-            assert conn.limited
+            assert conn.limited and conn.direction == "outbound"
+            assert conn.info.transport == "p2p-circuit"
             stream = await host.new_stream(conn.remote_peer, ECHO, allow_limited=True)
             payload = bytes(range(256)) * 8
             await stream.send(payload)
@@ -117,6 +120,9 @@ async def we_reach_js_listener(host: Host, relay_addr: str, tmp_path: Path) -> N
                 received += await stream.receive()
             await stream.aclose()
         assert received == payload
+        if kind == "py":  # the py listener reports each stream it echoed
+            served = await listener.next_event(TIMEOUT)
+            assert served == {"event": "served", "bytes": len(payload)}
 
 
 async def dial_without_reservation_says_no_reservation(host: Host, relay_addr: str) -> None:

@@ -6,7 +6,13 @@ Roles, with TCP + Noise + yamux:
   serves until stdin closes or SIGTERM;
 - ``--role dialer --dial MA [--bytes N]`` dials ``MA`` (``<relay>/p2p-circuit/p2p/<target>``)
   with py's ``CircuitV2Transport``, echoes N bytes on ``/p2pstack/echo/1.0.0`` and prints
-  ``echo`` {ok, bytes} or ``dial_error`` {message}, then ``done``.
+  ``echo`` {ok, bytes} or ``dial_error`` {message}, then ``done``;
+- ``--role listener --relay MA`` connects to the relay ``MA`` (``.../p2p/<relay>``), reserves a
+  slot with ``CircuitV2Transport.reserve`` (RESERVE on the hop protocol; py accepts the relay's
+  STOP CONNECT and upgrades the spliced stream as an inbound connection), prints ``reserved``
+  {relay, expire} then ``listening`` {peer_id, addrs: [``MA/p2p-circuit/p2p/<self>``]}, serves
+  echo on ``/p2pstack/echo/1.0.0`` (``served`` {bytes} per stream) until stdin closes, or
+  prints ``reservation_failed`` and exits 1.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 import multiaddr
 import trio
 from libp2p import new_host
+from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID, STOP_PROTOCOL_ID, CircuitV2Protocol
@@ -25,7 +33,7 @@ from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.tools.anyio_service import background_trio_service
 
-ECHO = "/p2pstack/echo/1.0.0"
+ECHO = TProtocol("/p2pstack/echo/1.0.0")
 
 
 def emit(event: str, **fields: object) -> None:
@@ -74,6 +82,55 @@ async def run_dialer(target: str, size: int) -> None:
         emit("done")
 
 
+async def run_listener(relay: str) -> bool:
+    host = new_host(muxer_preference="YAMUX")
+    protocol = CircuitV2Protocol(host, allow_hop=False)
+    transport = CircuitV2Transport(
+        host, protocol, RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT)
+    )
+    relay_info = info_from_p2p_addr(multiaddr.Multiaddr(relay))
+    listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    async with host.run(listen_addrs=listen), background_trio_service(protocol):
+        host.set_stream_handler(ECHO, serve_echo)
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(30):
+                await host.connect(relay_info)
+                stream = await host.new_stream(relay_info.peer_id, [PROTOCOL_ID])
+                reserved = await transport.reserve(stream, relay_info.peer_id, nursery)
+                await stream.close()
+            if not reserved:
+                emit("reservation_failed", relay=relay)
+                nursery.cancel_scope.cancel()
+                return False
+            expire = transport._reservations.get(relay_info.peer_id, 0)
+            emit("reserved", relay=relay, expire=expire)
+            me = host.get_id()
+            emit("listening", peer_id=str(me), addrs=[f"{relay}/p2p-circuit/p2p/{me}"])
+            await wait_stdin_closed()
+            nursery.cancel_scope.cancel()
+    return True
+
+
+async def serve_echo(stream: Any) -> None:
+    total = 0
+    try:
+        while True:
+            try:
+                chunk = await stream.read(16 * 1024)
+            except EOFError:  # py's network stream raises StreamEOF at the remote's FIN
+                break
+            if not chunk:
+                break
+            total += len(chunk)
+            await stream.write(chunk)
+    except Exception as exc:  # the stream ended or was reset: reported, the host goes on
+        emit("handler_error", message=repr(exc), bytes=total)
+        return
+    finally:
+        await stream.close()
+    emit("served", bytes=total)
+
+
 async def echo_over(stream: object, size: int) -> bool:
     """multistream-select by hand on the raw muxed stream, then one echo round."""
     from libp2p.protocol_muxer.multiselect_client import MultiselectClient
@@ -97,14 +154,22 @@ async def echo_over(stream: object, size: int) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--role", choices=["relay", "dialer"], required=True)
+    parser.add_argument("--role", choices=["relay", "dialer", "listener"], required=True)
     parser.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0")
     parser.add_argument("--dial")
+    parser.add_argument("--relay")
     parser.add_argument("--bytes", type=int, default=1024)
     args = parser.parse_args()
+    if args.role == "listener" and not args.relay:
+        parser.error("--role listener needs --relay MA")
+    if args.role == "dialer" and not args.dial:
+        parser.error("--role dialer needs --dial MA")
     try:
         if args.role == "relay":
             trio.run(run_relay, args.listen)
+        elif args.role == "listener":
+            if not trio.run(run_listener, args.relay):
+                raise SystemExit(1)
         else:
             trio.run(run_dialer, args.dial, args.bytes)
     except Exception as exc:  # reported to the test as an error event
