@@ -37,9 +37,10 @@ __all__ = ["AutoRelay", "AutoRelayConfig", "RelayCandidates"]
 log = logging.getLogger("protocols.relay")
 
 Reachability = Literal["unknown", "public", "private"]
-#: Finds relay candidates: called when more are needed; returns peers or their addresses
-#: (``.../p2p/<relay>``). May block on the network; auto-relay bounds its time.
-RelayCandidates = Callable[[], "AsyncIterable[PeerId | Multiaddr]"]
+#: Finds relay candidates: called with the host when more are needed; returns peers or their
+#: addresses (``.../p2p/<relay>``). May block on the network; auto-relay bounds its time.
+#: A composition root supplies it (p2pstack.roots.relay_discovery: from the Kademlia DHT).
+RelayCandidates = Callable[["Host"], "AsyncIterable[PeerId | Multiaddr]"]
 
 
 @attrs.frozen(kw_only=True)
@@ -71,7 +72,7 @@ class AutoRelay:
     Args:
         transport: the host's circuit transport.
         config: the settings.
-        candidates: the discovery source of relays (optional).
+        candidates: the discovery source of relays (optional), called with the host.
         reachability: reachability updates (optional; see also ``set_reachability``);
             without them auto-relay follows the host's ``ReachabilityChanged`` events.
     """
@@ -100,6 +101,11 @@ class AutoRelay:
         self._failed: dict[PeerId, float] = {}
         self._wake = anyio.Event()
         self._handles: list[Unsubscribe] = []
+
+    @property
+    def candidates(self) -> RelayCandidates | None:
+        """The discovery source of relays (``None``: configured relays and connected peers)."""
+        return self._candidates
 
     @property
     def relays(self) -> list[PeerId]:
@@ -224,10 +230,13 @@ class AutoRelay:
             return found
         before = len(found)
         with anyio.move_on_after(self.config.attempt_timeout):
-            async for item in self._candidates():
-                add(*((item, None) if isinstance(item, PeerId) else _split(item)))
-                if len(found) - before >= self.config.max_candidates:
-                    break
+            try:
+                async for item in self._candidates(host):
+                    add(*((item, None) if isinstance(item, PeerId) else _split(item)))
+                    if len(found) - before >= self.config.max_candidates:
+                        break
+            except NETWORK_ERRORS as exc:  # the source failed: keep what it gave
+                log.info("auto-relay: relay discovery failed: %s", exc)
         return found
 
     def _require_host(self) -> Host:
