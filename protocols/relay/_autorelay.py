@@ -55,6 +55,8 @@ class AutoRelayConfig:
         attempt_timeout: the most one reservation attempt may take.
         failure_backoff: a relay that failed is not tried again for this long.
         max_candidates: candidates taken from the discovery source per check.
+        discovery_interval: the discovery source is asked at most once in this many seconds
+            (a DHT lookup each time); an ask that yielded nothing does not count.
     """
 
     reservations: int = 2
@@ -64,6 +66,7 @@ class AutoRelayConfig:
     attempt_timeout: float = 30.0
     failure_backoff: float = 60.0
     max_candidates: int = 16
+    discovery_interval: float = 30.0
 
 
 class AutoRelay:
@@ -99,6 +102,7 @@ class AutoRelay:
         self._host: Host | None = None
         self._mine: set[PeerId] = set()  # relays whose listeners we opened
         self._failed: dict[PeerId, float] = {}
+        self._asked_at: float | None = None  # when the discovery source last yielded peers
         self._wake = anyio.Event()
         self._handles: list[Unsubscribe] = []
 
@@ -226,12 +230,16 @@ class AutoRelay:
             peer = conn.remote_peer
             if not conn.limited and host.peerstore.supports(peer, HOP_PROTOCOL_ID):
                 add(peer, None)
-        if self._candidates is None:
+        asked = self._asked_at
+        if self._candidates is None or (
+            asked is not None and now - asked < self.config.discovery_interval
+        ):
             return found
         before = len(found)
         with anyio.move_on_after(self.config.attempt_timeout):
             try:
                 async for item in self._candidates(host):
+                    self._asked_at = now
                     add(*((item, None) if isinstance(item, PeerId) else _split(item)))
                     if len(found) - before >= self.config.max_candidates:
                         break

@@ -35,7 +35,13 @@ from transports.yamux import Yamux
 pytestmark = pytest.mark.anyio
 
 #: Auto-relay checks often, so that a test waits for the lookup, not for the timer.
-CONFIG = AutoRelayConfig(reservations=1, force=True, check_interval=0.2, attempt_timeout=10.0)
+CONFIG = AutoRelayConfig(
+    reservations=1,
+    force=True,
+    check_interval=0.2,
+    attempt_timeout=10.0,
+    discovery_interval=0.2,
+)
 
 
 @asynccontextmanager

@@ -170,3 +170,30 @@ async def test_a_failing_discovery_source_keeps_what_it_gave() -> None:
         ) as private:
             with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
                 assert (await made.receive()).relay == good.peer_id
+
+
+async def test_discovery_source_is_asked_at_most_once_per_interval() -> None:
+    async with node(MiniRelay(refuse=True), listen=LISTEN) as refusing:
+        asked = 0
+        first = anyio.Event()
+
+        async def discover(_host: Host) -> AsyncIterator[PeerId | Multiaddr]:
+            nonlocal asked
+            asked += 1
+            first.set()
+            yield with_peer_id(refusing.listen_addrs[0], refusing.peer_id)
+
+        transport = CircuitRelayTransport(FAST)
+        config = AutoRelayConfig(
+            reservations=1, force=True, check_interval=0.05, discovery_interval=30.0
+        )
+        async with open_host(
+            transports=[TcpTransport(), transport],
+            security=[Noise()],
+            muxers=[Yamux()],
+            services=[AutoRelay(transport, config, candidates=discover)],
+        ):
+            with anyio.fail_after(20):
+                await first.wait()
+                await anyio.sleep(1.0)  # about 20 checks, all without a reservation
+            assert asked == 1
