@@ -37,9 +37,10 @@ __all__ = ["AutoRelay", "AutoRelayConfig", "RelayCandidates"]
 log = logging.getLogger("protocols.relay")
 
 Reachability = Literal["unknown", "public", "private"]
-#: Finds relay candidates: called when more are needed; returns peers or their addresses
-#: (``.../p2p/<relay>``). May block on the network; auto-relay bounds its time.
-RelayCandidates = Callable[[], "AsyncIterable[PeerId | Multiaddr]"]
+#: Finds relay candidates: called with the host when more are needed; returns peers or their
+#: addresses (``.../p2p/<relay>``). May block on the network; auto-relay bounds its time.
+#: A composition root supplies it (p2pstack.roots.relay_discovery: from the Kademlia DHT).
+RelayCandidates = Callable[["Host"], "AsyncIterable[PeerId | Multiaddr]"]
 
 
 @attrs.frozen(kw_only=True)
@@ -54,6 +55,8 @@ class AutoRelayConfig:
         attempt_timeout: the most one reservation attempt may take.
         failure_backoff: a relay that failed is not tried again for this long.
         max_candidates: candidates taken from the discovery source per check.
+        discovery_interval: the discovery source is asked at most once in this many seconds
+            (a DHT lookup each time); an ask that yielded nothing does not count.
     """
 
     reservations: int = 2
@@ -63,6 +66,7 @@ class AutoRelayConfig:
     attempt_timeout: float = 30.0
     failure_backoff: float = 60.0
     max_candidates: int = 16
+    discovery_interval: float = 30.0
 
 
 class AutoRelay:
@@ -71,7 +75,7 @@ class AutoRelay:
     Args:
         transport: the host's circuit transport.
         config: the settings.
-        candidates: the discovery source of relays (optional).
+        candidates: the discovery source of relays (optional), called with the host.
         reachability: reachability updates (optional; see also ``set_reachability``);
             without them auto-relay follows the host's ``ReachabilityChanged`` events.
     """
@@ -98,8 +102,14 @@ class AutoRelay:
         self._host: Host | None = None
         self._mine: set[PeerId] = set()  # relays whose listeners we opened
         self._failed: dict[PeerId, float] = {}
+        self._asked_at: float | None = None  # when the discovery source last yielded peers
         self._wake = anyio.Event()
         self._handles: list[Unsubscribe] = []
+
+    @property
+    def candidates(self) -> RelayCandidates | None:
+        """The discovery source of relays (``None``: configured relays and connected peers)."""
+        return self._candidates
 
     @property
     def relays(self) -> list[PeerId]:
@@ -220,14 +230,21 @@ class AutoRelay:
             peer = conn.remote_peer
             if not conn.limited and host.peerstore.supports(peer, HOP_PROTOCOL_ID):
                 add(peer, None)
-        if self._candidates is None:
+        asked = self._asked_at
+        if self._candidates is None or (
+            asked is not None and now - asked < self.config.discovery_interval
+        ):
             return found
         before = len(found)
         with anyio.move_on_after(self.config.attempt_timeout):
-            async for item in self._candidates():
-                add(*((item, None) if isinstance(item, PeerId) else _split(item)))
-                if len(found) - before >= self.config.max_candidates:
-                    break
+            try:
+                async for item in self._candidates(host):
+                    self._asked_at = now
+                    add(*((item, None) if isinstance(item, PeerId) else _split(item)))
+                    if len(found) - before >= self.config.max_candidates:
+                        break
+            except NETWORK_ERRORS as exc:  # the source failed: keep what it gave
+                log.info("auto-relay: relay discovery failed: %s", exc)
         return found
 
     def _require_host(self) -> Host:

@@ -218,15 +218,10 @@ async def _serve(args: argparse.Namespace) -> int:
 
         services = [*(services or default_services(serve_perf=True)), *relay_services(args)]
     circuit = None
-    if args.auto_relay:
-        from p2pstack.roots.cli._relay_client import auto_relay
+    if args.auto_relay or (args.autonat and not args.relay):
+        from p2pstack.roots.cli._relay_client import node_auto_relay
 
-        circuit, relay_service = auto_relay(args)
-        services = [*(services or default_services(serve_perf=True)), relay_service]
-    elif args.autonat and not args.relay:  # AutoNAT finds us private: reserve on our own
-        from p2pstack.roots.cli._relay_client import reachability_relay
-
-        circuit, relay_service = reachability_relay()
+        circuit, relay_service = node_auto_relay(args, dht=parts.dht is not None)
         services = [*(services or default_services(serve_perf=True)), relay_service]
     if args.autonat:
         from p2pstack.roots.cli._autonat import node_autonat_services

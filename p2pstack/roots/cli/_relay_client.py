@@ -14,6 +14,7 @@ from protocols.relay import (
     AutoRelay,
     AutoRelayConfig,
     CircuitRelayTransport,
+    RelayCandidates,
     ReservationLost,
     ReservationMade,
     ReservationRefreshed,
@@ -28,6 +29,7 @@ __all__ = [
     "auto_relay",
     "check_relay_options",
     "listen_via_relays",
+    "node_auto_relay",
     "reachability_relay",
     "relay_event",
 ]
@@ -75,21 +77,42 @@ async def listen_via_relays(host: Host, args: argparse.Namespace) -> None:
             raise UserError(f"--relay {text}: {exc}") from None
 
 
-def auto_relay(args: argparse.Namespace) -> tuple[CircuitRelayTransport, AutoRelay]:
+def auto_relay(
+    args: argparse.Namespace, candidates: RelayCandidates | None = None
+) -> tuple[CircuitRelayTransport, AutoRelay]:
     """The circuit transport and the auto-relay service for ``--auto-relay N``: forced on (the
-    node was asked to use relays), candidates from ``--relay`` and connected hop peers."""
+    node was asked to use relays), candidates from ``--relay``, connected hop peers and
+    ``candidates`` (the DHT when the node runs it)."""
     circuit = CircuitRelayTransport()
     relays = [str(relay_listen_addr(text)).removesuffix("/p2p-circuit") for text in args.relay]
     config = AutoRelayConfig(reservations=args.auto_relay, force=True, relays=relays)
-    return circuit, AutoRelay(circuit, config)
+    return circuit, AutoRelay(circuit, config, candidates=candidates)
 
 
-def reachability_relay() -> tuple[CircuitRelayTransport, AutoRelay]:
+def reachability_relay(
+    candidates: RelayCandidates | None = None,
+) -> tuple[CircuitRelayTransport, AutoRelay]:
     """The circuit transport and auto-relay for ``--autonat`` without ``--relay`` or
     ``--auto-relay``: one reservation while AutoNAT finds the node private (released when it
-    becomes public), at a connected peer that serves the relay hop protocol."""
+    becomes public), at a connected peer that serves the relay hop protocol or one that
+    ``candidates`` finds (the DHT when the node runs it)."""
     circuit = CircuitRelayTransport()
-    return circuit, AutoRelay(circuit, AutoRelayConfig(reservations=1, check_interval=5.0))
+    config = AutoRelayConfig(reservations=1, check_interval=5.0)
+    return circuit, AutoRelay(circuit, config, candidates=candidates)
+
+
+def node_auto_relay(
+    args: argparse.Namespace, *, dht: bool
+) -> tuple[CircuitRelayTransport, AutoRelay]:
+    """The node's auto-relay: ``auto_relay`` with ``--auto-relay N``, else (``--autonat``
+    without ``--relay``) ``reachability_relay``; when the node runs the DHT (``dht``), relays
+    are also looked for in it (``dht_relay_candidates``)."""
+    from p2pstack.roots.relay_discovery import dht_relay_candidates
+
+    candidates = dht_relay_candidates if dht else None
+    if args.auto_relay:
+        return auto_relay(args, candidates)
+    return reachability_relay(candidates)
 
 
 def relay_event(event: object) -> tuple[str, str, dict[str, object]] | None:

@@ -23,6 +23,7 @@ def add_node_relay_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="keep N relay reservations, picked from --relay and from connected peers that "
-        "serve the relay hop protocol, replacing lost ones (default: 0, off)",
+        help="keep N relay reservations, picked from --relay, from connected peers that "
+        "serve the relay hop protocol and, when the node runs the DHT, from a DHT lookup; "
+        "lost ones are replaced (default: 0, off)",
     )

@@ -11,6 +11,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.builder import open_host
 from p2pstack.events import LocalAddrsChanged
+from p2pstack.host import Host
 from p2pstack.identity import PeerId
 from p2pstack.multiaddrs import with_peer_id
 from protocols.identify import Identify
@@ -99,11 +100,10 @@ async def test_candidates_from_a_discovery_source_after_a_refusal() -> None:
         node(MiniRelay(refuse=True), listen=LISTEN) as refusing,
         node(MiniRelay(), listen=LISTEN) as good,
     ):
-        asked = 0
+        asked: list[Host] = []
 
-        async def discover() -> AsyncIterator[PeerId | Multiaddr]:
-            nonlocal asked
-            asked += 1
+        async def discover(host: Host) -> AsyncIterator[PeerId | Multiaddr]:
+            asked.append(host)
             yield with_peer_id(refusing.listen_addrs[0], refusing.peer_id)
             yield with_peer_id(good.listen_addrs[0], good.peer_id)
 
@@ -118,7 +118,7 @@ async def test_candidates_from_a_discovery_source_after_a_refusal() -> None:
         ) as private:
             with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
                 assert (await made.receive()).relay == good.peer_id
-            assert auto.relays == [good.peer_id] and asked >= 1
+            assert auto.relays == [good.peer_id] and asked and asked[0] is private
 
 
 async def test_auto_relay_follows_the_hosts_reachability_and_advertises_its_circuit() -> None:
@@ -149,3 +149,51 @@ async def test_auto_relay_follows_the_hosts_reachability_and_advertises_its_circ
                     private.addresses.set_reachability("public", source="autonat")
                     assert (await changed.receive()).addrs == []
                 assert auto.relays == [] and private.addresses.advertised() == []
+
+
+async def test_a_failing_discovery_source_keeps_what_it_gave() -> None:
+    async with node(MiniRelay(), listen=LISTEN) as good:
+
+        async def discover(_host: Host) -> AsyncIterator[PeerId | Multiaddr]:
+            yield with_peer_id(good.listen_addrs[0], good.peer_id)
+            raise OSError("lookup broke")
+
+        transport = CircuitRelayTransport(FAST)
+        config = AutoRelayConfig(reservations=1, force=True, check_interval=0.2)
+        auto = AutoRelay(transport, config, candidates=discover)
+        assert auto.candidates is discover
+        async with open_host(
+            transports=[TcpTransport(), transport],
+            security=[Noise()],
+            muxers=[Yamux()],
+            services=[auto],
+        ) as private:
+            with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
+                assert (await made.receive()).relay == good.peer_id
+
+
+async def test_discovery_source_is_asked_at_most_once_per_interval() -> None:
+    async with node(MiniRelay(refuse=True), listen=LISTEN) as refusing:
+        asked = 0
+        first = anyio.Event()
+
+        async def discover(_host: Host) -> AsyncIterator[PeerId | Multiaddr]:
+            nonlocal asked
+            asked += 1
+            first.set()
+            yield with_peer_id(refusing.listen_addrs[0], refusing.peer_id)
+
+        transport = CircuitRelayTransport(FAST)
+        config = AutoRelayConfig(
+            reservations=1, force=True, check_interval=0.05, discovery_interval=30.0
+        )
+        async with open_host(
+            transports=[TcpTransport(), transport],
+            security=[Noise()],
+            muxers=[Yamux()],
+            services=[AutoRelay(transport, config, candidates=discover)],
+        ):
+            with anyio.fail_after(20):
+                await first.wait()
+                await anyio.sleep(1.0)  # about 20 checks, all without a reservation
+            assert asked == 1
