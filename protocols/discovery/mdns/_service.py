@@ -195,5 +195,7 @@ class Mdns:
                     target = dest or (group, self._port)
                     try:
                         await sock.sendto(data, *target)
+                    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        return  # the service is stopping: its sockets closed under a timer
                     except OSError as exc:  # no route, link down: the next period retries
                         log.debug("mdns: send to %s failed: %s", target, exc)
