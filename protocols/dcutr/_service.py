@@ -223,10 +223,12 @@ class Dcutr:
                 event = await _pump(stream, core)
             except NETWORK_ERRORS as exc:
                 # A may close the relayed connection (and our stream) as soon as its own dial
-                # succeeded (js-libp2p does), before our timer fires: the direct one counts.
-                made = self._new_direct(peer, before)
-                if made is not None and not isinstance(exc, RemoteProtocolError):
-                    return _direct(peer, "initiator", core.attempts, core.rtt, made)
+                # succeeded (js-libp2p does), before our timer fires: the direct one counts,
+                # also when our side of its handshake finishes a moment after the reset.
+                if not isinstance(exc, RemoteProtocolError):
+                    made = await self._await_new_direct(peer, before)
+                    if made is not None:
+                        return _direct(peer, "initiator", core.attempts, core.rtt, made)
                 return _failed(peer, "initiator", core.attempts, core.rtt, f"{exc!r}")
             if isinstance(event, UpgradeFailed):
                 return _failed(peer, "initiator", event.attempts, core.rtt, event.reason)
@@ -283,6 +285,24 @@ class Dcutr:
             if id(conn) not in before and not conn.limited and not conn.draining:
                 return conn
         return None
+
+    async def _await_new_direct(self, peer: PeerId, before: set[int]) -> Connection | None:
+        """A direct connection to ``peer`` opened since ``before``, waiting for one for at most
+        ``attempt_timeout`` seconds (an inbound one may still be finishing its upgrade)."""
+        host = self._need_host()
+        opened = anyio.Event()
+
+        def on_open(ev: ConnectionOpened) -> None:
+            if ev.connection.remote_peer == peer and not ev.connection.limited:
+                opened.set()
+
+        with host.events.on(ConnectionOpened, on_open):
+            made = self._new_direct(peer, before)
+            if made is None:
+                with anyio.move_on_after(self._attempt_timeout):
+                    await opened.wait()
+                made = self._new_direct(peer, before)
+        return made
 
     async def _connect_direct(
         self, peer: PeerId, event: DialRequested, role: Role
