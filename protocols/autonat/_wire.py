@@ -233,6 +233,7 @@ def encode_v2(msg: V2Message) -> bytes:
         case DialResponse():
             pb.dialResponse.status = msg.status  # type: ignore[assignment]  # IntEnum member
             pb.dialResponse.addrIdx = msg.addr_idx
+            # (the ignore below: IntEnum member)
             pb.dialResponse.dialStatus = msg.dial_status  # type: ignore[assignment]
     return pb.SerializeToString()
 

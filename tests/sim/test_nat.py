@@ -85,12 +85,15 @@ def test_mapping_and_filtering_rules(
 
 def test_symmetric_ports_are_allocated_in_order_and_preserved_when_free() -> None:
     box = _box(NatSpec.of_kind("symmetric"))
+    # (the ignore below: a mapping is made here)
     ports = [box.outbound("udp", INSIDE, r, 0.0).external[1] for r in (R1, R2, R1_OTHER_PORT)]  # type: ignore[union-attr]
     assert ports == [1024, 1025, 1026]
     preserving = _box(NatSpec(mapping=APDM, filtering=APDM))
+    # (the ignore below: a mapping is made here)
     ports = [preserving.outbound("udp", INSIDE, r, 0.0).external[1] for r in (R1, R2)]  # type: ignore[union-attr]
     assert ports == [5000, 1024]
     no_preservation = _box(NatSpec(port_allocation="sequential"))
+    # (the ignore below: a mapping is made here)
     assert no_preservation.outbound("tcp", INSIDE, R1, 0.0).external[1] == 1024  # type: ignore[union-attr]
 
 
@@ -277,6 +280,7 @@ def test_tcp_simultaneous_open_through_two_nats(kind: str, opens: bool) -> None:
 
         async def dial(n: int, transport: object, target: str) -> None:
             try:
+                # (the ignore below: a simulated stream/transport)
                 results[n] = await transport.dial(Multiaddr(target))  # type: ignore[attr-defined]
             except TransportError as exc:
                 results[n] = exc
@@ -291,8 +295,10 @@ def test_tcp_simultaneous_open_through_two_nats(kind: str, opens: bool) -> None:
         a, b = results[1], results[2]
         assert not isinstance(a, BaseException) and not isinstance(b, BaseException)
         assert net.connection_count == 1  # one connection, both ends dialed
+        # (the ignore below: a simulated stream/transport)
         assert str(b.remote_multiaddr) == f"/ip4/{box1.public[4]}/tcp/4001"  # type: ignore[attr-defined]
-        await a.send(b"punched")  # type: ignore[attr-defined]
+        await a.send(b"punched")  # type: ignore[attr-defined]  # a simulated stream/transport
+        # (the ignore below: a simulated stream/transport)
         assert await b.receive() == b"punched"  # type: ignore[attr-defined]
 
     run_virtual(main)
@@ -378,6 +384,7 @@ def test_symmetric_side_reaches_the_peer_listener_only_through_a_loose_filter(
 
         async def dial(n: int, t: object, target: Multiaddr) -> None:
             try:
+                # (the ignore below: a simulated stream/transport)
                 results[n] = await t.dial(target)  # type: ignore[attr-defined]
             except TransportError as exc:
                 results[n] = exc

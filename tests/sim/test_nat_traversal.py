@@ -70,6 +70,7 @@ def test_relay_frames_split_anywhere_and_bad_lengths_are_refused() -> None:
         frame = encode(Kind.DATA, 7, 9, b"hello")
         assert frame == b"\x00\x0e\x08\x00\x00\x00\x07\x00\x00\x00\x09hello"
         stream = frame + encode(Kind.KEEPALIVE, 7, 1)
+        # (the ignore below: chunks stand in for the stream)
         reader = FrameReader(_Chunks([stream[:3], stream[3:12], stream[12:]]))  # type: ignore[arg-type]
         assert await reader.next() == (Kind.DATA, 7, 9, b"hello")
         assert await reader.next() == (Kind.KEEPALIVE, 7, 1, b"")
@@ -77,6 +78,7 @@ def test_relay_frames_split_anywhere_and_bad_lengths_are_refused() -> None:
             await reader.next()
         for bad in (b"\x00\x01\x08", b"\xff\xff" + bytes(20)):
             with pytest.raises(ValueError, match="bad frame length"):
+                # (the ignore below: chunks stand in for the stream)
                 await FrameReader(_Chunks([bad])).next()  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             encode(Kind.DATA, 1, 2, bytes(5000))
@@ -227,6 +229,7 @@ def test_any_bytes_give_frames_or_a_typed_error(data: bytes, cuts: list[int]) ->
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds) if data[a:b]]
 
     async def main() -> None:
+        # (the ignore below: chunks stand in for the stream)
         reader = FrameReader(_Chunks(chunks))  # type: ignore[arg-type]
         with contextlib.suppress(ValueError, anyio.EndOfStream):
             for _ in range(len(data) + 1):

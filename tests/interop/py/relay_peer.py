@@ -138,17 +138,18 @@ async def echo_over(stream: object, size: int) -> bool:
 
     await MultiselectClient().select_one_of(
         [ECHO],
-        MultiselectCommunicator(stream),  # type: ignore[arg-type]
+        MultiselectCommunicator(stream),  # type: ignore[arg-type]  # py-libp2p's stream types
     )
     payload = bytes(i % 251 for i in range(size))
-    await stream.write(payload)  # type: ignore[attr-defined]
+    await stream.write(payload)  # type: ignore[attr-defined]  # py-libp2p's stream types
     received = b""
     while len(received) < size:
+        # (the ignore below: py-libp2p's stream types)
         chunk = await stream.read(size - len(received))  # type: ignore[attr-defined]
         if not chunk:
             break
         received += chunk
-    await stream.close()  # type: ignore[attr-defined]
+    await stream.close()  # type: ignore[attr-defined]  # py-libp2p's stream types
     return received == payload
 
 

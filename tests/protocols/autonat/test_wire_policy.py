@@ -162,9 +162,11 @@ def test_screen_v1() -> None:
         101,
         "no dialable address on the observed IP",
     )
+    # (the ignore below: a refusal here)
     assert status(V1Dial(peer_id=b"\x00\x01\x00", addrs=(TCP,)))[0] == 200  # type: ignore[index]
-    assert status(V1DialResponse(status=0))[0] == 200  # type: ignore[index]
+    assert status(V1DialResponse(status=0))[0] == 200  # type: ignore[index]  # a refusal here
     relayed = attrs.evolve(who, limited=True)
+    # (the ignore below: a refusal here)
     assert status(V1Dial(peer_id=ME, addrs=(TCP,)), relayed)[0] == 101  # type: ignore[index]
 
 

@@ -133,7 +133,7 @@ async def test_loopback_addresses_not_dialed_by_default() -> None:
             dialed.append(addr)
             return await original(peer, addr, role=role)
 
-        b.dial_direct = spy  # type: ignore[method-assign]
+        b.dial_direct = spy  # type: ignore[method-assign]  # a spy replaces the method
         out_b = Outcomes(b)
         with anyio.fail_after(10):
             await a.connect(memory_addr(b))
@@ -206,7 +206,7 @@ async def test_responder_never_dials_private_addresses_from_the_peer() -> None:
             dialed.append(addr)
             raise AssertionError("dialed")
 
-        a.dial_direct = spy  # type: ignore[method-assign]
+        a.dial_direct = spy  # type: ignore[method-assign]  # a spy replaces the method
         out_a = Outcomes(a)
         bogus = [
             "/ip4/127.0.0.1/tcp/1",

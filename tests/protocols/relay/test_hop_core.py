@@ -57,6 +57,7 @@ def test_expiry_and_connection_close() -> None:
 
 def test_relayed_requests_are_refused() -> None:
     relay = core()
+    # (the ignore below: a refusal here)
     assert relay.reserve(A, 1, None, 0.0, relayed=True).status is Status.PERMISSION_DENIED  # type: ignore[union-attr]
     relay.reserve(B, 2, None, 0.0)
     loop = relay.open_circuit(A, B, 0.0, relayed=True)
