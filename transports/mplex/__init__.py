@@ -24,7 +24,8 @@ both ways we send nothing more on it, to stay clear of the unknown-stream limite
 registrar separately limits inbound streams per protocol, 32 by default.)
 
 Inbound protection: at most ``max_inbound_streams`` open peer streams and ``accept_backlog``
-streams waiting for ``accept_stream``; beyond either, the new stream is reset.
+streams waiting for ``accept_stream``; beyond either, the new stream is reset. A full backlog
+also pauses reading until the application accepts, so a burst of opens waits rather than fails.
 """
 
 from ._config import MplexConfig

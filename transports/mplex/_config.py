@@ -40,8 +40,11 @@ class MplexConfig:
             a ``NewStream`` beyond it is answered with a reset.
         max_outbound_streams: streams we may have open at once (default 1024); ``open_stream``
             beyond it raises ``MuxerError``.
-        accept_backlog: inbound streams waiting for ``accept_stream`` (default 64); a new
-            stream arriving while the backlog is full is reset.
+        accept_backlog: inbound streams waiting for ``accept_stream`` (default 256, as
+            yamux). While it is full the driver stops reading (for up to
+            ``backpressure_timeout``), so the peer's further opens wait in TCP; a new stream
+            that still arrives while it is full (in the same read, or after that timeout) is
+            reset.
         max_stream_opens_per_window: how many ``NewStream`` messages we send within any
             ``stream_open_window`` seconds (default 5; see the module docs of
             ``transports.mplex`` for the js-libp2p rule this keeps under).
@@ -63,7 +66,7 @@ class MplexConfig:
     backpressure_timeout: float = attrs.field(default=10.0, validator=_positive_float)
     max_inbound_streams: int = attrs.field(default=1024, validator=_positive)
     max_outbound_streams: int = attrs.field(default=1024, validator=_positive)
-    accept_backlog: int = attrs.field(default=64, validator=_positive)
+    accept_backlog: int = attrs.field(default=256, validator=_positive)
     max_stream_opens_per_window: int = attrs.field(default=5, validator=_positive)
     stream_open_window: float = attrs.field(default=1.25, validator=_non_negative_float)
     write_timeout: float = attrs.field(default=30.0, validator=_positive_float)

@@ -123,6 +123,7 @@ class MplexConnection:
         self._backlog: deque[MplexStream] = deque()
         self._accept_event = anyio.Event()
         self._readers_caught_up = anyio.Event()
+        self._backlog_drained = anyio.Event()
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._open_lock = anyio.Lock(fast_acquire=True)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -204,6 +205,8 @@ class MplexConnection:
                 self._schedule_flush()
             if core.congested:
                 await self._wait_for_readers()
+            if len(self._backlog) >= self._config.accept_backlog:
+                await self._wait_for_accepts()
 
     async def _wait_for_readers(self) -> None:
         """Stop reading while a stream holds too much unread data (TCP then pushes back on
@@ -220,6 +223,15 @@ class MplexConnection:
                 stream._on_reset("stream not read for too long (mplex backpressure timeout)")
             core.reset_stream(key)
         await self._flush_quietly()
+
+    async def _wait_for_accepts(self) -> None:
+        """Stop reading while the accept backlog is full, so that a peer opening streams
+        faster than the application accepts them is slowed down by TCP rather than refused;
+        after ``backpressure_timeout`` reading goes on and further new streams are reset."""
+        with anyio.move_on_after(self._config.backpressure_timeout):
+            while len(self._backlog) >= self._config.accept_backlog and not self._dead:
+                self._backlog_drained = anyio.Event()
+                await self._backlog_drained.wait()
 
     def _on_consumed(self) -> None:
         """A stream's reader took data: wake the paused reader if nothing is congested."""
@@ -324,6 +336,7 @@ class MplexConnection:
         """
         while True:
             if self._backlog:
+                self._backlog_drained.set()
                 return self._backlog.popleft()
             self._check_alive()
             event = self._accept_event

@@ -312,6 +312,21 @@ async def test_accept_backlog_resets_extra_streams() -> None:
             assert (await conn.accept_stream()).stream_id == 1
 
 
+async def test_full_backlog_pauses_reading_instead_of_resetting_later_opens() -> None:
+    config = attrs.evolve(UNPACED, accept_backlog=2)
+    async with raw_pair(config) as (conn, peer):
+        await peer.send(H("00 01 30") + H("08 01 31"))
+        await anyio.sleep(0.1)  # the reader takes both and pauses: the backlog is full
+        await peer.send(H("10 01 32"))  # a later read: waits for an accept, not reset
+        await anyio.sleep(0.2)
+        with anyio.fail_after(5):
+            ids = [(await conn.accept_stream()).stream_id for _ in range(3)]
+        assert ids == [0, 1, 2]
+        assert conn.rejected_streams == 0
+        with anyio.move_on_after(0.2):
+            assert await peer.frame() is None, "a stream was reset"
+
+
 async def test_inbound_stream_limit() -> None:
     config = attrs.evolve(UNPACED, max_inbound_streams=1)
     async with raw_pair(config) as (conn, peer):
