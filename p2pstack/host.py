@@ -130,6 +130,8 @@ class Host:
         )
         self._listeners: list[Listener | UpgradedListener] = []
         self._connections: dict[PeerId, list[Connection]] = {}
+        #: Losing connections still waiting to close, with the scope that keeps them instead.
+        self._draining: dict[Connection, anyio.CancelScope] = {}
         self._connected: set[PeerId] = set()  # as published with PeerConnected
         self._peer_protocols: dict[PeerId, frozenset[str]] = {}
         self._pending_upgrades = 0
@@ -641,9 +643,30 @@ class Host:
                 self._tg.start_soon(self._drain, conn)
 
     async def _drain(self, conn: Connection) -> None:
-        with anyio.move_on_after(self.config.drain_timeout):
-            await conn.wait_idle()
-        await conn.aclose()
+        with anyio.CancelScope() as revived:
+            self._draining[conn] = revived
+            try:
+                with anyio.move_on_after(self.config.drain_timeout):
+                    await anyio.sleep(self.config.drain_grace)
+                    await conn.wait_idle()
+            finally:
+                self._draining.pop(conn, None)
+        if conn.draining:
+            await conn.aclose()
+
+    def _revive_drained(self, peer: PeerId) -> None:
+        """The connection kept for ``peer`` closed while a loser was still draining (a peer
+        that does not apply our rule closed the one we kept, as js-libp2p closes the carrier
+        of a DCUtR upgrade after dialing us): keep the newest loser instead of ending up with
+        no connection."""
+        conns = self.connections(peer)
+        if not conns or any(not c.draining for c in conns):
+            return
+        candidates = [c for c in conns if c in self._draining and not c.is_closed]
+        if candidates:
+            conn = max(candidates, key=lambda c: c.opened_at)
+            conn.draining = False
+            self._draining.pop(conn).cancel()
 
     async def _run_connection(self, conn: Connection) -> None:
         muxed = conn._muxed
@@ -667,6 +690,7 @@ class Host:
             conn._scope.done()
         self.connmgr.closed(conn)
         self.events.emit(ConnectionClosed(connection=conn, reason=conn._muxed.close_reason))
+        self._revive_drained(peer)
         self._settle_peer(peer)
 
     def _settle_peer(self, peer: PeerId) -> None:

@@ -43,6 +43,9 @@ class HostConfig:
     close_timeout: float = 5.0
     #: How long the losing connection of a simultaneous dial may finish its streams.
     drain_timeout: float = 10.0
+    #: The least time a losing connection stays open (within ``drain_timeout``): if the peer
+    #: closes the connection we kept meanwhile (it may not apply our rule), the loser is kept.
+    drain_grace: float = 2.0
     #: Which addresses to dial, stagger between attempts, per-peer backoff.
     dial_policy: DialPolicy = attrs.field(factory=DialPolicy)
     #: Watermarks for trimming connections; ``None``: trim back to ``max_connections`` only

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from p2pstack.errors import NETWORK_ERRORS, LocalProtocolError, RemoteProtocolError
-from p2pstack.events import ConnectionOpened
+from p2pstack.events import ConnectionClosed, ConnectionOpened
 from p2pstack.multiaddrs import split_peer_id
 from protocols.dcutr._core import DialRequested, InitiatorCore, ResponderCore, UpgradeFailed
 from protocols.dcutr._events import HolePunchFinished
@@ -288,21 +288,25 @@ class Dcutr:
 
     async def _await_new_direct(self, peer: PeerId, before: set[int]) -> Connection | None:
         """A direct connection to ``peer`` opened since ``before``, waiting for one for at most
-        ``attempt_timeout`` seconds (an inbound one may still be finishing its upgrade)."""
+        ``attempt_timeout`` seconds (an inbound one may still be finishing its upgrade, or be
+        kept by the host only once the carrier closes)."""
         host = self._need_host()
-        opened = anyio.Event()
+        changed = anyio.Event()
 
-        def on_open(ev: ConnectionOpened) -> None:
-            if ev.connection.remote_peer == peer and not ev.connection.limited:
-                opened.set()
+        def on_change(ev: ConnectionOpened | ConnectionClosed) -> None:
+            if ev.connection.remote_peer == peer:
+                changed.set()
 
-        with host.events.on(ConnectionOpened, on_open):
-            made = self._new_direct(peer, before)
-            if made is None:
-                with anyio.move_on_after(self._attempt_timeout):
-                    await opened.wait()
-                made = self._new_direct(peer, before)
-        return made
+        with (
+            host.events.on(ConnectionOpened, on_change),
+            host.events.on(ConnectionClosed, on_change),
+        ):
+            with anyio.move_on_after(self._attempt_timeout):
+                while (made := self._new_direct(peer, before)) is None:
+                    await changed.wait()
+                    changed = anyio.Event()
+                return made
+        return self._new_direct(peer, before)
 
     async def _connect_direct(
         self, peer: PeerId, event: DialRequested, role: Role

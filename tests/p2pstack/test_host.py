@@ -115,6 +115,31 @@ async def test_simultaneous_dial_is_resolved_to_one_connection() -> None:
             assert settled()
 
 
+async def test_the_loser_is_kept_when_the_peer_closes_the_connection_we_kept() -> None:
+    # As after a DCUtR upgrade over a direct connection: the peer dials us anew, then closes
+    # the old connection. If our rule kept the old one, the new one must survive its close.
+    async with memory_hosts(2) as hosts:
+        a, b = sorted(hosts, key=lambda h: h.peer_id.to_bytes())  # a's dials win the tie-break
+        with anyio.fail_after(20), a.events.subscribe(ConnectionOpened) as opened:
+            old = await a.connect(b.addrs[0])
+            bare_a = str(a.addrs[0]).split("/p2p/")[0]
+            new_at_b = await b.connect(bare_a)  # a new connection, inbound at a
+            while len(a.connections(b.peer_id)) < 2:
+                await opened.receive()
+            (new,) = [c for c in a.connections(b.peer_id) if c is not old]
+            assert new.draining and not old.draining  # a's own dial won
+            old_at_b = next(c for c in b.connections(a.peer_id) if c is not new_at_b)
+            with a.events.subscribe(ConnectionClosed) as closed:
+                await old_at_b.aclose()  # b closes the connection our rule kept
+                while old in a.connections(b.peer_id):
+                    await closed.receive()
+            assert a.connections(b.peer_id) == [new] and not new.draining
+            await anyio.sleep(a.config.drain_grace + 0.5)  # past the time it would have closed
+            assert not new.is_closed and a.connections(b.peer_id) == [new]
+            stream = await a.new_stream(b.peer_id, [ECHO])
+            assert await echo_once(stream, b"kept") == b"kept"
+
+
 async def test_protocol_not_supported() -> None:
     async with memory_hosts(2) as (a, b):
         with anyio.fail_after(10), pytest.raises(ProtocolNotSupported) as info:
