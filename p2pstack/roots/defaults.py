@@ -150,7 +150,9 @@ async def open_default_host(
     if kad is not None:
         from protocols.kad import Kad  # imported only by the DHT's users: it costs start-up time
 
-        chosen.append(Kad(kad))
+        identify = next((s for s in chosen if isinstance(s, Identify)), None)
+        ready = None if identify is None else identify.identified_by
+        chosen.append(Kad(kad, before_request=ready))
     if discovery is not None:
         chosen.append(_discovery_service(chosen, discovery, discovery_config))
     async with open_host(

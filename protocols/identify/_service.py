@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ __all__ = ["Identify", "IdentifyInfo", "PeerIdentified", "read_identify_stream"]
 _log = logging.getLogger(__name__)
 
 #: What a failed identify or push attempt can raise because of the network or the peer.
+#: Peers remembered as having asked us for identify (``Identify.identified_by``).
+_MAX_ASKED_BY = 4096
 _ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
 
 
@@ -145,6 +148,9 @@ class Identify:
         self._host: Host | None = None
         self._push_wanted: anyio.Event | None = None
         self._handles: list[Unsubscribe] = []
+        # Peers that asked us for identify (most recent last, bounded), and who waits for whom.
+        self._asked_by: OrderedDict[PeerId, None] = OrderedDict()
+        self._asked_waiters: dict[PeerId, anyio.Event] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -231,6 +237,44 @@ class Identify:
                 await stream.send_eof()
         except TimeoutError:
             raise P2PTimeoutError(f"identify: peer did not read within {self._timeout} s") from None
+        self._note_asked_by(stream.remote_peer)
+
+    def _note_asked_by(self, peer: PeerId) -> None:
+        self._asked_by[peer] = None
+        self._asked_by.move_to_end(peer)
+        while len(self._asked_by) > _MAX_ASKED_BY:
+            self._asked_by.popitem(last=False)
+        waiter = self._asked_waiters.pop(peer, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def identified_by(self, peer: PeerId, *, within: float = 1.0) -> bool:
+        """Wait until ``peer`` has asked us for identify and been answered, as most peers do
+        right after a connection opens; give up once our newest connection to it is
+        ``within`` seconds old (at once if it is older, or if there is none).
+
+        Some peers use what identify tells them only if it came before a request: py-libp2p
+        puts a Kademlia peer in its routing table only when it already holds the peer's
+        addresses, so a first request sent before its identify finished leaves us out.
+
+        Returns:
+            Whether ``peer`` asked us for identify.
+        """
+        host = self._require_host()
+        if peer in self._asked_by:
+            return True
+        opened = [c.opened_at for c in host.connections(peer)]
+        left = within - (anyio.current_time() - max(opened)) if opened else 0.0
+        if left <= 0:
+            return False
+        waiter = self._asked_waiters.setdefault(peer, anyio.Event())
+        try:
+            with anyio.move_on_after(left):
+                await waiter.wait()
+        finally:
+            if self._asked_waiters.get(peer) is waiter:
+                del self._asked_waiters[peer]
+        return peer in self._asked_by
 
     # -- requesting -----------------------------------------------------------------------------
 

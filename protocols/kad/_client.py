@@ -14,6 +14,7 @@ just written is read here (a reset discards buffered data, as in go-yamux).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -24,6 +25,9 @@ from protocols.kad._wire import KadMessageDecoder, frame
 if TYPE_CHECKING:
     from p2pstack.host import Host, Stream
     from p2pstack.identity import PeerId
+
+#: Awaited before a request goes to a connected peer (``Kad(before_request=...)``).
+BeforeRequest = Callable[["PeerId"], Awaitable[object]]
 
 __all__ = ["read_message", "send_request"]
 
@@ -63,6 +67,7 @@ async def send_request(
     protocol_id: str,
     timeout: float,
     max_size: int,
+    before: BeforeRequest | None = None,
 ) -> KadMessage | None:
     """Send ``request`` to ``peer`` on a new stream and return its answer.
 
@@ -73,6 +78,8 @@ async def send_request(
         protocol_id: the DHT protocol to negotiate.
         timeout: most seconds for the whole exchange, dialing included.
         max_size: largest answer accepted, in bytes.
+        before: awaited once ``peer`` is connected, before the stream opens (within
+            ``timeout``; see ``Kad``'s ``before_request``).
 
     Returns:
         The answer, or ``None`` for a request the spec leaves unanswered (ADD_PROVIDER).
@@ -84,6 +91,9 @@ async def send_request(
             or the stream was reset.
     """
     with anyio.move_on_after(timeout):
+        if before is not None:
+            await host.dial_peer(peer)
+            await before(peer)
         stream = await host.new_stream(peer, [protocol_id])
         try:
             answer = await _exchange(stream, request, max_size)

@@ -23,7 +23,7 @@ from p2pstack.errors import NETWORK_ERRORS
 from p2pstack.multiaddrs import split_peer_id
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sync import Signal
-from protocols.kad._client import send_request
+from protocols.kad._client import BeforeRequest, send_request
 from protocols.kad._keyspace import key_of
 from protocols.kad._lookup import Lookup, LookupConfig, LookupResult
 from protocols.kad._types import KadMessage, KadPeer, KadTimeout, MessageType, NotFound, Record
@@ -116,8 +116,10 @@ class QueryDriver:
         on_failure: Callable[[PeerId], None],
         on_done: Callable[[bytes], None],
         clock: Callable[[], float],
+        before_request: BeforeRequest | None = None,
     ) -> None:
         self._host = host
+        self._before_request = before_request
         self._config = config
         self._counters = counters
         self._seeds = seeds
@@ -150,6 +152,7 @@ class QueryDriver:
                 protocol_id=self._config.protocol_id,
                 timeout=self._config.request_timeout,
                 max_size=self._config.max_message_size,
+                before=self._before_request,
             )
         except KadTimeout:
             self._counters.outbound_timeouts += 1

@@ -23,6 +23,7 @@ from p2pstack.multiaddrs import parse_multiaddr
 from p2pstack.peerstore import ADDR_TTL_RECENT
 from p2pstack.sansio import TimerDriver
 from protocols.kad import _ops
+from protocols.kad._client import BeforeRequest
 from protocols.kad._config import KadConfig, has_public_addr, open_stores
 from protocols.kad._events import Counters, KadModeChanged, KadStatistics, snapshot
 from protocols.kad._handler import RequestHandler
@@ -68,6 +69,12 @@ class Kad:
         rng: randomness for the routing table's refresh keys.
         random_bytes: source of the payloads of the liveness pings (``os.urandom`` if
             ``None``; a simulation passes a seeded one, as it does to ``Ping``).
+        before_request: awaited with the peer once it is connected, before each request to
+            it (within ``config.request_timeout``). The default stacks pass
+            ``Identify.identified_by``: a request on a connection just opened then waits
+            (up to a second) until the peer has identified us, because py-libp2p adds a
+            querying peer to its routing table only if identify already gave it the peer's
+            addresses.
     """
 
     def __init__(
@@ -79,8 +86,10 @@ class Kad:
         providers: ProviderStore | None = None,
         rng: random.Random | None = None,
         random_bytes: Callable[[int], bytes] | None = None,
+        before_request: BeforeRequest | None = None,
     ) -> None:
         self.config = config or KadConfig()
+        self._before_request = before_request
         cfg = self.config
         if validators is None:
             validators = Validators(passthrough=cfg.passthrough_namespaces)
@@ -152,6 +161,7 @@ class Kad:
             on_failure=peers.remove,
             on_done=lambda point: table.mark_refreshed(point, anyio.current_time()),
             clock=anyio.current_time,
+            before_request=self._before_request,
         )
         host.start_soon(self._timers.run, name="kad timers")
         self._handles.append(host.events.on(PeerProtocolsChanged, peers.protocols_changed))

@@ -187,6 +187,7 @@ async def open_ours(
 ) -> AsyncIterator[OurNode]:
     """A p2pstack DHT node (TCP + Noise + yamux, identify, ping, Kad) on 127.0.0.1; with
     ``bootstrap``, it has joined through those addresses (self lookup done) when yielded."""
+    identify = Identify()
     config = KadConfig(
         mode=mode,
         passthrough_namespaces=[NAMESPACE],
@@ -197,7 +198,7 @@ async def open_ours(
         transports=[TcpTransport()],
         security=[Noise()],
         muxers=make_muxers(["yamux"]),
-        services=[Identify(), Ping(), Kad(config)],
+        services=[identify, Ping(), Kad(config, before_request=identify.identified_by)],
         listen=["/ip4/127.0.0.1/tcp/0"],
         config=HostConfig(upgrade_timeout=30.0),
     ) as host:

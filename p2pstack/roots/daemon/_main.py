@@ -155,11 +155,13 @@ def _services(options: DaemonOptions) -> list[Service]:
     from protocols.identify import Identify
     from protocols.ping import Ping
 
-    services: list[Service] = [Identify(), Ping()]
+    identify = Identify()
+    services: list[Service] = [identify, Ping()]
     if options.dht is not None:
         from protocols.kad import Kad, KadConfig
 
-        services.append(Kad(KadConfig(mode="server" if options.dht == "server" else "client")))
+        config = KadConfig(mode="server" if options.dht == "server" else "client")
+        services.append(Kad(config, before_request=identify.identified_by))
     if options.pubsub is not None:
         from protocols.pubsub import Pubsub
 

@@ -232,3 +232,34 @@ async def test_failed_automatic_identify_keeps_the_connection() -> None:
             await answered.wait()
             assert len(await a.service(Ping).ping(b.peer_id)) == 1
         assert a.connections(b.peer_id)
+
+
+@pytest.mark.anyio
+async def test_identified_by_waits_for_the_peer_to_ask() -> None:
+    ours = Identify()
+    async with host_pair([ours], [Identify()], connect=False) as (a, b):
+        with anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            # b identifies every new connection: a answers, and the wait ends with it.
+            assert await ours.identified_by(b.peer_id, within=5.0)
+            assert await ours.identified_by(b.peer_id, within=0.0)  # remembered
+
+
+@pytest.mark.anyio
+async def test_identified_by_gives_up_when_the_connection_is_old_enough() -> None:
+    ours = Identify()
+    async with host_pair([ours], [Identify(identify_on_connect=False)], connect=False) as (
+        a,
+        b,
+    ):
+        with anyio.fail_after(10):
+            assert not await ours.identified_by(b.peer_id)  # not connected: at once
+            await a.connect(b.addrs[0])
+            started = anyio.current_time()
+            assert not await ours.identified_by(b.peer_id, within=0.5)
+            waited = anyio.current_time() - started
+            assert 0.3 <= waited <= 2.0
+            assert not await ours.identified_by(b.peer_id, within=0.5)  # old now: at once
+            assert anyio.current_time() - started - waited < 0.3
+            await b.service(Identify).identify(a.peer_id)  # b asks after all
+            assert await ours.identified_by(b.peer_id, within=5.0)

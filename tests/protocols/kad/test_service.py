@@ -9,6 +9,7 @@ import pytest
 
 from p2pstack.builder import open_host
 from p2pstack.events import PeerFailed
+from p2pstack.host import Host
 from p2pstack.identity import PeerId
 from protocols.identify import Identify
 from protocols.kad import (
@@ -226,3 +227,23 @@ async def test_a_failed_peer_leaves_the_routing_table() -> None:
                 event = await removed.receive()
         assert event.peer_id == b.peer_id
         assert b.peer_id not in kad(a).routing_table
+
+
+@pytest.mark.anyio
+async def test_before_request_is_awaited_once_the_peer_is_connected() -> None:
+    seen: list[tuple[PeerId, bool]] = []
+    hosts: list[Host] = []
+
+    async def before(peer: PeerId) -> None:
+        seen.append((peer, bool(hosts[0].connections(peer))))
+
+    net = MemoryNetwork()
+    service = Kad(TEST_CONFIG, before_request=before)
+    async with open_kad_host(net, service=service) as a, open_kad_host(net) as b:
+        hosts.append(a)
+        with anyio.fail_after(20):
+            await kad(a).bootstrap([b.addrs[0]])
+            assert await kad(b).put_value(b"/test/k", b"v") >= 0
+            assert await kad(a).get_value(b"/test/k") == b"v"
+        assert seen, "no request went through the hook"
+        assert all(peer == b.peer_id and connected for peer, connected in seen)
