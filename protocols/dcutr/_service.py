@@ -232,7 +232,7 @@ class Dcutr:
                 return _failed(peer, "initiator", core.attempts, core.rtt, f"{exc!r}")
             if isinstance(event, UpgradeFailed):
                 return _failed(peer, "initiator", event.attempts, core.rtt, event.reason)
-            conn = await self._connect_direct(peer, event, "responder")
+            conn = await self._connect_direct(peer, event, "responder", before)
             if conn is not None:
                 core.succeeded()
                 return _direct(peer, "initiator", core.attempts, core.rtt, conn)
@@ -261,7 +261,7 @@ class Dcutr:
                 error = exc
                 break
             if isinstance(event, DialRequested):
-                conn = await self._connect_direct(peer, event, "initiator")
+                conn = await self._connect_direct(peer, event, "initiator", before)
                 if conn is not None:
                     result = _direct(peer, "responder", core.attempts, None, conn)
         made = self._new_direct(peer, before) if result is None and core.attempts else None
@@ -309,12 +309,16 @@ class Dcutr:
         return self._new_direct(peer, before)
 
     async def _connect_direct(
-        self, peer: PeerId, event: DialRequested, role: Role
+        self, peer: PeerId, event: DialRequested, role: Role, since: set[int] | None = None
     ) -> Connection | None:
         """Dial (and punch) towards ``event.addrs`` until a new direct connection to ``peer``
         opens, for at most ``attempt_timeout`` seconds. ``role`` is our side of the upgrade:
-        ``"responder"`` for the stream's opener (``B``), ``"initiator"`` for ``A``."""
+        ``"responder"`` for the stream's opener (``B``), ``"initiator"`` for ``A``. A direct
+        connection opened since ``since`` (the exchange's start) counts at once: the peer's
+        dial may finish before our own begins (B waits half the round trip; A dials at once)."""
         host = self._need_host()
+        if since is not None and (made := self._new_direct(peer, since)) is not None:
+            return made
         before = {id(c) for c in host.connections(peer)}
         found: list[Connection] = []
         opened = anyio.Event()
