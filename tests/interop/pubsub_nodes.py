@@ -81,6 +81,10 @@ class PubsubNode(Protocol):
         """Connected peers known to be subscribed to ``topic``."""
         ...
 
+    def diagnosis(self) -> str:
+        """What a failed wait should report of this node's state (may be empty)."""
+        ...
+
     async def mesh(self, topic: str) -> set[str]:
         """Gossipsub mesh peers of ``topic`` (floodsub remote nodes raise)."""
         ...
@@ -139,7 +143,9 @@ async def until(
             if wanted <= have:
                 return
             await anyio.sleep(0.2)
-    raise AssertionError(f"{node.name}: {verb} {sorted(have)} lacks {sorted(wanted - have)}")
+    raise AssertionError(
+        f"{node.name}: {verb} {sorted(have)} lacks {sorted(wanted - have)}{node.diagnosis()}"
+    )
 
 
 async def connect(nodes: Sequence[PubsubNode], edges: Sequence[tuple[int, int]]) -> None:
@@ -208,6 +214,9 @@ class RemoteNode:
         event = await self.command(f"publish {topic} {data}")
         # Both libraries' message IDs end with the 8-byte seqno (tests/interop/README.md).
         return Sent(topic, data, str(event["msg_id"])[-16:], self.peer_id)
+
+    def diagnosis(self) -> str:
+        return ""
 
     async def peers(self, topic: str) -> set[str]:
         return set((await self.command(f"peers {topic}"))["peers"])
@@ -316,6 +325,12 @@ class OurNode:
         msg_id = self.pubsub.publish(topic, data.encode())
         # The default message ID is the `from` peer ID bytes followed by the 8-byte seqno.
         return Sent(topic, data, msg_id[-8:].hex(), self.peer_id)
+
+    def diagnosis(self) -> str:
+        conns = [
+            (str(c.remote_peer)[-6:], c.direction, c.draining) for c in self.host.connections()
+        ]
+        return f"; pubsub {self.pubsub.statistics()}; connections {conns}"
 
     async def peers(self, topic: str) -> set[str]:
         return {str(p) for p in self.pubsub.peers(topic)}
