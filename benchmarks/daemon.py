@@ -5,8 +5,9 @@ Three processes on the daemon path (a client of the daemon, the daemon, a remote
 and two on the direct one (a p2pstack library host, the same remote), as described in
 benchmarks/daemon_peer.py; the two paths alternate, rep after rep, and the medians are printed
 side by side with their ratio. The daemon is a name of tests/interop/daemons.py's ``DAEMONS``
-(``js`` today) or any command line taking p2pd's flags (``--daemon-cmd "p2pstack daemon"``).
-``--quick`` is the smoke test: 16 MiB, one rep.
+(``js`` or ``p2pstack``) or any command line taking p2pd's flags (``--daemon-cmd "p2pstack daemon"``).
+The control socket is a unix socket (p2pd's default) unless ``--control tcp``. ``--quick`` is
+the smoke test: 16 MiB, one rep.
 """
 
 from __future__ import annotations
@@ -76,9 +77,25 @@ def daemon_argv(args: argparse.Namespace, control_dir: str) -> list[str]:
     return [*DAEMONS[args.daemon], *flags]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(args: argparse.Namespace) -> dict[str, list[float]]:
-    """MB/s samples by path ("direct", "daemon")."""
-    results: dict[str, list[float]] = {"direct": [], "daemon": []}
+    """MB/s samples by path ("direct", "daemon"), and the CPU seconds the remote and the daemon
+    spent during each daemon-path upload ("remote_cpu", "daemon_cpu")."""
+    results: dict[str, list[float]] = {
+        "direct": [],
+        "daemon": [],
+        "remote_cpu": [],
+        "daemon_cpu": [],
+    }
     remote, addr = start_remote()
     control_dir = tempfile.TemporaryDirectory(prefix="p2pd-bench-")
     try:
@@ -88,8 +105,11 @@ def measure(args: argparse.Namespace) -> dict[str, list[float]]:
             for _ in range(args.reps):
                 ev = run_upload(["direct", addr, *size], args.timeout)
                 results["direct"].append(ev["mbps"])
+                before = cpu_seconds(remote.pid), cpu_seconds(daemon.pid)
                 ev = run_upload(["via", banner.control, addr, *size], args.timeout)
                 results["daemon"].append(ev["mbps"])
+                results["remote_cpu"].append(cpu_seconds(remote.pid) - before[0])
+                results["daemon_cpu"].append(cpu_seconds(daemon.pid) - before[1])
         finally:
             stop_sync(daemon)
     finally:
@@ -105,11 +125,11 @@ def main(argv: list[str]) -> None:
     p.add_argument(
         "--control",
         choices=["tcp", "unix"],
-        default="tcp",
-        help="the control socket: TCP on loopback, or a unix socket (p2pd's default)",
+        default="unix",
+        help="the control socket: a unix socket (p2pd's default), or TCP on loopback",
     )
     p.add_argument("--size", type=int, default=256 * MiB, help="bytes per upload")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, default=9, help="uploads per path (medians are printed)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per upload process")
     p.add_argument("--quick", action="store_true", help="16 MiB, one rep: a smoke test")
     p.add_argument("--json", action="store_true", help="print the samples as JSON too")
@@ -129,5 +149,13 @@ def main(argv: list[str]) -> None:
     print(f"| p2pstack library host -> remote | 2 | {direct:,.1f} |")
     print(f"| client -> {name} daemon -> remote | 3 | {daemon:,.1f} |")
     print(f"daemon / direct: {daemon / direct:.2f}")
+    cpu = {k: statistics.median(results[k]) for k in ("remote_cpu", "daemon_cpu")}
+    print(
+        f"CPU seconds per daemon-path upload (medians): daemon {cpu['daemon_cpu']:.2f}, "
+        f"remote {cpu['remote_cpu']:.2f}"
+    )
     if args.json:
-        print(json.dumps({"samples": results, "ratio": daemon / direct, "daemon": name}))
+        samples = {k: results[k] for k in ("direct", "daemon")}
+        cpu_samples = {k: results[k] for k in ("remote_cpu", "daemon_cpu")}
+        report = {"samples": samples, "cpu_seconds": cpu_samples, "ratio": daemon / direct}
+        print(json.dumps({**report, "daemon": name}))
