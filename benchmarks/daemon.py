@@ -5,7 +5,8 @@ Three processes on the daemon path (a client of the daemon, the daemon, a remote
 and two on the direct one (a p2pstack library host, the same remote), as described in
 benchmarks/daemon_peer.py; the two paths alternate, rep after rep, and the medians are printed
 side by side with their ratio. The daemon is a name of tests/interop/daemons.py's ``DAEMONS``
-(``js`` or ``p2pstack``) or any command line taking p2pd's flags (``--daemon-cmd "p2pstack daemon"``).
+(``js`` or ``p2pstack``) or any command line taking p2pd's flags
+(``--daemon-cmd "p2pstack daemon"``).
 The control socket is a unix socket (p2pd's default) unless ``--control tcp``. ``--quick`` is
 the smoke test: 16 MiB, one rep.
 """
