@@ -15,9 +15,9 @@ from multiaddr.protocols import P_P2P
 
 from p2pstack.errors import NETWORK_ERRORS, TransportError
 from p2pstack.events import ConnectionClosed, LocalAddrsChanged
-from p2pstack.interfaces import UpgradedConnection
 from p2pstack.multiaddrs import with_peer_id
 from protocols.relay._addrs import circuit_addr
+from protocols.relay._inbox import ConnectionInbox
 from protocols.relay._reserve import (
     ReservationLost,
     ReservationMade,
@@ -77,7 +77,7 @@ def refresh_delay(remaining: float, config: CircuitConfig) -> float:
     return max(delay, config.min_refresh)
 
 
-class CircuitListener:
+class CircuitListener(ConnectionInbox):
     """An ``UpgradedListener`` on ``<relay addr>/p2p/<relay>/p2p-circuit``.
 
     ``multiaddrs`` are the relay's addresses from the reservation with ``/p2p-circuit``
@@ -94,6 +94,7 @@ class CircuitListener:
         config: CircuitConfig,
         wall_clock: Callable[[], float],
     ) -> None:
+        super().__init__(config.max_pending)
         self.host = host
         self.relay = relay
         self.relay_addr = relay_addr
@@ -101,14 +102,10 @@ class CircuitListener:
         self.reservation: HeldReservation | None = None
         self._config = config
         self._wall_clock = wall_clock
-        self._send, self._receive = anyio.create_memory_object_stream[UpgradedConnection](
-            config.max_pending
-        )
         self._cancel = anyio.CancelScope()
         self._conn: Connection | None = None
         self._relay_gone = anyio.Event()
         self._unsubscribe = host.events.on(ConnectionClosed, self._connection_closed)
-        self.closed = False
 
     @property
     def multiaddrs(self) -> list[Multiaddr]:
@@ -189,34 +186,14 @@ class CircuitListener:
         if kind is ReservationMade:
             self.host.events.emit(LocalAddrsChanged(addrs=self.host.addrs))
 
-    def deliver(self, upgraded: UpgradedConnection) -> bool:
-        """Queue a relayed connection for ``accept``; ``False`` if the queue is full or closed."""
-        try:
-            self._send.send_nowait(upgraded)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return False
-        return True
-
-    async def accept(self) -> UpgradedConnection:
-        """The next connection relayed to us.
-
-        Raises:
-            anyio.ClosedResourceError: the listener was closed.
-        """
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            raise anyio.ClosedResourceError from None
-
     async def aclose(self) -> None:
         """Stop keeping the reservation (the relay lets it expire). Idempotent."""
         if self.closed:
             return
-        self.closed = True
+        self._close_inbox()
         self._cancel.cancel()
         self._unsubscribe.close()
         self.reservation = None
-        self._send.close()
         self.host.connmgr.unprotect(self.relay, PROTECT_TAG)
 
 

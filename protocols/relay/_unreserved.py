@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import anyio
-
-from p2pstack.interfaces import UpgradedConnection
+from protocols.relay._inbox import ConnectionInbox
 
 if TYPE_CHECKING:
     from multiaddr import Multiaddr
@@ -22,7 +20,7 @@ __all__ = ["ANY_RELAY", "UnreservedListener"]
 ANY_RELAY = "/p2p-circuit"
 
 
-class UnreservedListener:
+class UnreservedListener(ConnectionInbox):
     """An ``UpgradedListener`` with no address of its own: it holds no reservation, it takes the
     circuits that relays open to us without one of the per-relay listeners.
 
@@ -32,37 +30,14 @@ class UnreservedListener:
     """
 
     def __init__(self, upgrader: Upgrader, *, max_pending: int) -> None:
+        super().__init__(max_pending)
         self.upgrader = upgrader
-        self._send, self._receive = anyio.create_memory_object_stream[UpgradedConnection](
-            max_pending
-        )
-        self.closed = False
 
     @property
     def multiaddrs(self) -> list[Multiaddr]:
         """None: a peer reaches us through a relay's address, not through this listener."""
         return []
 
-    def deliver(self, upgraded: UpgradedConnection) -> bool:
-        """Queue a relayed connection for ``accept``; ``False`` if the queue is full or closed."""
-        try:
-            self._send.send_nowait(upgraded)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return False
-        return True
-
-    async def accept(self) -> UpgradedConnection:
-        """The next connection relayed to us.
-
-        Raises:
-            anyio.ClosedResourceError: the listener was closed.
-        """
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            raise anyio.ClosedResourceError from None
-
     async def aclose(self) -> None:
         """Stop accepting. Idempotent."""
-        self.closed = True
-        self._send.close()
+        self._close_inbox()

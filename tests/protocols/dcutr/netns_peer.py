@@ -71,20 +71,7 @@ async def main(mode: str, splicer: str, kind: str, peer: str | None) -> None:
         services=[dcutr, Ping()],
         listen=[f"/ip4/{ip}/tcp/{PORT}", f"/ip4/{ip}/udp/{PORT}/quic-v1"],
     ) as host:
-        outcome = anyio.Event()
-        results: list[HolePunchFinished] = []
-        limited_closed = anyio.Event()
-
-        def on_outcome(ev: HolePunchFinished) -> None:
-            results.append(ev)
-            outcome.set()
-
-        def on_closed(ev: ConnectionClosed) -> None:
-            if ev.connection.limited:
-                limited_closed.set()
-
-        host.events.on(HolePunchFinished, on_outcome)
-        host.events.on(ConnectionClosed, on_closed)
+        watch = PunchWatch(host)
         started = time.monotonic()
         if mode == "listen":
             await host.listen([relay_addr])
@@ -95,9 +82,28 @@ async def main(mode: str, splicer: str, kind: str, peer: str | None) -> None:
             with anyio.fail_after(20):
                 await host.connect(f"{relay_addr}/p2p/{peer}")
         with anyio.fail_after(40):
-            await outcome.wait()
-        await report(host, results[0], started, limited_closed, mode)
+            await watch.outcome.wait()
+        await report(host, watch.results[0], started, watch.limited_closed, mode)
         await anyio.to_thread.run_sync(sys.stdin.read)
+
+
+class PunchWatch:
+    """Records a host's ``HolePunchFinished`` events and whether a limited connection closed."""
+
+    def __init__(self, host: Host) -> None:
+        self.results: list[HolePunchFinished] = []
+        self.outcome = anyio.Event()
+        self.limited_closed = anyio.Event()
+        host.events.on(HolePunchFinished, self._on_outcome)
+        host.events.on(ConnectionClosed, self._on_closed)
+
+    def _on_outcome(self, ev: HolePunchFinished) -> None:
+        self.results.append(ev)
+        self.outcome.set()
+
+    def _on_closed(self, ev: ConnectionClosed) -> None:
+        if ev.connection.limited:
+            self.limited_closed.set()
 
 
 async def _wait_registered(splice: SpliceTransport) -> None:

@@ -16,13 +16,12 @@ import time
 import anyio
 
 from p2pstack.addresses import AddressConfig
-from p2pstack.events import ConnectionClosed, ReachabilityChanged
+from p2pstack.events import ReachabilityChanged
 from p2pstack.host import Host, HostConfig
 from p2pstack.roots.autonat import autonat_services
 from p2pstack.roots.defaults import default_services, open_default_host
 from p2pstack.roots.nat import nat_traversal
 from protocols.autonat import AutoNATConfig, ClientSchedule, ServerLimits
-from protocols.dcutr import HolePunchFinished
 from protocols.ping import Ping
 from protocols.relay import (
     AutoRelayConfig,
@@ -30,7 +29,7 @@ from protocols.relay import (
     RelayService,
     ReservationMade,
 )
-from tests.protocols.dcutr.netns_peer import local_ip
+from tests.protocols.dcutr.netns_peer import PunchWatch, local_ip
 
 PORT = 4001
 #: The test network's addresses are private ranges: AutoNAT tests and dials them.
@@ -79,20 +78,7 @@ async def node(mode: str, relay_addr: str, target: str | None) -> None:
 
 async def run_node(host: Host, mode: str, relay_addr: str, target: str | None) -> None:
     started = time.monotonic()
-    outcome = anyio.Event()
-    results: list[HolePunchFinished] = []
-    limited_closed = anyio.Event()
-
-    def on_outcome(ev: HolePunchFinished) -> None:
-        results.append(ev)
-        outcome.set()
-
-    def on_closed(ev: ConnectionClosed) -> None:
-        if ev.connection.limited:
-            limited_closed.set()
-
-    host.events.on(HolePunchFinished, on_outcome)
-    host.events.on(ConnectionClosed, on_closed)
+    watch = PunchWatch(host)
     with (
         host.events.subscribe(ReachabilityChanged) as reach,
         host.events.subscribe(ReservationMade) as made,
@@ -118,8 +104,8 @@ async def run_node(host: Host, mode: str, relay_addr: str, target: str | None) -
             with anyio.fail_after(30):
                 await host.connect(target)
     with anyio.fail_after(60):
-        await outcome.wait()
-    res = results[0]
+        await watch.outcome.wait()
+    res = watch.results[0]
     conn = res.connection
     emit(
         event="holepunch",
@@ -135,7 +121,7 @@ async def run_node(host: Host, mode: str, relay_addr: str, target: str | None) -
     if mode == "listen":
         if res.outcome == "direct":
             with anyio.move_on_after(15):
-                await limited_closed.wait()
+                await watch.limited_closed.wait()
         rtts = await host.service(Ping).ping(res.peer_id, count=3, timeout=10)
         emit(
             event="ping",
@@ -143,7 +129,7 @@ async def run_node(host: Host, mode: str, relay_addr: str, target: str | None) -
             connections=[
                 [str(c.remote_multiaddr), c.limited] for c in host.connections(res.peer_id)
             ],
-            limited_closed=limited_closed.is_set(),
+            limited_closed=watch.limited_closed.is_set(),
         )
     await anyio.to_thread.run_sync(sys.stdin.read)
 
