@@ -4,6 +4,7 @@ private (or forced), replaced when refused, released when public."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 import pytest
@@ -13,6 +14,7 @@ from p2pstack.builder import open_host
 from p2pstack.events import LocalAddrsChanged
 from p2pstack.host import Host
 from p2pstack.identity import PeerId
+from p2pstack.interfaces import Service
 from p2pstack.multiaddrs import with_peer_id
 from protocols.identify import Identify
 from protocols.relay import (
@@ -32,6 +34,18 @@ pytestmark = pytest.mark.anyio
 LISTEN = ("/ip4/127.0.0.1/tcp/0",)
 
 
+def private_host(
+    transport: CircuitRelayTransport, *services: Service
+) -> AbstractAsyncContextManager[Host]:
+    """A host on TCP and ``transport`` (Noise, yamux) running ``services``."""
+    return open_host(
+        transports=[TcpTransport(), transport],
+        security=[Noise()],
+        muxers=[Yamux()],
+        services=list(services),
+    )
+
+
 async def test_forced_auto_relay_skips_a_refusing_relay_and_uses_a_connected_one() -> None:
     async with (
         node(MiniRelay(refuse=True), listen=LISTEN) as refusing,
@@ -45,12 +59,7 @@ async def test_forced_auto_relay_skips_a_refusing_relay_and_uses_a_connected_one
             check_interval=0.2,
         )
         auto = AutoRelay(transport, config)
-        async with open_host(
-            transports=[TcpTransport(), transport],
-            security=[Noise()],
-            muxers=[Yamux()],
-            services=[Identify(), auto],
-        ) as private:
+        async with private_host(transport, Identify(), auto) as private:
             with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
                 # Identify tells the private node that this peer serves the hop protocol.
                 await private.connect(good.addrs[0])
@@ -71,12 +80,7 @@ async def test_auto_relay_follows_reachability() -> None:
         relay_addr = str(with_peer_id(relay.listen_addrs[0], relay.peer_id))
         config = AutoRelayConfig(reservations=1, relays=[relay_addr], check_interval=0.2)
         auto = AutoRelay(transport, config, reachability=states[1])  # type: ignore[arg-type]  # plain strings stand for the states
-        async with open_host(
-            transports=[TcpTransport(), transport],
-            security=[Noise()],
-            muxers=[Yamux()],
-            services=[auto],
-        ) as private:
+        async with private_host(transport, auto) as private:
             with anyio.fail_after(20):
                 await anyio.sleep(0.5)  # a few checks while reachability is unknown
                 assert auto.relays == [] and private.addrs == [] and mini.reserve_count == 0
@@ -110,12 +114,7 @@ async def test_candidates_from_a_discovery_source_after_a_refusal() -> None:
         transport = CircuitRelayTransport(FAST)
         config = AutoRelayConfig(reservations=1, force=True, check_interval=0.2)
         auto = AutoRelay(transport, config, candidates=discover)
-        async with open_host(
-            transports=[TcpTransport(), transport],
-            security=[Noise()],
-            muxers=[Yamux()],
-            services=[auto],
-        ) as private:
+        async with private_host(transport, auto) as private:
             with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
                 assert (await made.receive()).relay == good.peer_id
             assert auto.relays == [good.peer_id] and asked and asked[0] is private
@@ -130,12 +129,7 @@ async def test_auto_relay_follows_the_hosts_reachability_and_advertises_its_circ
         relay_addr = str(with_peer_id(relay.listen_addrs[0], relay.peer_id))
         config = AutoRelayConfig(reservations=1, relays=[relay_addr], check_interval=0.2)
         auto = AutoRelay(transport, config)
-        async with open_host(
-            transports=[TcpTransport(), transport],
-            security=[Noise()],
-            muxers=[Yamux()],
-            services=[auto],
-        ) as private:
+        async with private_host(transport, auto) as private:
             with anyio.fail_after(20):
                 await anyio.sleep(0.5)  # unknown: no reservation
                 assert mini.reserve_count == 0 and private.addresses.advertised() == []
@@ -162,12 +156,7 @@ async def test_a_failing_discovery_source_keeps_what_it_gave() -> None:
         config = AutoRelayConfig(reservations=1, force=True, check_interval=0.2)
         auto = AutoRelay(transport, config, candidates=discover)
         assert auto.candidates is discover
-        async with open_host(
-            transports=[TcpTransport(), transport],
-            security=[Noise()],
-            muxers=[Yamux()],
-            services=[auto],
-        ) as private:
+        async with private_host(transport, auto) as private:
             with anyio.fail_after(20), private.events.subscribe(ReservationMade) as made:
                 assert (await made.receive()).relay == good.peer_id
 
@@ -187,12 +176,7 @@ async def test_discovery_source_is_asked_at_most_once_per_interval() -> None:
         config = AutoRelayConfig(
             reservations=1, force=True, check_interval=0.05, discovery_interval=30.0
         )
-        async with open_host(
-            transports=[TcpTransport(), transport],
-            security=[Noise()],
-            muxers=[Yamux()],
-            services=[AutoRelay(transport, config, candidates=discover)],
-        ):
+        async with private_host(transport, AutoRelay(transport, config, candidates=discover)):
             with anyio.fail_after(20):
                 await first.wait()
                 await anyio.sleep(1.0)  # about 20 checks, all without a reservation
