@@ -317,10 +317,16 @@ class Dcutr:
         connection opened since ``since`` (the exchange's start) counts at once: the peer's
         dial may finish before our own begins (B waits half the round trip; A dials at once)."""
         host = self._need_host()
-        if since is not None and (made := self._new_direct(peer, since)) is not None:
-            return made
-        before = {id(c) for c in host.connections(peer)}
-        found: list[Connection] = []
+        before = {id(c) for c in host.connections(peer)} if since is None else since
+        # Also one that already lost the host's one-connection-per-peer rule to the carrier
+        # (when DCUtR runs over a direct connection): it is handled as one opened below.
+        found = [
+            c
+            for c in host.connections(peer)
+            if id(c) not in before and not c.limited and not c.is_closed
+        ]
+        if found:
+            return self._settled(peer, found)
         opened = anyio.Event()
 
         def on_open(ev: ConnectionOpened) -> None:
@@ -340,14 +346,17 @@ class Dcutr:
                 with anyio.move_on_after(self._attempt_timeout):
                     await opened.wait()
                 tg.cancel_scope.cancel()
-        if not found:
-            return None
+        return self._settled(peer, found) if found else None
+
+    def _settled(self, peer: PeerId, found: list[Connection]) -> Connection | None:
+        """The direct connection that stands for the new ones in ``found``."""
         live = [c for c in found if not c.is_closed and not c.draining]
         if live:
             return live[0]
         # The new connection lost the host's one-connection-per-peer tie-break to another
         # direct one (only when DCUtR ran over a direct connection): that one is the result.
-        kept = [c for c in host.connections(peer) if not c.limited and not c.draining]
+        conns = self._need_host().connections(peer)
+        kept = [c for c in conns if not c.limited and not c.draining]
         return kept[0] if kept else None
 
     async def _dial(self, peer: PeerId, addr: Multiaddr, role: Role) -> None:

@@ -292,3 +292,48 @@ async def test_auto_upgrades_are_capped(monkeypatch: pytest.MonkeyPatch) -> None
         assert out_b.got == []
         assert relayed.limited and not relayed.is_closed
         assert all(conn.limited for conn in b.connections(c.peer_id))
+
+
+@pytest.mark.anyio
+async def test_peer_connection_that_lost_to_a_direct_carrier_counts() -> None:
+    """js-libp2p as A over a direct carrier: A's dial can finish before B's dial step (B waits
+    half a round trip), and at B the new connection loses the keep rule to the carrier (B dialed
+    it and B's ID sorts lower); A closes the carrier a moment later. That is one attempt."""
+    net = MemoryNetwork()
+    async with (
+        dcutr_host(net, "tcp", auto=False, unilateral_first=False) as x,
+        dcutr_host(net, "tcp", auto=False, unilateral_first=False) as y,
+    ):
+        b, a = sorted((x, y), key=lambda h: h.peer_id.to_bytes())  # B's dial wins at both ends
+        a_tcp = next(addr for addr in a.listen_addrs if "/tcp/" in str(addr))
+        b_tcp = next(addr for addr in b.listen_addrs if "/tcp/" in str(addr))
+        carrier = await b.connect(a_tcp)
+        assert not carrier.limited
+
+        async def scripted_a(stream: Stream) -> None:
+            await stream.receive()  # B's CONNECT
+            dialed = await a.dial_direct(b.peer_id, b_tcp)
+            assert dialed.draining  # lost to the carrier at A as well
+            await stream.send(encode_message(DcutrMessage(MessageType.CONNECT, (a_tcp,))))
+            await stream.receive()  # SYNC
+            await anyio.sleep(1.0)  # B's dial step has begun
+            for conn in a.connections(b.peer_id):
+                if conn.draining is False and conn is not dialed:
+                    await conn.aclose()  # the carrier, as js closes it
+
+        carrier_closed = anyio.Event()
+
+        def on_closed(ev: ConnectionClosed) -> None:
+            if ev.connection is carrier:
+                carrier_closed.set()
+
+        b.events.on(ConnectionClosed, on_closed)
+        a.set_stream_handler(PROTOCOL_ID, scripted_a, replace=True)
+        with anyio.fail_after(15):
+            res = await b.service(Dcutr).upgrade(carrier)
+        assert res.outcome == "direct", res.reason
+        assert res.attempts == 1
+        with anyio.fail_after(10):
+            await carrier_closed.wait()
+        (left,) = b.connections(a.peer_id)  # the loser was kept once the carrier closed
+        assert left.direction == "inbound" and not left.draining
