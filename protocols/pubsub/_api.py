@@ -190,6 +190,8 @@ class PubsubStatistics:
         dropped_outbound: RPC parts dropped by full outbound queues.
         dropped_deliveries: messages dropped by subscriptions whose reader was behind.
         write_failures: outbound streams that failed or timed out (their peer was dropped).
+        open_retries: outbound streams opened again after a failed open, the peer still
+            connected.
     """
 
     peers: int
@@ -206,6 +208,7 @@ class PubsubStatistics:
     dropped_outbound: int
     dropped_deliveries: int
     write_failures: int
+    open_retries: int = 0
 
 
 def to_api(received: Received) -> PubsubMessage:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from p2pstack.errors import NETWORK_ERRORS
+from p2pstack.errors import NETWORK_ERRORS, LimitedConnectionError, ProtocolNotSupported
 from p2pstack.sync import Signal
 from protocols.pubsub._queue import OutboundQueue, QueueStats
 from protocols.pubsub._types import RPC, PubsubProtocolError
@@ -30,11 +30,15 @@ if TYPE_CHECKING:
     from p2pstack.host import Host, Stream
     from p2pstack.identity import PeerId
 
-__all__ = ["LinkSettings", "PeerStreams"]
+__all__ = ["REOPEN_DELAYS", "LinkSettings", "PeerStreams"]
 
 _log = logging.getLogger(__name__)
 
 _ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, TimeoutError)
+
+#: Seconds before each new try to open a peer's outbound stream after a failed open, while the
+#: peer stays connected; the link (and the peer's place in the router) is kept meanwhile.
+REOPEN_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
 
 @attrs.frozen(kw_only=True)
@@ -72,6 +76,7 @@ class LinkCounters:
     malformed_rpcs: int = 0
     dropped_outbound: int = 0
     write_failures: int = 0
+    open_retries: int = 0
 
 
 class PeerStreams:
@@ -181,14 +186,12 @@ class PeerStreams:
         self._on_left(peer)
 
     async def _run_outbound(self, peer: PeerId, link: _Link) -> None:
-        settings = self._settings
         self._writers += 1
         try:
             with link.scope:
                 stream: Stream | None = None
                 try:
-                    with anyio.fail_after(settings.open_timeout):
-                        stream = await self._host.new_stream(peer, self._protocols)
+                    stream = await self._open(peer)
                     self._joined(stream)
                     await self._write_loop(stream, link)
                 except _ERRORS as exc:
@@ -204,6 +207,27 @@ class PeerStreams:
         finally:
             self._writers -= 1
             self.progress.set()
+
+    async def _open(self, peer: PeerId) -> Stream:
+        """The outbound stream to ``peer``, tried again after each of ``REOPEN_DELAYS`` while a
+        direct connection to the peer stays open (no new dial: the link ends with it)."""
+        delays = iter(REOPEN_DELAYS)
+        while True:
+            try:
+                with anyio.fail_after(self._settings.open_timeout):
+                    return await self._host.new_stream(peer, self._protocols)
+            except (ProtocolNotSupported, LimitedConnectionError):
+                raise  # trying again cannot help
+            except _ERRORS as exc:
+                delay = next(delays, None)
+                connected = any(not c.limited for c in self._host.connections(peer))
+                if delay is None or not connected:
+                    raise
+                self.counters.open_retries += 1
+                _log.debug(
+                    "pubsub stream to %s failed to open (%r): again in %g s", peer, exc, delay
+                )
+            await anyio.sleep(delay)
 
     def _joined(self, stream: Stream) -> None:
         conn = stream.connection

@@ -402,4 +402,5 @@ class Pubsub:
             dropped_outbound=streams.dropped_outbound if streams else 0,
             dropped_deliveries=c.dropped_deliveries,
             write_failures=streams.counters.write_failures if streams else 0,
+            open_retries=streams.counters.open_retries if streams else 0,
         )

@@ -260,3 +260,38 @@ async def test_rejected_message_costs_its_sender_score() -> None:
             assert (await sub.receive()).data == b"fine"
         assert ps(b).statistics().rejected == 1
         assert ps(b).score(a.peer_id) < 0 == ps(a).score(b.peer_id)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("router", ["floodsub", "gossipsub"])
+async def test_failed_open_is_tried_again_and_keeps_the_peer(router: str) -> None:
+    """Our outbound stream to b fails to open after b's own stream told us its subscription
+    (a negotiation timing out under load): b stays a peer and the stream is opened again."""
+    net = MemoryNetwork()
+    async with pubsub_network(2, [], lambda _i: Pubsub(ROUTERS[router]), net) as (a, b):
+        sub_b = ps(b).subscribe("t")
+        sub_a = ps(a).subscribe("t")
+        original = a.new_stream
+        failed: list[PeerId] = []
+
+        async def first_open_fails(peer: PeerId | str, protocols: object, **kw: object) -> Stream:
+            if not failed:
+                failed.append(PeerId.from_string(str(peer)))
+                with anyio.fail_after(10):  # b's stream (and subscription) arrives meanwhile
+                    await ps(a).wait_until(lambda s: b.peer_id in s.peers("t"))
+                raise TimeoutError
+            return await original(peer, protocols, **kw)  # type: ignore[arg-type]  # the spy passes them on
+
+        a.new_stream = first_open_fails  # type: ignore[method-assign]  # a spy replaces the method
+        with anyio.fail_after(10):
+            await a.connect(b.addrs[0])
+            await ps(b).wait_until(lambda s: a.peer_id in s.peers("t"))
+            ps(a).publish("t", b"to b")
+            assert (await sub_b.receive()).data == b"to b"
+            ps(b).publish("t", b"to a")
+            got = [(await sub_a.receive()).data for _ in range(2)]  # its own message first
+            assert got == [b"to b", b"to a"]
+        assert failed == [b.peer_id]
+        assert b.peer_id in ps(a).peers("t")
+        stats = ps(a).statistics()
+        assert stats.open_retries == 1 and stats.write_failures == 0
