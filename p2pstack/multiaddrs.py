@@ -7,10 +7,11 @@ from multiaddr import Multiaddr
 from multiaddr.exceptions import Error as MultiaddrLibError
 from multiaddr.protocols import P_MEMORY, P_P2P
 
+from p2pstack._decode_multiaddr import decode_multiaddr
 from p2pstack.errors import InvalidPeerIdError
 from p2pstack.identity import PeerId
 
-__all__ = ["memory_id", "parse_multiaddr", "split_peer_id", "with_peer_id"]
+__all__ = ["decode_multiaddr", "memory_id", "parse_multiaddr", "split_peer_id", "with_peer_id"]
 
 
 def parse_multiaddr(addr: Multiaddr | str) -> Multiaddr:

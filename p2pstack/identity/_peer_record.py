@@ -11,8 +11,8 @@ from typing import ClassVar
 import attrs
 from google.protobuf.message import DecodeError
 from multiaddr import Multiaddr
-from multiaddr.exceptions import Error as MultiaddrError
 
+from p2pstack._decode_multiaddr import decode_multiaddr
 from p2pstack.errors import IdentityError, InvalidPeerIdError
 from p2pstack.identity._envelope import Envelope
 from p2pstack.identity._keys import PrivateKey
@@ -24,20 +24,12 @@ __all__ = ["MAX_PEER_RECORD_ADDRS", "PeerRecord"]
 #: Most addresses accepted in a received record (go's identify keeps far fewer).
 MAX_PEER_RECORD_ADDRS = 1024
 _U64_MAX = (1 << 64) - 1
-# The multiaddr package reports bad binary input through its own tree but a few malformed inputs
-# surface as the underlying codec's errors.
-_MULTIADDR_ERRORS = (MultiaddrError, ValueError, LookupError, TypeError)
 
 
 def _parse_addr(raw: bytes) -> Multiaddr:
-    # Multiaddr(bytes) decodes lazily; decode fully now, and insist the bytes are the canonical
-    # encoding, so a bad address fails here instead of later in whoever uses the record.
-    try:
-        addr = Multiaddr(raw)
-        canonical = Multiaddr(str(addr)).to_bytes()
-    except _MULTIADDR_ERRORS as exc:
-        raise IdentityError(f"peer record has an invalid address: {exc}") from exc
-    if not raw or canonical != raw:
+    # Decoded fully now, so a bad address fails here instead of later in whoever uses the record.
+    addr = decode_multiaddr(raw)
+    if addr is None:
         raise IdentityError(f"peer record has an invalid address: {raw.hex()}")
     return addr
 

@@ -19,6 +19,7 @@ from multiaddr import Multiaddr
 from p2pstack.errors import InvalidPeerIdError, P2PError, RemoteProtocolError
 from p2pstack.framing import encode_lp
 from p2pstack.identity import PeerId
+from p2pstack.multiaddrs import decode_multiaddr
 from p2pstack.p2pd.pb import p2pd_pb2 as pb
 
 __all__ = [
@@ -175,13 +176,8 @@ def multiaddr(data: bytes) -> Multiaddr:
     Raises:
         DaemonProtocolError: not a valid binary multiaddr.
     """
-    try:
-        # The library parses binary forms lazily (on str()) and leniently (short fields are
-        # padded): decode to text, parse that, and insist on the same bytes.
-        ma = Multiaddr(str(Multiaddr(data)))
-    except Exception as exc:  # the multiaddr library raises many unrelated types on bad bytes
-        raise DaemonProtocolError(f"invalid multiaddr from the daemon: {exc!r}") from None
-    if ma.to_bytes() != data or not data:
+    ma = decode_multiaddr(data)
+    if ma is None:
         raise DaemonProtocolError(f"invalid multiaddr from the daemon: {data!r}")
     return ma
 

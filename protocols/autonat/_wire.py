@@ -13,9 +13,9 @@ import enum
 import attrs
 from google.protobuf.message import DecodeError
 from multiaddr import Multiaddr
-from multiaddr.exceptions import Error as MultiaddrLibError
 
 from p2pstack.errors import RemoteProtocolError
+from p2pstack.multiaddrs import decode_multiaddr
 from protocols.autonat.pb import autonat_v1_pb2 as v1pb
 from protocols.autonat.pb import autonat_v2_pb2 as v2pb
 
@@ -86,13 +86,7 @@ class DialStatus(enum.IntEnum):
 
 def parse_addr(data: bytes) -> Multiaddr | None:
     """A multiaddr from its binary form, or ``None`` if it is not one (exactly)."""
-    if not data:
-        return None
-    try:
-        addr = Multiaddr(str(Multiaddr(data)))
-        return addr if addr.to_bytes() == data else None
-    except (MultiaddrLibError, ValueError, LookupError, TypeError, IndexError):
-        return None
+    return decode_multiaddr(data)
 
 
 def _parse(pb: v1pb.Message | v2pb.Message, data: bytes, what: str) -> None:

@@ -16,6 +16,7 @@ from multiaddr import Multiaddr
 
 from p2pstack.errors import RemoteProtocolError
 from p2pstack.framing import encode_lp
+from p2pstack.multiaddrs import decode_multiaddr
 from protocols.dcutr.pb.holepunch_pb2 import HolePunch
 
 __all__ = [
@@ -119,17 +120,4 @@ def decode_message(body: bytes) -> DcutrMessage:
     return DcutrMessage(MessageType(pb.type), tuple(addrs), invalid)
 
 
-def _parse_addr(raw: bytes) -> Multiaddr | None:
-    """``raw`` as a multiaddr, or ``None`` unless it decodes and re-encodes to the same bytes
-    (the multiaddr library accepts some truncated encodings)."""
-    if not raw:
-        return None
-    try:
-        addr = Multiaddr(raw)
-        # Parsing is partly lazy: the text form and the component walk each parse on their
-        # own, and the library lets some inputs through one but not the other.
-        same = addr.to_bytes() == raw and Multiaddr(str(addr)).to_bytes() == raw
-        list(addr.items())
-    except Exception:
-        return None
-    return addr if same else None
+_parse_addr = decode_multiaddr

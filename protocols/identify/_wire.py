@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import attrs
 from google.protobuf.message import DecodeError
 from multiaddr import Multiaddr
-from multiaddr.exceptions import Error as MultiaddrLibError
 from multiaddr.protocols import P_P2P
 
 from p2pstack.errors import RemoteProtocolError
 from p2pstack.framing import LpDecoder, encode_lp
+from p2pstack.multiaddrs import decode_multiaddr
 from protocols.identify.identify_pb2 import Identify as IdentifyPb
 
 __all__ = [
@@ -68,17 +68,7 @@ class IdentifyMessage:
     signed_peer_record: bytes | None = None
 
 
-def _parse_multiaddr(data: bytes) -> Multiaddr | None:
-    if not data:
-        return None
-    try:
-        # The library parses lazily and leniently (b"\x04" renders as /ip4/0.0.0.0): keep the
-        # address only if its text form encodes back to exactly the bytes sent.
-        addr = Multiaddr(str(Multiaddr(data)))
-        canonical = addr.to_bytes() == data
-    except (MultiaddrLibError, ValueError, LookupError, TypeError, IndexError):
-        return None
-    return addr if canonical else None
+_parse_multiaddr = decode_multiaddr
 
 
 def _text(data: bytes) -> str:

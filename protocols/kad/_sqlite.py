@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 
 from multiaddr import Multiaddr
-from multiaddr.exceptions import Error as MultiaddrError
 
 from p2pstack.errors import InvalidPeerIdError, RemoteProtocolError
 from p2pstack.identity import PeerId
+from p2pstack.multiaddrs import decode_multiaddr
 from p2pstack.varint import IncompleteVarint, decode_uvarint, encode_uvarint
 from protocols.kad._store import (
     DEFAULT_MAX_ADDRS_PER_PROVIDER,
@@ -53,11 +53,6 @@ _SCHEMA = (
         PRIMARY KEY (key, peer))""",
     "CREATE INDEX providers_stored_at ON providers (stored_at)",
 )
-
-
-# The multiaddr package reports bad binary input through its own tree, and some through the
-# underlying codecs' errors.
-_MULTIADDR_ERRORS = (MultiaddrError, ValueError, LookupError, TypeError)
 
 
 class StoreSchemaError(KadError):
@@ -97,11 +92,9 @@ def _decode_addrs(blob: bytes) -> tuple[Multiaddr, ...]:
             break
         raw = blob[pos : pos + length]
         pos += length
-        try:
-            # Multiaddr(bytes) decodes lazily: render it now so a bad address fails here.
-            addrs.append(Multiaddr(str(Multiaddr(raw))))
-        except _MULTIADDR_ERRORS:
-            continue
+        addr = decode_multiaddr(raw)
+        if addr is not None:
+            addrs.append(addr)
     return tuple(addrs)
 
 

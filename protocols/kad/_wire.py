@@ -44,11 +44,11 @@ from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
 from multiaddr import Multiaddr
-from multiaddr.exceptions import Error as MultiaddrLibError
 
 from p2pstack.errors import IdentityError, RemoteProtocolError
 from p2pstack.framing import LpDecoder, encode_lp
 from p2pstack.identity import PeerId
+from p2pstack.multiaddrs import decode_multiaddr
 from protocols.kad import dht_pb2
 from protocols.kad._types import (
     ConnectionType,
@@ -84,7 +84,6 @@ MAX_ADDRS_PER_MESSAGE = 512
 _CONNECTIONS = {int(c): c for c in ConnectionType}
 _TYPES = {int(t): t for t in MessageType}
 # What the multiaddr library raises on bytes it cannot read (it has no single error type).
-_ADDR_ERRORS = (MultiaddrLibError, ValueError, LookupError, TypeError, IndexError)
 _CACHED_ADDR_LEN = 100
 
 
@@ -172,16 +171,7 @@ def _parse_short_addr(data: bytes) -> Multiaddr | None:
     return _parse_addr_uncached(data)
 
 
-def _parse_addr_uncached(data: bytes) -> Multiaddr | None:
-    if not data:
-        return None
-    try:
-        # The library decodes leniently (b"\x04" renders as /ip4/0.0.0.0): keep an address only
-        # if its text form encodes back to exactly the bytes sent.
-        addr = Multiaddr(str(Multiaddr(data)))
-        return addr if addr.to_bytes() == data else None
-    except _ADDR_ERRORS:
-        return None
+_parse_addr_uncached = decode_multiaddr
 
 
 class _AddrBudget:

@@ -30,6 +30,17 @@ CRASHES = [
         b"\x80\x19\x08d\x12\x08\x04\x01\x02\x03\x04\x06\x0f\xa1\x12\x0b*\t*********)))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\x02\x91\x02\x0f\xa1\xcd\x03",
         id="dcutr_core-ip6zone-lazy-parse",
     ),
+    # AutoNAT v2: a DialRequest address /ip6zone/... (b"*\x05\x00\x00\x01\x0f\x11") whose
+    # text form parses and re-encodes to the same bytes, but whose component walk (len(),
+    # items(): lazy) raises; re-encoding the request tested its truth value. The same check
+    # let it through in identify, Kademlia, the peer record and the p2pd codec. They all share
+    # one strict decoder now (p2pstack.multiaddrs.decode_multiaddr) that walks the components.
+    pytest.param(
+        "autonat_v2",
+        b'\n"\n\x0b\x84\n\x00\x00\x02\x91\x02\x0f\xa1\xcd\x03\n\x00\n\x07*\x05\x00\x00\x01'
+        b"\x0f\x11\xa1\x07\x06\x00\x00\x00\x00\x00\x00@",
+        id="autonat_v2-ip6zone-lazy-parse",
+    ),
     pytest.param(
         "mplex_core",
         b"\xf0\xc8\x02\x00\x03\x00\x00\x010\x02\x02hi\x06\x00",

@@ -18,6 +18,7 @@ from multiaddr import Multiaddr
 from p2pstack.errors import InvalidPeerIdError, RemoteProtocolError
 from p2pstack.framing import LpDecoder, encode_lp
 from p2pstack.identity import PeerId
+from p2pstack.multiaddrs import decode_multiaddr
 from p2pstack.p2pd.pb import p2pd_pb2 as pb
 
 __all__ = [
@@ -187,12 +188,10 @@ def _peer(data: bytes, what: str = "peer") -> PeerId:
 
 
 def _addr(data: bytes) -> Multiaddr:
-    try:
-        addr = Multiaddr(data)
-        str(addr)  # the bytes form is checked lazily: make it check now
-        return addr
-    except Exception as exc:  # the multiaddr package raises several unrelated types
-        raise ControlError(f"invalid multiaddr: {exc}") from None
+    addr = decode_multiaddr(data)
+    if addr is None:
+        raise ControlError(f"invalid multiaddr: {data.hex()}")
+    return addr
 
 
 def _text(value: object, what: str) -> str:
