@@ -640,17 +640,19 @@ class Host:
                 keep.limited,
             ):
                 conn.draining = True
-                self._tg.start_soon(self._drain, conn)
+                # Registered now, not when the task starts: the kept connection may close in
+                # the same turn of the event loop, and the loser must be revivable by then.
+                revived = self._draining[conn] = anyio.CancelScope()
+                self._tg.start_soon(self._drain, conn, revived)
 
-    async def _drain(self, conn: Connection) -> None:
-        with anyio.CancelScope() as revived:
-            self._draining[conn] = revived
-            try:
-                with anyio.move_on_after(self.config.drain_timeout):
-                    await anyio.sleep(self.config.drain_grace)
-                    await conn.wait_idle()
-            finally:
-                self._draining.pop(conn, None)
+    async def _drain(self, conn: Connection, revived: anyio.CancelScope) -> None:
+        try:
+            with revived, anyio.move_on_after(self.config.drain_timeout):
+                await anyio.sleep(self.config.drain_grace)
+                await conn.wait_idle()
+        finally:
+            if self._draining.get(conn) is revived:
+                del self._draining[conn]
         if conn.draining:
             await conn.aclose()
 

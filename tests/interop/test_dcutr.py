@@ -11,6 +11,7 @@ the exchange whenever it already has a direct connection to the peer, as it has 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -132,24 +133,38 @@ async def test_js_answers_connect_with_its_addresses(tmp_path: Path) -> None:
         assert sorted(str(a) for a in answer.addrs) == sorted(listening["addrs"])
 
 
-async def test_we_initiate_and_js_dials_back(tmp_path: Path) -> None:
+async def test_we_initiate_and_js_dials_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On failure pytest shows both sides' DCUtR logs: ours (captured) and js's (printed).
+    caplog.set_level(logging.DEBUG, logger="protocols.dcutr")
+    caplog.set_level(logging.DEBUG, logger="p2pstack.host")
+    monkeypatch.setenv("DEBUG", "libp2p:dcutr*,libp2p:connection-manager:dial-queue*")
     async with js_peer(tmp_path) as js, our_host(auto=False, by_name=True) as host:
-        listening = await js.wait_for("listening", 30)
-        with anyio.fail_after(30):
-            relayed = await host.connect(listening["addrs"][0])
-            result = await host.service(Dcutr).upgrade(relayed)
-            assert result.outcome == "direct", result.reason
-            assert result.attempts == 1 and result.rtt is not None
-            # js (A) dialed the name we offered, as initiator: a new outbound connection of
-            # js's; then it closed the connection the exchange ran over.
-            await js.wait_for("connection", 10)  # the carrier (inbound at js)
-            dialed = await js.wait_for("connection", 10)
-            assert dialed["direction"] == "outbound"
-            # (our host may also close js's new connection: one connection per peer)
-            closed = [await js.wait_for("closed", 10)]
-            if closed[0]["direction"] != "inbound":
-                closed.append(await js.wait_for("closed", 10))
-            assert closed[-1]["direction"] == "inbound"
+        try:
+            await _we_initiate_and_js_dials_back(js, host)
+        finally:
+            log = js.stderr_path.read_text(errors="replace")[-6000:]
+            print(f"js events: {js.events}\njs log (tail):\n{log}")
+
+
+async def _we_initiate_and_js_dials_back(js: PeerProcess, host: Host) -> None:
+    listening = await js.wait_for("listening", 30)
+    with anyio.fail_after(30):
+        relayed = await host.connect(listening["addrs"][0])
+        result = await host.service(Dcutr).upgrade(relayed)
+        assert result.outcome == "direct", result.reason
+        assert result.attempts == 1 and result.rtt is not None
+        # js (A) dialed the name we offered, as initiator: a new outbound connection of
+        # js's; then it closed the connection the exchange ran over.
+        await js.wait_for("connection", 10)  # the carrier (inbound at js)
+        dialed = await js.wait_for("connection", 10)
+        assert dialed["direction"] == "outbound"
+        # (our host may also close js's new connection: one connection per peer)
+        closed = [await js.wait_for("closed", 10)]
+        if closed[0]["direction"] != "inbound":
+            closed.append(await js.wait_for("closed", 10))
+        assert closed[-1]["direction"] == "inbound"
 
 
 async def test_js_initiates_and_we_connect_directly(tmp_path: Path) -> None:

@@ -140,6 +140,27 @@ async def test_the_loser_is_kept_when_the_peer_closes_the_connection_we_kept() -
             assert await echo_once(stream, b"kept") == b"kept"
 
 
+async def test_a_loser_is_revivable_as_soon_as_it_is_marked() -> None:
+    # The connection our rule kept can close in the same turn of the event loop in which the
+    # loser is added (js closes a DCUtR carrier right after its dial): the loser must be
+    # registered for revival when it is marked, not when its drain task first runs.
+    async with memory_hosts(2) as hosts:
+        a, b = sorted(hosts, key=lambda h: h.peer_id.to_bytes())  # a's dials win the tie-break
+        seen: list[tuple[bool, bool]] = []
+
+        def on_open(ev: ConnectionOpened) -> None:
+            conn = ev.connection
+            seen.append((conn.draining, conn in a._draining))
+
+        with anyio.fail_after(20), a.events.subscribe(ConnectionOpened) as opened:
+            await a.connect(b.addrs[0])
+            a.events.on(ConnectionOpened, on_open)
+            await b.connect(str(a.addrs[0]).split("/p2p/")[0])  # inbound at a: it loses
+            while len(a.connections(b.peer_id)) < 2:
+                await opened.receive()
+        assert seen == [(True, True)]
+
+
 async def test_protocol_not_supported() -> None:
     async with memory_hosts(2) as (a, b):
         with anyio.fail_after(10), pytest.raises(ProtocolNotSupported) as info:
