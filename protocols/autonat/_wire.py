@@ -43,7 +43,6 @@ __all__ = [
     "encode_dial_back_response",
     "encode_v1",
     "encode_v2",
-    "parse_addr",
 ]
 
 PROTOCOL_ID = "/libp2p/autonat/1.0.0"
@@ -82,11 +81,6 @@ class DialStatus(enum.IntEnum):
     E_DIAL_ERROR = 100
     E_DIAL_BACK_ERROR = 101
     OK = 200
-
-
-def parse_addr(data: bytes) -> Multiaddr | None:
-    """A multiaddr from its binary form, or ``None`` if it is not one (exactly)."""
-    return decode_multiaddr(data)
 
 
 def _parse(pb: v1pb.Message | v2pb.Message, data: bytes, what: str) -> None:
@@ -147,7 +141,7 @@ def decode_v1(data: bytes) -> V1Dial | V1DialResponse:
     if pb.type == v1pb.Message.DIAL:
         if not pb.HasField("dial") or not pb.dial.HasField("peer"):
             raise RemoteProtocolError("AutoNAT DIAL without peer info")
-        addrs = (parse_addr(a) for a in pb.dial.peer.addrs)
+        addrs = (decode_multiaddr(a) for a in pb.dial.peer.addrs)
         return V1Dial(peer_id=pb.dial.peer.id, addrs=tuple(dict.fromkeys(a for a in addrs if a)))
     if pb.type == v1pb.Message.DIAL_RESPONSE:
         if not pb.HasField("dialResponse") or not pb.dialResponse.HasField("status"):
@@ -158,7 +152,7 @@ def decode_v1(data: bytes) -> V1Dial | V1DialResponse:
         return V1DialResponse(
             status=status,
             text=_status_text(resp.statusText),
-            addr=parse_addr(resp.addr) if resp.HasField("addr") else None,
+            addr=decode_multiaddr(resp.addr) if resp.HasField("addr") else None,
         )
     raise RemoteProtocolError(f"unknown AutoNAT message type {pb.type}")
 
@@ -243,7 +237,7 @@ def decode_v2(data: bytes) -> V2Message:
     which = pb.WhichOneof("msg")
     if which == "dialRequest":
         req = pb.dialRequest
-        return DialRequest(addrs=tuple(parse_addr(a) for a in req.addrs), nonce=req.nonce)
+        return DialRequest(addrs=tuple(decode_multiaddr(a) for a in req.addrs), nonce=req.nonce)
     if which == "dialDataRequest":
         ddr = pb.dialDataRequest
         return DialDataRequest(addr_idx=ddr.addrIdx, num_bytes=ddr.numBytes)

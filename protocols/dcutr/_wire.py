@@ -112,12 +112,9 @@ def decode_message(body: bytes) -> DcutrMessage:
         if len(addrs) >= MAX_ADDRS:
             invalid += 1
             continue
-        addr = _parse_addr(raw)
+        addr = decode_multiaddr(raw)
         if addr is None:
             invalid += 1
         else:
             addrs.append(addr)
     return DcutrMessage(MessageType(pb.type), tuple(addrs), invalid)
-
-
-_parse_addr = decode_multiaddr

@@ -68,9 +68,6 @@ class IdentifyMessage:
     signed_peer_record: bytes | None = None
 
 
-_parse_multiaddr = decode_multiaddr
-
-
 def _text(data: bytes) -> str:
     # The fields are UTF-8 text by spec; a peer's bad bytes must not make identify fail.
     return data.decode("utf-8", errors="replace")
@@ -96,13 +93,13 @@ def encode_identify(msg: IdentifyMessage) -> bytes:
 
 
 def _from_pb(pb: IdentifyPb) -> IdentifyMessage:
-    listen = (_parse_multiaddr(a) for a in pb.listenAddrs)
+    listen = (decode_multiaddr(a) for a in pb.listenAddrs)
     return IdentifyMessage(
         protocol_version=_text(pb.protocolVersion) if pb.HasField("protocolVersion") else None,
         agent_version=_text(pb.agentVersion) if pb.HasField("agentVersion") else None,
         public_key=pb.publicKey if pb.HasField("publicKey") else None,
         listen_addrs=tuple(dict.fromkeys(a for a in listen if a is not None)),
-        observed_addr=_transport_part(_parse_multiaddr(pb.observedAddr))
+        observed_addr=_transport_part(decode_multiaddr(pb.observedAddr))
         if pb.HasField("observedAddr")
         else None,
         protocols=tuple(dict.fromkeys(_text(p) for p in pb.protocols if p)),

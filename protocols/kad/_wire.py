@@ -83,7 +83,6 @@ MAX_ADDRS_PER_MESSAGE = 512
 
 _CONNECTIONS = {int(c): c for c in ConnectionType}
 _TYPES = {int(t): t for t in MessageType}
-# What the multiaddr library raises on bytes it cannot read (it has no single error type).
 _CACHED_ADDR_LEN = 100
 
 
@@ -161,17 +160,14 @@ def frame(message: KadMessage, *, max_size: int = MAX_MESSAGE_SIZE) -> bytes:
 def _parse_addr(data: bytes) -> Multiaddr | None:
     if len(data) <= _CACHED_ADDR_LEN:
         return _parse_short_addr(data)
-    return _parse_addr_uncached(data)
+    return decode_multiaddr(data)
 
 
 # The same few addresses come back in every answer; caching only short ones bounds the cache
 # to about 1024 * 100 bytes of keys.
 @functools.lru_cache(maxsize=1024)
 def _parse_short_addr(data: bytes) -> Multiaddr | None:
-    return _parse_addr_uncached(data)
-
-
-_parse_addr_uncached = decode_multiaddr
+    return decode_multiaddr(data)
 
 
 class _AddrBudget:
