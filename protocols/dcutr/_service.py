@@ -357,7 +357,12 @@ class Dcutr:
         # direct one (only when DCUtR ran over a direct connection): that one is the result.
         conns = self._need_host().connections(peer)
         kept = [c for c in conns if not c.limited and not c.draining]
-        return kept[0] if kept else None
+        if kept:
+            return kept[0]
+        # That one is closing (js closes the carrier as soon as its own dial succeeded): the
+        # host keeps the newest loser once it has processed the close.
+        still_open = [c for c in found if not c.is_closed]
+        return max(still_open, key=lambda c: c.opened_at) if still_open else None
 
     async def _dial(self, peer: PeerId, addr: Multiaddr, role: Role) -> None:
         transport_addr, addr_peer = split_peer_id(addr)
